@@ -1,0 +1,1 @@
+"""The REST API face (DRF): root router, authentication, permissions and the OpenAPI schema."""

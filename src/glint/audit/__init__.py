@@ -1,0 +1,1 @@
+"""Audit: a write-once record of every state-changing action."""

@@ -1,0 +1,23 @@
+"""Entry point of the ``glint`` console script.
+
+Commands that manage the server itself (``serve``, ``user add``, ``group add``, ``keys rotate``,
+``repo import``, ``migrate``) run against the local database with Django set up; client commands
+(``login``, ``whoami``, ``repos``, ``images``, ``conflicts``) only speak HTTPS to the REST API.
+"""
+
+import click
+
+from glint.cli import server_commands
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="glint")
+def cli():
+    """Glint keeps VM images in step across cloud projects."""
+
+
+server_commands.register(cli)
+
+
+def main() -> None:
+    cli(prog_name="glint")

@@ -1,0 +1,70 @@
+"""Commands that run on the Glint server against its own database."""
+
+import os
+
+import click
+
+
+def setup_django() -> None:
+    """Configure Django for a command; imported lazily so client commands start fast."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "glint.settings")
+    import django
+
+    django.setup()
+
+
+@click.command()
+def migrate():
+    """Create or upgrade the database schema."""
+    setup_django()
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=1)
+
+
+@click.group()
+def user():
+    """Manage people (by certificate DN)."""
+
+
+@user.command("add")
+@click.option("--dn", required=True, help="Certificate subject DN, slash or RFC 4514 form.")
+@click.option("--admin", is_flag=True, help="Make this person a Glint admin.")
+@click.option("--group", "group_name", help="Also add the person to this group.")
+@click.option("--role", type=click.Choice(["manager", "member"]), default="member", show_default=True)
+def user_add(dn, admin, group_name, role):
+    """Add a person, or update their admin flag and membership if they exist."""
+    setup_django()
+    from glint.accounts import services
+    from glint.accounts.dn import DNError
+
+    try:
+        user, created = services.add_user(dn, admin=admin, group_name=group_name, role=role)
+    except (DNError, services.AccountError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{'added' if created else 'updated'} {user.dn}{' (admin)' if user.is_admin else ''}")
+
+
+@click.group()
+def group():
+    """Manage groups."""
+
+
+@group.command("add")
+@click.argument("name")
+@click.option("--description", default="")
+def group_add(name, description):
+    """Create a group."""
+    setup_django()
+    from glint.accounts import services
+
+    try:
+        created = services.add_group(name, description)
+    except services.AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"added group {created.name}")
+
+
+def register(cli: click.Group) -> None:
+    for command in (migrate, user, group):
+        cli.add_command(command)

@@ -1,0 +1,151 @@
+"""Typed errors that every cloud driver raises.
+
+Callers (the replication engine, the repos app, the CLI) decide what to do from the class or its
+stable ``code`` alone: retry a transient failure, tell a person to fix a password, mark an image
+unusable. They never parse a cloud's error text. Messages are written for the person who has to
+act on them and never contain secrets: drivers build them from URLs, ids and names only.
+
+The translation from a particular cloud's exceptions and HTTP statuses lives in that cloud's
+driver module, in one function (``openstack.translate_error`` for OpenStack).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CloudError",
+    "AuthenticationFailed",
+    "ProjectNotFound",
+    "EndpointUnreachable",
+    "TLSVerificationFailed",
+    "CatalogError",
+    "QuotaExceeded",
+    "NotFound",
+    "Conflict",
+    "Forbidden",
+    "FormatRefused",
+    "ImageNotReady",
+    "InvalidRequest",
+    "TransientError",
+    "ServiceUnavailable",
+    "TransferInterrupted",
+    "SizeMismatch",
+]
+
+
+class CloudError(Exception):
+    """Base of every error a cloud driver raises on purpose.
+
+    Attributes:
+        code: A stable machine-readable identifier (stored with failed jobs, shown in the API).
+        retryable: Whether trying the same operation again later may succeed.
+        status: The HTTP status the cloud answered with, if there was one.
+    """
+
+    code = "cloud_error"
+    retryable = False
+
+    def __init__(self, message: str, *, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class AuthenticationFailed(CloudError):
+    """The identity service rejected the credentials (wrong password, revoked app credential)."""
+
+    code = "authentication_failed"
+
+
+class ProjectNotFound(CloudError):
+    """The credentials are valid but the project does not exist or the user has no role on it."""
+
+    code = "project_not_found"
+
+
+class EndpointUnreachable(CloudError):
+    """No connection could be made or kept (refused, DNS failure, timeout); names the URL."""
+
+    code = "endpoint_unreachable"
+    retryable = True
+
+
+class TLSVerificationFailed(CloudError):
+    """The server's certificate does not verify against the configured CA bundle."""
+
+    code = "tls_verification_failed"
+
+
+class CatalogError(CloudError):
+    """The service catalog has no image endpoint for the configured region and interface."""
+
+    code = "catalog_error"
+
+
+class QuotaExceeded(CloudError):
+    """The cloud refused to store more (image count or storage quota)."""
+
+    code = "quota_exceeded"
+
+
+class NotFound(CloudError):
+    """The image does not exist or is not visible to this project."""
+
+    code = "not_found"
+
+
+class Conflict(CloudError):
+    """The request conflicts with the image's state (e.g. data already uploaded, id taken)."""
+
+    code = "conflict"
+
+
+class Forbidden(CloudError):
+    """The project may see the image but not do this to it (e.g. delete a protected image)."""
+
+    code = "forbidden"
+
+
+class FormatRefused(CloudError):
+    """The cloud inspected the image data and refused it: it does not match the declared format."""
+
+    code = "format_refused"
+
+
+class ImageNotReady(CloudError):
+    """The image has no data to read yet (or any more): its status is not active."""
+
+    code = "image_not_ready"
+
+
+class InvalidRequest(CloudError):
+    """The cloud rejected the request as malformed (bad property value, unknown format, ...)."""
+
+    code = "invalid_request"
+
+
+class TransientError(CloudError):
+    """A failure that is expected to go away: the engine retries these with back-off."""
+
+    code = "transient_error"
+    retryable = True
+
+
+class ServiceUnavailable(TransientError):
+    """The service answered with a 5xx status (overloaded, restarting, a backend down)."""
+
+    code = "service_unavailable"
+
+
+class TransferInterrupted(TransientError):
+    """A data stream broke off mid-way; a read can resume from the last byte received."""
+
+    code = "transfer_interrupted"
+
+
+class SizeMismatch(CloudError):
+    """The number of bytes written differs from the size the caller announced."""
+
+    code = "size_mismatch"

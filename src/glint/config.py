@@ -1,0 +1,138 @@
+"""Deployment configuration: environment variables over an optional TOML file over defaults.
+
+Settings are read once, checked, and handed to ``glint.settings``. Nothing else reads the
+environment directly, so a newcomer finds every knob here. Each knob has one line in ``DEFAULTS``.
+
+Precedence: ``GLINT_<NAME>`` environment variable, then the TOML file named by ``GLINT_CONFIG``
+(keys are the lower-case names), then the default.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from cryptography.fernet import Fernet
+
+DEFAULTS: dict[str, object] = {
+    "data_dir": "~/.local/share/glint",
+    "database_url": "",  # empty: SQLite in the data directory
+    "debug": False,
+    "allowed_hosts": ["*"],
+    "trusted_proxies": [],  # addresses whose X-SSL-Client-* headers are believed
+    "poll_interval": 300,  # seconds between inventory refreshes of one repo
+    "poll_timeout": 60,  # seconds one repo's listing may take before it counts as failed
+    "poll_workers": 8,  # repos polled at once
+    "job_workers": 4,  # jobs run at once by the embedded runner
+    "tls_cert": "",  # server certificate (PEM) for `glint serve`
+    "tls_key": "",
+    "tls_client_ca": "",  # CA file that client certificates must chain to
+    "tls_client_ca_dir": "",  # IGTF-style CA directory (<hash>.0, <hash>.r0)
+    "log_level": "INFO",
+}
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    engine: str
+    name: str
+    user: str = ""
+    password: str = ""
+    host: str = ""
+    port: str = ""
+
+
+def _coerce(name: str, value: object, default: object) -> object:
+    """Turn an environment string into the type of the default."""
+    if not isinstance(value, str):
+        return value
+    if isinstance(default, bool):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"GLINT_{name.upper()} must be true or false, not {value!r}")
+    if isinstance(default, int):
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"GLINT_{name.upper()} must be a whole number, not {value!r}") from None
+    if isinstance(default, list):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def load(environ: os._Environ | dict | None = None) -> dict[str, object]:
+    """Return the effective configuration as a plain dict of ``DEFAULTS`` keys."""
+    environ = os.environ if environ is None else environ
+    file_values: dict[str, object] = {}
+    config_file = environ.get("GLINT_CONFIG")
+    if config_file:
+        try:
+            file_values = tomllib.loads(Path(config_file).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read GLINT_CONFIG {config_file}: {exc}") from None
+        unknown = set(file_values) - set(DEFAULTS)
+        if unknown:
+            raise ConfigError(f"unknown setting(s) in {config_file}: {', '.join(sorted(unknown))}")
+    values = {}
+    for name, default in DEFAULTS.items():
+        raw = environ.get(f"GLINT_{name.upper()}", file_values.get(name, default))
+        values[name] = _coerce(name, raw, default)
+    values["data_dir"] = str(Path(str(values["data_dir"])).expanduser().resolve())
+    return values
+
+
+def parse_database_url(url: str, data_dir: Path) -> DatabaseConfig:
+    """Parse ``sqlite:///path`` or ``postgresql://user:pass@host:port/name``."""
+    if not url:
+        return DatabaseConfig("django.db.backends.sqlite3", str(data_dir / "glint.sqlite3"))
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = unquote(parts.path)
+        if not path or path == "/":
+            raise ConfigError("GLINT_DATABASE_URL sqlite:/// needs a file path")
+        return DatabaseConfig("django.db.backends.sqlite3", path)
+    if parts.scheme in ("postgres", "postgresql"):
+        return DatabaseConfig(
+            "django.db.backends.postgresql",
+            name=unquote(parts.path.lstrip("/")),
+            user=unquote(parts.username or ""),
+            password=unquote(parts.password or ""),
+            host=unquote(parts.hostname or ""),
+            port=str(parts.port or ""),
+        )
+    raise ConfigError(f"GLINT_DATABASE_URL scheme {parts.scheme!r} is not supported (sqlite, postgresql)")
+
+
+def read_or_create_secret(path: Path, make: callable) -> str:
+    """Return the secret stored at ``path``, creating it (mode 0600) on first run.
+
+    The file is created with O_EXCL so two processes starting at once agree on one secret.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(make() + "\n")
+    return path.read_text().strip()
+
+
+def secret_key(data_dir: Path) -> str:
+    return read_or_create_secret(data_dir / "secret_key", lambda: secrets.token_urlsafe(50))
+
+
+def credential_keys(data_dir: Path) -> list[str]:
+    """Fernet keys for repo credentials, newest first (one per line; see ``glint keys rotate``)."""
+    stored = read_or_create_secret(data_dir / "credential_keys", lambda: Fernet.generate_key().decode())
+    return [line.strip() for line in stored.splitlines() if line.strip()]

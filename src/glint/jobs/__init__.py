@@ -1,0 +1,1 @@
+"""Jobs: copies, deletes and uploads as rows with states, progress and leases."""

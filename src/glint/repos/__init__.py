@@ -1,0 +1,1 @@
+"""Repos: the cloud projects of a group, with their encrypted credentials."""

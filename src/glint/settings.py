@@ -1,0 +1,132 @@
+"""Django settings for Glint, built from ``glint.config`` (environment + optional TOML file).
+
+Read these through ``django.conf.settings``; the replication engine and cloud drivers never read
+settings at all (values are passed in). Production defaults are the safe ones: DEBUG off, secure
+cookies, no trusted proxies.
+"""
+
+from pathlib import Path
+
+from glint import config
+
+GLINT = config.load()
+DATA_DIR = Path(GLINT["data_dir"])
+DATA_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+SECRET_KEY = config.secret_key(DATA_DIR)
+GLINT_CREDENTIAL_KEYS = config.credential_keys(DATA_DIR)
+DEBUG = bool(GLINT["debug"])
+ALLOWED_HOSTS = list(GLINT["allowed_hosts"])
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "glint.accounts",
+    "glint.repos",
+    "glint.inventory",
+    "glint.jobs",
+    "glint.audit",
+    "glint.web",
+    "glint.api",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "glint.accounts.middleware.CertificateIdentityMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "glint.urls"
+WSGI_APPLICATION = "glint.wsgi.application"
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = ["glint.accounts.backends.CertificateBackend"]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.messages.context_processors.messages",
+                "glint.web.context_processors.glint_context",
+            ],
+        },
+    },
+]
+
+_db = config.parse_database_url(str(GLINT["database_url"]), DATA_DIR)
+DATABASES = {
+    "default": {
+        "ENGINE": _db.engine,
+        "NAME": _db.name,
+        "USER": _db.user,
+        "PASSWORD": _db.password,
+        "HOST": _db.host,
+        "PORT": _db.port,
+        "OPTIONS": (
+            # WAL lets the poller and job threads write while pages read.
+            {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", "timeout": 30}
+            if _db.engine.endswith("sqlite3")
+            else {}
+        ),
+        "CONN_MAX_AGE": 0 if _db.engine.endswith("sqlite3") else 60,
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+
+# Security: the embedded server always speaks TLS, so cookies are secure by default.
+SESSION_COOKIE_SECURE = True
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SECURE = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+
+GLINT_TRUSTED_PROXIES = list(GLINT["trusted_proxies"])
+GLINT_POLL_INTERVAL = int(GLINT["poll_interval"])
+GLINT_POLL_TIMEOUT = int(GLINT["poll_timeout"])
+GLINT_POLL_WORKERS = int(GLINT["poll_workers"])
+GLINT_JOB_WORKERS = int(GLINT["job_workers"])
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["glint.api.authentication.CertificateAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["glint.api.permissions.IsRegisteredUser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Glint API",
+    "DESCRIPTION": "Keep VM images in step across cloud projects.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": GLINT["log_level"]},
+}

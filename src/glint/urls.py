@@ -1,0 +1,15 @@
+"""Root URLs: the UI at ``/<app>/`` and the API at ``/api/v1/`` (NetBox's parallel prefixes)."""
+
+from django.urls import include, path
+
+from glint.web import views as web_views
+
+urlpatterns = [
+    path("", web_views.home, name="home"),
+    path("healthz", web_views.healthz, name="healthz"),
+    path("readyz", web_views.readyz, name="readyz"),
+    path("accounts/", include("glint.accounts.urls")),
+    path("repos/", include("glint.repos.urls")),
+    path("images/", include("glint.inventory.urls")),
+    path("api/v1/", include("glint.api.urls")),
+]
