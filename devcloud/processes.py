@@ -55,6 +55,7 @@ def spawn(argv: list[str], env: dict[str, str], log_file: Path, cwd: Path) -> in
 def run(argv: list[str], env: dict[str, str], log_file: Path, cwd: Path, what: str,
         timeout: float = 300) -> None:
     """Run a set-up command to completion, logging to ``log_file``; raise with its tail on failure."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as log:
         log.write(f"\n==== devcloud: {what}: {' '.join(argv)}\n".encode())
         log.flush()
@@ -158,3 +159,14 @@ def wait_until_answers(name: str, pid: int, url: str, log_file: Path, ca_file: s
                                 f"Last lines of {log_file}:\n{log_tail(log_file)}")
         time.sleep(delay)
         delay = min(delay * 1.5, 1.0)
+
+
+def service_env(extra: dict[str, str]) -> dict[str, str]:
+    """The environment a service runs with: ours, plus its own settings, never through a proxy."""
+    env = dict(os.environ)
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy",
+                "ALL_PROXY", "PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME"):
+        env.pop(var, None)
+    env["no_proxy"] = env["NO_PROXY"] = "127.0.0.1,localhost"
+    env.update(extra)
+    return env

@@ -1,0 +1,37 @@
+"""The gunicorn command line shared by Keystone and Glance.
+
+gunicorn with gthread workers, because uwsgi's ``--http-socket`` reset connections under
+concurrent large uploads on this machine (ARCHITECTURE.md). One worker with several threads:
+CI has two cores, and a Glance upload spends its time in I/O and hashing, not in Python.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+WORKERS = 1
+THREADS = 8
+# A 512 MiB upload takes ~8 s on loopback; a slow test reader may hold a download much longer.
+REQUEST_TIMEOUT = 3600
+# Below processes.STOP_GRACE, so a SIGTERM'd master finishes before devcloud sends SIGKILL.
+GRACEFUL_TIMEOUT = 3
+
+
+def gunicorn_argv(venv: Path, app: str, port: int, *, cert_file: str | None = None,
+                  key_file: str | None = None, pythonpath: str | None = None) -> list[str]:
+    """argv that serves the WSGI ``app`` (``module:attribute``) on 127.0.0.1:``port``."""
+    argv = [
+        str(venv / "bin" / "python"), "-m", "gunicorn",
+        "--bind", f"127.0.0.1:{port}",
+        "--worker-class", "gthread", "--workers", str(WORKERS), "--threads", str(THREADS),
+        "--timeout", str(REQUEST_TIMEOUT), "--graceful-timeout", str(GRACEFUL_TIMEOUT),
+        # gunicorn >= 25 opens a control socket in ~/.gunicorn by default: one per machine,
+        # so a second instance would fight over it.
+        "--no-control-socket",
+        "--error-logfile", "-",
+    ]
+    if pythonpath:
+        argv += ["--pythonpath", pythonpath]
+    if cert_file:
+        argv += ["--certfile", cert_file, "--keyfile", key_file]
+    return argv + [app]

@@ -1,0 +1,79 @@
+"""A small REST client for the Glint API, used by every client command.
+
+Errors become ``click.ClickException`` with the server's own reason, so a person sees why a call
+was refused rather than a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+
+import click
+import requests
+
+from glint.cli.config import ClientConfig
+
+TIMEOUT = (10, 120)  # (connect, read) seconds
+
+
+class GlintAPI:
+    def __init__(self, config: ClientConfig):
+        self.base = config.url.rstrip("/") + "/api/v1/"
+        self.session = requests.Session()
+        if config.cert:
+            self.session.cert = (config.cert, config.key) if config.key else config.cert
+        if config.ca_file:
+            self.session.verify = config.ca_file
+        elif config.ca_dir or os.environ.get("X509_CERT_DIR"):
+            self.session.verify = config.ca_dir or os.environ["X509_CERT_DIR"]
+
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        url = self.base + path.lstrip("/")
+        try:
+            response = self.session.request(method, url, timeout=TIMEOUT, **kwargs)
+        except requests.exceptions.SSLError as exc:
+            raise click.ClickException(f"TLS with {self.base} failed: {_tls_reason(exc)}") from None
+        except requests.exceptions.ConnectionError:
+            raise click.ClickException(f"cannot connect to {self.base}: is the server running?") from None
+        except requests.exceptions.Timeout:
+            raise click.ClickException(f"{self.base} did not answer in time") from None
+        if response.status_code >= 400:
+            raise click.ClickException(f"{method} {path}: HTTP {response.status_code}: {_reason(response)}")
+        return response
+
+    def get(self, path: str, **params) -> dict | list:
+        return self.request("GET", path, params={k: v for k, v in params.items() if v is not None}).json()
+
+    def get_all(self, path: str, **params) -> list:
+        """Every item of a paginated list."""
+        params = {k: v for k, v in params.items() if v is not None}
+        items, url = [], path
+        while url:
+            page = self.request("GET", url, params=params).json()
+            if isinstance(page, list):
+                return page
+            items.extend(page["results"])
+            url, params = (page["next"][len(self.base) :] if page.get("next") else None), None
+        return items
+
+    def post(self, path: str, json: dict | None = None) -> dict:
+        return self.request("POST", path, json=json or {}).json()
+
+
+def _reason(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason or "no reason given"
+    if isinstance(body, dict) and "detail" in body:
+        return str(body["detail"])
+    return str(body)
+
+
+def _tls_reason(exc: Exception) -> str:
+    text = str(exc)
+    for known in ("CERTIFICATE_VERIFY_FAILED", "certificate required", "unknown ca", "certificate revoked"):
+        if known.lower() in text.lower():
+            return known.replace("_", " ").lower() + " (check --ca-file and your certificate)"
+    return text if isinstance(exc, ssl.SSLError) else "handshake failed (check --ca-file and your certificate)"

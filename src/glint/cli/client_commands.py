@@ -1,0 +1,82 @@
+"""Client commands: talk to a Glint server's REST API like any other client."""
+
+from __future__ import annotations
+
+import json as jsonlib
+
+import click
+
+from glint.cli import config
+from glint.cli.api_client import GlintAPI
+
+
+def api() -> GlintAPI:
+    saved = config.load()
+    if saved is None:
+        raise click.ClickException("not logged in: run `glint login --url https://SERVER` first")
+    return GlintAPI(saved)
+
+
+def print_table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
+    """Print ``rows`` as aligned columns; ``columns`` are (key, heading) pairs."""
+    cells = [[heading for _, heading in columns]]
+    cells += [["" if row.get(key) is None else str(row.get(key)) for key, _ in columns] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    for line in cells:
+        click.echo("  ".join(value.ljust(width) for value, width in zip(line, widths)).rstrip())
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the API's JSON instead of a table.")
+group_option = click.option("--group", "group", help="Group id or name (default: your default group).")
+
+
+def resolve_group(client: GlintAPI, group: str | None) -> int | None:
+    """Accept a group's name or id on the command line."""
+    if group is None or group.isdigit():
+        return int(group) if group else None
+    for item in client.get_all("groups/"):
+        if item["name"] == group:
+            return item["id"]
+    raise click.ClickException(f"you are in no group named {group!r}")
+
+
+@click.command()
+@click.option("--url", required=True, help="The Glint server, e.g. https://glint.example.org:8443")
+@click.option("--cert", type=click.Path(exists=True, dir_okay=False), help="Your certificate (PEM).")
+@click.option("--key", type=click.Path(exists=True, dir_okay=False), help="Its private key (PEM).")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), help="CA file that signed the server.")
+@click.option("--ca-dir", type=click.Path(exists=True, file_okay=False), help="CA directory (default $X509_CERT_DIR).")
+def login(url, cert, key, ca_file, ca_dir):
+    """Save the server and your identity, and check that the server knows you.
+
+    Without --cert, the grid proxy in $X509_USER_PROXY or /tmp/x509up_u<uid> is used.
+    """
+    if not url.startswith(("https://", "http://")):
+        raise click.ClickException("--url must start with https://")
+    if cert is None:
+        proxy = config.grid_proxy_path()
+        if proxy is None:
+            raise click.ClickException("no --cert given and no grid proxy found ($X509_USER_PROXY, /tmp/x509up_u<uid>)")
+        cert = str(proxy)
+    settings = config.ClientConfig(url=url, cert=cert, key=key, ca_file=ca_file, ca_dir=ca_dir)
+    me = GlintAPI(settings).get("whoami/")
+    path = config.save(settings)
+    click.echo(f"logged in to {url} as {me['display_dn']} (saved in {path})")
+
+
+@click.command()
+@json_option
+def whoami(as_json):
+    """Show who the server thinks you are, and your groups."""
+    me = api().get("whoami/")
+    if as_json:
+        click.echo(jsonlib.dumps(me, indent=2))
+        return
+    click.echo(f"{me['display_dn']}{'  (admin)' if me['is_admin'] else ''}")
+    for group in me["groups"]:
+        click.echo(f"  {group['name']}: {group['role']}")
+
+
+def register(cli: click.Group) -> None:
+    for command in (login, whoami):
+        cli.add_command(command)
