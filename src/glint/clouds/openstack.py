@@ -55,15 +55,15 @@ CORE_FIELDS = frozenset({
     "direct_url", "locations", "stores",
 })
 
-# A plain listing (visibility=all) leaves out hidden images, and, depending on the Glance
-# release, community images of other projects; shared images only show once accepted. One query
-# per gap, results merged by id (ARCHITECTURE.md "Listing"). The second item is the member
+# ``visibility=all`` returns public, community, our own, and shared images we accepted, but
+# only those with os_hidden=false (Glance 33: glance/db/sqlalchemy/api.py, image_get_all). What it
+# leaves out takes one more query per gap, results merged by id (ARCHITECTURE.md "Listing"): the
+# hidden ones, and shared images still pending our acceptance. The second item is the member
 # status an image found by that query has for us.
 _LIST_QUERIES: tuple[tuple[dict[str, str], str | None], ...] = tuple(
     (dict(query, **hidden), member_status)
     for query, member_status in (
         ({"visibility": "all"}, None),
-        ({"visibility": "community"}, None),
         ({"visibility": "shared", "member_status": "pending"}, "pending"),
     )
     for hidden in ({}, {"os_hidden": "true"})
@@ -180,10 +180,11 @@ def _error_text(resp: requests.Response) -> str:
     return str(body)[:500]
 
 
-#: Glance's words when its format inspector refuses uploaded data (see the conformance tests).
+#: Glance 33 refuses data its format inspector does not accept with 415 and "Image disk_format
+#: qcow2 does not match stream data raw" (or "Image failed safety checks", "Image format
+#: inspection failed"); older releases answered 400. (glance/location.py, api/v2/image_data.py)
 _FORMAT_REFUSED = re.compile(
-    r"does not match|format.*(mismatch|inspect|detect|not allowed|unsafe)|image format|"
-    r"disk_format", re.IGNORECASE)
+    r"does not match stream data|failed safety check|format inspection failed", re.IGNORECASE)
 
 
 def error_for_response(resp: requests.Response, what: str) -> errors.CloudError:
@@ -196,7 +197,7 @@ def error_for_response(resp: requests.Response, what: str) -> errors.CloudError:
     status = resp.status_code
     detail = _error_text(resp)
     message = f"{what}: HTTP {status}" + (f": {detail}" if detail else "")
-    if status == 400 and _FORMAT_REFUSED.search(detail):
+    if status in (400, 415) and _FORMAT_REFUSED.search(detail):
         return errors.FormatRefused(message, status=status)
     cls = {
         401: errors.AuthenticationFailed,
