@@ -111,11 +111,11 @@ lock_path = {home}/locks
     return conf
 
 
-def prepare(state: State, svc: Service) -> None:
+def prepare(state: State, svc: Service, abort=None) -> None:
     """Create the Glance database schema."""
     argv = [str(Path(state.venv) / "bin" / "python"), "-c",
             "import sys; from glance.cmd.manage import main; sys.argv[0] = 'glance-manage'; "
             "sys.exit(main())", "--config-file", str(Path(svc.home) / "glance-api.conf"),
             "db_sync"]
     processes.run(argv, processes.service_env(svc.env), Path(svc.log_file), Path(svc.home),
-                  what=f"{svc.name}: glance-manage db_sync")
+                  what=f"{svc.name}: glance-manage db_sync", abort=abort)

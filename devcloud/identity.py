@@ -50,9 +50,15 @@ class KeystoneClient:
         self.user_id: str | None = None
         self.project_id: str | None = None
 
+    def send(self, method: str, url: str, **kwargs) -> requests.Response:
+        try:
+            return self.http.request(method, url, timeout=30, **kwargs)
+        except requests.RequestException as err:
+            raise DevcloudError(f"{method} {url} failed: {err}") from err
+
     def authenticate(self) -> None:
-        response = self.http.post(f"{self.auth_url}/auth/tokens", timeout=30,
-                                  json=_auth_body(self.username, self.password, self.project))
+        response = self.send("POST", f"{self.auth_url}/auth/tokens",
+                              json=_auth_body(self.username, self.password, self.project))
         if response.status_code != 201:
             raise DevcloudError(f"authenticating {self.username} at {self.auth_url} failed: "
                                 f"{response.status_code} {response.text[:500]}")
@@ -66,8 +72,8 @@ class KeystoneClient:
         for attempt in (1, 2):
             if self.token is None:
                 self.authenticate()
-            response = self.http.request(method, f"{self.auth_url}{path}", timeout=30,
-                                         headers={"X-Auth-Token": self.token}, **kwargs)
+            response = self.send(method, f"{self.auth_url}{path}",
+                                  headers={"X-Auth-Token": self.token}, **kwargs)
             if response.status_code == 401 and attempt == 1:
                 self.token = None  # expired under a short --token-expiration: renew once
                 continue

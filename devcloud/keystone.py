@@ -106,7 +106,7 @@ for args in steps:
 """
 
 
-def prepare(state: State, svc: Service, admin_password: str) -> None:
+def prepare(state: State, svc: Service, admin_password: str, abort=None) -> None:
     """Create the database, the fernet and credential key repositories and the bootstrap admin.
 
     ``bootstrap`` also creates the ``reader``/``member``/``manager``/``admin``/``service`` roles
@@ -125,4 +125,5 @@ def prepare(state: State, svc: Service, admin_password: str) -> None:
     argv = [str(Path(state.venv) / "bin" / "python"), "-c", PREPARE_SCRIPT,
             str(Path(svc.home) / "keystone.conf"), json.dumps(steps)]
     processes.run(argv, processes.service_env(svc.env), Path(svc.log_file), Path(svc.home),
-                  what=f"{svc.name}: keystone-manage db_sync/fernet_setup/credential_setup/bootstrap")
+                  what=f"{svc.name}: keystone-manage db_sync/fernet_setup/credential_setup/bootstrap",
+                  abort=abort)

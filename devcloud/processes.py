@@ -53,17 +53,34 @@ def spawn(argv: list[str], env: dict[str, str], log_file: Path, cwd: Path) -> in
 
 
 def run(argv: list[str], env: dict[str, str], log_file: Path, cwd: Path, what: str,
-        timeout: float = 300) -> None:
-    """Run a set-up command to completion, logging to ``log_file``; raise with its tail on failure."""
+        timeout: float = 300, abort=None) -> None:
+    """Run a set-up command to completion, logging to ``log_file``; raise with its tail on failure.
+
+    ``abort`` (a ``threading.Event``) kills the command early when another service failed or
+    ``up`` was interrupted: set-up commands take seconds, more on a loaded machine.
+    """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as log:
         log.write(f"\n==== devcloud: {what}: {' '.join(argv)}\n".encode())
         log.flush()
-        try:
-            rc = subprocess.call(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
-                                 stderr=subprocess.STDOUT, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            rc = "timeout"
+        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                rc = proc.wait(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                if abort is not None and abort.is_set():
+                    raise DevcloudError(f"{what}: abandoned, another service failed")
+                if time.monotonic() > deadline:
+                    rc = f"timeout after {timeout:.0f} s"
+                    break
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     if rc != 0:
         raise DevcloudError(f"{what} failed (exit {rc}). Last lines of {log_file}:\n"
                             + log_tail(log_file))
@@ -103,22 +120,28 @@ def alive(pid: int | None) -> bool:
 
 def stop_group(pgid: int | None, grace: float = STOP_GRACE) -> None:
     """SIGTERM the process group, then SIGKILL what is left after ``grace`` seconds."""
-    if not pgid:
-        return
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, grace)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            pass
-        except PermissionError:  # pgid reused by a process that is not ours: leave it alone
+    stop_groups([pgid], grace)
+
+
+def stop_groups(pgids, grace: float = STOP_GRACE) -> None:
+    """Stop several process groups at once (each takes ~1 s to shut down; don't queue them)."""
+    pending = [p for p in pgids if p]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pgid in list(pending):
+            try:
+                os.killpg(pgid, sig)
+            except ProcessLookupError:
+                pass
+            except PermissionError:  # the id now belongs to a process that is not ours
+                pending.remove(pgid)
+        deadline = time.monotonic() + grace
+        while pending and time.monotonic() < deadline:
+            pending = [p for p in pending if alive(p)]
+            if pending:
+                time.sleep(0.05)
+        if not pending:
             return
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if not alive(pgid):
-                return
-            time.sleep(0.05)
-    if alive(pgid):
-        raise DevcloudError(f"process group {pgid} survived SIGKILL")
+    raise DevcloudError(f"process groups {pending} survived SIGKILL")
 
 
 def log_tail(log_file: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -144,13 +167,18 @@ def answers(url: str, ca_file: str | None) -> bool:
 
 
 def wait_until_answers(name: str, pid: int, url: str, log_file: Path, ca_file: str | None,
-                       timeout: float = START_TIMEOUT) -> None:
-    """Poll ``url`` until it answers; fail at once if the process died, or after ``timeout``."""
+                       timeout: float = START_TIMEOUT, abort=None) -> None:
+    """Poll ``url`` until it answers; fail at once if the process died, or after ``timeout``.
+
+    ``abort`` (a ``threading.Event``) ends the wait early when another service already failed.
+    """
     deadline = time.monotonic() + timeout
     delay = 0.1
     while True:
         if answers(url, ca_file):
             return
+        if abort is not None and abort.is_set():
+            raise DevcloudError(f"{name}: start abandoned, another service failed")
         if not alive(pid):
             raise DevcloudError(f"{name} exited before answering on {url}. "
                                 f"Last lines of {log_file}:\n{log_tail(log_file)}")

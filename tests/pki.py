@@ -99,3 +99,58 @@ def write_pem(path: Path, cert: x509.Certificate, key=None) -> Path:
     path.write_bytes(data)
     path.chmod(0o600)
     return path
+
+
+# RFC 3820 proxyCertInfo, DER of ProxyCertInfo { proxyPolicy { policyLanguage id-ppl-inheritAll } }:
+# SEQUENCE { SEQUENCE { OID 1.3.6.1.5.5.7.21.1 } }, no path-length constraint.
+PROXY_CERT_INFO_OID = x509.ObjectIdentifier("1.3.6.1.5.5.7.1.14")
+PROXY_CERT_INFO_INHERIT_ALL = bytes.fromhex("300c300a06082b06010505071501")
+
+
+def make_proxy_cert(user_cert: x509.Certificate, user_key, *, hours: int = 12):
+    """An RFC 3820 proxy of ``user_cert``, as ``grid-proxy-init`` makes: returns (proxy cert, proxy key).
+
+    Its subject is the user's subject plus ``CN=<serial digits>`` (the naming rule OpenSSL checks).
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    serial = x509.random_serial_number()
+    subject = x509.Name(list(user_cert.subject.rdns) + [x509.RelativeDistinguishedName([
+        x509.NameAttribute(NameOID.COMMON_NAME, str(serial % 10**10))
+    ])])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(user_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(serial)
+        .not_valid_before(_now() - dt.timedelta(minutes=5))
+        .not_valid_after(_now() + dt.timedelta(hours=hours))
+        .add_extension(x509.KeyUsage(True, False, True, False, False, False, False, False, False), critical=True)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(user_cert.public_key()), critical=False)
+        .add_extension(x509.UnrecognizedExtension(PROXY_CERT_INFO_OID, PROXY_CERT_INFO_INHERIT_ALL), critical=True)
+    )
+    return builder.sign(user_key, hashes.SHA256()), key
+
+
+def make_crl(ca: CA, revoked: list[x509.Certificate] = ()) -> x509.CertificateRevocationList:
+    """A current CRL of ``ca`` listing ``revoked``."""
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.cert.subject)
+        .last_update(_now() - dt.timedelta(minutes=5))
+        .next_update(_now() + dt.timedelta(days=7))
+    )
+    for cert in revoked:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(cert.serial_number).revocation_date(_now()).build()
+        )
+    return builder.sign(ca.key, hashes.SHA256())
+
+
+def write_chain_pem(path: Path, chain: list[x509.Certificate], key) -> Path:
+    """A client credential file as grid tools write it: leaf first, then its issuers, then the key."""
+    data = b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in chain)
+    data += key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    path.write_bytes(data)
+    path.chmod(0o600)
+    return path

@@ -32,6 +32,8 @@ DEFAULTS: dict[str, object] = {
     "tls_key": "",
     "tls_client_ca": "",  # CA file that client certificates must chain to
     "tls_client_ca_dir": "",  # IGTF-style CA directory (<hash>.0, <hash>.r0)
+    "listen": "127.0.0.1",  # address `glint serve` binds (0.0.0.0 or :: to accept remote clients)
+    "port": 8443,
     "log_level": "INFO",
 }
 

@@ -2,12 +2,14 @@
 
 from django.urls import include, path
 
+from glint.inventory.metrics import metrics
 from glint.web import views as web_views
 
 urlpatterns = [
     path("", web_views.home, name="home"),
     path("healthz", web_views.healthz, name="healthz"),
     path("readyz", web_views.readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
     path("accounts/", include("glint.accounts.urls")),
     path("repos/", include("glint.repos.urls")),
     path("images/", include("glint.inventory.urls")),

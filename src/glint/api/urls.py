@@ -5,12 +5,19 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
 from glint.accounts.api.views import GroupViewSet, WhoAmIView
+from glint.inventory.api.views import ConflictViewSet, GroupRefreshView, ImageRowViewSet, RepoRefreshView
+from glint.repos.api.views import RepoViewSet
 
 router = DefaultRouter()
 router.register("groups", GroupViewSet, basename="group")
+router.register("repos", RepoViewSet, basename="repo")
+router.register("images", ImageRowViewSet, basename="image")
+router.register("conflicts", ConflictViewSet, basename="conflict")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("whoami/", WhoAmIView.as_view(), name="api-whoami"),
+    path("groups/<int:pk>/refresh/", GroupRefreshView.as_view(), name="api-group-refresh"),
+    path("repos/<int:pk>/refresh/", RepoRefreshView.as_view(), name="api-repo-refresh"),
     path("", include(router.urls)),
 ]

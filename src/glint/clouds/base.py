@@ -117,9 +117,9 @@ class RepoConnection:
             ValueError: The entry is incomplete or uses an unsupported ``auth_type``.
         """
         auth = dict(entry.get("auth") or {})
-        auth_type = (entry.get("auth_type") or "password").replace("-", "_")
-        if auth_type not in ("password", "v3password", "v3applicationcredential",
-                             "application_credential", "v3application_credential"):
+        auth_type = (entry.get("auth_type") or "password").replace("-", "").replace("_", "")
+        if auth_type not in ("password", "v3password", "applicationcredential",
+                             "v3applicationcredential"):
             raise ValueError(f"unsupported auth_type {entry.get('auth_type')!r}")
         ca_bundle = None
         if entry.get("cacert"):
@@ -142,7 +142,7 @@ class RepoConnection:
             "ca_bundle": ca_bundle,
             "verify_tls": entry.get("verify", True) is not False,
         }
-        if "application_credential" in auth_type:
+        if "applicationcredential" in auth_type:
             for key in ("username", "password", "project_name", "project_id"):
                 values[key] = None
         values.update(overrides)

@@ -72,6 +72,32 @@ _LIST_QUERIES: tuple[tuple[dict[str, str], str | None], ...] = tuple(
 _JSON_PATCH = "application/openstack-images-v2.1-json-patch"
 
 
+class _TokenLifeMixin:
+    """Renew a token when a quarter of its life is left, at most keystoneauth's 120 s.
+
+    keystoneauth renews a token before a request once it has less than
+    ``MIN_TOKEN_LIFE_SECONDS`` (120 s) to live. Where Keystone issues tokens that live only a
+    minute or two, that means a new token, and a token validation by Glance, before every
+    request. Glance checks a token only when a request starts, so a margin relative to the
+    token's lifetime is enough.
+    """
+
+    def _needs_reauthenticate(self) -> bool:
+        ref = self.auth_ref
+        if ref is not None and ref.expires and ref.issued:
+            lifetime = (ref.expires - ref.issued).total_seconds()
+            self.MIN_TOKEN_LIFE_SECONDS = int(min(120, max(1, lifetime / 4)))
+        return super()._needs_reauthenticate()
+
+
+class _Password(_TokenLifeMixin, v3.Password):
+    pass
+
+
+class _ApplicationCredential(_TokenLifeMixin, v3.ApplicationCredential):
+    pass
+
+
 def normalise_auth_url(auth_url: str) -> str:
     """Return the Keystone v3 URL for an auth URL given with or without a version suffix.
 
@@ -164,20 +190,16 @@ def translate_error(exc: Exception, url: str | None = None) -> errors.CloudError
 
 
 def _error_text(resp: requests.Response) -> str:
-    """The human part of a Glance error body (webob answers JSON or a small HTML page)."""
+    """The human part of a Glance error body: webob answers JSON whose message may hold HTML
+    line breaks, or a small HTML page."""
     try:
         body = resp.json()
     except ValueError:
-        text = re.sub(r"<[^>]+>", " ", resp.text or "")
-        text = re.sub(r"^\s*\d{3} [A-Za-z ]+\s+", "", " ".join(text.split()))
-        return text[:500]
+        body = re.sub(r"<(title|h1)>.*?</\1>", " ", resp.text or "", flags=re.S | re.I)
     if isinstance(body, dict):
-        if "message" in body:
-            return str(body["message"])[:500]
-        for value in body.values():
-            if isinstance(value, dict) and "message" in value:
-                return str(value["message"])[:500]
-    return str(body)[:500]
+        inner = [v for v in body.values() if isinstance(v, dict) and "message" in v]
+        body = body.get("message") or (inner[0]["message"] if inner else json.dumps(body))
+    return " ".join(re.sub(r"<[^>]+>", " ", str(body)).split())[:500]
 
 
 #: Glance 33 refuses data its format inspector does not accept with 415 and "Image disk_format
@@ -254,7 +276,7 @@ class OpenStackDriver(CloudDriver):
     def _auth_plugin(self, *, scoped: bool) -> Any:
         conn = self.connection
         if conn.uses_application_credential:
-            return v3.ApplicationCredential(
+            return _ApplicationCredential(
                 auth_url=self._auth_url,
                 application_credential_id=conn.application_credential_id,
                 application_credential_secret=conn.application_credential_secret)
@@ -273,7 +295,7 @@ class OpenStackDriver(CloudDriver):
                 kwargs["project_domain_id"] = conn.project_domain_id
                 if not (conn.project_domain_name or conn.project_domain_id):
                     kwargs["project_domain_id"] = "default"
-        return v3.Password(**kwargs)
+        return _Password(**kwargs)
 
     def _auth_failure(self, exc: ksa_exc.HttpError) -> errors.CloudError:
         """Tell a wrong password from a project the user cannot use.

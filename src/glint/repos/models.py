@@ -1,1 +1,184 @@
-"""Models of this app."""
+"""A repo: one cloud project of a group, with its encrypted credentials and its poll status.
+
+The same cloud project may serve two groups: that is two Repo rows, tied together by
+``cloud_project`` (the normalized identity endpoint plus the project Keystone confirmed), so pages
+can say "also used by another group".
+
+The inventory poller writes the ``last_poll_*`` fields with ``Repo.objects.filter(pk=…).update()``
+so a stale Repo in memory never overwrites what a person just edited (STYLE.md "Background writes").
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from glint.clouds.base import RepoConnection
+from glint.repos.choices import AuthType, CloudKind, Interface
+from glint.repos.fields import EncryptedTextField
+
+__all__ = ["Repo", "normalize_auth_url"]
+
+#: The model fields that hold secrets: never shown, logged or returned by the API.
+SECRET_FIELDS = ("password", "application_credential_secret")
+
+
+def normalize_auth_url(url: str) -> str:
+    """One spelling per identity endpoint: lower-case host, no default port, no ``/v3``, no ``/``."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    port = parts.port
+    if port and not ((scheme, port) in (("https", 443), ("http", 80))):
+        host = f"{host}:{port}"
+    path = parts.path.rstrip("/")
+    if path.endswith("/v3"):
+        path = path[: -len("/v3")]
+    return f"{scheme}://{host}{path}"
+
+
+class Repo(models.Model):
+    """One cloud project a group keeps images in.
+
+    Fields:
+        name: Unique within the group; how people and the CLI refer to the repo.
+        kind: The cloud kind, i.e. the ``glint.clouds`` driver.
+        auth_url, region, interface: Where the identity service is, and which catalog entry of
+            the image service to use.
+        project_name / project_id, project_domain_name / project_domain_id,
+            user_domain_name / user_domain_id: Keystone scope (password auth).
+        auth_type: ``password`` (username + password) or ``application_credential`` (id + secret).
+        password, application_credential_secret: Encrypted at rest; see ``glint.repos.crypto``.
+        ca_bundle: PEM certificates that verify the cloud's TLS endpoints; empty means the system
+            trust store.
+        site: A free label (e.g. the data centre) shown beside the name.
+        enabled: Disabled repos are not polled and are no copy source or target.
+        cloud_project: Normalized auth URL + confirmed project id, set when validated.
+        last_poll_*: Written by the inventory poller.
+    """
+
+    group = models.ForeignKey("accounts.Group", on_delete=models.CASCADE, related_name="repos")
+    name = models.CharField(_("name"), max_length=100)
+    kind = models.CharField(_("cloud kind"), max_length=20, choices=CloudKind.choices, default=CloudKind.OPENSTACK)
+    auth_url = models.URLField(_("auth URL"), max_length=500)
+    region = models.CharField(_("region"), max_length=100, blank=True)
+    interface = models.CharField(_("interface"), max_length=10, choices=Interface.choices, default=Interface.PUBLIC)
+    project_name = models.CharField(_("project name"), max_length=200, blank=True)
+    project_id = models.CharField(_("project id"), max_length=100, blank=True)
+    project_domain_name = models.CharField(_("project domain name"), max_length=200, blank=True)
+    project_domain_id = models.CharField(_("project domain id"), max_length=100, blank=True)
+    user_domain_name = models.CharField(_("user domain name"), max_length=200, blank=True)
+    user_domain_id = models.CharField(_("user domain id"), max_length=100, blank=True)
+    auth_type = models.CharField(_("authentication"), max_length=30, choices=AuthType.choices, default=AuthType.PASSWORD)
+    username = models.CharField(_("username"), max_length=200, blank=True)
+    password = EncryptedTextField(_("password"), blank=True)
+    application_credential_id = models.CharField(_("application credential id"), max_length=100, blank=True)
+    application_credential_secret = EncryptedTextField(_("application credential secret"), blank=True)
+    ca_bundle = models.TextField(_("CA bundle (PEM)"), blank=True)
+    site = models.CharField(_("site"), max_length=100, blank=True)
+    enabled = models.BooleanField(_("enabled"), default=True)
+    cloud_project = models.CharField(max_length=700, blank=True, db_index=True, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    last_poll_at = models.DateTimeField(_("last poll"), null=True, blank=True, editable=False)
+    last_poll_ok = models.BooleanField(_("last poll succeeded"), null=True, editable=False)
+    last_poll_error = models.TextField(_("last poll error"), blank=True, editable=False)
+    last_poll_duration = models.FloatField(_("last poll duration (s)"), null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["group__name", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["group", "name"],
+                name="%(app_label)s_%(class)s_unique_group_name",
+                violation_error_message="This group already has a repo with this name.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def password_set(self) -> bool:
+        return bool(self.password)
+
+    @property
+    def application_credential_secret_set(self) -> bool:
+        return bool(self.application_credential_secret)
+
+    @property
+    def project_label(self) -> str:
+        """The project as a person would name it (``domain/name`` or the id)."""
+        if self.project_name:
+            domain = self.project_domain_name or self.project_domain_id
+            return f"{domain}/{self.project_name}" if domain else self.project_name
+        return self.project_id or (f"app credential {self.application_credential_id}" if self.application_credential_id else "")
+
+    def clean(self) -> None:
+        """Refuse incomplete credentials, credentials inside the URL, and a CA bundle that isn't PEM."""
+        errors: dict[str, str] = {}
+        parts = urlsplit(self.auth_url or "")
+        if parts.username or parts.password:
+            errors["auth_url"] = "Put no credentials in the auth URL; use the username and password fields."
+        if self.auth_type == AuthType.APPLICATION_CREDENTIAL:
+            if not self.application_credential_id:
+                errors["application_credential_id"] = "An application credential needs its id."
+            if not self.application_credential_secret:
+                errors["application_credential_secret"] = "An application credential needs its secret."
+        else:
+            if not self.username:
+                errors["username"] = "Password authentication needs a username."
+            if not self.password:
+                errors["password"] = "Password authentication needs a password."
+            if not (self.project_name or self.project_id):
+                errors["project_name"] = "Give the project's name or its id."
+        if self.ca_bundle.strip():
+            try:
+                x509.load_pem_x509_certificates(self.ca_bundle.encode())
+            except ValueError:
+                errors["ca_bundle"] = "The CA bundle must be PEM certificates (-----BEGIN CERTIFICATE----- ...)."
+        if errors:
+            raise ValidationError(errors)
+
+    def set_cloud_project(self, project_id: str) -> None:
+        """Record the project Keystone confirmed, which ties this repo to other groups' repos."""
+        self.cloud_project = f"{normalize_auth_url(self.auth_url)}#{project_id}"
+
+    def connection(self, **overrides) -> RepoConnection:
+        """The ``glint.clouds`` connection for this repo: the only place secrets are decrypted.
+
+        Args:
+            **overrides: Connection fields to replace, e.g. ``connect_timeout``.
+        """
+        values = {
+            "kind": self.kind,
+            "auth_url": self.auth_url,
+            "region": self.region or None,
+            "interface": self.interface,
+            "user_domain_name": self.user_domain_name or None,
+            "user_domain_id": self.user_domain_id or None,
+            "ca_bundle": self.ca_bundle or None,
+        }
+        if self.auth_type == AuthType.APPLICATION_CREDENTIAL:
+            values["application_credential_id"] = self.application_credential_id or None
+            values["application_credential_secret"] = _reveal(self.application_credential_secret)
+        else:
+            values.update(
+                username=self.username or None,
+                password=_reveal(self.password),
+                project_name=self.project_name or None,
+                project_id=self.project_id or None,
+                project_domain_name=self.project_domain_name or None,
+                project_domain_id=self.project_domain_id or None,
+            )
+        values.update(overrides)
+        return RepoConnection(**values)
+
+
+def _reveal(sealed) -> str | None:
+    return sealed.reveal() if sealed else None

@@ -1,0 +1,69 @@
+"""Session fixtures that boot a devcloud for the tests that ask for one.
+
+Both are lazy (a session that requests neither starts nothing) and torn down at session end:
+``try``/``finally`` covers failures and Ctrl-C, an ``atexit`` hook covers an interpreter exit
+that skips fixture finalisation, and SIGTERM (a CI time-out) is turned into ``SystemExit`` so
+both run. ``down`` is idempotent, so running it twice is harmless.
+
+- ``devcloud``: 3 clouds on 2 Keystones (clouds 1 and 3 on keystone-1, cloud 2 on
+  keystone-2), 2 projects per cloud, cloud 3's Glance on sha256, plain HTTP.
+- ``devcloud_tls``: 1 cloud on 1 Keystone, 2 projects, HTTPS with devcloud's own CA, and tokens that live
+  ``TLS_TOKEN_EXPIRATION`` seconds (Keystone has no minimum; it truncates ``issued_at`` to the
+  second, so a token can live up to a second less), for token-refresh tests.
+"""
+
+from __future__ import annotations
+
+import atexit
+import signal
+
+import pytest
+
+from . import core
+
+TLS_TOKEN_EXPIRATION = 10
+
+
+def _sigterm_to_exit() -> None:
+    """Let SIGTERM unwind the session (running finalizers) unless someone else handles it."""
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        def handler(signum, frame):
+            raise SystemExit(128 + signum)
+        try:
+            signal.signal(signal.SIGTERM, handler)
+        except ValueError:  # not in the main thread
+            pass
+
+
+def _session_devcloud(tmp_path_factory, name: str, **options):
+    directory = tmp_path_factory.mktemp(name)
+    _sigterm_to_exit()
+    atexit.register(_quiet_down, directory)
+    dc = core.up(directory, **options)
+    try:
+        yield dc
+    finally:
+        dc.down()
+        atexit.unregister(_quiet_down)
+
+
+def _quiet_down(directory) -> None:
+    try:
+        core.down(directory)
+    except Exception:
+        pass
+
+
+@pytest.fixture(scope="session")
+def devcloud(tmp_path_factory):
+    """The shared devcloud: 3 clouds, 2 Keystones, 2 projects per cloud, cloud 3 on sha256."""
+    yield from _session_devcloud(tmp_path_factory, "devcloud", clouds=3, keystones=2,
+                                 projects_per_cloud=2, sha256_clouds=(3,))
+
+
+@pytest.fixture(scope="session")
+def devcloud_tls(tmp_path_factory):
+    """One cloud over HTTPS (``devcloud_tls.ca_file``), tokens of ``TLS_TOKEN_EXPIRATION`` s."""
+    yield from _session_devcloud(tmp_path_factory, "devcloud_tls", clouds=1, keystones=1,
+                                 projects_per_cloud=2, tls=True,
+                                 token_expiration=TLS_TOKEN_EXPIRATION)

@@ -1,0 +1,112 @@
+"""The inventory as pages and the API use it: a group's matrix, its conflicts, and people's choices.
+
+Everything a matrix page needs comes from a fixed number of queries (the group's repos with their
+inventory bookkeeping, every copy in them as plain tuples, the Hide/Show choices, the
+acknowledgements) whatever the size of the inventory; the rest is ``glint.inventory.matrix``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from glint.accounts.models import Group, User
+from glint.inventory.matrix import Conflict, Copy, RepoColumn, Row, build_rows, find_conflicts
+from glint.inventory.models import ConflictAcknowledgement, HiddenRow, Image, RepoInventory
+from glint.repos.models import Repo
+
+__all__ = ["GroupMatrix", "acknowledge", "group_matrix", "group_repos", "set_hidden"]
+
+
+@dataclass
+class GroupMatrix:
+    """A group's matrix as of its last polls.
+
+    Attributes:
+        repos: The group's enabled repos (the columns), with ``inventory`` loaded.
+        versions: ``{repo_id: inventory version}``, what a page sends back with a change.
+        version: The same as one opaque token.
+    """
+
+    group: Group
+    repos: list[Repo]
+    rows: list[Row]
+    conflicts: list[Conflict]
+    versions: dict[int, int]
+
+    @property
+    def version(self) -> str:
+        return ",".join(f"{repo_id}.{v}" for repo_id, v in sorted(self.versions.items()))
+
+    @property
+    def open_conflicts(self) -> list[Conflict]:
+        return [c for c in self.conflicts if not c.acknowledged]
+
+    def row(self, row_id: str) -> Row | None:
+        return next((r for r in self.rows if r.id == row_id), None)
+
+    def column_of(self, repo_id: int) -> Repo | None:
+        return next((r for r in self.repos if r.pk == repo_id), None)
+
+
+def group_repos(group: Group) -> list[Repo]:
+    """The enabled repos of a group, in column order, with their poll bookkeeping."""
+    return list(Repo.objects.filter(group=group, enabled=True).select_related("inventory").order_by("name", "pk"))
+
+
+def _inventory(repo: Repo) -> RepoInventory | None:
+    try:
+        return repo.inventory
+    except RepoInventory.DoesNotExist:
+        return None
+
+
+def _column(repo: Repo) -> RepoColumn:
+    inventory = _inventory(repo)
+    project_id = inventory.project_id if inventory and inventory.project_id else ""
+    if not project_id and repo.cloud_project:
+        project_id = repo.cloud_project.rpartition("#")[2]
+    return RepoColumn(repo.pk, repo.name, project_id)
+
+
+def group_matrix(group: Group, *, overlays=None) -> GroupMatrix:
+    """Build ``group``'s matrix and conflicts from the database (four queries).
+
+    Args:
+        group: The group.
+        overlays: Job cells to lay over the polled ones (see ``matrix.build_rows``).
+    """
+    repos = group_repos(group)
+    columns = [_column(repo) for repo in repos]
+    copies = [Copy(*values) for values in
+              Image.objects.filter(repo__in=[r.pk for r in repos]).order_by().values_list(*Image.COPY_FIELDS)]
+    choices = {(name, key): hidden for name, key, hidden in
+               HiddenRow.objects.filter(group=group).values_list("name", "content_key", "hidden")}
+    rows = build_rows(group.pk, columns, copies, choices, overlays)
+    acknowledged = dict(ConflictAcknowledgement.objects.filter(group=group).values_list("key", "signature"))
+    conflicts = find_conflicts(rows, columns, acknowledged)
+    versions = {}
+    for repo in repos:
+        inventory = _inventory(repo)
+        versions[repo.pk] = inventory.version if inventory else 0
+    return GroupMatrix(group, repos, rows, conflicts, versions)
+
+
+def set_hidden(group: Group, row: Row, hidden: bool, user: User | None) -> None:
+    """Record a Hide/Show choice for a row, under the row's current content key.
+
+    Choices stored under the row's other keys (from before its key grew stronger) are removed, so
+    exactly one choice speaks for the row.
+    """
+    HiddenRow.objects.filter(group=group, name=row.name, content_key__in=list(row.keys)).exclude(
+        content_key=row.content_key).delete()
+    HiddenRow.objects.update_or_create(
+        group=group, name=row.name, content_key=row.content_key,
+        defaults={"hidden": hidden, "changed_by": user},
+    )
+
+
+def acknowledge(group: Group, conflict: Conflict, user: User | None) -> None:
+    """Accept a conflict group as it is now; it comes back if its members change."""
+    ConflictAcknowledgement.objects.update_or_create(
+        group=group, key=conflict.key, defaults={"signature": conflict.signature, "acknowledged_by": user},
+    )

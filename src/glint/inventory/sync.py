@@ -1,0 +1,174 @@
+"""Write one repo's poll result into the database, as a diff (STYLE.md "Poll as a diff").
+
+Load the known ids and fingerprints, compare with the listing, bulk-update what changed, delete
+what vanished, bulk-create what is new, then set the repo's poll status. A listing identical to
+the previous one (same overall fingerprint) skips the comparison entirely, which is the common
+case between changes (pulp's ``_should_optimize_sync``).
+
+Status and counters are written with ``filter(pk=…).update()`` so a stale object held elsewhere
+never overwrites what a person just edited (STYLE.md "Background writes").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from glint.clouds import ImageRecord
+from glint.inventory import models as m
+from glint.repos.models import Repo
+
+__all__ = ["record_failure", "record_listing", "image_fingerprint", "retry_delay"]
+
+#: First retry of a failing repo comes after this many seconds, doubling with each failure ...
+BACKOFF_BASE = 15
+#: ... up to this many poll intervals.
+BACKOFF_CAP_INTERVALS = 4
+#: Rows per bulk statement, below every database's parameter limit.
+BATCH = 500
+
+_UPDATED_FIELDS = [
+    "name", "status", "size", "virtual_size", "disk_format", "container_format", "checksum",
+    "os_hash_algo", "os_hash_value", "owner", "visibility", "protected", "os_hidden",
+    "member_status", "min_disk", "min_ram", "properties", "tags", "created_at", "updated_at",
+    "glint_sha256", "sdk_sha256", "glint_source_repo", "glint_source_id", "fingerprint",
+]
+
+
+def image_fingerprint(record: ImageRecord) -> str:
+    """Digest of everything the cloud said about an image."""
+    text = json.dumps(dataclasses.asdict(record), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _timestamp(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    parsed = parse_datetime(value)
+    if parsed is not None and timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, dt.timezone.utc)
+    return parsed
+
+
+def _fields(record: ImageRecord, fingerprint: str) -> dict:
+    props = dict(record.properties)
+    text = lambda key: str(props.get(key) or "")[:255]  # noqa: E731 - properties are free text
+    return {
+        "name": (record.name or "")[:255],
+        "status": record.status or "",
+        "size": record.size,
+        "virtual_size": record.virtual_size,
+        "disk_format": record.disk_format or "",
+        "container_format": record.container_format or "",
+        "checksum": record.checksum or "",
+        "os_hash_algo": record.hash_algo or "",
+        "os_hash_value": record.hash_value or "",
+        "owner": record.owner or "",
+        "visibility": record.visibility or "",
+        "protected": bool(record.protected),
+        "os_hidden": bool(record.os_hidden),
+        "member_status": record.member_status or "",
+        "min_disk": max(int(record.min_disk or 0), 0),
+        "min_ram": max(int(record.min_ram or 0), 0),
+        "properties": props,
+        "tags": list(record.tags),
+        "created_at": _timestamp(record.created_at),
+        "updated_at": _timestamp(record.updated_at),
+        "glint_sha256": text(m.GLINT_SHA256)[:64],
+        "sdk_sha256": text(m.SDK_SHA256)[:64],
+        "glint_source_repo": text(m.GLINT_SOURCE_REPO),
+        "glint_source_id": text(m.GLINT_SOURCE_ID),
+        "fingerprint": fingerprint,
+    }
+
+
+def _batches(items: list, size: int = BATCH) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _apply_diff(repo_id: int, records: list[ImageRecord], prints: dict[str, str], now) -> bool:
+    known = {image_id: (pk, fp) for pk, image_id, fp in
+             m.Image.objects.filter(repo_id=repo_id).values_list("pk", "image_id", "fingerprint")}
+    new, changed = [], []
+    for record in records:
+        fields = _fields(record, prints[record.id])
+        if record.id not in known:
+            new.append(m.Image(repo_id=repo_id, image_id=record.id, first_seen=now, last_seen=now, **fields))
+        elif known[record.id][1] != prints[record.id]:
+            changed.append(m.Image(pk=known[record.id][0], **fields))
+    vanished = [pk for image_id, (pk, _fp) in known.items() if image_id not in prints]
+    for chunk in _batches(vanished):
+        m.Image.objects.filter(pk__in=chunk).delete()
+    m.Image.objects.bulk_update(changed, _UPDATED_FIELDS, batch_size=BATCH)
+    m.Image.objects.bulk_create(new, batch_size=BATCH)
+    return bool(new or changed or vanished)
+
+
+def record_listing(repo_id: int, records: list[ImageRecord], *, project_id: str, duration: float,
+                   started_at: dt.datetime, interval: int) -> bool:
+    """Store a successful poll; returns whether the repo's images changed.
+
+    Args:
+        repo_id: The repo polled.
+        records: Its listing.
+        project_id: The project the credentials reach, as the cloud confirmed it.
+        duration: Seconds the listing took.
+        started_at: When the poll began; a refresh requested after it stays requested.
+        interval: Seconds until the next regular poll.
+    """
+    now = timezone.now()
+    prints = {r.id: image_fingerprint(r) for r in records}
+    listing_print = hashlib.sha256("\n".join(sorted(f"{k} {v}" for k, v in prints.items())).encode()).hexdigest()
+    with transaction.atomic():
+        inventory, _ = m.RepoInventory.objects.get_or_create(repo_id=repo_id)
+        changed = inventory.fingerprint != listing_print and _apply_diff(repo_id, records, prints, now)
+        m.Image.objects.filter(repo_id=repo_id).update(last_seen=now)
+        m.RepoInventory.objects.filter(pk=repo_id).update(
+            project_id=project_id or inventory.project_id,
+            fingerprint=listing_print,
+            version=F("version") + (1 if changed else 0),
+            failures=0,
+            polls_total=F("polls_total") + 1,
+            next_poll_at=now + dt.timedelta(seconds=interval),
+        )
+        m.RepoInventory.objects.filter(pk=repo_id, refresh_requested_at__lte=started_at).update(
+            refresh_requested_at=None)
+        Repo.objects.filter(pk=repo_id).update(
+            last_poll_at=now, last_poll_ok=True, last_poll_error="", last_poll_duration=duration)
+    return changed
+
+
+def retry_delay(failures: int, interval: int) -> float:
+    """Seconds before polling a repo again after ``failures`` failures in a row."""
+    return min(BACKOFF_BASE * 2 ** max(failures - 1, 0), BACKOFF_CAP_INTERVALS * interval)
+
+
+def record_failure(repo_id: int, error: str, *, duration: float, started_at: dt.datetime,
+                   interval: int) -> None:
+    """Store a failed poll: the reason for people, and the back-off for the poller.
+
+    The images of the last good poll stay as they were: an outage is not a deletion.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        inventory, _ = m.RepoInventory.objects.get_or_create(repo_id=repo_id)
+        failures = inventory.failures + 1
+        m.RepoInventory.objects.filter(pk=repo_id).update(
+            failures=failures,
+            errors_total=F("errors_total") + 1,
+            polls_total=F("polls_total") + 1,
+            next_poll_at=now + dt.timedelta(seconds=retry_delay(failures, interval)),
+        )
+        m.RepoInventory.objects.filter(pk=repo_id, refresh_requested_at__lte=started_at).update(
+            refresh_requested_at=None)
+        Repo.objects.filter(pk=repo_id).update(
+            last_poll_at=now, last_poll_ok=False, last_poll_error=error[:2000], last_poll_duration=duration)

@@ -1,0 +1,89 @@
+"""Forms of the repo pages. Secrets are typed, never shown: an empty secret field keeps the stored one."""
+
+from django import forms
+from django.db import models
+
+from glint.repos.models import Repo
+
+KEEP_SECRET_HELP = "Leave empty to keep the stored one."
+
+
+def _formfield(field, **kwargs):
+    if isinstance(field, models.URLField):
+        kwargs["assume_scheme"] = "https"  # an auth URL typed without a scheme is meant for TLS
+    return field.formfield(**kwargs)
+
+
+class RepoForm(forms.ModelForm):
+    """Add or edit a repo. The cloud check happens in ``services.save_repo`` after this form."""
+
+    password = forms.CharField(
+        required=False, strip=False, widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
+    )
+    application_credential_secret = forms.CharField(
+        required=False, strip=False, widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
+    )
+
+    field_order = [
+        "name", "site", "kind", "auth_url", "region", "interface",
+        "auth_type", "username", "password", "application_credential_id", "application_credential_secret",
+        "project_name", "project_id", "project_domain_name", "project_domain_id",
+        "user_domain_name", "user_domain_id", "ca_bundle", "enabled",
+    ]  # fmt: skip
+
+    class Meta:
+        model = Repo
+        # The secret fields are declared above, not taken from the model, so an empty one never
+        # overwrites the stored secret; ``clean`` hands typed ones to the instance.
+        fields = [
+            "name", "site", "kind", "auth_url", "region", "interface", "auth_type", "username",
+            "application_credential_id", "project_name", "project_id", "project_domain_name",
+            "project_domain_id", "user_domain_name", "user_domain_id", "ca_bundle", "enabled",
+        ]  # fmt: skip
+        formfield_callback = _formfield
+        widgets = {"ca_bundle": forms.Textarea(attrs={"rows": 6, "spellcheck": "false"})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("password", "application_credential_secret"):
+            if self.instance.pk and getattr(self.instance, name):
+                self.fields[name].help_text = KEEP_SECRET_HELP
+
+    def clean(self):
+        """Hand typed secrets to the instance before the model's own checks see it."""
+        cleaned = super().clean()
+        for name in ("password", "application_credential_secret"):
+            if cleaned.get(name):
+                setattr(self.instance, name, cleaned[name])
+        return cleaned
+
+
+class ImportForm(forms.Form):
+    """Upload a clouds.yaml; ``ca_bundle`` stands in for the ``cacert`` files it names."""
+
+    file = forms.FileField(label="clouds.yaml")
+    clouds = forms.CharField(
+        required=False, help_text="Only these clouds (names separated by spaces or commas); empty imports all."
+    )
+    ca_bundle = forms.FileField(
+        required=False, label="CA bundle", help_text="PEM file used for every cloud whose entry names a cacert."
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        try:
+            return upload.read().decode("utf-8")
+        except UnicodeDecodeError:
+            raise forms.ValidationError("The clouds.yaml must be UTF-8 text.") from None
+
+    def clean_clouds(self):
+        return [name for name in self.cleaned_data["clouds"].replace(",", " ").split() if name]
+
+    def clean_ca_bundle(self):
+        upload = self.cleaned_data.get("ca_bundle")
+        if not upload:
+            return ""
+        try:
+            return upload.read().decode("utf-8")
+        except UnicodeDecodeError:
+            raise forms.ValidationError("The CA bundle must be PEM text.") from None

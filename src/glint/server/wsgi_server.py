@@ -1,0 +1,137 @@
+"""cheroot, adapted so the WSGI environ carries only identity facts Glint can believe.
+
+The environ contract (read by ``glint.accounts.identity``):
+
+- ``glint.client_chain``: in direct TLS mode, the client's verified chain as
+  ``cryptography.x509.Certificate`` objects, leaf first (``[]`` without a client certificate).
+  A client cannot set environ keys without the ``HTTP_`` prefix, so this key is trustworthy.
+  cheroot's own ``SSL_CLIENT_S_DN`` strings are lossy (research/x509.md §3) and never set.
+- ``glint.unix_socket``: ``True`` for a request that came in on Glint's unix socket (proxy mode);
+  ``unix`` in ``GLINT_TRUSTED_PROXIES`` trusts it.
+- ``wsgi.url_scheme``: ``https`` in direct mode; in proxy mode ``https`` when a trusted proxy says
+  ``X-Forwarded-Proto: https``, so Django's CSRF origin check matches what the browser sent.
+- In direct mode every incoming ``X-SSL-Client-*`` header is dropped: Glint itself terminated TLS,
+  so a header claiming a front end's verification can only be forged.
+
+Header names containing ``_`` are dropped as the request is read. WSGI turns both ``X-SSL-Client-S-DN``
+and ``X_SSL_Client_S_DN`` into ``HTTP_X_SSL_CLIENT_S_DN``, so a client could otherwise overwrite the
+proxy's header (research/x509.md §4.2; cheroot's own ``DropUnderscoreHeaderReader`` crashes on
+Python 3, cherrypy/cheroot#17). Once the environ is built the raw names are gone, so no WSGI
+middleware can do this. Under another server: gunicorn >= 22 and waitress drop such headers, and so
+does nginx in front (``underscores_in_headers off``, its default); Apache's mod_proxy forwards them
+unchanged, so an Apache front end needs a backend that drops them, such as ``glint serve``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+
+from cheroot import server as cheroot_server
+from cheroot import wsgi
+from cheroot.ssl import Adapter
+from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+from glint.accounts.identity import is_trusted_proxy
+from glint.server.tls import verified_chain
+
+__all__ = ["ClientChainTLSAdapter", "GlintWSGIServer"]
+
+CLIENT_CHAIN_KEY = "glint.client_chain"
+UNIX_SOCKET_KEY = "glint.unix_socket"
+PROXY_IDENTITY_PREFIX = "HTTP_X_SSL_CLIENT_"
+logger = logging.getLogger("glint.server")
+
+UNIX_SOCKET_MODE = 0o660  # the proxy reaches it through the socket's group, nobody else can
+
+
+class ClientChainTLSAdapter(BuiltinSSLAdapter):
+    """cheroot's builtin TLS adapter with our context, exporting the verified chain and no DN strings.
+
+    The context is read once per new connection, so assigning ``adapter.context`` swaps it
+    atomically for the connections that follow (that is how new CRLs take effect).
+    """
+
+    def __init__(self, context: ssl.SSLContext):
+        # BuiltinSSLAdapter.__init__ would build its own context from certificate files.
+        Adapter.__init__(self, None, None)
+        self.context = context
+
+    def get_environ(self, sock: ssl.SSLSocket) -> dict:
+        """Per-connection environ entries, merged into every request on that connection."""
+        return {
+            "wsgi.url_scheme": "https",
+            "HTTPS": "on",
+            "SSL_PROTOCOL": sock.version(),
+            "SSL_CIPHER": sock.cipher()[0],
+            CLIENT_CHAIN_KEY: verified_chain(sock),
+        }
+
+
+class UnderscoreDroppingHeaderReader(cheroot_server.HeaderReader):
+    """Reads request headers, leaving out every header whose name contains ``_``."""
+
+    def _allow_header(self, key_name: bytes) -> bool:
+        return b"_" not in key_name
+
+
+class GlintHTTPRequest(cheroot_server.HTTPRequest):
+    header_reader = UnderscoreDroppingHeaderReader()
+
+
+class GlintHTTPConnection(cheroot_server.HTTPConnection):
+    RequestHandlerClass = GlintHTTPRequest
+
+
+class GlintGateway(wsgi.Gateway_10):
+    """Builds the environ of the module docstring on top of cheroot's WSGI 1.0 one."""
+
+    def get_environ(self) -> dict:
+        environ = super().get_environ()
+        server: GlintWSGIServer = self.req.server
+        if server.direct_tls:
+            for key in [key for key in environ if key.startswith(PROXY_IDENTITY_PREFIX)]:
+                del environ[key]
+            return environ
+        if isinstance(server.bind_addr, str):
+            environ[UNIX_SOCKET_KEY] = True
+        if environ.get("HTTP_X_FORWARDED_PROTO") == "https" and is_trusted_proxy(environ, server.trusted_proxies):
+            environ["wsgi.url_scheme"] = "https"
+        return environ
+
+
+class GlintWSGIServer(wsgi.Server):
+    """cheroot's WSGI server with Glint's header reader and gateway.
+
+    Args:
+        bind_addr: ``(host, port)``, or a path for a unix socket.
+        wsgi_app: the application.
+        numthreads: worker threads (requests served at once).
+        direct_tls: True when Glint terminates TLS itself (set ``ssl_adapter`` too).
+        trusted_proxies: ``GLINT_TRUSTED_PROXIES``, for ``X-Forwarded-Proto``.
+    """
+
+    ConnectionClass = GlintHTTPConnection
+
+    def __init__(self, bind_addr, wsgi_app, *, numthreads: int, direct_tls: bool, trusted_proxies: list[str]):
+        super().__init__(bind_addr, wsgi_app, numthreads=numthreads)
+        self.gateway = GlintGateway
+        self.direct_tls = direct_tls
+        self.trusted_proxies = trusted_proxies
+
+    def error_log(self, msg="", level=logging.INFO, traceback=False):
+        """cheroot's messages (refused handshakes, worker errors) go to Glint's log, one line each."""
+        logger.log(level, msg, exc_info=traceback)
+
+    def bind_unix_socket(self, bind_addr):
+        """cheroot makes the socket world-writable; anyone local could then pose as the proxy.
+
+        The umask covers the moment between bind and chmod (this runs before any other thread).
+        """
+        previous_umask = os.umask(0o777 & ~UNIX_SOCKET_MODE)
+        try:
+            super().bind_unix_socket(bind_addr)
+        finally:
+            os.umask(previous_umask)
+        os.chmod(bind_addr, UNIX_SOCKET_MODE)

@@ -1,0 +1,48 @@
+"""Fixtures for the inventory tests: groups and people, and repos on the real devcloud."""
+
+from __future__ import annotations
+
+import pytest
+
+from glint.accounts.services import add_group
+from glint.repos.models import Repo
+from glint.repos.services import repo_from_cloud_entry, save_repo
+from tests.clients import client_for, make_user
+
+
+@pytest.fixture
+def group_a(db):
+    return add_group("alpha")
+
+
+@pytest.fixture
+def group_b(db):
+    return add_group("beta")
+
+
+@pytest.fixture
+def member_a(group_a):
+    return make_user("Alpha Member", group=group_a, role="member")
+
+
+@pytest.fixture
+def member_b(group_b):
+    return make_user("Beta Member", group=group_b, role="member")
+
+
+@pytest.fixture
+def client_a(member_a):
+    return client_for(member_a)
+
+
+@pytest.fixture
+def client_b(member_b):
+    return client_for(member_b)
+
+
+def add_devcloud_repo(devcloud, group, cloud: str, name: str | None = None) -> Repo:
+    """A repo for one devcloud clouds.yaml entry, checked against the cloud like a person's."""
+    repo = repo_from_cloud_entry(group, name or cloud, devcloud.cloud_config(cloud),
+                                 read_ca=lambda path: open(path).read())
+    save_repo(repo)
+    return repo

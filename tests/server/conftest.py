@@ -1,0 +1,200 @@
+"""The real ``glint serve`` as a subprocess, a PKI on disk, and clients that speak raw TLS and HTTP.
+
+Every server gets its own data directory (SQLite) and a free port on 127.0.0.1, and runs under the
+network guard (tests/netguard). Servers are module-scoped: start-up (Django, migrate) is the slow
+part, and the tests of one module only read or add users.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import sqlite3
+import ssl
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.pki import make_ca, make_user_cert, write_pem
+
+GUARD_DIR = Path(__file__).resolve().parent.parent / "netguard"
+GLINT = str(Path(sys.executable).parent / "glint")
+START_TIMEOUT = 60
+DN_PREFIX = "/C=CA/O=Glint Test Grid/CN="
+
+
+def glint_env(data_dir: Path, **settings: str) -> dict[str, str]:
+    """Environment of a Glint subprocess: no inherited GLINT_* values, its own data dir, the guard."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GLINT_")}
+    env.update(
+        GLINT_DATA_DIR=str(data_dir),
+        GLINT_NETGUARD="1",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(GUARD_DIR), os.environ.get("PYTHONPATH", "")])),
+        DJANGO_SETTINGS_MODULE="glint.settings",
+    )
+    env.update(settings)
+    return env
+
+
+def run_glint(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run a ``glint`` command against ``data_dir`` and return its result (never raises on failure)."""
+    return subprocess.run([GLINT, *args], env=glint_env(data_dir), capture_output=True, text=True, timeout=120)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class RunningServer:
+    """One ``glint serve`` process; ``stop()`` sends SIGTERM and returns the exit code."""
+
+    process: subprocess.Popen
+    data_dir: Path
+    log_path: Path
+    port: int | None = None
+    unix_socket: Path | None = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def add_user(self, common_name: str, *extra: str) -> str:
+        dn = DN_PREFIX + common_name
+        result = run_glint(self.data_dir, "user", "add", "--dn", dn, *extra)
+        assert result.returncode == 0, result.stderr
+        return dn
+
+    def query(self, sql: str, *params) -> list[tuple]:
+        with sqlite3.connect(self.data_dir / "glint.sqlite3") as db:
+            return db.execute(sql, params).fetchall()
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def _connectable(server: RunningServer) -> bool:
+    family, address = (
+        (socket.AF_UNIX, str(server.unix_socket)) if server.unix_socket else (socket.AF_INET, ("127.0.0.1", server.port))
+    )
+    with socket.socket(family) as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(address) == 0
+
+
+def start_server(data_dir: Path, *args: str, unix_socket: Path | None = None, **settings: str) -> RunningServer:
+    """Start ``glint serve ARGS`` (on a free 127.0.0.1 port unless ``unix_socket``) and wait until it accepts."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = None if unix_socket else free_port()
+    listen = ["--unix-socket", str(unix_socket)] if unix_socket else ["--host", "127.0.0.1", "--port", str(port)]
+    log_path = data_dir / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [GLINT, "serve", *listen, *args], env=glint_env(data_dir, **settings), stdout=log, stderr=subprocess.STDOUT
+        )
+    server = RunningServer(process, data_dir, log_path, port, unix_socket)
+    deadline = time.monotonic() + START_TIMEOUT
+    while not _connectable(server):
+        if process.poll() is not None:
+            pytest.fail(f"glint serve exited with {process.returncode}:\n{server.log()}")
+        if time.monotonic() > deadline:
+            server.stop()
+            pytest.fail(f"glint serve did not listen within {START_TIMEOUT}s:\n{server.log()}")
+        time.sleep(0.1)
+    return server
+
+
+# PKI -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PKI:
+    """Files on disk: the client CA, the server's certificate, and a credential per person."""
+
+    directory: Path
+    ca: object
+    ca_file: Path
+    server_file: Path
+    credentials: dict[str, tuple[object, object, Path]] = field(default_factory=dict)
+
+    def person(self, common_name: str):
+        """(certificate, key, PEM file) of ``common_name``, made on first use."""
+        if common_name not in self.credentials:
+            cert, key = make_user_cert(self.ca, common_name)
+            path = write_pem(self.directory / f"{common_name.replace(' ', '_')}.pem", cert, key)
+            self.credentials[common_name] = (cert, key, path)
+        return self.credentials[common_name]
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory) -> PKI:
+    directory = tmp_path_factory.mktemp("pki")
+    ca = make_ca("Glint Test CA")
+    server_cert, server_key = make_user_cert(ca, "localhost", server_names=["127.0.0.1", "localhost"])
+    return PKI(
+        directory,
+        ca,
+        write_pem(directory / "ca.pem", ca.cert),
+        write_pem(directory / "server.pem", server_cert, server_key),
+    )
+
+
+# Clients -------------------------------------------------------------------------------------------
+
+
+def client_context(pki: PKI, credential: Path | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(pki.ca_file))
+    if credential is not None:
+        context.load_cert_chain(str(credential))
+    return context
+
+
+def https_get(port: int, path: str, context: ssl.SSLContext, headers: dict | None = None) -> tuple[int, str]:
+    """GET over TLS; returns (status, body). TLS refusals raise ``ssl.SSLError`` or a reset."""
+    connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=15)
+    try:
+        connection.request("GET", path, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
+
+
+def raw_http(
+    header_lines: list[str],
+    path: str = "/api/v1/whoami/",
+    *,
+    port: int | None = None,
+    source: str = "127.0.0.1",
+    unix_socket: Path | None = None,
+) -> tuple[int, str]:
+    """Send a hand-written plain HTTP request (exact header names, any source address); (status, body)."""
+    request = "\r\n".join([f"GET {path} HTTP/1.1", "Host: glint.test", "Connection: close", *header_lines, "", ""])
+    if unix_socket:
+        sock = socket.socket(socket.AF_UNIX)
+        sock.settimeout(15)
+        sock.connect(str(unix_socket))
+    else:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=15, source_address=(source, 0))
+    with sock:
+        sock.sendall(request.encode("latin-1"))
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    response = b"".join(chunks).decode("utf-8", "replace")
+    head, _, body = response.partition("\r\n\r\n")
+    return int(head.split(" ", 2)[1]), body
