@@ -150,7 +150,9 @@ def make_crl(ca: CA, revoked: list[x509.Certificate] = ()) -> x509.CertificateRe
 def write_chain_pem(path: Path, chain: list[x509.Certificate], key) -> Path:
     """A client credential file as grid tools write it: leaf first, then its issuers, then the key."""
     data = b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in chain)
-    data += key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    data += key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     path.write_bytes(data)
     path.chmod(0o600)
     return path

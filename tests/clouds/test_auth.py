@@ -64,7 +64,7 @@ def _token_lifetime(dc) -> int:
 
 
 @pytest.fixture
-def tls_driver(devcloud_tls, cleanup):
+def tls_driver(devcloud_tls):  # request it before ``cleanup``, which needs it open
     cloud = devcloud_tls.cloud_names()[0]
     with get_driver(connection_for(devcloud_tls, cloud)) as driver:
         yield driver

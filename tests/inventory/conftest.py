@@ -46,3 +46,13 @@ def add_devcloud_repo(devcloud, group, cloud: str, name: str | None = None) -> R
                                  read_ca=lambda path: open(path).read())
     save_repo(repo)
     return repo
+
+
+@pytest.fixture(autouse=True)
+def _fresh_matrix_cache():
+    """Tests write images directly and roll back; a matrix cached by one must not serve the next."""
+    from glint.inventory.services import forget_cached_matrices
+
+    forget_cached_matrices()
+    yield
+    forget_cached_matrices()

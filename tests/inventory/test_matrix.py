@@ -8,6 +8,8 @@ from glint.inventory.matrix import (
     ConflictKind,
     Copy,
     RepoColumn,
+    apply_acknowledgements,
+    apply_hidden,
     build_rows,
     find_conflicts,
     sort_rows,
@@ -35,7 +37,7 @@ def copy(repo_id, name, data: bytes | None, *, algo="sha512", owner=None, visibi
 
 
 def rows_of(*copies, choices=None):
-    return build_rows(7, COLUMNS, copies, choices)
+    return apply_hidden(build_rows(7, COLUMNS, copies), choices or {})
 
 
 def kinds(conflicts):
@@ -72,7 +74,7 @@ def test_a_claim_without_a_cloud_hash_is_unverifiable_and_its_own_row():
     rows = rows_of(copy(1, "img", b"x", glint_sha256=sha), uploading)
     assert len(rows) == 2
     unverifiable = next(r for r in rows if not r.verifiable)
-    assert unverifiable.cells[2].copies == [uploading] and not unverifiable.short_hash
+    assert unverifiable.cells[2].copies == (uploading,) and not unverifiable.short_hash
     assert find_conflicts(rows, COLUMNS) == []
 
 
@@ -133,8 +135,8 @@ def test_an_acknowledgement_holds_until_the_members_change():
     pair = [copy(1, "dup", b"u"), copy(1, "dup", b"u")]
     (conflict,) = find_conflicts(rows_of(*pair), COLUMNS)
     acked = {conflict.key: conflict.signature}
-    assert find_conflicts(rows_of(*pair), COLUMNS, acked)[0].acknowledged
-    grown = find_conflicts(rows_of(*pair, copy(1, "dup", b"u")), COLUMNS, acked)[0]
+    assert apply_acknowledgements(find_conflicts(rows_of(*pair), COLUMNS), acked)[0].acknowledged
+    grown = apply_acknowledgements(find_conflicts(rows_of(*pair, copy(1, "dup", b"u")), COLUMNS), acked)[0]
     assert grown.key == conflict.key and not grown.acknowledged
 
 

@@ -95,3 +95,19 @@ def test_a_replaced_key_file_is_reported_not_crashed(group_a, settings):
     settings.DATA_DIR = settings.DATA_DIR / "elsewhere"
     with pytest.raises(CredentialKeyError, match="cannot be decrypted"):
         Repo.objects.get(pk=repo.pk).connection()
+
+
+def test_keys_rotate_command(group_a, own_key_file):
+    from click.testing import CliRunner
+
+    from glint.cli.main import cli
+
+    make_repo(group_a, password=SECRET)
+    runner = CliRunner()
+    dry = runner.invoke(cli, ["keys", "rotate", "--dry-run"])
+    assert dry.exit_code == 0 and "would re-encrypt 1 of 1 secret(s)" in dry.output
+    assert len(read_key_file()) == 1
+    done = runner.invoke(cli, ["keys", "rotate", "--drop-old"])
+    assert done.exit_code == 0 and "re-encrypted 1 of 1 secret(s)" in done.output and "keys: 1 -> 1" in done.output
+    assert Repo.objects.get().connection().password == SECRET
+    assert SECRET not in dry.output + done.output

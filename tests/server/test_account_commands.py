@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.server.conftest import run_glint
+from tests.live import run_glint
 
 
 @pytest.fixture(scope="module")

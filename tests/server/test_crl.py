@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from tests.pki import make_crl, make_proxy_cert, write_chain_pem
-from tests.server.conftest import client_context, https_get, start_server
+from tests.live import client_context, https_get, start_server
 
 RELOAD_SECONDS = 1
 ALERT_WAIT_SECONDS = 2
@@ -42,8 +42,14 @@ def server(pki, ca_setup, tmp_path_factory):
     ca_dir, _ = ca_setup
     running = start_server(
         tmp_path_factory.mktemp("crl"),
-        "--cert", str(pki.server_file), "--key", str(pki.server_file), "--client-ca-dir", str(ca_dir),
-        "--ca-reload-seconds", str(RELOAD_SECONDS),
+        "--cert",
+        str(pki.server_file),
+        "--key",
+        str(pki.server_file),
+        "--client-ca-dir",
+        str(ca_dir),
+        "--ca-reload-seconds",
+        str(RELOAD_SECONDS),
     )
     yield running
     running.stop()

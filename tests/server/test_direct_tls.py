@@ -8,9 +8,10 @@ import ssl
 from urllib.parse import quote
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from tests.pki import make_ca, make_proxy_cert, make_user_cert, write_chain_pem, write_pem
-from tests.server.conftest import DN_PREFIX, client_context, https_get, start_server
+from tests.live import DN_PREFIX, client_context, https_get, start_server
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +19,12 @@ def server(pki, tmp_path_factory):
     # 127.0.0.1 is a trusted proxy here only to show that direct mode ignores proxy headers anyway.
     running = start_server(
         tmp_path_factory.mktemp("direct"),
-        "--cert", str(pki.server_file), "--key", str(pki.server_file), "--client-ca", str(pki.ca_file),
+        "--cert",
+        str(pki.server_file),
+        "--key",
+        str(pki.server_file),
+        "--client-ca",
+        str(pki.ca_file),
         GLINT_TRUSTED_PROXIES="127.0.0.1",
     )
     yield running
@@ -87,8 +93,6 @@ def test_rfc3820_proxy_certificate_maps_to_its_user(server, pki, tmp_path):
 def test_proxy_headers_are_ignored_in_direct_mode_even_from_a_trusted_address(server, pki):
     dn = server.add_user("Victim Admin", "--admin")
     cert, _key, _ = pki.person("Victim Admin")
-    from cryptography.hazmat.primitives.serialization import Encoding
-
     spoofed = {
         "X-SSL-Client-Verify": "SUCCESS",
         "X-SSL-Client-S-DN": dn,

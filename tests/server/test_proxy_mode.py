@@ -15,7 +15,7 @@ from urllib.parse import quote
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from tests.server.conftest import raw_http, start_server
+from tests.live import raw_http, start_server
 
 PROXY = "127.0.0.2"
 NOT_THE_PROXY = "127.0.0.1"
@@ -56,7 +56,8 @@ def test_start_line_names_the_mode_and_the_trusted_proxies(server):
 def test_headers_from_the_trusted_proxy_sign_the_user_in(server, people):
     dn, cert = people["Alice Proxied"]
     assert signed_in_as(raw_http(verified(dn), port=server.port, source=PROXY)) == dn
-    assert signed_in_as(raw_http(["X-SSL-Client-Verify: SUCCESS", cert_header(cert)], port=server.port, source=PROXY)) == dn
+    by_certificate = ["X-SSL-Client-Verify: SUCCESS", cert_header(cert)]
+    assert signed_in_as(raw_http(by_certificate, port=server.port, source=PROXY)) == dn
 
 
 def test_headers_from_any_other_address_are_ignored(server, people):
@@ -72,8 +73,9 @@ def test_underscore_forms_are_ignored_even_from_the_trusted_proxy(server, people
     only_underscores = ["X_SSL_Client_Verify: SUCCESS", f"X_SSL_Client_S_DN: {alice}"]
     assert raw_http(only_underscores, port=server.port, source=PROXY)[0] == 403
     # The proxy's genuine header must not be overwritten by the client's underscore twin, whichever comes last.
-    assert signed_in_as(raw_http([*verified(mallory), f"X_SSL_Client_S_DN: {alice}"], port=server.port, source=PROXY)) == mallory
-    assert signed_in_as(raw_http([f"X_SSL_Client_S_DN: {alice}", *verified(mallory)], port=server.port, source=PROXY)) == mallory
+    twin = f"X_SSL_Client_S_DN: {alice}"
+    assert signed_in_as(raw_http([*verified(mallory), twin], port=server.port, source=PROXY)) == mallory
+    assert signed_in_as(raw_http([twin, *verified(mallory)], port=server.port, source=PROXY)) == mallory
 
 
 @pytest.mark.parametrize("verify", ["NONE", "GENEROUS", "FAILED:unable to get issuer certificate", "success", ""])
@@ -107,7 +109,8 @@ def test_unix_socket_with_unix_trusted(tmp_path_factory, pki):
         cert = pki.person("Uma Unix")[0]
         assert stat.S_IMODE(os.stat(socket_path).st_mode) == 0o660
         assert signed_in_as(raw_http(verified(dn), unix_socket=socket_path)) == dn
-        assert signed_in_as(raw_http(["X-SSL-Client-Verify: SUCCESS", cert_header(cert)], unix_socket=socket_path)) == dn
+        by_certificate = ["X-SSL-Client-Verify: SUCCESS", cert_header(cert)]
+        assert signed_in_as(raw_http(by_certificate, unix_socket=socket_path)) == dn
         assert raw_http(["X_SSL_Client_Verify: SUCCESS", f"X_SSL_Client_S_DN: {dn}"], unix_socket=socket_path)[0] == 403
     finally:
         assert running.stop() == 0

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
-from tests.server.conftest import https_get, client_context, raw_http, run_glint, start_server
+from tests.live import client_context, https_get, raw_http, run_glint, start_server
 
 
 @pytest.mark.parametrize(
@@ -13,7 +15,7 @@ from tests.server.conftest import https_get, client_context, raw_http, run_glint
         (["--behind-proxy", "--host", "192.0.2.10"], "listens only on a loopback address"),
         (["--behind-proxy", "--host", "glint.example.org"], "listens only on a loopback address"),
         (["--unix-socket", "/tmp/glint-test.sock"], "add --behind-proxy"),
-        ([], "direct TLS needs --cert FILE (GLINT_TLS_CERT), --key FILE (GLINT_TLS_KEY), --client-ca FILE"),
+        ([], "direct TLS needs --cert FILE (GLINT_TLS_CERT), --client-ca FILE or --client-ca-dir DIR"),
     ],
 )
 def test_refuses_unsafe_or_incomplete_options_before_listening(tmp_path, args, message):
@@ -25,16 +27,22 @@ def test_refuses_unsafe_or_incomplete_options_before_listening(tmp_path, args, m
 
 def test_unreadable_tls_files_are_named(tmp_path, pki):
     result = run_glint(
-        tmp_path, "serve", "--port", "1", "--cert", str(tmp_path / "missing.pem"), "--key", str(pki.server_file),
-        "--client-ca", str(pki.ca_file),
+        tmp_path,
+        "serve",
+        "--port",
+        "1",
+        "--cert",
+        str(tmp_path / "missing.pem"),
+        "--key",
+        str(pki.server_file),
+        "--client-ca",
+        str(pki.ca_file),
     )
     assert result.returncode != 0
     assert f"cannot load server certificate {tmp_path / 'missing.pem'}" in result.stderr
 
 
-def test_a_busy_port_is_reported(tmp_path, pki):
-    import socket
-
+def test_a_busy_port_is_reported(tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

@@ -77,6 +77,80 @@ def whoami(as_json):
         click.echo(f"  {group['name']}: {group['role']}")
 
 
+@click.command()
+@group_option
+@json_option
+def repos(group, as_json):
+    """List the repos (cloud projects) of your groups, with their last poll."""
+    client = api()
+    items = client.get_all("repos/", group=resolve_group(client, group))
+    if as_json:
+        click.echo(jsonlib.dumps(items, indent=2))
+        return
+    for item in items:
+        item["poll"] = {True: "ok", False: "FAILED", None: "never"}[item["last_poll_ok"]]
+    print_table(
+        items,
+        [("id", "ID"), ("group", "GROUP"), ("name", "NAME"), ("region", "REGION"), ("auth_url", "AUTH URL"),
+         ("poll", "POLL"), ("last_poll_error", "LAST ERROR")],
+    )
+
+
+CELL_MARKS = {"present": "✓", "foreign": "○", "absent": "·"}
+
+
+@click.command()
+@group_option
+@click.option("--hidden", is_flag=True, help="Show the hidden rows instead.")
+@click.option("--name", "needle", help="Only rows whose name contains this text.")
+@json_option
+def images(group, hidden, needle, as_json):
+    """Show the image matrix: one row per (name, content), one column per repo.
+
+    ✓ a verified copy, ○ a copy owned by another project (public, shared, community), · absent.
+    """
+    client = api()
+    params = {"group": resolve_group(client, group), "hidden": "true" if hidden else "false", "q": needle}
+    first = client.get("images/", **params)
+    rows = client.get_all("images/", **params) if first.get("next") else first["results"]
+    if as_json:
+        click.echo(jsonlib.dumps({"repos": first["repos"], "rows": rows}, indent=2))
+        return
+    repo_names = {repo["id"]: repo["name"] for repo in first["repos"]}
+    table = []
+    for row in rows:
+        line = {"name": row["name"], "hash": row["content_key"][:19], "size": row["size"], "formats": row["formats"]}
+        for cell in row["cells"]:
+            line[f"repo{cell['repo']}"] = CELL_MARKS.get(cell["state"], cell["state"])
+        if row["conflict_types"]:
+            line["conflicts"] = ",".join(f"type {t}" for t in row["conflict_types"])
+        table.append(line)
+    columns = [("name", "NAME"), ("hash", "CONTENT"), ("size", "SIZE"), ("formats", "FORMATS")]
+    columns += [(f"repo{rid}", name) for rid, name in repo_names.items()] + [("conflicts", "CONFLICTS")]
+    print_table(table, columns)
+
+
+@click.command()
+@group_option
+@json_option
+def conflicts(group, as_json):
+    """List image conflicts: same name/other content, duplicates, same content/other names."""
+    client = api()
+    items = client.get_all("conflicts/", group=resolve_group(client, group))
+    if as_json:
+        click.echo(jsonlib.dumps(items, indent=2))
+        return
+    for item in items:
+        item["where"] = f"repo {item['repo']}" if item["repo"] else "across repos"
+        item["images"] = len(item["copies"])
+        item["ack"] = "yes" if item["acknowledged"] else ""
+    print_table(
+        items,
+        [("type", "TYPE"), ("kind", "KIND"), ("subject", "SUBJECT"), ("where", "WHERE"), ("images", "IMAGES"),
+         ("ack", "ACKNOWLEDGED")],
+    )
+
+
 def register(cli: click.Group) -> None:
-    for command in (login, whoami):
+    for command in (login, whoami, repos, images, conflicts):
         cli.add_command(command)

@@ -9,35 +9,61 @@ from glint.cli.server_commands import setup_django
 @click.option("--host", help="Address to listen on.  [default: GLINT_LISTEN, else 127.0.0.1]")
 @click.option("--port", type=click.IntRange(0, 65535), help="TCP port.  [default: GLINT_PORT, else 8443]")
 @click.option(
-    "--cert", "cert_file", type=click.Path(dir_okay=False),
+    "--cert",
+    "cert_file",
+    type=click.Path(dir_okay=False),
     help="Server certificate, PEM (may hold the key and chain).  [default: GLINT_TLS_CERT]",
 )
-@click.option("--key", "key_file", type=click.Path(dir_okay=False), help="Server key, PEM.  [default: GLINT_TLS_KEY]")
 @click.option(
-    "--client-ca", "client_ca_file", type=click.Path(dir_okay=False),
+    "--key",
+    "key_file",
+    type=click.Path(dir_okay=False),
+    help="Server key, PEM, unless --cert holds it.  [default: GLINT_TLS_KEY]",
+)
+@click.option(
+    "--client-ca",
+    "client_ca_file",
+    type=click.Path(dir_okay=False),
     help="CA file (CRLs may follow) that client certificates chain to.  [default: GLINT_TLS_CLIENT_CA]",
 )
 @click.option(
-    "--client-ca-dir", "client_ca_dir", type=click.Path(file_okay=False),
+    "--client-ca-dir",
+    "client_ca_dir",
+    type=click.Path(file_okay=False),
     help="IGTF-style CA directory (<hash>.0, <hash>.r0), e.g. /etc/grid-security/certificates.  "
     "[default: GLINT_TLS_CLIENT_CA_DIR]",
 )
 @click.option(
-    "--behind-proxy", is_flag=True,
+    "--behind-proxy",
+    is_flag=True,
     help="Plain HTTP for a TLS-terminating reverse proxy, on loopback or --unix-socket only.",
 )
 @click.option(
-    "--unix-socket", type=click.Path(dir_okay=False), default="",
+    "--unix-socket",
+    type=click.Path(dir_okay=False),
+    default="",
     help="Listen on this unix socket (mode 0660) instead of TCP; needs --behind-proxy.",
 )
 @click.option("--insecure-dev", is_flag=True, help="Allow plain HTTP on any address. Development only.")
 @click.option("--threads", type=click.IntRange(1, 1000), default=10, show_default=True, help="Requests served at once.")
 @click.option(
-    "--ca-reload-seconds", type=click.IntRange(1), default=300, show_default=True,
+    "--ca-reload-seconds",
+    type=click.IntRange(1),
+    default=300,
+    show_default=True,
     help="Rebuild the TLS context this often, so new CRLs apply without a restart.",
 )
 def serve(
-    host, port, cert_file, key_file, client_ca_file, client_ca_dir, behind_proxy, unix_socket, insecure_dev, threads,
+    host,
+    port,
+    cert_file,
+    key_file,
+    client_ca_file,
+    client_ca_dir,
+    behind_proxy,
+    unix_socket,
+    insecure_dev,
+    threads,
     ca_reload_seconds,
 ):
     """Migrate the database, then serve Glint (and its background workers) until SIGTERM/SIGINT."""

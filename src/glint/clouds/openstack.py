@@ -260,6 +260,7 @@ class OpenStackDriver(CloudDriver):
         self._session = self._new_session(self._auth)
         self._image_base: str | None = None
         self._seen_hash_algo: str | None = None
+        self._closed = False
 
     # Session and authentication
 
@@ -375,6 +376,8 @@ class OpenStackDriver(CloudDriver):
             allow_reauth: False when the body cannot be sent twice (an iterator).
             **kwargs: Passed on to keystoneauth / requests.
         """
+        if self._closed:
+            raise errors.CloudError(f"{what}: this driver was closed")
         url = self._base() + path
         headers = {"Accept": "application/json", **kwargs.pop("headers", {})}
         timeout = (self.connection.connect_timeout, self.connection.read_timeout)
@@ -543,6 +546,7 @@ class OpenStackDriver(CloudDriver):
                       json=body).close()
 
     def close(self) -> None:
+        self._closed = True
         self._session.session.close()
         if self._ca_file:
             self._finalizer()

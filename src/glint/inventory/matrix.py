@@ -25,6 +25,7 @@ conflict.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 from collections import defaultdict
@@ -42,7 +43,9 @@ __all__ = [
     "ConflictKind",
     "content_keys",
     "build_rows",
+    "apply_hidden",
     "find_conflicts",
+    "apply_acknowledgements",
     "row_id",
     "filter_rows",
     "sort_rows",
@@ -99,12 +102,15 @@ class RepoColumn:
     project_id: str = ""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Cell:
-    """One repo's copies of one row. ``progress`` and ``reason`` are set by job overlays."""
+    """One repo's copies of one row. ``progress`` and ``reason`` are set by job overlays.
+
+    Frozen, so one cell object can be shared by every absent cell and by cached matrices.
+    """
 
     state: CellState
-    copies: list[Copy] = field(default_factory=list)
+    copies: tuple[Copy, ...] = ()
     progress: int | None = None
     reason: str = ""
 
@@ -114,7 +120,7 @@ class Cell:
         return sorted({c.status for c in self.copies if c.status != "active"})
 
 
-@dataclass
+@dataclass(eq=False)
 class Row:
     """One (name, content) pair of a group's matrix.
 
@@ -123,7 +129,8 @@ class Row:
         content_key: ``sha256:…``, ``sha512:…``, ``md5:…`` or ``unverifiable:<repo>:<image>``.
         keys: Every content key the row's cluster answers to (for flags stored earlier).
         owned: Some copy is owned by a project of the group's repos.
-        hidden: Glint's per-group flag: the stored choice, else ``not owned``.
+        hidden: Glint's per-group flag: the stored choice (:func:`apply_hidden`), else
+            ``not owned``.
         conflict_types: Conflict types (1, 2, 3) this row takes part in.
     """
 
@@ -322,21 +329,24 @@ def _owned_by(copy: Copy, project_id: str) -> bool:
     return copy.visibility == "private"  # project not learned yet: only an owner sees private
 
 
+_ABSENT = Cell(CellState.ABSENT)
+
+
 def build_rows(
     group_id: int,
     columns: Iterable[RepoColumn],
     copies: Iterable[Copy],
-    hidden_choices: Mapping[tuple[str, str], bool] | None = None,
     overlays: Mapping[tuple[str, int], Cell] | None = None,
 ) -> list[Row]:
     """Build the matrix rows of one group, sorted by name then content key.
+
+    Each row starts hidden when no copy is owned by one of the group's projects; stored choices
+    are laid over that by :func:`apply_hidden`.
 
     Args:
         group_id: The group (part of every row id).
         columns: The group's repos.
         copies: Every image of those repos.
-        hidden_choices: Stored Hide/Show choices, ``{(name, content_key): hidden}``; a row without
-            one is hidden when no copy is owned by one of the group's projects.
         overlays: Cells from jobs in flight, ``{(row_id, repo_id): Cell}``, which replace the
             polled cell (queued, copying n%, verifying, failed, deleting).
 
@@ -346,7 +356,6 @@ def build_rows(
     columns = list(columns)
     by_repo = {col.id: col for col in columns}
     group_projects = {col.project_id for col in columns if col.project_id}
-    hidden_choices = hidden_choices or {}
     overlays = overlays or {}
     copies = [c for c in copies if c.repo_id in by_repo]
     keys = content_keys(copies)
@@ -363,23 +372,33 @@ def build_rows(
             held_by[c.repo_id].append(c)
         cells = {}
         for col in columns:
-            held = held_by.get(col.id, [])
+            held = held_by.get(col.id)
             if not held:
-                state = CellState.ABSENT
+                cell = _ABSENT
             elif any(_owned_by(c, col.project_id) for c in held):
-                state = CellState.PRESENT
+                cell = Cell(CellState.PRESENT, tuple(held))
             else:
-                state = CellState.FOREIGN
-            cells[col.id] = overlays.get((rid, col.id)) or Cell(state, held)
-        owned = any(
-            c.owner in group_projects or _owned_by(c, by_repo[c.repo_id].project_id) for c in members
-        )
-        all_keys = keys[members[0].pk][1]
-        choice = next((hidden_choices[(name, k)] for k in [content_key, *sorted(all_keys)]
-                       if (name, k) in hidden_choices), None)
-        rows.append(Row(rid, name, content_key, all_keys, cells, owned=owned,
-                        hidden=(not owned) if choice is None else choice))
+                cell = Cell(CellState.FOREIGN, tuple(held))
+            cells[col.id] = overlays.get((rid, col.id), cell) if overlays else cell
+        owned = any(c.owner in group_projects or _owned_by(c, by_repo[c.repo_id].project_id) for c in members)
+        rows.append(Row(rid, name, content_key, keys[members[0].pk][1], cells, owned=owned, hidden=not owned))
     return rows
+
+
+def apply_hidden(rows: Iterable[Row], choices: Mapping[tuple[str, str], bool]) -> list[Row]:
+    """Copies of ``rows`` with the stored Hide/Show choices, ``{(name, content_key): hidden}``.
+
+    A choice is found under any key the row answers to, so one made before the row's key grew
+    stronger still counts. Rows without a choice keep their default.
+    """
+    if not choices:
+        return list(rows)
+    result = []
+    for row in rows:
+        choice = next((choices[(row.name, k)] for k in (row.content_key, *sorted(row.keys))
+                       if (row.name, k) in choices), None)
+        result.append(row if choice is None or choice == row.hidden else dataclasses.replace(row, hidden=choice))
+    return result
 
 
 # Conflicts
@@ -419,11 +438,7 @@ def _variant_groups(rows: list[Row], subject_of, variant_of, within, across, col
     return found
 
 
-def find_conflicts(
-    rows: list[Row],
-    columns: Iterable[RepoColumn],
-    acknowledged: Mapping[str, str] | None = None,
-) -> list[Conflict]:
+def find_conflicts(rows: list[Row], columns: Iterable[RepoColumn]) -> list[Conflict]:
     """Conflict groups of a group's matrix, and mark the rows that take part.
 
     Unverifiable rows take part in none (their content is unknown). A group is reported only when
@@ -433,7 +448,6 @@ def find_conflicts(
     Args:
         rows: From :func:`build_rows` (their ``conflict_types`` are filled in).
         columns: The group's repos.
-        acknowledged: ``{conflict key: signature}`` of stored acknowledgements.
 
     Returns:
         The conflicts, ordered by type, then subject.
@@ -441,7 +455,6 @@ def find_conflicts(
     columns = list(columns)
     by_repo = {col.id: col for col in columns}
     group_projects = {col.project_id for col in columns if col.project_id}
-    acknowledged = acknowledged or {}
     rows = [r for r in rows if r.verifiable]
 
     found = _variant_groups(rows, lambda r: r.name, lambda r: r.content_key,
@@ -467,10 +480,14 @@ def find_conflicts(
         signature = _signature(copies)
         for row in members:
             row.conflict_types.add(kind.type)
-        conflicts.append(Conflict(kind, key, repo_id, subject, members, copies, signature,
-                                  acknowledged=acknowledged.get(key) == signature))
+        conflicts.append(Conflict(kind, key, repo_id, subject, members, copies, signature))
     conflicts.sort(key=lambda c: (c.type, c.subject, c.repo_id or 0))
     return conflicts
+
+
+def apply_acknowledgements(conflicts: Iterable[Conflict], acknowledged: Mapping[str, str]) -> list[Conflict]:
+    """Copies of ``conflicts`` marked acknowledged where ``{key: signature}`` still matches."""
+    return [dataclasses.replace(c, acknowledged=acknowledged.get(c.key) == c.signature) for c in conflicts]
 
 
 # Views of the rows

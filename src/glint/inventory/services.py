@@ -3,18 +3,39 @@
 Everything a matrix page needs comes from a fixed number of queries (the group's repos with their
 inventory bookkeeping, every copy in them as plain tuples, the Hide/Show choices, the
 acknowledgements) whatever the size of the inventory; the rest is ``glint.inventory.matrix``.
+
+Rows and conflicts depend only on the repos' listings, so they are kept in a small per-process
+cache keyed by each repo's inventory version and listing fingerprint (the poller changes both with
+every change it writes). A page of an unchanged inventory then costs three small queries;
+people's choices (Hide/Show, acknowledgements) are laid over the cached rows on every request.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from glint.accounts.models import Group, User
-from glint.inventory.matrix import Conflict, Copy, RepoColumn, Row, build_rows, find_conflicts
+from glint.inventory.matrix import (
+    Conflict,
+    Copy,
+    RepoColumn,
+    Row,
+    apply_acknowledgements,
+    apply_hidden,
+    build_rows,
+    find_conflicts,
+)
 from glint.inventory.models import ConflictAcknowledgement, HiddenRow, Image, RepoInventory
 from glint.repos.models import Repo
 
-__all__ = ["GroupMatrix", "acknowledge", "group_matrix", "group_repos", "set_hidden"]
+__all__ = ["GroupMatrix", "acknowledge", "forget_cached_matrices", "group_matrix", "group_repos", "set_hidden"]
+
+#: Matrices kept per process (one per group and inventory state).
+CACHE_SIZE = 16
+_cache: OrderedDict[tuple, tuple[list[Row], list[Conflict]]] = OrderedDict()
+_cache_lock = threading.Lock()
 
 
 @dataclass
@@ -68,27 +89,59 @@ def _column(repo: Repo) -> RepoColumn:
     return RepoColumn(repo.pk, repo.name, project_id)
 
 
+def _cache_key(group: Group, repos: list[Repo], columns: list[RepoColumn]) -> tuple:
+    state = []
+    for repo, column in zip(repos, columns):
+        inventory = _inventory(repo)
+        state.append((column, repo.created, inventory.version if inventory else -1,
+                      inventory.fingerprint if inventory else ""))
+    return (group.pk, tuple(state))
+
+
+def _rows_and_conflicts(group: Group, repos: list[Repo], columns: list[RepoColumn], overlays):
+    key = None if overlays else _cache_key(group, repos, columns)
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    copies = [Copy(*values) for values in
+              Image.objects.filter(repo__in=[r.pk for r in repos]).order_by().values_list(*Image.COPY_FIELDS)]
+    rows = build_rows(group.pk, columns, copies, overlays)
+    built = (rows, find_conflicts(rows, columns))
+    if key is not None:
+        with _cache_lock:
+            _cache[key] = built
+            while len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
+    return built
+
+
+def forget_cached_matrices() -> None:
+    """Drop every cached matrix (for code that writes images without bumping a version: tests)."""
+    with _cache_lock:
+        _cache.clear()
+
+
 def group_matrix(group: Group, *, overlays=None) -> GroupMatrix:
-    """Build ``group``'s matrix and conflicts from the database (four queries).
+    """Build ``group``'s matrix and conflicts (three queries, four when the inventory changed).
 
     Args:
         group: The group.
-        overlays: Job cells to lay over the polled ones (see ``matrix.build_rows``).
+        overlays: Job cells to lay over the polled ones (see ``matrix.build_rows``); a matrix
+            with overlays is not cached.
     """
     repos = group_repos(group)
     columns = [_column(repo) for repo in repos]
-    copies = [Copy(*values) for values in
-              Image.objects.filter(repo__in=[r.pk for r in repos]).order_by().values_list(*Image.COPY_FIELDS)]
+    rows, conflicts = _rows_and_conflicts(group, repos, columns, overlays)
     choices = {(name, key): hidden for name, key, hidden in
                HiddenRow.objects.filter(group=group).values_list("name", "content_key", "hidden")}
-    rows = build_rows(group.pk, columns, copies, choices, overlays)
     acknowledged = dict(ConflictAcknowledgement.objects.filter(group=group).values_list("key", "signature"))
-    conflicts = find_conflicts(rows, columns, acknowledged)
     versions = {}
     for repo in repos:
         inventory = _inventory(repo)
         versions[repo.pk] = inventory.version if inventory else 0
-    return GroupMatrix(group, repos, rows, conflicts, versions)
+    return GroupMatrix(group, repos, apply_hidden(rows, choices), apply_acknowledgements(conflicts, acknowledged),
+                       versions)
 
 
 def set_hidden(group: Group, row: Row, hidden: bool, user: User | None) -> None:

@@ -97,8 +97,6 @@ def choose_mode(options: ServeOptions) -> Mode:
     missing = []
     if not options.cert_file:
         missing.append("--cert FILE (GLINT_TLS_CERT)")
-    if not options.key_file:
-        missing.append("--key FILE (GLINT_TLS_KEY)")
     if not (options.client_ca_file or options.client_ca_dir):
         missing.append("--client-ca FILE or --client-ca-dir DIR (GLINT_TLS_CLIENT_CA, GLINT_TLS_CLIENT_CA_DIR)")
     if missing:
@@ -200,7 +198,9 @@ def run(options: ServeOptions) -> None:
     start_background_workers()
     if context is not None:
         threading.Thread(
-            target=_reload_context_periodically, args=(server.ssl_adapter, options, stop), name="glint-tls-reload",
+            target=_reload_context_periodically,
+            args=(server.ssl_adapter, options, stop),
+            name="glint-tls-reload",
             daemon=True,
         ).start()
     serving = threading.Thread(target=server.serve, name="glint-http")

@@ -5,6 +5,8 @@ Rows and conflicts are computed from the inventory, so these are plain viewsets 
 group-scoped object: another group's row is a 404.
 """
 
+import dataclasses
+
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
@@ -98,8 +100,7 @@ class ImageRowViewSet(viewsets.ViewSet):
     def _set_hidden(self, request, pk, hidden: bool):
         matrix, row = _matrix_row(request, pk)
         services.set_hidden(matrix.group, row, hidden, request.user)
-        row.hidden = hidden
-        return Response(RowSerializer(row).data)
+        return Response(RowSerializer(dataclasses.replace(row, hidden=hidden)).data)
 
     @extend_schema(request=None, responses=RowSerializer)
     @action(detail=True, methods=["post"])

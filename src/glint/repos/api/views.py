@@ -1,6 +1,6 @@
 """``/api/v1/repos/``: the repos of the caller's groups; managers and admins change them."""
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -8,6 +8,7 @@ from rest_framework.response import Response
 
 from glint.accounts.access import require_manager, visible_group
 from glint.repos import services
+from glint.repos.models import Repo
 from glint.repos.api.serializers import (
     ImportResponseSerializer,
     RepoImportSerializer,
@@ -16,10 +17,11 @@ from glint.repos.api.serializers import (
 )
 
 
-@extend_schema(parameters=[OpenApiParameter("group", int, description="Only this group's repos.")])
+@extend_schema_view(list=extend_schema(parameters=[OpenApiParameter("group", int, description="Only this group's repos.")]))
 class RepoViewSet(viewsets.ModelViewSet):
     """Cloud projects of groups. Adding or changing one checks it against the cloud first."""
 
+    queryset = Repo.objects.none()  # for the schema; get_queryset picks the caller's repos
     serializer_class = RepoSerializer
 
     def get_queryset(self):

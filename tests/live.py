@@ -1,5 +1,7 @@
 """The real ``glint serve`` as a subprocess, a PKI on disk, and clients that speak raw TLS and HTTP.
 
+Shared by every test that needs a live server (sign-in, the command line, the browser).
+
 Every server gets its own data directory (SQLite) and a free port on 127.0.0.1, and runs under the
 network guard (tests/netguard). Servers are module-scoped: start-up (Django, migrate) is the slow
 part, and the tests of one module only read or add users.
@@ -23,7 +25,7 @@ import pytest
 
 from tests.pki import make_ca, make_user_cert, write_pem
 
-GUARD_DIR = Path(__file__).resolve().parent.parent / "netguard"
+GUARD_DIR = Path(__file__).resolve().parent / "netguard"
 GLINT = str(Path(sys.executable).parent / "glint")
 START_TIMEOUT = 60
 DN_PREFIX = "/C=CA/O=Glint Test Grid/CN="
@@ -88,9 +90,10 @@ class RunningServer:
 
 
 def _connectable(server: RunningServer) -> bool:
-    family, address = (
-        (socket.AF_UNIX, str(server.unix_socket)) if server.unix_socket else (socket.AF_INET, ("127.0.0.1", server.port))
-    )
+    if server.unix_socket:
+        family, address = socket.AF_UNIX, str(server.unix_socket)
+    else:
+        family, address = socket.AF_INET, ("127.0.0.1", server.port)
     with socket.socket(family) as probe:
         probe.settimeout(1)
         return probe.connect_ex(address) == 0
@@ -140,9 +143,8 @@ class PKI:
         return self.credentials[common_name]
 
 
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory) -> PKI:
-    directory = tmp_path_factory.mktemp("pki")
+def make_pki(directory: Path) -> PKI:
+    """A client CA, a server certificate for 127.0.0.1/localhost, and room for people's credentials."""
     ca = make_ca("Glint Test CA")
     server_cert, server_key = make_user_cert(ca, "localhost", server_names=["127.0.0.1", "localhost"])
     return PKI(
