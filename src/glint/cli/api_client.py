@@ -21,6 +21,9 @@ class GlintAPI:
     def __init__(self, config: ClientConfig):
         self.base = config.url.rstrip("/") + "/api/v1/"
         self.session = requests.Session()
+        # Only this server's URL is ever contacted: no proxies or CA bundles from the environment,
+        # which would otherwise override the trust chosen at login.
+        self.session.trust_env = False
         if config.cert:
             self.session.cert = (config.cert, config.key) if config.key else config.cert
         if config.ca_file:
