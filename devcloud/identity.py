@@ -17,8 +17,12 @@ DOMAIN = "default"  # the id of the "Default" domain that bootstrap creates
 
 
 def new_password() -> str:
-    """A random password, well below bcrypt's 72-byte limit."""
-    return secrets.token_urlsafe(24)
+    """A random password, well below bcrypt's 72-byte limit.
+
+    Hex, not url-safe base64: a value starting with ``-`` would be taken for an option by
+    ``keystone-manage bootstrap --bootstrap-password``.
+    """
+    return secrets.token_hex(20)
 
 
 def _auth_body(username: str, password: str, project: str | None) -> dict:

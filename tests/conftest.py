@@ -15,3 +15,12 @@ def pki(tmp_path_factory):
     from tests.live import make_pki
 
     return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def client_for_member(db):
+    """A Django test client signed in (by certificate) as a member of a fresh group."""
+    from glint.accounts.services import add_group
+    from tests.clients import client_for, make_user
+
+    return client_for(make_user("Plain Member", group=add_group("plain-group")))

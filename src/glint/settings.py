@@ -121,6 +121,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "OAS_VERSION": "3.1.0",  # for the mutualTLS security scheme (certificate sign-in)
 }
 
 LOGGING = {

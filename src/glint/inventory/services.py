@@ -16,6 +16,9 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from django.http import Http404
+
+from glint.accounts.access import visible_group
 from glint.accounts.models import Group, User
 from glint.inventory.matrix import (
     Conflict,
@@ -142,6 +145,34 @@ def group_matrix(group: Group, *, overlays=None) -> GroupMatrix:
         versions[repo.pk] = inventory.version if inventory else 0
     return GroupMatrix(group, repos, apply_hidden(rows, choices), apply_acknowledgements(conflicts, acknowledged),
                        versions)
+
+
+def _split_object_id(user: User, object_id: str) -> tuple[Group, str]:
+    """The group of a ``<group>-<key>`` row or conflict id (404 unless ``user`` sees it), and the key."""
+    group_part, _, key = str(object_id).partition("-")
+    if not key:
+        raise Http404("Malformed id: expected <group>-<key>.")
+    return visible_group(user, group_part), key
+
+
+def find_row(user: User, row_id: str) -> tuple[GroupMatrix, Row]:
+    """A matrix row by its id, as ``user`` may see it; 404 otherwise."""
+    group, _key = _split_object_id(user, row_id)
+    matrix = group_matrix(group)
+    row = matrix.row(row_id)
+    if row is None:
+        raise Http404("No such image row: it may have changed since the page was loaded.")
+    return matrix, row
+
+
+def find_conflict(user: User, conflict_id: str) -> tuple[GroupMatrix, Conflict]:
+    """A conflict group by its id, as ``user`` may see it; 404 otherwise."""
+    group, key = _split_object_id(user, conflict_id)
+    matrix = group_matrix(group)
+    conflict = next((c for c in matrix.conflicts if c.key == key), None)
+    if conflict is None:
+        raise Http404("No such conflict: it may have been resolved since the page was loaded.")
+    return matrix, conflict
 
 
 def set_hidden(group: Group, row: Row, hidden: bool, user: User | None) -> None:

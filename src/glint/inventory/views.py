@@ -32,15 +32,6 @@ def _matrix_url(group, **params) -> str:
     return f"{reverse('inventory:matrix')}?{query}"
 
 
-def _row_or_404(request, row_id: str):
-    group = visible_group(request.user, row_id.split("-", 1)[0])
-    matrix = services.group_matrix(group)
-    row = matrix.row(row_id)
-    if row is None:
-        raise Http404("No such image row: it may have changed since the page was loaded.")
-    return matrix, row
-
-
 def matrix(request):
     group = current_group(request)
     if group is None:
@@ -67,7 +58,7 @@ def matrix(request):
 
 
 def detail(request, row_id):
-    data, row = _row_or_404(request, row_id)
+    data, row = services.find_row(request.user, row_id)
     images = list(Image.objects.filter(pk__in=[c.pk for c in row.copies]).select_related("repo__inventory").order_by("repo__name", "image_id"))
     return render(request, "inventory/detail.html", {
         "matrix": data,
@@ -106,7 +97,7 @@ def _conflict_item(group, data, conflict) -> dict:
 
 
 def _set_hidden(request, row_id, hidden: bool):
-    data, row = _row_or_404(request, row_id)
+    data, row = services.find_row(request.user, row_id)
     services.set_hidden(data.group, row, hidden, request.user)
     if _is_htmx(request):
         return render(request, "inventory/_row_moved.html", {
@@ -127,12 +118,8 @@ def show(request, row_id):
 
 @require_POST
 def acknowledge_conflict(request, conflict_id):
-    group = visible_group(request.user, conflict_id.split("-", 1)[0])
-    data = services.group_matrix(group)
-    key = conflict_id.split("-", 1)[1]
-    conflict = next((c for c in data.conflicts if c.key == key), None)
-    if conflict is None:
-        raise Http404("No such conflict: it may have been resolved since the page was loaded.")
+    data, conflict = services.find_conflict(request.user, conflict_id)
+    group = data.group
     services.acknowledge(group, conflict, request.user)
     messages.success(request, "Conflict acknowledged; it comes back if its images change.")
     return redirect(f"{reverse('inventory:conflicts')}?group={group.pk}")

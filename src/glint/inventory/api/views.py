@@ -40,19 +40,6 @@ def _group(request):
     return group
 
 
-def _group_of(user, object_id: str):
-    """The group an object id (``<group>-…``) belongs to, if ``user`` may see it; 404 otherwise."""
-    return visible_group(user, object_id.split("-", 1)[0])
-
-
-def _matrix_row(request, row_id: str):
-    matrix = services.group_matrix(_group_of(request.user, row_id))
-    row = matrix.row(row_id)
-    if row is None:
-        raise Http404("No such image row (it may have changed since it was listed).")
-    return matrix, row
-
-
 def _parse_hidden(value: str | None) -> bool | None:
     if value in (None, "", "all"):
         return None
@@ -93,12 +80,12 @@ class ImageRowViewSet(viewsets.ViewSet):
 
     @extend_schema(responses=RowDetailSerializer)
     def retrieve(self, request, pk=None):
-        _matrix, row = _matrix_row(request, pk)
+        _matrix, row = services.find_row(request.user, pk)
         images = Image.objects.filter(pk__in=[c.pk for c in row.copies]).order_by("repo_id", "image_id")
         return Response(RowDetailSerializer(row, context={"images": images}).data)
 
     def _set_hidden(self, request, pk, hidden: bool):
-        matrix, row = _matrix_row(request, pk)
+        matrix, row = services.find_row(request.user, pk)
         services.set_hidden(matrix.group, row, hidden, request.user)
         return Response(RowSerializer(dataclasses.replace(row, hidden=hidden)).data)
 
@@ -126,13 +113,7 @@ class ConflictViewSet(viewsets.ViewSet):
         return Response(ConflictSerializer(matrix.conflicts, many=True, context={"group": matrix.group}).data)
 
     def _conflict(self, request, pk):
-        group = _group_of(request.user, pk)
-        matrix = services.group_matrix(group)
-        key = pk.split("-", 1)[1]
-        conflict = next((c for c in matrix.conflicts if c.key == key), None)
-        if conflict is None:
-            raise Http404("No such conflict (it may have been resolved).")
-        return matrix, conflict
+        return services.find_conflict(request.user, pk)
 
     @extend_schema(responses=ConflictSerializer)
     def retrieve(self, request, pk=None):
