@@ -24,3 +24,27 @@ def client_for_member(db):
     from tests.clients import client_for, make_user
 
     return client_for(make_user("Plain Member", group=add_group("plain-group")))
+
+
+@pytest.fixture
+def group_a(db):
+    """Group "alpha" (the people under test usually belong here)."""
+    from glint.accounts.services import add_group
+
+    return add_group("alpha")
+
+
+@pytest.fixture
+def group_b(db):
+    """Group "beta" (another group, whose things group A must never reach)."""
+    from glint.accounts.services import add_group
+
+    return add_group("beta")
+
+
+@pytest.fixture(scope="session")
+def live_glint(devcloud, pki, tmp_path_factory):
+    """One real ``glint serve`` (TLS) for the session, with devcloud repos and a signed-in admin."""
+    from tests.live import start_live_glint
+
+    yield from start_live_glint(devcloud, pki, tmp_path_factory.mktemp("live-glint"))

@@ -176,6 +176,24 @@ def https_get(port: int, path: str, context: ssl.SSLContext, headers: dict | Non
         connection.close()
 
 
+def tls_refusal(port: int, context: ssl.SSLContext, wait: float = 2.0) -> str:
+    """The TLS alert the server answers a client with, or '' when it lets the client in.
+
+    TLS 1.3: the client finishes its side of the handshake first and reads the verdict after; an
+    accepted client hears nothing until it sends a request (the server sends no session tickets).
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as raw:
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.settimeout(wait)
+            try:
+                tls.recv(1)
+            except ssl.SSLError as exc:
+                return exc.reason or str(exc)
+            except TimeoutError:
+                return ""
+    raise AssertionError("the server closed the connection without a TLS alert")
+
+
 def raw_http(
     header_lines: list[str],
     path: str = "/api/v1/whoami/",
@@ -200,3 +218,43 @@ def raw_http(
     response = b"".join(chunks).decode("utf-8", "replace")
     head, _, body = response.partition("\r\n\r\n")
     return int(head.split(" ", 2)[1]), body
+
+
+# A server with repos -------------------------------------------------------------------------------
+
+
+LIVE_GROUP = "browser"
+LIVE_OTHER_GROUP = "browser-other"
+LIVE_ADMIN_CN = "Browser Admin"
+
+
+@dataclass
+class LiveGlint:
+    server: RunningServer
+    url: str
+    cert_file: Path  # the admin's certificate and key in one PEM file
+
+    def glint(self, *args: str):
+        result = run_glint(self.server.data_dir, *args)
+        assert result.returncode == 0, result.stderr
+        return result
+
+
+def start_live_glint(devcloud, pki, data_dir: Path):
+    """Yield a running ``glint serve`` over TLS whose group ``browser`` holds devcloud-1 and -2."""
+    for args in (
+        ("migrate",),
+        ("group", "add", LIVE_GROUP),
+        ("group", "add", LIVE_OTHER_GROUP),
+        ("user", "add", "--dn", f"/C=CA/O=Glint Test Grid/CN={LIVE_ADMIN_CN}", "--admin", "--group", LIVE_GROUP, "--role", "manager"),
+        ("repo", "import", str(devcloud.clouds_yaml), "--group", LIVE_GROUP, "--cloud", "devcloud-1", "--cloud", "devcloud-2"),
+    ):
+        result = run_glint(data_dir, *args)
+        assert result.returncode == 0, result.stderr
+    _cert, _key, cert_file = pki.person(LIVE_ADMIN_CN)
+    server = start_server(data_dir, "--cert", str(pki.server_file), "--key", str(pki.server_file),
+                          "--client-ca", str(pki.ca_file))
+    try:
+        yield LiveGlint(server, f"https://127.0.0.1:{server.port}", cert_file)
+    finally:
+        server.stop()

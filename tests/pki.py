@@ -58,17 +58,30 @@ def make_ca(cn: str, *, parent: CA | None = None) -> CA:
     return CA(builder.sign(signer, hashes.SHA256()), key)
 
 
-def make_user_cert(ca: CA, cn: str, *, extra_ou: str | None = None, server_names: list[str] | None = None, days: int = 30):
-    """A leaf certificate: a client certificate, or a server one when ``server_names`` is given."""
+def make_user_cert(
+    ca: CA,
+    cn: str,
+    *,
+    extra_ou: str | None = None,
+    server_names: list[str] | None = None,
+    days: int = 30,
+    expired: bool = False,
+):
+    """A leaf certificate: a client certificate, or a server one when ``server_names`` is given.
+
+    ``expired`` makes one whose validity ended yesterday.
+    """
     key = ec.generate_private_key(ec.SECP256R1())
+    not_before = _now() - dt.timedelta(days=days + 1 if expired else 1)
+    not_after = _now() - dt.timedelta(days=1) if expired else _now() + dt.timedelta(days=days)
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(cn, ou=extra_ou))
         .issuer_name(ca.cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(_now() - dt.timedelta(days=1))
-        .not_valid_after(_now() + dt.timedelta(days=days))
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.cert.public_key()), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
@@ -107,10 +120,12 @@ PROXY_CERT_INFO_OID = x509.ObjectIdentifier("1.3.6.1.5.5.7.1.14")
 PROXY_CERT_INFO_INHERIT_ALL = bytes.fromhex("300c300a06082b06010505071501")
 
 
-def make_proxy_cert(user_cert: x509.Certificate, user_key, *, hours: int = 12):
+def make_proxy_cert(user_cert: x509.Certificate, user_key, *, hours: int = 12, akid: bool = True):
     """An RFC 3820 proxy of ``user_cert``, as ``grid-proxy-init`` makes: returns (proxy cert, proxy key).
 
     Its subject is the user's subject plus ``CN=<serial digits>`` (the naming rule OpenSSL checks).
+    ``akid=False`` leaves out the Authority Key Identifier, as many real proxy tools do (Python 3.13's
+    default ``VERIFY_X509_STRICT`` rejects those; research/x509.md §2.3).
     """
     key = ec.generate_private_key(ec.SECP256R1())
     serial = x509.random_serial_number()
@@ -126,9 +141,12 @@ def make_proxy_cert(user_cert: x509.Certificate, user_key, *, hours: int = 12):
         .not_valid_before(_now() - dt.timedelta(minutes=5))
         .not_valid_after(_now() + dt.timedelta(hours=hours))
         .add_extension(x509.KeyUsage(True, False, True, False, False, False, False, False, False), critical=True)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(user_cert.public_key()), critical=False)
         .add_extension(x509.UnrecognizedExtension(PROXY_CERT_INFO_OID, PROXY_CERT_INFO_INHERIT_ALL), critical=True)
     )
+    if akid:
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(user_cert.public_key()), critical=False
+        )
     return builder.sign(user_key, hashes.SHA256()), key
 
 

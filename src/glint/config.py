@@ -9,6 +9,7 @@ Precedence: ``GLINT_<NAME>`` environment variable, then the TOML file named by `
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import tomllib
@@ -35,6 +36,8 @@ DEFAULTS: dict[str, object] = {
     "listen": "127.0.0.1",  # address `glint serve` binds (0.0.0.0 or :: to accept remote clients)
     "port": 8443,
     "log_level": "INFO",
+    "api_rate_limit": "1200/minute",  # API calls per person (n/second|minute|hour|day); "off" for none
+    "token_issuers": "",  # bearer-token issuers: a TOML array of tables, or JSON in the environment
 }
 
 
@@ -91,6 +94,34 @@ def load(environ: os._Environ | dict | None = None) -> dict[str, object]:
         values[name] = _coerce(name, raw, default)
     values["data_dir"] = str(Path(str(values["data_dir"])).expanduser().resolve())
     return values
+
+
+TOKEN_ISSUER_KEYS = {"issuer", "audience", "jwks_uri", "groups_claim", "required_groups", "algorithms"}
+
+
+def token_issuers(value: object) -> list[dict]:
+    """The ``token_issuers`` setting as a list of dicts (see ``glint.accounts.tokens``).
+
+    In TOML: ``[[token_issuers]]`` tables. In ``GLINT_TOKEN_ISSUERS``: the same as a JSON list.
+    Each needs ``issuer`` and ``audience``; ``jwks_uri`` (default: from OIDC discovery),
+    ``groups_claim`` (default ``wlcg.groups``), ``required_groups`` and ``algorithms`` are optional.
+    """
+    if isinstance(value, str):
+        if not value.strip():
+            return []
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ConfigError(f"GLINT_TOKEN_ISSUERS is not a JSON list: {exc}") from None
+    if not isinstance(value, list) or not all(isinstance(entry, dict) for entry in value):
+        raise ConfigError("token_issuers must be a list of tables, each with issuer and audience")
+    for entry in value:
+        unknown = set(entry) - TOKEN_ISSUER_KEYS
+        if unknown:
+            raise ConfigError(f"unknown token_issuers key(s): {', '.join(sorted(unknown))}")
+        if not entry.get("issuer") or not entry.get("audience"):
+            raise ConfigError("every token_issuers entry needs an issuer and an audience")
+    return value
 
 
 def parse_database_url(url: str, data_dir: Path) -> DatabaseConfig:

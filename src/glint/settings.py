@@ -36,7 +36,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "glint.web.request_context.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "glint.web.security.ContentSecurityPolicyMiddleware",
+    "glint.audit.middleware.AuditRefusalsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -100,6 +103,9 @@ CSRF_COOKIE_SECURE = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
+CSRF_COOKIE_HTTPONLY = True  # pages carry the token in the markup (hx-headers), scripts never read the cookie
+# Sent only on HTTPS responses (direct TLS, or a trusted proxy's X-Forwarded-Proto: https).
+SECURE_HSTS_SECONDS = 365 * 24 * 3600
 
 GLINT_TRUSTED_PROXIES = list(GLINT["trusted_proxies"])
 GLINT_POLL_INTERVAL = int(GLINT["poll_interval"])
@@ -107,8 +113,15 @@ GLINT_POLL_TIMEOUT = int(GLINT["poll_timeout"])
 GLINT_POLL_WORKERS = int(GLINT["poll_workers"])
 GLINT_JOB_WORKERS = int(GLINT["job_workers"])
 
+GLINT_API_RATE_LIMIT = str(GLINT["api_rate_limit"])
+GLINT_TOKEN_ISSUERS = config.token_issuers(GLINT["token_issuers"])
+
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["glint.api.authentication.CertificateAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "glint.api.authentication.CertificateAuthentication",
+        "glint.api.authentication.BearerTokenAuthentication",
+    ],
+    "DEFAULT_THROTTLE_CLASSES": ["glint.api.throttling.PerPersonRateThrottle"],
     "DEFAULT_PERMISSION_CLASSES": ["glint.api.permissions.IsRegisteredUser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
@@ -127,7 +140,8 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"}},
+    "filters": {"request_id": {"()": "glint.web.request_context.RequestIdLogFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": GLINT["log_level"]},
 }

@@ -11,6 +11,7 @@ urlpatterns = [
     path("readyz", web_views.readyz, name="readyz"),
     path("metrics", metrics, name="metrics"),
     path("accounts/", include("glint.accounts.urls")),
+    path("audit/", include("glint.audit.urls")),
     path("repos/", include("glint.repos.urls")),
     path("images/", include("glint.inventory.urls")),
     path("api/v1/", include("glint.api.urls")),

@@ -4,20 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from glint.accounts.services import add_group
 from glint.repos.models import Repo
 from glint.repos.services import repo_from_cloud_entry, save_repo
 from tests.clients import client_for, make_user
-
-
-@pytest.fixture
-def group_a(db):
-    return add_group("alpha")
-
-
-@pytest.fixture
-def group_b(db):
-    return add_group("beta")
 
 
 @pytest.fixture

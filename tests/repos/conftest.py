@@ -6,20 +6,9 @@ import json
 
 import pytest
 
-from glint.accounts.services import add_group
 from glint.repos.choices import AuthType
 from glint.repos.models import Repo
 from tests.clients import client_for, make_user
-
-
-@pytest.fixture
-def group_a(db):
-    return add_group("alpha")
-
-
-@pytest.fixture
-def group_b(db):
-    return add_group("beta")
 
 
 @pytest.fixture

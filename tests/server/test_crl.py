@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
-import ssl
 import subprocess
 import time
 
@@ -12,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from tests.pki import make_crl, make_proxy_cert, write_chain_pem
-from tests.live import client_context, https_get, start_server
+from tests.live import client_context, https_get, start_server, tls_refusal
 
 RELOAD_SECONDS = 1
 ALERT_WAIT_SECONDS = 2
@@ -56,19 +54,7 @@ def server(pki, ca_setup, tmp_path_factory):
 
 
 def refusal(port, context) -> str:
-    """The TLS alert the server answers with, or '' when it lets the client in."""
-    with socket.create_connection(("127.0.0.1", port), timeout=15) as raw:
-        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-            # TLS 1.3: the client finishes first and reads the verdict after; an accepted client hears
-            # nothing until it sends a request (the server sends no session tickets).
-            tls.settimeout(ALERT_WAIT_SECONDS)
-            try:
-                tls.recv(1)
-            except ssl.SSLError as exc:
-                return exc.reason or str(exc)
-            except TimeoutError:
-                return ""
-    raise AssertionError("the server closed the connection without a TLS alert")
+    return tls_refusal(port, context, ALERT_WAIT_SECONDS)
 
 
 def test_start_line_says_crls_are_checked(server):

@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from glint.accounts.choices import Role
 from glint.accounts.dn import canonical_from_string, display_from_canonical
 
-__all__ = ["AccessRequest", "Group", "Membership", "User"]
+__all__ = ["AccessRequest", "Group", "Membership", "TokenIdentity", "User"]
 
 
 class UserManager(BaseUserManager):
@@ -115,3 +115,27 @@ class AccessRequest(models.Model):
 
     def __str__(self) -> str:
         return display_from_canonical(self.dn)
+
+
+class TokenIdentity(models.Model):
+    """A bearer-token identity (issuer, subject) that signs in as a person (``glint.accounts.tokens``).
+
+    The pair is the key, never the subject alone: two issuers may hand out the same ``sub``.
+    """
+
+    user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="token_identities")
+    issuer = models.CharField(_("issuer"), max_length=512)
+    subject = models.CharField(_("subject"), max_length=255)
+
+    class Meta:
+        ordering = ["issuer", "subject"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["issuer", "subject"],
+                name="%(app_label)s_%(class)s_unique_issuer_subject",
+                violation_error_message="This token identity already belongs to someone.",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} @ {self.issuer}"

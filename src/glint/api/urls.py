@@ -4,7 +4,14 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
-from glint.accounts.api.views import GroupViewSet, WhoAmIView
+from glint.accounts.api.views import (
+    AccessRequestViewSet,
+    GroupViewSet,
+    MembershipViewSet,
+    UserViewSet,
+    WhoAmIView,
+)
+from glint.audit.api.views import AuditRecordViewSet
 from glint.inventory.api.views import ConflictViewSet, GroupRefreshView, ImageRowViewSet, RepoRefreshView
 from glint.repos.api.views import RepoViewSet
 
@@ -13,6 +20,10 @@ router.register("groups", GroupViewSet, basename="group")
 router.register("repos", RepoViewSet, basename="repo")
 router.register("images", ImageRowViewSet, basename="image")
 router.register("conflicts", ConflictViewSet, basename="conflict")
+router.register("users", UserViewSet, basename="user")
+router.register("memberships", MembershipViewSet, basename="membership")
+router.register("access-requests", AccessRequestViewSet, basename="access-request")
+router.register("audit", AuditRecordViewSet, basename="audit")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -77,22 +77,29 @@ def whoami(as_json):
         click.echo(f"  {group['name']}: {group['role']}")
 
 
+def show_group_list(path: str, group: str | None, as_json: bool, columns, describe, empty: str) -> None:
+    """Print every item of a group-scoped API list as JSON, or as a table after ``describe(item)``."""
+    client = api()
+    items = client.get_all(path, group=resolve_group(client, group))
+    if as_json:
+        click.echo(jsonlib.dumps(items, indent=2))
+    elif not items:
+        click.echo(empty)
+    else:
+        print_table([describe(item) for item in items], columns)
+
+
 @click.command()
 @group_option
 @json_option
 def repos(group, as_json):
     """List the repos (cloud projects) of your groups, with their last poll."""
-    client = api()
-    items = client.get_all("repos/", group=resolve_group(client, group))
-    if as_json:
-        click.echo(jsonlib.dumps(items, indent=2))
-        return
-    for item in items:
-        item["poll"] = {True: "ok", False: "FAILED", None: "never"}[item["last_poll_ok"]]
-    print_table(
-        items,
+    show_group_list(
+        "repos/", group, as_json,
         [("id", "ID"), ("group", "GROUP"), ("name", "NAME"), ("region", "REGION"), ("auth_url", "AUTH URL"),
          ("poll", "POLL"), ("last_poll_error", "LAST ERROR")],
+        lambda item: {**item, "poll": {True: "ok", False: "FAILED", None: "never"}[item["last_poll_ok"]]},
+        "No repos yet.",
     )
 
 
@@ -135,19 +142,13 @@ def images(group, hidden, needle, as_json):
 @json_option
 def conflicts(group, as_json):
     """List image conflicts: same name/other content, duplicates, same content/other names."""
-    client = api()
-    items = client.get_all("conflicts/", group=resolve_group(client, group))
-    if as_json:
-        click.echo(jsonlib.dumps(items, indent=2))
-        return
-    for item in items:
-        item["where"] = f"repo {item['repo']}" if item["repo"] else "across repos"
-        item["images"] = len(item["copies"])
-        item["ack"] = "yes" if item["acknowledged"] else ""
-    print_table(
-        items,
+    show_group_list(
+        "conflicts/", group, as_json,
         [("type", "TYPE"), ("kind", "KIND"), ("subject", "SUBJECT"), ("where", "WHERE"), ("images", "IMAGES"),
          ("ack", "ACKNOWLEDGED")],
+        lambda item: {**item, "where": f"repo {item['repo']}" if item["repo"] else "across repos",
+                      "images": len(item["copies"]), "ack": "yes" if item["acknowledged"] else ""},
+        "No conflicts.",
     )
 
 

@@ -32,7 +32,14 @@ def user():
 @click.option("--admin", is_flag=True, help="Make this person a Glint admin.")
 @click.option("--group", "group_name", help="Also add the person to this group.")
 @click.option("--role", type=click.Choice(["manager", "member"]), default="member", show_default=True)
-def user_add(dn, admin, group_name, role):
+@click.option(
+    "--token",
+    "token_identity",
+    nargs=2,
+    metavar="ISSUER SUBJECT",
+    help="Also let bearer tokens of ISSUER with this subject (sub) sign in as this person.",
+)
+def user_add(dn, admin, group_name, role, token_identity):
     """Add a person, or update their admin flag and membership if they exist."""
     setup_django()
     from glint.accounts import services
@@ -40,6 +47,8 @@ def user_add(dn, admin, group_name, role):
 
     try:
         user, created = services.add_user(dn, admin=admin, group_name=group_name, role=role)
+        if token_identity:
+            services.link_token_identity(user, *token_identity)
     except (DNError, services.AccountError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{'added' if created else 'updated'} {user.dn}{' (admin)' if user.is_admin else ''}")

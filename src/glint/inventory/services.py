@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from django.http import Http404
 
+from glint import audit
 from glint.accounts.access import visible_group
 from glint.accounts.models import Group, User
 from glint.inventory.matrix import (
@@ -187,6 +188,8 @@ def set_hidden(group: Group, row: Row, hidden: bool, user: User | None) -> None:
         group=group, name=row.name, content_key=row.content_key,
         defaults={"hidden": hidden, "changed_by": user},
     )
+    audit.record("image.hide" if hidden else "image.show", user=user, group=group, image=row.name,
+                 details={"row": row.id})
 
 
 def acknowledge(group: Group, conflict: Conflict, user: User | None) -> None:
@@ -194,3 +197,4 @@ def acknowledge(group: Group, conflict: Conflict, user: User | None) -> None:
     ConflictAcknowledgement.objects.update_or_create(
         group=group, key=conflict.key, defaults={"signature": conflict.signature, "acknowledged_by": user},
     )
+    audit.record("conflict.acknowledge", user=user, group=group, details={"conflict": conflict.key})

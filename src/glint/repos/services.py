@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.http import Http404
 
+from glint import audit
 from glint.accounts.models import Group, User
 from glint.clouds import get_driver
 from glint.clouds.base import ProjectInfo, RepoConnection
@@ -146,10 +147,16 @@ def save_repo(repo: Repo) -> ProjectInfo:
         RepoValidationError: The cloud refused it; nothing was saved.
     """
     _drop_unused_secret(repo)
+    action = "repo.add" if repo.pk is None else "repo.edit"
     repo.full_clean()
-    project = check_repo(repo)
+    try:
+        project = check_repo(repo)
+    except RepoValidationError as exc:
+        audit.record(action, outcome=audit.FAILED, group=repo.group, details={"name": repo.name, "reason": exc.message})
+        raise
     repo.set_cloud_project(project.project_id)
     repo.save()
+    audit.record(action, repo=repo, details={"project": project.project_id})
     log.info("repo %s of group %s saved (project %s)", repo.name, repo.group.name, project.project_id)
     return project
 
@@ -204,7 +211,9 @@ def deletion_effects(repo: Repo) -> list[str]:
 def delete_repo(repo: Repo) -> None:
     """Delete the repo and (by cascade) what only it needs. Nothing in the cloud is touched."""
     name, group = repo.name, repo.group.name
+    gone = Repo(pk=repo.pk, name=name, group=repo.group)  # the audit record keeps its id and name
     repo.delete()
+    audit.record("repo.delete", repo=gone)
     log.info("repo %s of group %s deleted", name, group)
 
 
@@ -367,6 +376,8 @@ def import_clouds_yaml(
     for result, outcome in zip(pending, outcomes):
         if isinstance(outcome, RepoValidationError):
             result.status, result.reason, result.repo = ImportStatus.FAILED, outcome.message, None
+            audit.record("repo.import", outcome=audit.FAILED, group=group,
+                         details={"name": result.cloud, "reason": outcome.message})
             continue
         result.repo.set_cloud_project(outcome.project_id)
         try:
@@ -376,5 +387,6 @@ def import_clouds_yaml(
             results[results.index(result)] = _already_there(group, result.cloud)
             continue
         result.status = ImportStatus.ADDED
+        audit.record("repo.import", repo=result.repo)
         log.info("repo %s imported into group %s", result.cloud, group.name)
     return results

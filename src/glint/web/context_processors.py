@@ -11,4 +11,8 @@ def glint_context(request):
         group = current_group(request)
     except Exception:  # a bad ?group= is reported by the view itself, not by the menu
         group = None
-    return {"groups": user.visible_groups(), "current_group": group}
+    return {
+        "groups": user.visible_groups(),
+        "current_group": group,
+        "managed_groups": user.is_admin or user.managed_groups().exists(),
+    }

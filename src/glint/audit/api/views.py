@@ -1,0 +1,44 @@
+"""``/api/v1/audit/``: the audit trail, read-only, with the audit page's filters."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import serializers, viewsets
+from rest_framework.exceptions import PermissionDenied, ValidationError
+
+from glint.audit.filters import AuditFilterForm, may_see_audit, visible_records
+from glint.audit.models import AuditRecord
+
+
+class AuditRecordSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditRecord
+        fields = ["id", "created", "request_id", "user", "user_dn", "action", "outcome", "group_ref", "group_name",
+                  "repo_ref", "repo_name", "image", "details"]
+        read_only_fields = fields
+
+
+FILTER_PARAMETERS = [
+    OpenApiParameter(name, str, description=str(field.help_text or name))
+    for name, field in AuditFilterForm.base_fields.items()
+]
+
+
+@extend_schema_view(list=extend_schema(parameters=FILTER_PARAMETERS))
+class AuditRecordViewSet(viewsets.ReadOnlyModelViewSet):
+    """Audit records the caller may see (admins: all; managers: their groups'), newest first."""
+
+    serializer_class = AuditRecordSerializer
+    queryset = AuditRecord.objects.none()
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return AuditRecord.objects.none()
+        user = self.request.user
+        if not may_see_audit(user):
+            raise PermissionDenied("The audit trail is for admins and group managers.")
+        records = visible_records(user)
+        if self.action != "list":
+            return records
+        form = AuditFilterForm(self.request.query_params, viewer=user)
+        if not form.is_valid():
+            raise ValidationError(form.errors)
+        return form.apply(records)

@@ -1,0 +1,80 @@
+"""The command line as an API client, against the real ``glint serve`` with devcloud repos."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.live import LIVE_GROUP
+
+pytestmark = pytest.mark.devcloud
+GLINT = str(Path(sys.executable).parent / "glint")
+
+
+@pytest.fixture
+def cli(tmp_path):
+    """Run ``glint`` as a person would, with its own client config file."""
+    env = dict(os.environ, GLINT_CLIENT_CONFIG=str(tmp_path / "client.json"))
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([GLINT, *args], env=env, capture_output=True, text=True, timeout=120)
+
+    return run
+
+
+def login(cli, live_glint, pki, *extra):
+    return cli("login", "--url", live_glint.url, "--cert", str(live_glint.cert_file), "--ca-file", str(pki.ca_file), *extra)
+
+
+def test_login_then_whoami_repos_images_conflicts(cli, live_glint, pki):
+    result = login(cli, live_glint, pki)
+    assert result.returncode == 0, result.stderr
+    assert "logged in" in result.stdout and "CN=Browser Admin" in result.stdout
+
+    whoami = cli("whoami")
+    assert whoami.returncode == 0 and "(admin)" in whoami.stdout and f"{LIVE_GROUP}: manager" in whoami.stdout
+
+    repos = cli("repos", "--group", LIVE_GROUP)
+    assert repos.returncode == 0, repos.stderr
+    assert "devcloud-1" in repos.stdout and "devcloud-2" in repos.stdout
+
+    images = cli("images", "--group", LIVE_GROUP)
+    assert images.returncode == 0, images.stderr
+    assert images.stdout.splitlines()[0].split()[:2] == ["NAME", "CONTENT"]
+
+    assert cli("conflicts", "--group", LIVE_GROUP).returncode == 0
+    assert cli("repos", "--json").stdout.lstrip().startswith("[")
+
+
+def test_unknown_group_is_a_clear_error(cli, live_glint, pki):
+    assert login(cli, live_glint, pki).returncode == 0
+    result = cli("images", "--group", "no-such-group")
+    assert result.returncode != 0
+    assert "no group named 'no-such-group'" in result.stderr
+
+
+def test_commands_before_login_say_what_to_do(cli):
+    result = cli("whoami")
+    assert result.returncode != 0
+    assert "not logged in" in result.stderr
+
+
+def test_login_with_the_wrong_ca_is_refused_clearly(cli, live_glint, tmp_path):
+    from tests.pki import make_ca, write_pem
+
+    other_ca = write_pem(tmp_path / "other-ca.pem", make_ca("Some Other CA").cert)
+    result = cli("login", "--url", live_glint.url, "--cert", str(live_glint.cert_file), "--ca-file", str(other_ca))
+    assert result.returncode != 0
+    assert "certificate verify failed" in result.stderr
+    assert not (tmp_path / "client.json").exists()
+
+
+def test_unregistered_certificate_is_told_why(cli, live_glint, pki):
+    _cert, _key, stranger = pki.person("CLI Stranger")
+    result = cli("login", "--url", live_glint.url, "--cert", str(stranger), "--ca-file", str(pki.ca_file))
+    assert result.returncode != 0
+    assert "an admin has not added you yet" in result.stderr
