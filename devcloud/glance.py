@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import processes
+from . import processes, sqlite
 from .gunicorn import gunicorn_argv
 from .state import Service, State
 
@@ -68,7 +68,7 @@ enabled_import_methods = [glance-direct, web-download]
 image_cache_dir = {home}/cache
 
 [database]
-connection = sqlite:///{home}/glance.sqlite
+connection = {sqlite.connection_url(home / 'glance.sqlite')}
 
 [glance_store]
 default_backend = {STORE}
@@ -119,3 +119,4 @@ def prepare(state: State, svc: Service, abort=None) -> None:
             "db_sync"]
     processes.run(argv, processes.service_env(svc.env), Path(svc.log_file), Path(svc.home),
                   what=f"{svc.name}: glance-manage db_sync", abort=abort)
+    sqlite.use_wal(Path(svc.home) / "glance.sqlite")

@@ -18,7 +18,7 @@ import os
 import pwd
 from pathlib import Path
 
-from . import processes
+from . import processes, sqlite
 from .gunicorn import gunicorn_argv
 from .state import Service, State
 
@@ -61,7 +61,7 @@ use_stderr = true
 public_endpoint = {svc.url}/
 
 [database]
-connection = sqlite:///{home}/keystone.sqlite
+connection = {sqlite.connection_url(home / 'keystone.sqlite')}
 
 [identity]
 # bcrypt's minimum cost: every user, login and application credential hashes a secret, and at
@@ -83,7 +83,7 @@ key_repository = {home}/credential-keys
     (home / f"{WSGI_MODULE}.py").write_text(WSGI_SHIM)
     svc.argv = gunicorn_argv(Path(state.venv), f"{WSGI_MODULE}:application", svc.port,
                              cert_file=state.cert_file, key_file=state.key_file,
-                             pythonpath=str(home))
+                             pythonpath=str(home), threads=KEYSTONE_THREADS)
     svc.env = {"OS_KEYSTONE_CONFIG_FILES": str(conf)}
     svc.cwd = str(home)
     return conf
@@ -91,6 +91,12 @@ key_repository = {home}/credential-keys
 
 # All four keystone-manage steps in one interpreter: importing keystone takes ~3 s, the steps
 # themselves well under one. oslo.config refuses a second parse unless CONF is cleared first.
+# One request at a time: every password login updates the user's ``last_active_at``, and two
+# SQLite writers in one process failed with "database is locked" even in WAL mode with a busy
+# timeout (a read transaction that turns into a write cannot wait). Keystone answers in
+# milliseconds, so serial requests cost little; Glance caches validated tokens.
+KEYSTONE_THREADS = 1
+
 PREPARE_SCRIPT = """\
 import json
 import sys
@@ -127,3 +133,4 @@ def prepare(state: State, svc: Service, admin_password: str, abort=None) -> None
     processes.run(argv, processes.service_env(svc.env), Path(svc.log_file), Path(svc.home),
                   what=f"{svc.name}: keystone-manage db_sync/fernet_setup/credential_setup/bootstrap",
                   abort=abort)
+    sqlite.use_wal(Path(svc.home) / "keystone.sqlite")

@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "glint.repos",
     "glint.inventory",
     "glint.jobs",
+    "glint.plans",
     "glint.audit",
     "glint.web",
     "glint.api",

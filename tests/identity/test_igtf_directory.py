@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 
 import pytest
@@ -168,7 +167,3 @@ def test_replacing_a_crl_on_disk_revokes_without_a_restart(server, pki, grid):
     assert server.process.poll() is None  # the same process, never restarted
     assert signed_in_as(server, pki, grid["people"]["Iris Intermediate"][2]) == DN_PREFIX + "Iris Intermediate"
 
-
-def test_this_ran_under_the_interpreter_it_says():
-    """A marker in the output of the Python 3.13 run (test_python313.py checks it)."""
-    print(f"python {sys.version_info.major}.{sys.version_info.minor}")

@@ -85,11 +85,12 @@ def test_a_verify_status_other_than_success_is_ignored(server, people, verify):
     assert raw_http(headers, port=server.port, source=PROXY)[0] == 403
 
 
-def test_the_certificate_header_wins_over_a_conflicting_dn_header(server, people):
+def test_a_dn_header_that_contradicts_the_certificate_header_is_refused(server, people):
+    """Both come from the same front end; disagreement means a misconfiguration or a rewrite."""
     alice, alice_cert = people["Alice Proxied"]
     mallory, _ = people["Mallory Proxied"]
-    headers = [*verified(mallory), cert_header(alice_cert)]
-    assert signed_in_as(raw_http(headers, port=server.port, source=PROXY)) == alice
+    assert raw_http([*verified(mallory), cert_header(alice_cert)], port=server.port, source=PROXY)[0] == 403
+    assert signed_in_as(raw_http([*verified(alice), cert_header(alice_cert)], port=server.port, source=PROXY)) == alice
 
 
 def test_the_scheme_is_https_only_when_the_trusted_proxy_says_so(server, people):

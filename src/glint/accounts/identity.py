@@ -14,6 +14,7 @@ they reach here, because WSGI would otherwise merge ``X_SSL_Client_S_DN`` with t
 from __future__ import annotations
 
 import ipaddress
+import logging
 
 from glint.accounts.certificates import (
     CertificateIdentity,
@@ -24,6 +25,8 @@ from glint.accounts.certificates import (
 from glint.accounts.dn import DNError, canonical_from_string
 
 __all__ = ["identity_from_environ", "is_trusted_proxy"]
+
+logger = logging.getLogger("glint.accounts")
 
 
 def is_trusted_proxy(environ: dict, trusted: list[str]) -> bool:
@@ -54,19 +57,27 @@ def _fix_wsgi_latin1(value: str) -> str:
 
 
 def _identity_from_headers(environ: dict) -> CertificateIdentity | None:
+    """The certificate header when there is one (cross-checked with the DN header), else the DN header.
+
+    A DN header that names someone else than the certificate means the front end is misconfigured
+    or something in between rewrote a header: refuse rather than guess which one to believe.
+    """
     if environ.get("HTTP_X_SSL_CLIENT_VERIFY") != "SUCCESS":
         return None
+    subject = environ.get("HTTP_X_SSL_CLIENT_S_DN", "").strip()
+    subject_dn = canonical_from_string(_fix_wsgi_latin1(subject)) if subject else ""
     cert = environ.get("HTTP_X_SSL_CLIENT_CERT", "").strip()
     if cert:
-        return identity_from_pem_header(cert)
-    subject = environ.get("HTTP_X_SSL_CLIENT_S_DN", "").strip()
-    if not subject:
+        identity = identity_from_pem_header(cert)
+        if subject_dn and subject_dn != identity.subject_dn:
+            logger.warning("proxy headers disagree: certificate of %s, DN header %s; refused",
+                           identity.subject_dn, subject_dn)
+            return None
+        return identity
+    if not subject_dn:
         return None
     issuer = environ.get("HTTP_X_SSL_CLIENT_I_DN", "").strip()
-    return CertificateIdentity(
-        canonical_from_string(_fix_wsgi_latin1(subject)),
-        canonical_from_string(_fix_wsgi_latin1(issuer)) if issuer else "",
-    )
+    return CertificateIdentity(subject_dn, canonical_from_string(_fix_wsgi_latin1(issuer)) if issuer else "")
 
 
 def identity_from_environ(environ: dict, trusted_proxies: list[str]) -> CertificateIdentity | None:

@@ -28,8 +28,8 @@ class AccountError(Exception):
     """An account operation was refused; the message says why."""
 
 
-def _refuse(action: str, message: str, **refs) -> None:
-    audit.record(action, outcome=audit.REFUSED, details={"reason": message}, **refs)
+def _refuse(action: str, message: str, *, details: dict | None = None, **refs) -> None:
+    audit.record(action, outcome=audit.REFUSED, details={**(details or {}), "reason": message}, **refs)
     raise PermissionDenied(message)
 
 

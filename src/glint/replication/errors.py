@@ -1,0 +1,88 @@
+"""Errors the replication engine reports, each with a stable ``code`` and a ``retryable`` flag.
+
+They mirror :class:`glint.clouds.CloudError` (same two attributes, a message safe to show a
+person) so the jobs app stores and retries a target's failure from either family without
+telling them apart. A target that fails because of a cloud error keeps that error as is.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ReplicationError",
+    "SourceNotUsable",
+    "SourceVerificationFailed",
+    "TargetVerificationFailed",
+    "VerificationTimeout",
+    "NameConflict",
+    "CopyCancelled",
+    "CacheFull",
+]
+
+
+class ReplicationError(Exception):
+    """Base of the engine's own failures.
+
+    Attributes:
+        code: Stable machine-readable identifier (stored with the job, shown in the API).
+        retryable: Whether the same copy may succeed if tried again later.
+    """
+
+    code = "replication_error"
+    retryable = False
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class SourceNotUsable(ReplicationError):
+    """The source image cannot be copied: not active, or without any hash to verify it by."""
+
+    code = "source_not_usable"
+
+
+class SourceVerificationFailed(ReplicationError):
+    """The bytes read from the source do not match the source's own stored hash or size.
+
+    Every target of the copy fails with this error and no target keeps a copy: the source is
+    corrupt (or changed while it was read), and copying it would spread the damage.
+    """
+
+    code = "source_verification_failed"
+
+
+class TargetVerificationFailed(ReplicationError):
+    """A target's stored copy does not match what was sent (its own hash, md5 or size)."""
+
+    code = "target_verification_failed"
+    retryable = True
+
+
+class VerificationTimeout(ReplicationError):
+    """A target image did not become ``active`` within the bounded wait after its upload."""
+
+    code = "verification_timeout"
+    retryable = True
+
+
+class NameConflict(ReplicationError):
+    """The target already holds an image of the same name with other content, and the
+    conflict policy is "report": nothing was written."""
+
+    code = "name_conflict"
+
+
+class CopyCancelled(ReplicationError):
+    """The copy was cancelled; whatever it had created at the targets was deleted."""
+
+    code = "cancelled"
+
+
+class CacheFull(ReplicationError):
+    """The content cache cannot make room for an image (quota or free disk space)."""
+
+    code = "cache_full"
+    retryable = True
