@@ -111,7 +111,8 @@ def start_server(data_dir: Path, *args: str, unix_socket: Path | None = None, **
         )
     server = RunningServer(process, data_dir, log_path, port, unix_socket)
     deadline = time.monotonic() + START_TIMEOUT
-    while not _connectable(server):
+    # Listening comes first, the start line just after it: wait for both, so tests can read it.
+    while not (_connectable(server) and "glint serve: " in server.log()):
         if process.poll() is not None:
             pytest.fail(f"glint serve exited with {process.returncode}:\n{server.log()}")
         if time.monotonic() > deadline:
@@ -233,28 +234,40 @@ class LiveGlint:
     server: RunningServer
     url: str
     cert_file: Path  # the admin's certificate and key in one PEM file
+    serve_args: tuple[str, ...] = ()
+    settings: dict[str, str] = field(default_factory=dict)
 
     def glint(self, *args: str):
         result = run_glint(self.server.data_dir, *args)
         assert result.returncode == 0, result.stderr
         return result
 
+    def restart(self) -> None:
+        """Start ``glint serve`` again on the same data directory (after a stop or a kill), on a new port."""
+        self.server.stop()
+        self.server = start_server(self.server.data_dir, *self.serve_args, **self.settings)
+        self.url = f"https://127.0.0.1:{self.server.port}"
 
-def start_live_glint(devcloud, pki, data_dir: Path):
-    """Yield a running ``glint serve`` over TLS whose group ``browser`` holds devcloud-1 and -2."""
+
+def start_live_glint(devcloud, pki, data_dir: Path, clouds=("devcloud-1", "devcloud-2"), **settings: str):
+    """Yield a running ``glint serve`` over TLS whose group ``browser`` holds ``clouds`` as repos.
+
+    ``settings`` are ``GLINT_*`` environment values for the server (e.g. fewer job retries).
+    """
     for args in (
         ("migrate",),
         ("group", "add", LIVE_GROUP),
         ("group", "add", LIVE_OTHER_GROUP),
         ("user", "add", "--dn", f"/C=CA/O=Glint Test Grid/CN={LIVE_ADMIN_CN}", "--admin", "--group", LIVE_GROUP, "--role", "manager"),
-        ("repo", "import", str(devcloud.clouds_yaml), "--group", LIVE_GROUP, "--cloud", "devcloud-1", "--cloud", "devcloud-2"),
+        ("repo", "import", str(devcloud.clouds_yaml), "--group", LIVE_GROUP, *[a for c in clouds for a in ("--cloud", c)]),
     ):
         result = run_glint(data_dir, *args)
         assert result.returncode == 0, result.stderr
     _cert, _key, cert_file = pki.person(LIVE_ADMIN_CN)
-    server = start_server(data_dir, "--cert", str(pki.server_file), "--key", str(pki.server_file),
-                          "--client-ca", str(pki.ca_file))
+    serve_args = ("--cert", str(pki.server_file), "--key", str(pki.server_file), "--client-ca", str(pki.ca_file))
+    server = start_server(data_dir, *serve_args, **settings)
+    live = LiveGlint(server, f"https://127.0.0.1:{server.port}", cert_file, serve_args, settings)
     try:
-        yield LiveGlint(server, f"https://127.0.0.1:{server.port}", cert_file)
+        yield live
     finally:
-        server.stop()
+        live.server.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import dataclass
@@ -29,6 +30,15 @@ DEFAULTS: dict[str, object] = {
     "poll_timeout": 60,  # seconds one repo's listing may take before it counts as failed
     "poll_workers": 8,  # repos polled at once
     "job_workers": 4,  # jobs run at once by the embedded runner
+    "job_per_repo_limit": 2,  # running jobs that write to one repo at once
+    "job_per_source_limit": 2,  # running jobs that read from one repo at once
+    "job_retry_limit": 5,  # tries of one target before a transient error fails it for good
+    "job_retry_base": 30,  # seconds before the first automatic retry; doubles with each try
+    "job_retry_max": 1800,  # longest wait between automatic retries (seconds)
+    "job_lease_seconds": 60,  # a worker silent this long has died: its job is queued again
+    "job_orphan_grace": 900,  # seconds an unclaimed Glint-made queued/saving image is left alone
+    "cache_dir": "",  # the content cache (spool, uploads); empty: <data_dir>/cache
+    "cache_quota_bytes": 50 * 2**30,  # the most the content cache may hold
     "tls_cert": "",  # server certificate (PEM) for `glint serve`
     "tls_key": "",
     "tls_client_ca": "",  # CA file that client certificates must chain to
@@ -94,6 +104,20 @@ def load(environ: os._Environ | dict | None = None) -> dict[str, object]:
         values[name] = _coerce(name, raw, default)
     values["data_dir"] = str(Path(str(values["data_dir"])).expanduser().resolve())
     return values
+
+
+RATE_LIMIT = re.compile(r"^\d+/(s|sec|second|m|min|minute|h|hour|d|day)$")
+RATE_LIMIT_OFF = ("", "off", "none", "0")
+
+
+def api_rate_limit(value: str) -> str:
+    """``api_rate_limit`` checked: ``<calls>/<second|minute|hour|day>`` or ``off``."""
+    value = value.strip().lower()
+    if value in RATE_LIMIT_OFF:
+        return "off"
+    if not RATE_LIMIT.match(value):
+        raise ConfigError(f"GLINT_API_RATE_LIMIT must look like 1200/minute (or off), not {value!r}")
+    return value
 
 
 TOKEN_ISSUER_KEYS = {"issuer", "audience", "jwks_uri", "groups_claim", "required_groups", "algorithms"}

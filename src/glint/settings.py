@@ -113,8 +113,17 @@ GLINT_POLL_INTERVAL = int(GLINT["poll_interval"])
 GLINT_POLL_TIMEOUT = int(GLINT["poll_timeout"])
 GLINT_POLL_WORKERS = int(GLINT["poll_workers"])
 GLINT_JOB_WORKERS = int(GLINT["job_workers"])
+GLINT_JOB_PER_REPO_LIMIT = int(GLINT["job_per_repo_limit"])
+GLINT_JOB_PER_SOURCE_LIMIT = int(GLINT["job_per_source_limit"])
+GLINT_JOB_RETRY_LIMIT = int(GLINT["job_retry_limit"])
+GLINT_JOB_RETRY_BASE = int(GLINT["job_retry_base"])
+GLINT_JOB_RETRY_MAX = int(GLINT["job_retry_max"])
+GLINT_JOB_LEASE_SECONDS = int(GLINT["job_lease_seconds"])
+GLINT_JOB_ORPHAN_GRACE = int(GLINT["job_orphan_grace"])
+GLINT_CACHE_DIR = Path(str(GLINT["cache_dir"]) or DATA_DIR / "cache").expanduser()
+GLINT_CACHE_QUOTA_BYTES = int(GLINT["cache_quota_bytes"])
 
-GLINT_API_RATE_LIMIT = str(GLINT["api_rate_limit"])
+GLINT_API_RATE_LIMIT = config.api_rate_limit(str(GLINT["api_rate_limit"]))
 GLINT_TOKEN_ISSUERS = config.token_issuers(GLINT["token_issuers"])
 
 REST_FRAMEWORK = {

@@ -14,5 +14,7 @@ urlpatterns = [
     path("audit/", include("glint.audit.urls")),
     path("repos/", include("glint.repos.urls")),
     path("images/", include("glint.inventory.urls")),
+    path("plans/", include("glint.plans.urls")),
+    path("jobs/", include("glint.plans.job_urls")),
     path("api/v1/", include("glint.api.urls")),
 ]

@@ -1,9 +1,11 @@
 """Browser tests: Debian's Chromium driven by Playwright against the real ``glint serve``.
 
-The server is the session's ``live_glint`` (tests/conftest.py); the admin's certificate is handed
-to Chromium through Playwright's ``client_certificates``. Chromium runs with background networking
-off and every host name but the loopback ones mapped to NOTFOUND, so a page reaches nothing beyond
-this machine.
+The server is this package's ``live_glint``: the real ``glint serve`` (poller, job runner, keeper)
+with the devcloud's clouds as the repos of group ``browser``, whose failed job targets fail at
+once instead of retrying for minutes, so a test can watch a failure and its Retry. The admin's
+certificate is handed to Chromium through Playwright's ``client_certificates``. Chromium runs with
+background networking off and every host name but the loopback ones mapped to NOTFOUND, so a page
+reaches nothing beyond this machine.
 """
 
 from __future__ import annotations
@@ -20,6 +22,15 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
 ]
+
+
+@pytest.fixture(scope="session")
+def live_glint(devcloud, pki, tmp_path_factory):
+    """One real ``glint serve`` (TLS) for the browser tests, with devcloud repos and a signed-in admin."""
+    from tests.live import start_live_glint
+
+    yield from start_live_glint(devcloud, pki, tmp_path_factory.mktemp("live-glint-browser"),
+                                GLINT_JOB_RETRY_LIMIT="1")
 
 
 @pytest.fixture(scope="session")

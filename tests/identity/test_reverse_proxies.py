@@ -18,7 +18,7 @@ from urllib.parse import quote
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from tests.identity.reverse_proxies import start_apache, start_nginx, tls_http
+from tests.identity.reverse_proxies import DEPLOY, start_apache, start_nginx, tls_http
 from tests.identity.test_igtf_directory import CADirectory
 from tests.live import DN_PREFIX, client_context, raw_http, start_server
 from tests.pki import make_crl
@@ -59,14 +59,19 @@ def front(request, pki, front_files, tmp_path_factory):
         socket_path = directory / "glint.sock"
         glint = start_server(directory / "glint", "--behind-proxy", unix_socket=socket_path,
                              GLINT_TRUSTED_PROXIES="unix")
-        _register(glint, pki)
-        front_end = start_nginx(directory, server_file=pki.server_file, ca_bundle=front_files["ca_bundle"],
-                                crl_bundle=front_files["crl_bundle"], glint_socket=socket_path)
     else:
         glint = start_server(directory / "glint", "--behind-proxy", GLINT_TRUSTED_PROXIES="127.0.0.1")
+    try:
         _register(glint, pki)
-        front_end = start_apache(directory, server_file=pki.server_file, ca_dir=front_files["ca_dir"],
-                                 glint_port=glint.port)
+        if request.param == "nginx":
+            front_end = start_nginx(directory, server_file=pki.server_file, ca_bundle=front_files["ca_bundle"],
+                                    crl_bundle=front_files["crl_bundle"], glint_socket=socket_path)
+        else:
+            front_end = start_apache(directory, server_file=pki.server_file, ca_dir=front_files["ca_dir"],
+                                     glint_port=glint.port)
+    except BaseException:
+        glint.stop()  # a front end that fails to start must not leave its Glint behind
+        raise
     yield front_end, glint
     front_end.stop()
     glint.stop()
@@ -130,3 +135,9 @@ def test_glint_ignores_identity_headers_from_anyone_but_its_proxy(front, pki):
     headers = [line for line in spoofed_headers(pki, "Mallory Proxied") if line.startswith("X-")]
     status, _body = raw_http(headers, port=glint.port, source="127.0.0.2")
     assert status == 403
+
+
+@pytest.mark.parametrize("site", ["nginx", "apache"])
+def test_the_readme_shows_the_tested_site_files(site):
+    readme = (DEPLOY.parent / "README.md").read_text()
+    assert (DEPLOY / site / "glint.conf").read_text().rstrip() in readme

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from glint.repos.models import Repo
-from glint.repos.services import repo_from_cloud_entry, save_repo
 from tests.clients import client_for, make_user
 
 
@@ -27,14 +25,6 @@ def client_a(member_a):
 @pytest.fixture
 def client_b(member_b):
     return client_for(member_b)
-
-
-def add_devcloud_repo(devcloud, group, cloud: str, name: str | None = None) -> Repo:
-    """A repo for one devcloud clouds.yaml entry, checked against the cloud like a person's."""
-    repo = repo_from_cloud_entry(group, name or cloud, devcloud.cloud_config(cloud),
-                                 read_ca=lambda path: open(path).read())
-    save_repo(repo)
-    return repo
 
 
 @pytest.fixture(autouse=True)

@@ -32,7 +32,7 @@ from glint.inventory.poller import poll_due, poll_repos
 from glint.inventory.services import group_matrix
 from glint.repos.choices import AuthType
 from glint.repos.models import Repo
-from tests.inventory.conftest import add_devcloud_repo
+from tests.devcloud_repos import add_devcloud_repo
 
 pytestmark = pytest.mark.devcloud
 

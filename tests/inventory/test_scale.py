@@ -1,7 +1,9 @@
-"""The matrix stays fast on a big inventory: 2,000 rows × 20 repos, a constant number of queries."""
+"""The matrix stays fast on a big inventory: 2,000 rows × 20 repos, a constant number of queries.
+
+Its speed is measured by the benchmarks (bench/), not timed here.
+"""
 
 import hashlib
-import time
 
 import pytest
 from django.utils import timezone
@@ -43,11 +45,8 @@ def test_matrix_page_and_api_use_a_constant_number_of_queries(big_inventory, gro
                                                               django_assert_max_num_queries):
     client_a.get(f"/images/?group={group_a.pk}")  # warm up templates and the URL resolver
     with django_assert_max_num_queries(15):
-        started = time.perf_counter()
         page = client_a.get(f"/images/?group={group_a.pk}&sort=-size&q=image-00")
-        elapsed = time.perf_counter() - started
     assert page.status_code == 200 and "image-0099" in page.content.decode()
-    assert elapsed < 1.0, f"matrix page took {elapsed:.2f} s"
     with django_assert_max_num_queries(15):
         body = client_a.get(f"/api/v1/images/?group={group_a.pk}&limit=50").json()
     assert body["count"] == ROWS and len(body["results"][0]["cells"]) == REPOS

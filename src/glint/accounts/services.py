@@ -228,6 +228,8 @@ def add_member_by_dn(actor: User, group: Group, dn: str, role: str = Role.MEMBER
     """
     _require_manager(actor, group, "membership.set")
     canonical = canonical_from_string(dn)
+    _refuse_self(actor, User(dn=canonical, pk=User.objects.filter(dn=canonical).values_list("pk", flat=True).first()),
+                 "membership.set", group=group, details={"dn": canonical})
     with transaction.atomic():
         user, created = User.objects.get_or_create(dn=canonical)
         if created:

@@ -105,10 +105,14 @@ def verify_token(token: str, issuers: list[TokenIssuer]) -> dict:
         raise TokenError("the token's issuer is not trusted by this Glint")
     try:
         key = _jwks_client(issuer).get_signing_key_from_jwt(token)
+        algorithm = jwt.get_unverified_header(token).get("alg")
+        if algorithm not in issuer.algorithms or algorithm != key.algorithm_name:
+            # An ES256 header on an RSA key (say) must be a clean refusal, not a crash in the library.
+            raise TokenError(f"the token's algorithm {algorithm} does not match its key or is not allowed")
         claims = jwt.decode(
             token,
             key.key,
-            algorithms=list(issuer.algorithms),
+            algorithms=[algorithm],
             audience=issuer.audience,
             issuer=issuer.issuer,
             leeway=CLOCK_SKEW_SECONDS,

@@ -8,12 +8,10 @@ process counts on its own; with several processes the effective limit is that ma
 from django.conf import settings
 from rest_framework.throttling import UserRateThrottle
 
-OFF = ("", "off", "none", "0")
-
 
 class PerPersonRateThrottle(UserRateThrottle):
     scope = "person"
 
     def get_rate(self):
-        rate = settings.GLINT_API_RATE_LIMIT.strip().lower()
-        return None if rate in OFF else rate
+        rate = settings.GLINT_API_RATE_LIMIT  # checked by glint.config.api_rate_limit
+        return None if rate == "off" else rate

@@ -13,6 +13,8 @@ from glint.accounts.api.views import (
 )
 from glint.audit.api.views import AuditRecordViewSet
 from glint.inventory.api.views import ConflictViewSet, GroupRefreshView, ImageRowViewSet, RepoRefreshView
+from glint.jobs.api.views import JobViewSet
+from glint.plans.api.views import PlanViewSet
 from glint.repos.api.views import RepoViewSet
 
 router = DefaultRouter()
@@ -24,6 +26,8 @@ router.register("users", UserViewSet, basename="user")
 router.register("memberships", MembershipViewSet, basename="membership")
 router.register("access-requests", AccessRequestViewSet, basename="access-request")
 router.register("audit", AuditRecordViewSet, basename="audit")
+router.register("jobs", JobViewSet, basename="job")
+router.register("plans", PlanViewSet, basename="plan")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

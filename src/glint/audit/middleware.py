@@ -18,18 +18,13 @@ class AuditRefusalsMiddleware:
         from glint.audit.models import AuditRecord
 
         response = self.get_response(request)
-        if (
-            request.method in UNSAFE_METHODS
-            and response.status_code == 403
-            and (getattr(request, "identity", None) is not None or getattr(request, "user", None) is not None
-                 and request.user.is_authenticated)
-            and not AuditRecord.objects.filter(request_id=request.request_id).exists()
-        ):
-            user = request.user if request.user.is_authenticated else None
-            audit.record(
-                "request.refused",
-                outcome=audit.REFUSED,
-                user=user,
-                details={"method": request.method, "path": request.path},
-            )
+        if request.method not in UNSAFE_METHODS or response.status_code != 403:
+            return response
+        user = getattr(request, "user", None)  # DRF leaves None behind when its authentication fails
+        user = user if user is not None and user.is_authenticated else None
+        if user is None and getattr(request, "identity", None) is None:
+            return response
+        if not AuditRecord.objects.filter(request_id=request.request_id).exists():
+            audit.record("request.refused", outcome=audit.REFUSED, user=user,
+                         details={"method": request.method, "path": request.path})
         return response

@@ -12,6 +12,7 @@ people's choices (Hide/Show, acknowledgements) are laid over the cached rows on 
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -102,22 +103,33 @@ def _cache_key(group: Group, repos: list[Repo], columns: list[RepoColumn]) -> tu
     return (group.pk, tuple(state))
 
 
-def _rows_and_conflicts(group: Group, repos: list[Repo], columns: list[RepoColumn], overlays):
-    key = None if overlays else _cache_key(group, repos, columns)
+def _rows_and_conflicts(group: Group, repos: list[Repo], columns: list[RepoColumn]):
+    key = _cache_key(group, repos, columns)
     with _cache_lock:
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
     copies = [Copy(*values) for values in
               Image.objects.filter(repo__in=[r.pk for r in repos]).order_by().values_list(*Image.COPY_FIELDS)]
-    rows = build_rows(group.pk, columns, copies, overlays)
+    rows = build_rows(group.pk, columns, copies)
     built = (rows, find_conflicts(rows, columns))
-    if key is not None:
-        with _cache_lock:
-            _cache[key] = built
-            while len(_cache) > CACHE_SIZE:
-                _cache.popitem(last=False)
+    with _cache_lock:
+        _cache[key] = built
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
     return built
+
+
+def _with_overlays(rows: list[Row], overlays) -> list[Row]:
+    """Copies of the rows whose cells jobs speak for; each such cell keeps the copies it holds."""
+    if not overlays:
+        return rows
+    result = []
+    for row in rows:
+        cells = {repo_id: dataclasses.replace(overlays[(row.id, repo_id)], copies=cell.copies)
+                 for repo_id, cell in row.cells.items() if (row.id, repo_id) in overlays}
+        result.append(dataclasses.replace(row, cells={**row.cells, **cells}) if cells else row)
+    return result
 
 
 def forget_cached_matrices() -> None:
@@ -131,12 +143,13 @@ def group_matrix(group: Group, *, overlays=None) -> GroupMatrix:
 
     Args:
         group: The group.
-        overlays: Job cells to lay over the polled ones (see ``matrix.build_rows``); a matrix
-            with overlays is not cached.
+        overlays: Job cells to lay over the polled ones, ``{(row_id, repo_id): Cell}``
+            (``glint.jobs.services.cell_overlays``). They are laid over the cached rows on every
+            call, never cached; conflicts are judged on the polled cells.
     """
     repos = group_repos(group)
     columns = [_column(repo) for repo in repos]
-    rows, conflicts = _rows_and_conflicts(group, repos, columns, overlays)
+    rows, conflicts = _rows_and_conflicts(group, repos, columns)
     choices = {(name, key): hidden for name, key, hidden in
                HiddenRow.objects.filter(group=group).values_list("name", "content_key", "hidden")}
     acknowledged = dict(ConflictAcknowledgement.objects.filter(group=group).values_list("key", "signature"))
@@ -144,8 +157,8 @@ def group_matrix(group: Group, *, overlays=None) -> GroupMatrix:
     for repo in repos:
         inventory = _inventory(repo)
         versions[repo.pk] = inventory.version if inventory else 0
-    return GroupMatrix(group, repos, apply_hidden(rows, choices), apply_acknowledgements(conflicts, acknowledged),
-                       versions)
+    return GroupMatrix(group, repos, _with_overlays(apply_hidden(rows, choices), overlays),
+                       apply_acknowledgements(conflicts, acknowledged), versions)
 
 
 def _split_object_id(user: User, object_id: str) -> tuple[Group, str]:

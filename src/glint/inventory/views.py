@@ -17,6 +17,9 @@ from glint.inventory import services
 from glint.inventory.matrix import SORT_KEYS, filter_rows, sort_rows
 from glint.inventory.models import Image
 from glint.inventory.poller import request_refresh
+from glint.plans import jobs_bridge
+from glint.plans.services import kept_rows
+from glint.plans.views import LIVE_STATES
 from glint.repos.models import Repo
 
 #: Rows per matrix page: a page of 20 repos stays a few thousand cells, quick to render and read.
@@ -36,17 +39,22 @@ def matrix(request):
     group = current_group(request)
     if group is None:
         return render(request, "inventory/no_group.html")
-    data = services.group_matrix(group)
+    overlays = jobs_bridge.cell_overlays(group)  # cells of jobs at work, laid over the polled ones
+    data = services.group_matrix(group, overlays=overlays) if overlays else services.group_matrix(group)
     hidden_view = request.GET.get("view") == "hidden"
     text = request.GET.get("q", "")
     order = request.GET.get("sort", "name")
     rows = sort_rows(filter_rows(data.rows, text=text, hidden=hidden_view), order)
     page = Paginator(rows, ROWS_PER_PAGE).get_page(request.GET.get("page"))
+    kept = kept_rows(group, page.object_list)
     return render(request, "inventory/matrix.html", {
         "matrix": data,
         "group": group,
         "page": page,
-        "lines": [(row, [row.cells[repo.pk] for repo in data.repos]) for row in page],
+        "lines": [(row, [(repo, row.cells[repo.pk]) for repo in data.repos], kept.get(row.id)) for row in page],
+        "editable": not hidden_view,  # hidden rows are never changed by an apply
+        "live_states": LIVE_STATES,
+        "watching": any(cell.state.value in LIVE_STATES for row in page for cell in row.cells.values()),
         "hidden_view": hidden_view,
         "hidden_count": sum(1 for r in data.rows if r.hidden),
         "shown_count": sum(1 for r in data.rows if not r.hidden),

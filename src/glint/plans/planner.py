@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 
 from glint.inventory.matrix import Cell, CellState, Copy, Row
 
-__all__ = ["Change", "RepoFacts", "Verdict", "parse_version", "plan_changes", "PUBLISHED", "MESSAGES"]
+__all__ = ["Change", "RepoFacts", "Verdict", "copy_delete_refusal", "parse_version", "plan_changes", "PUBLISHED",
+           "MESSAGES"]
 
 COPY, DELETE = "copy", "delete"
 PLANNED, NOOP, REFUSED = "planned", "noop", "refused"
@@ -184,16 +185,12 @@ class _Planner:
         cell = row.cells.get(repo.id)
         if cell is None or not cell.copies:
             return self._refuse(verdict, "absent", NOOP)
-        if not repo.project_id:
-            return self._refuse(verdict, "project_unknown", repo=repo.name)
         own = tuple(c for c in cell.copies if c.owner == repo.project_id)
-        if not own:
-            return self._refuse(verdict, "not_owned", repo=repo.name, owner=cell.copies[0].owner or "unknown")
-        if any(c.pk in self.protected for c in own):
-            return self._refuse(verdict, "protected", repo=repo.name)
-        published = next((c.visibility for c in own if c.visibility in PUBLISHED), None)
-        if published and not self.may_force:
-            return self._refuse(verdict, "published", visibility=published)
+        refusal = next(filter(None, (copy_delete_refusal(c, repo, self.protected, self.may_force)
+                                     for c in own or cell.copies[:1])), None)
+        if refusal:
+            verdict.status, verdict.reason = REFUSED, refusal
+            return verdict
         verdict.images = own
         return verdict
 
@@ -234,6 +231,24 @@ class _Planner:
                 self._refuse(v, "no_source")
                 continue
             v.source = min(candidates, key=lambda c: (c.owner not in self.group_projects, order[c.repo_id], c.pk))
+
+
+def copy_delete_refusal(copy: Copy, repo: RepoFacts, protected: set[int], may_force: bool) -> str:
+    """Why this one copy must not be deleted from ``repo`` ('' when it may be).
+
+    The rules of a cell's delete that concern the copy itself; the matrix-apply rules (stale
+    page, hidden row, last copy) are :func:`plan_changes`'. The conflicts page's "delete a
+    duplicate" asks only these.
+    """
+    if not repo.project_id:
+        return _message("project_unknown", repo=repo.name)
+    if copy.owner != repo.project_id:
+        return _message("not_owned", repo=repo.name, owner=copy.owner or "unknown")
+    if copy.pk in protected:
+        return _message("protected", repo=repo.name)
+    if copy.visibility in PUBLISHED and not may_force:
+        return _message("published", visibility=copy.visibility)
+    return ""
 
 
 def plan_changes(

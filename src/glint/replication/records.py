@@ -144,6 +144,7 @@ class TargetResult:
         replaced_image_ids: Old images deleted (policy replace).
         renamed_image_ids: Old images renamed (policy rename-old).
         bytes_written: Bytes sent to the target.
+        spooled: Whether the target fell behind and continued from the cache spool.
     """
 
     key: str
@@ -155,6 +156,7 @@ class TargetResult:
     replaced_image_ids: list[str] = dataclasses.field(default_factory=list)
     renamed_image_ids: list[str] = dataclasses.field(default_factory=list)
     bytes_written: int = 0
+    spooled: bool = False
 
 
 @dataclasses.dataclass

@@ -15,7 +15,11 @@ __all__ = ["BACKGROUND_WORKERS", "start_background_workers"]
 logger = logging.getLogger("glint.server")
 
 # (module, start function) pairs.
-BACKGROUND_WORKERS = (("glint.inventory.poller", "start_poller"),)
+BACKGROUND_WORKERS = (
+    ("glint.inventory.poller", "start_poller"),
+    ("glint.plans.keeper", "start_keeper"),
+    ("glint.jobs.runners", "start_runner"),
+)
 
 
 def start_background_workers() -> list[str]:

@@ -1,0 +1,408 @@
+"""Carry out one job: the adapter between the job rows and the replication engine.
+
+Whatever runner calls it (the embedded thread pool now, a Celery task later), the protocol is
+the same and needs nothing but the job id: :func:`claim` the job (compare-and-set on its row,
+which takes the lease), then :func:`run_claimed` it. While it runs, a :class:`LeaseKeeper`
+thread renews the lease and watches for a cancel; the engine's hooks write the targets' states
+and throttled progress; at the end the job's state is derived from its targets, automatic
+retries are scheduled for transient failures, and the repos involved are polled again.
+
+Every final write is conditional on still holding the lease, so a worker that stalled past its
+lease (and whose job the sweeper handed to another worker) never overwrites the newer run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import functools
+import logging
+import threading
+import time
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.db.models import F, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from glint.clouds import CloudError, NotFound, get_driver
+from glint.inventory.poller import request_refresh
+from glint.jobs import states
+from glint.jobs.models import Job, JobTarget
+from glint.replication import (
+    ConflictPolicy,
+    ContentCache,
+    CopyObserver,
+    CopySource,
+    CopyTarget,
+    TargetState,
+    copy_image,
+    sync_properties,
+)
+
+__all__ = ["LeaseKeeper", "claim", "claimable", "retry_delay", "run_claimed"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds between a target's progress writes (the engine reports far more often).
+PROGRESS_INTERVAL = 0.5
+#: Seconds between looks at the job row for a cancel (also how often the lease is considered).
+CANCEL_POLL_SECONDS = 1.0
+
+_PENDING, _WRITING, _VERIFYING = TargetState.PENDING.value, TargetState.WRITING.value, TargetState.VERIFYING.value
+_DONE, _FAILED, _CANCELLED = TargetState.DONE.value, TargetState.FAILED.value, TargetState.CANCELLED.value
+
+
+class InternalError(Exception):
+    """An unexpected failure, shown to people without its details (those go to the log)."""
+
+    code = "internal_error"
+    retryable = False
+
+
+class ImageProtected(CloudError):
+    """The image to delete turned out to be protected when the worker asked the cloud."""
+
+    code = "protected"
+
+
+class NotOwned(CloudError):
+    """The image to delete turned out to belong to another project."""
+
+    code = "not_owned"
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds before automatic try number ``attempts + 1``: exponential, capped."""
+    return min(settings.GLINT_JOB_RETRY_BASE * 2 ** max(0, attempts - 1), settings.GLINT_JOB_RETRY_MAX)
+
+
+# Claiming and the lease
+
+
+def claim(job: Job, owner: str) -> bool:
+    """Take ``job`` for ``owner`` if it is still claimable in the state it was read in.
+
+    A queued job is claimable; so is a partial or failed job whose automatic retry is due.
+    Returns whether this caller won (another worker may have claimed it first).
+    """
+    now = timezone.now()
+    query = Job.objects.filter(pk=job.pk, state=job.state)
+    if job.state != states.QUEUED:
+        query = query.filter(state__in=(states.PARTIAL, states.FAILED), next_attempt_at__lte=now)
+    return bool(query.update(
+        state=states.RUNNING, lease_owner=owner,
+        lease_expires=now + datetime.timedelta(seconds=settings.GLINT_JOB_LEASE_SECONDS),
+        attempts=F("attempts") + 1, started=Coalesce("started", now), finished=None, next_attempt_at=None,
+    ))
+
+
+class LeaseKeeper(threading.Thread):
+    """Renews a running job's lease and sets ``cancel`` when a person cancels the job.
+
+    If the lease turns out to be someone else's (this worker stalled past it and the sweeper
+    re-queued the job), ``lost`` is set as well as ``cancel``: the engine stops and this worker
+    writes nothing more.
+    """
+
+    def __init__(self, job_id: int, owner: str):
+        super().__init__(name=f"glint-lease-{job_id}", daemon=True)
+        self.job_id, self.owner = job_id, owner
+        self.cancel = threading.Event()
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        lease = settings.GLINT_JOB_LEASE_SECONDS
+        renewed = time.monotonic()
+        try:
+            while not self._stop.wait(CANCEL_POLL_SECONDS):
+                if time.monotonic() - renewed >= lease / 3:
+                    expires = timezone.now() + datetime.timedelta(seconds=lease)
+                    if not Job.objects.filter(pk=self.job_id, lease_owner=self.owner, state=states.RUNNING).update(
+                            lease_expires=expires):
+                        self.lost.set()
+                        self.cancel.set()
+                        return
+                    renewed = time.monotonic()
+                if Job.objects.filter(pk=self.job_id, cancel_requested__isnull=False).exists():
+                    self.cancel.set()
+        except Exception:  # a database hiccup: the next renewal (or the sweeper) settles it
+            log.exception("lease keeper of job %s failed", self.job_id)
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join()
+
+
+# Progress
+
+
+class _TargetWriter(CopyObserver):
+    """The engine's hooks, written to the target rows (called in the worker's own thread)."""
+
+    def __init__(self, targets: dict[str, JobTarget]):
+        self.targets = targets
+        self.started = time.monotonic()
+        self.last_write: dict[str, float] = {}
+
+    def image_created(self, target_key: str, image_id: str) -> None:
+        # Recorded before a byte is written: a crash from here on leaves an id to clean up.
+        JobTarget.objects.filter(pk=int(target_key)).update(image_id=image_id)
+        self.targets[target_key].image_id = image_id
+
+    def state_changed(self, target_key: str, state: TargetState) -> None:
+        if state.value in (_WRITING, _VERIFYING):
+            JobTarget.objects.filter(pk=int(target_key)).update(state=state.value)
+
+    def progress(self, target_key: str | None, code: str, done: int, total: int | None) -> None:
+        if target_key is None or code == "copy.verifying":
+            return
+        now = time.monotonic()
+        if now - self.last_write.get(target_key, 0.0) < PROGRESS_INTERVAL and done != total:
+            return
+        self.last_write[target_key] = now
+        rate = done / max(now - self.started, 1e-3)
+        JobTarget.objects.filter(pk=int(target_key)).update(bytes_done=done, bytes_total=total, rate=rate)
+
+    def warning(self, target_key: str | None, message: str) -> None:
+        log.info("job target %s: %s", target_key, message)
+
+
+# Recording outcomes
+
+
+def _fail(target: JobTarget, error: BaseException) -> dict:
+    """The row values of a failed target, with an automatic retry if the error is transient."""
+    retryable = bool(getattr(error, "retryable", False))
+    next_at = None
+    if retryable and target.attempts < settings.GLINT_JOB_RETRY_LIMIT:
+        next_at = timezone.now() + datetime.timedelta(seconds=retry_delay(target.attempts))
+    message = getattr(error, "message", None) or str(error)
+    if next_at is None and retryable:
+        message += f" (gave up after {target.attempts} attempts)"
+    return {"state": _FAILED, "error_code": getattr(error, "code", "error"), "error": message,
+            "next_attempt_at": next_at, "finished": timezone.now()}
+
+
+def _save(target: JobTarget, **values) -> None:
+    for name, value in values.items():
+        setattr(target, name, value)
+    JobTarget.objects.filter(pk=target.pk).update(**values)
+
+
+@functools.cache
+def _content_cache() -> ContentCache:
+    return ContentCache(settings.GLINT_CACHE_DIR, quota_bytes=settings.GLINT_CACHE_QUOTA_BYTES)
+
+
+# The kinds of job
+
+
+def _run_copy(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None:
+    if job.source_repo is None:
+        for target in todo:
+            _save(target, **_fail(target, CloudError("the source repo was removed")))
+        return
+    options = job.options or {}
+    with contextlib.ExitStack() as stack:
+        source = stack.enter_context(get_driver(job.source_repo.connection()))
+        targets = []
+        for target in todo:
+            if target.repo is None:
+                _save(target, **_fail(target, CloudError("the target repo was removed")))
+                continue
+            targets.append(CopyTarget(
+                key=str(target.pk), driver=stack.enter_context(get_driver(target.repo.connection())),
+                visibility=options.get("visibility"),
+                policy=ConflictPolicy(options.get("conflict_policy") or ConflictPolicy.REPORT.value),
+                previous_image_id=target.image_id or None,
+            ))
+        if not targets:
+            return
+        by_key = {str(t.pk): t for t in todo}
+        result = copy_image(CopySource(source, job.source_image_id, repo_ref=str(job.source_repo.pk)), targets,
+                            cache=_content_cache(), observer=_TargetWriter(by_key), cancel=cancel)
+    if result.sha256 and not job.sha256:
+        Job.objects.filter(pk=job.pk).update(sha256=result.sha256)
+    for key, outcome in result.targets.items():
+        target = by_key[key]
+        if outcome.state is TargetState.DONE:
+            _save(target, state=_DONE, outcome=outcome.outcome.value, image_id=outcome.image_id or target.image_id,
+                  warnings=outcome.warnings, finished=timezone.now(), error_code="", error="",
+                  bytes_done=target.bytes_total or outcome.bytes_written)
+        elif outcome.state is TargetState.CANCELLED:
+            _save(target, state=_CANCELLED, outcome="cancelled", warnings=outcome.warnings, finished=timezone.now())
+        else:
+            _save(target, warnings=outcome.warnings, **_fail(target, outcome.error or InternalError("no reason")))
+
+
+def _project_id(driver, repo) -> str:
+    inventory = getattr(repo, "inventory", None)
+    if inventory is not None and inventory.project_id:
+        return inventory.project_id
+    return driver.check().project_id
+
+
+def _run_delete(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None:
+    for target in todo:
+        if cancel.is_set():
+            return
+        if target.repo is None:
+            _save(target, **_fail(target, CloudError("the repo was removed")))
+            continue
+        try:
+            with get_driver(target.repo.connection()) as cloud:
+                _save(target, state=_WRITING)
+                try:
+                    record = cloud.get_image(target.image_id)
+                except NotFound:
+                    _save(target, state=_DONE, outcome="gone", finished=timezone.now(), error_code="", error="")
+                    continue
+                # The planner judged an inventory; the cloud may have changed since.
+                if record.protected:
+                    _save(target, **_fail(target, ImageProtected(
+                        f"image {record.id} is protected in {target.repo_name}: not deleted")))
+                    continue
+                if record.owner != _project_id(cloud, target.repo):
+                    _save(target, **_fail(target, NotOwned(
+                        f"image {record.id} belongs to another project, not {target.repo_name}'s: not deleted")))
+                    continue
+                cloud.delete(target.image_id)
+                _save(target, state=_VERIFYING)
+                try:
+                    cloud.get_image(target.image_id)
+                except NotFound:
+                    _save(target, state=_DONE, outcome="deleted", finished=timezone.now(), error_code="", error="")
+                else:
+                    _save(target, **_fail(target, CloudError(f"image {target.image_id} is still listed after delete")))
+        except CloudError as exc:
+            _save(target, **_fail(target, exc))
+
+
+def _run_property_sync(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None:
+    if job.source_repo is None:
+        for target in todo:
+            _save(target, **_fail(target, CloudError("the source repo was removed")))
+        return
+    try:
+        with get_driver(job.source_repo.connection()) as source:
+            record = source.get_image(job.source_image_id)
+    except CloudError as exc:
+        for target in todo:
+            _save(target, **_fail(target, exc))
+        return
+    for target in todo:
+        if cancel.is_set():
+            return
+        if target.repo is None:
+            _save(target, **_fail(target, CloudError("the repo was removed")))
+            continue
+        try:
+            with get_driver(target.repo.connection()) as cloud:
+                _save(target, state=_WRITING)
+                result = sync_properties(record, cloud, target.image_id)
+        except CloudError as exc:
+            _save(target, **_fail(target, exc))
+            continue
+        _save(target, state=_DONE, outcome="synced" if result.changed else "unchanged",
+              warnings=list(result.warnings), finished=timezone.now(), error_code="", error="")
+
+
+_RUNNERS = {states.COPY: _run_copy, states.DELETE: _run_delete, states.PROPERTY_SYNC: _run_property_sync}
+
+
+def _clean_up_cancelled(job: Job, targets: list[JobTarget]) -> None:
+    """Delete what a cancelled copy recorded at targets that are not done, then mark them."""
+    for target in targets:
+        if target.state == _DONE:
+            continue
+        if job.kind in (states.COPY, states.UPLOAD) and target.image_id and target.repo is not None:
+            try:
+                with get_driver(target.repo.connection()) as cloud:
+                    with contextlib.suppress(NotFound):
+                        cloud.delete(target.image_id)
+                _save(target, image_id="")
+            except CloudError as exc:  # the orphan reconciler deletes it later
+                log.warning("job %s: could not delete %s in %s: %s", job.pk, target.image_id, target.repo_name, exc)
+        _save(target, state=_CANCELLED, outcome="cancelled", next_attempt_at=None,
+              finished=target.finished or timezone.now())
+
+
+# One run
+
+
+def _job_state(targets: list[JobTarget], cancelled: bool) -> str:
+    if cancelled:
+        return states.CANCELLED
+    if all(t.state == _DONE for t in targets):
+        return states.DONE
+    return states.PARTIAL if any(t.state == _DONE for t in targets) else states.FAILED
+
+
+def run_claimed(job_id: int, owner: str) -> str | None:
+    """Run a job this worker has claimed, to its next resting state; return that state.
+
+    Returns None when the lease was lost on the way (another worker now owns the job).
+    """
+    close_old_connections()
+    job = Job.objects.select_related("source_repo", "group").get(pk=job_id)
+    targets = list(job.targets.select_related("repo", "repo__inventory"))
+    # Redo what is not done: pending or interrupted targets, and failed ones whose automatic
+    # retry is due (a person's Retry turned failed targets back into pending ones).
+    todo = [t for t in targets if t.state in (_PENDING, _WRITING, _VERIFYING)
+            or (t.state == _FAILED and t.next_attempt_at is not None)]
+    keeper = LeaseKeeper(job.pk, owner)
+    keeper.start()
+    try:
+        if job.cancel_requested is None and todo:
+            now = timezone.now()
+            JobTarget.objects.filter(pk__in=[t.pk for t in todo]).update(
+                state=_PENDING, attempts=F("attempts") + 1, started=now, finished=None, next_attempt_at=None,
+                bytes_done=0, rate=None, error_code="", error="")
+            for target in todo:
+                target.state, target.attempts, target.next_attempt_at = _PENDING, target.attempts + 1, None
+            try:
+                _RUNNERS[job.kind](job, todo, keeper.cancel)
+            except Exception as exc:
+                log.exception("job %s failed unexpectedly", job.pk)
+                error = InternalError(f"internal error ({type(exc).__name__}); see the server log")
+                for target in todo:
+                    if target.state not in states.TARGET_FINAL_STATES:
+                        _save(target, **_fail(target, error))
+    finally:
+        keeper.stop()
+    if keeper.lost.is_set():
+        log.warning("job %s: lease lost to another worker; leaving the job to it", job.pk)
+        return None
+    cancelled = Job.objects.filter(pk=job.pk, cancel_requested__isnull=False).exists()
+    if cancelled:
+        _clean_up_cancelled(job, targets)
+    return _finish(job, owner, targets, cancelled)
+
+
+def _finish(job: Job, owner: str, targets: list[JobTarget], cancelled: bool) -> str | None:
+    state = _job_state(targets, cancelled)
+    failed = [t for t in targets if t.state == _FAILED]
+    retry_at = None if cancelled else min((t.next_attempt_at for t in failed if t.next_attempt_at), default=None)
+    first = failed[0] if failed else None
+    values = {
+        "state": state, "finished": timezone.now(), "next_attempt_at": retry_at, "lease_owner": "",
+        "lease_expires": None,
+        "error_code": "cancelled" if cancelled else (first.error_code if first else ""),
+        "error": "Cancelled." if cancelled else (f"{first.repo_name}: {first.error}" if first else ""),
+    }
+    if not Job.objects.filter(pk=job.pk, lease_owner=owner, state=states.RUNNING).update(**values):
+        return None
+    repos = {t.repo_id for t in targets if t.repo_id} | ({job.source_repo_id} if job.source_repo_id else set())
+    request_refresh(repos)
+    log.info("job %s %s: %s%s", job.pk, job.kind, state, f", retrying at {retry_at:%H:%M:%S}" if retry_at else "")
+    return state
+
+
+def claimable() -> Q:
+    """Jobs a worker may claim now: queued, or waiting for an automatic retry that is due."""
+    return Q(state=states.QUEUED) | Q(state__in=(states.PARTIAL, states.FAILED), next_attempt_at__lte=timezone.now())

@@ -1,0 +1,75 @@
+"""Repairs after crashes: the lease sweeper and the orphan reconciler (ARCHITECTURE.md "Jobs").
+
+- A worker that dies (kill -9, a power cut) stops renewing its job's lease; once it expires the
+  sweeper puts the job back to queued, and the next claim redoes its unfinished targets. The
+  half-written images of the dead run are known (each target's image id was recorded before a
+  byte was written), so the engine deletes or reuses them.
+- The only gap is a crash between a cloud creating an image and the job recording its id. Such an
+  image is Glint-marked (``glint_source_id``), stuck in ``queued``/``saving``, and no live job
+  names it: the orphan reconciler deletes it, after a grace period that covers the recording.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+
+from django.conf import settings
+from django.utils import timezone
+
+from glint.clouds import CloudError, NotFound, get_driver
+from glint.inventory.models import GLINT_SOURCE_ID, Image
+from glint.inventory.poller import request_refresh
+from glint.jobs import states
+from glint.jobs.models import Job, JobTarget
+
+__all__ = ["STUCK_STATUSES", "remove_orphans", "sweep_expired_leases"]
+
+log = logging.getLogger(__name__)
+
+#: Cloud statuses of an image whose data never finished arriving.
+STUCK_STATUSES = ("queued", "saving", "importing")
+
+
+def sweep_expired_leases() -> int:
+    """Put running jobs whose lease expired back to queued; returns how many."""
+    swept = Job.objects.filter(state=states.RUNNING, lease_expires__lt=timezone.now()).update(
+        state=states.QUEUED, lease_owner="", lease_expires=None)
+    if swept:
+        log.warning("re-queued %d job(s) whose worker stopped renewing its lease", swept)
+    return swept
+
+
+def remove_orphans() -> list[tuple[int, str]]:
+    """Delete Glint-made images stuck in ``queued``/``saving`` that no live job owns.
+
+    Candidates come from the inventory (older than ``GLINT_JOB_ORPHAN_GRACE`` seconds); each is
+    checked against the cloud again right before it is deleted.
+
+    Returns:
+        The ``(repo id, image id)`` pairs deleted.
+    """
+    cutoff = timezone.now() - datetime.timedelta(seconds=settings.GLINT_JOB_ORPHAN_GRACE)
+    owned = set(JobTarget.objects.filter(job__in=Job.objects.live()).exclude(image_id="")
+                .values_list("repo_id", "image_id"))
+    candidates = (Image.objects.filter(status__in=STUCK_STATUSES, repo__enabled=True, created_at__lt=cutoff)
+                  .exclude(glint_source_id="").select_related("repo"))
+    removed = []
+    for image in candidates:
+        if (image.repo_id, image.image_id) in owned:
+            continue
+        try:
+            with get_driver(image.repo.connection()) as cloud:
+                record = cloud.get_image(image.image_id)
+                if record.status in STUCK_STATUSES and record.properties.get(GLINT_SOURCE_ID):
+                    cloud.delete(image.image_id)
+                    removed.append((image.repo_id, image.image_id))
+                    log.warning("deleted orphan image %s in repo %s (%s, no live job)",
+                                image.image_id, image.repo.name, record.status)
+        except NotFound:
+            removed.append((image.repo_id, image.image_id))
+        except CloudError as exc:
+            log.info("orphan %s in repo %s not deleted now: %s", image.image_id, image.repo.name, exc)
+    if removed:
+        request_refresh({repo_id for repo_id, _ in removed})
+    return removed

@@ -1,0 +1,460 @@
+"""Creating, cancelling and retrying jobs, and the job cells of the matrix.
+
+The planner (``/api/v1/plans/``), the pages and the command line all come here. Refusals that
+depend on the matrix (last copy, protected, not owned, hidden row, stale page, ...) are the
+planner's, decided before a job is submitted; these functions refuse only what makes a job
+impossible (a repo of another group, a source that is also a target), and they make submitting
+idempotent:
+
+- a copy of a row to a repo that a live job is already copying it to is not repeated: the
+  :class:`Submission` names the existing job instead;
+- a copy to a repo whose current inventory already holds the row (cell ``present``) needs no
+  work: the submission lists that repo under ``present``.
+
+A job row is committed first and the runner is told after commit (``transaction.on_commit``), so
+a worker never sees an uncommitted job. Members of a group may submit, cancel and retry the
+group's jobs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+from collections.abc import Iterable, Sequence
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from glint import audit
+from glint.accounts.models import Group, User
+from glint.inventory.matrix import Cell, CellState, Row, row_id
+from glint.inventory.models import Image
+from glint.jobs import states
+from glint.jobs.models import Job, JobTarget
+from glint.replication import ConflictPolicy
+from glint.repos.models import Repo
+
+__all__ = [
+    "JobRefused",
+    "Submission",
+    "submit_copy",
+    "submit_delete",
+    "submit_property_sync",
+    "cancel",
+    "retry",
+    "cell_overlays",
+    "FAILED_CELL_DAYS",
+]
+
+#: How long a failed target keeps showing as a "failed" cell (with Retry) in the matrix.
+FAILED_CELL_DAYS = 7
+
+
+class JobRefused(Exception):
+    """The request cannot become a job (or the action does not apply to the job's state).
+
+    Attributes:
+        message: Safe to show a person. code: ``invalid`` (bad input) or ``state`` (conflict
+            with the job's current state: the API answers 409).
+    """
+
+    def __init__(self, message: str, code: str = "invalid"):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@dataclasses.dataclass
+class Submission:
+    """What a ``submit_*`` call did.
+
+    Attributes:
+        job: The job created now, or None when nothing new was needed.
+        existing: ``{repo_id: job}``: repos a live job is already doing this for (not repeated).
+        present: Repo ids whose current inventory already holds the row (copy: no work).
+    """
+
+    job: Job | None
+    existing: dict[int, Job] = dataclasses.field(default_factory=dict)
+    present: list[int] = dataclasses.field(default_factory=list)
+
+    @property
+    def created(self) -> bool:
+        return self.job is not None
+
+    @property
+    def pk(self) -> int | None:
+        """The id of the job doing the work: the new one, else the first existing one; None
+        when nothing needed doing. For callers that want one job id per request."""
+        if self.job is not None:
+            return self.job.pk
+        return min((job.pk for job in self.existing.values()), default=None)
+
+    @property
+    def jobs(self) -> list[Job]:
+        """The new job and the existing ones, each once."""
+        found = {job.pk: job for job in self.existing.values()}
+        if self.job is not None:
+            found[self.job.pk] = self.job
+        return list(found.values())
+
+    def describe(self) -> str:
+        """One line for a person: what was queued, what was already under way or in place."""
+        parts = []
+        if self.job is not None:
+            parts.append(f"job {self.job.pk} queued for {', '.join(t.repo_name for t in self.job.targets.all())}")
+        for repo_id, job in sorted(self.existing.items()):
+            parts.append(f"repo {repo_id}: already being done by job {job.pk}")
+        if self.present:
+            parts.append(f"repos {', '.join(map(str, self.present))}: already hold the image, nothing to do")
+        return "; ".join(parts) or "nothing to do"
+
+
+def row_key(group: Group, kind: str, name: str, content_key: str) -> str:
+    """The digest that finds live jobs for the same (group, kind, row)."""
+    return hashlib.sha256(f"{group.pk}\0{kind}\0{name}\0{content_key}".encode()).hexdigest()
+
+
+# Submitting
+
+
+def _group_repos(group: Group, repos: Iterable[Repo]) -> list[Repo]:
+    repos = list(repos)
+    for repo in repos:
+        if repo.group_id != group.pk:
+            raise JobRefused(f"Repo {repo.pk} is not one of group {group.name}'s repos.")
+        if not repo.enabled:
+            raise JobRefused(f"Repo {repo.name} is disabled: it is no copy source or target.")
+    if len({r.pk for r in repos}) != len(repos):
+        raise JobRefused("A repo is named twice.")
+    return repos
+
+
+def _row_of(group: Group, images: Sequence[Image]) -> Row:
+    """The matrix row holding every one of ``images`` (as polled, without job cells)."""
+    from glint.inventory.services import group_matrix
+
+    wanted = {image.pk for image in images}
+    for row in group_matrix(group, overlays={}).rows:
+        held = {copy.pk for copy in row.copies}
+        if wanted <= held:
+            return row
+        if wanted & held:
+            raise JobRefused("These images are not all copies of one image (name and content): one job per row.")
+    raise JobRefused("The image is not in this group's inventory any more: reload and try again.")
+
+
+def _live_targets(key: str, kind: str, repos: Sequence[Repo], image_ids: Sequence[str] | None = None):
+    """``{repo_id: job}`` of live jobs with an unfinished target in these repos."""
+    query = JobTarget.objects.filter(
+        job__row_key=key, job__kind=kind, repo__in=[r.pk for r in repos],
+    ).filter(Q(job__state__in=states.JOB_ACTIVE_STATES) | Q(job__next_attempt_at__isnull=False)).exclude(
+        state__in=(states.TargetState.DONE.value, states.TargetState.CANCELLED.value)).select_related("job")
+    found = {}
+    for target in query:
+        if image_ids is None or target.image_id in image_ids:
+            found[target.repo_id] = target.job
+    return found
+
+
+def _create(group, kind, requester, row: Row, targets: list[tuple[Repo, str]], **fields) -> Job:
+    sha256 = next((k.partition(":")[2] for k in sorted(row.keys) if k.startswith("sha256:")), "")
+    job = Job.objects.create(
+        kind=kind, group=group, requester=requester, requester_dn=requester.dn if requester else "",
+        image_name=row.name, content_key=row.content_key, sha256=sha256,
+        row_key=row_key(group, kind, row.name, row.content_key), **fields,
+    )
+    JobTarget.objects.bulk_create(
+        [JobTarget(job=job, repo=repo, repo_name=repo.name, image_id=image_id) for repo, image_id in targets])
+    audit.record(f"job.{kind}", user=requester, group=group, image=row.name,
+                 details={"job": job.pk, "targets": [repo.name for repo, _ in targets]})
+    transaction.on_commit(lambda: _notify(job.pk))
+    return job
+
+
+def _notify(job_id: int) -> None:
+    from glint.jobs.runners import notify
+
+    notify(job_id)
+
+
+def _lock_group(group: Group) -> None:
+    """Serialize submissions per group, so two identical requests cannot both create a job."""
+    Group.objects.select_for_update().filter(pk=group.pk).first()
+
+
+def _repos_of(group: Group, images: Sequence[Image]) -> list[Repo]:
+    return _group_repos(group, {image.repo_id: image.repo for image in images}.values())
+
+
+def submit_copy(
+    group: Group,
+    *,
+    source: Image,
+    targets: Iterable[Repo],
+    requester: User | None = None,
+    visibility: str | None = None,
+    conflict_policy: str = ConflictPolicy.REPORT.value,
+    idempotency_key: str = "",
+) -> Submission:
+    """Copy one image to some of the group's repos, as one job with a target per repo.
+
+    The job is about the source's matrix row (name + content), so asking again for the same row
+    and repo while a job is live returns that job instead of a second one.
+
+    Args:
+        group: The group whose repos are involved.
+        source: The copy to read (an ``inventory.Image`` of one of the group's repos).
+        targets: The repos to copy to.
+        requester: Who asked (None: Glint itself).
+        visibility: The copies' visibility once verified; None takes the source's.
+        conflict_policy: ``report``, ``skip``, ``replace`` or ``rename-old`` (a name clash at a
+            target).
+        idempotency_key: The caller's key for this request, stored with the job.
+
+    Returns:
+        The :class:`Submission`: the new job (None when every target is already done or under
+        way), the live jobs already copying to some targets, and the targets that already hold
+        the row (cell ``present``: no work).
+
+    Raises:
+        JobRefused: A repo is not the group's or is disabled, the row is unverifiable or no longer
+            in the inventory, the source is not active, the source repo is also a target, or an
+            option is invalid.
+    """
+    try:
+        policy = ConflictPolicy(conflict_policy)
+    except ValueError:
+        raise JobRefused(f"Unknown conflict policy {conflict_policy!r}.") from None
+    if visibility not in (None, "private", "shared", "community", "public"):
+        raise JobRefused(f"Unknown visibility {visibility!r}.")
+    targets = _group_repos(group, targets)
+    _repos_of(group, [source])
+    if not targets:
+        raise JobRefused("Name at least one repo to copy to.")
+    if source.repo_id in {r.pk for r in targets}:
+        raise JobRefused(f"Repo {source.repo.name} holds the source; it cannot also be a target.")
+    if source.status != "active":
+        raise JobRefused(f"The source image is {source.status}, not active: it cannot be copied.")
+    row = _row_of(group, [source])
+    if not row.verifiable:
+        raise JobRefused(f"{row.name} has no content hash: it cannot be verified, so it is never copied.")
+    present = [r.pk for r in targets if row.cells.get(r.pk) and row.cells[r.pk].state == CellState.PRESENT]
+    todo = [r for r in targets if r.pk not in present]
+    with transaction.atomic():
+        _lock_group(group)
+        existing = _live_targets(row_key(group, states.COPY, row.name, row.content_key), states.COPY, todo)
+        todo = [r for r in todo if r.pk not in existing]
+        job = None
+        if todo:
+            job = _create(
+                group, states.COPY, requester, row, [(r, "") for r in todo],
+                source_repo=source.repo, source_image_id=source.image_id,
+                options={"visibility": visibility, "conflict_policy": policy.value},
+                idempotency_key=idempotency_key,
+            )
+    return Submission(job, existing, present)
+
+
+def submit_delete(
+    group: Group,
+    *,
+    images: Iterable[Image],
+    requester: User | None = None,
+    force: bool = False,
+    idempotency_key: str = "",
+) -> Submission:
+    """Delete specific copies of one matrix row (``inventory.Image`` rows), as one job.
+
+    The planner has already refused what must not be deleted, against a fresh inventory; right
+    before each delete the worker asks the cloud again and refuses a protected image or one the
+    repo's project does not own. ``force`` (an admin's choice) is recorded with the job.
+
+    Returns:
+        The :class:`Submission` (``existing``: repos whose image a live job is already deleting).
+
+    Raises:
+        JobRefused: A repo is not the group's, the images are not of one row, or none was named.
+    """
+    images = list(images)
+    if not images:
+        raise JobRefused("Name at least one image to delete.")
+    repos = _repos_of(group, images)
+    row = _row_of(group, images)
+    with transaction.atomic():
+        _lock_group(group)
+        existing = _live_targets(row_key(group, states.DELETE, row.name, row.content_key), states.DELETE, repos,
+                                 [image.image_id for image in images])
+        todo = [(image.repo, image.image_id) for image in images if image.repo_id not in existing]
+        job = None
+        if todo:
+            job = _create(group, states.DELETE, requester, row, todo, options={"force": bool(force)},
+                          idempotency_key=idempotency_key)
+    return Submission(job, existing)
+
+
+def submit_property_sync(
+    group: Group,
+    *,
+    source: Image,
+    copies: Iterable[Image],
+    requester: User | None = None,
+    idempotency_key: str = "",
+) -> Submission:
+    """Make the properties of ``copies`` equal to ``source``'s, as one job, without copying bytes.
+
+    Only the properties the engine carries with a copy are set or removed
+    (``glint.replication.sync_properties``).
+
+    Returns:
+        The :class:`Submission` (``existing``: repos a live sync of this row already covers).
+
+    Raises:
+        JobRefused: A repo is not the group's, the images are not of one row, no copy was named,
+            or the source is among the copies.
+    """
+    copies = list(copies)
+    if not copies:
+        raise JobRefused("Name at least one copy to bring in line with the source.")
+    if any(copy.pk == source.pk for copy in copies):
+        raise JobRefused("The source copy cannot also be a target.")
+    repos = _repos_of(group, copies)
+    _repos_of(group, [source])
+    row = _row_of(group, [source, *copies])
+    with transaction.atomic():
+        _lock_group(group)
+        existing = _live_targets(row_key(group, states.PROPERTY_SYNC, row.name, row.content_key),
+                                 states.PROPERTY_SYNC, repos, [copy.image_id for copy in copies])
+        todo = [(copy.repo, copy.image_id) for copy in copies if copy.repo_id not in existing]
+        job = None
+        if todo:
+            job = _create(group, states.PROPERTY_SYNC, requester, row, todo, source_repo=source.repo,
+                          source_image_id=source.image_id, idempotency_key=idempotency_key)
+    return Submission(job, existing)
+
+
+# Acting on a job
+
+
+def cancel(job: Job, user: User | None) -> Job:
+    """Stop a job: a queued job is cancelled at once, a running one within about a second.
+
+    The worker stops the engine (which deletes what it was writing) and deletes the images
+    recorded for targets that are not done, so nothing half-made stays in any cloud. Targets
+    already done keep their verified copies. A job waiting for an automatic retry is cancelled
+    the same way.
+
+    Returns:
+        The job, reloaded.
+
+    Raises:
+        JobRefused: The job has already ended (code ``state``).
+    """
+    now = timezone.now()
+    if not Job.objects.filter(pk=job.pk).live().exists():
+        raise JobRefused(f"Job {job.pk} has already ended ({job.state}).", code="state")
+    Job.objects.filter(pk=job.pk, cancel_requested__isnull=True).update(cancel_requested=now)
+    # Nothing was ever created for a job that never ran: cancel it here. Otherwise the worker
+    # (running it now, or claiming it next) cleans up and writes the final state.
+    never_ran = ~Q(targets__image_id__gt="") if job.kind in (states.COPY, states.UPLOAD) else Q()
+    if Job.objects.filter(pk=job.pk, state=states.QUEUED).filter(never_ran).exists():
+        with transaction.atomic():
+            if Job.objects.filter(pk=job.pk, state=states.QUEUED).update(
+                    state=states.CANCELLED, finished=now, next_attempt_at=None, error_code="cancelled",
+                    error="Cancelled before it started."):
+                job.targets.exclude(state=states.TargetState.DONE.value).update(
+                    state=states.TargetState.CANCELLED.value, finished=now, next_attempt_at=None)
+    elif job.state in (states.PARTIAL, states.FAILED):
+        # Waiting for an automatic retry: hand it to a worker now, which sees the cancel.
+        Job.objects.filter(pk=job.pk, state=job.state).update(state=states.QUEUED, next_attempt_at=None)
+        transaction.on_commit(lambda: _notify(job.pk))
+    else:
+        transaction.on_commit(lambda: _notify(job.pk))
+    audit.record("job.cancel", user=user, group=job.group, image=job.image_name, details={"job": job.pk})
+    job.refresh_from_db()
+    return job
+
+
+def retry(job: Job, user: User | None) -> Job:
+    """Run a partial, failed or cancelled job again; only the targets that are not done are redone.
+
+    Each such target starts over at attempt 0 (so automatic retries apply again); its recorded
+    image, if any, is checked by the engine (kept if it is a verified copy, deleted otherwise).
+
+    Returns:
+        The job, reloaded (queued).
+
+    Raises:
+        JobRefused: The job is still queued or running, or every target is done (code ``state``).
+    """
+    allowed = (states.PARTIAL, states.FAILED, states.CANCELLED)
+    with transaction.atomic():
+        updated = Job.objects.filter(pk=job.pk, state__in=allowed).update(
+            state=states.QUEUED, next_attempt_at=None, cancel_requested=None, finished=None,
+            error_code="", error="", lease_owner="", lease_expires=None)
+        if not updated:
+            job.refresh_from_db()
+            raise JobRefused(f"Job {job.pk} is {job.state}: only partial, failed or cancelled jobs are retried.",
+                             code="state")
+        job.targets.exclude(state=states.TargetState.DONE.value).update(
+            state=states.TargetState.PENDING.value, attempts=0, next_attempt_at=None, error_code="", error="",
+            bytes_done=0, rate=None, finished=None)
+        audit.record("job.retry", user=user, group=job.group, image=job.image_name, details={"job": job.pk})
+        transaction.on_commit(lambda: _notify(job.pk))
+    job.refresh_from_db()
+    return job
+
+
+# The matrix
+
+
+_COPY_CELLS = {
+    states.TargetState.PENDING.value: CellState.QUEUED,
+    states.TargetState.WRITING.value: CellState.COPYING,
+    states.TargetState.VERIFYING.value: CellState.VERIFYING,
+}
+
+
+def cell_overlays(group: Group) -> dict[tuple[str, int], Cell]:
+    """The matrix cells that jobs decide now, in one query.
+
+    A cell's most recent copy or delete job speaks for it: queued / copying n% / verifying for a
+    copy under way, deleting for a delete under way, and failed (with the reason) for a target
+    that failed within the last :data:`FAILED_CELL_DAYS` days and is not being retried
+    automatically right now (then it shows queued). Cells of finished, cancelled or done targets
+    are the inventory's.
+
+    Returns:
+        ``{(row id, repo id): Cell}`` (state, progress percent or None, reason; no copies), keyed
+        like ``glint.inventory.matrix.build_rows`` overlays: the row id of the job's name and
+        content key.
+    """
+    since = timezone.now() - datetime.timedelta(days=FAILED_CELL_DAYS)
+    targets = (
+        JobTarget.objects.filter(job__group=group, job__kind__in=(states.COPY, states.UPLOAD, states.DELETE),
+                                 repo__isnull=False)
+        .filter(Q(job__state__in=states.JOB_ACTIVE_STATES) | Q(job__next_attempt_at__isnull=False)
+                | Q(state=states.TargetState.FAILED.value, job__finished__gte=since))
+        .order_by("-job__created", "-job_id")
+        .values_list("repo_id", "state", "bytes_done", "bytes_total", "error", "next_attempt_at",
+                     "job__kind", "job__image_name", "job__content_key", "job__state")
+    )
+    overlays: dict[tuple[str, int], Cell | None] = {}
+    for repo_id, state, done, total, error, next_at, kind, name, content_key, job_state in targets:
+        key = (row_id(group.pk, name, content_key), repo_id)
+        if key in overlays:
+            continue  # a newer job already speaks for this cell
+        progress = min(100, int(done * 100 / total)) if total else None
+        if state == states.TargetState.FAILED.value:
+            if next_at is not None:
+                overlays[key] = Cell(CellState.QUEUED, reason=f"retrying: {error}")
+            else:
+                overlays[key] = Cell(CellState.FAILED, reason=error)
+        elif state in _COPY_CELLS and job_state in states.JOB_ACTIVE_STATES:
+            cell = CellState.DELETING if kind == states.DELETE else _COPY_CELLS[state]
+            overlays[key] = Cell(cell, progress=progress if cell is CellState.COPYING else None)
+        else:
+            overlays[key] = None  # done or cancelled: the inventory speaks, older jobs do not
+    return {key: value for key, value in overlays.items() if value is not None}

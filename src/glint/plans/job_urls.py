@@ -1,0 +1,14 @@
+"""``/jobs/``: the jobs pages (``glint.plans.job_views``)."""
+
+from django.urls import path
+
+from glint.plans import job_views
+
+app_name = "jobs"
+urlpatterns = [
+    path("", job_views.job_list, name="list"),
+    path("retry-cell/", job_views.retry_cell, name="retry_cell"),
+    path("<int:job_id>/", job_views.job_detail, name="detail"),
+    path("<int:job_id>/cancel/", job_views.cancel, name="cancel"),
+    path("<int:job_id>/retry/", job_views.retry, name="retry"),
+]

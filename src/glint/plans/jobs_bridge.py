@@ -1,0 +1,41 @@
+"""The plans app's one door into the jobs app (``glint.jobs.services``).
+
+Kept in one module so the planner, the keeper and the pages ask the jobs app the same way, and
+the jobs app's ``Submission`` meets the plans' job ids here.
+"""
+
+from __future__ import annotations
+
+from glint.inventory.matrix import row_id as matrix_row_id
+from glint.jobs import services as jobs
+from glint.jobs import states
+from glint.jobs.models import Job, JobTarget
+
+__all__ = ["JobRefused", "cell_overlays", "failed_job_of_cell", "retry", "submit_copy", "submit_delete"]
+
+JobRefused = jobs.JobRefused
+cell_overlays = jobs.cell_overlays
+retry = jobs.retry
+
+
+def submit_copy(group, user, source, repos) -> list[int]:
+    """Queue one copy of ``source`` (an ``inventory.Image``) to ``repos``.
+
+    Returns:
+        The ids of the jobs that carry it: the new one, and live ones already copying to some
+        of the repos (a copy is never repeated).
+    """
+    return [job.pk for job in jobs.submit_copy(group, source=source, targets=repos, requester=user).jobs]
+
+
+def submit_delete(group, user, images, *, force: bool = False) -> list[int]:
+    """Queue one delete job of ``images`` (``inventory.Image`` rows of one row); the ids that carry it."""
+    return [job.pk for job in jobs.submit_delete(group, images=images, requester=user, force=force).jobs]
+
+
+def failed_job_of_cell(group, row_id: str, repo_id: int) -> Job | None:
+    """The job whose failed target the matrix shows in this cell (what its Retry retries)."""
+    targets = JobTarget.objects.filter(job__group=group, repo_id=repo_id, state=states.TargetState.FAILED.value
+                                       ).select_related("job").order_by("-job__created", "-job_id")
+    return next((t.job for t in targets if matrix_row_id(group.pk, t.job.image_name, t.job.content_key) == row_id),
+                None)

@@ -1,0 +1,183 @@
+"""Plan pages: the matrix's Apply lands here, the plan is confirmed, then the cells go live.
+
+The matrix form sends every ticked cell (``cell``) and every cell that was ticked when the page
+was drawn (``was``), with the inventory version the page showed: the difference is what the
+person changed, and only that is planned (ARCHITECTURE.md "Apply sends only the cells the person
+changed"). Every view finds the group through ``glint.accounts.access``: another group's plan,
+row or cell is a 404.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from glint.accounts.access import visible_group
+from glint.inventory import services as inventory
+from glint.plans import jobs_bridge, services
+from glint.plans.choices import Action, ItemStatus
+from glint.plans.models import Plan
+from glint.plans.planner import Change
+
+#: Cell states of a job at work: the page follows these cells live.
+LIVE_STATES = ("queued", "copying", "verifying", "deleting")
+#: Most cells one apply may change (a full page is 100 rows × a few dozen repos).
+MAX_CHANGES = 10_000
+
+
+def _matrix_url(group) -> str:
+    return f"{reverse('inventory:matrix')}?group={group.pk}"
+
+
+def _cells(values: list[str]) -> set[tuple[str, int]]:
+    """``row:repo`` form values → ``{(row, repo)}``; malformed values raise ValueError."""
+    cells = set()
+    for value in values:
+        row, _, repo = value.rpartition(":")
+        if not row or not repo.isdigit():
+            raise ValueError(value)
+        cells.add((row, int(repo)))
+    return cells
+
+
+def changes_from_form(post) -> list[Change]:
+    """The cells a person changed on the matrix: newly ticked → copy, newly unticked → delete."""
+    ticked, was = _cells(post.getlist("cell")), _cells(post.getlist("was"))
+    changes = [Change(row, repo, Action.COPY) for row, repo in sorted(ticked - was)]
+    changes += [Change(row, repo, Action.DELETE) for row, repo in sorted(was - ticked)]
+    return changes
+
+
+@require_POST
+def create(request):
+    group = visible_group(request.user, request.POST.get("group"))
+    try:
+        changes = changes_from_form(request.POST)
+    except ValueError:
+        return HttpResponseBadRequest("Malformed cell in the form.")
+    if len(changes) > MAX_CHANGES:
+        return HttpResponseBadRequest(f"Too many changes at once (at most {MAX_CHANGES}).")
+    if not changes:
+        messages.info(request, "Nothing changed: tick a cell to copy the image there, untick one to delete it.")
+        return redirect(_matrix_url(group))
+    try:
+        plan = services.create_plan(group, request.user, changes, request.POST.get("inventory_version", ""),
+                                    force=request.POST.get("force") == "1")
+    except services.PlanError as exc:
+        messages.error(request, exc.message)
+        return redirect(_matrix_url(group))
+    return redirect("plans:detail", plan_id=plan.pk)
+
+
+def _visible_plan(request, plan_id) -> Plan:
+    return get_object_or_404(Plan.objects.select_related("group", "created_by"), pk=plan_id,
+                             group__in=request.user.visible_groups())
+
+
+def detail(request, plan_id):
+    plan = _visible_plan(request, plan_id)
+    items = list(plan.items.select_related("source__repo"))
+    planned = [i for i in items if i.status == ItemStatus.PLANNED]
+    return render(request, "plans/detail.html", {
+        "plan": plan,
+        "group": plan.group,
+        "copies": [i for i in planned if i.action == Action.COPY],
+        "deletes": [i for i in planned if i.action == Action.DELETE],
+        "noops": [i for i in items if i.status == ItemStatus.NOOP],
+        "refused": [i for i in items if i.status == ItemStatus.REFUSED],
+    })
+
+
+@require_POST
+def apply(request, plan_id):
+    plan = _visible_plan(request, plan_id)
+    try:
+        job_ids = services.apply_plan(plan, request.user)
+    except services.PlanError as exc:
+        messages.error(request, exc.message)
+        return redirect("plans:detail", plan_id=plan.pk)
+    refused = plan.items.filter(status=ItemStatus.REFUSED).count()
+    if job_ids:
+        messages.success(request, f"Applied: {len(job_ids)} job{'s' if len(job_ids) != 1 else ''} started. "
+                                  "The cells below follow them.")
+    else:
+        messages.info(request, "Nothing to do: the plan held no copy or delete.")
+    if refused:
+        messages.warning(request, f"{refused} change{'s were' if refused != 1 else ' was'} refused; "
+                                  f"see plan {plan.pk} for the reasons.")
+    return redirect(_matrix_url(plan.group))
+
+
+@require_POST
+def keep(request, row_id):
+    """Flag a row "Keep on all repos" (``keep=1``) or drop the flag (``keep=0``)."""
+    matrix, row = inventory.find_row(request.user, row_id)
+    if row.hidden:
+        raise PermissionDenied("A hidden row is never copied: show it first.")
+    wanted = request.POST.get("keep") == "1"
+    services.set_keep_everywhere(matrix.group, row, wanted, request.user)
+    messages.success(request, f"“{row.name}” {'is kept on all repos' if wanted else 'is no longer kept on all repos'}.")
+    return redirect(request.POST.get("next") if str(request.POST.get("next", "")).startswith("/") else _matrix_url(matrix.group))
+
+
+@require_POST
+def delete_duplicate(request, conflict_id):
+    """The conflicts page's "Delete this copy" of a duplicate."""
+    matrix, conflict = inventory.find_conflict(request.user, conflict_id)
+    image = request.POST.get("image", "")
+    try:
+        job_ids = services.delete_duplicate(matrix.group, conflict, int(image) if image.isdigit() else -1,
+                                            request.user, force=request.POST.get("force") == "1")
+        messages.success(request, f"Deleting the copy: job {', '.join(map(str, job_ids))}.")
+    except services.PlanError as exc:
+        messages.error(request, exc.message)
+    return redirect(f"{reverse('inventory:conflicts')}?group={matrix.group.pk}")
+
+
+# Live cells
+
+
+def _watched(request) -> list[tuple[str, int]]:
+    try:
+        return sorted(_cells(request.GET.getlist("watch")))[:MAX_CHANGES]
+    except ValueError:
+        raise Http404("Malformed cell.") from None
+
+
+def _refresh_pending(repo) -> bool:
+    inventory_row = getattr(repo, "inventory", None)  # none before the repo's first poll
+    return bool(inventory_row and inventory_row.refresh_requested_at)
+
+
+def live_cells(request):
+    """The in-flight cells of the matrix page, swapped in out of band every few seconds.
+
+    A cell stays watched while a job works on it, and then until its repo's poll after the job
+    has run. When nothing is left to watch the page reloads itself, so it shows the new inventory
+    version and the next Apply is judged against what the person now sees.
+    """
+    group = visible_group(request.user, request.GET.get("group"))
+    watched = _watched(request)
+    overlays = jobs_bridge.cell_overlays(group)
+    matrix = inventory.group_matrix(group, overlays=overlays) if overlays else inventory.group_matrix(group)
+    repos = {repo.pk: repo for repo in matrix.repos}
+    cells = []
+    for row_id, repo_id in watched:
+        row, repo = matrix.row(row_id), repos.get(repo_id)
+        if row is None or repo is None:
+            cells = []  # the row's identity changed (a stronger hash joined): only a reload shows it
+            break
+        cell = row.cells[repo_id]
+        refreshing = (row_id, repo_id) not in overlays and _refresh_pending(repo)
+        cells.append({"row": row, "repo": repo, "cell": cell, "refreshing": refreshing,
+                      "live": refreshing or cell.state.value in LIVE_STATES})
+    watching = any(c["live"] for c in cells)
+    response = render(request, "plans/_live_cells.html", {
+        "group": group, "cells": cells, "watching": watching, "editable": True, "live_states": LIVE_STATES})
+    if not watching:
+        response["HX-Refresh"] = "true"
+    return response

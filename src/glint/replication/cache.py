@@ -1,0 +1,273 @@
+"""The content-addressed local cache: the spool of slow targets, and a copy source for retries.
+
+ARCHITECTURE.md "Jobs": one cache keyed by sha256 serves as the spool that lets a slow or failed
+target catch up without reading the source again, the landing place of uploads, and a copy
+source. Layout under ``root``::
+
+    objects/<sha256>        the bytes of one image
+    objects/<sha256>.json   its size and every digest known (to find it by the cloud's hash)
+    spool/<random>.part     streams being written; renamed into objects/ once verified
+
+A stream lands in ``objects/`` only after its digests were checked against the source, so an
+entry is always good. Files are renamed into place atomically, and readers keep an open file
+even if an entry is evicted under them (POSIX unlink semantics), so several processes can share
+one cache directory. Space is reserved before a stream starts: expired entries go first, then
+the least recently used, and the stream is refused when the quota or the disk's free-space floor
+cannot be met.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from glint.replication.errors import CacheFull
+
+__all__ = ["ContentCache", "CacheEntry", "Spool"]
+
+DAY = 86400.0
+
+
+@dataclasses.dataclass(frozen=True)
+class CacheEntry:
+    """One image's bytes in the cache.
+
+    Fields:
+        sha256: The key.
+        size: Bytes.
+        path: The data file (open it for reading; never write to it).
+        hashes: Every digest known, by algorithm (always includes ``sha256``).
+        last_used: Unix time it was stored or last found.
+    """
+
+    sha256: str
+    size: int
+    path: Path
+    hashes: dict[str, str]
+    last_used: float
+
+
+class ContentCache:
+    """A directory of images keyed by sha256, with a quota, an expiry and a free-space floor.
+
+    Args:
+        root: The cache directory (created if missing).
+        quota_bytes: Most bytes the entries and spools may take together; None for no quota.
+        max_age: Seconds an entry is kept after its last use.
+        min_free_bytes: Free space the disk must keep after a reservation.
+    """
+
+    def __init__(self, root: str | os.PathLike, *, quota_bytes: int | None = None,
+                 max_age: float = 7 * DAY, min_free_bytes: int = 1024**3):
+        self.root = Path(root)
+        self.quota_bytes = quota_bytes
+        self.max_age = max_age
+        self.min_free_bytes = min_free_bytes
+        self._objects = self.root / "objects"
+        self._spools = self.root / "spool"
+        self._objects.mkdir(parents=True, exist_ok=True)
+        self._spools.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    # Lookup
+
+    def entries(self) -> list[CacheEntry]:
+        """All complete entries, least recently used first."""
+        found = []
+        for meta in self._objects.glob("*.json"):
+            entry = self._load(meta)
+            if entry is not None:
+                found.append(entry)
+        return sorted(found, key=lambda e: e.last_used)
+
+    def get(self, sha256: str) -> CacheEntry | None:
+        """The entry for a sha256, marking it used; None if absent."""
+        return self._touch(self._load(self._objects / f"{sha256}.json"))
+
+    def find(self, algo: str, hexdigest: str) -> CacheEntry | None:
+        """The entry whose ``algo`` digest is ``hexdigest`` (e.g. a cloud's sha512), if any."""
+        if algo == "sha256":
+            return self.get(hexdigest.lower())
+        for entry in self.entries():
+            if entry.hashes.get(algo) == hexdigest.lower():
+                return self._touch(entry)
+        return None
+
+    def _load(self, meta: Path) -> CacheEntry | None:
+        try:
+            data = json.loads(meta.read_text())
+            path = meta.with_suffix("")
+            last_used = meta.stat().st_mtime
+        except (OSError, ValueError):
+            return None
+        if not path.exists():
+            return None
+        return CacheEntry(sha256=data["hashes"]["sha256"], size=data["size"], path=path,
+                          hashes=data["hashes"], last_used=last_used)
+
+    def _touch(self, entry: CacheEntry | None) -> CacheEntry | None:
+        if entry is not None:
+            try:
+                os.utime(entry.path.with_suffix(".json"))
+            except OSError:
+                return None  # evicted meanwhile
+        return entry
+
+    # Space
+
+    def usage(self) -> int:
+        """Bytes taken by entries and spools."""
+        return sum(p.stat().st_size for d in (self._objects, self._spools)
+                   for p in d.iterdir() if p.is_file())
+
+    def evict_expired(self) -> int:
+        """Remove entries unused for longer than ``max_age``; returns how many."""
+        cutoff = time.time() - self.max_age
+        old = [e for e in self.entries() if e.last_used < cutoff]
+        for entry in old:
+            self._remove(entry)
+        return len(old)
+
+    def reserve(self, size: int) -> None:
+        """Make room for ``size`` more bytes, evicting as needed.
+
+        Raises:
+            CacheFull: The quota or the free-space floor cannot be met even with the cache empty
+                of finished entries.
+        """
+        with self._lock:
+            self.evict_expired()
+            lru = self.entries()
+            while not self._fits(size):
+                if not lru:
+                    raise CacheFull(self._full_message(size))
+                self._remove(lru.pop(0))
+
+    def _fits(self, size: int) -> bool:
+        if self.quota_bytes is not None and self.usage() + size > self.quota_bytes:
+            return False
+        return shutil.disk_usage(self.root).free - size >= self.min_free_bytes
+
+    def _full_message(self, size: int) -> str:
+        free = shutil.disk_usage(self.root).free
+        return (f"the cache at {self.root} cannot take {size} bytes: quota "
+                f"{self.quota_bytes if self.quota_bytes is not None else 'none'}, "
+                f"{self.usage()} bytes in use, {free} bytes free on disk, "
+                f"{self.min_free_bytes} must stay free")
+
+    def _remove(self, entry: CacheEntry) -> None:
+        for path in (entry.path.with_suffix(".json"), entry.path):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+
+    # Writing
+
+    def spool(self, size: int | None) -> Spool:
+        """Start a stream into the cache, reserving ``size`` bytes first (if known).
+
+        Raises:
+            CacheFull: No room.
+        """
+        if size:
+            self.reserve(size)
+        return Spool(self, self._spools / f"{uuid.uuid4().hex}.part")
+
+    def _commit(self, part: Path, size: int, hashes: dict[str, str]) -> CacheEntry:
+        sha256 = hashes["sha256"]
+        path = self._objects / sha256
+        os.replace(part, path)
+        meta = path.with_suffix(".json")
+        tmp = meta.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps({"size": size, "hashes": hashes}))
+        os.replace(tmp, meta)
+        return CacheEntry(sha256, size, path, dict(hashes), time.time())
+
+
+class Spool:
+    """A stream being written into the cache, readable while it grows.
+
+    One thread writes (:meth:`write`), any number read behind it (:meth:`read_at`, which waits
+    for bytes not written yet). Reads use ``pread`` on their own descriptor, so they see every
+    byte written through the unbuffered write descriptor at once, from the page cache.
+    """
+
+    def __init__(self, cache: ContentCache | None, path: Path, *, size: int | None = None):
+        self._cache = cache
+        self.path = path
+        #: False for a finished cache entry that is only read (see :meth:`of_file`).
+        self.writable = size is None
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL if self.writable else os.O_RDONLY
+        self._fd = os.open(path, flags, 0o600)
+        self.written = size or 0
+        self._done = not self.writable
+        self._error: BaseException | None = None
+        self._cond = threading.Condition()
+
+    @classmethod
+    def of_file(cls, path: Path, size: int) -> Spool:
+        """A finished, read-only spool over a cache entry's file: lagging targets of a copy
+        that reads from the cache read the file themselves."""
+        return cls(None, path, size=size)
+
+    def write(self, chunk: bytes) -> None:
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(self._fd, view):]
+        with self._cond:
+            self.written += len(chunk)
+            self._cond.notify_all()
+
+    def end(self) -> None:
+        """No more bytes will be written (readers get b"" at the end)."""
+        with self._cond:
+            self._done = True
+            self._cond.notify_all()
+
+    def fail(self, error: BaseException) -> None:
+        """Writing stopped for good: waiting readers raise ``error``."""
+        with self._cond:
+            self._error = error
+            self._cond.notify_all()
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        """Up to ``length`` bytes at ``offset``, waiting until they are written.
+
+        Returns:
+            b"" when ``offset`` is the end of a finished stream.
+
+        Raises:
+            The error given to :meth:`fail`.
+        """
+        with self._cond:
+            while self.written <= offset and not self._done and self._error is None:
+                self._cond.wait()
+            if self._error is not None:
+                raise self._error
+            available = self.written - offset
+        return os.pread(self._fd, min(length, available), offset) if available > 0 else b""
+
+    def commit(self, hashes: dict[str, str]) -> CacheEntry:
+        """Keep the finished, verified stream as a cache entry keyed by ``hashes["sha256"]``."""
+        assert self._cache is not None and self.writable
+        return self._cache._commit(self.path, self.written, hashes)
+
+    def discard(self) -> None:
+        """Drop the stream's file (readers holding it open may still finish)."""
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+
+    def close(self) -> None:
+        """Close the descriptor (after every reader is done)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1

@@ -1,0 +1,127 @@
+"""Copies between real clouds (devcloud: real Keystone + Glance on loopback)."""
+
+from __future__ import annotations
+
+import pytest
+
+from glint.replication import (
+    ContentCache,
+    CopyObserver,
+    CopySource,
+    CopyTarget,
+    SourceVerificationFailed,
+    TargetOutcome,
+    TargetState,
+    copy_image,
+)
+from tests.replication.conftest import SOURCE, TARGETS, flip_byte
+
+pytestmark = pytest.mark.devcloud
+
+KIB = 1024
+
+
+class Recorder(CopyObserver):
+    """Keeps every event, and the thread each arrived in."""
+
+    def __init__(self):
+        self.events = []
+
+    def image_created(self, target_key, image_id):
+        self.events.append(("created", target_key, image_id))
+
+    def state_changed(self, target_key, state):
+        self.events.append(("state", target_key, state))
+
+    def progress(self, target_key, code, done, total):
+        self.events.append(("progress", target_key, code, done, total))
+
+    def warning(self, target_key, message):
+        self.events.append(("warning", target_key, message))
+
+
+def test_copy_to_two_clouds_verified_with_properties_and_provenance(clouds, tmp_path):
+    """A copy to a cloud behind another Keystone (sha512) and one hashing with sha256: both
+    verified by their own hashes, portable properties carried, cloud-local ones not,
+    provenance set, private until verified and then the chosen visibility."""
+    source_id = clouds.make_image(
+        SOURCE, 300 * KIB + 7, min_disk=2, min_ram=128, tags=["base", "el9"],
+        hw_disk_bus="virtio", os_distro="almalinux", os_version="9", architecture="x86_64",
+        site_note="keep me", img_signature="c2lnbmF0dXJl", img_signature_hash_method="SHA-256",
+        instance_uuid="0b7f2b4e-0000-4000-8000-000000000000")
+    recorder = Recorder()
+    targets = [CopyTarget("two", clouds.driver(TARGETS[0]), visibility="community"),
+               CopyTarget("three", clouds.driver(TARGETS[1]))]
+    result = copy_image(CopySource(clouds.driver(SOURCE), source_id, repo_ref="repo-1"),
+                        targets, cache=ContentCache(tmp_path / "cache", min_free_bytes=0),
+                        observer=recorder)
+
+    assert result.ok, {k: t.error for k, t in result.targets.items()}
+    source = result.source
+    for key, cloud, visibility in (("two", TARGETS[0], "community"),
+                                   ("three", TARGETS[1], "private")):
+        target = result.targets[key]
+        assert target.outcome is TargetOutcome.COPIED
+        assert target.bytes_written == source.size
+        with clouds.driver(cloud) as driver:
+            copy = driver.get_image(target.image_id)
+        assert copy.status == "active" and copy.size == source.size
+        assert copy.checksum == source.checksum
+        assert copy.hash_algo == clouds.devcloud.hash_algo(cloud)
+        assert result.hashes[copy.hash_algo] == copy.hash_value
+        assert copy.visibility == visibility
+        assert (copy.name, copy.min_disk, copy.min_ram) == (source.name, 2, 128)
+        assert sorted(copy.tags) == ["base", "el9"]
+        assert (copy.disk_format, copy.container_format) == ("raw", "bare")
+        props = copy.properties
+        assert {k: props.get(k) for k in ("hw_disk_bus", "os_distro", "os_version",
+                                          "architecture", "site_note")} == {
+            "hw_disk_bus": "virtio", "os_distro": "almalinux", "os_version": "9",
+            "architecture": "x86_64", "site_note": "keep me"}
+        for denied in ("img_signature", "img_signature_hash_method", "instance_uuid"):
+            assert denied not in props
+        assert not [k for k in props if k.startswith("os_glance_")] or all(
+            k in ("os_glance_importing_to_stores", "os_glance_failed_import") for k in props
+            if k.startswith("os_glance_"))
+        assert copy.owner != source.owner or cloud == SOURCE
+        assert props["glint_source_repo"] == "repo-1"
+        assert props["glint_source_id"] == source_id
+        assert props["glint_sha256"] == result.sha256
+        assert props["owner_specified.openstack.sha256"] == result.sha256
+        assert props["owner_specified.openstack.md5"] == source.checksum
+        # Created private; the chosen visibility only after the verification.
+        states = [e[2] for e in recorder.events if e[0] == "state" and e[1] == key]
+        assert states == [TargetState.WRITING, TargetState.VERIFYING, TargetState.DONE]
+    created = {e[1]: e[2] for e in recorder.events if e[0] == "created"}
+    assert created == {"two": result.targets["two"].image_id,
+                       "three": result.targets["three"].image_id}
+    # The verified bytes stay in the cache, findable by the source's own hash.
+    entry = ContentCache(tmp_path / "cache").find(source.hash_algo, source.hash_value)
+    assert entry is not None and entry.sha256 == result.sha256
+
+
+def test_second_copy_finds_the_first_and_writes_nothing(clouds):
+    """Idempotency: copying again to a target that has a verified copy does no work."""
+    source_id = clouds.make_image(SOURCE, 64 * KIB)
+    source = CopySource(clouds.driver(SOURCE), source_id, repo_ref="r1")
+    first = copy_image(source, [CopyTarget("t", clouds.driver(TARGETS[0]))])
+    assert first.ok
+    again = copy_image(source, [CopyTarget("t", clouds.driver(TARGETS[0]))])
+    assert again.targets["t"].outcome is TargetOutcome.EXISTS
+    assert again.targets["t"].image_id == first.targets["t"].image_id
+    assert len(clouds.images(TARGETS[0])) == 1
+
+
+def test_corrupt_source_fails_every_target_and_leaves_no_copy(clouds):
+    """Flip one byte of the source's file in the Glance store: the bytes no longer match the
+    source's stored hash, every target fails with a verification error, none keeps a copy."""
+    source_id = clouds.make_image(SOURCE, 2 * 1024 * KIB + 5)
+    flip_byte(clouds.devcloud.store_dir(SOURCE) / source_id, 1_000_000)
+    targets = [CopyTarget(c, clouds.driver(c)) for c in TARGETS]
+    result = copy_image(CopySource(clouds.driver(SOURCE), source_id, repo_ref="r1"), targets)
+    for target in result.targets.values():
+        assert target.state is TargetState.FAILED
+        assert isinstance(target.error, SourceVerificationFailed)
+        assert "corrupt" in str(target.error)
+    for cloud in TARGETS:
+        assert clouds.images(cloud) == []

@@ -1,0 +1,185 @@
+"""Engine behaviour under faults a real cloud cannot be made to show on demand.
+
+Every test here uses the in-memory fake cloud of ``fakes.py`` on purpose, and says why; what a
+real cloud can show is tested against the devcloud in the other modules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+
+import pytest
+
+from glint.clouds import ServiceUnavailable
+from glint.replication import (
+    ContentCache,
+    CopyCancelled,
+    CopyObserver,
+    CopyOptions,
+    CopySource,
+    CopyTarget,
+    TargetOutcome,
+    TargetState,
+    copy_image,
+)
+from tests.replication.fakes import FakeCloud, FakeDriver
+
+MIB = 1024 * 1024
+
+
+def _source(size: int) -> tuple[FakeCloud, str, bytes]:
+    cloud = FakeCloud()
+    data = os.urandom(size)
+    return cloud, cloud.add(data, name="img"), data
+
+
+def test_source_stream_cut_midway_is_resumed_at_the_byte_it_stopped():
+    """Fake: a download cut at byte N on demand. The copy resumes at N, and the digests prove
+    no byte was lost or repeated."""
+    cloud, image_id, data = _source(3 * MIB + 11)
+    cloud.break_read_at = MIB + 5
+    target = FakeCloud()
+    result = copy_image(CopySource(cloud.driver(), image_id, "r"),
+                        [CopyTarget("t", target.driver())])
+    assert result.ok
+    assert result.sha256 == hashlib.sha256(data).hexdigest()
+    assert target.data[result.targets["t"].image_id] == data
+
+
+def test_stalled_target_continues_from_the_spool_and_does_not_hold_back_the_other(tmp_path):
+    """Fake: a target that writes at a fixed slow rate. The fast one ends long before; the slow
+    one falls behind the lag limit, reads the rest from the cache spool, and is still right."""
+    cloud, image_id, data = _source(8 * MIB)
+    fast, slow = FakeCloud(), FakeCloud()
+    slow.write_rate = 3 * MIB
+    ended = {}
+
+    class Clock(CopyObserver):
+        def state_changed(self, key, state):
+            if state is TargetState.DONE:
+                ended[key] = time.monotonic()
+
+    result = copy_image(CopySource(cloud.driver(), image_id, "r"),
+                        [CopyTarget("fast", fast.driver()), CopyTarget("slow", slow.driver())],
+                        cache=ContentCache(tmp_path, min_free_bytes=0),
+                        options=CopyOptions(lag_limit_bytes=MIB), observer=Clock())
+    assert result.ok
+    assert result.targets["slow"].spooled and not result.targets["fast"].spooled
+    assert ended["slow"] - ended["fast"] > 1.0
+    assert slow.data[result.targets["slow"].image_id] == data
+
+
+def test_without_a_cache_a_slow_target_applies_back_pressure():
+    """Fake: a slow target and no spool. The reader waits for it (bounded memory) and both
+    copies are complete."""
+    cloud, image_id, data = _source(2 * MIB)
+    fast, slow = FakeCloud(), FakeCloud()
+    slow.write_rate = 20 * MIB
+    result = copy_image(CopySource(cloud.driver(), image_id, "r"),
+                        [CopyTarget("fast", fast.driver()), CopyTarget("slow", slow.driver())],
+                        options=CopyOptions(lag_limit_bytes=256 * 1024))
+    assert result.ok and not result.targets["slow"].spooled
+    assert fast.data[result.targets["fast"].image_id] == data
+    assert slow.data[result.targets["slow"].image_id] == data
+
+
+def test_one_target_failing_midstream_leaves_the_other_done():
+    """Fake: a target whose upload fails after some bytes. Its image is deleted and its error
+    is retryable; the other target is done."""
+    cloud, image_id, data = _source(2 * MIB)
+    good, bad = FakeCloud(), FakeCloud()
+
+    class Breaking(FakeDriver):
+        def write_data(self, image_id, chunks, size=None):
+            for n, _ in enumerate(chunks):
+                if n == 3:
+                    raise ServiceUnavailable("HTTP 503 in the middle of the upload")
+            raise AssertionError("not reached")
+
+    result = copy_image(CopySource(cloud.driver(), image_id, "r"),
+                        [CopyTarget("good", good.driver()), CopyTarget("bad", Breaking(bad))])
+    assert result.targets["good"].state is TargetState.DONE
+    failed = result.targets["bad"]
+    assert failed.state is TargetState.FAILED and failed.error.retryable
+    assert bad.images == {}
+
+
+def test_cancel_during_the_write_stops_and_deletes_every_target_copy(tmp_path):
+    """Fake: cancel at a chosen moment (both targets mid-write). Every target ends cancelled,
+    nothing is left in either cloud, and nothing lands in the cache."""
+    cloud, image_id, _ = _source(8 * MIB)
+    one, two = FakeCloud(), FakeCloud()
+    one.write_rate = two.write_rate = 4 * MIB
+    cancel = threading.Event()
+    threading.Thread(target=lambda: (two.write_started.wait(), time.sleep(0.1), cancel.set()),
+                     daemon=True).start()
+    started = time.monotonic()
+    cache = ContentCache(tmp_path, min_free_bytes=0)
+    result = copy_image(CopySource(cloud.driver(), image_id, "r"),
+                        [CopyTarget("one", one.driver()), CopyTarget("two", two.driver())],
+                        cache=cache, cancel=cancel)
+    assert time.monotonic() - started < 3
+    for target in result.targets.values():
+        assert target.state is TargetState.CANCELLED
+        assert isinstance(target.error, CopyCancelled)
+    assert one.images == {} and two.images == {}
+    assert cache.entries() == []
+
+
+def test_observer_runs_in_the_calling_thread_and_can_veto_a_target():
+    """Fake (for speed; the hooks are the same for any cloud): hooks run in the thread that
+    called copy_image (so the jobs app can use its database connection), and a failing
+    image_created hook fails that target before a byte is written, deleting the image."""
+    cloud, image_id, _ = _source(MIB)
+    one, two = FakeCloud(), FakeCloud()
+    caller = threading.get_ident()
+    threads = set()
+
+    class Observer(CopyObserver):
+        def image_created(self, key, new_id):
+            threads.add(threading.get_ident())
+            if key == "two":
+                raise RuntimeError("could not record the image id")
+
+        def progress(self, key, code, done, total):
+            threads.add(threading.get_ident())
+
+    result = copy_image(CopySource(cloud.driver(), image_id, "r"),
+                        [CopyTarget("one", one.driver()), CopyTarget("two", two.driver())],
+                        observer=Observer())
+    assert threads == {caller}
+    assert result.targets["one"].outcome is TargetOutcome.COPIED
+    assert result.targets["two"].state is TargetState.FAILED
+    assert "could not record" in str(result.targets["two"].error)
+    assert two.images == {}
+
+
+def test_engine_imports_no_django():
+    """The engine stays plain Python (ARCHITECTURE.md): no module of it imports Django."""
+    import pathlib
+
+    import glint.replication
+
+    root = pathlib.Path(glint.replication.__file__).parent
+    for path in root.glob("*.py"):
+        text = path.read_text()
+        assert "import django" not in text and "from django" not in text, path
+        assert "glint.jobs" not in text and "glint.inventory" not in text, path
+
+
+@pytest.mark.parametrize("attempts", [1])
+def test_source_that_keeps_breaking_fails_every_target_retryably(attempts):
+    """Fake: a source stream that breaks and may not be resumed. Every target fails with the
+    transfer error (retryable) and keeps nothing."""
+    cloud, image_id, _ = _source(2 * MIB)
+    cloud.break_read_at = MIB
+    target = FakeCloud()
+    result = copy_image(CopySource(cloud.driver(), image_id, "r"),
+                        [CopyTarget("t", target.driver())],
+                        options=CopyOptions(read_attempts=attempts))
+    failed = result.targets["t"]
+    assert failed.state is TargetState.FAILED and failed.error.retryable
+    assert target.images == {}
