@@ -77,8 +77,8 @@ def sweep_world(devcloud):
     # also name one of A's objects by accident.
     group_b = add_group(f"{B_MARKER}-group")
     group_a = add_group("alpha-sweep")
-    member_a = make_user("Sweep Member A", group=group_a)
     make_user("Sweep Manager B", group=group_b, role="manager")
+    member_a = make_user("Sweep Member A", group=group_a)
     repo = repo_from_cloud_entry(group_b, f"{B_MARKER}-repo", devcloud.cloud_config("devcloud-2-p2"),
                                  read_ca=lambda path: open(path).read())
     save_repo(repo)

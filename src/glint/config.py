@@ -39,6 +39,8 @@ DEFAULTS: dict[str, object] = {
     "job_orphan_grace": 900,  # seconds an unclaimed Glint-made queued/saving image is left alone
     "cache_dir": "",  # the content cache (spool, uploads); empty: <data_dir>/cache
     "cache_quota_bytes": 50 * 2**30,  # the most the content cache may hold
+    "upload_max_bytes": 100 * 2**30,  # largest image accepted by upload or web link (0: no limit)
+    "fetch_allow_cidrs": [],  # address ranges web links may reach although not public, e.g. a site mirror
     "tls_cert": "",  # server certificate (PEM) for `glint serve`
     "tls_key": "",
     "tls_client_ca": "",  # CA file that client certificates must chain to
@@ -104,6 +106,19 @@ def load(environ: os._Environ | dict | None = None) -> dict[str, object]:
         values[name] = _coerce(name, raw, default)
     values["data_dir"] = str(Path(str(values["data_dir"])).expanduser().resolve())
     return values
+
+
+def fetch_allow_cidrs(value: object) -> list[str]:
+    """``fetch_allow_cidrs`` checked: each entry an address range (``10.1.2.0/24``, ``fd00::/8``)."""
+    import ipaddress
+
+    cidrs = [str(item).strip() for item in (value if isinstance(value, list) else str(value).split(","))]
+    for cidr in filter(None, cidrs):
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise ConfigError(f"GLINT_FETCH_ALLOW_CIDRS: {cidr!r} is not an address range") from None
+    return [c for c in cidrs if c]
 
 
 RATE_LIMIT = re.compile(r"^\d+/(s|sec|second|m|min|minute|h|hour|d|day)$")

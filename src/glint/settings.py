@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "glint.jobs",
     "glint.plans",
     "glint.audit",
+    "glint.transfers",
     "glint.web",
     "glint.api",
 ]
@@ -122,6 +123,8 @@ GLINT_JOB_LEASE_SECONDS = int(GLINT["job_lease_seconds"])
 GLINT_JOB_ORPHAN_GRACE = int(GLINT["job_orphan_grace"])
 GLINT_CACHE_DIR = Path(str(GLINT["cache_dir"]) or DATA_DIR / "cache").expanduser()
 GLINT_CACHE_QUOTA_BYTES = int(GLINT["cache_quota_bytes"])
+GLINT_UPLOAD_MAX_BYTES = int(GLINT["upload_max_bytes"])
+GLINT_FETCH_ALLOW_CIDRS = config.fetch_allow_cidrs(GLINT["fetch_allow_cidrs"])
 
 GLINT_API_RATE_LIMIT = config.api_rate_limit(str(GLINT["api_rate_limit"]))
 GLINT_TOKEN_ISSUERS = config.token_issuers(GLINT["token_issuers"])

@@ -16,5 +16,6 @@ urlpatterns = [
     path("images/", include("glint.inventory.urls")),
     path("plans/", include("glint.plans.urls")),
     path("jobs/", include("glint.plans.job_urls")),
+    path("uploads/", include("glint.transfers.urls")),
     path("api/v1/", include("glint.api.urls")),
 ]

@@ -16,6 +16,7 @@ from glint.inventory.api.views import ConflictViewSet, GroupRefreshView, ImageRo
 from glint.jobs.api.views import JobViewSet
 from glint.plans.api.views import PlanViewSet
 from glint.repos.api.views import RepoViewSet
+from glint.transfers.api.views import UploadViewSet
 
 router = DefaultRouter()
 router.register("groups", GroupViewSet, basename="group")
@@ -28,11 +29,13 @@ router.register("access-requests", AccessRequestViewSet, basename="access-reques
 router.register("audit", AuditRecordViewSet, basename="audit")
 router.register("jobs", JobViewSet, basename="job")
 router.register("plans", PlanViewSet, basename="plan")
+router.register("uploads", UploadViewSet, basename="upload")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("whoami/", WhoAmIView.as_view(), name="api-whoami"),
     path("groups/<int:pk>/refresh/", GroupRefreshView.as_view(), name="api-group-refresh"),
     path("repos/<int:pk>/refresh/", RepoRefreshView.as_view(), name="api-repo-refresh"),
+    path("", include("glint.transfers.api.urls")),
     path("", include(router.urls)),
 ]

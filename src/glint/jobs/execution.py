@@ -111,13 +111,13 @@ class LeaseKeeper(threading.Thread):
         self.job_id, self.owner = job_id, owner
         self.cancel = threading.Event()
         self.lost = threading.Event()
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
 
     def run(self) -> None:
         lease = settings.GLINT_JOB_LEASE_SECONDS
         renewed = time.monotonic()
         try:
-            while not self._stop.wait(CANCEL_POLL_SECONDS):
+            while not self._stopping.wait(CANCEL_POLL_SECONDS):
                 if time.monotonic() - renewed >= lease / 3:
                     expires = timezone.now() + datetime.timedelta(seconds=lease)
                     if not Job.objects.filter(pk=self.job_id, lease_owner=self.owner, state=states.RUNNING).update(
@@ -134,7 +134,7 @@ class LeaseKeeper(threading.Thread):
             connection.close()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
         self.join()
 
 

@@ -11,7 +11,8 @@ from glint.jobs import services as jobs
 from glint.jobs import states
 from glint.jobs.models import Job, JobTarget
 
-__all__ = ["JobRefused", "cell_overlays", "failed_job_of_cell", "retry", "submit_copy", "submit_delete"]
+__all__ = ["JobRefused", "cell_overlays", "failed_job_of_cell", "has_live_jobs", "retry", "submit_copy",
+           "submit_delete"]
 
 JobRefused = jobs.JobRefused
 cell_overlays = jobs.cell_overlays
@@ -39,3 +40,8 @@ def failed_job_of_cell(group, row_id: str, repo_id: int) -> Job | None:
                                        ).select_related("job").order_by("-job__created", "-job_id")
     return next((t.job for t in targets if matrix_row_id(group.pk, t.job.image_name, t.job.content_key) == row_id),
                 None)
+
+
+def has_live_jobs(group) -> bool:
+    """Some job of the group is queued, running or waiting for an automatic retry."""
+    return Job.objects.filter(group=group).live().exists()

@@ -9,7 +9,6 @@ planned items into jobs through ``glint.jobs.services``, once. ``enforce_keep_ev
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from collections import defaultdict
 
 from django.core.exceptions import PermissionDenied
@@ -35,8 +34,6 @@ __all__ = [
     "kept_rows",
     "set_keep_everywhere",
 ]
-
-log = logging.getLogger(__name__)
 
 #: A plan older than this is not applied: the page it came from is too old to trust.
 PLAN_LIFETIME = dt.timedelta(hours=1)

@@ -25,6 +25,8 @@ from glint.plans.planner import Change
 
 #: Cell states of a job at work: the page follows these cells live.
 LIVE_STATES = ("queued", "copying", "verifying", "deleting")
+#: Polls in a row with nothing busy after which the matrix page reloads itself.
+IDLE_POLLS = 2
 #: Most cells one apply may change (a full page is 100 rows × a few dozen repos).
 MAX_CHANGES = 10_000
 
@@ -143,6 +145,8 @@ def delete_duplicate(request, conflict_id):
 
 def _watched(request) -> list[tuple[str, int]]:
     try:
+        if not request.GET.get("idle", "0").isdigit():
+            raise ValueError("idle")
         return sorted(_cells(request.GET.getlist("watch")))[:MAX_CHANGES]
     except ValueError:
         raise Http404("Malformed cell.") from None
@@ -154,11 +158,14 @@ def _refresh_pending(repo) -> bool:
 
 
 def live_cells(request):
-    """The in-flight cells of the matrix page, swapped in out of band every few seconds.
+    """The watched cells of the matrix page, swapped in out of band every few seconds.
 
-    A cell stays watched while a job works on it, and then until its repo's poll after the job
-    has run. When nothing is left to watch the page reloads itself, so it shows the new inventory
-    version and the next Apply is judged against what the person now sees.
+    Cells are watched from the page load that showed them at work until the page reloads. The
+    page reloads itself once :data:`IDLE_POLLS` polls in a row found nothing busy (no watched
+    cell at work, no poll pending for their repos, no live job in the group): then it shows the
+    new inventory and version, so the next Apply is judged against what the person sees. Counting
+    idle polls (carried by the poller element) bridges the moment between a job's end and the
+    poll it asks for.
     """
     group = visible_group(request.user, request.GET.get("group"))
     watched = _watched(request)
@@ -168,16 +175,22 @@ def live_cells(request):
     cells = []
     for row_id, repo_id in watched:
         row, repo = matrix.row(row_id), repos.get(repo_id)
-        if row is None or repo is None:
-            cells = []  # the row's identity changed (a stronger hash joined): only a reload shows it
-            break
+        if row is None or repo is None:  # the row's identity changed (a stronger hash joined)
+            return _reload(request)
         cell = row.cells[repo_id]
         refreshing = (row_id, repo_id) not in overlays and _refresh_pending(repo)
         cells.append({"row": row, "repo": repo, "cell": cell, "refreshing": refreshing,
-                      "live": refreshing or cell.state.value in LIVE_STATES})
-    watching = any(c["live"] for c in cells)
-    response = render(request, "plans/_live_cells.html", {
-        "group": group, "cells": cells, "watching": watching, "editable": True, "live_states": LIVE_STATES})
-    if not watching:
-        response["HX-Refresh"] = "true"
+                      "busy": refreshing or cell.state.value in LIVE_STATES})
+    busy = any(c["busy"] for c in cells) or jobs_bridge.has_live_jobs(group)
+    idle = 0 if busy else int(request.GET.get("idle", "0") or 0) + 1
+    if idle >= IDLE_POLLS:
+        return _reload(request)
+    return render(request, "plans/_live_cells.html", {
+        "group": group, "cells": cells, "watching": True, "idle": idle, "editable": True,
+        "live_states": LIVE_STATES})
+
+
+def _reload(request):
+    response = HttpResponse("")
+    response["HX-Refresh"] = "true"
     return response

@@ -386,20 +386,25 @@ class _TargetRun:
         self._create(source, listing)
 
     def _reuse_previous(self, source: ImageRecord) -> bool:
-        """True if an earlier attempt's image is a verified copy (finished here)."""
+        """Settle the image an earlier attempt of this target created; True if it is a
+        verified copy (the target is then done).
+
+        Only an image Glint made from this source is finished or deleted here; anything else
+        under that id is left alone.
+        """
         try:
             previous = self.driver.get_image(self.target.previous_image_id)
         except NotFound:
             return False
-        if previous.status == "active" and same_content(source, previous) and (
-                previous.properties.get(props.GLINT_SOURCE_ID) == source.id):
-            self.image_id = previous.id
-            self._finish(previous, {})
-            self.image_id = None
+        ours = previous.properties.get(props.GLINT_SOURCE_ID) == source.id
+        if previous.status == "active" and same_content(source, previous):
+            if ours:
+                self._finish(previous, {})
             self._done(TargetOutcome.EXISTS, previous.id)
             return True
-        self.image_id = previous.id
-        self._cleanup()
+        if ours:
+            self.image_id = previous.id
+            self._cleanup()
         return False
 
     def _create(self, source: ImageRecord, listing: list[ImageRecord]) -> None:

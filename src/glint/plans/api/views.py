@@ -28,6 +28,8 @@ class PlanViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gen
     """Plans of matrix changes, each decided against a fresh inventory, each applied at most once."""
 
     serializer_class = PlanSerializer
+    queryset = Plan.objects.none()  # for the schema; get_queryset scopes it to the caller's groups
+    lookup_value_regex = r"[0-9]+"
 
     def get_queryset(self):
         plans = Plan.objects.filter(group__in=self.request.user.visible_groups()).prefetch_related(

@@ -1,0 +1,137 @@
+"""``/api/v1/uploads/`` and ``/api/v1/images/{id}/download/``.
+
+An upload from a file is two calls, so that ``curl -T`` and the CLI send the bytes as a raw stream
+with no multipart overhead::
+
+    POST /api/v1/uploads/  {"name": "ubuntu", "targets": ["cloud-a", "cloud-b"], "size": 123}
+         → 201 {"id": 7, "upload_url": "https://…/api/v1/uploads/7/data/", "state": "waiting", …}
+    PUT  /api/v1/uploads/7/data/   (Content-Type: application/octet-stream, the bytes)
+         → 200 {"state": "received", "job": 12, "job_state": "done", …}   once every target ended
+
+A web link is one call (``"url": …``); the fan-out job runs in a worker. Either way the job
+(``/api/v1/jobs/{job}/``) tells each target's progress.
+"""
+
+from django.db.models import Q
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from glint.accounts.access import current_group, visible_group
+from glint.clouds import CHUNK_SIZE
+from glint.repos.models import Repo
+from glint.transfers import services
+from glint.transfers.api.serializers import UploadCreateSerializer, UploadSerializer
+from glint.transfers.downloads import download_response
+from glint.transfers.models import Upload
+from glint.transfers.sources import request_chunks
+
+
+def _refused(exc: services.UploadRefused) -> Response:
+    return Response({"detail": exc.message, "code": exc.code}, status=exc.status)
+
+
+def _repos(group, names: list[str]) -> list[Repo]:
+    repos = []
+    for name in names:
+        query = Q(name=name) | (Q(pk=int(name)) if name.isdigit() else Q(pk__in=[]))
+        repo = Repo.objects.filter(query, group=group).first()
+        if repo is None:
+            raise ValidationError({"targets": [f"No repo {name!r} in group {group.name}."]})
+        repos.append(repo)
+    return repos
+
+
+class UploadViewSet(viewsets.ReadOnlyModelViewSet):
+    """Images brought to Glint from a file or a web link, each fanned out to some of a group's repos."""
+
+    queryset = Upload.objects.none()  # for the schema; get_queryset picks the caller's uploads
+    serializer_class = UploadSerializer
+
+    def get_queryset(self):
+        uploads = Upload.objects.filter(group__in=self.request.user.visible_groups()).select_related("job")
+        if self.request.query_params.get("group"):
+            uploads = uploads.filter(group=visible_group(self.request.user, self.request.query_params["group"]))
+        return uploads.prefetch_related("targets")
+
+    @extend_schema(request=UploadCreateSerializer, responses={201: UploadSerializer, 413: OpenApiResponse(
+        description="The announced size is over the limit (upload_max_bytes).")})
+    def create(self, request):
+        """Start an upload: metadata and targets; then PUT the bytes to ``upload_url`` (a file),
+        or Glint fetches ``url`` (a web link; refused at once if its address may not be reached)."""
+        data = UploadCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        group = visible_group(request.user, values.pop("group")) if "group" in values else current_group(request)
+        if group is None:
+            raise ValidationError({"group": "You belong to no group yet."})
+        algo, _, digest = values.pop("checksum", "").rpartition(":")
+        try:
+            upload = services.create_upload(
+                group, requester=request.user, targets=_repos(group, values.pop("targets")),
+                checksum_algo=algo, checksum=digest, **values)
+        except services.UploadRefused as exc:
+            return _refused(exc)
+        return Response(UploadSerializer(upload, context={"request": request}).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={202: UploadSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Stop the upload; whatever it wrote in any cloud is deleted. 409 if it has ended."""
+        try:
+            upload = services.cancel_upload(self.get_object(), request.user)
+        except services.UploadRefused as exc:
+            return _refused(exc)
+        return Response(UploadSerializer(upload, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+
+
+class UploadDataView(APIView):
+    """The bytes of an upload from a file, as the raw request body (``curl -T FILE URL``)."""
+
+    parser_classes = []  # the body is never parsed (nor read into memory): it is streamed
+
+    @extend_schema(
+        request={"application/octet-stream": {"type": "string", "format": "binary"}},
+        responses={200: UploadSerializer, 400: OpenApiResponse(description="A declared format the bytes contradict."),
+                   409: OpenApiResponse(description="The data was sent already."),
+                   413: OpenApiResponse(description="Over the size limit (upload_max_bytes).")},
+    )
+    def put(self, request, pk):
+        """Send the image; answers when every target has it (see ``job`` for each target's outcome)."""
+        upload = get_object_or_404(Upload.objects.filter(group__in=request.user.visible_groups()), pk=pk)
+        if upload.requester_id != request.user.pk:
+            return Response({"detail": "Only the person who started this upload may send its data."},
+                            status=status.HTTP_403_FORBIDDEN)
+        meta = request._request.META
+        length = meta.get("CONTENT_LENGTH")
+        length = int(length) if length and length.isdigit() else None
+        body = request_chunks(meta["wsgi.input"], length, CHUNK_SIZE)
+        try:
+            upload = services.receive(upload, body, length)
+        except services.UploadRefused as exc:
+            return _refused(exc)
+        data = UploadSerializer(upload, context={"request": request}).data
+        code = {"too_large": 413, "format_mismatch": 400, "checksum_mismatch": 400,
+                "upload_interrupted": 400}.get(upload.error_code, 200)
+        if upload.state == "cancelled":
+            code = status.HTTP_409_CONFLICT
+        return Response(data, status=code)
+
+
+class DownloadView(APIView):
+    """The bytes of a matrix row, streamed from a healthy repo that holds an active copy."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("Range", str, OpenApiParameter.HEADER, description="bytes=START-[END]: resume.")],
+        responses={(200, "application/octet-stream"): OpenApiResponse(description="The image."),
+                   (206, "application/octet-stream"): OpenApiResponse(description="The range asked for."),
+                   409: OpenApiResponse(description="No healthy repo holds a verified copy."),
+                   416: OpenApiResponse(description="The range is outside the image.")},
+    )
+    def get(self, request, pk):
+        """Download the image: Content-Length, Range (206), ETag and Repr-Digest (sha-256) when known."""
+        return download_response(request, pk)

@@ -1,0 +1,204 @@
+"""The ``upload`` kind of job: fan an upload's bytes out to its target repos.
+
+Registered with the job runner (``glint.jobs.execution``) by this app's ``ready()``, so an upload
+job is claimed, leased, cancelled, retried and finished like every other job. It runs in two
+places:
+
+- the first pass of a file upload runs in the web process, in the request that carries the
+  bytes (``services.receive`` claims the job and hands the request body over through
+  :data:`LIVE_STREAMS`);
+- the first pass of a web-link upload, and every retry, run in a job worker: the bytes come
+  from the link (first pass) or from the content cache (retry: never a second upload).
+
+The first pass lands the bytes in the cache while it fans out (the engine's spool); when every
+target failed before the fan-out began, the bytes are landed in the cache here, so the retry
+still has them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import threading
+import time
+
+from django.conf import settings
+from django.utils import timezone
+
+from glint.clouds import CHUNK_SIZE, CloudError, get_driver
+from glint.inventory.matrix import ALGORITHM_STRENGTH
+from glint.jobs import execution, states
+from glint.jobs.models import Job, JobTarget
+from glint.replication import ConflictPolicy, CopySource, CopyTarget, TargetState, copy_image
+from glint.transfers import fetch, formats
+from glint.transfers.errors import ChecksumMismatch
+from glint.transfers.models import Upload, UploadState
+from glint.transfers.sources import IncomingStream, UploadSource, read_head, upload_record
+
+__all__ = ["LIVE_STREAMS", "run_upload", "fetch_policy", "register"]
+
+log = logging.getLogger(__name__)
+
+#: Job id → the bytes arriving for it in this process (the first pass of a file upload).
+LIVE_STREAMS: dict[int, IncomingStream] = {}
+
+#: Seconds between writes of an upload's bytes received.
+PROGRESS_INTERVAL = 0.5
+
+
+def fetch_policy(max_bytes: int | None = None) -> fetch.FetchPolicy:
+    """The web-link rules of this deployment (settings ``fetch_allow_cidrs``, ``upload_max_bytes``)."""
+    return fetch.FetchPolicy(allow_cidrs=tuple(settings.GLINT_FETCH_ALLOW_CIDRS),
+                             max_bytes=max_bytes or settings.GLINT_UPLOAD_MAX_BYTES or None)
+
+
+class _Recorder(execution._TargetWriter):
+    """The jobs app's progress hooks, plus the upload's own bytes received (the source read)."""
+
+    def __init__(self, targets: dict[str, JobTarget], upload: Upload):
+        super().__init__(targets)
+        self.upload_pk = upload.pk
+        self.last_read = 0.0
+
+    def progress(self, target_key, code, done, total):
+        if target_key is None:
+            now = time.monotonic()
+            if now - self.last_read >= PROGRESS_INTERVAL or done == total:
+                self.last_read = now
+                Upload.objects.filter(pk=self.upload_pk).update(bytes_received=done)
+            return
+        super().progress(target_key, code, done, total)
+
+
+def _open_link(upload: Upload) -> IncomingStream:
+    """Open the web link (and its checksum file) before any target image is created, so a refused
+    redirect, an HTTP error, an over-size body or a format lie leaves nothing anywhere."""
+    policy = fetch_policy()
+    if upload.checksum_url and not upload.expected_digest:
+        algo, digest = fetch.fetch_checksum(upload.checksum_url.reveal(), upload.checksum_entry, policy)
+        Upload.objects.filter(pk=upload.pk).update(expected_algo=algo, expected_digest=digest)
+        upload.expected_algo, upload.expected_digest = algo, digest
+    response = fetch.open_url(upload.source_url.reveal(), policy)
+    head, chunks = read_head(iter(response))
+    disk_format = formats.resolve(upload.disk_format or None, head)
+    Upload.objects.filter(pk=upload.pk).update(disk_format=disk_format, size=response.size)
+    upload.disk_format, upload.size = disk_format, response.size
+    return IncomingStream(chunks, disk_format, policy.max_bytes)
+
+
+def _land(stream: IncomingStream, upload: Upload) -> str | None:
+    """Read the rest of an untouched stream into the cache (no target took it); its sha256."""
+    cache = execution._content_cache()
+    spool = cache.spool(upload.size)
+    algos = {"sha256", upload.expected_algo} - {""}
+    hashes = {name: hashlib.new(name) for name in algos}
+    try:
+        for chunk in stream:
+            for h in hashes.values():
+                h.update(chunk)
+            spool.write(chunk)
+        digests = {name: h.hexdigest() for name, h in hashes.items()}
+        if upload.expected_digest and digests[upload.expected_algo] != upload.expected_digest:
+            raise ChecksumMismatch(f"the bytes hash to {upload.expected_algo} {digests[upload.expected_algo]}, "
+                                   f"not the expected {upload.expected_digest}")
+        spool.commit(digests)
+        return digests["sha256"]
+    except BaseException:
+        spool.discard()
+        raise
+    finally:
+        spool.close()
+
+
+def _content_key(hashes) -> str:
+    algo = next((a for a in ALGORITHM_STRENGTH if a in hashes), "sha256")
+    return f"{algo}:{hashes[algo]}" if algo in hashes else ""
+
+
+def _record_targets(by_key: dict[str, JobTarget], result) -> None:
+    """Store the engine's verdict per target (as the jobs app does for a copy)."""
+    for key, outcome in result.targets.items():
+        target = by_key[key]
+        if outcome.state is TargetState.DONE:
+            execution._save(target, state=TargetState.DONE.value, outcome=outcome.outcome.value,
+                            image_id=outcome.image_id or target.image_id, warnings=outcome.warnings,
+                            finished=timezone.now(), error_code="", error="",
+                            bytes_done=target.bytes_total or outcome.bytes_written)
+        elif outcome.state is TargetState.CANCELLED:
+            execution._save(target, state=TargetState.CANCELLED.value, outcome="cancelled",
+                            warnings=outcome.warnings, finished=timezone.now())
+        else:
+            error = outcome.error or execution.InternalError("no reason")
+            execution._save(target, warnings=outcome.warnings, **execution._fail(target, error))
+
+
+def _fail_all(todo: list[JobTarget], error: BaseException) -> None:
+    for target in todo:
+        execution._save(target, **execution._fail(target, error))
+
+
+def run_upload(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None:
+    """Write an upload to the targets in ``todo`` (the job runner calls this with the lease held)."""
+    upload = Upload.objects.get(job=job)
+    stream = LIVE_STREAMS.get(job.pk)
+    first_pass = stream is not None or not upload.sha256
+    if stream is None and not upload.sha256 and upload.from_url:
+        Upload.objects.filter(pk=upload.pk).update(state=UploadState.RECEIVING, error_code="", error="")
+        try:
+            stream = _open_link(upload)
+        except CloudError as exc:
+            Upload.objects.filter(pk=upload.pk).update(state=UploadState.FAILED, error_code=exc.code,
+                                                       error=exc.message)
+            _fail_all(todo, exc)
+            return
+    options = job.options or {}
+    record = upload_record(upload, upload.disk_format or "raw")
+    by_key = {str(t.pk): t for t in todo}
+    with contextlib.ExitStack() as stack:
+        targets = []
+        for target in todo:
+            if target.repo is None:
+                execution._save(target, **execution._fail(target, CloudError("the target repo was removed")))
+                continue
+            targets.append(CopyTarget(
+                key=str(target.pk), driver=stack.enter_context(get_driver(target.repo.connection())),
+                visibility=upload.visibility,
+                policy=ConflictPolicy(options.get("conflict_policy") or ConflictPolicy.REPORT.value),
+                previous_image_id=target.image_id or None,
+            ))
+        result = copy_image(CopySource(UploadSource(record, stream), record.id, repo_ref="upload"), targets,
+                            cache=execution._content_cache(), observer=_Recorder(by_key, upload), cancel=cancel)
+    _record_targets(by_key, result)
+    if first_pass:
+        _settle_incoming(job, upload, stream, result, cancel)
+
+
+def _settle_incoming(job: Job, upload: Upload, stream: IncomingStream | None, result, cancel) -> None:
+    """Record how the incoming leg ended; land untouched bytes in the cache for the retry."""
+    sha256, hashes = result.sha256, dict(result.hashes)
+    if stream is not None and not stream.started and not cancel.is_set():
+        try:
+            sha256 = _land(stream, upload)
+            hashes = {"sha256": sha256}
+        except CloudError as exc:
+            stream.error = exc
+    if stream is not None and stream.error is not None:
+        error = stream.error
+        Upload.objects.filter(pk=upload.pk).update(
+            state=UploadState.FAILED, bytes_received=stream.received,
+            error_code=getattr(error, "code", "error"), error=getattr(error, "message", str(error)))
+        return
+    if cancel.is_set() and not sha256:
+        Upload.objects.filter(pk=upload.pk).update(state=UploadState.CANCELLED)
+        return
+    size = stream.received if stream is not None else upload.size
+    Upload.objects.filter(pk=upload.pk).update(state=UploadState.RECEIVED, sha256=sha256 or "", size=size,
+                                               bytes_received=size or 0)
+    Job.objects.filter(pk=job.pk).update(sha256=sha256 or "", content_key=_content_key(hashes))
+
+
+def register() -> None:
+    """Make the job runner run ``upload`` jobs with :func:`run_upload`."""
+    execution._RUNNERS.setdefault(states.UPLOAD, run_upload)
+

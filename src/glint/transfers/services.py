@@ -1,0 +1,297 @@
+"""Uploads and downloads: what the API, the pages and the command line call.
+
+Upload from a file (two requests, so ``curl -T`` and the CLI send huge files as a raw stream):
+
+1. :func:`create_upload` checks the metadata and the targets and stores an :class:`Upload`
+   (state ``waiting``); the caller gets the URL to ``PUT`` the bytes to.
+2. :func:`receive` runs in the request that carries the bytes: it refuses a format lie from the
+   first bytes, then creates the ``upload`` job already claimed by this request and runs its first
+   pass right here (``glint.transfers.runner``): the targets are written while the bytes arrive
+   and the bytes land in the content cache at the same time.
+
+Upload from a web link: :func:`create_upload` with ``url`` refuses a bad link at once (nothing is
+connected to) and queues the job; a job worker fetches the link.
+
+Download: :func:`download_source` picks the copy of a matrix row to stream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from glint import audit
+from glint.accounts.models import Group, User
+from glint.inventory.matrix import CellState, Row
+from glint.jobs import execution, services as job_services, states
+from glint.jobs.models import Job, JobTarget
+from glint.replication import ConflictPolicy
+from glint.repos.models import Repo
+from glint.transfers import fetch, formats
+from glint.transfers.errors import TransferError
+from glint.transfers.models import Upload, UploadState
+from glint.transfers.runner import LIVE_STREAMS, fetch_policy
+from glint.transfers.sources import IncomingStream, read_head
+
+__all__ = ["UploadRefused", "create_upload", "receive", "cancel_upload", "DownloadSource", "download_source"]
+
+VISIBILITIES = ("private", "shared", "community", "public")
+HEX_LENGTHS = {"sha256": 64, "sha512": 128}
+
+
+class UploadRefused(Exception):
+    """The upload cannot go ahead; ``message`` is safe to show, ``status`` the HTTP answer."""
+
+    def __init__(self, message: str, status: int = 400, code: str = "invalid"):
+        super().__init__(message)
+        self.message, self.status, self.code = message, status, code
+
+
+# Creating
+
+
+def _check_targets(group: Group, repos: list[Repo]) -> list[Repo]:
+    if not repos:
+        raise UploadRefused("Name at least one repo to upload to.")
+    for repo in repos:
+        if repo.group_id != group.pk:
+            raise UploadRefused(f"Repo {repo.pk} is not one of group {group.name}'s repos.")
+        if not repo.enabled:
+            raise UploadRefused(f"Repo {repo.name} is disabled.")
+    if len({r.pk for r in repos}) != len(repos):
+        raise UploadRefused("A repo is named twice.")
+    return repos
+
+
+def _check_checksum(algo: str, digest: str) -> tuple[str, str]:
+    if not digest:
+        return "", ""
+    algo = algo or {64: "sha256", 128: "sha512"}.get(len(digest), "")
+    if algo not in HEX_LENGTHS or len(digest) != HEX_LENGTHS[algo] or not all(
+            c in "0123456789abcdefABCDEF" for c in digest):
+        raise UploadRefused("The checksum must be a sha256 (64 hex digits) or sha512 (128 hex digits).")
+    return algo, digest.lower()
+
+
+def create_upload(
+    group: Group,
+    *,
+    requester: User | None,
+    targets: list[Repo],
+    name: str = "",
+    disk_format: str = "",
+    container_format: str = "bare",
+    min_disk: int = 0,
+    min_ram: int = 0,
+    visibility: str = "private",
+    properties: dict | None = None,
+    conflict_policy: str = ConflictPolicy.REPORT.value,
+    size: int | None = None,
+    checksum_algo: str = "",
+    checksum: str = "",
+    url: str = "",
+    checksum_url: str = "",
+    checksum_entry: str = "",
+) -> Upload:
+    """Store a new upload; a web-link upload's job is queued at once.
+
+    Raises:
+        UploadRefused: Bad metadata, a repo not of the group, a size over the limit (413), or a
+            web link that may not be fetched (the reason, never the link's credentials).
+    """
+    _check_targets(group, targets)
+    if disk_format and disk_format not in formats.DISK_FORMATS:
+        raise UploadRefused(f"Unknown disk format {disk_format!r}; use one of {', '.join(formats.DISK_FORMATS)}.")
+    if container_format not in formats.CONTAINER_FORMATS:
+        raise UploadRefused(f"Unknown container format {container_format!r}.")
+    if visibility not in VISIBILITIES:
+        raise UploadRefused(f"Unknown visibility {visibility!r}.")
+    try:
+        policy = ConflictPolicy(conflict_policy)
+    except ValueError:
+        raise UploadRefused(f"Unknown conflict policy {conflict_policy!r}.") from None
+    limit = settings.GLINT_UPLOAD_MAX_BYTES
+    if size is not None and limit and size > limit:
+        raise UploadRefused(f"The image is {size} bytes; this Glint accepts at most {limit} (upload_max_bytes).",
+                            status=413, code="too_large")
+    algo, digest = _check_checksum(checksum_algo, checksum)
+    url_shown = ""
+    if url:
+        url_shown = fetch.redact(url)
+        for link in filter(None, (url, checksum_url)):
+            try:
+                fetch.resolve(link, fetch_policy())
+            except TransferError as exc:
+                raise UploadRefused(exc.message, code=exc.code) from None
+        if checksum_url and not checksum_entry:
+            checksum_entry = fetch.name_from_url(url)
+        name = name or fetch.name_from_url(url)
+    if not name.strip():
+        raise UploadRefused("Give the image a name.")
+    with transaction.atomic():
+        upload = Upload.objects.create(
+            group=group, requester=requester, requester_dn=requester.dn if requester else "", name=name.strip(),
+            disk_format=disk_format, container_format=container_format, min_disk=min_disk, min_ram=min_ram,
+            visibility=visibility, properties=properties or {}, conflict_policy=policy.value, size=size, expected_algo=algo,
+            expected_digest=digest, source_url=url, url_shown=url_shown, checksum_url=checksum_url,
+            checksum_entry=checksum_entry if checksum_url else "",
+        )
+        upload.targets.set(targets)
+        audit.record("upload.create", user=requester, group=group, image=upload.name,
+                     details={"upload": upload.pk, "targets": [r.name for r in targets],
+                              "url": url_shown, "size": size})
+        if url:
+            _create_job(upload, claimed_by=None)
+    return upload
+
+
+def _create_job(upload: Upload, claimed_by: str | None) -> Job:
+    """The upload's fan-out job: queued for a worker, or already claimed by ``claimed_by``."""
+    now = timezone.now()
+    claim = {}
+    if claimed_by:
+        claim = dict(state=states.RUNNING, lease_owner=claimed_by, attempts=1, started=now,
+                     lease_expires=now + datetime.timedelta(seconds=settings.GLINT_JOB_LEASE_SECONDS))
+    job = Job.objects.create(
+        kind=states.UPLOAD, group=upload.group, requester=upload.requester, requester_dn=upload.requester_dn,
+        image_name=upload.name, row_key=job_services.row_key(upload.group, states.UPLOAD, upload.name,
+                                                             f"upload:{upload.pk}"),
+        options={"visibility": upload.visibility, "conflict_policy": upload.conflict_policy}, **claim,
+    )
+    JobTarget.objects.bulk_create([JobTarget(job=job, repo=repo, repo_name=repo.name, bytes_total=upload.size)
+                                   for repo in upload.targets.order_by("name")])
+    Upload.objects.filter(pk=upload.pk).update(job=job)
+    upload.job = job
+    if not claimed_by:
+        transaction.on_commit(lambda: job_services._notify(job.pk))
+    return job
+
+
+# Receiving a file
+
+
+def receive(upload: Upload, chunks: Iterator[bytes], length: int | None) -> Upload:
+    """Run the first pass of a file upload in this request, while its bytes arrive.
+
+    Args:
+        upload: A ``waiting`` upload.
+        chunks: The request body.
+        length: ``Content-Length`` (None when the body is chunked).
+
+    Returns:
+        The upload, reloaded: ``received`` (see its job for each target), ``failed`` or ``cancelled``.
+
+    Raises:
+        UploadRefused: Not waiting (409), over the size limit (413, before reading), or a declared
+            format the first bytes contradict (400, before anything is sent to a cloud).
+    """
+    limit = settings.GLINT_UPLOAD_MAX_BYTES or None
+    if limit and length is not None and length > limit:
+        raise UploadRefused(f"The upload is {length} bytes; this Glint accepts at most {limit} (upload_max_bytes).",
+                            status=413, code="too_large")
+    if upload.size is not None and length is not None and length != upload.size:
+        raise UploadRefused(f"The upload was announced as {upload.size} bytes but {length} are being sent.")
+    if not Upload.objects.filter(pk=upload.pk, state=UploadState.WAITING).update(
+            state=UploadState.RECEIVING, size=length if length is not None else upload.size):
+        upload.refresh_from_db()
+        raise UploadRefused(f"Upload {upload.pk} is {upload.state}: its data was sent already.", status=409,
+                            code="state")
+    upload.refresh_from_db()
+    head, body = read_head(chunks)
+    try:
+        disk_format = formats.resolve(upload.disk_format or None, head)
+    except formats.FormatMismatch as exc:
+        Upload.objects.filter(pk=upload.pk).update(state=UploadState.FAILED, error_code=exc.code, error=exc.message)
+        audit.record("upload.receive", outcome=audit.REFUSED, user=upload.requester, group=upload.group,
+                     image=upload.name, details={"upload": upload.pk, "reason": exc.message})
+        raise UploadRefused(exc.message, code=exc.code) from None
+    Upload.objects.filter(pk=upload.pk).update(disk_format=disk_format)
+    upload.disk_format = disk_format
+    owner = f"upload:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    with transaction.atomic():
+        job = _create_job(upload, claimed_by=owner)
+    LIVE_STREAMS[job.pk] = IncomingStream(body, disk_format, limit)
+    try:
+        execution.run_claimed(job.pk, owner)
+    finally:
+        LIVE_STREAMS.pop(job.pk, None)
+    upload.refresh_from_db()
+    audit.record("upload.receive", outcome=audit.OK if upload.state == UploadState.RECEIVED else audit.FAILED,
+                 user=upload.requester, group=upload.group, image=upload.name,
+                 details={"upload": upload.pk, "job": job.pk, "bytes": upload.bytes_received,
+                          "sha256": upload.sha256, "reason": upload.error})
+    return upload
+
+
+def cancel_upload(upload: Upload, user: User | None) -> Upload:
+    """Stop an upload: before its data, at once; during, through its job (the job deletes what it
+    wrote in every cloud).
+
+    Raises:
+        UploadRefused: It has already ended (409).
+    """
+    if upload.job_id is not None:
+        try:
+            job_services.cancel(upload.job, user)
+        except job_services.JobRefused as exc:
+            raise UploadRefused(exc.message, status=409, code="state") from None
+    elif not Upload.objects.filter(pk=upload.pk, state=UploadState.WAITING).update(
+            state=UploadState.CANCELLED, error_code="cancelled", error="Cancelled before any data arrived."):
+        raise UploadRefused(f"Upload {upload.pk} is {upload.state}.", status=409, code="state")
+    audit.record("upload.cancel", user=user, group=upload.group, image=upload.name, details={"upload": upload.pk})
+    upload.refresh_from_db()
+    return upload
+
+
+# Downloading
+
+
+@dataclasses.dataclass(frozen=True)
+class DownloadSource:
+    """The copy a download streams: its repo, cloud image id, size and hashes."""
+
+    repo: Repo
+    image_id: str
+    name: str
+    size: int | None
+    disk_format: str
+    sha256: str
+    hash_algo: str
+    hash_value: str
+    md5: str
+
+
+def download_source(group: Group, row: Row) -> DownloadSource:
+    """An active copy of a verifiable ``row`` in a healthy repo (its last poll did not fail), a copy
+    the group's own project holds first.
+
+    Raises:
+        UploadRefused: The row cannot be verified, or no healthy repo holds an active copy (409).
+    """
+    if not row.verifiable:
+        raise UploadRefused(f"{row.name} has no content hash: Glint serves only verifiable images.", status=409)
+    repos = {r.pk: r for r in Repo.objects.filter(group=group, enabled=True)}
+    candidates = []
+    for repo_id, cell in row.cells.items():
+        repo = repos.get(repo_id)
+        if repo is None or repo.last_poll_ok is False or cell.state not in (CellState.PRESENT, CellState.FOREIGN):
+            continue
+        for copy in cell.copies:
+            if copy.status == "active":
+                candidates.append((cell.state is not CellState.PRESENT, repo.name, repo, copy))
+    if not candidates:
+        raise UploadRefused(f"No healthy repo holds an active copy of {row.name} right now.", status=409)
+    *_, repo, copy = min(candidates, key=lambda c: c[:2])
+    algo, _, value = row.content_key.partition(":")
+    sha256 = copy.glint_sha256 or (value if algo == "sha256" else "")
+    return DownloadSource(repo=repo, image_id=copy.image_id, name=copy.name, size=copy.size,
+                          disk_format=copy.disk_format, sha256=sha256, hash_algo=copy.os_hash_algo,
+                          hash_value=copy.os_hash_value, md5=copy.checksum)

@@ -1,0 +1,186 @@
+// The upload page: metadata to POST /api/v1/uploads/, then the file as the raw body of a PUT, so the
+// browser streams it exactly like `curl -T`. XMLHttpRequest (not fetch) because only it reports
+// upload progress. While the bytes travel and afterwards, the job's targets are polled and shown.
+(function () {
+  "use strict";
+
+  function csrfToken(form) {
+    var input = form.querySelector("input[name=csrfmiddlewaretoken]");
+    return input ? input.value : "";
+  }
+
+  function properties(text) {
+    var result = {};
+    text.split("\n").forEach(function (line) {
+      var at = line.indexOf("=");
+      if (at > 0) {
+        result[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+      }
+    });
+    return result;
+  }
+
+  function metadata(form, file) {
+    var data = {
+      group: Number(form.dataset.group),
+      name: form.elements.name.value.trim() || (file ? file.name : ""),
+      targets: Array.prototype.map.call(form.querySelectorAll("input[name=targets]:checked"), function (box) {
+        return box.value;
+      }),
+      container_format: form.elements.container_format.value,
+      min_disk: Number(form.elements.min_disk.value || 0),
+      min_ram: Number(form.elements.min_ram.value || 0),
+      visibility: form.elements.visibility.value,
+      conflict_policy: form.elements.conflict_policy.value,
+      properties: properties(form.elements.properties.value),
+    };
+    if (form.elements.disk_format.value) { data.disk_format = form.elements.disk_format.value; }
+    if (form.elements.checksum.value.trim()) { data.checksum = form.elements.checksum.value.trim(); }
+    if (form.elements.checksum_url.value.trim()) { data.checksum_url = form.elements.checksum_url.value.trim(); }
+    if (file) {
+      data.size = file.size;
+    } else {
+      data.url = form.elements.url.value.trim();
+    }
+    return data;
+  }
+
+  function request(method, url, token, body, onProgress) {
+    return new Promise(function (resolve, reject) {
+      var xhr = new XMLHttpRequest();
+      xhr.open(method, url);
+      xhr.setRequestHeader("X-CSRFToken", token);
+      xhr.setRequestHeader("Accept", "application/json");
+      if (onProgress) {
+        xhr.upload.addEventListener("progress", onProgress);
+      }
+      xhr.addEventListener("load", function () {
+        var data = null;
+        try { data = JSON.parse(xhr.responseText); } catch (e) { data = {detail: xhr.responseText}; }
+        resolve({status: xhr.status, data: data});
+      });
+      xhr.addEventListener("error", function () { reject(new Error("the connection to Glint broke")); });
+      xhr.addEventListener("abort", function () { reject(new Error("cancelled")); });
+      if (body instanceof Blob) {
+        xhr.setRequestHeader("Content-Type", "application/octet-stream");
+        xhr.send(body);
+      } else if (body) {
+        xhr.setRequestHeader("Content-Type", "application/json");
+        xhr.send(JSON.stringify(body));
+      } else {
+        xhr.send();
+      }
+    });
+  }
+
+  function reason(data) {
+    if (!data) { return "no reason given"; }
+    if (data.detail) { return data.detail; }
+    return Object.keys(data).map(function (key) { return key + ": " + data[key]; }).join("; ");
+  }
+
+  function show(id, text) {
+    var element = document.getElementById(id);
+    element.textContent = text;
+    element.hidden = false;
+  }
+
+  function drawTargets(job) {
+    var list = document.getElementById("upload-targets");
+    list.textContent = "";
+    job.targets.forEach(function (target) {
+      var item = document.createElement("li");
+      item.className = "target " + target.state;
+      item.dataset.repo = target.repo_name;
+      var text = target.repo_name + ": " + (target.outcome || target.state);
+      if (target.state === "writing" && target.progress !== null) { text += " " + target.progress + "%"; }
+      if (target.error) { text += " — " + target.error; }
+      item.textContent = text;
+      list.appendChild(item);
+    });
+  }
+
+  function start(form) {
+    var file = form.elements.file.files[0] || null;
+    var token = csrfToken(form);
+    var api = form.dataset.api;
+    var state = {upload: null, job: null, finished: false};
+    var status = document.getElementById("upload-status");
+    var progress = document.getElementById("upload-progress");
+    var percent = document.getElementById("upload-percent");
+    status.hidden = false;
+    document.getElementById("upload-error").hidden = true;
+    document.getElementById("upload-done").hidden = true;
+    document.getElementById("upload-start").disabled = true;
+
+    function fail(message) {
+      state.finished = true;
+      show("upload-error", message);
+      document.getElementById("upload-start").disabled = false;
+    }
+
+    function poll() {
+      if (!state.upload) { return; }
+      request("GET", api + state.upload.id + "/", token).then(function (reply) {
+        var upload = reply.data;
+        if (!file && upload.size) {
+          progress.value = Math.floor(100 * upload.bytes_received / upload.size);
+          percent.textContent = progress.value + "%";
+        }
+        if (!upload.job) { return null; }
+        state.job = upload.job;
+        return request("GET", api.replace("uploads/", "jobs/") + upload.job + "/", token);
+      }).then(function (reply) {
+        if (!reply) { return; }
+        var job = reply.data;
+        drawTargets(job);
+        var live = job.state === "queued" || job.state === "running";
+        if (!live && !(file && !state.sent)) {
+          state.finished = true;
+          document.getElementById("upload-phase").textContent = "Job " + job.state;
+          document.getElementById("upload-job-link").href = form.dataset.jobs + job.id + "/";
+          document.getElementById("upload-done").hidden = false;
+          document.getElementById("upload-done").dataset.state = job.state;
+          document.getElementById("upload-start").disabled = false;
+        }
+      }).finally(function () {
+        if (!state.finished) { window.setTimeout(poll, 1000); }
+      });
+    }
+
+    document.getElementById("upload-cancel").onclick = function () {
+      if (state.upload) {
+        request("POST", api + state.upload.id + "/cancel/", token);
+      }
+    };
+
+    request("POST", api, token, metadata(form, file)).then(function (reply) {
+      if (reply.status !== 201) { throw new Error(reason(reply.data)); }
+      state.upload = reply.data;
+      window.setTimeout(poll, 500);
+      if (!file) {
+        document.getElementById("upload-phase").textContent = "Glint fetches the link";
+        return;
+      }
+      return request("PUT", reply.data.upload_url, token, file, function (event) {
+        if (event.lengthComputable) {
+          progress.value = Math.floor(100 * event.loaded / event.total);
+          percent.textContent = progress.value + "%";
+          if (event.loaded === event.total) {
+            document.getElementById("upload-phase").textContent = "Sent; the repos verify their copies";
+          }
+        }
+      }).then(function (put) {
+        state.sent = true;
+        if (put.status !== 200) { throw new Error(reason(put.data)); }
+      });
+    }).catch(function (error) { fail(error.message); });
+  }
+
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.id !== "upload-form") { return; }
+    event.preventDefault();
+    start(form);
+  });
+})();
