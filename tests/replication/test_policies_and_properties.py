@@ -147,3 +147,18 @@ def test_kernel_id_is_remapped_to_the_targets_copy_or_dropped_with_a_warning(clo
     assert copy.properties["kernel_id"] == kernel_copy.image_id
     assert "ramdisk_id" not in copy.properties
     assert any("ramdisk_id" in w and ramdisk_id in w for w in target.warnings)
+
+
+def test_visibility_the_project_may_not_set_leaves_the_copy_private_with_a_warning(clouds):
+    """Glance lets only admins publish: asking for "public" as a project member still gives a
+    verified copy, private, and says why."""
+    source_id = clouds.make_image(SOURCE, 4 * KIB)
+    result = copy_image(CopySource(clouds.driver(SOURCE), source_id, "r1"),
+                        [CopyTarget("t", clouds.driver(TARGET), visibility="public")])
+    target = result.targets["t"]
+    assert target.outcome is TargetOutcome.COPIED
+    with clouds.driver(TARGET) as driver:
+        copy = driver.get_image(target.image_id)
+    assert copy.visibility == "private"
+    assert copy.properties["glint_sha256"] == result.sha256
+    assert any("may not make images public" in w for w in target.warnings)

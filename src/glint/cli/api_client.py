@@ -31,10 +31,10 @@ class GlintAPI:
         elif config.ca_dir or os.environ.get("X509_CERT_DIR"):
             self.session.verify = config.ca_dir or os.environ["X509_CERT_DIR"]
 
-    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+    def request(self, method: str, path: str, *, timeout=TIMEOUT, **kwargs) -> requests.Response:
         url = self.base + path.lstrip("/")
         try:
-            response = self.session.request(method, url, timeout=TIMEOUT, **kwargs)
+            response = self.session.request(method, url, timeout=timeout, **kwargs)
         except requests.exceptions.SSLError as exc:
             raise click.ClickException(f"TLS with {self.base} failed: {_tls_reason(exc)}") from None
         except requests.exceptions.ConnectionError:

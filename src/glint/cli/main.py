@@ -7,7 +7,14 @@ Commands that manage the server itself (``serve``, ``user add``, ``group add``, 
 
 import click
 
-from glint.cli import client_commands, job_commands, repo_commands, serve_command, server_commands
+from glint.cli import (
+    client_commands,
+    job_commands,
+    repo_commands,
+    serve_command,
+    server_commands,
+    transfer_commands,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,6 +28,7 @@ serve_command.register(cli)
 client_commands.register(cli)
 repo_commands.register(cli)
 job_commands.register(cli)
+transfer_commands.register(cli)
 
 
 def main() -> None:

@@ -14,9 +14,10 @@ its rows into the values here, calls the engine, and stores what comes back::
     )
     for key, target in result.targets.items(): ...
 
-Modules: ``copier`` (one copy from start to end), ``fanout`` (one read, N concurrent writes,
-the spool for slow targets), ``hashing``, ``verify``, ``properties``, ``policies``, ``cache``,
-``records``, ``errors``.
+Modules: ``copier`` (one copy from start to end), ``target_run`` (what happens at one target),
+``fanout`` (one read, N concurrent writes, the spool for slow targets), ``events`` (observer
+calls delivered in the caller's thread), ``hashing``, ``verify``, ``properties``, ``policies``,
+``cache``, ``records``, ``errors``.
 """
 
 from glint.replication.cache import CacheEntry, ContentCache
@@ -29,6 +30,7 @@ from glint.replication.errors import (
     SourceNotUsable,
     SourceVerificationFailed,
     TargetVerificationFailed,
+    UnexpectedError,
     VerificationTimeout,
 )
 from glint.replication.policies import ConflictPolicy
@@ -72,6 +74,7 @@ __all__ = [
     "TargetResult",
     "TargetState",
     "TargetVerificationFailed",
+    "UnexpectedError",
     "VerificationTimeout",
     "copy_fields",
     "copy_image",

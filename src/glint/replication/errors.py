@@ -16,6 +16,7 @@ __all__ = [
     "NameConflict",
     "CopyCancelled",
     "CacheFull",
+    "UnexpectedError",
 ]
 
 
@@ -86,3 +87,10 @@ class CacheFull(ReplicationError):
 
     code = "cache_full"
     retryable = True
+
+
+class UnexpectedError(ReplicationError):
+    """A bug or an unforeseen failure; the details go to the log, not to people (they may
+    hold anything, and a message shown in the API must be safe)."""
+
+    code = "internal_error"

@@ -52,6 +52,8 @@ class EventPump:
         while True:
             if on_tick is not None:
                 on_tick()
+            if self._queue.empty() and done():
+                return
             try:
                 func, args, future = self._queue.get(timeout=tick)
             except queue.Empty:

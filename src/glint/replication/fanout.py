@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from glint.clouds import CHUNK_SIZE
 from glint.replication.cache import Spool
+from glint.replication.errors import CacheFull
 from glint.replication.hashing import MultiHasher
 
 __all__ = ["Feed", "FanOut"]
@@ -227,7 +228,7 @@ class FanOut:
             while (chunk := self._get_sink()) is not _END:
                 self._hasher.update(chunk)
                 if self._write_spool:
-                    self._spool.write(chunk)
+                    self._spool_write(chunk)
             if self._stop.is_set():
                 return
             self.digests = self._hasher.hexdigests()
@@ -239,6 +240,13 @@ class FanOut:
             self._spool.end()
         for feed in self._feeds:
             feed.finish(True)
+
+    def _spool_write(self, chunk: bytes) -> None:
+        try:
+            self._spool.write(chunk)
+        except OSError as exc:
+            raise CacheFull(f"writing the cache spool {self._spool.path} failed: "
+                            f"{exc.strerror or exc}") from exc
 
     def _get_sink(self) -> object:
         while True:

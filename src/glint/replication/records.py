@@ -204,7 +204,7 @@ class CopyObserver:
 
         Args:
             target_key: The target, or None for the source read.
-            code: ``copy.reading`` (source), ``copy.writing`` or ``copy.verifying``.
+            code: ``copy.reading`` (the source) or ``copy.writing`` (a target).
             done: Bytes done.
             total: Bytes in all, if known.
         """

@@ -51,8 +51,8 @@ def request_chunks(body, length: int | None, chunk_size: int) -> Iterator[bytes]
         want = chunk_size if length is None else min(chunk_size, length - received)
         try:
             chunk = body.read(want)
-        except OSError as exc:
-            raise UploadInterrupted(f"the upload connection broke after {received} bytes: {exc}") from None
+        except (OSError, ValueError) as exc:  # cheroot: ValueError for a malformed chunked body
+            raise UploadInterrupted(f"the upload broke off after {received} bytes: {exc}") from None
         if not chunk:
             if length is not None:
                 raise UploadInterrupted(f"the upload stopped after {received} of {length} bytes")

@@ -1,0 +1,200 @@
+"""``glint upload`` and ``glint download``: images in and out of Glint, streamed, with progress.
+
+``upload`` hashes the file first (sha256: so Glint checks the bytes that arrive against the file,
+end to end), creates the upload (``POST /api/v1/uploads/``) and streams the file as the raw body
+of ``PUT upload_url`` with its ``Content-Length``: nothing is read into memory on either side.
+The upload answers once every target has verified its copy; ``--wait`` also follows automatic
+retries of targets that failed.
+
+``download`` writes ``FILE.part`` and renames it to ``FILE`` once the sha256 the server gave
+(``Repr-Digest``) matches. A broken transfer is resumed with ``Range`` from the byte it reached,
+both within one run and when the command is run again.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import sys
+from pathlib import Path
+
+import click
+import requests
+
+from glint.cli.client_commands import api, group_option, resolve_group
+from glint.cli.job_commands import _matrix, resolve_image, resolve_repos, wait_for, wait_option
+from glint.clouds import CHUNK_SIZE
+
+#: (connect, read) seconds for the upload's PUT: it answers once every target has verified its
+#: copy, which for a large image takes a while after the last byte.
+PUT_TIMEOUT = (10, 3600)
+#: Tries of one download before giving up (each resumes where the last one stopped).
+DOWNLOAD_ATTEMPTS = 5
+_FILENAME = re.compile(r'filename="([^"]+)"')
+
+
+def _sha256_of(path: Path, size: int) -> str:
+    digest = hashlib.sha256()
+    with click.progressbar(length=size, label=f"Hashing {path.name}", file=sys.stderr) as bar, \
+            path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_SIZE):
+            digest.update(chunk)
+            bar.update(len(chunk))
+    return digest.hexdigest()
+
+
+class _ProgressFile:
+    """The file as a request body: requests streams an object with ``read`` and sends its
+    ``len`` as ``Content-Length`` (a generator would be sent chunked)."""
+
+    def __init__(self, handle, size: int, bar):
+        self._handle, self._size, self._bar = handle, size, bar
+
+    def __len__(self) -> int:
+        return self._size
+
+    def read(self, amount: int = -1) -> bytes:
+        data = self._handle.read(amount)
+        self._bar.update(len(data))
+        return data
+
+
+def _properties(values: tuple[str, ...]) -> dict[str, str]:
+    result = {}
+    for value in values:
+        key, sep, text = value.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{value!r} is not KEY=VALUE", param_hint="--property")
+        result[key] = text
+    return result
+
+
+@click.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--name", help="The image's name (default: the file's name).")
+@click.option("--to", "repos", multiple=True, required=True, help="A repo to upload to (name or id); repeat for more.")
+@click.option("--format", "disk_format", help="Disk format (default: detected from the file; a contradiction is refused).")
+@click.option("--container-format", default="bare", show_default=True)
+@click.option("--visibility", type=click.Choice(["private", "shared", "community", "public"]), default="private",
+              show_default=True)
+@click.option("--min-disk", type=int, default=0, help="GB.")
+@click.option("--min-ram", type=int, default=0, help="MB.")
+@click.option("--property", "properties", multiple=True, help="KEY=VALUE; repeat for more.")
+@click.option("--conflict-policy", type=click.Choice(["report", "skip", "replace", "rename-old"]), default="report",
+              show_default=True, help="When a repo already has the name with other content.")
+@group_option
+@wait_option
+def upload(file, name, repos, disk_format, container_format, visibility, min_disk, min_ram, properties,
+           conflict_policy, group, wait):
+    """Upload FILE to repos at once, verified; a repo that fails is retried from Glint's cache."""
+    client = api()
+    matrix = _matrix(client, resolve_group(client, group))
+    targets = resolve_repos(matrix, repos)
+    size = file.stat().st_size
+    sha256 = _sha256_of(file, size)
+    body = {"group": matrix["group"], "name": name or file.name, "targets": [str(r["id"]) for r in targets],
+            "size": size, "checksum": f"sha256:{sha256}", "container_format": container_format,
+            "visibility": visibility, "min_disk": min_disk, "min_ram": min_ram,
+            "properties": _properties(properties), "conflict_policy": conflict_policy}
+    if disk_format:
+        body["disk_format"] = disk_format
+    created = client.post("uploads/", body)
+    path = created["upload_url"][len(client.base):]
+    with click.progressbar(length=size, label=f"Uploading {file.name}", file=sys.stderr) as bar, \
+            file.open("rb") as handle:
+        result = client.request("PUT", path, timeout=PUT_TIMEOUT, data=_ProgressFile(handle, size, bar),
+                                headers={"Content-Type": "application/octet-stream"}).json()
+    click.echo(f"upload {result['id']} of {result['name']}: {result['state']} ({result['disk_format']}, "
+               f"sha256 {result['sha256'] or '?'}); job {result['job']}: {result['job_state']}")
+    if wait and result["job"]:
+        sys.exit(wait_for(client, [result["job"]]))
+
+
+def _expected_sha256(response: requests.Response) -> str | None:
+    """The sha-256 of ``Repr-Digest`` (RFC 9530), as hex."""
+    for item in response.headers.get("Repr-Digest", "").split(","):
+        algo, _, value = item.strip().partition("=")
+        if algo == "sha-256" and value.startswith(":") and value.endswith(":"):
+            return base64.b64decode(value[1:-1]).hex()
+    return None
+
+
+def _hash_file(path: Path) -> "hashlib._Hash":
+    digest = hashlib.sha256()
+    if path.exists():
+        with path.open("rb") as handle:
+            while chunk := handle.read(CHUNK_SIZE):
+                digest.update(chunk)
+    return digest
+
+
+def _open(client, path: str, offset: int) -> requests.Response:
+    return client.request("GET", path, stream=True, headers={"Range": f"bytes={offset}-"} if offset else {})
+
+
+def _default_name(response: requests.Response, row: dict) -> Path:
+    match = _FILENAME.search(response.headers.get("Content-Disposition", ""))
+    return Path(os.path.basename(match.group(1)) if match else row["name"])
+
+
+@click.command()
+@click.argument("image")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write it (default: the image's name in this directory).")
+@group_option
+def download(image, output, group):
+    """Download IMAGE (a name, NAME@sha256:PREFIX or a cloud image id), resuming if interrupted."""
+    client = api()
+    row = resolve_image(_matrix(client, resolve_group(client, group)), image)
+    path = f"images/{row['id']}/download/"
+    response = None if output else _open(client, path, 0)
+    target = output or _default_name(response, row)
+    part = target.with_name(target.name + ".part")
+    offset = part.stat().st_size if part.exists() else 0
+    if response is not None and offset:
+        response.close()  # a previous run left part of it: ask again from there
+        response = None
+    response = response or _open(client, path, offset)
+    if response.status_code != 206:
+        offset = 0  # the whole image is coming (the server ignored the range, or it changed)
+    total = offset + int(response.headers.get("Content-Length", 0))
+    expected = _expected_sha256(response)
+    digest = _hash_file(part) if offset else hashlib.sha256()
+    if offset:
+        click.echo(f"resuming at byte {offset}", err=True)
+    with click.progressbar(length=total, label=f"Downloading {target.name}", file=sys.stderr) as bar:
+        bar.update(offset)
+        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+            try:
+                with part.open("ab" if offset else "wb") as out:
+                    for chunk in response.iter_content(CHUNK_SIZE):
+                        out.write(chunk)
+                        digest.update(chunk)
+                        bar.update(len(chunk))
+            except requests.exceptions.RequestException as exc:
+                click.echo(f"\ntransfer broke off ({type(exc).__name__}); resuming", err=True)
+            finally:
+                response.close()
+            offset = part.stat().st_size
+            if offset >= total or attempt == DOWNLOAD_ATTEMPTS:
+                break
+            response = _open(client, path, offset)
+            if response.status_code != 206:
+                raise click.ClickException("the server did not resume the download; run the command again")
+    if offset != total:
+        raise click.ClickException(f"the download stopped at byte {offset} of {total} after "
+                                   f"{DOWNLOAD_ATTEMPTS} tries; run the command again to resume from {part}")
+    if expected and digest.hexdigest() != expected:
+        part.unlink()
+        raise click.ClickException(f"the downloaded bytes hash to sha256 {digest.hexdigest()}, not {expected} "
+                                   f"as Glint said: the file was removed; run the command again")
+    part.replace(target)
+    verified = f", sha256 {expected} verified" if expected else " (the server gave no sha256 to check)"
+    click.echo(f"{target}: {total} bytes{verified}")
+
+
+def register(cli: click.Group) -> None:
+    for command in (upload, download):
+        cli.add_command(command)

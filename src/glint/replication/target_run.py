@@ -1,0 +1,277 @@
+"""One target of a copy, on its own thread: prepare, write, verify, finish.
+
+The steps and their order are explained in :mod:`glint.replication.copier`; this module holds
+what happens at one target, including the conflict policy and the cleanup of an unfinished
+image (a failure after the image was created always deletes it).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from glint.clouds import CloudError, Conflict, Forbidden, ImageRecord, NotFound
+from glint.replication import properties as props
+from glint.replication.errors import CopyCancelled, NameConflict, ReplicationError, UnexpectedError
+from glint.replication.events import Throttle
+from glint.replication.fanout import Feed
+from glint.replication.policies import ConflictPolicy
+from glint.replication.records import (
+    CopyTarget,
+    Failure,
+    TargetOutcome,
+    TargetResult,
+    TargetState,
+)
+from glint.replication.verify import check_copy, same_content, wait_active
+
+if TYPE_CHECKING:
+    from glint.replication.copier import Copy
+
+__all__ = ["TargetRun", "failure"]
+
+log = logging.getLogger(__name__)
+
+#: Pauses between attempts to delete an unfinished target image (None: give up).
+_CLEANUP_PAUSES = (0.2, 0.5, 1.0, 2.0, 4.0, None)
+
+
+def failure(exc: BaseException) -> Failure:
+    if isinstance(exc, (ReplicationError, CloudError)):
+        return exc
+    log.error("unexpected error in a copy", exc_info=exc)
+    return UnexpectedError(f"internal error ({type(exc).__name__}); see the server log")
+
+
+class TargetRun:
+    """One target's thread: prepare, write, verify, finish; deletes its image on failure."""
+
+    def __init__(self, copy: Copy, target: CopyTarget):
+        self.copy = copy
+        self.target = target
+        self.driver = target.driver
+        self.result = TargetResult(key=target.key)
+        self.prepared = threading.Event()
+        self.feed_wanted = False
+        self.feed: Feed | None = None
+        self.target_algo: str | None = None
+        self.image_id: str | None = None
+        self.clashes: list[ImageRecord] = []
+        self.name: str | None = None
+        self.written_record: ImageRecord | None = None
+
+    # Reporting
+
+    def _state(self, state: TargetState) -> None:
+        self.result.state = state
+        self.copy.pump.post(self.copy.observer.state_changed, self.target.key, state)
+
+    def _warn(self, message: str) -> None:
+        self.result.warnings.append(message)
+        self.copy.pump.post(self.copy.observer.warning, self.target.key, message)
+
+    def fail(self, exc: BaseException) -> None:
+        error = failure(exc)
+        cancelled = isinstance(error, CopyCancelled)
+        self.result.error = error
+        self.result.outcome = TargetOutcome.CANCELLED if cancelled else TargetOutcome.FAILED
+        self._state(TargetState.CANCELLED if cancelled else TargetState.FAILED)
+
+    def _done(self, outcome: TargetOutcome, image_id: str | None) -> None:
+        self.result.outcome = outcome
+        self.result.image_id = image_id
+        self._state(TargetState.DONE)
+
+    # Thread
+
+    def main(self) -> None:
+        try:
+            self._prepare()
+        except BaseException as exc:  # noqa: BLE001 - recorded in the result
+            self._cleanup()
+            self.fail(exc)
+            return
+        finally:
+            self.prepared.set()
+        if not self.feed_wanted:
+            return
+        self.copy.fanout_ready.wait()
+        try:
+            if self.feed is None:  # the fan-out never started
+                raise self.copy.start_error or CopyCancelled("the copy was cancelled")
+            self._write()
+            self._verify_and_finish()
+        except BaseException as exc:  # noqa: BLE001 - recorded in the result
+            if self.feed is not None:
+                self.feed.close()
+            self._cleanup()
+            self.fail(exc)
+
+    def _cleanup(self) -> None:
+        """Delete this target's unfinished image.
+
+        Right after an upload was cut off, Glance may still be handling it and answer the
+        delete with a 5xx or 409 for a moment; a few short retries get past that.
+        """
+        if self.image_id is None:
+            return
+        for pause in _CLEANUP_PAUSES:
+            try:
+                self.driver.delete(self.image_id)
+                break
+            except NotFound:
+                break
+            except CloudError as exc:
+                if pause is None or not (exc.retryable or isinstance(exc, Conflict)):
+                    self._warn(f"could not delete the unfinished image {self.image_id}: {exc}; "
+                               f"the reconciler removes it later")
+                    break
+                time.sleep(pause)
+        self.image_id = None
+
+    # Steps
+
+    def _prepare(self) -> None:
+        source = self.copy.record
+        assert source is not None
+        if self.copy.cancel.is_set():
+            raise CopyCancelled("the copy was cancelled")
+        if self.target.previous_image_id and self._reuse_previous(source):
+            return
+        listing = self.driver.list_images()
+        self.target_algo = next((i.hash_algo for i in listing
+                                 if i.status == "active" and i.hash_algo), None)
+        self.name = self.target.name if self.target.name is not None else source.name
+        same_name = [i for i in listing if i.name == self.name and i.status == "active"]
+        existing = next((i for i in same_name if same_content(source, i)), None)
+        if existing is not None:
+            self._done(TargetOutcome.EXISTS, existing.id)
+            return
+        owner = self.driver.check().project_id
+        self.clashes = [i for i in same_name if i.owner == owner]
+        for other in same_name:
+            if other.owner != owner:
+                self._warn(f"image {other.id} of another project is also named {self.name!r} "
+                           f"with other content")
+        if self.clashes and self.target.policy is ConflictPolicy.REPORT:
+            ids = ", ".join(i.id for i in self.clashes)
+            raise NameConflict(
+                f"the target already has an image named {self.name!r} with other content "
+                f"({ids}); the group's conflict policy is 'report', so nothing was copied. "
+                f"Rename or delete it, or choose the replace, rename-old or skip policy")
+        if self.clashes and self.target.policy is ConflictPolicy.SKIP:
+            self._done(TargetOutcome.SKIPPED, None)
+            return
+        self._create(source, listing)
+
+    def _reuse_previous(self, source: ImageRecord) -> bool:
+        """Settle the image an earlier attempt of this target created; True if it is a
+        verified copy (the target is then done).
+
+        Only an image Glint made from this source is finished or deleted here; anything else
+        under that id is left alone.
+        """
+        try:
+            previous = self.driver.get_image(self.target.previous_image_id)
+        except NotFound:
+            return False
+        ours = previous.properties.get(props.GLINT_SOURCE_ID) == source.id
+        if previous.status == "active" and same_content(source, previous):
+            if ours:
+                self._finish(previous, {})
+            self._done(TargetOutcome.EXISTS, previous.id)
+            return True
+        if ours:
+            self.image_id = previous.id
+            self._cleanup()
+        return False
+
+    def _create(self, source: ImageRecord, listing: list[ImageRecord]) -> None:
+        image_map = {ref.id: i.id for ref in self.copy.references for i in listing
+                     if i.status == "active" and same_content(ref, i)}
+        fields, warnings = props.copy_fields(source, rules=self.copy.options.property_rules,
+                                             name=self.name, image_map=image_map)
+        for warning in warnings:
+            self._warn(warning)
+        fields.update(props.provenance(self.copy.source.repo_ref, source.id))
+        # Private until verified: Glance 33 makes new images "shared" by default.
+        fields["visibility"] = "private"
+        created = self.driver.create_image(fields)
+        self.image_id = created.id
+        self.copy.pump.call(self.copy.observer.image_created, self.target.key, created.id)
+        self.feed_wanted = True
+
+    def _write(self) -> None:
+        source = self.copy.record
+        assert source is not None and self.feed is not None and self.image_id is not None
+        self._state(TargetState.WRITING)
+        throttle = Throttle()
+        pump, observer, key = self.copy.pump, self.copy.observer, self.target.key
+
+        def body() -> Iterator[bytes]:
+            for chunk in self.feed:
+                yield chunk
+                if throttle.ready():
+                    pump.post(observer.progress, key, "copy.writing", self.feed.sent,
+                              source.size)
+
+        self.written_record = self.driver.write_data(self.image_id, body(), size=source.size)
+        self.result.bytes_written = self.feed.sent
+        self.result.spooled = self.feed.detached
+        pump.post(observer.progress, key, "copy.writing", self.feed.sent, source.size)
+
+    def _verify_and_finish(self) -> None:
+        fanout = self.copy.fanout
+        assert fanout is not None and fanout.digests is not None and self.image_id is not None
+        self._state(TargetState.VERIFYING)
+        options = self.copy.options
+        record = wait_active(self.driver, self.image_id, record=self.written_record,
+                             timeout=options.verify_timeout, interval=options.poll_interval,
+                             cancel=self.copy.cancel)
+        check_copy(self.driver, record, fanout.size, fanout.digests)
+        self._finish(record, fanout.digests)
+        image_id, self.image_id = self.image_id, None  # from here on, the copy is kept
+        self._settle_clashes()
+        self._done(TargetOutcome.COPIED, image_id)
+
+    def _finish(self, record: ImageRecord, digests: dict[str, str]) -> None:
+        """Give a verified copy its markers and final visibility."""
+        source = self.copy.record
+        assert source is not None
+        sha256 = digests.get("sha256") or record.properties.get(props.GLINT_SHA256) or (
+            source.properties.get(props.GLINT_SHA256))
+        markers = props.content_markers(record.name, sha256, record.checksum) if sha256 else {}
+        visibility = self.target.visibility or source.visibility or "private"
+        if visibility == "shared" and source.visibility == "shared" and not self.target.visibility:
+            visibility = "private"  # the source's members are projects of another cloud
+        changes = {**markers}
+        if visibility != record.visibility:
+            changes["visibility"] = visibility
+        if not changes:
+            return
+        try:
+            self.driver.set_properties(record.id, set=changes)
+        except Forbidden:
+            changes.pop("visibility", None)
+            self.driver.set_properties(record.id, set=changes)
+            self._warn(f"the target project may not make images {visibility}; the copy stays "
+                       f"{record.visibility}")
+
+    def _settle_clashes(self) -> None:
+        """Replace or rename the old images of the same name, now that the copy is verified."""
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+        for old in self.clashes:
+            try:
+                if self.target.policy is ConflictPolicy.REPLACE:
+                    self.driver.delete(old.id)
+                    self.result.replaced_image_ids.append(old.id)
+                elif self.target.policy is ConflictPolicy.RENAME_OLD:
+                    self.driver.set_properties(old.id, set={
+                        "name": f"{self.name}.old-{stamp}", "visibility": "private"})
+                    self.result.renamed_image_ids.append(old.id)
+            except CloudError as exc:
+                self._warn(f"the old image {old.id} named {self.name!r} was kept: {exc}")

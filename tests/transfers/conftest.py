@@ -1,0 +1,103 @@
+"""Fixtures of the upload and download tests: devcloud repos in the test database, images made
+with qemu-img, a loopback web server, and fresh image names cleaned up in every cloud."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import subprocess
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.devcloud_repos import add_devcloud_repo
+from tests.jobs.images import delete_named
+
+
+@pytest.fixture
+def image_name(devcloud):
+    """A fresh image name; every image of that name is deleted from every cloud afterwards."""
+    name = f"xfer-{uuid.uuid4().hex[:8]}"
+    yield name
+    delete_named(devcloud, name)
+
+
+@pytest.fixture
+def repos(devcloud, group_a):
+    return [add_devcloud_repo(devcloud, group_a, cloud) for cloud in ("devcloud-1", "devcloud-2")]
+
+
+def qemu_image(directory: Path, fmt: str, *options: str, size: str = "1M") -> Path:
+    """A real, empty disk image made by ``qemu-img create -f FMT``."""
+    path = directory / f"disk.{fmt}"
+    subprocess.run(["qemu-img", "create", "-q", "-f", fmt, *options, str(path), size], check=True)
+    return path
+
+
+class WebServer:
+    """A loopback HTTP server with files and redirects, recording the requests it got."""
+
+    def __init__(self):
+        self.files: dict[str, bytes] = {}
+        self.redirects: dict[str, str] = {}
+        self.requests: list[dict] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.requests.append({"path": self.path, "host": self.headers.get("Host"),
+                                        "authorization": self.headers.get("Authorization")})
+                if self.path in server.redirects:
+                    self.send_response(302)
+                    self.send_header("Location", server.redirects[self.path])
+                    self.end_headers()
+                elif self.path in server.files:
+                    body = server.files[self.path]
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                else:
+                    self.send_error(404)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{path}"
+
+    def add(self, path: str, body: bytes) -> str:
+        self.files[path] = body
+        return hashlib.sha256(body).hexdigest()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def web():
+    server = WebServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def connects(monkeypatch):
+    """Every address Glint's fetcher connects to (the real connect still happens)."""
+    calls = []
+    real = __import__("socket").create_connection
+
+    def recording(address, *args, **kwargs):
+        calls.append(address)
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr("socket.create_connection", recording)
+    return calls

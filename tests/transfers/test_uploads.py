@@ -1,0 +1,149 @@
+"""Uploads through the API in this process, against the devcloud: the first pass fans out while the
+bytes arrive, lands them in the cache, and a failed target continues from the cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from glint.jobs import execution
+from glint.jobs import services as job_services
+from glint.jobs.models import Job
+from glint.transfers import services
+from glint.transfers.models import Upload
+from glint.transfers.runner import LIVE_STREAMS
+from tests.clients import client_for, make_user
+from tests.jobs.images import images_named, random_chunks
+from tests.transfers.conftest import qemu_image
+
+pytestmark = [pytest.mark.devcloud, pytest.mark.django_db(transaction=True)]
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture
+def member(group_a):
+    return make_user("Upload Member", group=group_a)
+
+
+@pytest.fixture
+def client(member):
+    return client_for(member)
+
+
+def start(client, group, repos, **fields) -> dict:
+    body = {"group": group.pk, "targets": [r.name for r in repos], **fields}
+    response = client.post("/api/v1/uploads/", json.dumps(body), content_type="application/json")
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def put(client, upload: dict, data: bytes):
+    return client.put(upload["upload_url"], data, content_type="application/octet-stream")
+
+
+def test_a_file_goes_to_two_repos_verified_and_lands_in_the_cache(devcloud, client, group_a, repos, image_name):
+    data = b"".join(random_chunks(image_name, 3 * MiB + 17))
+    upload = start(client, group_a, repos, name=image_name, size=len(data), properties={"os_distro": "test"})
+    assert upload["state"] == "waiting" and upload["upload_url"].endswith(f"/uploads/{upload['id']}/data/")
+
+    response = put(client, upload, data)
+
+    assert response.status_code == 200, response.content
+    body = response.json()
+    sha256 = hashlib.sha256(data).hexdigest()
+    assert body["state"] == "received" and body["sha256"] == sha256 and body["disk_format"] == "raw"
+    assert body["job_state"] == "done"
+    job = Job.objects.get(pk=body["job"])
+    assert job.kind == "upload" and {t.outcome for t in job.targets.all()} == {"copied"}
+    for cloud in ("devcloud-1", "devcloud-2"):
+        (image,) = images_named(devcloud, image_name)[cloud]
+        assert image.status == "active" and image.size == len(data) and image.visibility == "private"
+        assert image.properties["glint_sha256"] == sha256 and image.properties["os_distro"] == "test"
+    assert execution._content_cache().get(sha256) is not None, "the bytes landed in the cache"
+    assert put(client, upload, data).status_code == 409, "the data of an upload is sent once"
+
+
+def test_a_format_lie_is_refused_before_anything_reaches_a_cloud(devcloud, client, group_a, repos, image_name,
+                                                                 tmp_path):
+    raw = b"".join(random_chunks(image_name, 256 * 1024))
+    lie = start(client, group_a, repos, name=image_name, disk_format="qcow2")
+    response = put(client, lie, raw)
+    assert response.status_code == 400
+    assert "declared qcow2 but it is raw data" in response.json()["detail"]
+
+    qcow2 = qemu_image(tmp_path, "qcow2").read_bytes()
+    lie = start(client, group_a, repos, name=image_name, disk_format="raw")
+    response = put(client, lie, qcow2)
+    assert response.status_code == 400
+    assert "declared raw but it is a qcow2 image" in response.json()["detail"]
+
+    assert Job.objects.count() == 0, "no job was started"
+    assert images_named(devcloud, image_name) == {"devcloud-1": [], "devcloud-2": [], "devcloud-3": []}
+
+
+def test_a_real_qcow2_is_detected_and_uploaded_as_qcow2(devcloud, client, group_a, repos, image_name, tmp_path):
+    qcow2 = qemu_image(tmp_path, "qcow2").read_bytes()
+    upload = start(client, group_a, repos[:1], name=image_name)
+    response = put(client, upload, qcow2)
+    assert response.status_code == 200 and response.json()["disk_format"] == "qcow2"
+    (image,) = images_named(devcloud, image_name)["devcloud-1"]
+    assert image.disk_format == "qcow2" and image.status == "active"
+
+
+@pytest.mark.parametrize("announced", ["post", "put"])
+def test_over_the_size_limit_is_413_before_the_body_is_read(client, group_a, repos, settings, announced):
+    settings.GLINT_UPLOAD_MAX_BYTES = MiB
+    if announced == "post":
+        response = client.post("/api/v1/uploads/", json.dumps(
+            {"group": group_a.pk, "name": "big", "targets": [repos[0].name], "size": MiB + 1}),
+            content_type="application/json")
+    else:
+        upload = start(client, group_a, repos, name="big")
+        response = put(client, upload, b"\0" * (MiB + 1))
+        assert Upload.objects.get(pk=upload["id"]).state == "waiting", "nothing was read"
+    assert response.status_code == 413 and "at most 1048576" in response.json()["detail"]
+
+
+def test_a_body_without_length_stops_at_the_limit_mid_stream(devcloud, member, group_a, repos, settings, image_name):
+    settings.GLINT_UPLOAD_MAX_BYTES = 2 * MiB
+    upload = services.create_upload(group_a, requester=member, targets=repos, name=image_name)
+    consumed = []
+
+    def endless():  # a chunked body (no Content-Length) that never ends
+        while True:
+            consumed.append(MiB)
+            yield b"\1" * MiB
+
+    upload = services.receive(upload, endless(), None)
+
+    assert upload.state == "failed" and upload.error_code == "too_large"
+    assert sum(consumed) <= 4 * MiB, "reading stopped right after the limit"
+    assert upload.job.state == "failed"
+    assert images_named(devcloud, image_name) == {"devcloud-1": [], "devcloud-2": [], "devcloud-3": []}
+
+
+def test_a_failed_target_continues_from_the_cache_without_a_second_upload(devcloud, client, group_a, repos,
+                                                                           image_name):
+    data = b"".join(random_chunks(image_name, 2 * MiB))
+    upload = start(client, group_a, repos, name=image_name, size=len(data))
+    devcloud.stop("devcloud-2")
+    try:
+        response = put(client, upload, data)
+    finally:
+        devcloud.start("devcloud-2")
+    assert response.status_code == 200, response.content
+    job = Job.objects.get(pk=response.json()["job"])
+    assert job.state == "partial"
+    assert job.targets.get(repo_name="devcloud-2").state == "failed"
+
+    job = job_services.retry(job, None)
+    assert execution.claim(job, "test-worker")
+    assert not LIVE_STREAMS, "no stream: the retry can only read the cache"
+    assert execution.run_claimed(job.pk, "test-worker") == "done"
+
+    for cloud in ("devcloud-1", "devcloud-2"):
+        (image,) = images_named(devcloud, image_name)[cloud]
+        assert image.status == "active" and image.properties["glint_sha256"] == hashlib.sha256(data).hexdigest()
