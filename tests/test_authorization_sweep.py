@@ -21,7 +21,11 @@ from glint import audit
 from glint.accounts.services import add_group
 from glint.audit.models import AuditRecord
 from glint.clouds import RepoConnection, get_driver
+from glint.inventory.models import Image
 from glint.inventory.poller import poll_repos
+from glint.jobs.services import submit_delete
+from glint.plans.planner import Change
+from glint.plans.services import create_plan
 from glint.inventory.services import forget_cached_matrices, group_matrix
 from glint.repos.services import repo_from_cloud_entry, save_repo
 from tests.clients import client_for, make_user
@@ -89,13 +93,18 @@ def sweep_world(devcloud):
         )
         poll_repos([repo])
         forget_cached_matrices()
-        rows = group_matrix(group_b).rows
-        yield member_a, group_b, repo, rows, cloud
+        matrix = group_matrix(group_b)
+        rows = matrix.rows
+        manager_b = group_b.memberships.get().user
+        # A plan and a (never run) job of B's, so their pages and actions are swept too.
+        plan = create_plan(group_b, manager_b, [Change(rows[0].id, repo.pk, "delete")], matrix.version)
+        job = submit_delete(group_b, images=Image.objects.filter(repo=repo), requester=manager_b).job
+        yield member_a, group_b, repo, rows, cloud, [plan.pk, job.pk]
         cloud.delete(image.id)
 
 
-def _b_identifiers(group_b, repo, rows) -> list[str]:
-    ids = {str(group_b.pk), str(repo.pk)}
+def _b_identifiers(group_b, repo, rows, others) -> list[str]:
+    ids = {str(group_b.pk), str(repo.pk), *map(str, others)}
     ids.update(row.id for row in rows)
     return sorted(ids)
 
@@ -107,10 +116,10 @@ def _api_methods() -> dict[str, set[str]]:
 
 
 def test_member_of_a_cannot_see_or_change_anything_of_group_b(sweep_world):
-    member_a, group_b, repo, rows, cloud = sweep_world
+    member_a, group_b, repo, rows, cloud, others = sweep_world
     client = client_for(member_a)
     client.raise_request_exception = False  # a crash is reported as a 5xx, with the others
-    identifiers = _b_identifiers(group_b, repo, rows)
+    identifiers = _b_identifiers(group_b, repo, rows, others)
     routes = sorted(set(_walk(get_resolver().url_patterns)))
     api_methods = _api_methods()
     cloud_before = sorted((i.id, i.name, i.status, i.visibility) for i in cloud.list_images())
