@@ -5,25 +5,13 @@ from __future__ import annotations
 import pytest
 
 from glint.accounts.models import AccessRequest, Group, Membership, User
-from glint.accounts.services import add_group
 from glint.audit.models import AuditRecord
-from tests.clients import client_for, make_user
+from tests.clients import client_for
 
 pytestmark = pytest.mark.django_db
 DN = "/C=CA/O=Glint Test Grid/CN="
 
 
-@pytest.fixture
-def world():
-    alpha, beta = add_group("alpha"), add_group("beta")
-    return {
-        "alpha": alpha,
-        "beta": beta,
-        "admin": make_user("Ada Admin", admin=True),
-        "manager": make_user("Manny Manager", group=alpha, role="manager"),
-        "member": make_user("Mel Member", group=alpha),
-        "other": make_user("Otto Other", group=beta),
-    }
 
 
 def test_admin_manages_people_through_the_api(world):

@@ -7,27 +7,15 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from glint.accounts.models import AccessRequest, Group, Membership, User
-from glint.accounts.services import add_group
 from glint.audit.models import AuditRecord
 from glint.repos.models import Repo
-from tests.clients import CertificateClient, certificate_for, client_for, make_user
+from tests.clients import CertificateClient, certificate_for, client_for
 from tests.pki import make_proxy_cert
 
 pytestmark = pytest.mark.django_db
 DN = "/C=CA/O=Glint Test Grid/CN="
 
 
-@pytest.fixture
-def world():
-    alpha, beta = add_group("alpha"), add_group("beta")
-    return {
-        "alpha": alpha,
-        "beta": beta,
-        "admin": make_user("Ada Admin", admin=True),
-        "manager": make_user("Manny Manager", group=alpha, role="manager"),
-        "member": make_user("Mel Member", group=alpha),
-        "other": make_user("Otto Other", group=beta),
-    }
 
 
 def test_admin_adds_a_person_by_pasted_rfc4514_dn(world):

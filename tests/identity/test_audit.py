@@ -7,26 +7,14 @@ import datetime as dt
 import pytest
 
 from glint import audit
-from glint.accounts.services import add_group
 from glint.audit.models import AuditRecord, WriteOnceError
 from glint.repos.models import Repo
 from glint.repos.services import RepoValidationError, delete_repo, save_repo
-from tests.clients import client_for, make_user
+from tests.clients import client_for
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def world():
-    alpha, beta = add_group("alpha"), add_group("beta")
-    return {
-        "alpha": alpha,
-        "beta": beta,
-        "admin": make_user("Ada Admin", admin=True),
-        "manager": make_user("Manny Manager", group=alpha, role="manager"),
-        "member": make_user("Mel Member", group=alpha),
-        "other_manager": make_user("Otto Other", group=beta, role="manager"),
-    }
 
 
 def test_records_cannot_be_changed_or_deleted(world):
@@ -74,7 +62,7 @@ def test_repo_changes_are_audited_including_a_failed_add(world):
 
 def test_admins_see_every_record_managers_their_groups_members_none(world):
     audit.record("test.alpha", group=world["alpha"], user=world["manager"])
-    audit.record("test.beta", group=world["beta"], user=world["other_manager"])
+    audit.record("test.beta", group=world["beta"], user=world["other"])
     audit.record("test.global", user=world["admin"])
     everything = client_for(world["admin"]).get("/api/v1/audit/?action=test.").json()["results"]
     assert {r["action"] for r in everything} == {"test.alpha", "test.beta", "test.global"}
@@ -88,7 +76,7 @@ def test_admins_see_every_record_managers_their_groups_members_none(world):
 
 def test_filters_by_action_user_group_outcome_and_date(world):
     audit.record("repo.add", group=world["alpha"], user=world["manager"])
-    audit.record("repo.delete", group=world["beta"], user=world["other_manager"], outcome=audit.REFUSED)
+    audit.record("repo.delete", group=world["beta"], user=world["other"], outcome=audit.REFUSED)
     api = client_for(world["admin"])
 
     def actions(query):

@@ -105,7 +105,7 @@ def test_live_cells_follow_a_job_and_reload_the_page_when_it_is_over(world):
 
 
 def test_keep_on_all_repos_copies_to_every_repo_that_lacks_the_row_also_later(world):
-    group, (one, two, three) = world["group"], world["repos"]
+    group, (_one, _two, three) = world["group"], world["repos"]
     row = row_of(group, "centos")
     world["client"].post(f"/plans/keep/{row.id}/", {"keep": "1"})
     assert KeepEverywhere.objects.filter(group=group, name="centos").exists()
@@ -126,7 +126,7 @@ def test_keep_on_all_repos_copies_to_every_repo_that_lacks_the_row_also_later(wo
 
 
 def test_jobs_pages_filter_and_show_targets(world):
-    group, (one, _two, three) = world["group"], world["repos"]
+    group, (_one, _two, three) = world["group"], world["repos"]
     row = row_of(group, "centos")
     world["client"].post("/plans/", {"group": group.pk, "inventory_version": version(group),
                                      "cell": [cell(row, three)], "was": []})

@@ -1,7 +1,7 @@
 """Pages that belong to no single app: home, and the probes."""
 
 from django.db import connection
-from django.http import HttpResponse, JsonResponse
+from django.http import JsonResponse
 from django.shortcuts import redirect
 
 
