@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-__all__ = ["rss_bytes", "RssSampler"]
+__all__ = ["RssSampler", "rss_bytes"]
 
 INTERVAL = 0.05
 
@@ -26,7 +26,7 @@ class RssSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
-    def __enter__(self) -> RssSampler:
+    def __enter__(self) -> RssSampler:  # noqa: PYI034 - never subclassed
         self.idle = self.peak = rss_bytes(self.pid)
         self._thread.start()
         return self

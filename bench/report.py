@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["Row", "Report", "median", "p95", "machine"]
+__all__ = ["Report", "Row", "machine", "median", "p95"]
 
 
 @dataclasses.dataclass

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -26,7 +27,7 @@ from bench.memory import RssSampler
 from bench.stack import RAW, Glint, Stack, file_chunks
 from bench.tools import tool
 
-__all__ = ["glint_copy", "read_source", "write_targets", "staged", "manual", "glint_upload"]
+__all__ = ["glint_copy", "glint_upload", "manual", "read_source", "staged", "write_targets"]
 
 
 def _name(route: str) -> str:
@@ -125,12 +126,12 @@ def manual(stack: Stack, source: str, image_id: str, targets: list[str], scratch
                        "--container-format", "bare", "--file", image, name, "-f", "value", "-c", "id"]
                       for cloud in targets]
         else:
-            python = str(Path(os.sys.executable))
+            python = sys.executable
             steps = [[python, "-c", _SDK_SAVE, source, image_id, image]]
             steps += [[python, "-c", _SDK_CREATE, cloud, name, image] for cloud in targets]
         started = time.perf_counter()
         for step in steps:
-            result = subprocess.run(step, env=env, capture_output=True, text=True, timeout=1800)
+            result = subprocess.run(step, env=env, capture_output=True, text=True, timeout=1800, check=False)
             if result.returncode:
                 raise RuntimeError(f"{' '.join(step[:6])} failed: {result.stderr[-800:]}")
         seconds = time.perf_counter() - started

@@ -20,7 +20,7 @@ import devcloud
 from glint.clouds import CHUNK_SIZE, CloudDriver, RepoConnection, get_driver
 from tests.live import LIVE_ADMIN_CN, make_pki, run_glint, start_server
 
-__all__ = ["Stack", "Glint", "boot_devcloud", "write_random_file", "file_chunks"]
+__all__ = ["Glint", "Stack", "boot_devcloud", "file_chunks", "write_random_file"]
 
 GROUP = "bench"
 RAW = {"disk_format": "raw", "container_format": "bare"}

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["tools_venv", "tool"]
+__all__ = ["tool", "tools_venv"]
 
 VENV = Path(os.environ.get("GLINT_BENCH_TOOLS", Path.home() / ".cache" / "glint" / "bench-tools"))
 PACKAGES = ("python-openstackclient", "py-spy")

@@ -8,6 +8,7 @@ import uuid
 import pytest
 import requests
 
+from tests.devcloud_repos import add_devcloud_repo
 from tests.jobs.images import delete_named
 from tests.live import LIVE_GROUP, start_live_glint
 
@@ -87,6 +88,24 @@ class LiveAPI:
 @pytest.fixture
 def api(live, pki):
     return LiveAPI(live, pki)
+
+
+@pytest.fixture
+def repos(devcloud, group_a):
+    """Group alpha's repos on devcloud-1, -2 and -3, for tests that run jobs in this process."""
+    return [add_devcloud_repo(devcloud, group_a, cloud) for cloud in CLOUDS]
+
+
+def run_in_process(job_id: int) -> str:
+    """Claim and run a job here, as a worker thread of ``glint serve`` does; its final state.
+
+    Needs ``django_db(transaction=True)``: the worker's lease thread has its own connection.
+    """
+    from glint.jobs import execution
+    from glint.jobs.models import Job
+
+    assert execution.claim(Job.objects.get(pk=job_id), "test-worker"), "another worker has the job"
+    return execution.run_claimed(job_id, "test-worker")
 
 
 @pytest.fixture

@@ -19,11 +19,6 @@ pytestmark = [pytest.mark.devcloud, pytest.mark.django_db]
 
 
 @pytest.fixture
-def repos(devcloud, group_a):
-    return [add_devcloud_repo(devcloud, group_a, cloud) for cloud in ("devcloud-1", "devcloud-2", "devcloud-3")]
-
-
-@pytest.fixture
 def image_name(devcloud):
     name = f"jobs-svc-{uuid.uuid4().hex[:8]}"
     yield name

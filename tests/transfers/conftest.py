@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import socket
 import subprocess
 import threading
 import uuid
@@ -39,10 +40,14 @@ def qemu_image(directory: Path, fmt: str, *options: str, size: str = "1M") -> Pa
 class WebServer:
     """A loopback HTTP server with files and redirects, recording the requests it got."""
 
-    def __init__(self):
+    def __init__(self, host: str = "127.0.0.1"):
+        self.host = host
         self.files: dict[str, bytes] = {}
+        self.unsized: set[str] = set()  # sent without Content-Length (the end is the close)
+        self.stalled: set[str] = set()  # headers, then silence
         self.redirects: dict[str, str] = {}
         self.requests: list[dict] = []
+        self.stop = threading.Event()
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -53,10 +58,16 @@ class WebServer:
                     self.send_response(302)
                     self.send_header("Location", server.redirects[self.path])
                     self.end_headers()
+                elif self.path in server.stalled:
+                    self.send_response(200)
+                    self.send_header("Content-Length", "1000")
+                    self.end_headers()
+                    server.stop.wait(10)
                 elif self.path in server.files:
                     body = server.files[self.path]
                     self.send_response(200)
-                    self.send_header("Content-Length", str(len(body)))
+                    if self.path not in server.unsized:
+                        self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     self.wfile.write(body)
                 else:
@@ -65,26 +76,37 @@ class WebServer:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = http.server.ThreadingHTTPServer((host, 0), Handler)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
-    def url(self, path: str, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
+    def url(self, path: str, host: str | None = None) -> str:
+        return f"http://{host or self.host}:{self.port}{path}"
 
     def add(self, path: str, body: bytes) -> str:
         self.files[path] = body
         return hashlib.sha256(body).hexdigest()
 
     def close(self):
+        self.stop.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
 
 @pytest.fixture
 def web():
+    """A web server on 127.0.0.1."""
     server = WebServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def web2():
+    """A web server on 127.0.0.2 (another loopback address: allow-list it alone, and 127.0.0.1 stays
+    refused, e.g. as a redirect target)."""
+    server = WebServer("127.0.0.2")
     yield server
     server.close()
 
@@ -93,7 +115,7 @@ def web():
 def connects(monkeypatch):
     """Every address Glint's fetcher connects to (the real connect still happens)."""
     calls = []
-    real = __import__("socket").create_connection
+    real = socket.create_connection
 
     def recording(address, *args, **kwargs):
         calls.append(address)

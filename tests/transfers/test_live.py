@@ -182,6 +182,19 @@ def test_a_body_over_the_limit_is_refused_before_it_is_sent(live, api, image_nam
     conn.close()
 
 
+def test_curl_T_sends_a_file_as_it_is(devcloud, live, api, image_name, tmp_path):
+    source = tmp_path / "disk.img"
+    source.write_bytes(b"".join(random_chunks(image_name, 2 * MiB)))
+    upload = start_upload(api, image_name, CLOUDS[:1])
+    result = subprocess.run(["curl", "--silent", "--show-error", "--fail-with-body", "--cert", str(live.cert_file),
+                             "--cacert", str(api.pki.ca_file), "-T", str(source), upload["upload_url"]],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '"state":"received"' in result.stdout.replace(" ", "") and '"job_state":"done"' in result.stdout.replace(" ", "")
+    (image,) = images_named(devcloud, image_name)["devcloud-1"]
+    assert image.properties["glint_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+
+
 # The command line
 
 

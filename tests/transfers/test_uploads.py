@@ -47,7 +47,7 @@ def put(client, upload: dict, data: bytes):
 def test_a_file_goes_to_two_repos_verified_and_lands_in_the_cache(devcloud, client, group_a, repos, image_name):
     data = b"".join(random_chunks(image_name, 3 * MiB + 17))
     upload = start(client, group_a, repos, name=image_name, size=len(data), properties={"os_distro": "test"})
-    assert upload["state"] == "waiting" and upload["upload_url"].endswith(f"/uploads/{upload['id']}/data/")
+    assert upload["state"] == "waiting" and upload["upload_url"].endswith(f"/uploads/{upload['id']}/data")
 
     response = put(client, upload, data)
 

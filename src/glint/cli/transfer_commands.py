@@ -6,8 +6,8 @@ of ``PUT upload_url`` with its ``Content-Length``: nothing is read into memory o
 The upload answers once every target has verified its copy; ``--wait`` also follows automatic
 retries of targets that failed.
 
-``download`` writes ``FILE.part`` and renames it to ``FILE`` once the sha256 the server gave
-(``Repr-Digest``) matches. A broken transfer is resumed with ``Range`` from the byte it reached,
+``download`` writes ``FILE.part`` and renames it to ``FILE`` once the digest the server gave
+(``Repr-Digest``: sha-256, else the cloud's sha-512) matches. A broken transfer is resumed with ``Range`` from the byte it reached,
 both within one run and when the command is run again.
 """
 
@@ -24,7 +24,13 @@ import click
 import requests
 
 from glint.cli.client_commands import api, group_option, resolve_group
-from glint.cli.job_commands import _matrix, resolve_image, resolve_repos, wait_for, wait_option
+from glint.cli.job_commands import (
+    _matrix,
+    resolve_image,
+    resolve_repos,
+    wait_for,
+    wait_option,
+)
 from glint.clouds import CHUNK_SIZE
 
 #: (connect, read) seconds for the upload's PUT: it answers once every target has verified its
@@ -112,21 +118,21 @@ def upload(file, name, repos, disk_format, container_format, visibility, min_dis
         sys.exit(wait_for(client, [result["job"]]))
 
 
-def _expected_sha256(response: requests.Response) -> str | None:
-    """The sha-256 of ``Repr-Digest`` (RFC 9530), as hex."""
+def _expected_digest(response: requests.Response) -> tuple[str, str] | None:
+    """The strongest digest of ``Repr-Digest`` (RFC 9530) this command can check: (hashlib name, hex)."""
+    found = {}
     for item in response.headers.get("Repr-Digest", "").split(","):
         algo, _, value = item.strip().partition("=")
-        if algo == "sha-256" and value.startswith(":") and value.endswith(":"):
-            return base64.b64decode(value[1:-1]).hex()
-    return None
+        if algo in ("sha-256", "sha-512") and value.startswith(":") and value.endswith(":"):
+            found[algo.replace("-", "")] = base64.b64decode(value[1:-1]).hex()
+    return next(((algo, found[algo]) for algo in ("sha256", "sha512") if algo in found), None)
 
 
-def _hash_file(path: Path) -> "hashlib._Hash":
-    digest = hashlib.sha256()
-    if path.exists():
-        with path.open("rb") as handle:
-            while chunk := handle.read(CHUNK_SIZE):
-                digest.update(chunk)
+def _hash_file(path: Path, algo: str):
+    digest = hashlib.new(algo)
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_SIZE):
+            digest.update(chunk)
     return digest
 
 
@@ -160,8 +166,9 @@ def download(image, output, group):
     if response.status_code != 206:
         offset = 0  # the whole image is coming (the server ignored the range, or it changed)
     total = offset + int(response.headers.get("Content-Length", 0))
-    expected = _expected_sha256(response)
-    digest = _hash_file(part) if offset else hashlib.sha256()
+    expected = _expected_digest(response)
+    algo = expected[0] if expected else "sha256"
+    digest = _hash_file(part, algo) if offset else hashlib.new(algo)
     if offset:
         click.echo(f"resuming at byte {offset}", err=True)
     with click.progressbar(length=total, label=f"Downloading {target.name}", file=sys.stderr) as bar:
@@ -186,12 +193,12 @@ def download(image, output, group):
     if offset != total:
         raise click.ClickException(f"the download stopped at byte {offset} of {total} after "
                                    f"{DOWNLOAD_ATTEMPTS} tries; run the command again to resume from {part}")
-    if expected and digest.hexdigest() != expected:
+    if expected and digest.hexdigest() != expected[1]:
         part.unlink()
-        raise click.ClickException(f"the downloaded bytes hash to sha256 {digest.hexdigest()}, not {expected} "
+        raise click.ClickException(f"the downloaded bytes hash to {algo} {digest.hexdigest()}, not {expected[1]} "
                                    f"as Glint said: the file was removed; run the command again")
     part.replace(target)
-    verified = f", sha256 {expected} verified" if expected else " (the server gave no sha256 to check)"
+    verified = f", {algo} {expected[1]} verified" if expected else " (the server gave no digest to check)"
     click.echo(f"{target}: {total} bytes{verified}")
 
 

@@ -18,7 +18,7 @@ from glint.inventory.matrix import SORT_KEYS, filter_rows, sort_rows
 from glint.inventory.models import Image
 from glint.inventory.poller import request_refresh
 from glint.plans import jobs_bridge
-from glint.plans.services import kept_rows
+from glint.plans.services import kept_rows, property_differences
 from glint.plans.views import LIVE_STATES
 from glint.repos.models import Repo
 
@@ -75,6 +75,7 @@ def detail(request, row_id):
         "images": images,
         "conflicts": [c for c in data.conflicts if any(r.id == row.id for r in c.rows)],
         "absent": [repo for repo in data.repos if not row.cells[repo.pk].copies],
+        "differences": property_differences(images),
     })
 
 

@@ -26,6 +26,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from glint import audit
 from glint.clouds import CloudError, NotFound, get_driver
 from glint.inventory.poller import request_refresh
 from glint.jobs import states
@@ -349,7 +350,7 @@ def run_claimed(job_id: int, owner: str) -> str | None:
     Returns None when the lease was lost on the way (another worker now owns the job).
     """
     close_old_connections()
-    job = Job.objects.select_related("source_repo", "group").get(pk=job_id)
+    job = Job.objects.select_related("source_repo", "group", "requester").get(pk=job_id)
     targets = list(job.targets.select_related("repo", "repo__inventory"))
     # Redo what is not done: pending or interrupted targets, and failed ones whose automatic
     # retry is due (a person's Retry turned failed targets back into pending ones).
@@ -399,6 +400,10 @@ def _finish(job: Job, owner: str, targets: list[JobTarget], cancelled: bool) -> 
         return None
     repos = {t.repo_id for t in targets if t.repo_id} | ({job.source_repo_id} if job.source_repo_id else set())
     request_refresh(repos)
+    if retry_at is None:  # the job has come to rest (not waiting for an automatic retry)
+        audit.record("job.end", outcome=audit.OK if state in (states.DONE, states.CANCELLED) else audit.FAILED,
+                     user=job.requester, dn=job.requester_dn, group=job.group, image=job.image_name,
+                     details={"job": job.pk, "kind": job.kind, "state": state, "error": values["error"]})
     log.info("job %s %s: %s%s", job.pk, job.kind, state, f", retrying at {retry_at:%H:%M:%S}" if retry_at else "")
     return state
 

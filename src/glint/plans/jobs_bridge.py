@@ -12,7 +12,7 @@ from glint.jobs import states
 from glint.jobs.models import Job, JobTarget
 
 __all__ = ["JobRefused", "cell_overlays", "failed_job_of_cell", "has_live_jobs", "retry", "submit_copy",
-           "submit_delete"]
+           "submit_delete", "submit_property_sync"]
 
 JobRefused = jobs.JobRefused
 cell_overlays = jobs.cell_overlays
@@ -32,6 +32,11 @@ def submit_copy(group, user, source, repos) -> list[int]:
 def submit_delete(group, user, images, *, force: bool = False) -> list[int]:
     """Queue one delete job of ``images`` (``inventory.Image`` rows of one row); the ids that carry it."""
     return [job.pk for job in jobs.submit_delete(group, images=images, requester=user, force=force).jobs]
+
+
+def submit_property_sync(group, user, source, copies) -> list[int]:
+    """Queue one property-sync job making ``copies`` equal to ``source``; the ids that carry it."""
+    return [job.pk for job in jobs.submit_property_sync(group, source=source, copies=copies, requester=user).jobs]
 
 
 def failed_job_of_cell(group, row_id: str, repo_id: int) -> Job | None:

@@ -17,13 +17,16 @@ from django.utils import timezone
 
 from glint import audit
 from glint.accounts.models import Group, User
+from glint.clouds import CloudError, ImageRecord, get_driver
 from glint.inventory import services as inventory
 from glint.inventory.matrix import CellState, ConflictKind, Row
 from glint.inventory.models import Image
+from glint.inventory.poller import request_refresh
 from glint.plans import jobs_bridge
 from glint.plans.choices import Action, ItemStatus, PlanState
 from glint.plans.models import KeepEverywhere, Plan, PlanItem
 from glint.plans.planner import Change, RepoFacts, copy_delete_refusal, parse_version, plan_changes
+from glint.replication import copy_fields
 
 __all__ = [
     "PlanError",
@@ -32,8 +35,14 @@ __all__ = [
     "delete_duplicate",
     "enforce_keep_everywhere",
     "kept_rows",
+    "property_differences",
+    "rename_copy",
     "set_keep_everywhere",
+    "sync_row_properties",
 ]
+
+#: Longest image name Glance (and the inventory) accepts.
+MAX_NAME = 255
 
 #: A plan older than this is not applied: the page it came from is too old to trust.
 PLAN_LIFETIME = dt.timedelta(hours=1)
@@ -170,7 +179,12 @@ def apply_plan(plan: Plan, user: User) -> list[int]:
         job_ids += [i for i in ids if i not in job_ids]
     Plan.objects.filter(pk=plan.pk).update(job_ids=job_ids)
     plan.refresh_from_db()
-    audit.record("plan.apply", user=user, group=plan.group, details={"plan": plan.pk, "jobs": job_ids})
+    statuses = list(plan.items.values_list("action", "status"))
+    audit.record("plan.apply", user=user, group=plan.group, details={
+        "plan": plan.pk, "jobs": job_ids,
+        "copies": statuses.count((Action.COPY, ItemStatus.PLANNED)),
+        "deletes": statuses.count((Action.DELETE, ItemStatus.PLANNED)),
+        "refused": sum(status == ItemStatus.REFUSED for _action, status in statuses)})
     return job_ids
 
 
@@ -203,6 +217,132 @@ def delete_duplicate(group: Group, conflict, image_pk: int, user: User, *, force
     try:
         return jobs_bridge.submit_delete(group, user, [Image.objects.select_related("repo").get(pk=image_pk)],
                                          force=force)
+    except jobs_bridge.JobRefused as exc:
+        raise PlanError(exc.message) from None
+
+
+def _conflict_copy(conflict, image_pk: int) -> Image:
+    if image_pk not in {c.pk for c in conflict.copies}:
+        raise PlanError("That image is not one of this conflict's copies: reload the page.")
+    return Image.objects.select_related("repo__inventory", "repo__group").get(pk=image_pk)
+
+
+def _name_refusal(image: Image, name: str) -> str:
+    if not name:
+        return "Type the new name."
+    if len(name) > MAX_NAME:
+        return f"A name has at most {MAX_NAME} characters; this one has {len(name)}."
+    if name == image.name:
+        return f"The image is already called “{name}”."
+    if Image.objects.filter(repo_id=image.repo_id, name=name).exists():
+        return f"Repo {image.repo.name} already has an image called “{name}”: choose another name."
+    if image.owner != _project_id(image.repo):
+        return f"This copy belongs to another project, not {image.repo.name}'s: only its owner can rename it."
+    return ""
+
+
+def rename_copy(group: Group, conflict, image_pk: int, name: str, user: User | None) -> Image:
+    """Rename one copy of a conflict group in its cloud (the conflicts page's "Rename").
+
+    A rename is a name change in place (no job: one request to the cloud, no bytes move). The
+    name is checked against the repo's inventory as last polled, then the repo is polled again so
+    the matrix and the conflict show the new name.
+
+    Returns:
+        The inventory row of the copy (still under its old name until the poll).
+
+    Raises:
+        PlanError: Not a copy of the conflict, a name that is empty, too long, unchanged or
+            already used in that repo, a copy of another project, or the cloud refused (the
+            cloud's message).
+    """
+    image = _conflict_copy(conflict, image_pk)
+    name = name.strip()
+    details = {"conflict": conflict.key, "image_id": image.image_id, "from": image.name, "to": name[:MAX_NAME]}
+    refusal = _name_refusal(image, name)
+    if refusal:
+        audit.record("image.rename", outcome=audit.REFUSED, user=user, repo=image.repo, image=image.name,
+                     details={**details, "reason": refusal})
+        raise PlanError(refusal)
+    try:
+        with get_driver(image.repo.connection()) as cloud:
+            cloud.set_properties(image.image_id, set={"name": name})
+    except CloudError as exc:
+        audit.record("image.rename", outcome=audit.FAILED, user=user, repo=image.repo, image=image.name,
+                     details={**details, "reason": exc.message})
+        raise PlanError(f"{image.repo.name} did not rename the image: {exc.message}") from None
+    audit.record("image.rename", user=user, repo=image.repo, image=image.name, details=details)
+    request_refresh([image.repo_id])
+    return image
+
+
+# Property sync
+
+
+def _record(image: Image) -> ImageRecord:
+    return ImageRecord(id=image.image_id, name=image.name, min_disk=image.min_disk, min_ram=image.min_ram,
+                       tags=tuple(image.tags or ()), os_hidden=image.os_hidden, properties=image.properties or {},
+                       disk_format=image.disk_format or None, container_format=image.container_format or None)
+
+
+def _synced_fields(image: Image) -> dict:
+    """What a property sync makes equal on a copy, by the engine's own rules (``copy_fields``).
+
+    Name and formats are left out (a sync never changes them), and so are ``kernel_id`` /
+    ``ramdisk_id`` (ids of images in each copy's own cloud: ``copy_fields`` without an image map
+    drops them), provenance and Glance's bookkeeping (the engine's deny list).
+    """
+    fields, _dropped = copy_fields(_record(image))
+    for key in ("name", "disk_format", "container_format"):
+        fields.pop(key, None)
+    fields["tags"] = sorted(fields.get("tags") or ())
+    fields.setdefault("os_hidden", False)
+    return fields
+
+
+def property_differences(images: list[Image]) -> list[tuple[str, list]]:
+    """The properties that differ between the copies of one row, for the image page.
+
+    Returns:
+        ``[(key, [value in each of images, None where absent])]``, by key; empty when the copies
+        agree (or there is only one).
+    """
+    synced = [_synced_fields(image) for image in images]
+    differing = []
+    for key in sorted({key for fields in synced for key in fields}):
+        values = [fields.get(key) for fields in synced]
+        if any(value != values[0] for value in values):
+            differing.append((key, values))
+    return differing
+
+
+def sync_row_properties(group: Group, row: Row, source_repo_id: int, user: User | None) -> list[int]:
+    """Make the properties of a row's copies equal to the copy in ``source_repo_id``, as a job.
+
+    Only copies that differ and that the repo's project owns are changed (another project's image
+    is not ours to edit); no byte is copied.
+
+    Returns:
+        The ids of the jobs that carry the sync (a live sync of the same row is not repeated).
+
+    Raises:
+        PlanError: A hidden row, a repo with no copy (or two) of the row, or nothing to change.
+    """
+    if row.hidden:
+        raise PlanError("A hidden row is never changed: show it first.")
+    images = list(Image.objects.filter(pk__in=[c.pk for c in row.copies]).select_related("repo__inventory"))
+    sources = [image for image in images if image.repo_id == source_repo_id]
+    if len(sources) != 1:
+        raise PlanError("That repo holds no copy of this image." if not sources else
+                        "That repo holds two copies of this image: delete the duplicate first.")
+    source = sources[0]
+    wanted = _synced_fields(source)
+    copies = [image for image in images if image.pk != source.pk and image.owner == _project_id(image.repo)
+              and _synced_fields(image) != wanted]
+    if not copies:
+        raise PlanError("Nothing to change: the copies this group owns already have these properties.")
+    try:
+        return jobs_bridge.submit_property_sync(group, user, source, copies)
     except jobs_bridge.JobRefused as exc:
         raise PlanError(exc.message) from None
 

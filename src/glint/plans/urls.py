@@ -8,6 +8,8 @@ urlpatterns = [
     path("live/", views.live_cells, name="live_cells"),
     path("keep/<slug:row_id>/", views.keep, name="keep"),
     path("conflicts/<slug:conflict_id>/delete/", views.delete_duplicate, name="delete_duplicate"),
+    path("conflicts/<slug:conflict_id>/rename/", views.rename_copy, name="rename"),
+    path("sync-properties/<slug:row_id>/", views.sync_properties, name="sync_properties"),
     path("<int:plan_id>/", views.detail, name="detail"),
     path("<int:plan_id>/apply/", views.apply, name="apply"),
 ]

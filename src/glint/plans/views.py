@@ -140,6 +140,34 @@ def delete_duplicate(request, conflict_id):
     return redirect(f"{reverse('inventory:conflicts')}?group={matrix.group.pk}")
 
 
+@require_POST
+def rename_copy(request, conflict_id):
+    """The conflicts page's "Rename" of one copy."""
+    matrix, conflict = inventory.find_conflict(request.user, conflict_id)
+    image = request.POST.get("image", "")
+    try:
+        renamed = services.rename_copy(matrix.group, conflict, int(image) if image.isdigit() else -1,
+                                       request.POST.get("name", ""), request.user)
+        messages.success(request, f"Renamed in {renamed.repo.name}; the page shows the new name after the next poll.")
+    except services.PlanError as exc:
+        messages.error(request, exc.message)
+    return redirect(f"{reverse('inventory:conflicts')}?group={matrix.group.pk}")
+
+
+@require_POST
+def sync_properties(request, row_id):
+    """The image page's "Make properties equal (from <repo>)"."""
+    matrix, row = inventory.find_row(request.user, row_id)
+    source = request.POST.get("source_repo", "")
+    try:
+        job_ids = services.sync_row_properties(matrix.group, row, int(source) if source.isdigit() else -1,
+                                               request.user)
+        messages.success(request, f"Making the properties equal: job {', '.join(map(str, job_ids))}.")
+    except services.PlanError as exc:
+        messages.error(request, exc.message)
+    return redirect("inventory:detail", row_id=row.id)
+
+
 # Live cells
 
 

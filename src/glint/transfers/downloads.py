@@ -27,7 +27,7 @@ from glint.clouds import CloudError, get_driver
 from glint.inventory.services import find_row
 from glint.transfers.services import DownloadSource, UploadRefused, download_source
 
-__all__ = ["download_response", "parse_range", "content_disposition"]
+__all__ = ["content_disposition", "download_response", "parse_range"]
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _UNSAFE = re.compile(r'[^A-Za-z0-9._+-]+')

@@ -10,8 +10,15 @@ from __future__ import annotations
 
 from glint.clouds import CloudError
 
-__all__ = ["TransferError", "UrlRefused", "FetchFailed", "TooLarge", "ChecksumMismatch",
-           "UploadInterrupted", "NotInCache"]
+__all__ = [
+    "ChecksumMismatch",
+    "FetchFailed",
+    "NotInCache",
+    "TooLarge",
+    "TransferError",
+    "UploadInterrupted",
+    "UrlRefused",
+]
 
 
 class TransferError(CloudError):

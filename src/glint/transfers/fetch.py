@@ -32,14 +32,22 @@ import ipaddress
 import re
 import socket
 import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 from glint.clouds import CHUNK_SIZE
 from glint.transfers.errors import FetchFailed, TooLarge, UrlRefused
 
-__all__ = ["FetchPolicy", "FetchStream", "open_url", "resolve", "redact", "name_from_url",
-           "parse_checksums", "fetch_checksum"]
+__all__ = [
+    "FetchPolicy",
+    "FetchStream",
+    "fetch_checksum",
+    "name_from_url",
+    "open_url",
+    "parse_checksums",
+    "redact",
+    "resolve",
+]
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 

@@ -27,14 +27,14 @@ from __future__ import annotations
 from glint.transfers.errors import TransferError
 
 __all__ = [
-    "DISK_FORMATS",
     "CONTAINER_FORMATS",
+    "DISK_FORMATS",
     "HEAD_BYTES",
     "TAIL_BYTES",
     "FormatMismatch",
+    "check_tail",
     "detect",
     "resolve",
-    "check_tail",
 ]
 
 #: Glance's disk formats.
@@ -78,7 +78,7 @@ def detect(head: bytes, tail: bytes = b"") -> str:
     """
     if head.startswith(b"QFI\xfb"):
         return "qcow2"
-    if head.startswith(b"KDMV") or head.startswith(b"# Disk DescriptorFile"):
+    if head.startswith((b"KDMV", b"# Disk DescriptorFile")):
         return "vmdk"
     if head.startswith(b"vhdxfile"):
         return "vhdx"

@@ -26,17 +26,29 @@ import time
 from django.conf import settings
 from django.utils import timezone
 
-from glint.clouds import CHUNK_SIZE, CloudError, get_driver
+from glint.clouds import CloudError, get_driver
 from glint.inventory.matrix import ALGORITHM_STRENGTH
 from glint.jobs import execution, states
 from glint.jobs.models import Job, JobTarget
-from glint.replication import ConflictPolicy, CopySource, CopyTarget, TargetState, copy_image
+from glint.replication import (
+    ConflictPolicy,
+    CopySource,
+    CopyTarget,
+    ReplicationError,
+    TargetState,
+    copy_image,
+)
 from glint.transfers import fetch, formats
-from glint.transfers.errors import ChecksumMismatch
+from glint.transfers.errors import ChecksumMismatch, UploadInterrupted
 from glint.transfers.models import Upload, UploadState
-from glint.transfers.sources import IncomingStream, UploadSource, read_head, upload_record
+from glint.transfers.sources import (
+    IncomingStream,
+    UploadSource,
+    read_head,
+    upload_record,
+)
 
-__all__ = ["LIVE_STREAMS", "run_upload", "fetch_policy", "register"]
+__all__ = ["LIVE_STREAMS", "fetch_policy", "register", "run_upload"]
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +154,6 @@ def run_upload(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None
     """Write an upload to the targets in ``todo`` (the job runner calls this with the lease held)."""
     upload = Upload.objects.get(job=job)
     stream = LIVE_STREAMS.get(job.pk)
-    first_pass = stream is not None or not upload.sha256
     if stream is None and not upload.sha256 and upload.from_url:
         Upload.objects.filter(pk=upload.pk).update(state=UploadState.RECEIVING, error_code="", error="")
         try:
@@ -170,20 +181,24 @@ def run_upload(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None
         result = copy_image(CopySource(UploadSource(record, stream), record.id, repo_ref="upload"), targets,
                             cache=execution._content_cache(), observer=_Recorder(by_key, upload), cancel=cancel)
     _record_targets(by_key, result)
-    if first_pass:
+    if stream is not None:  # the first pass: the bytes were arriving
         _settle_incoming(job, upload, stream, result, cancel)
 
 
-def _settle_incoming(job: Job, upload: Upload, stream: IncomingStream | None, result, cancel) -> None:
+def _settle_incoming(job: Job, upload: Upload, stream: IncomingStream, result, cancel) -> None:
     """Record how the incoming leg ended; land untouched bytes in the cache for the retry."""
     sha256, hashes = result.sha256, dict(result.hashes)
-    if stream is not None and not stream.started and not cancel.is_set():
+    if not stream.started and not cancel.is_set():
         try:
             sha256 = _land(stream, upload)
             hashes = {"sha256": sha256}
-        except CloudError as exc:
+        except (CloudError, ReplicationError) as exc:
             stream.error = exc
-    if stream is not None and stream.error is not None:
+    if stream.error is None and not sha256 and not cancel.is_set():
+        # The bytes arrived but the engine rejected them (e.g. the declared checksum): say why.
+        stream.error = next((t.error for t in result.targets.values() if t.error), None) or \
+            UploadInterrupted("the upload did not complete")
+    if stream.error is not None:
         error = stream.error
         Upload.objects.filter(pk=upload.pk).update(
             state=UploadState.FAILED, bytes_received=stream.received,
@@ -192,7 +207,7 @@ def _settle_incoming(job: Job, upload: Upload, stream: IncomingStream | None, re
     if cancel.is_set() and not sha256:
         Upload.objects.filter(pk=upload.pk).update(state=UploadState.CANCELLED)
         return
-    size = stream.received if stream is not None else upload.size
+    size = stream.received
     Upload.objects.filter(pk=upload.pk).update(state=UploadState.RECEIVED, sha256=sha256 or "", size=size,
                                                bytes_received=size or 0)
     Job.objects.filter(pk=job.pk).update(sha256=sha256 or "", content_key=_content_key(hashes))

@@ -31,8 +31,10 @@ from django.utils import timezone
 from glint import audit
 from glint.accounts.models import Group, User
 from glint.inventory.matrix import CellState, Row
-from glint.jobs import execution, services as job_services, states
+from glint.jobs import execution, states
+from glint.jobs import services as job_services
 from glint.jobs.models import Job, JobTarget
+from glint.jobs.runners import notify
 from glint.replication import ConflictPolicy
 from glint.repos.models import Repo
 from glint.transfers import fetch, formats
@@ -41,7 +43,7 @@ from glint.transfers.models import Upload, UploadState
 from glint.transfers.runner import LIVE_STREAMS, fetch_policy
 from glint.transfers.sources import IncomingStream, read_head
 
-__all__ = ["UploadRefused", "create_upload", "receive", "cancel_upload", "DownloadSource", "download_source"]
+__all__ = ["DownloadSource", "UploadRefused", "cancel_upload", "create_upload", "download_source", "receive"]
 
 VISIBILITIES = ("private", "shared", "community", "public")
 HEX_LENGTHS = {"sha256": 64, "sha512": 128}
@@ -158,8 +160,8 @@ def _create_job(upload: Upload, claimed_by: str | None) -> Job:
     now = timezone.now()
     claim = {}
     if claimed_by:
-        claim = dict(state=states.RUNNING, lease_owner=claimed_by, attempts=1, started=now,
-                     lease_expires=now + datetime.timedelta(seconds=settings.GLINT_JOB_LEASE_SECONDS))
+        claim = {"state": states.RUNNING, "lease_owner": claimed_by, "attempts": 1, "started": now,
+                 "lease_expires": now + datetime.timedelta(seconds=settings.GLINT_JOB_LEASE_SECONDS)}
     job = Job.objects.create(
         kind=states.UPLOAD, group=upload.group, requester=upload.requester, requester_dn=upload.requester_dn,
         image_name=upload.name, row_key=job_services.row_key(upload.group, states.UPLOAD, upload.name,
@@ -171,7 +173,7 @@ def _create_job(upload: Upload, claimed_by: str | None) -> Job:
     Upload.objects.filter(pk=upload.pk).update(job=job)
     upload.job = job
     if not claimed_by:
-        transaction.on_commit(lambda: job_services._notify(job.pk))
+        transaction.on_commit(lambda: notify(job.pk))
     return job
 
 
@@ -205,10 +207,10 @@ def receive(upload: Upload, chunks: Iterator[bytes], length: int | None) -> Uplo
         raise UploadRefused(f"Upload {upload.pk} is {upload.state}: its data was sent already.", status=409,
                             code="state")
     upload.refresh_from_db()
-    head, body = read_head(chunks)
     try:
+        head, body = read_head(chunks)
         disk_format = formats.resolve(upload.disk_format or None, head)
-    except formats.FormatMismatch as exc:
+    except TransferError as exc:  # a format lie, or the client gave up within the first bytes
         Upload.objects.filter(pk=upload.pk).update(state=UploadState.FAILED, error_code=exc.code, error=exc.message)
         audit.record("upload.receive", outcome=audit.REFUSED, user=upload.requester, group=upload.group,
                      image=upload.name, details={"upload": upload.pk, "reason": exc.message})

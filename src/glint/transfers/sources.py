@@ -32,7 +32,7 @@ from glint.clouds import (
     ProjectInfo,
 )
 from glint.transfers import formats
-from glint.transfers.errors import NotInCache, TooLarge, TransferError, UploadInterrupted
+from glint.transfers.errors import NotInCache, TooLarge, UploadInterrupted
 
 __all__ = ["UNDECLARED", "IncomingStream", "UploadSource", "read_head", "request_chunks", "upload_record"]
 
@@ -205,7 +205,3 @@ class UploadSource(CloudDriver):
     def capabilities(self) -> Capabilities:
         return Capabilities(can_range_read=False)
 
-
-def is_stream_error(error: BaseException | None) -> bool:
-    """Whether an error came from the incoming bytes (not from a target)."""
-    return isinstance(error, TransferError)

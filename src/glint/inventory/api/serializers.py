@@ -107,5 +107,20 @@ class ConflictSerializer(serializers.Serializer):
         return [row.id for row in conflict.rows]
 
 
+class SyncPropertiesSerializer(serializers.Serializer):
+    """Which copy's properties the others are made equal to."""
+
+    source_repo = serializers.IntegerField(help_text="The repo holding the copy whose properties win.")
+
+
+class RenameSerializer(serializers.Serializer):
+    """One copy of a conflict, by its cloud image id (and repo, if two repos share the id), and its new name."""
+
+    image = serializers.CharField(max_length=255, help_text="The copy's image id in its cloud.")
+    repo = serializers.IntegerField(required=False, help_text="The copy's repo, when the image id alone is ambiguous.")
+    name = serializers.CharField(allow_blank=True, trim_whitespace=False, max_length=10_000,
+                                 help_text="The new name (1 to 255 characters, not used in that repo yet).")
+
+
 class RefreshSerializer(serializers.Serializer):
     requested = serializers.ListField(child=serializers.IntegerField(), help_text="Repos to be polled.")

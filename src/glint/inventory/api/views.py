@@ -21,13 +21,19 @@ from glint.inventory import services
 from glint.inventory.api.serializers import (
     ConflictSerializer,
     RefreshSerializer,
+    RenameSerializer,
     RepoStatusSerializer,
     RowDetailSerializer,
     RowSerializer,
+    SyncPropertiesSerializer,
 )
 from glint.inventory.matrix import SORT_KEYS, sort_rows
 from glint.inventory.models import Image
 from glint.inventory.poller import request_refresh
+from glint.jobs.api.serializers import JobSerializer
+from glint.jobs.models import Job
+from glint.plans import services as plans
+from glint.plans.api.views import PlanRefused
 from glint.repos.models import Repo
 
 GROUP_PARAM = OpenApiParameter("group", int, description="The group; the caller's default group if absent.")
@@ -101,6 +107,25 @@ class ImageRowViewSet(viewsets.ViewSet):
         """Bring the row back into the matrix."""
         return self._set_hidden(request, pk, False)
 
+    @extend_schema(request=SyncPropertiesSerializer, responses={202: JobSerializer})
+    @action(detail=True, methods=["post"], url_path="sync-properties")
+    def sync_properties(self, request, pk=None):
+        """Make the properties of the row's copies equal to those of the copy in ``source_repo``.
+
+        A property-sync job (no bytes are copied); only copies that differ and that the group's
+        projects own are changed. Any member of the group may ask. 400 with the reason when there
+        is nothing to change.
+        """
+        data = SyncPropertiesSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        matrix, row = services.find_row(request.user, pk)
+        try:
+            job_ids = plans.sync_row_properties(matrix.group, row, data.validated_data["source_repo"], request.user)
+        except plans.PlanError as exc:
+            raise PlanRefused(exc) from None
+        job = Job.objects.prefetch_related("targets").get(pk=job_ids[0])
+        return Response(JobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
 
 class ConflictViewSet(viewsets.ViewSet):
     """Conflict groups of a group's images (ARCHITECTURE.md "Conflicts")."""
@@ -128,6 +153,29 @@ class ConflictViewSet(viewsets.ViewSet):
         services.acknowledge(matrix.group, conflict, request.user)
         conflict.acknowledged = True
         return Response(ConflictSerializer(conflict, context={"group": matrix.group}).data)
+
+    @extend_schema(request=RenameSerializer, responses=RenameSerializer)
+    @action(detail=True, methods=["post"])
+    def rename(self, request, pk=None):
+        """Rename one copy of the conflict in its cloud; the repo is polled again at once.
+
+        Any member of the group may. 400 with the reason for a name that is empty, longer than
+        255 characters or already used in that repo, or a copy of another project.
+        """
+        data = RenameSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        matrix, conflict = self._conflict(request, pk)
+        wanted = data.validated_data
+        copies = [c for c in conflict.copies
+                  if c.image_id == wanted["image"] and wanted.get("repo") in (None, c.repo_id)]
+        if len(copies) != 1:
+            raise ValidationError({"image": "No copy of this conflict has that image id." if not copies else
+                                   "Two repos hold that image id: name the repo too."})
+        try:
+            image = plans.rename_copy(matrix.group, conflict, copies[0].pk, wanted["name"], request.user)
+        except plans.PlanError as exc:
+            raise PlanRefused(exc) from None
+        return Response({"image": image.image_id, "repo": image.repo_id, "name": wanted["name"].strip()})
 
 
 class GroupRefreshView(APIView):

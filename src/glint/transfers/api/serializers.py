@@ -8,7 +8,7 @@ from glint.transfers import formats
 from glint.transfers.models import Upload, UploadState
 from glint.transfers.services import VISIBILITIES
 
-__all__ = ["UploadSerializer", "UploadCreateSerializer"]
+__all__ = ["UploadCreateSerializer", "UploadSerializer"]
 
 
 class UploadSerializer(serializers.ModelSerializer):

@@ -4,8 +4,8 @@ An upload from a file is two calls, so that ``curl -T`` and the CLI send the byt
 with no multipart overhead::
 
     POST /api/v1/uploads/  {"name": "ubuntu", "targets": ["cloud-a", "cloud-b"], "size": 123}
-         → 201 {"id": 7, "upload_url": "https://…/api/v1/uploads/7/data/", "state": "waiting", …}
-    PUT  /api/v1/uploads/7/data/   (Content-Type: application/octet-stream, the bytes)
+         → 201 {"id": 7, "upload_url": "https://…/api/v1/uploads/7/data", "state": "waiting", …}
+    PUT  /api/v1/uploads/7/data    (the raw bytes: ``curl -T disk.qcow2 URL``)
          → 200 {"state": "received", "job": 12, "job_state": "done", …}   once every target ended
 
 A web link is one call (``"url": …``); the fan-out job runs in a worker. Either way the job

@@ -2,9 +2,10 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import glint.repos.fields
 from django.conf import settings
 from django.db import migrations, models
+
+import glint.repos.fields
 
 
 class Migration(migrations.Migration):

@@ -1,0 +1,1 @@
+"""Glint's benchmarks: ``python -m bench`` (see bench/README.md for what bounds each figure)."""

@@ -1,0 +1,166 @@
+"""Figures 1, 2 and 5: the fan-out copy against the limit and the other routes, the copying
+process's memory, and an upload through the API — in interleaved rounds."""
+
+from __future__ import annotations
+
+import traceback
+from pathlib import Path
+
+from bench import routes
+from bench.profiling import py_spy, summarize
+from bench.report import Report, median
+from bench.stack import write_random_file
+
+__all__ = ["run_fanout"]
+
+MiB = 2**20
+
+
+def _size(size: int) -> str:
+    return f"{size // 1024**3} GiB" if size >= 1024**3 else f"{size // MiB} MiB"
+
+
+def run_fanout(report: Report, stack, glint, variant, figures, source: str, targets: list[str], work: Path,
+               profile_dir: Path | None, extra: dict) -> None:
+    say = report.printer
+    size, n = variant.size, len(targets)
+    data = write_random_file(work / f"image-{size}.raw", size)
+    source_name = f"bench-source-{size}"
+    source_id = stack.upload(source, data, source_name)
+    times: dict[str, list[float]] = {k: [] for k in ("glint", "read", "write", "staged", "manual", "upload")}
+    growth: dict[int, list[int]] = {size: []}
+    errors: dict[str, str] = {}
+    manual_how = ""
+
+    def attempt(key: str, measure) -> None:
+        nonlocal manual_how
+        if key in errors:
+            return
+        try:
+            value = measure()
+        except Exception as exc:  # noqa: BLE001 - the row says why
+            traceback.print_exc()
+            errors[key] = f"{type(exc).__name__}: {exc}"[:400]
+            return
+        if key == "glint":
+            seconds, grew = value
+            growth[size].append(grew)
+            value = seconds
+        if key == "manual":
+            value, manual_how = value
+        times[key].append(value)
+        say(f"  {key}: {value:.2f}s")
+
+    steps = [
+        ("glint", lambda: routes.glint_copy(glint, stack, source, source_name, targets)),
+        ("read", lambda: routes.read_source(stack, source, source_id)),
+        ("write", lambda: routes.write_targets(stack, data, targets)),
+        ("staged", lambda: routes.staged(stack, source, source_id, targets, work)),
+        ("manual", lambda: routes.manual(stack, source, source_id, targets, work)),
+    ]
+    if "upload" in figures:
+        steps.append(("upload", lambda: routes.glint_upload(glint, stack, data, targets)))
+    if "fanout" not in figures:
+        steps = [s for s in steps if s[0] in ("glint", "write", "upload")]
+    for round_no in range(variant.runs):
+        say(f"bench: fan-out round {round_no + 1}/{variant.runs} ({_size(size)} to {n} targets)")
+        shift = round_no % len(steps)
+        for key, measure in steps[shift:] + steps[:shift]:
+            attempt(key, measure)
+
+    what = f"{_size(size)} to {n} targets"
+    if "fanout" in figures:
+        _fanout_rows(report, times, errors, what, manual_how)
+    if "upload" in figures:
+        if times["upload"] and times["write"]:
+            report.info(f"upload via API, {what}", median(times["upload"]), unit="s")
+            report.target("upload / fan-out limit", median(times["upload"]) / median(times["write"]), "<=", 1.25,
+                          unit="x", note="limit: the same file PUT into the targets at once")
+        else:
+            report.failed("upload / fan-out limit", "<= 1.25x", errors.get("upload") or errors.get("write", "?"))
+    if "memory" in figures:
+        _memory(report, stack, glint, variant, source, targets, work, growth, errors)
+    if profile_dir is not None and "fanout" in figures and "glint" not in errors:
+        _profile(report, stack, glint, source, source_name, targets, profile_dir, extra)
+    stack.delete_quietly(source, [source_id])
+
+
+def _fanout_rows(report: Report, times, errors, what: str, manual_how: str) -> None:
+    for key, label in (("glint", "Glint copy job"), ("read", "read source alone"),
+                       ("write", "PUT local file to targets at once"), ("staged", "staged (disk, then each)"),
+                       ("manual", "manual (openstack save/create)")):
+        if times[key]:
+            report.info(f"fan-out {what}: {label}", median(times[key]), unit="s",
+                        note=manual_how if key == "manual" else "")
+    if not times["glint"]:
+        for name, target in (("Glint / limit", "<= 1.15x"), ("staged / Glint", ">= 2x"), ("manual / Glint", ">= 2.5x")):
+            report.failed(f"fan-out: {name}", target, errors.get("glint", "?"))
+        return
+    glint = median(times["glint"])
+    if times["read"] and times["write"]:
+        limit = max(median(times["read"]), median(times["write"]))
+        report.target("fan-out: Glint / limit", glint / limit, "<=", 1.15, unit="x")
+        # What even a perfect fan-out could gain here: on one small machine every Glance shares
+        # the same cores, so N writes at once are not N times faster than one after another.
+        for key in ("staged", "manual"):
+            if times[key]:
+                report.info(f"fan-out: {key} / limit (the best any fan-out could reach here)",
+                            median(times[key]) / limit, unit="x")
+    else:
+        report.failed("fan-out: Glint / limit", "<= 1.15x", errors.get("read") or errors.get("write", "?"))
+    for key, name, bound in (("staged", "staged / Glint", 2), ("manual", "manual / Glint", 2.5)):
+        if times[key]:
+            report.target(f"fan-out: {name}", median(times[key]) / glint, ">=", bound, unit="x")
+        else:
+            report.failed(f"fan-out: {name}", f">= {bound}x", errors.get(key, "?"))
+
+
+def _memory(report: Report, stack, glint, variant, source, targets, work, growth, errors) -> None:
+    """RSS growth of ``glint serve`` while it copies each size (the fan-out size: from its rounds)."""
+    for size in variant.memory_sizes:
+        if size in growth:
+            continue
+        data = write_random_file(work / f"image-{size}.raw", size)
+        name = f"bench-memory-{size}"
+        image_id = stack.upload(source, data, name)
+        data.unlink()
+        runs = variant.big_memory_runs if size == max(variant.memory_sizes) else variant.runs
+        growth[size] = []
+        for _ in range(runs):
+            try:
+                seconds, grew = routes.glint_copy(glint, stack, source, name, targets)
+            except Exception as exc:  # noqa: BLE001 - the row says why
+                errors[f"memory-{size}"] = f"{type(exc).__name__}: {exc}"[:400]
+                break
+            growth[size].append(grew)
+            report.printer(f"  memory {_size(size)}: {seconds:.1f}s, RSS +{grew / MiB:.1f} MiB")
+        stack.delete_quietly(source, [image_id])
+    for size in variant.memory_sizes:
+        name = f"memory: RSS growth copying {_size(size)} to {len(targets)} targets"
+        if growth.get(size):
+            report.target(name, median(growth[size]) / MiB, "<", 64, unit=" MiB",
+                          note=f"{len(growth[size])} run(s)")
+        else:
+            report.failed(name, "< 64 MiB", errors.get(f"memory-{size}") or errors.get("glint", "?"))
+    small, big = min(variant.memory_sizes), max(variant.memory_sizes)
+    if growth.get(small) and growth.get(big):
+        ratio = median(growth[big]) / max(1, median(growth[small]))
+        report.target(f"memory: growth at {_size(big)} / at {_size(small)}", ratio, "<=", 1.10, unit="x")
+    else:
+        report.failed(f"memory: growth at {_size(big)} / at {_size(small)}", "<= 1.1x", "a size was not measured")
+
+
+def _profile(report: Report, stack, glint, source, source_name, targets, out_dir: Path, extra: dict) -> None:
+    """One more copy (not timed) under py-spy; the hottest leaf functions go into the report."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    collapsed = out_dir / "profile-glint-copy.txt"
+    with py_spy(glint.pid, collapsed, fmt="raw") as recording:
+        if recording is None:
+            return
+        routes.glint_copy(glint, stack, source, source_name, targets)
+    if collapsed.exists():
+        top = summarize(collapsed)
+        extra["profile"] = {"file": collapsed.name, "top_leaf_frames": [[f, round(s, 3)] for f, s in top]}
+        report.printer("bench: where glint serve spent its CPU during a copy (py-spy, leaf frames):")
+        for frame, share in top[:10]:
+            report.printer(f"  {share:6.1%}  {frame}")

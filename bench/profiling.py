@@ -1,0 +1,50 @@
+"""``py-spy record`` on a running process (``glint serve``) for as long as a block runs."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+from pathlib import Path
+
+from bench.tools import tool
+
+__all__ = ["py_spy", "summarize"]
+
+
+@contextlib.contextmanager
+def py_spy(pid: int, output: Path, fmt: str = "speedscope", rate: int = 50):
+    """Record ``pid``'s on-CPU Python stacks (per thread) into ``output`` while the block runs;
+    does nothing when py-spy is not installed."""
+    exe = tool("py-spy")
+    if exe is None:
+        yield None
+        return
+    process = subprocess.Popen(
+        [str(exe), "record", "--pid", str(pid), "--output", str(output), "--format", fmt,
+         "--rate", str(rate), "--threads", "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        yield output
+    finally:
+        process.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def summarize(collapsed: Path, top: int = 15) -> list[tuple[str, float]]:
+    """The leaf functions that used the most CPU, as (frame, share of samples), from py-spy's
+    ``raw`` (collapsed stacks) output."""
+    leaves: dict[str, int] = {}
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        leaf = stack.rsplit(";", 1)[-1]
+        leaves[leaf] = leaves.get(leaf, 0) + int(count)
+        total += int(count)
+    ranked = sorted(leaves.items(), key=lambda item: -item[1])[:top]
+    return [(frame, count / total) for frame, count in ranked] if total else []

@@ -1,0 +1,39 @@
+"""The benchmark still works: its small variant (64 MiB, 2 targets, one round) runs end to end.
+
+No timing assertions: this machine's speed is not the point here (bench/README.md is). The bench
+boots its own devcloud; it may not install tools here (no test reaches beyond the machine), so
+the manual route makes openstackclient's SDK calls itself and no profile is taken.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ROWS = [
+    "fan-out: Glint / limit", "fan-out: staged / Glint", "fan-out: manual / Glint",
+    "memory: growth at 64 MiB / at 16 MiB", "inventory: concurrent speed-up over sequential",
+    "inventory: others' poll with a silent repo / without", "matrix page: SQL queries at 200 rows minus at 50",
+    "matrix API: SQL queries at 200 rows minus at 50", "upload / fan-out limit",
+]
+
+
+@pytest.mark.timeout(300)
+def test_small_bench_prints_every_row_and_writes_the_report(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--small", "--no-install", "--no-profile", "--results", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=280, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (path,) = tmp_path.glob("bench-small-*.json")
+    report = json.loads(path.read_text())
+    assert report["machine"]["cores"] >= 1 and report["machine"]["memory_bytes"] > 0
+    rows = {row["name"]: row for row in report["rows"]}
+    for name in ROWS:
+        assert name in rows, f"{name!r} missing from {sorted(rows)}"
+    for row in report["rows"]:
+        assert isinstance(row["value"], (int, float)), row
+        assert row["status"] in ("PASS", "FAIL", "INFO"), row
+        assert f"{row['name']}: " in result.stdout

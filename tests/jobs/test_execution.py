@@ -1,0 +1,68 @@
+"""Jobs run by a worker in this process against the devcloud: the cloud is asked again right
+before a delete, and every step from plan to job end leaves an audit record with the requester."""
+
+from __future__ import annotations
+
+import pytest
+
+from glint.audit.models import AuditRecord
+from glint.inventory.poller import poll_repos
+from glint.jobs.models import Job
+from glint.plans import services as plans
+from glint.plans.choices import Action
+from glint.plans.planner import Change
+from tests.clients import make_user
+from tests.jobs.conftest import run_in_process
+from tests.jobs.images import driver_for, images_named, upload
+from tests.plans.conftest import row_of, version
+
+pytestmark = [pytest.mark.devcloud, pytest.mark.django_db(transaction=True)]
+
+
+def plan_and_apply(group, user, name: str, repo, action: str) -> int:
+    """A person's plan of one cell change, applied; the one job it started."""
+    plan = plans.create_plan(group, user, [Change(row_of(group, name).id, repo.pk, action)], version(group))
+    (job_id,) = plans.apply_plan(plan, user)
+    return job_id
+
+
+def test_a_delete_of_an_image_protected_after_planning_is_refused_and_the_image_stays(
+        devcloud, group_a, repos, image_name):
+    one, two, _three = repos
+    upload(devcloud, "devcloud-1", image_name, 64 * 1024, seed="same")
+    doomed = upload(devcloud, "devcloud-2", image_name, 64 * 1024, seed="same")
+    poll_repos(repos)
+    member = make_user("Delete Member", group=group_a)
+    job_id = plan_and_apply(group_a, member, image_name, two, Action.DELETE)
+
+    with driver_for(devcloud, "devcloud-2") as cloud:
+        cloud.set_properties(doomed, set={"protected": True})  # someone protects it after the plan
+    try:
+        assert run_in_process(job_id) == "failed"
+        (target,) = Job.objects.get(pk=job_id).targets.all()
+        assert target.error_code == "protected" and target.next_attempt_at is None
+        assert target.error == f"image {doomed} is protected in devcloud-2: not deleted"
+        assert [image.id for image in images_named(devcloud, image_name)["devcloud-2"]] == [doomed]
+        end = AuditRecord.objects.get(action="job.end", details__job=job_id)
+        assert (end.outcome, end.user_dn) == ("failed", member.dn)
+    finally:
+        with driver_for(devcloud, "devcloud-2") as cloud:
+            cloud.set_properties(doomed, set={"protected": False})
+
+
+def test_applying_a_plan_leaves_audit_records_with_the_requesters_dn(devcloud, group_a, repos, image_name):
+    one, two, _three = repos
+    upload(devcloud, "devcloud-1", image_name, 64 * 1024)
+    poll_repos(repos)
+    member = make_user("Audited Member", group=group_a)
+    job_id = plan_and_apply(group_a, member, image_name, two, Action.COPY)
+
+    assert run_in_process(job_id) == "done"  # in this thread, with no request: the job names its requester
+
+    records = {r.action: r for r in AuditRecord.objects.filter(action__in=("plan.apply", "job.copy", "job.end"))}
+    assert {action: r.user_dn for action, r in records.items()} == dict.fromkeys(
+        ("plan.apply", "job.copy", "job.end"), member.dn)
+    applied = records["plan.apply"].details
+    assert (applied["jobs"], applied["copies"], applied["deletes"], applied["refused"]) == ([job_id], 1, 0, 0)
+    assert records["job.copy"].details["job"] == job_id and records["job.copy"].image == image_name
+    assert (records["job.end"].outcome, records["job.end"].details["state"]) == ("ok", "done")

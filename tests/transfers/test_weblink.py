@@ -1,0 +1,91 @@
+"""Uploads from a web link, against the devcloud: fetched safely, checked against a checksum, fanned
+out like a file; bad links refused at once (nothing connected to, nothing created) or, when only
+the fetch can tell (a redirect, the size, the checksum), failed as a job with nothing left behind.
+
+The loopback web server is allow-listed (``fetch_allow_cidrs``) by each test that needs it: by
+default Glint refuses loopback like any other internal address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from glint.jobs import execution
+from glint.jobs.models import Job
+from glint.transfers.models import Upload
+from tests.clients import client_for, make_user
+from tests.jobs.images import images_named, random_chunks
+
+pytestmark = [pytest.mark.devcloud, pytest.mark.django_db(transaction=True)]
+
+NOTHING = {"devcloud-1": [], "devcloud-2": [], "devcloud-3": []}
+
+
+@pytest.fixture
+def client(group_a):
+    return client_for(make_user("Link Uploader", group=group_a))
+
+
+def link_upload(client, group, repos, url: str, **fields):
+    body = {"group": group.pk, "url": url, "targets": [r.name for r in repos], **fields}
+    return client.post("/api/v1/uploads/", json.dumps(body), content_type="application/json")
+
+
+def run_job(job_id: int) -> Job:
+    """What the job runner of ``glint serve`` does with the queued job, here and now."""
+    job = Job.objects.get(pk=job_id)
+    assert execution.claim(job, "test-worker")
+    execution.run_claimed(job.pk, "test-worker")
+    return Job.objects.get(pk=job_id)
+
+
+def test_a_link_with_a_checksum_is_fetched_verified_and_fanned_out(devcloud, client, group_a, repos, web, settings,
+                                                                   image_name):
+    settings.GLINT_FETCH_ALLOW_CIDRS = ["127.0.0.0/8"]
+    data = b"".join(random_chunks(image_name, 2 * 2**20))
+    sha256 = web.add(f"/images/{image_name}", data)
+    web.add("/images/SHA256SUMS", f"{sha256}  {image_name}\n".encode())
+
+    response = link_upload(client, group_a, repos, web.url(f"/images/{image_name}"),
+                           checksum_url=web.url("/images/SHA256SUMS"))
+    assert response.status_code == 201, response.content
+    created = response.json()
+    assert created["name"] == image_name, "the name is the link's last path segment"
+    assert created["upload_url"] is None and created["job_state"] == "queued"
+
+    job = run_job(created["job"])
+
+    assert job.state == "done", job.error
+    upload = Upload.objects.get(pk=created["id"])
+    assert upload.state == "received" and upload.sha256 == sha256 and upload.expected_digest == sha256
+    for cloud in ("devcloud-1", "devcloud-2"):
+        (image,) = images_named(devcloud, image_name)[cloud]
+        assert image.status == "active" and image.properties["glint_sha256"] == sha256
+
+
+@pytest.mark.parametrize("case", ["redirect to 127.0.0.1", "over the size limit", "checksum mismatch"])
+def test_what_only_the_fetch_tells_fails_the_job_and_leaves_nothing(devcloud, client, group_a, repos, web2,
+                                                                    settings, image_name, case):
+    settings.GLINT_FETCH_ALLOW_CIDRS = ["127.0.0.2/32"]  # the server's address, not 127.0.0.1
+    data = b"".join(random_chunks(image_name, 2**20))
+    web2.add(f"/{image_name}", data)
+    fields, code = {}, {"redirect to 127.0.0.1": "url_refused", "over the size limit": "too_large",
+                        "checksum mismatch": "source_verification_failed"}[case]
+    if case == "redirect to 127.0.0.1":
+        web2.redirects[f"/{image_name}"] = f"http://127.0.0.1:{web2.port}/{image_name}"
+    elif case == "over the size limit":
+        settings.GLINT_UPLOAD_MAX_BYTES = 2**19
+    else:
+        fields["checksum"] = hashlib.sha256(b"other bytes").hexdigest()
+
+    response = link_upload(client, group_a, repos, web2.url(f"/{image_name}"), **fields)
+    assert response.status_code == 201, response.content
+    job = run_job(response.json()["job"])
+
+    assert job.state == "failed" and job.error_code == code, (job.error_code, job.error)
+    assert Upload.objects.get(job=job).state == "failed"
+    assert len(web2.requests) == 1, "fetched once; a redirect's target was never reached"
+    assert images_named(devcloud, image_name) == NOTHING
