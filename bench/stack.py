@@ -158,7 +158,7 @@ class Glint:
         (job_id,) = self.post(f"plans/{plan['id']}/apply/")["jobs"]
         return job_id
 
-    def wait_job(self, job_id: int, timeout: float = 1800, poll: float = 0.1) -> dict:
+    def wait_job(self, job_id: int, timeout: float = 1800, poll: float = 0.25) -> dict:
         """The job once it has ended (and will not retry); raises unless it ended ``done``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -28,7 +28,7 @@ def plan_and_apply(group, user, name: str, repo, action: str) -> int:
 
 def test_a_delete_of_an_image_protected_after_planning_is_refused_and_the_image_stays(
         devcloud, group_a, repos, image_name):
-    one, two, _three = repos
+    two = repos[1]
     upload(devcloud, "devcloud-1", image_name, 64 * 1024, seed="same")
     doomed = upload(devcloud, "devcloud-2", image_name, 64 * 1024, seed="same")
     poll_repos(repos)
@@ -51,7 +51,7 @@ def test_a_delete_of_an_image_protected_after_planning_is_refused_and_the_image_
 
 
 def test_applying_a_plan_leaves_audit_records_with_the_requesters_dn(devcloud, group_a, repos, image_name):
-    one, two, _three = repos
+    two = repos[1]
     upload(devcloud, "devcloud-1", image_name, 64 * 1024)
     poll_repos(repos)
     member = make_user("Audited Member", group=group_a)

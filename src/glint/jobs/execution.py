@@ -5,7 +5,8 @@ the same and needs nothing but the job id: :func:`claim` the job (compare-and-se
 which takes the lease), then :func:`run_claimed` it. While it runs, a :class:`LeaseKeeper`
 thread renews the lease and watches for a cancel; the engine's hooks write the targets' states
 and throttled progress; at the end the job's state is derived from its targets, automatic
-retries are scheduled for transient failures, and the repos involved are polled again.
+retries are scheduled for transient failures, the repos involved are polled again, and a job that
+comes to rest is audited (``job.end``, in the requester's name: a worker thread has no request).
 
 Every final write is conditional on still holding the lease, so a worker that stalled past its
 lease (and whose job the sweeper handed to another worker) never overwrites the newer run.

@@ -3,7 +3,9 @@
 ``create_plan`` gathers the facts the planner needs from a fresh inventory (the database as the
 poller last wrote it, never the person's page) and stores the verdicts; ``apply_plan`` turns the
 planned items into jobs through ``glint.jobs.services``, once. ``enforce_keep_everywhere`` is the
-"Keep on all repos" loop: it plans the missing copies of flagged rows like a person would.
+"Keep on all repos" loop: it plans the missing copies of flagged rows like a person would. The
+conflicts page's actions (delete a duplicate, rename a copy) and the image page's "Make properties
+equal" live here too.
 """
 
 from __future__ import annotations
