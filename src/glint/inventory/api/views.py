@@ -116,9 +116,9 @@ class ImageRowViewSet(viewsets.ViewSet):
         projects own are changed. Any member of the group may ask. 400 with the reason when there
         is nothing to change.
         """
+        matrix, row = services.find_row(request.user, pk)
         data = SyncPropertiesSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        matrix, row = services.find_row(request.user, pk)
         try:
             job_ids = plans.sync_row_properties(matrix.group, row, data.validated_data["source_repo"], request.user)
         except plans.PlanError as exc:
@@ -162,9 +162,9 @@ class ConflictViewSet(viewsets.ViewSet):
         Any member of the group may. 400 with the reason for a name that is empty, longer than
         255 characters or already used in that repo, or a copy of another project.
         """
+        matrix, conflict = self._conflict(request, pk)
         data = RenameSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        matrix, conflict = self._conflict(request, pk)
         wanted = data.validated_data
         copies = [c for c in conflict.copies
                   if c.image_id == wanted["image"] and wanted.get("repo") in (None, c.repo_id)]
