@@ -249,7 +249,11 @@ def _project_id(driver, repo) -> str:
     return driver.check().project_id
 
 
-def _run_delete(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None:
+def _for_each_target(todo: list[JobTarget], cancel: threading.Event, work) -> None:
+    """Run ``work(target, cloud)`` on each target's cloud until cancelled.
+
+    A target whose repo was removed, or whose cloud raises, fails on its own; the others go on.
+    """
     for target in todo:
         if cancel.is_set():
             return
@@ -259,30 +263,38 @@ def _run_delete(job: Job, todo: list[JobTarget], cancel: threading.Event) -> Non
         try:
             with get_driver(target.repo.connection()) as cloud:
                 _save(target, state=_WRITING)
-                try:
-                    record = cloud.get_image(target.image_id)
-                except NotFound:
-                    _save(target, state=_DONE, outcome="gone", finished=timezone.now(), error_code="", error="")
-                    continue
-                # The planner judged an inventory; the cloud may have changed since.
-                if record.protected:
-                    _save(target, **_fail(target, ImageProtected(
-                        f"image {record.id} is protected in {target.repo_name}: not deleted")))
-                    continue
-                if record.owner != _project_id(cloud, target.repo):
-                    _save(target, **_fail(target, NotOwned(
-                        f"image {record.id} belongs to another project, not {target.repo_name}'s: not deleted")))
-                    continue
-                cloud.delete(target.image_id)
-                _save(target, state=_VERIFYING)
-                try:
-                    cloud.get_image(target.image_id)
-                except NotFound:
-                    _save(target, state=_DONE, outcome="deleted", finished=timezone.now(), error_code="", error="")
-                else:
-                    _save(target, **_fail(target, CloudError(f"image {target.image_id} is still listed after delete")))
+                work(target, cloud)
         except CloudError as exc:
             _save(target, **_fail(target, exc))
+
+
+def _delete_one(target: JobTarget, cloud) -> None:
+    try:
+        record = cloud.get_image(target.image_id)
+    except NotFound:
+        _save(target, state=_DONE, outcome="gone", finished=timezone.now(), error_code="", error="")
+        return
+    # The planner judged an inventory; the cloud may have changed since.
+    if record.protected:
+        _save(target, **_fail(target, ImageProtected(
+            f"image {record.id} is protected in {target.repo_name}: not deleted")))
+        return
+    if record.owner != _project_id(cloud, target.repo):
+        _save(target, **_fail(target, NotOwned(
+            f"image {record.id} belongs to another project, not {target.repo_name}'s: not deleted")))
+        return
+    cloud.delete(target.image_id)
+    _save(target, state=_VERIFYING)
+    try:
+        cloud.get_image(target.image_id)
+    except NotFound:
+        _save(target, state=_DONE, outcome="deleted", finished=timezone.now(), error_code="", error="")
+    else:
+        _save(target, **_fail(target, CloudError(f"image {target.image_id} is still listed after delete")))
+
+
+def _run_delete(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None:
+    _for_each_target(todo, cancel, _delete_one)
 
 
 def _run_property_sync(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None:
@@ -297,21 +309,13 @@ def _run_property_sync(job: Job, todo: list[JobTarget], cancel: threading.Event)
         for target in todo:
             _save(target, **_fail(target, exc))
         return
-    for target in todo:
-        if cancel.is_set():
-            return
-        if target.repo is None:
-            _save(target, **_fail(target, CloudError("the repo was removed")))
-            continue
-        try:
-            with get_driver(target.repo.connection()) as cloud:
-                _save(target, state=_WRITING)
-                result = sync_properties(record, cloud, target.image_id)
-        except CloudError as exc:
-            _save(target, **_fail(target, exc))
-            continue
+
+    def sync_one(target: JobTarget, cloud) -> None:
+        result = sync_properties(record, cloud, target.image_id)
         _save(target, state=_DONE, outcome="synced" if result.changed else "unchanged",
               warnings=list(result.warnings), finished=timezone.now(), error_code="", error="")
+
+    _for_each_target(todo, cancel, sync_one)
 
 
 _RUNNERS = {states.COPY: _run_copy, states.DELETE: _run_delete, states.PROPERTY_SYNC: _run_property_sync}
