@@ -14,6 +14,8 @@ from pathlib import Path
 
 import devcloud
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import pkcs12
 from playwright.sync_api import expect
 
 from tests.live import free_port, glint_env
@@ -41,6 +43,9 @@ def test_demo_shows_two_clouds_and_the_sample_image(browser, tmp_path):
         wait_for_line(log, "Glint demo is running", demo)
         wait_for_line(log, "glint serve: direct TLS", demo, seconds=60)
         pki = work / "pki"
+        # The browser bundle the demo tells people to import opens with the printed password.
+        _key, p12_cert, _chain = pkcs12.load_key_and_certificates((pki / "admin.p12").read_bytes(), b"glint-demo")
+        assert p12_cert == x509.load_pem_x509_certificate((pki / "admin.pem").read_bytes())
         context = browser.new_context(
             ignore_https_errors=True,
             client_certificates=[{"origin": f"https://127.0.0.1:{port}", "certPath": str(pki / "admin.pem"),
