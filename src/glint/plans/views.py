@@ -54,6 +54,12 @@ def changes_from_form(post) -> list[Change]:
     return changes
 
 
+def _posted_id(request, field: str) -> int:
+    """A posted object id; -1 (matches nothing, so the service says "no such …") when not a number."""
+    value = request.POST.get(field, "")
+    return int(value) if value.isdigit() else -1
+
+
 @require_POST
 def create(request):
     group = visible_group(request.user, request.POST.get("group"))
@@ -130,9 +136,8 @@ def keep(request, row_id):
 def delete_duplicate(request, conflict_id):
     """The conflicts page's "Delete this copy" of a duplicate."""
     matrix, conflict = inventory.find_conflict(request.user, conflict_id)
-    image = request.POST.get("image", "")
     try:
-        job_ids = services.delete_duplicate(matrix.group, conflict, int(image) if image.isdigit() else -1,
+        job_ids = services.delete_duplicate(matrix.group, conflict, _posted_id(request, "image"),
                                             request.user, force=request.POST.get("force") == "1")
         messages.success(request, f"Deleting the copy: job {', '.join(map(str, job_ids))}.")
     except services.PlanError as exc:
@@ -144,9 +149,8 @@ def delete_duplicate(request, conflict_id):
 def rename_copy(request, conflict_id):
     """The conflicts page's "Rename" of one copy."""
     matrix, conflict = inventory.find_conflict(request.user, conflict_id)
-    image = request.POST.get("image", "")
     try:
-        renamed = services.rename_copy(matrix.group, conflict, int(image) if image.isdigit() else -1,
+        renamed = services.rename_copy(matrix.group, conflict, _posted_id(request, "image"),
                                        request.POST.get("name", ""), request.user)
         messages.success(request, f"Renamed in {renamed.repo.name}; the page shows the new name after the next poll.")
     except services.PlanError as exc:
@@ -158,9 +162,8 @@ def rename_copy(request, conflict_id):
 def sync_properties(request, row_id):
     """The image page's "Make properties equal (from <repo>)"."""
     matrix, row = inventory.find_row(request.user, row_id)
-    source = request.POST.get("source_repo", "")
     try:
-        job_ids = services.sync_row_properties(matrix.group, row, int(source) if source.isdigit() else -1,
+        job_ids = services.sync_row_properties(matrix.group, row, _posted_id(request, "source_repo"),
                                                request.user)
         messages.success(request, f"Making the properties equal: job {', '.join(map(str, job_ids))}.")
     except services.PlanError as exc:
