@@ -125,6 +125,7 @@ GLINT_CACHE_DIR = Path(str(GLINT["cache_dir"]) or DATA_DIR / "cache").expanduser
 GLINT_CACHE_QUOTA_BYTES = int(GLINT["cache_quota_bytes"])
 GLINT_UPLOAD_MAX_BYTES = int(GLINT["upload_max_bytes"])
 GLINT_FETCH_ALLOW_CIDRS = config.fetch_allow_cidrs(GLINT["fetch_allow_cidrs"])
+GLINT_CLOUD_PULL = bool(GLINT["cloud_pull"])
 
 GLINT_API_RATE_LIMIT = config.api_rate_limit(str(GLINT["api_rate_limit"]))
 GLINT_TOKEN_ISSUERS = config.token_issuers(GLINT["token_issuers"])

@@ -38,7 +38,12 @@ def qemu_image(directory: Path, fmt: str, *options: str, size: str = "1M") -> Pa
 
 
 class WebServer:
-    """A loopback HTTP server with files and redirects, recording the requests it got."""
+    """A loopback HTTP server with files and redirects, recording the requests it got.
+
+    ``for_clouds`` serves other bytes at a path to every client but Glint (Glint's fetcher says
+    ``User-Agent: Glint``; Glance's web-download does not): a 404 (None) plays a link the
+    cloud's network cannot reach, other bytes a link that changed between the two fetches.
+    """
 
     def __init__(self, host: str = "127.0.0.1"):
         self.host = host
@@ -46,14 +51,19 @@ class WebServer:
         self.unsized: set[str] = set()  # sent without Content-Length (the end is the close)
         self.stalled: set[str] = set()  # headers, then silence
         self.redirects: dict[str, str] = {}
+        self.for_clouds: dict[str, bytes | None] = {}
         self.requests: list[dict] = []
         self.stop = threading.Event()
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
-                server.requests.append({"path": self.path, "host": self.headers.get("Host"),
+                agent = self.headers.get("User-Agent", "")
+                server.requests.append({"path": self.path, "host": self.headers.get("Host"), "agent": agent,
                                         "authorization": self.headers.get("Authorization")})
+                files = server.files
+                if agent != "Glint" and self.path in server.for_clouds:
+                    files = {self.path: server.for_clouds[self.path]} if server.for_clouds[self.path] else {}
                 if self.path in server.redirects:
                     self.send_response(302)
                     self.send_header("Location", server.redirects[self.path])
@@ -63,8 +73,8 @@ class WebServer:
                     self.send_header("Content-Length", "1000")
                     self.end_headers()
                     server.stop.wait(10)
-                elif self.path in server.files:
-                    body = server.files[self.path]
+                elif self.path in files:
+                    body = files[self.path]
                     self.send_response(200)
                     if self.path not in server.unsized:
                         self.send_header("Content-Length", str(len(body)))
@@ -87,6 +97,10 @@ class WebServer:
     def add(self, path: str, body: bytes) -> str:
         self.files[path] = body
         return hashlib.sha256(body).hexdigest()
+
+    def agents(self, path: str) -> list[str]:
+        """The User-Agent of each request for ``path``, in order."""
+        return [r["agent"] for r in self.requests if r["path"] == path]
 
     def close(self):
         self.stop.set()

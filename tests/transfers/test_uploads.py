@@ -11,6 +11,7 @@ import pytest
 from glint.jobs import execution
 from glint.jobs import services as job_services
 from glint.jobs.models import Job
+from glint.jobs.targets import content_cache
 from glint.transfers import services
 from glint.transfers.models import Upload
 from glint.transfers.runner import LIVE_STREAMS
@@ -62,7 +63,7 @@ def test_a_file_goes_to_two_repos_verified_and_lands_in_the_cache(devcloud, clie
         (image,) = images_named(devcloud, image_name)[cloud]
         assert image.status == "active" and image.size == len(data) and image.visibility == "private"
         assert image.properties["glint_sha256"] == sha256 and image.properties["os_distro"] == "test"
-    assert execution._content_cache().get(sha256) is not None, "the bytes landed in the cache"
+    assert content_cache().get(sha256) is not None, "the bytes landed in the cache"
     assert put(client, upload, data).status_code == 409, "the data of an upload is sent once"
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import functools
 import logging
 import threading
 import time
@@ -32,35 +31,26 @@ from glint.clouds import CloudError, NotFound, get_driver
 from glint.inventory.poller import request_refresh
 from glint.jobs import states
 from glint.jobs.models import Job, JobTarget
-from glint.replication import (
-    ConflictPolicy,
-    ContentCache,
-    CopyObserver,
-    CopySource,
-    CopyTarget,
-    TargetState,
-    copy_image,
-    sync_properties,
+from glint.jobs.targets import (
+    InternalError,
+    TargetWriter,
+    content_cache,
+    fail_target,
+    open_copy_targets,
+    record_outcomes,
+    save_target,
 )
+from glint.replication import CopySource, TargetState, copy_image, sync_properties
 
-__all__ = ["LeaseKeeper", "claim", "claimable", "retry_delay", "run_claimed"]
+__all__ = ["LeaseKeeper", "claim", "claimable", "register_runner", "run_claimed"]
 
 log = logging.getLogger(__name__)
 
-#: Seconds between a target's progress writes (the engine reports far more often).
-PROGRESS_INTERVAL = 0.5
 #: Seconds between looks at the job row for a cancel (also how often the lease is considered).
 CANCEL_POLL_SECONDS = 1.0
 
 _PENDING, _WRITING, _VERIFYING = TargetState.PENDING.value, TargetState.WRITING.value, TargetState.VERIFYING.value
 _DONE, _FAILED, _CANCELLED = TargetState.DONE.value, TargetState.FAILED.value, TargetState.CANCELLED.value
-
-
-class InternalError(Exception):
-    """An unexpected failure, shown to people without its details (those go to the log)."""
-
-    code = "internal_error"
-    retryable = False
 
 
 class ImageProtected(CloudError):
@@ -73,11 +63,6 @@ class NotOwned(CloudError):
     """The image to delete turned out to belong to another project."""
 
     code = "not_owned"
-
-
-def retry_delay(attempts: int) -> float:
-    """Seconds before automatic try number ``attempts + 1``: exponential, capped."""
-    return min(settings.GLINT_JOB_RETRY_BASE * 2 ** max(0, attempts - 1), settings.GLINT_JOB_RETRY_MAX)
 
 
 # Claiming and the lease
@@ -140,106 +125,26 @@ class LeaseKeeper(threading.Thread):
         self.join()
 
 
-# Progress
-
-
-class _TargetWriter(CopyObserver):
-    """The engine's hooks, written to the target rows (called in the worker's own thread)."""
-
-    def __init__(self, targets: dict[str, JobTarget]):
-        self.targets = targets
-        self.started = time.monotonic()
-        self.last_write: dict[str, float] = {}
-
-    def image_created(self, target_key: str, image_id: str) -> None:
-        # Recorded before a byte is written: a crash from here on leaves an id to clean up.
-        JobTarget.objects.filter(pk=int(target_key)).update(image_id=image_id)
-        self.targets[target_key].image_id = image_id
-
-    def state_changed(self, target_key: str, state: TargetState) -> None:
-        if state.value in (_WRITING, _VERIFYING):
-            JobTarget.objects.filter(pk=int(target_key)).update(state=state.value)
-
-    def progress(self, target_key: str | None, code: str, done: int, total: int | None) -> None:
-        if target_key is None or code == "copy.verifying":
-            return
-        now = time.monotonic()
-        if now - self.last_write.get(target_key, 0.0) < PROGRESS_INTERVAL and done != total:
-            return
-        self.last_write[target_key] = now
-        rate = done / max(now - self.started, 1e-3)
-        JobTarget.objects.filter(pk=int(target_key)).update(bytes_done=done, bytes_total=total, rate=rate)
-
-    def warning(self, target_key: str | None, message: str) -> None:
-        log.info("job target %s: %s", target_key, message)
-
-
-# Recording outcomes
-
-
-def _fail(target: JobTarget, error: BaseException) -> dict:
-    """The row values of a failed target, with an automatic retry if the error is transient."""
-    retryable = bool(getattr(error, "retryable", False))
-    next_at = None
-    if retryable and target.attempts < settings.GLINT_JOB_RETRY_LIMIT:
-        next_at = timezone.now() + datetime.timedelta(seconds=retry_delay(target.attempts))
-    message = getattr(error, "message", None) or str(error)
-    if next_at is None and retryable:
-        message += f" (gave up after {target.attempts} attempts)"
-    return {"state": _FAILED, "error_code": getattr(error, "code", "error"), "error": message,
-            "next_attempt_at": next_at, "finished": timezone.now()}
-
-
-def _save(target: JobTarget, **values) -> None:
-    for name, value in values.items():
-        setattr(target, name, value)
-    JobTarget.objects.filter(pk=target.pk).update(**values)
-
-
-@functools.cache
-def _content_cache() -> ContentCache:
-    return ContentCache(settings.GLINT_CACHE_DIR, quota_bytes=settings.GLINT_CACHE_QUOTA_BYTES)
-
-
 # The kinds of job
 
 
 def _run_copy(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None:
     if job.source_repo is None:
         for target in todo:
-            _save(target, **_fail(target, CloudError("the source repo was removed")))
+            fail_target(target, CloudError("the source repo was removed"))
         return
     options = job.options or {}
+    by_key = {str(t.pk): t for t in todo}
     with contextlib.ExitStack() as stack:
         source = stack.enter_context(get_driver(job.source_repo.connection()))
-        targets = []
-        for target in todo:
-            if target.repo is None:
-                _save(target, **_fail(target, CloudError("the target repo was removed")))
-                continue
-            targets.append(CopyTarget(
-                key=str(target.pk), driver=stack.enter_context(get_driver(target.repo.connection())),
-                visibility=options.get("visibility"),
-                policy=ConflictPolicy(options.get("conflict_policy") or ConflictPolicy.REPORT.value),
-                previous_image_id=target.image_id or None,
-            ))
+        targets = open_copy_targets(todo, stack, visibility=options.get("visibility"), options=options)
         if not targets:
             return
-        by_key = {str(t.pk): t for t in todo}
         result = copy_image(CopySource(source, job.source_image_id, repo_ref=str(job.source_repo.pk)), targets,
-                            cache=_content_cache(), observer=_TargetWriter(by_key), cancel=cancel)
+                            cache=content_cache(), observer=TargetWriter(by_key), cancel=cancel)
     if result.sha256 and not job.sha256:
         Job.objects.filter(pk=job.pk).update(sha256=result.sha256)
-    for key, outcome in result.targets.items():
-        target = by_key[key]
-        if outcome.state is TargetState.DONE:
-            _save(target, state=_DONE, outcome=outcome.outcome.value, image_id=outcome.image_id or target.image_id,
-                  warnings=outcome.warnings, finished=timezone.now(), error_code="", error="",
-                  bytes_done=target.bytes_total or outcome.bytes_written)
-        elif outcome.state is TargetState.CANCELLED:
-            _save(target, state=_CANCELLED, outcome="cancelled", warnings=outcome.warnings, finished=timezone.now())
-        else:
-            _save(target, warnings=outcome.warnings, **_fail(target, outcome.error or InternalError("no reason")))
+    record_outcomes(by_key, result)
 
 
 def _project_id(driver, repo) -> str:
@@ -258,39 +163,39 @@ def _for_each_target(todo: list[JobTarget], cancel: threading.Event, work) -> No
         if cancel.is_set():
             return
         if target.repo is None:
-            _save(target, **_fail(target, CloudError("the repo was removed")))
+            fail_target(target, CloudError("the repo was removed"))
             continue
         try:
             with get_driver(target.repo.connection()) as cloud:
-                _save(target, state=_WRITING)
+                save_target(target, state=_WRITING)
                 work(target, cloud)
         except CloudError as exc:
-            _save(target, **_fail(target, exc))
+            fail_target(target, exc)
 
 
 def _delete_one(target: JobTarget, cloud) -> None:
     try:
         record = cloud.get_image(target.image_id)
     except NotFound:
-        _save(target, state=_DONE, outcome="gone", finished=timezone.now(), error_code="", error="")
+        save_target(target, state=_DONE, outcome="gone", finished=timezone.now(), error_code="", error="")
         return
     # The planner judged an inventory; the cloud may have changed since.
     if record.protected:
-        _save(target, **_fail(target, ImageProtected(
-            f"image {record.id} is protected in {target.repo_name}: not deleted")))
+        fail_target(target, ImageProtected(
+            f"image {record.id} is protected in {target.repo_name}: not deleted"))
         return
     if record.owner != _project_id(cloud, target.repo):
-        _save(target, **_fail(target, NotOwned(
-            f"image {record.id} belongs to another project, not {target.repo_name}'s: not deleted")))
+        fail_target(target, NotOwned(
+            f"image {record.id} belongs to another project, not {target.repo_name}'s: not deleted"))
         return
     cloud.delete(target.image_id)
-    _save(target, state=_VERIFYING)
+    save_target(target, state=_VERIFYING)
     try:
         cloud.get_image(target.image_id)
     except NotFound:
-        _save(target, state=_DONE, outcome="deleted", finished=timezone.now(), error_code="", error="")
+        save_target(target, state=_DONE, outcome="deleted", finished=timezone.now(), error_code="", error="")
     else:
-        _save(target, **_fail(target, CloudError(f"image {target.image_id} is still listed after delete")))
+        fail_target(target, CloudError(f"image {target.image_id} is still listed after delete"))
 
 
 def _run_delete(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None:
@@ -300,25 +205,35 @@ def _run_delete(job: Job, todo: list[JobTarget], cancel: threading.Event) -> Non
 def _run_property_sync(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None:
     if job.source_repo is None:
         for target in todo:
-            _save(target, **_fail(target, CloudError("the source repo was removed")))
+            fail_target(target, CloudError("the source repo was removed"))
         return
     try:
         with get_driver(job.source_repo.connection()) as source:
             record = source.get_image(job.source_image_id)
     except CloudError as exc:
         for target in todo:
-            _save(target, **_fail(target, exc))
+            fail_target(target, exc)
         return
 
     def sync_one(target: JobTarget, cloud) -> None:
         result = sync_properties(record, cloud, target.image_id)
-        _save(target, state=_DONE, outcome="synced" if result.changed else "unchanged",
+        save_target(target, state=_DONE, outcome="synced" if result.changed else "unchanged",
               warnings=list(result.warnings), finished=timezone.now(), error_code="", error="")
 
     _for_each_target(todo, cancel, sync_one)
 
 
 _RUNNERS = {states.COPY: _run_copy, states.DELETE: _run_delete, states.PROPERTY_SYNC: _run_property_sync}
+
+
+def register_runner(kind: str, runner) -> None:
+    """Let another app carry out jobs of its own ``kind``.
+
+    ``runner(job, todo, cancel)`` is called with the lease held, for the targets to (re)do; it
+    records each one with the functions of :mod:`glint.jobs.targets`, and everything else
+    (claim, lease, cancel, retries, the job's final state, the audit) stays here.
+    """
+    _RUNNERS.setdefault(kind, runner)
 
 
 def _clean_up_cancelled(job: Job, targets: list[JobTarget]) -> None:
@@ -331,10 +246,10 @@ def _clean_up_cancelled(job: Job, targets: list[JobTarget]) -> None:
                 with get_driver(target.repo.connection()) as cloud:
                     with contextlib.suppress(NotFound):
                         cloud.delete(target.image_id)
-                _save(target, image_id="")
+                save_target(target, image_id="")
             except CloudError as exc:  # the orphan reconciler deletes it later
                 log.warning("job %s: could not delete %s in %s: %s", job.pk, target.image_id, target.repo_name, exc)
-        _save(target, state=_CANCELLED, outcome="cancelled", next_attempt_at=None,
+        save_target(target, state=_CANCELLED, outcome="cancelled", next_attempt_at=None,
               finished=target.finished or timezone.now())
 
 
@@ -378,7 +293,7 @@ def run_claimed(job_id: int, owner: str) -> str | None:
                 error = InternalError(f"internal error ({type(exc).__name__}); see the server log")
                 for target in todo:
                     if target.state not in states.TARGET_FINAL_STATES:
-                        _save(target, **_fail(target, error))
+                        fail_target(target, error)
     finally:
         keeper.stop()
     if keeper.lost.is_set():

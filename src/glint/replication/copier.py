@@ -8,7 +8,9 @@ Order matters for crash safety (ARCHITECTURE.md "Jobs"):
 2. The target image is created private and its id reported (``image_created``) before a byte is
    written, so a crash leaves an id the job can clean up.
 3. The fan-out reads the source once; every upload's end is held back until the source's bytes
-   matched its stored hash.
+   matched its stored hash. (When the source offers a pull link, a target cloud with the
+   ``web-download`` import fetches the bytes itself instead, and is checked against the
+   source's stored hash once active; a cloud that refuses is streamed to.)
 4. Each target is verified once active; a bad copy is deleted.
 5. Only then: the chosen visibility and the content markers, and the old image of a clash is
    replaced or renamed. Whatever failed after step 2 deletes the new image.
@@ -130,7 +132,7 @@ class Copy:
             raise SourceNotUsable(
                 f"source image {record.id} ({record.name!r}) is {record.status}, not active: "
                 f"it has no data to copy yet")
-        if not ((record.hash_algo and record.hash_value) or record.checksum):
+        if not ((record.hash_algo and record.hash_value) or record.checksum or self.source.trusted_stream):
             raise SourceNotUsable(
                 f"source image {record.id} ({record.name!r}) has no stored hash, so its bytes "
                 f"cannot be verified; Glint does not copy unverifiable images")

@@ -13,6 +13,7 @@ __all__ = [
     "SourceVerificationFailed",
     "TargetVerificationFailed",
     "VerificationTimeout",
+    "PullFailed",
     "NameConflict",
     "CopyCancelled",
     "CacheFull",
@@ -66,6 +67,15 @@ class VerificationTimeout(ReplicationError):
     """A target image did not become ``active`` within the bounded wait after its upload."""
 
     code = "verification_timeout"
+    retryable = True
+
+
+class PullFailed(ReplicationError):
+    """A target cloud accepted to fetch the pull link itself, then failed to (its import task
+    failed: the link broke, timed out or was refused by the cloud's network). The retry
+    streams the bytes through Glint instead."""
+
+    code = "pull_failed"
     retryable = True
 
 

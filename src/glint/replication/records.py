@@ -45,11 +45,24 @@ class CopySource:
         image_id: The source image's id in that repo.
         repo_ref: How provenance names the source repo (``glint_source_repo``), e.g. the
             repo's primary key as a string.
+        pull_url: A web link the same bytes can be fetched from. A target cloud that offers
+            the ``web-download`` import fetches them itself (nothing passes through Glint) and
+            the copy is verified afterwards against the source record's hash, which must then
+            be set; a cloud without it, or one that refuses the link when asked, is streamed
+            to as usual. The caller offers only links that passed its own address checks
+            and carry no credentials (the cloud keeps the link in its import task).
+        trusted_stream: The source has no stored hash and its bytes are copied anyway: they
+            come straight from the person who owns them (an upload without a declared
+            checksum), so there is nothing to check them *against*. Each target is still
+            verified against the digests of the bytes that were read. Without this flag the
+            engine refuses a source without a hash.
     """
 
     driver: CloudDriver
     image_id: str
     repo_ref: str
+    pull_url: str | None = None
+    trusted_stream: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +100,8 @@ class CopyOptions:
             Past it, that target continues from the cache spool on disk and the source and
             the other targets carry on; without a cache the reader waits for it instead.
         verify_timeout: Seconds to wait for a target image to turn ``active`` after upload.
+        pull_timeout: Seconds a target cloud may take to fetch a pull link itself (it reads
+            the whole image in that time, so this is far longer than ``verify_timeout``).
         poll_interval: First pause between those polls (doubles up to 5 s).
         read_attempts: How often the source read is resumed (at the byte it broke off) before
             the copy fails.
@@ -95,6 +110,7 @@ class CopyOptions:
 
     lag_limit_bytes: int = 8 * 1024 * 1024
     verify_timeout: float = 600.0
+    pull_timeout: float = 6 * 3600.0
     poll_interval: float = 0.2
     read_attempts: int = 3
     property_rules: PropertyRules | None = None
@@ -116,6 +132,8 @@ class TargetOutcome(str, enum.Enum):
 
     Members:
         COPIED: Bytes written and verified (state done).
+        PULLED: The target cloud fetched the bytes from :attr:`CopySource.pull_url` itself;
+            verified against the source's hash (state done).
         EXISTS: The target already held a verified copy; nothing written (state done).
         SKIPPED: A name clash and policy "skip"; nothing written (state done).
         FAILED: See :attr:`TargetResult.error` (state failed).
@@ -123,6 +141,7 @@ class TargetOutcome(str, enum.Enum):
     """
 
     COPIED = "copied"
+    PULLED = "pulled"
     EXISTS = "exists"
     SKIPPED = "skipped"
     FAILED = "failed"
@@ -204,7 +223,9 @@ class CopyObserver:
 
         Args:
             target_key: The target, or None for the source read.
-            code: ``copy.reading`` (the source) or ``copy.writing`` (a target).
+            code: ``copy.reading`` (the source), ``copy.writing`` (a target) or
+                ``copy.pulling`` (a target cloud fetching the pull link; ``done`` stays 0,
+                as the cloud does not say how far it got).
             done: Bytes done.
             total: Bytes in all, if known.
         """

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from glint.clouds import CloudError, Conflict, Forbidden, ImageRecord, NotFound
+from glint.clouds import CloudError, Conflict, Forbidden, ImageRecord, InvalidRequest, NotFound
 from glint.replication import properties as props
 from glint.replication.errors import CopyCancelled, NameConflict, ReplicationError, UnexpectedError
 from glint.replication.events import Throttle
@@ -57,6 +57,7 @@ class TargetRun:
         self.result = TargetResult(key=target.key)
         self.prepared = threading.Event()
         self.feed_wanted = False
+        self.pulling = False
         self.feed: Feed | None = None
         self.target_algo: str | None = None
         self.image_id: str | None = None
@@ -97,10 +98,13 @@ class TargetRun:
             return
         finally:
             self.prepared.set()
-        if not self.feed_wanted:
+        if not (self.feed_wanted or self.pulling):
             return
-        self.copy.fanout_ready.wait()
         try:
+            if self.pulling:
+                self._await_pull()
+                return
+            self.copy.fanout_ready.wait()
             if self.feed is None:  # the fan-out never started
                 raise self.copy.start_error or CopyCancelled("the copy was cancelled")
             self._write()
@@ -203,7 +207,28 @@ class TargetRun:
         created = self.driver.create_image(fields)
         self.image_id = created.id
         self.copy.pump.call(self.copy.observer.image_created, self.target.key, created.id)
-        self.feed_wanted = True
+        self.pulling = self._start_pull(source)
+        self.feed_wanted = not self.pulling
+
+    def _start_pull(self, source: ImageRecord) -> bool:
+        """Ask the target cloud to fetch the source's pull link itself, if one is offered and
+        the cloud offers ``web-download``; False: stream to it instead.
+
+        A cloud that refuses the link on the spot (its own address filter, a disabled method)
+        leaves the image ``queued``, so the same image is streamed to. Only a source with a
+        hash is pulled: the copy can only be verified against it.
+        """
+        url = self.copy.source.pull_url
+        digests = _stored_digests(source)
+        if not url or not digests or "web-download" not in self._import_methods():
+            return False
+        try:
+            self.driver.import_web_download(self.image_id, url)
+        except (InvalidRequest, Forbidden, Conflict) as exc:
+            self._warn(f"the target cloud would not fetch the link itself ({exc.message}); "
+                       f"Glint streams the image to it")
+            return False
+        return True
 
     def _write(self) -> None:
         source = self.copy.record
@@ -224,6 +249,27 @@ class TargetRun:
         self.result.spooled = self.feed.detached
         pump.post(observer.progress, key, "copy.writing", self.feed.sent, source.size)
 
+    def _import_methods(self) -> tuple[str, ...]:
+        try:
+            return self.driver.capabilities().import_methods
+        except CloudError:  # a cloud without the discovery call (or it failed): stream to it
+            return ()
+
+    def _await_pull(self) -> None:
+        """Wait while the target cloud fetches the link, then verify its copy against the
+        source's stored hash (its size too, when the link announced one)."""
+        source = self.copy.record
+        assert source is not None and self.image_id is not None
+        self._state(TargetState.WRITING)
+        self.copy.pump.post(self.copy.observer.progress, self.target.key, "copy.pulling", 0, source.size)
+        options = self.copy.options
+        record = wait_active(self.driver, self.image_id, timeout=options.pull_timeout,
+                             interval=options.poll_interval, cancel=self.copy.cancel)
+        self._state(TargetState.VERIFYING)
+        digests = _stored_digests(source)
+        check_copy(self.driver, record, source.size, digests)
+        self._keep(record, digests, TargetOutcome.PULLED)
+
     def _verify_and_finish(self) -> None:
         fanout = self.copy.fanout
         assert fanout is not None and fanout.digests is not None and self.image_id is not None
@@ -233,10 +279,14 @@ class TargetRun:
                              timeout=options.verify_timeout, interval=options.poll_interval,
                              cancel=self.copy.cancel)
         check_copy(self.driver, record, fanout.size, fanout.digests)
-        self._finish(record, fanout.digests)
+        self._keep(record, fanout.digests, TargetOutcome.COPIED)
+
+    def _keep(self, record: ImageRecord, digests: dict[str, str], outcome: TargetOutcome) -> None:
+        """A verified copy: finish it, settle the old images of its name, and report it."""
+        self._finish(record, digests)
         image_id, self.image_id = self.image_id, None  # from here on, the copy is kept
         self._settle_clashes()
-        self._done(TargetOutcome.COPIED, image_id)
+        self._done(outcome, image_id)
 
     def _finish(self, record: ImageRecord, digests: dict[str, str]) -> None:
         """Give a verified copy its markers and final visibility."""
@@ -275,3 +325,13 @@ class TargetRun:
                     self.result.renamed_image_ids.append(old.id)
             except CloudError as exc:
                 self._warn(f"the old image {old.id} named {self.name!r} was kept: {exc}")
+
+
+def _stored_digests(record: ImageRecord) -> dict[str, str]:
+    """The digests a source record says its bytes have (what a pulled copy must match)."""
+    digests = {}
+    if record.hash_algo and record.hash_value:
+        digests[record.hash_algo] = record.hash_value.lower()
+    if record.checksum:
+        digests["md5"] = record.checksum.lower()
+    return digests

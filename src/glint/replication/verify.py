@@ -13,12 +13,20 @@ import threading
 import time
 
 from glint.clouds import CloudDriver, ImageRecord
-from glint.replication.errors import CopyCancelled, TargetVerificationFailed, VerificationTimeout
+from glint.replication.errors import (
+    CopyCancelled,
+    PullFailed,
+    TargetVerificationFailed,
+    VerificationTimeout,
+)
 from glint.replication.hashing import MultiHasher
 
 __all__ = ["wait_active", "check_copy", "same_content"]
 
 _MAX_POLL_INTERVAL = 5.0
+
+#: The image property Glance sets to the stores an import (e.g. ``web-download``) failed for.
+FAILED_IMPORT = "os_glance_failed_import"
 
 
 def wait_active(
@@ -35,6 +43,8 @@ def wait_active(
     Raises:
         VerificationTimeout: Still not active at the deadline.
         TargetVerificationFailed: The cloud marked it ``killed``/``deleted`` (it refused the data).
+        PullFailed: The cloud's own import of the data (``web-download``) failed: Glance then
+            leaves the image ``queued`` and names the store in ``os_glance_failed_import``.
         CopyCancelled: ``cancel`` was set.
     """
     deadline = time.monotonic() + timeout
@@ -45,6 +55,11 @@ def wait_active(
             if record.status in ("killed", "deleted", "pending_delete"):
                 raise TargetVerificationFailed(
                     f"image {image_id} went {record.status} after its upload")
+            if record.properties.get(FAILED_IMPORT):
+                raise PullFailed(
+                    f"the target cloud could not fetch the image from the link itself (its import "
+                    f"into store {record.properties[FAILED_IMPORT]!r} failed); the retry streams it "
+                    f"through Glint")
         if time.monotonic() >= deadline:
             status = record.status if record else "unknown"
             raise VerificationTimeout(
@@ -58,21 +73,21 @@ def wait_active(
 
 
 def check_copy(
-    driver: CloudDriver, record: ImageRecord, size: int, digests: dict[str, str]
+    driver: CloudDriver, record: ImageRecord, size: int | None, digests: dict[str, str]
 ) -> None:
     """Check an active target image against the stream that was sent.
 
     Args:
         driver: The target's driver (for a read-back, only when needed).
         record: The target image, active.
-        size: Bytes sent.
-        digests: Digests of the bytes sent, by algorithm.
+        size: Bytes sent (None: not known, as for a link the cloud fetched itself).
+        digests: Digests of the bytes sent, by algorithm (at least one).
 
     Raises:
         TargetVerificationFailed: Size or hash differ.
     """
     what = f"target image {record.id}"
-    if record.size is not None and record.size != size:
+    if record.size is not None and size is not None and record.size != size:
         raise TargetVerificationFailed(
             f"{what} holds {record.size} bytes but {size} were sent")
     algo, stored = record.hash_algo, record.hash_value
@@ -82,8 +97,9 @@ def check_copy(
         algo, stored, expected = "md5", record.checksum, digests["md5"]
     else:
         # The target's algorithm was not computed on the way (it was not known up front):
-        # read the copy back and compare the one digest always known.
-        algo, expected = "sha256", digests["sha256"]
+        # read the copy back and compare a digest that is known (sha256 when there is one).
+        algo = "sha256" if "sha256" in digests else next(iter(digests))
+        expected = digests[algo]
         stored = _read_back(driver, record.id, algo)
     if stored.lower() != expected:
         raise TargetVerificationFailed(

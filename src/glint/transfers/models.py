@@ -11,6 +11,8 @@ Incoming states::
 
     waiting ──PUT / fetch──▶ receiving ──▶ received    (all bytes in the cache, sha256 known)
                                   │
+                                  ├──────▶ pulled      (a web link the target clouds fetched
+                                  │                     themselves; Glint read only its head)
                                   └──────▶ failed | cancelled
 
 A web link with credentials is stored encrypted (``source_url``); only the redacted form
@@ -32,6 +34,7 @@ class UploadState(models.TextChoices):
     WAITING = "waiting", _("waiting for data")
     RECEIVING = "receiving", _("receiving")
     RECEIVED = "received", _("received")
+    PULLED = "pulled", _("fetched by the target clouds")
     FAILED = "failed", _("failed")
     CANCELLED = "cancelled", _("cancelled")
 

@@ -24,20 +24,19 @@ import threading
 import time
 
 from django.conf import settings
-from django.utils import timezone
 
-from glint.clouds import CloudError, get_driver
+from glint.clouds import CloudError
 from glint.inventory.matrix import ALGORITHM_STRENGTH
 from glint.jobs import execution, states
 from glint.jobs.models import Job, JobTarget
-from glint.replication import (
-    ConflictPolicy,
-    CopySource,
-    CopyTarget,
-    ReplicationError,
-    TargetState,
-    copy_image,
+from glint.jobs.targets import (
+    TargetWriter,
+    content_cache,
+    fail_target,
+    open_copy_targets,
+    record_outcomes,
 )
+from glint.replication import CopySource, ReplicationError, TargetOutcome, copy_image
 from glint.transfers import fetch, formats
 from glint.transfers.errors import ChecksumMismatch, UploadInterrupted
 from glint.transfers.models import Upload, UploadState
@@ -65,7 +64,7 @@ def fetch_policy(max_bytes: int | None = None) -> fetch.FetchPolicy:
                              max_bytes=max_bytes or settings.GLINT_UPLOAD_MAX_BYTES or None)
 
 
-class _Recorder(execution._TargetWriter):
+class _Recorder(TargetWriter):
     """The jobs app's progress hooks, plus the upload's own bytes received (the source read)."""
 
     def __init__(self, targets: dict[str, JobTarget], upload: Upload):
@@ -93,15 +92,19 @@ def _open_link(upload: Upload) -> IncomingStream:
         upload.expected_algo, upload.expected_digest = algo, digest
     response = fetch.open_url(upload.source_url.reveal(), policy)
     head, chunks = read_head(iter(response))
-    disk_format = formats.resolve(upload.disk_format or None, head)
+    try:
+        disk_format = formats.resolve(upload.disk_format or None, head)
+    except BaseException:
+        response.close()
+        raise
     Upload.objects.filter(pk=upload.pk).update(disk_format=disk_format, size=response.size)
     upload.disk_format, upload.size = disk_format, response.size
-    return IncomingStream(chunks, disk_format, policy.max_bytes)
+    return IncomingStream(chunks, disk_format, policy.max_bytes, on_close=response.close)
 
 
 def _land(stream: IncomingStream, upload: Upload) -> str | None:
     """Read the rest of an untouched stream into the cache (no target took it); its sha256."""
-    cache = execution._content_cache()
+    cache = content_cache()
     spool = cache.spool(upload.size)
     algos = {"sha256", upload.expected_algo} - {""}
     hashes = {name: hashlib.new(name) for name in algos}
@@ -128,26 +131,9 @@ def _content_key(hashes) -> str:
     return f"{algo}:{hashes[algo]}" if algo in hashes else ""
 
 
-def _record_targets(by_key: dict[str, JobTarget], result) -> None:
-    """Store the engine's verdict per target (as the jobs app does for a copy)."""
-    for key, outcome in result.targets.items():
-        target = by_key[key]
-        if outcome.state is TargetState.DONE:
-            execution._save(target, state=TargetState.DONE.value, outcome=outcome.outcome.value,
-                            image_id=outcome.image_id or target.image_id, warnings=outcome.warnings,
-                            finished=timezone.now(), error_code="", error="",
-                            bytes_done=target.bytes_total or outcome.bytes_written)
-        elif outcome.state is TargetState.CANCELLED:
-            execution._save(target, state=TargetState.CANCELLED.value, outcome="cancelled",
-                            warnings=outcome.warnings, finished=timezone.now())
-        else:
-            error = outcome.error or execution.InternalError("no reason")
-            execution._save(target, warnings=outcome.warnings, **execution._fail(target, error))
-
-
 def _fail_all(todo: list[JobTarget], error: BaseException) -> None:
     for target in todo:
-        execution._save(target, **execution._fail(target, error))
+        fail_target(target, error)
 
 
 def run_upload(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None:
@@ -166,28 +152,40 @@ def run_upload(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None
     options = job.options or {}
     record = upload_record(upload, upload.disk_format or "raw")
     by_key = {str(t.pk): t for t in todo}
+    # An upload is the person's own bytes: copied even without a declared checksum.
+    source = CopySource(UploadSource(record, stream), record.id, repo_ref="upload",
+                        pull_url=_pull_url(upload, todo), trusted_stream=True)
     with contextlib.ExitStack() as stack:
-        targets = []
-        for target in todo:
-            if target.repo is None:
-                execution._save(target, **execution._fail(target, CloudError("the target repo was removed")))
-                continue
-            targets.append(CopyTarget(
-                key=str(target.pk), driver=stack.enter_context(get_driver(target.repo.connection())),
-                visibility=upload.visibility,
-                policy=ConflictPolicy(options.get("conflict_policy") or ConflictPolicy.REPORT.value),
-                previous_image_id=target.image_id or None,
-            ))
-        result = copy_image(CopySource(UploadSource(record, stream), record.id, repo_ref="upload"), targets,
-                            cache=execution._content_cache(), observer=_Recorder(by_key, upload), cancel=cancel)
-    _record_targets(by_key, result)
+        targets = open_copy_targets(todo, stack, visibility=upload.visibility, options=options)
+        result = copy_image(source, targets, cache=content_cache(), observer=_Recorder(by_key, upload),
+                            cancel=cancel)
+    record_outcomes(by_key, result)
     if stream is not None:  # the first pass: the bytes were arriving
         _settle_incoming(job, upload, stream, result, cancel)
+
+
+def _pull_url(upload: Upload, todo: list[JobTarget]) -> str | None:
+    """The web link the target clouds may fetch themselves (``web-download``), or None.
+
+    Only on a link's first pass (a retry streams through Glint: that is the fallback when a
+    cloud's own fetch failed), only with an expected checksum (the pulled copies are verified
+    against it), only for a link without credentials (the cloud would keep them in its import
+    task, readable by its project), and only when the setting ``cloud_pull`` is on.
+    """
+    if not (settings.GLINT_CLOUD_PULL and upload.from_url and upload.expected_digest) or upload.sha256:
+        return None
+    if any(target.attempts > 1 for target in todo):
+        return None
+    url = upload.source_url.reveal()
+    return url if fetch.redact(url) == url else None
 
 
 def _settle_incoming(job: Job, upload: Upload, stream: IncomingStream, result, cancel) -> None:
     """Record how the incoming leg ended; land untouched bytes in the cache for the retry."""
     sha256, hashes = result.sha256, dict(result.hashes)
+    if not stream.started and any(t.outcome is TargetOutcome.PULLED for t in result.targets.values()):
+        _settle_pulled(job, upload, stream)
+        return
     if not stream.started and not cancel.is_set():
         try:
             sha256 = _land(stream, upload)
@@ -213,7 +211,16 @@ def _settle_incoming(job: Job, upload: Upload, stream: IncomingStream, result, c
     Job.objects.filter(pk=job.pk).update(sha256=sha256 or "", content_key=_content_key(hashes))
 
 
+def _settle_pulled(job: Job, upload: Upload, stream: IncomingStream) -> None:
+    """The clouds fetched the link themselves and Glint read none of it (beyond the head that
+    told the format): close the link; a target that failed fetches it again on its retry."""
+    stream.close()
+    Upload.objects.filter(pk=upload.pk).update(state=UploadState.PULLED)
+    Job.objects.filter(pk=job.pk).update(
+        content_key=_content_key({upload.expected_algo: upload.expected_digest}))
+
+
 def register() -> None:
     """Make the job runner run ``upload`` jobs with :func:`run_upload`."""
-    execution._RUNNERS.setdefault(states.UPLOAD, run_upload)
+    execution.register_runner(states.UPLOAD, run_upload)
 

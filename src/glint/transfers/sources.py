@@ -11,11 +11,10 @@ them from there: the second pass never asks the person for the file again.
 
 The engine refuses a source without a stored hash (it could not verify the bytes it reads).
 An upload has one only when the person declared a checksum (the CLI always sends the file's
-sha256; a web link may name one). Without one, the record carries :data:`UNDECLARED`, an
-algorithm name that hashlib does not know: the engine then computes no digest to compare the
-incoming bytes with — there is nothing to compare them with — and still verifies every target
-against the digests of the bytes that arrived. (The engine could grow an explicit "trusted
-stream" source flag for this; until then the sentinel is the contract, pinned by the tests.)
+sha256; a web link may name one); then the incoming bytes are checked against it. Without one
+there is nothing to check them against, so the runner marks the source ``trusted_stream``: the
+engine copies it anyway, and still verifies every target against the digests of the bytes that
+arrived.
 """
 
 from __future__ import annotations
@@ -34,11 +33,7 @@ from glint.clouds import (
 from glint.transfers import formats
 from glint.transfers.errors import NotInCache, TooLarge, UploadInterrupted
 
-__all__ = ["UNDECLARED", "IncomingStream", "UploadSource", "read_head", "request_chunks", "upload_record"]
-
-#: The "algorithm" of an upload whose checksum nobody declared (see the module docstring).
-UNDECLARED = "glint-undeclared"
-
+__all__ = ["IncomingStream", "UploadSource", "read_head", "request_chunks", "upload_record"]
 
 def request_chunks(body, length: int | None, chunk_size: int) -> Iterator[bytes]:
     """The raw request body, ``chunk_size`` bytes at a time, never more than ``length``.
@@ -88,6 +83,8 @@ class IncomingStream:
             the end, :func:`formats.check_tail`).
         max_bytes: The size limit (None: none).
         on_progress: Called with the bytes received so far (in the thread that reads).
+        on_close: Releases the source of ``chunks`` (a web link's connection) when the stream
+            is closed without being read to its end.
 
     Attributes:
         received: Bytes passed on so far.
@@ -96,8 +93,10 @@ class IncomingStream:
     """
 
     def __init__(self, chunks: Iterable[bytes], disk_format: str, max_bytes: int | None,
-                 on_progress: Callable[[int], None] | None = None):
+                 on_progress: Callable[[int], None] | None = None,
+                 on_close: Callable[[], None] | None = None):
         self._chunks = iter(chunks)
+        self._on_close = on_close
         self.disk_format = disk_format
         self.max_bytes = max_bytes
         self._on_progress = on_progress
@@ -130,6 +129,11 @@ class IncomingStream:
             raise
         self.finished = True
 
+    def close(self) -> None:
+        """Give up the bytes not read yet (nobody will read them)."""
+        if self._on_close is not None:
+            self._on_close()
+
 
 class _StreamReader(ImageReader):
     def __init__(self, stream: IncomingStream, size: int | None):
@@ -146,14 +150,12 @@ def upload_record(upload, disk_format: str) -> ImageRecord:
     """The image an upload declares, as the engine's source record.
 
     Once the bytes were received their sha256 is the stored hash (the retry reads them from the
-    cache by it); before, a declared checksum, or :data:`UNDECLARED`.
+    cache by it); before, a declared checksum, or none.
     """
     if upload.sha256:
         algo, digest = "sha256", upload.sha256
-    elif upload.expected_digest:
-        algo, digest = upload.expected_algo, upload.expected_digest
     else:
-        algo, digest = UNDECLARED, "-"
+        algo, digest = upload.expected_algo, upload.expected_digest
     return ImageRecord(
         id=f"upload-{upload.pk}", name=upload.name, status="active", size=upload.size,
         disk_format=disk_format, container_format=upload.container_format or "bare",
