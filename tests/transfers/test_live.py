@@ -33,8 +33,11 @@ MEMORY_BUDGET = 32 * MiB
 
 @pytest.fixture(scope="module")
 def live(devcloud, pki, tmp_path_factory):
+    # Web links to 127.0.0.1 are allowed here (the CLI's --url test serves one); the refusals are
+    # tested in test_weblink.py and test_fetch.py.
     yield from start_live_glint(devcloud, pki, tmp_path_factory.mktemp("transfers-glint"), clouds=CLOUDS,
-                                GLINT_UPLOAD_MAX_BYTES=str(BIG + MiB), **JOB_SETTINGS)
+                                GLINT_UPLOAD_MAX_BYTES=str(BIG + MiB), GLINT_FETCH_ALLOW_CIDRS="127.0.0.1/32",
+                                **JOB_SETTINGS)
 
 
 @pytest.fixture
@@ -283,6 +286,28 @@ def test_cli_upload_then_download_resumes_by_itself(devcloud, live, api, cli, im
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"resuming at byte {5 * MiB}" in result.stderr
     assert (tmp_path / "again.img").read_bytes() == data
+
+
+def test_cli_upload_of_a_web_link_waits_for_the_clouds_own_fetch(devcloud, live, api, cli, web, image_name):
+    data = b"".join(random_chunks(image_name, 2 * MiB))
+    sha256 = web.add(f"/{image_name}.raw", data)
+
+    result = cli("upload", "--url", web.url(f"/{image_name}.raw"), "--checksum", f"sha256:{sha256}",
+                 "--name", image_name, "--to", "devcloud-1", "--to", "devcloud-3", "--group", LIVE_GROUP, "--wait",
+                 url=live.url)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    job = api.get(f"jobs/{result.stdout.split('job ')[1].split(':')[0]}/")
+    assert "devcloud-1: pulled" in result.stdout and "devcloud-3: pulled" in result.stdout, [t["warnings"] for t in job["targets"]]
+    assert web.agents(f"/{image_name}.raw")[0] == "Glint" and len(web.agents(f"/{image_name}.raw")) == 3
+    api.row(image_name, ("devcloud-1", "devcloud-3"))
+
+
+@pytest.mark.parametrize("args", [(), ("disk.img", "--url", "http://127.0.0.1/x"), ("disk.img", "--checksum", "x")])
+def test_cli_upload_wants_a_file_or_a_link(live, cli, tmp_path, args):
+    (tmp_path / "disk.img").write_bytes(b"x")
+    result = cli("upload", *args, "--to", "devcloud-1", url=live.url)
+    assert result.returncode == 2 and "--url" in result.stderr, result.stderr
 
 
 # Helpers

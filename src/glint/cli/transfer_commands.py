@@ -4,7 +4,9 @@
 end to end), creates the upload (``POST /api/v1/uploads/``) and streams the file as the raw body
 of ``PUT upload_url`` with its ``Content-Length``: nothing is read into memory on either side.
 The upload answers once every target has verified its copy; ``--wait`` also follows automatic
-retries of targets that failed.
+retries of targets that failed. ``upload --url`` has Glint fetch a web link instead (or the
+target clouds themselves, when the link has a checksum; see ``GLINT_CLOUD_PULL``): nothing is
+sent from here, and ``--wait`` follows the job.
 
 ``download`` writes ``FILE.part`` and renames it to ``FILE`` once the digest the server gave
 (``Repr-Digest``: sha-256, else the cloud's sha-512) matches. A broken transfer is resumed with ``Range`` from the byte it reached,
@@ -78,8 +80,12 @@ def _properties(values: tuple[str, ...]) -> dict[str, str]:
 
 
 @click.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--name", help="The image's name (default: the file's name).")
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--url", help="Upload from this http(s) link instead of a FILE.")
+@click.option("--checksum", help="With --url: the link's expected sha256:HEX or sha512:HEX.")
+@click.option("--checksum-url", help="With --url: a SHA256SUMS-style file that lists the link's checksum.")
+@click.option("--checksum-entry", help="The entry to read in --checksum-url (default: the link's file name).")
+@click.option("--name", help="The image's name (default: the file's or the link's name).")
 @click.option("--to", "repos", multiple=True, required=True, help="A repo to upload to (name or id); repeat for more.")
 @click.option("--format", "disk_format", help="Disk format (default: detected from the file; a contradiction is refused).")
 @click.option("--container-format", default="bare", show_default=True)
@@ -92,21 +98,42 @@ def _properties(values: tuple[str, ...]) -> dict[str, str]:
               show_default=True, help="When a repo already has the name with other content.")
 @group_option
 @wait_option
-def upload(file, name, repos, disk_format, container_format, visibility, min_disk, min_ram, properties,
-           conflict_policy, group, wait):
-    """Upload FILE to repos at once, verified; a repo that fails is retried from Glint's cache."""
+def upload(file, url, checksum, checksum_url, checksum_entry, name, repos, disk_format, container_format, visibility,
+           min_disk, min_ram, properties, conflict_policy, group, wait):
+    """Upload FILE (or a web link, --url) to repos at once, verified; a repo that fails is retried
+    from Glint's cache."""
+    if bool(file) == bool(url):
+        raise click.UsageError("give either a FILE or --url, not both or neither")
+    if file and (checksum or checksum_url or checksum_entry):
+        raise click.UsageError("--checksum, --checksum-url and --checksum-entry go with --url "
+                               "(a FILE's sha256 is computed here)")
     client = api()
     matrix = _matrix(client, resolve_group(client, group))
     targets = resolve_repos(matrix, repos)
+    body = {"group": matrix["group"], "targets": [str(r["id"]) for r in targets],
+            "container_format": container_format, "visibility": visibility, "min_disk": min_disk,
+            "min_ram": min_ram, "properties": _properties(properties), "conflict_policy": conflict_policy}
+    optional = {"name": name, "disk_format": disk_format, "checksum": checksum, "checksum_url": checksum_url,
+                "checksum_entry": checksum_entry}
+    body.update({key: value for key, value in optional.items() if value})
+    if url:
+        _upload_link(client, body, url, wait)
+    else:
+        _upload_file(client, body, file, wait)
+
+
+def _upload_link(client, body: dict, url: str, wait: bool) -> None:
+    created = client.post("uploads/", {**body, "url": url})
+    click.echo(f"upload {created['id']} of {created['name']} from {created['url']}; job {created['job']}: "
+               f"{created['job_state']}")
+    if wait:
+        sys.exit(wait_for(client, [created["job"]]))
+
+
+def _upload_file(client, body: dict, file: Path, wait: bool) -> None:
     size = file.stat().st_size
     sha256 = _sha256_of(file, size)
-    body = {"group": matrix["group"], "name": name or file.name, "targets": [str(r["id"]) for r in targets],
-            "size": size, "checksum": f"sha256:{sha256}", "container_format": container_format,
-            "visibility": visibility, "min_disk": min_disk, "min_ram": min_ram,
-            "properties": _properties(properties), "conflict_policy": conflict_policy}
-    if disk_format:
-        body["disk_format"] = disk_format
-    created = client.post("uploads/", body)
+    created = client.post("uploads/", {"name": file.name, **body, "size": size, "checksum": f"sha256:{sha256}"})
     path = created["upload_url"][len(client.base):]
     with click.progressbar(length=size, label=f"Uploading {file.name}", file=sys.stderr) as bar, \
             file.open("rb") as handle:

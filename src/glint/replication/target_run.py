@@ -252,7 +252,9 @@ class TargetRun:
     def _import_methods(self) -> tuple[str, ...]:
         try:
             return self.driver.capabilities().import_methods
-        except CloudError:  # a cloud without the discovery call (or it failed): stream to it
+        except CloudError as exc:  # a cloud without the discovery call, or it failed: stream to it
+            self._warn(f"could not ask the target cloud whether it fetches links itself ({exc.message}); "
+                       f"Glint streams the image to it")
             return ()
 
     def _await_pull(self) -> None:
