@@ -37,12 +37,17 @@ def qemu_image(directory: Path, fmt: str, *options: str, size: str = "1M") -> Pa
     return path
 
 
+#: ``WebServer.for_clouds`` value: headers, then silence.
+STALL = b"stall"
+
+
 class WebServer:
     """A loopback HTTP server with files and redirects, recording the requests it got.
 
     ``for_clouds`` serves other bytes at a path to every client but Glint (Glint's fetcher says
     ``User-Agent: Glint``; Glance's web-download does not): a 404 (None) plays a link the
-    cloud's network cannot reach, other bytes a link that changed between the two fetches.
+    cloud's network cannot reach, other bytes a link that changed between the two fetches,
+    :data:`STALL` a link that sends its headers and then nothing (until the server closes).
     """
 
     def __init__(self, host: str = "127.0.0.1"):
@@ -68,7 +73,7 @@ class WebServer:
                     self.send_response(302)
                     self.send_header("Location", server.redirects[self.path])
                     self.end_headers()
-                elif self.path in server.stalled:
+                elif self.path in server.stalled or files.get(self.path) is STALL:
                     self.send_response(200)
                     self.send_header("Content-Length", "1000")
                     self.end_headers()

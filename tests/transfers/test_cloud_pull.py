@@ -10,15 +10,19 @@ them something else. Everything is real: the clouds' import tasks fetch over loo
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 
 import pytest
 from django.utils import timezone
 
-from glint.jobs.models import Job
+from glint.jobs import services as job_services
+from glint.jobs.models import Job, JobTarget
 from glint.transfers.models import Upload
 from tests.clients import client_for, make_user
 from tests.devcloud_repos import add_devcloud_repo
 from tests.jobs.images import images_named, random_chunks
+from tests.transfers.conftest import STALL
 from tests.transfers.test_weblink import link_upload, run_job
 
 pytestmark = [pytest.mark.devcloud, pytest.mark.django_db(transaction=True)]
@@ -121,6 +125,27 @@ def test_a_failed_cloud_fetch_leaves_nothing_and_the_retry_streams_it(devcloud, 
         (image,) = images_named(devcloud, image_name)[cloud]
         assert image.properties["glint_sha256"] == sha256
         assert image.checksum == hashlib.md5(data).hexdigest()
+
+
+def test_cancelling_while_the_clouds_fetch_leaves_nothing(devcloud, client, group_a, repos, web, settings,
+                                                         image_name):
+    settings.GLINT_FETCH_ALLOW_CIDRS = ["127.0.0.0/8"]
+    path, data, sha256 = serve(web, image_name)
+    web.for_clouds[path] = STALL
+    created = link_upload(client, group_a, repos, web.url(path), checksum=sha256).json()
+    ended = {}
+    worker = threading.Thread(target=lambda: ended.update(job=run_job(created["job"])))
+    worker.start()
+    deadline = time.monotonic() + 60
+    while JobTarget.objects.filter(job_id=created["job"], state="writing", image_id__gt="").count() < 2:
+        assert time.monotonic() < deadline, "the clouds never started fetching"
+        time.sleep(0.2)
+
+    job_services.cancel(Job.objects.get(pk=created["job"]), None)
+    worker.join(60)
+
+    assert not worker.is_alive() and ended["job"].state == "cancelled"
+    assert images_named(devcloud, image_name) == {"devcloud-1": [], "devcloud-2": [], "devcloud-3": []}
 
 
 @pytest.mark.parametrize("case", ["no checksum", "credentials in the link", "cloud_pull off"])
