@@ -2,87 +2,17 @@
 
 from __future__ import annotations
 
-import time
-import uuid
-
 import pytest
-import requests
 
 from tests.devcloud_repos import add_devcloud_repo
-from tests.jobs.images import delete_named
-from tests.live import LIVE_GROUP, start_live_glint
-
-#: Short back-offs and leases, so retries and crash recovery happen within a test's patience.
-JOB_SETTINGS = {
-    "GLINT_JOB_RETRY_BASE": "1",
-    "GLINT_JOB_RETRY_MAX": "2",
-    "GLINT_JOB_RETRY_LIMIT": "40",
-    "GLINT_JOB_LEASE_SECONDS": "3",
-}
-CLOUDS = ("devcloud-1", "devcloud-2", "devcloud-3")
+from tests.jobs.helpers import CLOUDS, JOB_SETTINGS, LiveAPI, fresh_image_name
+from tests.live import start_live_glint
 
 
 @pytest.fixture(scope="module")
 def live(devcloud, pki, tmp_path_factory):
     yield from start_live_glint(devcloud, pki, tmp_path_factory.mktemp("jobs-glint"), clouds=CLOUDS,
                                 **JOB_SETTINGS)
-
-
-class LiveAPI:
-    """The REST API of ``live`` as the admin of its group (follows the server across restarts)."""
-
-    def __init__(self, live, pki):
-        self.live, self.pki = live, pki
-        self.group = next(g["id"] for g in self.get("groups/")["results"] if g["name"] == LIVE_GROUP)
-        self.repos = {r["name"]: r["id"] for r in self.get("repos/", group=self.group)["results"]}
-
-    def call(self, method: str, path: str, **kwargs) -> requests.Response:
-        return requests.request(method, f"{self.live.url}/api/v1/{path}", cert=str(self.live.cert_file),
-                                verify=str(self.pki.ca_file), timeout=30, **kwargs)
-
-    def get(self, path: str, **params) -> dict:
-        response = self.call("GET", path, params=params)
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def post(self, path: str, body: dict | None = None, expect: int = 202) -> dict:
-        response = self.call("POST", path, json=body or {})
-        assert response.status_code == expect, response.text
-        return response.json()
-
-    def row(self, name: str, holders: tuple[str, ...] = ("devcloud-1",), timeout: float = 60) -> tuple[dict, str]:
-        """The matrix row called ``name`` once ``holders`` list it (polling as needed), and the version."""
-        self.post(f"groups/{self.group}/refresh/")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            listing = self.get("images/", group=self.group, q=name, hidden="all")
-            for row in listing["results"]:
-                held = {cell["repo"] for cell in row["cells"] if cell["copies"]}
-                if row["name"] == name and {self.repos[h] for h in holders} <= held:
-                    return row, listing["inventory_version"]
-            time.sleep(0.5)
-        raise AssertionError(f"{name} never appeared in {holders}")
-
-    def copy(self, name: str, targets: tuple[str, ...]) -> int:
-        """Plan and apply a copy of row ``name`` to ``targets``; returns the job id."""
-        row, version = self.row(name)
-        plan = self.post("plans/", {"group": self.group, "inventory_version": version, "changes": [
-            {"row": row["id"], "repo": self.repos[t], "action": "copy"} for t in targets]}, expect=201)
-        assert all(item["status"] == "planned" for item in plan["items"]), plan["items"]
-        (job_id,) = self.post(f"plans/{plan['id']}/apply/")["jobs"]
-        return job_id
-
-    def job(self, job_id: int) -> dict:
-        return self.get(f"jobs/{job_id}/")
-
-    def wait(self, job_id: int, ready, timeout: float = 120, what: str = "") -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            job = self.job(job_id)
-            if ready(job):
-                return job
-            time.sleep(0.2)
-        raise AssertionError(f"job {job_id} never became {what or 'ready'}: {job}")
 
 
 @pytest.fixture
@@ -96,31 +26,7 @@ def repos(devcloud, group_a):
     return [add_devcloud_repo(devcloud, group_a, cloud) for cloud in CLOUDS]
 
 
-def run_in_process(job_id: int) -> str:
-    """Claim and run a job here, as a worker thread of ``glint serve`` does; its final state.
-
-    Needs ``django_db(transaction=True)``: the worker's lease thread has its own connection.
-    """
-    from glint.jobs import execution
-    from glint.jobs.models import Job
-
-    assert execution.claim(Job.objects.get(pk=job_id), "test-worker"), "another worker has the job"
-    return execution.run_claimed(job_id, "test-worker")
-
-
 @pytest.fixture
 def image_name(devcloud):
     """A fresh image name; every image of that name is deleted from every cloud afterwards."""
-    name = f"jobs-{uuid.uuid4().hex[:8]}"
-    yield name
-    delete_named(devcloud, name)
-
-
-def target(job: dict, repo_name: str) -> dict:
-    return next(t for t in job["targets"] if t["repo_name"] == repo_name)
-
-
-def writing(job: dict, repo_name: str | None = None) -> bool:
-    """Bytes have reached a target (``repo_name``, or any)."""
-    return any(t["bytes_done"] > 0 and t["state"] == "writing"
-               for t in job["targets"] if repo_name in (None, t["repo_name"]))
+    yield from fresh_image_name(devcloud, "jobs")

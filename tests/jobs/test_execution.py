@@ -12,7 +12,7 @@ from glint.plans import services as plans
 from glint.plans.choices import Action
 from glint.plans.planner import Change
 from tests.clients import make_user
-from tests.jobs.conftest import run_in_process
+from tests.jobs.helpers import run_in_process
 from tests.jobs.images import driver_for, images_named, upload
 from tests.plans.conftest import row_of, version
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.jobs.conftest import target, writing
+from tests.jobs.helpers import target, writing
 from tests.jobs.images import images_named, upload
 
 pytestmark = pytest.mark.devcloud

@@ -13,7 +13,7 @@ from glint.inventory.poller import poll_repos
 from glint.inventory.services import group_matrix
 from glint.plans.services import property_differences
 from tests.clients import client_for, make_user
-from tests.jobs.conftest import run_in_process
+from tests.jobs.helpers import run_in_process
 from tests.jobs.images import delete_named, driver_for, images_named, upload
 from tests.plans.conftest import row_of
 

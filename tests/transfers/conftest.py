@@ -1,116 +1,26 @@
-"""Fixtures of the upload and download tests: devcloud repos in the test database, images made
-with qemu-img, a loopback web server, and fresh image names cleaned up in every cloud."""
+"""Fixtures of the upload and download tests: devcloud repos in the test database, loopback web
+servers, and fresh image names cleaned up in every cloud (the helpers are in ``helpers.py``)."""
 
 from __future__ import annotations
 
-import hashlib
-import http.server
 import socket
-import subprocess
-import threading
-import uuid
-from pathlib import Path
 
 import pytest
 
 from tests.devcloud_repos import add_devcloud_repo
-from tests.jobs.images import delete_named
+from tests.jobs.helpers import fresh_image_name
+from tests.transfers.helpers import WebServer
 
 
 @pytest.fixture
 def image_name(devcloud):
     """A fresh image name; every image of that name is deleted from every cloud afterwards."""
-    name = f"xfer-{uuid.uuid4().hex[:8]}"
-    yield name
-    delete_named(devcloud, name)
+    yield from fresh_image_name(devcloud, "xfer")
 
 
 @pytest.fixture
 def repos(devcloud, group_a):
     return [add_devcloud_repo(devcloud, group_a, cloud) for cloud in ("devcloud-1", "devcloud-2")]
-
-
-def qemu_image(directory: Path, fmt: str, *options: str, size: str = "1M") -> Path:
-    """A real, empty disk image made by ``qemu-img create -f FMT``."""
-    path = directory / f"disk.{fmt}"
-    subprocess.run(["qemu-img", "create", "-q", "-f", fmt, *options, str(path), size], check=True)
-    return path
-
-
-#: ``WebServer.for_clouds`` value: headers, then silence.
-STALL = b"stall"
-
-
-class WebServer:
-    """A loopback HTTP server with files and redirects, recording the requests it got.
-
-    ``for_clouds`` serves other bytes at a path to every client but Glint (Glint's fetcher says
-    ``User-Agent: Glint``; Glance's web-download does not): a 404 (None) plays a link the
-    cloud's network cannot reach, other bytes a link that changed between the two fetches,
-    :data:`STALL` a link that sends its headers and then nothing (until the server closes).
-    """
-
-    def __init__(self, host: str = "127.0.0.1"):
-        self.host = host
-        self.files: dict[str, bytes] = {}
-        self.unsized: set[str] = set()  # sent without Content-Length (the end is the close)
-        self.stalled: set[str] = set()  # headers, then silence
-        self.redirects: dict[str, str] = {}
-        self.for_clouds: dict[str, bytes | None] = {}
-        self.requests: list[dict] = []
-        self.stop = threading.Event()
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                agent = self.headers.get("User-Agent", "")
-                server.requests.append({"path": self.path, "host": self.headers.get("Host"), "agent": agent,
-                                        "authorization": self.headers.get("Authorization")})
-                files = server.files
-                if agent != "Glint" and self.path in server.for_clouds:
-                    files = {self.path: server.for_clouds[self.path]} if server.for_clouds[self.path] else {}
-                if self.path in server.redirects:
-                    self.send_response(302)
-                    self.send_header("Location", server.redirects[self.path])
-                    self.end_headers()
-                elif self.path in server.stalled or files.get(self.path) is STALL:
-                    self.send_response(200)
-                    self.send_header("Content-Length", "1000")
-                    self.end_headers()
-                    server.stop.wait(10)
-                elif self.path in files:
-                    body = files[self.path]
-                    self.send_response(200)
-                    if self.path not in server.unsized:
-                        self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                else:
-                    self.send_error(404)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer((host, 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str, host: str | None = None) -> str:
-        return f"http://{host or self.host}:{self.port}{path}"
-
-    def add(self, path: str, body: bytes) -> str:
-        self.files[path] = body
-        return hashlib.sha256(body).hexdigest()
-
-    def agents(self, path: str) -> list[str]:
-        """The User-Agent of each request for ``path``, in order."""
-        return [r["agent"] for r in self.requests if r["path"] == path]
-
-    def close(self):
-        self.stop.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture

@@ -22,8 +22,7 @@ from glint.transfers.models import Upload
 from tests.clients import client_for, make_user
 from tests.devcloud_repos import add_devcloud_repo
 from tests.jobs.images import images_named, random_chunks
-from tests.transfers.conftest import STALL
-from tests.transfers.test_weblink import link_upload, run_job
+from tests.transfers.helpers import STALL, link_upload, run_job
 
 pytestmark = [pytest.mark.devcloud, pytest.mark.django_db(transaction=True)]
 

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from glint.transfers import formats
-from tests.transfers.conftest import qemu_image
+from tests.transfers.helpers import qemu_image
 
 
 def head_and_tail(path):

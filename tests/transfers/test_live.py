@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.jobs.conftest import CLOUDS, JOB_SETTINGS, LiveAPI
+from tests.jobs.helpers import CLOUDS, JOB_SETTINGS, LiveAPI
 from tests.jobs.images import delete_named, images_named, random_chunks
 from tests.live import LIVE_GROUP, start_live_glint
 

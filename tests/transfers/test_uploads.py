@@ -17,7 +17,7 @@ from glint.transfers.models import Upload
 from glint.transfers.runner import LIVE_STREAMS
 from tests.clients import client_for, make_user
 from tests.jobs.images import images_named, random_chunks
-from tests.transfers.conftest import qemu_image
+from tests.transfers.helpers import qemu_image
 
 pytestmark = [pytest.mark.devcloud, pytest.mark.django_db(transaction=True)]
 

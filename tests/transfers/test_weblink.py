@@ -9,15 +9,13 @@ default Glint refuses loopback like any other internal address.
 from __future__ import annotations
 
 import hashlib
-import json
 
 import pytest
 
-from glint.jobs import execution
-from glint.jobs.models import Job
 from glint.transfers.models import Upload
 from tests.clients import client_for, make_user
 from tests.jobs.images import images_named, random_chunks
+from tests.transfers.helpers import link_upload, run_job
 
 pytestmark = [pytest.mark.devcloud, pytest.mark.django_db(transaction=True)]
 
@@ -27,19 +25,6 @@ NOTHING = {"devcloud-1": [], "devcloud-2": [], "devcloud-3": []}
 @pytest.fixture
 def client(group_a):
     return client_for(make_user("Link Uploader", group=group_a))
-
-
-def link_upload(client, group, repos, url: str, **fields):
-    body = {"group": group.pk, "url": url, "targets": [r.name for r in repos], **fields}
-    return client.post("/api/v1/uploads/", json.dumps(body), content_type="application/json")
-
-
-def run_job(job_id: int) -> Job:
-    """What the job runner of ``glint serve`` does with the queued job, here and now."""
-    job = Job.objects.get(pk=job_id)
-    assert execution.claim(job, "test-worker")
-    execution.run_claimed(job.pk, "test-worker")
-    return Job.objects.get(pk=job_id)
 
 
 def test_a_link_with_a_checksum_is_fetched_verified_and_fanned_out(devcloud, client, group_a, repos, web, settings,
