@@ -6,6 +6,7 @@ Elliptic-curve keys keep generation fast, so every test can make the certificate
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,3 +175,30 @@ def write_chain_pem(path: Path, chain: list[x509.Certificate], key) -> Path:
     path.write_bytes(data)
     path.chmod(0o600)
     return path
+
+
+def subject_hash(pem_path) -> str:
+    return subprocess.run(
+        ["openssl", "x509", "-hash", "-noout", "-in", str(pem_path)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+class CADirectory:
+    """A hashed CA directory; ``publish_crl`` replaces a CRL the way fetch-crl does (write, rename)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.hashes = {}
+
+    def add_ca(self, ca, revoked=()) -> None:
+        staging = write_pem(self.path / "staging.pem", ca.cert)
+        ca_hash = subject_hash(staging)
+        staging.rename(self.path / f"{ca_hash}.0")
+        self.hashes[ca.cert.subject] = ca_hash
+        self.publish_crl(ca, revoked)
+
+    def publish_crl(self, ca, revoked) -> None:
+        ca_hash = self.hashes[ca.cert.subject]
+        staging = self.path / f"{ca_hash}.r0.new"
+        staging.write_bytes(make_crl(ca, list(revoked)).public_bytes(serialization.Encoding.PEM))
+        staging.rename(self.path / f"{ca_hash}.r0")

@@ -2,9 +2,13 @@
 
 import pytest
 
-from glint.accounts.dn import DNError, canonical_from_string, display_from_canonical
+from glint.accounts.dn import (
+    DNError,
+    canonical_from_name,
+    canonical_from_string,
+    display_from_canonical,
+)
 from tests.pki import make_ca, make_user_cert
-from glint.accounts.dn import canonical_from_name
 
 
 @pytest.mark.parametrize(

@@ -12,12 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-import devcloud
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import pkcs12
 from playwright.sync_api import expect
 
+import devcloud
 from tests.live import free_port, glint_env
 
 pytestmark = [pytest.mark.devcloud, pytest.mark.browser]

@@ -11,7 +11,8 @@ import pytest
 from playwright.sync_api import expect
 
 from glint.clouds import RepoConnection, get_driver
-from tests.live import LIVE_GROUP as GROUP, LIVE_OTHER_GROUP as OTHER_GROUP
+from tests.live import LIVE_GROUP as GROUP
+from tests.live import LIVE_OTHER_GROUP as OTHER_GROUP
 
 pytestmark = [pytest.mark.devcloud, pytest.mark.browser]
 

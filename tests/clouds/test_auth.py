@@ -14,9 +14,9 @@ import time
 import pytest
 
 from glint.clouds import get_driver
+from tests.clouds.helpers import VARIANTS, connection_for, glance_of
 
-from .conftest import VARIANTS, connection_for, glance_of
-from .streams import MiB, Hashes, seeded_chunks
+from .streams import Hashes, MiB, seeded_chunks
 
 pytestmark = pytest.mark.devcloud
 

@@ -15,7 +15,7 @@ import pytest
 
 from glint.clouds import CHUNK_SIZE, Conflict, FormatRefused, ImageNotReady, NotFound
 
-from .streams import MiB, Hashes, same_bytes, seeded_chunks
+from .streams import Hashes, MiB, same_bytes, seeded_chunks
 
 pytestmark = pytest.mark.devcloud
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import pytest
 
 from glint.clouds import Forbidden
-
-from .conftest import unique_name
+from tests.clouds.helpers import unique_name
 
 pytestmark = pytest.mark.devcloud
 

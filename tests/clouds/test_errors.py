@@ -22,8 +22,7 @@ from glint.clouds import (
     TLSVerificationFailed,
     get_driver,
 )
-
-from .conftest import connection_for
+from tests.clouds.helpers import connection_for
 
 pytestmark = pytest.mark.devcloud
 

@@ -6,15 +6,18 @@ import functools
 import hashlib
 import http.server
 import os
+import sqlite3
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import openstack.config
 import openstack.connection
 import pytest
 import requests
 
+from devcloud.identity import KeystoneClient
 from devcloud.pytest_plugin import TLS_TOKEN_EXPIRATION
 
 pytestmark = pytest.mark.devcloud
@@ -55,6 +58,24 @@ def test_layout(devcloud):
     assert len({devcloud.glance_url(f"devcloud-{i}") for i in (1, 2, 3)}) == 3
     assert devcloud.store_dir("devcloud-2-appcred").is_dir()
     assert devcloud.glance_url("devcloud-2").startswith("http://127.0.0.1:")
+
+
+def test_many_first_logins_at_once_all_succeed(devcloud):
+    """A day's first login writes the user's ``last_active_at``; logins at once must wait for the
+    write lock, not fail with "database is locked" (devcloud/sqlite.py)."""
+    keystone = devcloud.state.keystones()[0]
+    users = [devcloud.cloud_config(c)["auth"] for c in devcloud.cloud_names()
+             if not c.endswith("-appcred") and devcloud.keystone_url(c) == f"{keystone.url}/v3"]
+    database = f"{keystone.home}/keystone.sqlite"
+
+    def login(auth: dict) -> None:
+        KeystoneClient(auth["auth_url"], auth["username"], auth["password"], auth["project_name"]).authenticate()
+
+    for _ in range(3):
+        with sqlite3.connect(database, timeout=30) as db:  # every login is a first one again
+            db.execute("UPDATE user SET last_active_at = NULL")
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            list(pool.map(login, users * 4))  # raises DevcloudError on any failed login
 
 
 @pytest.mark.parametrize("cloud", ["devcloud-1", "devcloud-3-p2-appcred"])

@@ -13,44 +13,21 @@ by default and would refuse proxies without an Authority Key Identifier.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 
 import pytest
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from tests.live import DN_PREFIX, client_context, https_get, start_server, tls_refusal
-from tests.pki import make_ca, make_crl, make_proxy_cert, make_user_cert, write_chain_pem, write_pem
+from tests.pki import (
+    CADirectory,
+    make_ca,
+    make_proxy_cert,
+    make_user_cert,
+    write_chain_pem,
+)
 
 RELOAD_SECONDS = 1
 REVOKED = "SSLV3_ALERT_CERTIFICATE_REVOKED"
-
-
-def subject_hash(pem_path) -> str:
-    return subprocess.run(
-        ["openssl", "x509", "-hash", "-noout", "-in", str(pem_path)], capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
-class CADirectory:
-    """A hashed CA directory; ``publish_crl`` replaces a CRL the way fetch-crl does (write, rename)."""
-
-    def __init__(self, path):
-        self.path = path
-        self.hashes = {}
-
-    def add_ca(self, ca, revoked=()) -> None:
-        staging = write_pem(self.path / "staging.pem", ca.cert)
-        ca_hash = subject_hash(staging)
-        staging.rename(self.path / f"{ca_hash}.0")
-        self.hashes[ca.cert.subject] = ca_hash
-        self.publish_crl(ca, revoked)
-
-    def publish_crl(self, ca, revoked) -> None:
-        ca_hash = self.hashes[ca.cert.subject]
-        staging = self.path / f"{ca_hash}.r0.new"
-        staging.write_bytes(make_crl(ca, list(revoked)).public_bytes(Encoding.PEM))
-        staging.rename(self.path / f"{ca_hash}.r0")
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,8 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from tests.identity.reverse_proxies import DEPLOY, start_apache, start_nginx, tls_http
-from tests.identity.test_igtf_directory import CADirectory
 from tests.live import DN_PREFIX, client_context, raw_http, start_server
-from tests.pki import make_crl
+from tests.pki import CADirectory, make_crl
 
 PEOPLE = ("Nina Proxied", "Jürgen Müller", "Mallory Proxied", "Rex Revoked")
 

@@ -14,7 +14,7 @@ from glint.plans.planner import Change
 from tests.clients import make_user
 from tests.jobs.helpers import run_in_process
 from tests.jobs.images import driver_for, images_named, upload
-from tests.plans.conftest import row_of, version
+from tests.plans.helpers import row_of, version
 
 pytestmark = [pytest.mark.devcloud, pytest.mark.django_db(transaction=True)]
 

@@ -15,7 +15,7 @@ from glint.plans.services import property_differences
 from tests.clients import client_for, make_user
 from tests.jobs.helpers import run_in_process
 from tests.jobs.images import delete_named, driver_for, images_named, upload
-from tests.plans.conftest import row_of
+from tests.plans.helpers import row_of
 
 pytestmark = [pytest.mark.devcloud, pytest.mark.django_db(transaction=True)]
 

@@ -7,7 +7,7 @@ import pytest
 from glint.jobs.models import Job
 from glint.plans.models import Plan
 from tests.clients import client_for, make_user
-from tests.plans.conftest import add_image, row_of, version
+from tests.plans.helpers import add_image, row_of, version
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from glint.jobs.models import Job
 from glint.plans.models import KeepEverywhere, Plan
 from glint.plans.services import enforce_keep_everywhere
 from glint.repos.models import Repo
-from tests.plans.conftest import add_image, add_repo, row_of, version
+from tests.plans.helpers import add_image, add_repo, row_of, version
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ from glint.replication import (
     TargetState,
     copy_image,
 )
-from tests.replication.conftest import SOURCE, TARGETS, flip_byte
+from tests.replication.helpers import SOURCE, TARGETS, flip_byte
 
 pytestmark = pytest.mark.devcloud
 

@@ -15,7 +15,7 @@ from glint.replication import (
     copy_image,
     sync_properties,
 )
-from tests.replication.conftest import SOURCE, TARGETS, flip_byte
+from tests.replication.helpers import SOURCE, TARGETS, flip_byte
 
 pytestmark = pytest.mark.devcloud
 

@@ -20,7 +20,7 @@ from glint.replication import (
     copy_image,
 )
 from tests.live import glint_env
-from tests.replication.conftest import SOURCE, TARGETS
+from tests.replication.helpers import SOURCE, TARGETS
 from tests.replication.throttle import throttle_writes
 
 pytestmark = pytest.mark.devcloud

@@ -16,7 +16,7 @@ import yaml
 from django.db import connection
 
 from glint.repos.models import Repo
-from tests.repos.conftest import form_data, make_repo, post_json
+from tests.repos.helpers import form_data, make_repo, post_json
 
 pytestmark = [pytest.mark.devcloud, pytest.mark.django_db(transaction=True)]
 

@@ -9,7 +9,7 @@ from glint.repos import keys
 from glint.repos.crypto import CredentialKeyError, SealedSecret, read_key_file
 from glint.repos.fields import EncryptedTextField
 from glint.repos.models import Repo
-from tests.repos.conftest import make_repo
+from tests.repos.helpers import make_repo
 
 SECRET = "s3cret-äöü-password"
 

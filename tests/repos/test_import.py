@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from glint.cli.main import cli
 from glint.repos.models import Repo
-from tests.repos.conftest import post_json
+from tests.repos.helpers import post_json
 
 pytestmark = pytest.mark.devcloud
 

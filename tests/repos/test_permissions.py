@@ -4,7 +4,7 @@ import pytest
 
 from glint.repos.models import Repo
 from tests.clients import client_for
-from tests.repos.conftest import make_repo, post_json
+from tests.repos.helpers import make_repo, post_json
 
 SECRET = "edit-form-secret-7f3a"
 

@@ -7,7 +7,7 @@ import pytest
 
 from glint.repos.models import Repo, normalize_auth_url
 from tests.pki import make_ca
-from tests.repos.conftest import form_data, make_repo, post_json
+from tests.repos.helpers import form_data, make_repo, post_json
 
 pytestmark = pytest.mark.devcloud
 

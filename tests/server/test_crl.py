@@ -9,8 +9,8 @@ import time
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from tests.pki import make_crl, make_proxy_cert, write_chain_pem
 from tests.live import client_context, https_get, start_server, tls_refusal
+from tests.pki import make_crl, make_proxy_cert, write_chain_pem
 
 RELOAD_SECONDS = 1
 ALERT_WAIT_SECONDS = 2

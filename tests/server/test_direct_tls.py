@@ -10,8 +10,14 @@ from urllib.parse import quote
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from tests.pki import make_ca, make_proxy_cert, make_user_cert, write_chain_pem, write_pem
 from tests.live import DN_PREFIX, client_context, https_get, start_server
+from tests.pki import (
+    make_ca,
+    make_proxy_cert,
+    make_user_cert,
+    write_chain_pem,
+    write_pem,
+)
 
 
 @pytest.fixture(scope="module")

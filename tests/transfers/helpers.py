@@ -13,6 +13,34 @@ from pathlib import Path
 from glint.jobs.models import Job
 from tests.jobs.helpers import run_in_process
 
+#: Web links Glint refuses without an allow-list, before any connection: every scheme but
+#: http(s), and loopback, link-local, private, shared, reserved and multicast addresses in
+#: their many spellings (decimal, octal, hex, short, IPv4-mapped and 6to4 IPv6).
+REFUSED = [
+    "file:///etc/passwd",
+    "ftp://127.0.0.1/image",
+    "gopher://127.0.0.1:70/_",
+    "http://127.0.0.1/image",
+    "http://localhost/image",
+    "http://[::1]/image",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://10.0.0.1/image",
+    "http://192.168.1.1/image",
+    "http://100.64.0.1/image",
+    "http://224.0.0.1/image",
+    "http://0.0.0.0/image",
+    "http://240.0.0.1/image",
+    "http://2130706433/image",
+    "http://0177.0.0.1/image",
+    "http://0x7f.1/image",
+    "http://127.1/image",
+    "http://[::ffff:127.0.0.1]/image",
+    "http://[::ffff:a9fe:a9fe]/latest",
+    "http://[fe80::1]/image",
+    "http://[2002:7f00:1::]/image",
+    "http://[fd00::1]/image",
+]
+
 
 def qemu_image(directory: Path, fmt: str, *options: str, size: str = "1M") -> Path:
     """A real, empty disk image made by ``qemu-img create -f FMT``."""

@@ -10,8 +10,8 @@ import pytest
 from glint.jobs.models import Job
 from glint.transfers.models import Upload
 from tests.clients import client_for, make_user
-from tests.plans.conftest import add_repo
-from tests.transfers.test_fetch import REFUSED
+from tests.plans.helpers import add_repo
+from tests.transfers.helpers import REFUSED
 
 pytestmark = pytest.mark.django_db
 

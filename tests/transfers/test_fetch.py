@@ -16,33 +16,10 @@ import pytest
 
 from glint.transfers import fetch
 from glint.transfers.errors import FetchFailed, TooLarge, UrlRefused
+from tests.transfers.helpers import REFUSED
 
 LOCAL = fetch.FetchPolicy(allow_cidrs=("127.0.0.0/8",))
 
-REFUSED = [
-    "file:///etc/passwd",
-    "ftp://127.0.0.1/image",
-    "gopher://127.0.0.1:70/_",
-    "http://127.0.0.1/image",
-    "http://localhost/image",
-    "http://[::1]/image",
-    "http://169.254.169.254/latest/meta-data/",
-    "http://10.0.0.1/image",
-    "http://192.168.1.1/image",
-    "http://100.64.0.1/image",
-    "http://224.0.0.1/image",
-    "http://0.0.0.0/image",
-    "http://240.0.0.1/image",
-    "http://2130706433/image",
-    "http://0177.0.0.1/image",
-    "http://0x7f.1/image",
-    "http://127.1/image",
-    "http://[::ffff:127.0.0.1]/image",
-    "http://[::ffff:a9fe:a9fe]/latest",
-    "http://[fe80::1]/image",
-    "http://[2002:7f00:1::]/image",
-    "http://[fd00::1]/image",
-]
 
 
 @pytest.mark.parametrize("url", REFUSED)
