@@ -147,7 +147,7 @@ def test_cancelling_while_the_clouds_fetch_leaves_nothing(devcloud, client, grou
     assert images_named(devcloud, image_name) == {"devcloud-1": [], "devcloud-2": [], "devcloud-3": []}
 
 
-@pytest.mark.parametrize("case", ["no checksum", "credentials in the link", "cloud_pull off"])
+@pytest.mark.parametrize("case", ["no checksum", "credentials in the link", "no size under a limit", "cloud_pull off"])
 def test_a_link_is_streamed_when_a_pull_could_not_be_verified_or_would_leak(devcloud, client, group_a, repos,
                                                                             web, settings, image_name, case):
     settings.GLINT_FETCH_ALLOW_CIDRS = ["127.0.0.0/8"]
@@ -157,6 +157,9 @@ def test_a_link_is_streamed_when_a_pull_could_not_be_verified_or_would_leak(devc
         fields = {}
     elif case == "credentials in the link":
         url = url.replace("http://", "http://mirror:s3cret@")
+    elif case == "no size under a limit":
+        web.unsized.add(path)
+        settings.GLINT_UPLOAD_MAX_BYTES = 2 * len(data)
     else:
         settings.GLINT_CLOUD_PULL = False
 

@@ -170,9 +170,13 @@ def _pull_url(upload: Upload, todo: list[JobTarget]) -> str | None:
     Only on a link's first pass (a retry streams through Glint: that is the fallback when a
     cloud's own fetch failed), only with an expected checksum (the pulled copies are verified
     against it), only for a link without credentials (the cloud would keep them in its import
-    task, readable by its project), and only when the setting ``cloud_pull`` is on.
+    task, readable by its project), only for a link that announced its size when there is a
+    size limit (a cloud's fetch cannot be stopped at the limit; the copy's size is then checked
+    against the announced one), and only when the setting ``cloud_pull`` is on.
     """
     if not (settings.GLINT_CLOUD_PULL and upload.from_url and upload.expected_digest) or upload.sha256:
+        return None
+    if settings.GLINT_UPLOAD_MAX_BYTES and upload.size is None:
         return None
     if any(target.attempts > 1 for target in todo):
         return None
