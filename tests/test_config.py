@@ -62,3 +62,29 @@ def test_secrets_are_generated_once_and_private(tmp_path):
     assert len(keys) == 1 and config.credential_keys(tmp_path) == keys
     for name in ("secret_key", "credential_keys"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
+
+
+def test_job_runner_and_broker_url_are_checked_and_the_password_never_shown():
+    assert config.job_runner(" Celery ") == "celery"
+    with pytest.raises(config.ConfigError, match="GLINT_JOB_RUNNER must be one of embedded, celery"):
+        config.job_runner("rq")
+    assert config.broker_url("", "embedded") == ""
+    with pytest.raises(config.ConfigError, match="GLINT_JOB_RUNNER=celery needs GLINT_BROKER_URL"):
+        config.broker_url("", "celery")
+    for good in ("redis://127.0.0.1:6379/0", "rediss://:pw@redis.example:6380", "redis://user:pw@redis.example/2"):
+        assert config.broker_url(good, "celery") == good
+    for bad in ("amqp://guest:s3cret@rabbit/", "redis://:s3cret@/0", "redis://:s3cret@host:port/0",
+                "redis://:s3cret@host/zero"):
+        with pytest.raises(config.ConfigError, match="GLINT_BROKER_URL must look like") as refused:
+            config.broker_url(bad, "celery")
+        assert "s3cret" not in str(refused.value) and ":***@" in str(refused.value)
+    assert config.redact_url("redis://user:pw@host:1/0") == "redis://user:***@host:1/0"
+    assert config.redact_url("redis://host:1/0") == "redis://host:1/0"
+
+
+def test_the_debug_page_hides_the_broker_url(settings):
+    from django.views.debug import get_default_exception_reporter_filter
+
+    settings.GLINT_BROKER_URL = "redis://:hunter2@127.0.0.1:6379/0"
+    shown = get_default_exception_reporter_filter().get_safe_settings()
+    assert "hunter2" not in str(shown["GLINT_BROKER_URL"]) and "hunter2" not in str(shown)

@@ -29,6 +29,8 @@ DEFAULTS: dict[str, object] = {
     "poll_interval": 300,  # seconds between inventory refreshes of one repo
     "poll_timeout": 60,  # seconds one repo's listing may take before it counts as failed
     "poll_workers": 8,  # repos polled at once
+    "job_runner": "embedded",  # who runs jobs: "embedded" (threads of glint serve) or "celery" (glint worker)
+    "broker_url": "",  # the Celery broker when job_runner is "celery", e.g. redis://127.0.0.1:6379/0
     "job_workers": 4,  # jobs run at once by the embedded runner
     "job_per_repo_limit": 2,  # running jobs that write to one repo at once
     "job_per_source_limit": 2,  # running jobs that read from one repo at once
@@ -120,6 +122,48 @@ def fetch_allow_cidrs(value: object) -> list[str]:
         except ValueError:
             raise ConfigError(f"GLINT_FETCH_ALLOW_CIDRS: {cidr!r} is not an address range") from None
     return [c for c in cidrs if c]
+
+
+JOB_RUNNERS = ("embedded", "celery")
+BROKER_SCHEMES = ("redis", "rediss")
+
+
+def job_runner(value: str) -> str:
+    """``job_runner`` checked: one of :data:`JOB_RUNNERS`."""
+    value = value.strip().lower()
+    if value not in JOB_RUNNERS:
+        raise ConfigError(f"GLINT_JOB_RUNNER must be one of {', '.join(JOB_RUNNERS)}, not {value!r}")
+    return value
+
+
+def broker_url(value: str, runner: str) -> str:
+    """``broker_url`` checked: a ``redis://`` or ``rediss://`` URL with a host, needed by the
+    Celery runner. Errors show the URL redacted, since it may carry the broker's password."""
+    value = value.strip()
+    if not value:
+        if runner == "celery":
+            raise ConfigError("GLINT_JOB_RUNNER=celery needs GLINT_BROKER_URL, e.g. redis://127.0.0.1:6379/0")
+        return ""
+    parts = urlsplit(value)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    database = parts.path.lstrip("/")
+    if parts.scheme not in BROKER_SCHEMES or not parts.hostname or not port_ok or not (database.isdigit() or not database):
+        raise ConfigError(f"GLINT_BROKER_URL must look like redis://[:password@]host[:port][/db] "
+                          f"(or rediss://), not {redact_url(value)!r}")
+    return value
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, fit for logs and error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
 
 
 RATE_LIMIT = re.compile(r"^\d+/(s|sec|second|m|min|minute|h|hour|d|day)$")

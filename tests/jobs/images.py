@@ -6,6 +6,8 @@ import random
 
 from glint.clouds import CHUNK_SIZE, RepoConnection, get_driver
 
+MOVING = 96 * 2**20  # big enough that a copy is still writing when a test acts (kills, stops, cancels)
+
 
 def driver_for(devcloud, cloud: str):
     return get_driver(RepoConnection.from_clouds_yaml(devcloud.cloud_config(cloud)))
@@ -43,3 +45,13 @@ def delete_named(devcloud, name: str) -> None:
         with driver_for(devcloud, cloud) as driver:
             for record in records:
                 driver.delete(record.id)
+
+
+def assert_one_verified_copy_each(devcloud, name: str, clouds=("devcloud-1", "devcloud-2", "devcloud-3")):
+    """Exactly one active copy per cloud, all with the source's md5, and nothing half-made anywhere."""
+    found = images_named(devcloud, name)
+    for cloud in clouds:
+        assert [image.status for image in found[cloud]] == ["active"], f"{cloud}: {found[cloud]}"
+    assert len({found[cloud][0].checksum for cloud in clouds}) == 1, "the copies' bytes differ"
+    stuck = [(cloud, i.id, i.status) for cloud, images in found.items() for i in images if i.status != "active"]
+    assert not stuck, f"half-made images left behind: {stuck}"

@@ -9,21 +9,9 @@ from __future__ import annotations
 import pytest
 
 from tests.jobs.helpers import target, writing
-from tests.jobs.images import images_named, upload
+from tests.jobs.images import MOVING, assert_one_verified_copy_each, images_named, upload
 
 pytestmark = pytest.mark.devcloud
-
-MOVING = 96 * 2**20  # big enough that a copy is still writing when the test acts
-
-
-def assert_one_verified_copy_each(devcloud, name: str, clouds=("devcloud-1", "devcloud-2", "devcloud-3")):
-    """Exactly one active copy per cloud, all with the source's md5, and nothing half-made anywhere."""
-    found = images_named(devcloud, name)
-    for cloud in clouds:
-        assert [image.status for image in found[cloud]] == ["active"], f"{cloud}: {found[cloud]}"
-    assert len({found[cloud][0].checksum for cloud in clouds}) == 1, "the copies' bytes differ"
-    stuck = [(cloud, i.id, i.status) for cloud, images in found.items() for i in images if i.status != "active"]
-    assert not stuck, f"half-made images left behind: {stuck}"
 
 
 def test_kill_9_mid_copy_then_restart_ends_done_with_one_copy_each(devcloud, live, api, image_name):

@@ -1,8 +1,9 @@
 """Entry point of the ``glint`` console script.
 
-Commands that manage the server itself (``serve``, ``user add``, ``group add``, ``keys rotate``,
-``repo import``, ``migrate``) run against the local database with Django set up; client commands
-(``login``, ``whoami``, ``repos``, ``images``, ``conflicts``) only speak HTTPS to the REST API.
+Commands that manage the server itself (``serve``, ``worker``, ``user add``, ``group add``,
+``keys rotate``, ``repo import``, ``migrate``) run against the local database with Django set up;
+client commands (``login``, ``whoami``, ``repos``, ``images``, ``conflicts``) only speak HTTPS to
+the REST API.
 """
 
 import click
@@ -14,6 +15,7 @@ from glint.cli import (
     serve_command,
     server_commands,
     transfer_commands,
+    worker_command,
 )
 
 
@@ -25,6 +27,7 @@ def cli():
 
 server_commands.register(cli)
 serve_command.register(cli)
+worker_command.register(cli)
 client_commands.register(cli)
 repo_commands.register(cli)
 job_commands.register(cli)

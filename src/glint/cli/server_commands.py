@@ -6,11 +6,19 @@ import click
 
 
 def setup_django() -> None:
-    """Configure Django for a command; imported lazily so client commands start fast."""
+    """Configure Django for a command; imported lazily so client commands start fast.
+
+    A bad setting ends the command with its message, not a traceback.
+    """
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "glint.settings")
     import django
 
-    django.setup()
+    from glint.config import ConfigError
+
+    try:
+        django.setup()
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
 
 
 @click.command()

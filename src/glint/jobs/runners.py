@@ -1,10 +1,13 @@
 """Runners: what turns queued job rows into work. The DB row is the truth; a message is a job id.
 
 :class:`JobRunner` is the interface. Services call :func:`notify` after a job row is committed;
-the runner of this process (if any) is told the job id and nothing else, so a Celery runner fits
-later by sending that id as the task argument: its task calls ``execution.claim`` and
-``execution.run_claimed`` exactly as the embedded runner's threads do, and the engine never
-notices the difference.
+the runner of this process (if any) is told the job id and nothing else. ``GLINT_JOB_RUNNER``
+picks the runner :func:`start_runner` starts:
+
+- ``embedded`` (the default): :class:`EmbeddedRunner`, below, runs the jobs in ``glint serve``.
+- ``celery``: :class:`CeleryRunner` only sends the job id to the broker; ``glint worker``
+  processes (``glint.jobs.celery``) claim and run the jobs, with the same ``execution.claim`` and
+  ``execution.run_claimed`` as the embedded threads, so the engine never notices the difference.
 
 :class:`EmbeddedRunner` (``glint serve``) is a bounded thread pool (``GLINT_JOB_WORKERS``) fed by
 one dispatcher thread. Each tick the dispatcher
@@ -36,10 +39,12 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.db.models import F
 
+from glint.config import redact_url
 from glint.jobs import execution, reconcile, states
 from glint.jobs.models import Job, JobTarget
 
-__all__ = ["EmbeddedRunner", "JobRunner", "notify", "start_runner", "stop_runner"]
+__all__ = ["CeleryRunner", "EmbeddedRunner", "JobRunner", "notify", "start_runner", "stop_runner", "within_limits",
+           "worker_owner"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,43 @@ ORPHAN_INTERVAL = 300.0
 ORPHAN_FIRST_DELAY = 30.0
 #: Claimable jobs looked at per free worker in one tick (the rest may be over their limits).
 CANDIDATES_PER_SLOT = 10
+
+
+def worker_owner() -> str:
+    """A lease owner name no other worker uses: host, process, and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def within_limits(candidates: list[Job], free: int, per_repo: int, per_source: int) -> list[Job]:
+    """The first ``free`` of ``candidates`` (in the order given) that fit the concurrency limits.
+
+    A job fits when starting it keeps every repo it reads from under ``per_source`` running jobs
+    and every repo it still has to write to under ``per_repo``, counting the jobs running now (in
+    any process: the rows say) and those picked before it. A job being cancelled always fits, so
+    its clean-up is never stuck behind other work. Three queries.
+    """
+    busy_sources = Counter(Job.objects.filter(state=states.RUNNING).exclude(source_repo=None)
+                           .values_list("source_repo_id", flat=True))
+    busy_targets = Counter(JobTarget.objects.filter(job__state=states.RUNNING)
+                           .exclude(state__in=states.TARGET_FINAL_STATES).values_list("repo_id", flat=True))
+    repos_of: dict[int, set[int]] = {}
+    for job_id, repo_id in (JobTarget.objects.filter(job__in=[j.pk for j in candidates]).exclude(
+            state=states.TargetState.DONE.value).values_list("job_id", "repo_id")):
+        repos_of.setdefault(job_id, set()).add(repo_id)
+    picked = []
+    for job in candidates:
+        targets = repos_of.get(job.pk, set())
+        if job.cancel_requested is None:
+            if job.source_repo_id and busy_sources[job.source_repo_id] >= per_source:
+                continue
+            if any(busy_targets[repo] >= per_repo for repo in targets):
+                continue
+        picked.append(job)
+        busy_sources[job.source_repo_id] += 1
+        busy_targets.update(targets)
+        if len(picked) >= free:
+            break
+    return picked
 
 
 class JobRunner(abc.ABC):
@@ -77,7 +119,7 @@ class EmbeddedRunner(JobRunner):
 
     def __init__(self, workers: int, per_repo: int, per_source: int):
         self.workers, self.per_repo, self.per_source = workers, per_repo, per_source
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = worker_owner()
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="glint-job")
         self.running: dict[int, Future] = {}
         self.wake = threading.Event()
@@ -133,30 +175,9 @@ class EmbeddedRunner(JobRunner):
 
     def _pick(self, free: int) -> list[Job]:
         """Claimable jobs, oldest first, that fit the concurrency limits (four queries)."""
-        busy_sources = Counter(Job.objects.filter(state=states.RUNNING).exclude(source_repo=None)
-                               .values_list("source_repo_id", flat=True))
-        busy_targets = Counter(JobTarget.objects.filter(job__state=states.RUNNING)
-                               .exclude(state__in=states.TARGET_FINAL_STATES).values_list("repo_id", flat=True))
         candidates = list(Job.objects.filter(execution.claimable()).exclude(pk__in=list(self.running))
                           .order_by(F("cancel_requested").asc(nulls_last=True), "created", "pk")[: free * CANDIDATES_PER_SLOT])
-        repos_of: dict[int, set[int]] = {}
-        for job_id, repo_id in (JobTarget.objects.filter(job__in=[j.pk for j in candidates]).exclude(
-                state=states.TargetState.DONE.value).values_list("job_id", "repo_id")):
-            repos_of.setdefault(job_id, set()).add(repo_id)
-        picked = []
-        for job in candidates:
-            targets = repos_of.get(job.pk, set())
-            if job.cancel_requested is None:
-                if job.source_repo_id and busy_sources[job.source_repo_id] >= self.per_source:
-                    continue
-                if any(busy_targets[repo] >= self.per_repo for repo in targets):
-                    continue
-            picked.append(job)
-            busy_sources[job.source_repo_id] += 1
-            busy_targets.update(targets)
-            if len(picked) >= free:
-                break
-        return picked
+        return within_limits(candidates, free, self.per_repo, self.per_source)
 
     def _run(self, job_id: int) -> None:
         try:
@@ -182,17 +203,51 @@ class EmbeddedRunner(JobRunner):
                 connection.close()
 
 
+class CeleryRunner(JobRunner):
+    """Sends job ids to the Celery broker; ``glint worker`` processes run the jobs.
+
+    This process runs no job, no lease sweeper and no orphan reconciler: the workers' beat does
+    (``glint.jobs.celery``). A message that cannot be sent (the broker is down) is logged, not
+    raised: the job row is committed and stays queued, and the workers' periodic re-send finds it.
+    """
+
+    def __init__(self):
+        from glint.jobs import celery  # without Celery installed, glint serve stops here
+
+        self.celery = celery
+
+    def submit(self, job_id: int) -> None:
+        try:
+            self.celery.send_job(job_id)
+        except self.celery.BrokerUnavailable as exc:
+            log.warning("job %s: not sent to the broker (%s); a worker's periodic re-send will pick it up",
+                        job_id, type(exc).__name__)
+
+    def start(self) -> None:
+        log.info("job runner: celery (jobs go to glint worker processes through the broker %s)",
+                 redact_url(settings.GLINT_BROKER_URL))
+
+    def stop(self) -> None:
+        """Nothing to stop: the jobs run elsewhere."""
+
+
 _runner: JobRunner | None = None
 _runner_lock = threading.Lock()
 
 
+def _new_runner() -> JobRunner:
+    if settings.GLINT_JOB_RUNNER == "celery":
+        return CeleryRunner()
+    return EmbeddedRunner(settings.GLINT_JOB_WORKERS, settings.GLINT_JOB_PER_REPO_LIMIT,
+                          settings.GLINT_JOB_PER_SOURCE_LIMIT)
+
+
 def start_runner() -> JobRunner:
-    """Start this process's embedded runner (idempotent); ``glint serve`` calls it."""
+    """Start this process's runner, as ``GLINT_JOB_RUNNER`` says (idempotent); ``glint serve`` calls it."""
     global _runner
     with _runner_lock:
         if _runner is None:
-            _runner = EmbeddedRunner(settings.GLINT_JOB_WORKERS, settings.GLINT_JOB_PER_REPO_LIMIT,
-                                     settings.GLINT_JOB_PER_SOURCE_LIMIT)
+            _runner = _new_runner()
             _runner.start()
         return _runner
 

@@ -1,0 +1,142 @@
+"""The distributed runner: Glint's Celery app, its tasks and its beat schedule (``glint worker``).
+
+With ``GLINT_JOB_RUNNER=celery``, ``glint serve`` only sends job ids (``runners.CeleryRunner``)
+and ``glint worker`` processes, on any number of machines that share the database and the data
+directory's credential keys, run the jobs. The DB row stays the truth; a message is a job id and
+nothing else (no secret ever travels through the broker), so a lost, late or duplicated message
+costs nothing:
+
+- :func:`run_job` claims the job with ``execution.claim`` (compare-and-set): a job already
+  running, ended, or not due yet makes the message a no-op. Over the per-repo or per-source limit
+  (``runners.within_limits``, the embedded runner's rule) it lets Celery retry the message after
+  :data:`LIMIT_RETRY_SECONDS`. A run that ends waiting for an automatic retry sends the job again
+  with that time as its ``eta``.
+- Messages are acknowledged late (``task_acks_late``), when the task returns, and a worker
+  prefetches one at a time, since a job may take an hour.
+- Beat (embedded in ``glint worker`` unless ``--no-beat``) runs the repairs that ``glint serve``
+  runs itself in embedded mode: :func:`sweep` re-queues jobs whose worker died (lease expired)
+  and sends them again; :func:`resend` sends every claimable job now and then, which covers a
+  message lost to a broker restart or to a failed send; :func:`remove_orphans` runs the orphan
+  reconciler. All three are idempotent, so several workers running beat do no harm.
+
+Import this module only after ``django.setup()`` (``glint worker`` and ``glint serve`` do).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+
+from celery import Celery
+from django.conf import settings
+from kombu.exceptions import OperationalError as BrokerUnavailable
+
+from glint.jobs import execution, reconcile, runners, states
+from glint.jobs.models import Job
+
+__all__ = ["BrokerUnavailable", "app", "check_broker", "remove_orphans", "resend", "run_job", "send_job", "sweep"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds before a job over its concurrency limits is looked at again.
+LIMIT_RETRY_SECONDS = 5
+#: Seconds between re-sends of every claimable job (lost messages, broker restarts).
+RESEND_INTERVAL = 60
+#: Limit retries of one message: it gives up about when the next re-send brings the job back,
+#: so a job that waits long for its repos never has more than a couple of messages going round.
+LIMIT_RETRIES = RESEND_INTERVAL // LIMIT_RETRY_SECONDS
+#: Seconds between lease sweeps: as often as a lease is renewed, so a dead worker's job waits
+#: at most about a third of a lease longer than the lease itself.
+SWEEP_INTERVAL = max(1.0, settings.GLINT_JOB_LEASE_SECONDS / 3)
+#: Tries (and seconds) a send may take while the broker does not answer; a web request waits for it.
+SEND_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.5, "interval_step": 0.5, "interval_max": 1}
+
+
+def _every(task: str, seconds: float) -> dict:
+    """A beat entry whose message expires at the next one, so a busy worker never piles them up."""
+    return {"task": task, "schedule": seconds, "options": {"expires": seconds}}
+
+
+app = Celery("glint")
+app.conf.update(
+    broker_url=settings.GLINT_BROKER_URL,
+    broker_connection_retry_on_startup=True,
+    broker_transport_options={"socket_connect_timeout": 5},
+    task_acks_late=True,
+    task_ignore_result=True,
+    task_publish_retry_policy=SEND_RETRY_POLICY,
+    worker_prefetch_multiplier=1,
+    # Interval schedules need no state on disk: beat keeps it in memory.
+    beat_scheduler="celery.beat:Scheduler",
+    beat_schedule={
+        "sweep-expired-leases": _every("glint.jobs.sweep", SWEEP_INTERVAL),
+        "resend-claimable-jobs": _every("glint.jobs.resend", RESEND_INTERVAL),
+        "remove-orphan-images": _every("glint.jobs.remove_orphans", runners.ORPHAN_INTERVAL),
+    },
+)
+
+
+def send_job(job_id: int, eta: datetime.datetime | None = None) -> None:
+    """Send ``job_id`` to the workers (at ``eta``, if given).
+
+    Raises:
+        BrokerUnavailable: the broker did not answer within :data:`SEND_RETRY_POLICY`.
+    """
+    run_job.apply_async((job_id,), eta=eta)
+
+
+def check_broker(timeout: float = 5.0) -> None:
+    """Connect to the broker once.
+
+    Raises:
+        BrokerUnavailable: it does not answer (or refuses the password).
+    """
+    with app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1, timeout=timeout)
+
+
+@app.task(name="glint.jobs.run", bind=True, max_retries=LIMIT_RETRIES)
+def run_job(self, job_id: int) -> str | None:
+    """Claim job ``job_id`` and run it to its next resting state; returns that state, or None
+    when the message was a no-op (the job is not claimable, or stays over its limits)."""
+    job = Job.objects.filter(execution.claimable(), pk=job_id).first()
+    if job is None:
+        return None
+    if not runners.within_limits([job], 1, settings.GLINT_JOB_PER_REPO_LIMIT, settings.GLINT_JOB_PER_SOURCE_LIMIT):
+        if self.request.retries < self.max_retries:
+            raise self.retry(countdown=LIMIT_RETRY_SECONDS)
+        log.info("job %s still over its repo limits; the next re-send brings it back", job_id)
+        return None
+    owner = runners.worker_owner()
+    if not execution.claim(job, owner):
+        return None
+    state = execution.run_claimed(job_id, owner)
+    retry_at = Job.objects.filter(pk=job_id, state__in=(states.PARTIAL, states.FAILED)).values_list(
+        "next_attempt_at", flat=True).first()
+    if retry_at is not None:
+        send_job(job_id, eta=retry_at)
+    return state
+
+
+@app.task(name="glint.jobs.sweep")
+def sweep() -> int:
+    """Re-queue the jobs whose worker died and send them again; returns how many were re-queued."""
+    swept = reconcile.sweep_expired_leases()
+    if swept:
+        resend()
+    return swept
+
+
+@app.task(name="glint.jobs.resend")
+def resend() -> int:
+    """Send every claimable job again (duplicates are no-ops); returns how many were sent."""
+    job_ids = list(Job.objects.filter(execution.claimable()).order_by("created", "pk").values_list("pk", flat=True))
+    for job_id in job_ids:
+        send_job(job_id)
+    return len(job_ids)
+
+
+@app.task(name="glint.jobs.remove_orphans")
+def remove_orphans() -> int:
+    """One round of the orphan reconciler; returns how many images it removed."""
+    return len(reconcile.remove_orphans())
