@@ -7,6 +7,7 @@ import traceback
 from pathlib import Path
 
 from bench import routes
+from bench.cpu import CpuMeter, CpuUse, median_use, stack_processes
 from bench.profiling import py_spy, summarize
 from bench.report import Report, median
 from bench.stack import write_random_file
@@ -28,6 +29,8 @@ def run_fanout(report: Report, stack, glint, variant, figures, source: str, targ
     source_name = f"bench-source-{size}"
     source_id = stack.upload(source, data, source_name)
     times: dict[str, list[float]] = {k: [] for k in ("glint", "read", "write", "staged", "manual", "upload")}
+    cpu: dict[str, list[CpuUse]] = {k: [] for k in times}
+    processes = stack_processes(stack.dc, glint.pid)
     growth: dict[int, list[int]] = {size: []}
     errors: dict[str, str] = {}
     manual_how = ""
@@ -36,8 +39,9 @@ def run_fanout(report: Report, stack, glint, variant, figures, source: str, targ
         nonlocal manual_how
         if key in errors:
             return
+        meter = CpuMeter(processes)
         try:
-            value = measure()
+            value = measure(meter)
         except Exception as exc:  # noqa: BLE001 - the row says why
             traceback.print_exc()
             errors[key] = f"{type(exc).__name__}: {exc}"[:400]
@@ -49,17 +53,18 @@ def run_fanout(report: Report, stack, glint, variant, figures, source: str, targ
         if key == "manual":
             value, manual_how = value
         times[key].append(value)
-        say(f"  {key}: {value:.2f}s")
+        cpu[key].append(meter.use)
+        say(f"  {key}: {value:.2f}s ({meter.use.note(per_process=True)})")
 
     steps = [
-        ("glint", lambda: routes.glint_copy(glint, stack, source, source_name, targets)),
-        ("read", lambda: routes.read_source(stack, source, source_id)),
-        ("write", lambda: routes.write_targets(stack, data, targets)),
-        ("staged", lambda: routes.staged(stack, source, source_id, targets, work)),
-        ("manual", lambda: routes.manual(stack, source, source_id, targets, work)),
+        ("glint", lambda m: routes.glint_copy(glint, stack, source, source_name, targets, m)),
+        ("read", lambda m: routes.read_source(stack, source, source_id, m)),
+        ("write", lambda m: routes.write_targets(stack, data, targets, m)),
+        ("staged", lambda m: routes.staged(stack, source, source_id, targets, work, m)),
+        ("manual", lambda m: routes.manual(stack, source, source_id, targets, work, m)),
     ]
     if "upload" in figures:
-        steps.append(("upload", lambda: routes.glint_upload(glint, stack, data, targets)))
+        steps.append(("upload", lambda m: routes.glint_upload(glint, stack, data, targets, m)))
     if "fanout" not in figures:
         steps = [s for s in steps if s[0] in ("glint", "write", "upload")]
     for round_no in range(variant.runs):
@@ -69,6 +74,7 @@ def run_fanout(report: Report, stack, glint, variant, figures, source: str, targ
             attempt(key, measure)
 
     what = f"{_size(size)} to {n} targets"
+    _cpu_rows(report, cpu, what, extra)
     if "fanout" in figures:
         _fanout_rows(report, times, errors, what, manual_how)
     if "upload" in figures:
@@ -79,16 +85,32 @@ def run_fanout(report: Report, stack, glint, variant, figures, source: str, targ
         else:
             report.failed("upload / fan-out limit", "<= 1.25x", errors.get("upload") or errors.get("write", "?"))
     if "memory" in figures:
-        _memory(report, stack, glint, variant, source, targets, work, growth, errors)
+        _memory(report, stack, glint, variant, source, targets, growth, errors)
     if profile_dir is not None and "fanout" in figures and "glint" not in errors:
         _profile(report, stack, glint, source, source_name, targets, profile_dir, extra)
     stack.delete_quietly(source, [source_id])
 
 
+ROUTE_LABELS = {"glint": "Glint copy job", "read": "read source alone", "write": "PUT local file to targets at once",
+                "staged": "staged (disk, then each)", "manual": "manual (openstack save/create)",
+                "upload": "upload via API"}
+
+
+def _cpu_rows(report: Report, cpu: dict[str, list[CpuUse]], what: str, extra: dict) -> None:
+    """Per route, the cores its processes kept busy (the round with the median figure), with the
+    CPU-seconds of each process in the note; every round goes into the JSON."""
+    for key, uses in cpu.items():
+        if not uses:
+            continue
+        use = median_use(uses)
+        report.info(f"fan-out CPU, {what}: {ROUTE_LABELS[key]}: cores kept busy (CPU-s / wall-s)", use.cores_busy,
+                    note=use.note(per_process=True))
+    extra.setdefault("cpu", {})["fanout"] = {key: [u.as_dict() for u in uses] for key, uses in cpu.items() if uses}
+
+
 def _fanout_rows(report: Report, times, errors, what: str, manual_how: str) -> None:
-    for key, label in (("glint", "Glint copy job"), ("read", "read source alone"),
-                       ("write", "PUT local file to targets at once"), ("staged", "staged (disk, then each)"),
-                       ("manual", "manual (openstack save/create)")):
+    for key in ("glint", "read", "write", "staged", "manual"):
+        label = ROUTE_LABELS[key]
         if times[key]:
             report.info(f"fan-out {what}: {label}", median(times[key]), unit="s",
                         note=manual_how if key == "manual" else "")
@@ -115,15 +137,13 @@ def _fanout_rows(report: Report, times, errors, what: str, manual_how: str) -> N
             report.failed(f"fan-out: {name}", f">= {bound}x", errors.get(key, "?"))
 
 
-def _memory(report: Report, stack, glint, variant, source, targets, work, growth, errors) -> None:
+def _memory(report: Report, stack, glint, variant, source, targets, growth, errors) -> None:
     """RSS growth of ``glint serve`` while it copies each size (the fan-out size: from its rounds)."""
     for size in variant.memory_sizes:
         if size in growth:
             continue
-        data = write_random_file(work / f"image-{size}.raw", size)
         name = f"bench-memory-{size}"
-        image_id = stack.upload(source, data, name)
-        data.unlink()
+        image_id = stack.plant_zeros(source, size, name)
         runs = variant.big_memory_runs if size == max(variant.memory_sizes) else variant.runs
         growth[size] = []
         for _ in range(runs):

@@ -9,7 +9,8 @@
 - ``manual``: ``openstack image save``, then ``openstack image create`` per target.
 
 Every route leaves no image behind in the targets (the next run needs a clean slate, and the
-Glance stores would fill the disk).
+Glance stores would fill the disk). Each route times exactly its measured part with the
+``CpuMeter`` it is given, which also counts the CPU every process of the stack spent meanwhile.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import uuid
 from pathlib import Path
 
+from bench.cpu import CpuMeter
 from bench.memory import RssSampler
 from bench.stack import RAW, Glint, Stack, file_chunks
 from bench.tools import tool
@@ -34,31 +35,30 @@ def _name(route: str) -> str:
     return f"bench-{route}-{uuid.uuid4().hex[:8]}"
 
 
-def glint_copy(glint: Glint, stack: Stack, source: str, source_name: str, targets: list[str]) -> tuple[float, int]:
+def glint_copy(glint: Glint, stack: Stack, source: str, source_name: str, targets: list[str],
+               meter: CpuMeter | None = None) -> tuple[float, int]:
     """Seconds for a verified copy job, and the growth of ``glint serve``'s RSS while it ran."""
+    meter = meter or CpuMeter({})
     glint.clear_cache()
     row, version = glint.row(source_name, {source})
-    with RssSampler(glint.pid) as rss:
-        started = time.perf_counter()
+    with RssSampler(glint.pid) as rss, meter:
         job_id = glint.start_copy(row, version, targets)
         glint.wait_job(job_id)
-        seconds = time.perf_counter() - started
     for cloud in targets:
         stack.delete_named(cloud, source_name)
-    return seconds, rss.growth
+    return meter.use.wall, rss.growth
 
 
-def read_source(stack: Stack, source: str, image_id: str) -> float:
+def read_source(stack: Stack, source: str, image_id: str, meter: CpuMeter) -> float:
     """Seconds to read the source image once, bytes dropped."""
     with stack.driver(source) as driver:
-        started = time.perf_counter()
-        with driver.open_read(image_id) as reader:
+        with meter, driver.open_read(image_id) as reader:
             for _chunk in reader:
                 pass
-        return time.perf_counter() - started
+        return meter.use.wall
 
 
-def write_targets(stack: Stack, path: Path, targets: list[str]) -> float:
+def write_targets(stack: Stack, path: Path, targets: list[str], meter: CpuMeter) -> float:
     """Seconds to PUT a local file into every target at once (records made before the clock)."""
     drivers = [stack.driver(cloud) for cloud in targets]
     ids = [d.create_image({"name": _name("limit"), **RAW}).id for d in drivers]
@@ -71,36 +71,33 @@ def write_targets(stack: Stack, path: Path, targets: list[str]) -> float:
             errors.append(exc)
 
     threads = [threading.Thread(target=put, args=pair) for pair in zip(drivers, ids)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - started
+    with meter:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     for driver, image_id in zip(drivers, ids):
         driver.delete(image_id)
         driver.close()
     if errors:
         raise errors[0]
-    return seconds
+    return meter.use.wall
 
 
-def staged(stack: Stack, source: str, image_id: str, targets: list[str], scratch: Path) -> float:
+def staged(stack: Stack, source: str, image_id: str, targets: list[str], scratch: Path, meter: CpuMeter) -> float:
     """Seconds to download to disk, then upload to each target in turn (Glint v2's route)."""
     name = _name("staged")
-    with tempfile.NamedTemporaryFile(dir=scratch, suffix=".img") as spool:
-        started = time.perf_counter()
+    ids = {}
+    with tempfile.NamedTemporaryFile(dir=scratch, suffix=".img") as spool, meter:
         with stack.driver(source) as driver, driver.open_read(image_id) as reader:
             for chunk in reader:
                 spool.write(chunk)
         spool.flush()
-        ids = {}
         for cloud in targets:
             ids[cloud] = stack.upload(cloud, Path(spool.name), name)
-        seconds = time.perf_counter() - started
     for cloud, new_id in ids.items():
         stack.delete_quietly(cloud, [new_id])
-    return seconds
+    return meter.use.wall
 
 
 # What `openstack image save` / `image create --file` do, for when python-openstackclient is not
@@ -111,7 +108,8 @@ _SDK_CREATE = ("import openstack,sys; openstack.connect(cloud=sys.argv[1]).image
                "filename=sys.argv[3], disk_format='raw', container_format='bare', allow_duplicates=True, wait=True)")
 
 
-def manual(stack: Stack, source: str, image_id: str, targets: list[str], scratch: Path) -> tuple[float, str]:
+def manual(stack: Stack, source: str, image_id: str, targets: list[str], scratch: Path,
+           meter: CpuMeter) -> tuple[float, str]:
     """Seconds for ``openstack image save`` then ``openstack image create`` per target; and how
     it ran (the CLI, or the same SDK calls when the CLI is not installed)."""
     osc = tool("openstack")
@@ -129,34 +127,32 @@ def manual(stack: Stack, source: str, image_id: str, targets: list[str], scratch
             python = sys.executable
             steps = [[python, "-c", _SDK_SAVE, source, image_id, image]]
             steps += [[python, "-c", _SDK_CREATE, cloud, name, image] for cloud in targets]
-        started = time.perf_counter()
-        for step in steps:
-            result = subprocess.run(step, env=env, capture_output=True, text=True, timeout=1800, check=False)
-            if result.returncode:
-                raise RuntimeError(f"{' '.join(step[:6])} failed: {result.stderr[-800:]}")
-        seconds = time.perf_counter() - started
+        with meter:
+            for step in steps:
+                result = subprocess.run(step, env=env, capture_output=True, text=True, timeout=1800, check=False)
+                if result.returncode:
+                    raise RuntimeError(f"{' '.join(step[:6])} failed: {result.stderr[-800:]}")
     for cloud in targets:
         stack.delete_named(cloud, name)
-    return seconds, "openstack CLI" if osc else "openstacksdk calls (openstackclient not installed)"
+    return meter.use.wall, "openstack CLI" if osc else "openstacksdk calls (openstackclient not installed)"
 
 
-def glint_upload(glint: Glint, stack: Stack, path: Path, targets: list[str]) -> float:
+def glint_upload(glint: Glint, stack: Stack, path: Path, targets: list[str], meter: CpuMeter) -> float:
     """Seconds for an upload through the API (create, then PUT the file) until every target has it."""
     glint.clear_cache()
     name = _name("upload")
     size = path.stat().st_size
-    started = time.perf_counter()
-    upload = glint.post("uploads/", {"group": glint.group, "name": name, "targets": targets, "size": size,
-                                     "disk_format": "raw", "container_format": "bare"})
-    with path.open("rb") as body:
-        response = glint.session.put(upload["upload_url"], data=body, timeout=1800,
-                                     headers={"Content-Type": "application/octet-stream"})
+    with meter:
+        upload = glint.post("uploads/", {"group": glint.group, "name": name, "targets": targets, "size": size,
+                                         "disk_format": "raw", "container_format": "bare"})
+        with path.open("rb") as body:
+            response = glint.session.put(upload["upload_url"], data=body, timeout=1800,
+                                         headers={"Content-Type": "application/octet-stream"})
     result = response.json()
     if response.status_code != 200:
         raise RuntimeError(f"PUT {upload['upload_url']}: HTTP {response.status_code}: {result}")
-    seconds = time.perf_counter() - started
     for cloud in targets:
         stack.delete_named(cloud, name)
     if result.get("job_state") != "done":
         raise RuntimeError(f"upload ended {result.get('state')}/{result.get('job_state')}: {result.get('error')}")
-    return seconds
+    return meter.use.wall

@@ -356,6 +356,10 @@ class Devcloud:
         """The Glance file store: image files are named by image id."""
         return Path(self._glance(name).store_dir)
 
+    def glance_database(self, name: str) -> Path:
+        """The Glance's SQLite database, for benchmarks that need image records in bulk."""
+        return Path(self._glance(name).home) / "glance.sqlite"
+
     def hash_algo(self, name: str) -> str:
         return self._glance(name).hash_algo
 

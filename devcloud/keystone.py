@@ -7,7 +7,8 @@ Projects, users, regions and the catalog are created afterwards through the REST
 (``identity.py``), like any operator would.
 
 Keystone's WSGI entry point parses ``sys.argv`` with oslo.config, and under gunicorn that is
-gunicorn's own command line: the tiny module in ``WSGI_SHIM`` empties ``sys.argv[1:]`` first.
+gunicorn's own command line: the tiny module in ``WSGI_SHIM`` empties ``sys.argv[1:]`` first, and
+imports the SQLite hook that lets it serve several requests at once (``sqlite.py``).
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from .gunicorn import gunicorn_argv
 from .state import Service, State
 
 WSGI_MODULE = "devcloud_keystone_wsgi"
-WSGI_SHIM = '''\
+WSGI_SHIM = f'''\
 """Written by devcloud: keystone.wsgi.api parses sys.argv, which under gunicorn is gunicorn's."""
 import sys
+
+import {sqlite.HOOK_MODULE}  # noqa: F401
 
 del sys.argv[1:]
 from keystone.wsgi.api import application  # noqa: E402,F401
@@ -81,9 +84,10 @@ key_repository = {home}/fernet-keys
 key_repository = {home}/credential-keys
 """)
     (home / f"{WSGI_MODULE}.py").write_text(WSGI_SHIM)
+    sqlite.write_hook(home)
     svc.argv = gunicorn_argv(Path(state.venv), f"{WSGI_MODULE}:application", svc.port,
                              cert_file=state.cert_file, key_file=state.key_file,
-                             pythonpath=str(home), threads=KEYSTONE_THREADS)
+                             pythonpath=str(home))
     svc.env = {"OS_KEYSTONE_CONFIG_FILES": str(conf)}
     svc.cwd = str(home)
     return conf
@@ -91,12 +95,6 @@ key_repository = {home}/credential-keys
 
 # All four keystone-manage steps in one interpreter: importing keystone takes ~3 s, the steps
 # themselves well under one. oslo.config refuses a second parse unless CONF is cleared first.
-# One request at a time: every password login updates the user's ``last_active_at``, and two
-# SQLite writers in one process failed with "database is locked" even in WAL mode with a busy
-# timeout (a read transaction that turns into a write cannot wait). Keystone answers in
-# milliseconds, so serial requests cost little; Glance caches validated tokens.
-KEYSTONE_THREADS = 1
-
 PREPARE_SCRIPT = """\
 import json
 import sys
