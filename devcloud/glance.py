@@ -24,7 +24,13 @@ from . import processes, sqlite
 from .gunicorn import gunicorn_argv
 from .state import Service, State
 
-WSGI_APP = "glance.wsgi.api:application"
+WSGI_MODULE = "devcloud_glance_wsgi"
+WSGI_SHIM = f'''\
+"""Written by devcloud: Glance's application, its writer transactions beginning IMMEDIATE."""
+import {sqlite.HOOK_MODULE}  # noqa: F401
+
+from glance.wsgi.api import application  # noqa: E402,F401
+'''
 STORE = "fs"
 SERVICE_PROJECT = "service"
 
@@ -104,8 +110,10 @@ password = {service_password}
 [oslo_concurrency]
 lock_path = {home}/locks
 """)
-    svc.argv = gunicorn_argv(venv, WSGI_APP, svc.port, cert_file=state.cert_file,
-                             key_file=state.key_file)
+    (home / f"{WSGI_MODULE}.py").write_text(WSGI_SHIM)
+    sqlite.write_hook(home)
+    svc.argv = gunicorn_argv(venv, f"{WSGI_MODULE}:application", svc.port, cert_file=state.cert_file,
+                             key_file=state.key_file, pythonpath=str(home))
     svc.env = {"OS_GLANCE_CONFIG_DIR": str(home)}
     svc.cwd = str(home)
     return conf

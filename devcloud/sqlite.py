@@ -15,8 +15,9 @@ before its application: it starts oslo.db's *writer* transactions with ``BEGIN I
 takes the write lock up front and so does wait on the busy timeout. Readers keep the deferred
 ``BEGIN`` and never wait (SQLite's busy wait polls with sleeps of up to 100 ms, so making every
 transaction take the lock starved token requests under load). Keystone can then serve several
-requests at once. Glance has not shown the error with its 8 threads (the bench creates thousands
-of image records at once), so it runs without the hook.
+requests at once. Glance imports it too: its ``web-download`` task thread writes the image row
+when the import ends while the client that watched the image turn active already sends its own
+update, and one of the two failed with a 500 the same way.
 """
 
 from __future__ import annotations
@@ -83,5 +84,5 @@ def use_wal(db_file: Path) -> None:
 
 
 def write_hook(directory: Path) -> None:
-    """Put the ``BEGIN IMMEDIATE`` hook module into ``directory`` (on Keystone's path)."""
+    """Put the ``BEGIN IMMEDIATE`` hook module into ``directory`` (on the service's path)."""
     (directory / f"{HOOK_MODULE}.py").write_text(HOOK_SOURCE)

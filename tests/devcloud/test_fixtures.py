@@ -78,6 +78,26 @@ def test_many_first_logins_at_once_all_succeed(devcloud):
             list(pool.map(login, users * 4))  # raises DevcloudError on any failed login
 
 
+def test_many_image_updates_at_once_all_succeed(devcloud):
+    """Glance reads an image and updates it in one transaction; updates at once must wait for
+    the write lock, not fail with a 500 "database is locked" (devcloud/sqlite.py)."""
+    conn = connect(devcloud, "devcloud-1")
+    images = [conn.image.create_image(name=f"devcloud-test-{uuid.uuid4().hex[:8]}", disk_format="raw",
+                                      container_format="bare", allow_duplicates=True) for _ in range(16)]
+
+    def update(image) -> None:  # one image per thread: Glance answers 409 to racing updates of one image
+        client = connect(devcloud, "devcloud-1")
+        for round_ in range(5):
+            client.image.update_image(image, devcloud_round=str(round_))
+
+    try:
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            list(pool.map(update, images))  # an HTTP 500 raises here
+    finally:
+        for image in images:
+            conn.image.delete_image(image.id)
+
+
 @pytest.mark.parametrize("cloud", ["devcloud-1", "devcloud-3-p2-appcred"])
 def test_upload_lands_in_store_with_the_glance_hash(devcloud, cloud):
     conn = connect(devcloud, cloud)
