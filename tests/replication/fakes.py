@@ -19,6 +19,7 @@ from glint.clouds import (
     NotFound,
     ProjectInfo,
     RepoConnection,
+    ServiceUnavailable,
     TransferInterrupted,
 )
 
@@ -37,6 +38,7 @@ class FakeCloud:
         self.break_read_at: int | None = None  # the next read breaks after this many bytes
         self.write_rate: float | None = None  # bytes per second written, None: no limit
         self.write_started = threading.Event()
+        self.failing_updates = 0  # the next property updates that answer a 5xx
 
     def driver(self) -> FakeDriver:
         return FakeDriver(self)
@@ -139,6 +141,9 @@ class FakeDriver(CloudDriver):
 
     def set_properties(self, image_id: str, set: Mapping[str, Any] | None = None,  # noqa: A002
                        remove: Iterable[str] = ()) -> ImageRecord:
+        if self.cloud.failing_updates:
+            self.cloud.failing_updates -= 1
+            raise ServiceUnavailable("HTTP 503 (fake)")
         doc = self.cloud.images[image_id]
         doc.update(set or {})
         for key in remove:

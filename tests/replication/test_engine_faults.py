@@ -183,3 +183,24 @@ def test_source_that_keeps_breaking_fails_every_target_retryably(attempts):
     failed = result.targets["t"]
     assert failed.state is TargetState.FAILED and failed.error.retryable
     assert target.images == {}
+
+
+@pytest.mark.parametrize("failures, kept", [(2, True), (9, False)])
+def test_a_passing_5xx_after_verification_does_not_throw_the_copy_away(failures, kept):
+    """Fake: the property update after a verified write answers 503 on demand (a real cloud
+    cannot be made to fail exactly that request). A few are waited out and the copy is kept;
+    a cloud that keeps failing fails the target, and its unfinished image is deleted."""
+    cloud, image_id, data = _source(MIB)
+    target = FakeCloud()
+    target.failing_updates = failures
+
+    result = copy_image(CopySource(cloud.driver(), image_id, "r"), [CopyTarget("t", target.driver())])
+
+    outcome = result.targets["t"]
+    if kept:
+        assert outcome.state is TargetState.DONE and outcome.outcome is TargetOutcome.COPIED
+        assert target.data[outcome.image_id] == data
+        assert target.images[outcome.image_id]["glint_sha256"] == hashlib.sha256(data).hexdigest()
+    else:
+        assert outcome.state is TargetState.FAILED and outcome.error.retryable
+        assert target.images == {}, "nothing half-finished is left"

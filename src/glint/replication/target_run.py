@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 #: Pauses between attempts to delete an unfinished target image (None: give up).
 _CLEANUP_PAUSES = (0.2, 0.5, 1.0, 2.0, 4.0, None)
+#: Pauses between attempts to give a verified copy its markers and visibility (None: give up).
+#: Failing there would delete a copy that is already verified, so a passing 5xx is waited out.
+_FINISH_PAUSES = (0.5, 1.0, 2.0, 4.0, None)
 
 
 def failure(exc: BaseException) -> Failure:
@@ -306,12 +309,23 @@ class TargetRun:
         if not changes:
             return
         try:
-            self.driver.set_properties(record.id, set=changes)
+            self._set_patiently(record.id, changes)
         except Forbidden:
             changes.pop("visibility", None)
-            self.driver.set_properties(record.id, set=changes)
+            self._set_patiently(record.id, changes)
             self._warn(f"the target project may not make images {visibility}; the copy stays "
                        f"{record.visibility}")
+
+    def _set_patiently(self, image_id: str, changes: dict) -> None:
+        """``set_properties``, tried again after a transient error (see :data:`_FINISH_PAUSES`)."""
+        for pause in _FINISH_PAUSES:
+            try:
+                self.driver.set_properties(image_id, set=changes)
+                return
+            except CloudError as exc:
+                if pause is None or not exc.retryable:
+                    raise
+                time.sleep(pause)
 
     def _settle_clashes(self) -> None:
         """Replace or rename the old images of the same name, now that the copy is verified."""
