@@ -7,6 +7,7 @@ import socket
 
 import pytest
 
+from tests.clients import client_for, make_user
 from tests.devcloud_repos import add_devcloud_repo
 from tests.jobs.helpers import fresh_image_name
 from tests.transfers.helpers import WebServer
@@ -16,6 +17,17 @@ from tests.transfers.helpers import WebServer
 def image_name(devcloud):
     """A fresh image name; every image of that name is deleted from every cloud afterwards."""
     yield from fresh_image_name(devcloud, "xfer")
+
+
+@pytest.fixture
+def member(group_a):
+    """A member of group alpha, who uploads."""
+    return make_user("Upload Member", group=group_a)
+
+
+@pytest.fixture
+def client(member):
+    return client_for(member)
 
 
 @pytest.fixture

@@ -125,10 +125,15 @@ class WebServer:
         self.httpd.server_close()
 
 
+def post_upload(client, group, repos, **fields):
+    """``POST /api/v1/uploads/``: an upload of ``group`` to ``repos`` with the other ``fields``."""
+    body = {"group": group.pk, "targets": [r.name for r in repos], **fields}
+    return client.post("/api/v1/uploads/", json.dumps(body), content_type="application/json")
+
+
 def link_upload(client, group, repos, url: str, **fields):
     """``POST /api/v1/uploads/`` of a web link to ``repos``."""
-    body = {"group": group.pk, "url": url, "targets": [r.name for r in repos], **fields}
-    return client.post("/api/v1/uploads/", json.dumps(body), content_type="application/json")
+    return post_upload(client, group, repos, url=url, **fields)
 
 
 def run_job(job_id: int) -> Job:

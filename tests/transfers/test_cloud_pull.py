@@ -19,7 +19,6 @@ from django.utils import timezone
 from glint.jobs import services as job_services
 from glint.jobs.models import Job, JobTarget
 from glint.transfers.models import Upload
-from tests.clients import client_for, make_user
 from tests.devcloud_repos import add_devcloud_repo
 from tests.jobs.images import images_named, random_chunks
 from tests.transfers.helpers import STALL, link_upload, run_job
@@ -27,11 +26,6 @@ from tests.transfers.helpers import STALL, link_upload, run_job
 pytestmark = [pytest.mark.devcloud, pytest.mark.django_db(transaction=True)]
 
 GLINT = "Glint"
-
-
-@pytest.fixture
-def client(group_a):
-    return client_for(make_user("Pull Uploader", group=group_a))
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ bytes arrive, lands them in the cache, and a failed target continues from the ca
 from __future__ import annotations
 
 import hashlib
-import json
 
 import pytest
 
@@ -15,28 +14,16 @@ from glint.jobs.targets import content_cache
 from glint.transfers import services
 from glint.transfers.models import Upload
 from glint.transfers.runner import LIVE_STREAMS
-from tests.clients import client_for, make_user
 from tests.jobs.images import images_named, random_chunks
-from tests.transfers.helpers import qemu_image
+from tests.transfers.helpers import post_upload, qemu_image
 
 pytestmark = [pytest.mark.devcloud, pytest.mark.django_db(transaction=True)]
 
 MiB = 1024 * 1024
 
 
-@pytest.fixture
-def member(group_a):
-    return make_user("Upload Member", group=group_a)
-
-
-@pytest.fixture
-def client(member):
-    return client_for(member)
-
-
 def start(client, group, repos, **fields) -> dict:
-    body = {"group": group.pk, "targets": [r.name for r in repos], **fields}
-    response = client.post("/api/v1/uploads/", json.dumps(body), content_type="application/json")
+    response = post_upload(client, group, repos, **fields)
     assert response.status_code == 201, response.content
     return response.json()
 
@@ -98,9 +85,7 @@ def test_a_real_qcow2_is_detected_and_uploaded_as_qcow2(devcloud, client, group_
 def test_over_the_size_limit_is_413_before_the_body_is_read(client, group_a, repos, settings, announced):
     settings.GLINT_UPLOAD_MAX_BYTES = MiB
     if announced == "post":
-        response = client.post("/api/v1/uploads/", json.dumps(
-            {"group": group_a.pk, "name": "big", "targets": [repos[0].name], "size": MiB + 1}),
-            content_type="application/json")
+        response = post_upload(client, group_a, repos[:1], name="big", size=MiB + 1)
     else:
         upload = start(client, group_a, repos, name="big")
         response = put(client, upload, b"\0" * (MiB + 1))

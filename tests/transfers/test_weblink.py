@@ -13,18 +13,12 @@ import hashlib
 import pytest
 
 from glint.transfers.models import Upload
-from tests.clients import client_for, make_user
 from tests.jobs.images import images_named, random_chunks
 from tests.transfers.helpers import link_upload, run_job
 
 pytestmark = [pytest.mark.devcloud, pytest.mark.django_db(transaction=True)]
 
 NOTHING = {"devcloud-1": [], "devcloud-2": [], "devcloud-3": []}
-
-
-@pytest.fixture
-def client(group_a):
-    return client_for(make_user("Link Uploader", group=group_a))
 
 
 def test_a_link_with_a_checksum_is_fetched_verified_and_fanned_out(devcloud, client, group_a, repos, web, settings,
