@@ -36,6 +36,7 @@ from glint.jobs.targets import (
     TargetWriter,
     content_cache,
     fail_target,
+    fail_targets,
     open_copy_targets,
     record_outcomes,
     save_target,
@@ -130,8 +131,7 @@ class LeaseKeeper(threading.Thread):
 
 def _run_copy(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None:
     if job.source_repo is None:
-        for target in todo:
-            fail_target(target, CloudError("the source repo was removed"))
+        fail_targets(todo, CloudError("the source repo was removed"))
         return
     options = job.options or {}
     by_key = {str(t.pk): t for t in todo}
@@ -204,15 +204,13 @@ def _run_delete(job: Job, todo: list[JobTarget], cancel: threading.Event) -> Non
 
 def _run_property_sync(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None:
     if job.source_repo is None:
-        for target in todo:
-            fail_target(target, CloudError("the source repo was removed"))
+        fail_targets(todo, CloudError("the source repo was removed"))
         return
     try:
         with get_driver(job.source_repo.connection()) as source:
             record = source.get_image(job.source_image_id)
     except CloudError as exc:
-        for target in todo:
-            fail_target(target, exc)
+        fail_targets(todo, exc)
         return
 
     def sync_one(target: JobTarget, cloud) -> None:

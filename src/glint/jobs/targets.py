@@ -35,6 +35,7 @@ __all__ = [
     "TargetWriter",
     "content_cache",
     "fail_target",
+    "fail_targets",
     "failure_values",
     "open_copy_targets",
     "record_outcomes",
@@ -83,6 +84,12 @@ def failure_values(target: JobTarget, error: BaseException) -> dict:
 def fail_target(target: JobTarget, error: BaseException, **values) -> None:
     """Record that ``target`` failed with ``error`` (and any other ``values``)."""
     save_target(target, **values, **failure_values(target, error))
+
+
+def fail_targets(targets: list[JobTarget], error: BaseException) -> None:
+    """Record that every one of ``targets`` failed with ``error`` (e.g. the source is gone)."""
+    for target in targets:
+        fail_target(target, error)
 
 
 @functools.cache

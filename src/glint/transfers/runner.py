@@ -32,7 +32,7 @@ from glint.jobs.models import Job, JobTarget
 from glint.jobs.targets import (
     TargetWriter,
     content_cache,
-    fail_target,
+    fail_targets,
     open_copy_targets,
     record_outcomes,
 )
@@ -131,11 +131,6 @@ def _content_key(hashes) -> str:
     return f"{algo}:{hashes[algo]}" if algo in hashes else ""
 
 
-def _fail_all(todo: list[JobTarget], error: BaseException) -> None:
-    for target in todo:
-        fail_target(target, error)
-
-
 def run_upload(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None:
     """Write an upload to the targets in ``todo`` (the job runner calls this with the lease held)."""
     upload = Upload.objects.get(job=job)
@@ -147,7 +142,7 @@ def run_upload(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None
         except CloudError as exc:
             Upload.objects.filter(pk=upload.pk).update(state=UploadState.FAILED, error_code=exc.code,
                                                        error=exc.message)
-            _fail_all(todo, exc)
+            fail_targets(todo, exc)
             return
     options = job.options or {}
     record = upload_record(upload, upload.disk_format or "raw")
