@@ -17,6 +17,7 @@ from pathlib import Path
 
 from glint.clouds import RepoConnection, get_driver
 from glint.replication import ContentCache, CopySource, CopyTarget, copy_image
+from glint.replication.chunk_memory import map_chunks_separately
 
 
 def rss_kib() -> int:
@@ -49,6 +50,7 @@ class PeakRss:
 
 
 def main() -> None:
+    map_chunks_separately()  # as the glint command does
     request = json.load(sys.stdin)
     source, *targets = (get_driver(RepoConnection.from_clouds_yaml(entry))
                         for entry in (request["source"], *request["targets"]))

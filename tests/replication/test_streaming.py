@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -75,21 +76,27 @@ def copy_in_fresh_process(clouds, source_id: str, cache_dir) -> dict:
 
 def test_copies_to_two_targets_keep_memory_bounded_whatever_the_size(clouds, tmp_path):
     """Issue 4: a 200 MiB copy to two clouds grows the copying process's peak RSS by under 32 MiB,
-    and an 800 MiB copy by no more (4 MiB of slack for sampling noise). Each copy runs in a fresh
-    process (rss_copy.py), so both start from the same state whatever ran before in this one.
+    and an 800 MiB copy by no more. Each copy runs in a fresh process (rss_copy.py), so every
+    measurement starts from the same state whatever ran before in this one. One copy's peak varies
+    by up to ~7 MiB with how many 1 MiB chunks happen to be in flight at once (measured here: 15-22
+    MiB at either size), so each size is copied three times, interleaved, and the medians are
+    compared, with 6 MiB of slack: memory that grew with the image would add hundreds of MiB.
     Sources are uploaded from a generator, never held in memory. (The large copies of this
-    package: they run once.)"""
-    growth_mib = {}
-    for size_mib in (200, 800):
-        source_id = clouds.make_image(SOURCE, size_mib * MIB, name=clouds.name(f"{size_mib}mib"))
-        report = copy_in_fresh_process(clouds, source_id, tmp_path / f"copy-{size_mib}")
-        assert not any(report["errors"].values()), report["errors"]
-        growth_mib[size_mib] = report["growth_kib"] / 1024
-        print(f"{size_mib} MiB to 2 targets: {report['seconds']:.1f} s, {size_mib / report['seconds']:.0f} MiB/s, "
-              f"peak RSS growth {growth_mib[size_mib]:.1f} MiB")
-        # The next, larger copy needs the disk more than these images do.
-        for cloud, image_id in ((SOURCE, source_id), *zip(TARGETS, report["image_ids"].values())):
-            with clouds.driver(cloud) as driver:
-                driver.delete(image_id)
-    assert growth_mib[200] < 32
-    assert growth_mib[800] < 32 and growth_mib[800] <= growth_mib[200] + 4, growth_mib
+    package.)"""
+    sizes_mib = (200, 800)
+    sources = {size: clouds.make_image(SOURCE, size * MIB, name=clouds.name(f"{size}mib")) for size in sizes_mib}
+    growth_mib = {size: [] for size in sizes_mib}
+    for attempt in range(3):
+        for size_mib, source_id in sources.items():
+            report = copy_in_fresh_process(clouds, source_id, tmp_path / f"copy-{size_mib}-{attempt}")
+            assert not any(report["errors"].values()), report["errors"]
+            growth_mib[size_mib].append(report["growth_kib"] / 1024)
+            print(f"{size_mib} MiB to 2 targets: {report['seconds']:.1f} s, {size_mib / report['seconds']:.0f} MiB/s, "
+                  f"peak RSS growth {growth_mib[size_mib][-1]:.1f} MiB")
+            # Keep the disk for the next copy.
+            for cloud, image_id in zip(TARGETS, report["image_ids"].values()):
+                with clouds.driver(cloud) as driver:
+                    driver.delete(image_id)
+    small, large = (statistics.median(growth_mib[size]) for size in sizes_mib)
+    assert max(growth_mib[200]) < 32 and max(growth_mib[800]) < 32, growth_mib
+    assert large <= small + 6, growth_mib

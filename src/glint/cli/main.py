@@ -17,6 +17,7 @@ from glint.cli import (
     transfer_commands,
     worker_command,
 )
+from glint.replication.chunk_memory import map_chunks_separately
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,4 +36,5 @@ transfer_commands.register(cli)
 
 
 def main() -> None:
+    map_chunks_separately()  # before any thread streams an image
     cli(prog_name="glint")
