@@ -8,12 +8,13 @@ the cloud's format inspection surfaces as :class:`FormatRefused`.
 from __future__ import annotations
 
 import subprocess
+import time
 import tracemalloc
 from pathlib import Path
 
 import pytest
 
-from glint.clouds import CHUNK_SIZE, Conflict, FormatRefused, ImageNotReady, NotFound
+from glint.clouds import CHUNK_SIZE, Conflict, FormatRefused, ImageNotReady, NotFound, SizeMismatch
 
 from .streams import Hashes, MiB, same_bytes, seeded_chunks
 
@@ -104,6 +105,44 @@ def test_second_write_conflicts(target, new_image):
     with pytest.raises(Conflict) as info:
         target.driver.write_data(record.id, [b"\0" * 4096])
     assert info.value.code == "conflict" and record.id in str(info.value)
+
+
+@pytest.mark.parametrize("announced", [3 * MiB, MiB], ids=["stream-short", "stream-long"])
+def test_stream_of_other_size_than_announced_is_refused(target, new_image, announced):
+    """With a size the body goes out with Content-Length: a stream that ends early must not leave
+    the cloud waiting for the rest, and one that runs on must not send its excess. Either way
+    SizeMismatch, and the image takes no data: it never becomes ``active`` and ends ``queued``
+    (through ``saving`` while a TLS front-end still passes the broken request on), deletable."""
+    record = new_image(f"size-{announced}")
+    with pytest.raises(SizeMismatch) as info:
+        target.driver.write_data(record.id, seeded_chunks(5, 2 * MiB), size=announced)
+    assert str(announced) in str(info.value) and record.id in str(info.value)
+    assert _settled(target.driver, record.id).status == "queued"
+    target.driver.delete(record.id)
+
+
+def test_stream_failing_at_its_end_leaves_the_image_inactive(target, new_image):
+    """The engine checks the source's hash when its stream ends, after the last byte: that
+    failure must still stop the image, so the last chunk of a sized body is held until the
+    caller's stream has ended."""
+    record = new_image("late-failure")
+
+    def chunks():
+        yield from seeded_chunks(6, 2 * MiB)
+        time.sleep(1)  # the cloud has had time to read every byte sent so far
+        raise ValueError("the source's bytes do not match its hash")
+
+    with pytest.raises(ValueError, match="do not match"):
+        target.driver.write_data(record.id, chunks(), size=2 * MiB)
+    assert _settled(target.driver, record.id).status == "queued"
+
+
+def _settled(driver, image_id: str, seconds: float = 10):
+    """The image once it has left ``saving`` (an aborted upload takes Glance a moment)."""
+    deadline = time.monotonic() + seconds
+    while (record := driver.get_image(image_id)).status == "saving" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return record
 
 
 def test_delete(target):

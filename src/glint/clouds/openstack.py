@@ -491,12 +491,12 @@ class OpenStackDriver(CloudDriver):
     def write_data(
         self, image_id: str, chunks: Iterable[bytes], size: int | None = None
     ) -> ImageRecord:
-        body = _CountingBody(chunks)
         what = f"upload data of image {image_id}"
+        body = _UploadBody(chunks, size, what)
         try:
             self._request(
                 "PUT", f"/v2/images/{quote(image_id)}/file", what, expect=(204,),
-                data=iter(body), log=False, allow_reauth=False,
+                data=body if size else iter(body), log=False, allow_reauth=False,
                 headers={"Content-Type": "application/octet-stream"}).close()
         except Exception as exc:
             if body.source_error is not None:  # the caller's stream failed, not the cloud
@@ -505,8 +505,6 @@ class OpenStackDriver(CloudDriver):
                 raise errors.TransferInterrupted(
                     f"{what}: the connection broke after {body.sent} bytes: {exc}") from exc
             raise
-        if size is not None and body.sent != size:
-            raise errors.SizeMismatch(f"{what}: sent {body.sent} bytes, announced {size}")
         return self.get_image(image_id)
 
     def delete(self, image_id: str) -> None:
@@ -567,29 +565,58 @@ def _pointer(key: str) -> str:
 # Streams
 
 
-class _CountingBody:
-    """Wraps the caller's chunks for a chunked upload: counts bytes, drops empty chunks (an
-    empty chunk would end a chunked body early), and remembers an exception the caller's
-    iterator raised so it is not mistaken for a network failure."""
+class _UploadBody:
+    """The caller's chunks as an upload body. Counts bytes, drops empty chunks (an empty chunk
+    would end a chunked body early), and remembers an exception the caller's iterator raised so
+    it is not mistaken for a network failure.
 
-    def __init__(self, chunks: Iterable[bytes]):
-        self._chunks = chunks
+    With a known ``size`` the body has that length, so requests sends it with ``Content-Length``
+    and each chunk goes out as it is (chunked framing copies every chunk into a new buffer: one
+    more MiB per target in flight, and CPU). A stream that runs longer or shorter than announced
+    then fails the request with :class:`~glint.clouds.errors.SizeMismatch`, before the cloud has
+    all its bytes. The chunk that completes the size is held until the caller's stream has ended:
+    with its last byte the cloud activates the image, so a check the caller makes at the end of
+    its stream (the source's hash) must still be able to stop it, as it can stop the closing
+    chunk of a chunked body. Without a size (or with 0, which requests would take for "no body")
+    pass ``iter(body)``: requests sends that chunked.
+    """
+
+    def __init__(self, chunks: Iterable[bytes], size: int | None, what: str):
+        self._chunks, self._size, self._what = chunks, size, what
         self.sent = 0
         self.source_error: BaseException | None = None
 
+    def __len__(self) -> int:
+        return self._size or 0  # only read when the body is passed with a size (see above)
+
     def __iter__(self) -> Iterator[bytes]:
         iterator = iter(self._chunks)
+        while (chunk := self._next(iterator)) is not None:
+            total = self.sent + len(chunk)
+            if self._size is not None and (
+                    total > self._size or (total == self._size and self._next(iterator) is not None)):
+                self._refuse(f"the stream gave more than the {self._size} bytes announced")
+            self.sent = total
+            yield chunk if isinstance(chunk, bytes) else bytes(chunk)
+        if self._size is not None and self.sent != self._size:
+            self._refuse(f"the stream ended after {self.sent} bytes, {self._size} announced")
+
+    def _next(self, iterator: Iterator[bytes]) -> bytes | None:
+        """The caller's next non-empty chunk; None at its end."""
         while True:
             try:
                 chunk = next(iterator)
             except StopIteration:
-                return
+                return None
             except BaseException as exc:
                 self.source_error = exc
                 raise
             if chunk:
-                self.sent += len(chunk)
-                yield bytes(chunk) if not isinstance(chunk, bytes) else chunk
+                return chunk
+
+    def _refuse(self, said: str) -> None:
+        self.source_error = errors.SizeMismatch(f"{self._what}: {said}")
+        raise self.source_error
 
 
 class _GlanceReader(ImageReader):
