@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from glint.clouds import CHUNK_SIZE, Conflict, FormatRefused, ImageNotReady, NotFound, SizeMismatch
+from glint.clouds import (
+    CHUNK_SIZE,
+    Conflict,
+    FormatRefused,
+    ImageNotReady,
+    NotFound,
+    SizeMismatch,
+)
 
 from .streams import Hashes, MiB, same_bytes, seeded_chunks
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import requests
 
+from glint.jobs import states
 from tests.jobs.images import delete_named
 from tests.live import LIVE_GROUP
 
@@ -107,3 +108,13 @@ def writing(job: dict, repo_name: str | None = None) -> bool:
     """Bytes have reached a target (``repo_name``, or any)."""
     return any(t["bytes_done"] > 0 and t["state"] == "writing"
                for t in job["targets"] if repo_name in (None, t["repo_name"]))
+
+
+def copy_job(group, source, target_repo, state=states.QUEUED):
+    """A copy job row from ``source`` to ``target_repo`` (nothing is run)."""
+    from glint.jobs.models import Job, JobTarget
+
+    job = Job.objects.create(kind=states.COPY, group=group, source_repo=source, source_image_id="image-1",
+                             image_name="limits", row_key="limits", state=state)
+    JobTarget.objects.create(job=job, repo=target_repo, repo_name=target_repo.name)
+    return job

@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from glint.jobs import states
-from tests.jobs.helpers import CLOUDS, JOB_SETTINGS, target, writing
+from tests.jobs.helpers import CLOUDS, JOB_SETTINGS, copy_job, target, writing
 from tests.jobs.images import MOVING, assert_one_verified_copy_each, images_named, upload
 from tests.live import GLINT, free_port, glint_env, run_glint, start_live_glint
 from tests.plans.helpers import add_repo
@@ -189,16 +189,6 @@ def test_glint_worker_refuses_the_embedded_runner_and_an_unreachable_broker(tmp_
     missing = subprocess.run([GLINT, "worker"], env=glint_env(tmp_path, GLINT_JOB_RUNNER="celery"),
                              capture_output=True, text=True, timeout=60, check=False)
     assert missing.returncode != 0 and "needs GLINT_BROKER_URL" in missing.stderr, missing.stderr
-
-
-def copy_job(group, source, target_repo, state=states.QUEUED):
-    """A copy job row from ``source`` to ``target_repo`` (nothing is run)."""
-    from glint.jobs.models import Job, JobTarget
-
-    job = Job.objects.create(kind=states.COPY, group=group, source_repo=source, source_image_id="image-1",
-                             image_name="limits", row_key="limits", state=state)
-    JobTarget.objects.create(job=job, repo=target_repo, repo_name=target_repo.name)
-    return job
 
 
 @pytest.mark.django_db

@@ -6,8 +6,9 @@ directory's credential keys, run the jobs. The DB row stays the truth; a message
 nothing else (no secret ever travels through the broker), so a lost, late or duplicated message
 costs nothing:
 
-- :func:`run_job` claims the job with ``execution.claim`` (compare-and-set): a job already
-  running, ended, or not due yet makes the message a no-op. Over the per-repo or per-source limit
+- :func:`run_job` claims the job with ``runners.claim_one`` (compare-and-set on the row, in one
+  transaction with the limits check that workers take in turn): a job already running, ended,
+  or not due yet makes the message a no-op. Over the per-repo or per-source limit
   (``runners.within_limits``, the embedded runner's rule) it lets Celery retry the message after
   :data:`LIMIT_RETRY_SECONDS`. A run that ends waiting for an automatic retry sends the job again
   with that time as its ``eta``.
@@ -99,16 +100,14 @@ def check_broker(timeout: float = 5.0) -> None:
 def run_job(self, job_id: int) -> str | None:
     """Claim job ``job_id`` and run it to its next resting state; returns that state, or None
     when the message was a no-op (the job is not claimable, or stays over its limits)."""
-    job = Job.objects.filter(execution.claimable(), pk=job_id).first()
-    if job is None:
-        return None
-    if not runners.within_limits([job], 1, settings.GLINT_JOB_PER_REPO_LIMIT, settings.GLINT_JOB_PER_SOURCE_LIMIT):
-        if self.request.retries < self.max_retries:
-            raise self.retry(countdown=LIMIT_RETRY_SECONDS)
-        log.info("job %s still over its repo limits; the next re-send brings it back", job_id)
-        return None
     owner = runners.worker_owner()
-    if not execution.claim(job, owner):
+    try:
+        if not runners.claim_one(job_id, owner):
+            return None
+    except runners.OverLimits:
+        if self.request.retries < self.max_retries:
+            raise self.retry(countdown=LIMIT_RETRY_SECONDS) from None
+        log.info("job %s still over its repo limits; the next re-send brings it back", job_id)
         return None
     state = execution.run_claimed(job_id, owner)
     retry_at = Job.objects.filter(pk=job_id, state__in=(states.PARTIAL, states.FAILED)).values_list(

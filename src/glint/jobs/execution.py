@@ -21,7 +21,7 @@ import threading
 import time
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -43,9 +43,12 @@ from glint.jobs.targets import (
 )
 from glint.replication import CopySource, TargetState, copy_image, sync_properties
 
-__all__ = ["LeaseKeeper", "claim", "claimable", "register_runner", "run_claimed"]
+__all__ = ["LeaseKeeper", "claim", "claimable", "register_runner", "run_claimed", "serialized_claims"]
 
 log = logging.getLogger(__name__)
+
+#: Key of the PostgreSQL advisory lock taken by :func:`serialized_claims` ("glint" in ASCII).
+CLAIM_LOCK_KEY = 0x676C696E74
 
 #: Seconds between looks at the job row for a cancel (also how often the lease is considered).
 CANCEL_POLL_SECONDS = 1.0
@@ -67,6 +70,24 @@ class NotOwned(CloudError):
 
 
 # Claiming and the lease
+
+
+@contextlib.contextmanager
+def serialized_claims():
+    """One transaction in which a worker checks the concurrency limits and claims: workers in
+    other processes (``glint worker``, a second ``glint serve``) wait at its start until it
+    commits, so two of them never both see a repo's last free slot and both take it. Claim
+    inside, start the jobs after it: the claims are only visible once it commits.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: a write that changes nothing, which
+    takes the database's one write lock for the rest of the transaction.
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CLAIM_LOCK_KEY])
+        else:
+            cursor.execute(f"UPDATE {Job._meta.db_table} SET id = id WHERE id IS NULL")  # noqa: S608 - a model's table name
+        yield
 
 
 def claim(job: Job, owner: str) -> bool:

@@ -19,8 +19,10 @@ one dispatcher thread. Each tick the dispatcher
    regardless of limits, so its clean-up is never stuck behind other work,
 3. hands each claimed job to the pool.
 
-Because claims are compare-and-set on the row, several processes can share one database; after a
-restart, queued jobs and jobs whose lease expired are simply claimed again. A second, slow thread
+Because claims are compare-and-set on the row, and the limits are checked and the claims made in
+one :func:`execution.serialized_claims` transaction, several processes can share one database
+without two of them taking a repo's last free slot; after a restart, queued jobs and jobs whose
+lease expired are simply claimed again. A second, slow thread
 runs the orphan reconciler (``reconcile.remove_orphans``).
 """
 
@@ -43,8 +45,8 @@ from glint.config import redact_url
 from glint.jobs import execution, reconcile, states
 from glint.jobs.models import Job, JobTarget
 
-__all__ = ["CeleryRunner", "EmbeddedRunner", "JobRunner", "notify", "start_runner", "stop_runner", "within_limits",
-           "worker_owner"]
+__all__ = ["CeleryRunner", "EmbeddedRunner", "JobRunner", "OverLimits", "claim_one", "notify", "start_runner",
+           "stop_runner", "within_limits", "worker_owner"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,27 @@ def within_limits(candidates: list[Job], free: int, per_repo: int, per_source: i
         if len(picked) >= free:
             break
     return picked
+
+
+class OverLimits(Exception):
+    """The job is claimable but would take a repo past its concurrency limit: try later."""
+
+
+def claim_one(job_id: int, owner: str) -> bool:
+    """Claim job ``job_id`` for ``owner`` if it is claimable and fits the limits (a runner that
+    is handed one job id: ``glint worker``). Returns whether ``owner`` now holds it; False when
+    the job is not claimable or another worker won it.
+
+    Raises:
+        OverLimits: it is claimable, but running it now would exceed a limit.
+    """
+    with execution.serialized_claims():
+        job = Job.objects.filter(execution.claimable(), pk=job_id).first()
+        if job is None:
+            return False
+        if not within_limits([job], 1, settings.GLINT_JOB_PER_REPO_LIMIT, settings.GLINT_JOB_PER_SOURCE_LIMIT):
+            raise OverLimits(f"job {job_id} would exceed a repo's concurrency limit")
+        return execution.claim(job, owner)
 
 
 class JobRunner(abc.ABC):
@@ -166,12 +189,11 @@ class EmbeddedRunner(JobRunner):
         free = self.workers - len(self.running)
         if free <= 0:
             return []
-        started = []
-        for job in self._pick(free):
-            if execution.claim(job, self.owner):
-                self.running[job.pk] = self.pool.submit(self._run, job.pk)
-                started.append(job.pk)
-        return started
+        with execution.serialized_claims():
+            claimed = [job.pk for job in self._pick(free) if execution.claim(job, self.owner)]
+        for job_id in claimed:
+            self.running[job_id] = self.pool.submit(self._run, job_id)
+        return claimed
 
     def _pick(self, free: int) -> list[Job]:
         """Claimable jobs, oldest first, that fit the concurrency limits (four queries)."""

@@ -1,0 +1,59 @@
+"""Workers in several processes share one database: checking the limits and claiming is one step."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db import connection, transaction
+
+from glint.jobs import runners, states
+from glint.jobs.models import Job
+from tests.jobs.helpers import copy_job
+from tests.plans.helpers import add_repo
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def wait_until_blocked(cursor, sessions: int, seconds: float = 15) -> None:
+    """Until ``sessions`` other database sessions wait for a lock."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        cursor.execute("SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted")  # live, not a snapshot
+        if cursor.fetchone()[0] >= sessions:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{sessions} workers never both reached their claim")
+
+
+def test_two_workers_never_both_take_a_repos_last_free_slot(group_a, settings):
+    """Per-repo limit 1 and two queued jobs into one repo, claimed by two workers at the same
+    moment (threads with a database connection each, as two `glint worker` processes would
+    have): one claims, the other is told it is over the limit. The moment is forced by
+    PostgreSQL itself: the test holds an exclusive lock on the job table until both workers are
+    blocked on their way to the claim; if they did not take turns, both would then read a free
+    slot, and both would claim."""
+    settings.GLINT_JOB_PER_REPO_LIMIT = 1
+    target = add_repo(group_a, "shared-target", "p1")
+    jobs = [copy_job(group_a, add_repo(group_a, f"source-{i}", f"p{i + 2}"), target) for i in range(2)]
+    outcomes = {}
+
+    def worker(job_id: int) -> None:
+        try:
+            outcomes[job_id] = "claimed" if runners.claim_one(job_id, f"worker-{job_id}") else "lost"
+        except runners.OverLimits:
+            outcomes[job_id] = "over the limit"
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=worker, args=(job.pk,)) for job in jobs]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {Job._meta.db_table} IN ACCESS EXCLUSIVE MODE")
+        for thread in workers:
+            thread.start()
+        wait_until_blocked(cursor, 2)
+    for thread in workers:
+        thread.join(30)
+    assert sorted(outcomes.values()) == ["claimed", "over the limit"], outcomes
+    assert Job.objects.filter(state=states.RUNNING).count() == 1
