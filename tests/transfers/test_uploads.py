@@ -4,6 +4,8 @@ bytes arrive, lands them in the cache, and a failed target continues from the ca
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 
 import pytest
 
@@ -133,3 +135,33 @@ def test_a_failed_target_continues_from_the_cache_without_a_second_upload(devclo
     for cloud in ("devcloud-1", "devcloud-2"):
         (image,) = images_named(devcloud, image_name)[cloud]
         assert image.status == "active" and image.properties["glint_sha256"] == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("runner", ["embedded", "celery"])
+def test_a_retry_whose_bytes_left_the_cache_says_to_upload_again(devcloud, client, group_a, repos, image_name,
+                                                                  settings, runner):
+    """The cache entry of a partial upload expired before its retry: the retry fails with a
+    reason a person can act on (and, for a Celery worker, the likelier cause: a cache it does not
+    share with glint serve), and leaves nothing in the cloud."""
+    data = b"".join(random_chunks(image_name, MiB))
+    upload = start(client, group_a, repos, name=image_name, size=len(data))
+    devcloud.stop("devcloud-2")
+    try:
+        job = Job.objects.get(pk=put(client, upload, data).json()["job"])
+    finally:
+        devcloud.start("devcloud-2")
+    cache = content_cache()
+    entry = cache.get(hashlib.sha256(data).hexdigest())
+    month_ago = time.time() - 30 * 86400
+    os.utime(entry.path.with_suffix(".json"), (month_ago, month_ago))
+    assert cache.evict_expired() == 1
+
+    settings.GLINT_JOB_RUNNER = runner
+    job = job_services.retry(job, None)
+    assert execution.claim(job, "test-worker")
+    assert execution.run_claimed(job.pk, "test-worker") == "partial"
+    failed = job.targets.get(repo_name="devcloud-2")
+    assert failed.state == "failed" and failed.error_code == "not_in_cache", (failed.error_code, failed.error)
+    assert "upload the image again" in failed.error
+    assert ("GLINT_CACHE_DIR must be shared" in failed.error) == (runner == "celery")
+    assert images_named(devcloud, image_name)["devcloud-2"] == []

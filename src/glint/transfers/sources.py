@@ -22,6 +22,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator
 
+from django.conf import settings
+
 from glint.clouds import (
     Capabilities,
     CloudDriver,
@@ -193,8 +195,7 @@ class UploadSource(CloudDriver):
 
     def open_read(self, image_id: str, offset: int = 0) -> ImageReader:
         if self.stream is None:
-            raise NotInCache("the uploaded bytes are no longer in Glint's cache (expired or evicted); "
-                             "upload the image again")
+            raise _not_in_cache()
         if offset or self.stream.started:
             raise UploadInterrupted("an upload stream cannot be read twice; the bytes were not kept")
         return _StreamReader(self.stream, self.record.size)
@@ -207,3 +208,11 @@ class UploadSource(CloudDriver):
     def capabilities(self) -> Capabilities:
         return Capabilities(can_range_read=False)
 
+
+def _not_in_cache() -> NotInCache:
+    """Why a retry has no bytes to send. A ``glint worker`` on another machine sees only its own
+    ``GLINT_CACHE_DIR``: say so there, since an evicted entry is then not the likely cause."""
+    shared = (" or not on storage this worker shares with glint serve (GLINT_CACHE_DIR must be shared "
+              "when GLINT_JOB_RUNNER=celery)" if settings.GLINT_JOB_RUNNER == "celery" else "")
+    return NotInCache(f"the uploaded bytes are not in Glint's cache: expired or evicted{shared}; "
+                      "upload the image again")
