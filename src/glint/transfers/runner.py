@@ -148,8 +148,8 @@ def run_upload(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None
     record = upload_record(upload, upload.disk_format or "raw")
     by_key = {str(t.pk): t for t in todo}
     # An upload is the person's own bytes: copied even without a declared checksum.
-    source = CopySource(UploadSource(record, stream), record.id, repo_ref="upload",
-                        pull_url=_pull_url(upload, todo), trusted_stream=True)
+    uploaded = UploadSource(record, stream, missing_reason=_why_not_in_cache())
+    source = CopySource(uploaded, record.id, repo_ref="upload", pull_url=_pull_url(upload, todo), trusted_stream=True)
     with contextlib.ExitStack() as stack:
         targets = open_copy_targets(todo, stack, visibility=upload.visibility, options=options)
         result = copy_image(source, targets, cache=content_cache(), observer=_Recorder(by_key, upload),
@@ -223,3 +223,11 @@ def register() -> None:
     """Make the job runner run ``upload`` jobs with :func:`run_upload`."""
     execution.register_runner(states.UPLOAD, run_upload)
 
+
+def _why_not_in_cache() -> str:
+    """What may have taken a retry's bytes from the cache. A ``glint worker`` sees only its own
+    ``GLINT_CACHE_DIR``: say so there, since an evicted entry is then not the likely cause."""
+    if settings.GLINT_JOB_RUNNER == "celery":
+        return ("expired or evicted, or not on storage this worker shares with glint serve "
+                "(GLINT_CACHE_DIR must be shared when GLINT_JOB_RUNNER=celery)")
+    return "expired or evicted"

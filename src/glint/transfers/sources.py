@@ -22,8 +22,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator
 
-from django.conf import settings
-
 from glint.clouds import (
     Capabilities,
     CloudDriver,
@@ -174,15 +172,18 @@ class UploadSource(CloudDriver):
         record: From :func:`upload_record`.
         stream: The bytes arriving now (first pass), or None (a retry: the engine reads the
             cache entry itself; if it was evicted, reading fails with :class:`NotInCache`).
+        missing_reason: What that :class:`NotInCache` says the cause may be.
     """
 
     kind = "glint-upload"
     label = "upload"
 
-    def __init__(self, record: ImageRecord, stream: IncomingStream | None):
+    def __init__(self, record: ImageRecord, stream: IncomingStream | None, *,
+                 missing_reason: str = "expired or evicted"):
         self.connection = None
         self.record = record
         self.stream = stream
+        self.missing_reason = missing_reason
 
     def check(self) -> ProjectInfo:
         return ProjectInfo(project_id="glint-upload", project_name=None)
@@ -195,7 +196,8 @@ class UploadSource(CloudDriver):
 
     def open_read(self, image_id: str, offset: int = 0) -> ImageReader:
         if self.stream is None:
-            raise _not_in_cache()
+            raise NotInCache(f"the uploaded bytes are not in Glint's cache: {self.missing_reason}; "
+                             "upload the image again")
         if offset or self.stream.started:
             raise UploadInterrupted("an upload stream cannot be read twice; the bytes were not kept")
         return _StreamReader(self.stream, self.record.size)
@@ -208,11 +210,3 @@ class UploadSource(CloudDriver):
     def capabilities(self) -> Capabilities:
         return Capabilities(can_range_read=False)
 
-
-def _not_in_cache() -> NotInCache:
-    """Why a retry has no bytes to send. A ``glint worker`` on another machine sees only its own
-    ``GLINT_CACHE_DIR``: say so there, since an evicted entry is then not the likely cause."""
-    shared = (" or not on storage this worker shares with glint serve (GLINT_CACHE_DIR must be shared "
-              "when GLINT_JOB_RUNNER=celery)" if settings.GLINT_JOB_RUNNER == "celery" else "")
-    return NotInCache(f"the uploaded bytes are not in Glint's cache: expired or evicted{shared}; "
-                      "upload the image again")
