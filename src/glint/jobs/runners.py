@@ -22,8 +22,8 @@ one dispatcher thread. Each tick the dispatcher
 Because claims are compare-and-set on the row, and the limits are checked and the claims made in
 one :func:`execution.serialized_claims` transaction, several processes can share one database
 without two of them taking a repo's last free slot; after a restart, queued jobs and jobs whose
-lease expired are simply claimed again. A second, slow thread
-runs the orphan reconciler (``reconcile.remove_orphans``).
+lease expired are simply claimed again. A second, slow thread runs the orphan reconciler
+(``reconcile.remove_orphans``).
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ its rows into the values here, calls the engine, and stores what comes back::
 Modules: ``copier`` (one copy from start to end), ``target_run`` (what happens at one target),
 ``fanout`` (one read, N concurrent writes, the spool for slow targets), ``events`` (observer
 calls delivered in the caller's thread), ``hashing``, ``verify``, ``properties``, ``policies``,
-``cache``, ``records``, ``errors``.
+``cache``, ``records``, ``errors``; ``chunk_memory`` (how the chunks' memory goes back to the
+system, set once per process).
 """
 
 from glint.replication.cache import CacheEntry, ContentCache
