@@ -37,6 +37,7 @@ class FakeCloud:
         self.lock = threading.Lock()
         self.break_read_at: int | None = None  # the next read breaks after this many bytes
         self.write_rate: float | None = None  # bytes per second written, None: no limit
+        self.write_delay = 0.0  # seconds an upload waits before taking its first chunk
         self.write_started = threading.Event()
         self.failing_updates = 0  # the next property updates that answer a 5xx
 
@@ -124,6 +125,7 @@ class FakeDriver(CloudDriver):
         if self.cloud.images[image_id]["status"] != "queued":
             raise Conflict("image already has data")
         self.cloud.write_started.set()
+        time.sleep(self.cloud.write_delay)
         parts = []
         for chunk in chunks:
             parts.append(chunk)

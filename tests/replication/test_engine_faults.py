@@ -49,27 +49,64 @@ def test_source_stream_cut_midway_is_resumed_at_the_byte_it_stopped():
     assert target.data[result.targets["t"].image_id] == data
 
 
+class DoneClock(CopyObserver):
+    def __init__(self):
+        self.ended = {}
+
+    def state_changed(self, key, state):
+        if state is TargetState.DONE:
+            self.ended[key] = time.monotonic()
+
+
 def test_stalled_target_continues_from_the_spool_and_does_not_hold_back_the_other(tmp_path):
     """Fake: a target that writes at a fixed slow rate. The fast one ends long before; the slow
     one falls behind the lag limit, reads the rest from the cache spool, and is still right."""
     cloud, image_id, data = _source(8 * MIB)
     fast, slow = FakeCloud(), FakeCloud()
     slow.write_rate = 3 * MIB
-    ended = {}
-
-    class Clock(CopyObserver):
-        def state_changed(self, key, state):
-            if state is TargetState.DONE:
-                ended[key] = time.monotonic()
-
+    clock = DoneClock()
     result = copy_image(CopySource(cloud.driver(), image_id, "r"),
                         [CopyTarget("fast", fast.driver()), CopyTarget("slow", slow.driver())],
                         cache=ContentCache(tmp_path, min_free_bytes=0),
-                        options=CopyOptions(lag_limit_bytes=MIB), observer=Clock())
+                        options=CopyOptions(lag_limit_bytes=MIB), observer=clock)
     assert result.ok
     assert result.targets["slow"].spooled and not result.targets["fast"].spooled
-    assert ended["slow"] - ended["fast"] > 1.0
+    assert clock.ended["slow"] - clock.ended["fast"] > 1.0
     assert slow.data[result.targets["slow"].image_id] == data
+
+
+def test_targets_of_one_speed_stay_off_the_spool(tmp_path):
+    """Fake: two targets that write at the same fixed rate, far slower than the source reads.
+    The reader keeps their pace instead of racing ahead, so both take every chunk from memory
+    and neither reads the spool (each spool read is one more copy of every byte)."""
+    cloud, image_id, data = _source(16 * MIB)
+    targets = {key: FakeCloud() for key in ("a", "b")}
+    for target in targets.values():
+        target.write_rate = 32 * MIB
+    result = copy_image(CopySource(cloud.driver(), image_id, "r"),
+                        [CopyTarget(key, target.driver()) for key, target in targets.items()],
+                        cache=ContentCache(tmp_path, min_free_bytes=0))  # the default lag limit
+    assert result.ok
+    assert not any(t.spooled for t in result.targets.values()), result.targets
+    assert all(targets[key].data[t.image_id] == data for key, t in result.targets.items())
+
+
+def test_a_target_that_starts_late_is_not_held_to_a_slow_ones_pace(tmp_path):
+    """Fake: the fast target's upload starts half a second late, so it falls behind first and
+    continues from the spool, while the slow target (2 MiB/s) is still taking chunks from
+    memory. The reader must keep the pace of the fastest target wherever it reads from: the
+    fast one ends seconds before the slow one, not with it."""
+    cloud, image_id, data = _source(8 * MIB)
+    fast, slow = FakeCloud(), FakeCloud()
+    fast.write_delay, slow.write_rate = 0.5, 2 * MIB
+    clock = DoneClock()
+    result = copy_image(CopySource(cloud.driver(), image_id, "r"),
+                        [CopyTarget("fast", fast.driver()), CopyTarget("slow", slow.driver())],
+                        cache=ContentCache(tmp_path, min_free_bytes=0),
+                        options=CopyOptions(lag_limit_bytes=MIB), observer=clock)
+    assert result.ok
+    assert clock.ended["slow"] - clock.ended["fast"] > 2.0, clock.ended
+    assert fast.data[result.targets["fast"].image_id] == data
 
 
 def test_without_a_cache_a_slow_target_applies_back_pressure():
