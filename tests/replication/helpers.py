@@ -1,18 +1,31 @@
 """Helpers of the replication tests: the devcloud clouds they copy between, bytes made on the
-fly, a damaged store file, and drivers that clean up after a test."""
+fly, a damaged store file, drivers that clean up after a test, and a clock of when targets end."""
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 
 from glint.clouds import CHUNK_SIZE, CloudDriver, CloudError, RepoConnection, get_driver
+from glint.replication import CopyObserver, TargetState
 
 SOURCE = "devcloud-1"
 
 
 TARGETS = ("devcloud-2", "devcloud-3")  # another Keystone (sha512), and the sha256 Glance
+
+
+class DoneClock(CopyObserver):
+    """Notes when each target of a copy ends done (``ended``: key -> monotonic time)."""
+
+    def __init__(self):
+        self.ended: dict[str, float] = {}
+
+    def state_changed(self, key, state):
+        if state is TargetState.DONE:
+            self.ended[key] = time.monotonic()
 
 
 def generated(size: int, seed: int = 0) -> Iterator[bytes]:

@@ -26,6 +26,7 @@ from glint.replication import (
     copy_image,
 )
 from tests.replication.fakes import FakeCloud, FakeDriver
+from tests.replication.helpers import DoneClock
 
 MIB = 1024 * 1024
 
@@ -49,13 +50,15 @@ def test_source_stream_cut_midway_is_resumed_at_the_byte_it_stopped():
     assert target.data[result.targets["t"].image_id] == data
 
 
-class DoneClock(CopyObserver):
-    def __init__(self):
-        self.ended = {}
-
-    def state_changed(self, key, state):
-        if state is TargetState.DONE:
-            self.ended[key] = time.monotonic()
+def copy_fast_and_slow(cloud, image_id, fast, slow, cache_dir):
+    """Copy to targets "fast" and "slow" with a cache and a 1 MiB lag limit; the result and
+    when each target ended."""
+    clock = DoneClock()
+    result = copy_image(CopySource(cloud.driver(), image_id, "r"),
+                        [CopyTarget("fast", fast.driver()), CopyTarget("slow", slow.driver())],
+                        cache=ContentCache(cache_dir, min_free_bytes=0),
+                        options=CopyOptions(lag_limit_bytes=MIB), observer=clock)
+    return result, clock
 
 
 def test_stalled_target_continues_from_the_spool_and_does_not_hold_back_the_other(tmp_path):
@@ -64,11 +67,7 @@ def test_stalled_target_continues_from_the_spool_and_does_not_hold_back_the_othe
     cloud, image_id, data = _source(8 * MIB)
     fast, slow = FakeCloud(), FakeCloud()
     slow.write_rate = 3 * MIB
-    clock = DoneClock()
-    result = copy_image(CopySource(cloud.driver(), image_id, "r"),
-                        [CopyTarget("fast", fast.driver()), CopyTarget("slow", slow.driver())],
-                        cache=ContentCache(tmp_path, min_free_bytes=0),
-                        options=CopyOptions(lag_limit_bytes=MIB), observer=clock)
+    result, clock = copy_fast_and_slow(cloud, image_id, fast, slow, tmp_path)
     assert result.ok
     assert result.targets["slow"].spooled and not result.targets["fast"].spooled
     assert clock.ended["slow"] - clock.ended["fast"] > 1.0
@@ -99,11 +98,7 @@ def test_a_target_that_starts_late_is_not_held_to_a_slow_ones_pace(tmp_path):
     cloud, image_id, data = _source(8 * MIB)
     fast, slow = FakeCloud(), FakeCloud()
     fast.write_delay, slow.write_rate = 0.5, 2 * MIB
-    clock = DoneClock()
-    result = copy_image(CopySource(cloud.driver(), image_id, "r"),
-                        [CopyTarget("fast", fast.driver()), CopyTarget("slow", slow.driver())],
-                        cache=ContentCache(tmp_path, min_free_bytes=0),
-                        options=CopyOptions(lag_limit_bytes=MIB), observer=clock)
+    result, clock = copy_fast_and_slow(cloud, image_id, fast, slow, tmp_path)
     assert result.ok
     assert clock.ended["slow"] - clock.ended["fast"] > 2.0, clock.ended
     assert fast.data[result.targets["fast"].image_id] == data

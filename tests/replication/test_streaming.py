@@ -13,30 +13,19 @@ import pytest
 
 from glint.replication import (
     ContentCache,
-    CopyObserver,
     CopyOptions,
     CopySource,
     CopyTarget,
-    TargetState,
     copy_image,
 )
 from tests.live import glint_env
-from tests.replication.helpers import SOURCE, TARGETS
+from tests.replication.helpers import SOURCE, TARGETS, DoneClock
 from tests.replication.throttle import throttle_writes
 
 pytestmark = pytest.mark.devcloud
 
 MIB = 1024 * 1024
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-class DoneClock(CopyObserver):
-    def __init__(self):
-        self.ended = {}
-
-    def state_changed(self, key, state):
-        if state is TargetState.DONE:
-            self.ended[key] = time.monotonic()
 
 
 def test_slow_target_does_not_hold_back_the_fast_one(clouds, tmp_path):
