@@ -80,8 +80,12 @@ DATABASES = {
         "HOST": _db.host,
         "PORT": _db.port,
         "OPTIONS": (
-            # WAL lets the poller and job threads write while pages read.
-            {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", "timeout": 30}
+            # WAL lets the poller and job threads write while pages read. IMMEDIATE: a transaction
+            # takes the write lock at BEGIN and waits ``timeout`` for it there. In SQLite's default
+            # (deferred) mode a transaction that reads and then writes fails at once with "database
+            # is locked" when another connection committed in between: no waiting helps it then.
+            {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", "timeout": 30,
+             "transaction_mode": "IMMEDIATE"}
             if _db.engine.endswith("sqlite3")
             else {}
         ),

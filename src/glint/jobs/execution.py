@@ -79,14 +79,13 @@ def serialized_claims():
     commits, so two of them never both see a repo's last free slot and both take it. Claim
     inside, start the jobs after it: the claims are only visible once it commits.
 
-    PostgreSQL: a transaction-scoped advisory lock. SQLite: a write that changes nothing, which
-    takes the database's one write lock for the rest of the transaction.
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: nothing more is needed, as every
+    transaction begins IMMEDIATE there (settings.py) and so holds the database's one write lock.
     """
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic():
         if connection.vendor == "postgresql":
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CLAIM_LOCK_KEY])
-        else:
-            cursor.execute(f"UPDATE {Job._meta.db_table} SET id = id WHERE id IS NULL")  # noqa: S608 - a model's table name
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CLAIM_LOCK_KEY])
         yield
 
 
