@@ -1,11 +1,12 @@
-"""A person's tour of the read-only matrix in a real browser: switch group, filter, hide and show a
-row, open the conflicts page and an image's detail page. The run also takes the README's
+"""A person's tour of the matrix in a real browser: switch group, filter, hide and show a row,
+download an image, open the conflicts page and an image's detail page. The run also takes the README's
 screenshot when ``GLINT_SCREENSHOT`` names a file to write it to."""
 
 from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -17,6 +18,7 @@ from tests.live import LIVE_OTHER_GROUP as OTHER_GROUP
 pytestmark = [pytest.mark.devcloud, pytest.mark.browser]
 
 RAW = {"disk_format": "raw", "container_format": "bare", "visibility": "private"}
+CENTOS = b"centos" * 4096
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +26,8 @@ def images(devcloud):
     """The same image in both clouds, and a name whose content differs between them (a conflict)."""
     drivers, created = [], []
     for cloud_name, payloads in (
-        ("devcloud-1", {"browser-centos": b"centos" * 4096, "browser-drift": b"version one" * 500}),
-        ("devcloud-2", {"browser-centos": b"centos" * 4096, "browser-drift": b"version two" * 500,
+        ("devcloud-1", {"browser-centos": CENTOS, "browser-drift": b"version one" * 500}),
+        ("devcloud-2", {"browser-centos": CENTOS, "browser-drift": b"version two" * 500,
                         "browser-scratch": b"scratch" * 300}),
     ):
         driver = get_driver(RepoConnection.from_clouds_yaml(devcloud.cloud_config(cloud_name)))
@@ -46,6 +48,15 @@ def open_matrix(page, live_glint):
     expect(page.locator("table.matrix")).to_contain_text("browser-scratch", timeout=30_000)
 
 
+def downloaded(page, link) -> bytes:
+    """Click a download link and return the bytes the browser saved."""
+    with page.expect_download() as started:
+        link.click()
+    download = started.value
+    assert download.suggested_filename == "browser-centos.img"
+    return Path(download.path()).read_bytes()
+
+
 def test_matrix_filter_hide_show_conflicts_detail_and_group_switch(page, live_glint, images):
     open_matrix(page, live_glint)
     centos = page.locator("tr", has_text="browser-centos")
@@ -53,6 +64,8 @@ def test_matrix_filter_hide_show_conflicts_detail_and_group_switch(page, live_gl
     expect(page.locator("#conflicts-banner")).to_be_visible()
     if os.environ.get("GLINT_SCREENSHOT"):
         page.screenshot(path=os.environ["GLINT_SCREENSHOT"], full_page=True)
+
+    assert downloaded(page, centos.get_by_role("link", name="download")) == CENTOS
 
     page.get_by_placeholder("filter by name").fill("centos")
     page.get_by_role("button", name="Apply", exact=True).click()  # the filter's, not "Apply changes"
@@ -65,6 +78,7 @@ def test_matrix_filter_hide_show_conflicts_detail_and_group_switch(page, live_gl
     hidden_row = page.locator("tr", has_text="browser-scratch")
     expect(hidden_row).to_be_visible()
     hidden_row.get_by_role("button", name="Show").click()
+    expect(page.locator("tr.moved")).to_contain_text("moved to Images")  # before leaving the page
     page.goto(f"{live_glint.url}/images/")
     expect(page.locator("tr", has_text="browser-scratch")).to_be_visible()
 
@@ -75,6 +89,7 @@ def test_matrix_filter_hide_show_conflicts_detail_and_group_switch(page, live_gl
     page.get_by_role("link", name="browser-centos").click()
     expect(page.locator("main")).to_contain_text("devcloud-1")
     expect(page.locator("main")).to_contain_text("devcloud-2")
+    assert downloaded(page, page.get_by_role("link", name="Download")) == CENTOS
 
     page.select_option("#group-select", label=OTHER_GROUP)
     expect(page.locator("h1")).to_contain_text(OTHER_GROUP)
