@@ -2,6 +2,7 @@
 
 import hashlib
 import itertools
+from types import SimpleNamespace
 
 from glint.inventory.matrix import (
     CellState,
@@ -14,6 +15,7 @@ from glint.inventory.matrix import (
     find_conflicts,
     sort_rows,
 )
+from glint.inventory.services import GroupMatrix
 
 OURS = {1: "p1", 2: "p2", 3: "p3"}
 COLUMNS = [RepoColumn(repo_id, f"repo{repo_id}", project) for repo_id, project in OURS.items()]
@@ -144,3 +146,16 @@ def test_sorting_by_size_and_name():
     rows = rows_of(copy(1, "b", b"xx"), copy(1, "a", b"xxx"), copy(1, "c", b"x"))
     assert [r.name for r in sort_rows(rows, "size")] == ["c", "b", "a"]
     assert [r.name for r in sort_rows(rows, "-name")] == ["c", "b", "a"]
+
+
+def test_a_row_keeps_answering_to_its_id_after_a_copy_makes_its_key_stronger():
+    """Glint's copy adds sha256 provenance, which changes the row's key and so its id: a link or API
+    id taken before the copy must still find the row (a page open during the copy, a script)."""
+    first = copy(1, "img", b"data")
+    before = rows_of(first)[0]
+    after = rows_of(first, copy(2, "img", b"data", glint_sha256=hashlib.sha256(b"data").hexdigest()))[0]
+    assert after.id != before.id
+    matrix = GroupMatrix(group=SimpleNamespace(pk=7), repos=[], rows=[after], conflicts=[], versions={})
+    assert matrix.row(before.id) is after
+    assert matrix.row(after.id) is after
+    assert matrix.row(rows_of(copy(1, "img", b"other"))[0].id) is None

@@ -147,6 +147,15 @@ class Row:
     def verifiable(self) -> bool:
         return not self.content_key.startswith(UNVERIFIABLE_PREFIX)
 
+    def answers_to(self, group_id: int, rid: str) -> bool:
+        """Whether ``rid`` is this row's id, now or under another key its cluster answers to.
+
+        The id digests the content key, which grows stronger when a copy with a better hash
+        joins (Glint's sha256 after a copy): a link or API id taken before that still finds
+        the row.
+        """
+        return rid == self.id or any(row_id(group_id, self.name, key) == rid for key in self.keys)
+
     @property
     def copies(self) -> list[Copy]:
         return [c for cell in self.cells.values() for c in cell.copies]

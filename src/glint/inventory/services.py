@@ -68,7 +68,9 @@ class GroupMatrix:
         return [c for c in self.conflicts if not c.acknowledged]
 
     def row(self, row_id: str) -> Row | None:
-        return next((r for r in self.rows if r.id == row_id), None)
+        """The row with this id, or that had it before its content key grew stronger."""
+        found = next((r for r in self.rows if r.id == row_id), None)
+        return found or next((r for r in self.rows if r.answers_to(self.group.pk, row_id)), None)
 
     def column_of(self, repo_id: int) -> Repo | None:
         return next((r for r in self.repos if r.pk == repo_id), None)
