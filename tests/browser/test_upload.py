@@ -52,3 +52,17 @@ def test_upload_a_file_to_two_repos_and_watch_it_finish(devcloud, page, live_gli
         assert image.status == "active" and image.properties["glint_sha256"] == sha256
     page.locator("#upload-job-link").click()
     expect(page.locator("#job-state")).to_have_text("done")
+
+
+def test_a_refused_upload_says_so_and_leaves_nothing_to_cancel(devcloud, page, live_glint, image_file):
+    page.goto(f"{live_glint.url}/uploads/new/")
+    page.set_input_files("#upload-file", str(image_file))
+    page.select_option("select[name=disk_format]", "qcow2")  # the file is random bytes: raw
+    page.get_by_label("devcloud-1").check()
+    page.get_by_role("button", name="Upload").click()
+
+    expect(page.locator("#upload-error")).to_contain_text("declared qcow2 but it is raw data")
+    expect(page.locator("#upload-phase")).to_have_text("Refused")
+    expect(page.get_by_role("button", name="Cancel")).to_be_hidden()
+    expect(page.get_by_role("button", name="Upload")).to_be_enabled()
+    assert not any(images_named(devcloud, image_file.name).values())

@@ -73,6 +73,13 @@
     });
   }
 
+  // An error for a reply Glint refused (4xx: the input is wrong) or failed on (5xx).
+  function refusal(reply) {
+    var error = new Error(reason(reply.data));
+    error.refused = reply.status >= 400 && reply.status < 500;
+    return error;
+  }
+
   function reason(data) {
     if (!data) { return "no reason given"; }
     if (data.detail) { return data.detail; }
@@ -108,15 +115,25 @@
     var status = document.getElementById("upload-status");
     var progress = document.getElementById("upload-progress");
     var percent = document.getElementById("upload-percent");
+    var cancel = document.getElementById("upload-cancel");
     status.hidden = false;
+    cancel.hidden = false;
+    document.getElementById("upload-phase").textContent = "Sending";
     document.getElementById("upload-error").hidden = true;
     document.getElementById("upload-done").hidden = true;
     document.getElementById("upload-start").disabled = true;
 
-    function fail(message) {
+    // Nothing is left to cancel once the upload has ended, either way.
+    function end() {
       state.finished = true;
-      show("upload-error", message);
+      cancel.hidden = true;
       document.getElementById("upload-start").disabled = false;
+    }
+
+    function fail(error) {
+      end();
+      document.getElementById("upload-phase").textContent = error.refused ? "Refused" : "Failed";
+      show("upload-error", error.message);
     }
 
     function poll() {
@@ -136,26 +153,25 @@
         drawTargets(job);
         var live = job.state === "queued" || job.state === "running";
         if (!live && !(file && !state.sent)) {
-          state.finished = true;
+          end();
           document.getElementById("upload-phase").textContent = "Job " + job.state;
           document.getElementById("upload-job-link").href = form.dataset.jobs + job.id + "/";
           document.getElementById("upload-done").hidden = false;
           document.getElementById("upload-done").dataset.state = job.state;
-          document.getElementById("upload-start").disabled = false;
         }
       }).finally(function () {
         if (!state.finished) { window.setTimeout(poll, 1000); }
       });
     }
 
-    document.getElementById("upload-cancel").onclick = function () {
+    cancel.onclick = function () {
       if (state.upload) {
         request("POST", api + state.upload.id + "/cancel/", token);
       }
     };
 
     request("POST", api, token, metadata(form, file)).then(function (reply) {
-      if (reply.status !== 201) { throw new Error(reason(reply.data)); }
+      if (reply.status !== 201) { throw refusal(reply); }
       state.upload = reply.data;
       window.setTimeout(poll, 500);
       if (!file) {
@@ -172,9 +188,9 @@
         }
       }).then(function (put) {
         state.sent = true;
-        if (put.status !== 200) { throw new Error(reason(put.data)); }
+        if (put.status !== 200) { throw refusal(put); }
       });
-    }).catch(function (error) { fail(error.message); });
+    }).catch(fail);
   }
 
   document.addEventListener("submit", function (event) {
