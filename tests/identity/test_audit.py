@@ -74,6 +74,17 @@ def test_admins_see_every_record_managers_their_groups_members_none(world):
     assert "test.alpha" in page and "test.beta" not in page
 
 
+def test_the_page_names_people_by_common_name_and_leaves_out_empty_details(world):
+    AuditRecord.objects.create(action="test.named", outcome=audit.OK, user=world["manager"],
+                               user_dn=world["manager"].dn, details={"job": 3, "error": "", "url": ""},
+                               request_id="0123456789abcdef")
+    page = client_for(world["admin"]).get("/audit/?action=test.named").content.decode()
+    dn = world["manager"].dn
+    assert f'<td title="{dn}">{dn.rpartition("/CN=")[2]}</td>' in page
+    assert "job: 3</td>" in page and "error:" not in page and "url:" not in page
+    assert '<a href="?request_id=0123456789abcdef"' in page
+
+
 def test_filters_by_action_user_group_outcome_and_date(world):
     audit.record("repo.add", group=world["alpha"], user=world["manager"])
     audit.record("repo.delete", group=world["beta"], user=world["other"], outcome=audit.REFUSED)

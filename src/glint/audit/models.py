@@ -60,6 +60,17 @@ class AuditRecord(models.Model):
     def __str__(self) -> str:
         return f"{self.created:%Y-%m-%d %H:%M:%S} {self.user_dn or 'system'} {self.action} {self.outcome}"
 
+    @property
+    def who(self) -> str:
+        """The person's common name, for a narrow column (pages show the whole DN as its title)."""
+        head, separator, common_name = self.user_dn.rpartition("/CN=")
+        return common_name if separator else self.user_dn
+
+    @property
+    def filled_details(self) -> dict:
+        """The details that have a value: an empty error or URL says nothing on a page."""
+        return {key: value for key, value in self.details.items() if value not in ("", None, [], {})}
+
     def save(self, *args, **kwargs):
         if not self._state.adding:
             raise WriteOnceError("audit records cannot be changed")
