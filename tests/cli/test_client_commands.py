@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +21,8 @@ def cli(tmp_path):
     """Run ``glint`` as a person would, with its own client config file."""
     env = dict(os.environ, GLINT_CLIENT_CONFIG=str(tmp_path / "client.json"))
 
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([GLINT, *args], env=env, capture_output=True, text=True, timeout=120)
+    def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([GLINT, *args], env=env, capture_output=True, text=True, timeout=120, cwd=cwd)
 
     return run
 
@@ -78,3 +79,19 @@ def test_unregistered_certificate_is_told_why(cli, live_glint, pki):
     result = cli("login", "--url", live_glint.url, "--cert", str(stranger), "--ca-file", str(pki.ca_file))
     assert result.returncode != 0
     assert "an admin has not added you yet" in result.stderr
+
+
+def test_login_with_relative_paths_works_from_any_directory(cli, live_glint, pki, tmp_path):
+    local = tmp_path / "here"
+    local.mkdir()
+    shutil.copy(live_glint.cert_file, local / "me.pem")
+    shutil.copy(pki.ca_file, local / "ca.pem")
+    result = cli("login", "--url", live_glint.url, "--cert", "me.pem", "--ca-file", "ca.pem", cwd=local)
+    assert result.returncode == 0, result.stderr
+    assert cli("whoami", cwd=tmp_path).returncode == 0  # elsewhere: the saved paths are absolute
+
+    (local / "ca.pem").unlink()
+    gone = cli("whoami")
+    assert gone.returncode != 0
+    assert "Traceback" not in gone.stderr
+    assert str(local / "ca.pem") in gone.stderr and "Log in again" in gone.stderr

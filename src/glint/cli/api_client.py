@@ -41,6 +41,8 @@ class GlintAPI:
             raise click.ClickException(f"cannot connect to {self.base}: is the server running?") from None
         except requests.exceptions.Timeout:
             raise click.ClickException(f"{self.base} did not answer in time") from None
+        except OSError as exc:  # requests' own errors are OSErrors too: this is last on purpose
+            raise click.ClickException(f"{exc} (moved since `glint login`? Log in again)") from None
         if response.status_code >= 400:
             raise click.ClickException(f"{method} {path}: HTTP {response.status_code}: {_reason(response)}")
         return response

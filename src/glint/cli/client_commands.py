@@ -42,10 +42,13 @@ def resolve_group(client: GlintAPI, group: str | None) -> int | None:
 
 @click.command()
 @click.option("--url", required=True, help="The Glint server, e.g. https://glint.example.org:8443")
-@click.option("--cert", type=click.Path(exists=True, dir_okay=False), help="Your certificate (PEM).")
-@click.option("--key", type=click.Path(exists=True, dir_okay=False), help="Its private key (PEM).")
-@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False), help="CA file that signed the server.")
-@click.option("--ca-dir", type=click.Path(exists=True, file_okay=False), help="CA directory (default $X509_CERT_DIR).")
+# Absolute paths are saved, so that later commands work from any directory.
+@click.option("--cert", type=click.Path(exists=True, dir_okay=False, resolve_path=True), help="Your certificate (PEM).")
+@click.option("--key", type=click.Path(exists=True, dir_okay=False, resolve_path=True), help="Its private key (PEM).")
+@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, resolve_path=True),
+              help="CA file that signed the server.")
+@click.option("--ca-dir", type=click.Path(exists=True, file_okay=False, resolve_path=True),
+              help="CA directory (default $X509_CERT_DIR).")
 def login(url, cert, key, ca_file, ca_dir):
     """Save the server and your identity, and check that the server knows you.
 
