@@ -39,7 +39,7 @@ class Variant:
 
 FULL = Variant("full", 1024 * MiB, 3, 5, (256 * MiB, 1024 * MiB, 4096 * MiB), 1, 300, (200, 2000), 20, 3, 20)
 SMALL = Variant("small", 64 * MiB, 2, 2, (16 * MiB, 64 * MiB), 1, 10, (50, 200), 5, 1, 5)
-FIGURES = ("fanout", "memory", "inventory", "matrix", "upload")
+FIGURES = ("hashing", "fanout", "memory", "inventory", "matrix", "upload")
 
 
 def _mib(size: int) -> str:
@@ -77,6 +77,10 @@ def main(argv=None) -> None:
     extra = {"variant_settings": {k: v for k, v in dataclasses.asdict(variant).items()},
              "note": "shared 2-core machine: absolute times are noisy; ratios come from the same run"}
     started = time.perf_counter()
+    if "hashing" in figures:  # first, while nothing else runs: it needs no cloud
+        from bench.hashing import hashing_figures
+
+        _guard(report, "hashing", lambda: hashing_figures(report, variant.size // 2, variant.runs))
     from bench import tools
 
     tools.tools_venv(install=not args.no_install, log=say)

@@ -18,6 +18,7 @@ ROWS = [
     "memory: growth at 64 MiB / at 16 MiB", "inventory: concurrent speed-up over sequential",
     "inventory: others' poll with a silent repo / without", "matrix page: SQL queries at 200 rows minus at 50",
     "matrix API: SQL queries at 200 rows minus at 50", "upload / fan-out limit",
+    "hashing sha256+sha512+md5: a thread each vs one thread",
 ]
 
 

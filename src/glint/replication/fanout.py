@@ -289,6 +289,8 @@ class FanOut:
         except BaseException as exc:  # noqa: BLE001 - a rejected stream aborts every feed
             self.abort(exc)
             return
+        finally:
+            self._hasher.close()
         if self._write_spool:
             self._spool.end()
         for feed in self._feeds:

@@ -108,8 +108,7 @@ def check_copy(
 
 
 def _read_back(driver: CloudDriver, image_id: str, algo: str) -> str:
-    hasher = MultiHasher([algo])
-    with driver.open_read(image_id) as reader:
+    with MultiHasher([algo]) as hasher, driver.open_read(image_id) as reader:
         for chunk in reader:
             hasher.update(chunk)
     return hasher.hexdigests()[algo]
