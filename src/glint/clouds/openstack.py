@@ -41,6 +41,7 @@ from glint.clouds.base import (
     RepoConnection,
     register_driver,
 )
+from glint.clouds.tokens import TOKENS
 
 __all__ = ["OpenStackDriver", "normalise_auth_url", "translate_error", "error_for_response"]
 
@@ -189,6 +190,23 @@ def translate_error(exc: Exception, url: str | None = None) -> errors.CloudError
     return errors.CloudError(f"request to {url} failed: {type(exc).__name__}: {exc}")
 
 
+def _never_connected(exc: BaseException) -> bool:
+    """Whether the request behind ``exc`` never reached the server: its connection could not be
+    opened (refused, or timed out while connecting), so nothing of it was sent."""
+    pending, visited = [exc], set()
+    while pending:
+        seen = pending.pop()
+        if id(seen) in visited:
+            continue
+        visited.add(id(seen))
+        if isinstance(seen, urllib3.exceptions.ConnectTimeoutError):  # NewConnectionError is one
+            return True
+        # requests and urllib3 keep the underlying error in args[0] and .reason, not as a cause.
+        nested = [seen.__cause__, seen.__context__, getattr(seen, "reason", None), *seen.args[:1]]
+        pending += [e for e in nested if isinstance(e, BaseException)]
+    return False
+
+
 def _error_text(resp: requests.Response) -> str:
     """The human part of a Glance error body: webob answers JSON whose message may hold HTML
     line breaks, or a small HTML page."""
@@ -241,7 +259,8 @@ class OpenStackDriver(CloudDriver):
     """A Glance v2 image service reached through Keystone v3.
 
     Holds one keystoneauth session (one connection pool, one token). Not thread-safe: create one
-    per worker thread.
+    per worker thread. The token is shared with later drivers for the same credentials
+    (:mod:`glint.clouds.tokens`).
     """
 
     kind = "openstack"
@@ -257,6 +276,8 @@ class OpenStackDriver(CloudDriver):
                 handle.write(connection.ca_bundle)
             self._finalizer = weakref.finalize(self, _unlink, self._ca_file)
         self._auth = self._auth_plugin(scoped=True)
+        self._reused_token = TOKENS.restore(self._auth)
+        self._kept_auth = self._auth.auth_ref
         self._session = self._new_session(self._auth)
         self._image_base: str | None = None
         self._seen_hash_algo: str | None = None
@@ -378,18 +399,41 @@ class OpenStackDriver(CloudDriver):
         """
         if self._closed:
             raise errors.CloudError(f"{what}: this driver was closed")
-        url = self._base() + path
-        headers = {"Accept": "application/json", **kwargs.pop("headers", {})}
-        timeout = (self.connection.connect_timeout, self.connection.read_timeout)
-        resp = self._ks(self._session.request, url, method, headers=headers, raise_exc=False,
-                        stream=stream, log=log, allow_reauth=allow_reauth, timeout=timeout,
-                        url=url, **kwargs)
+        kwargs.update(headers={"Accept": "application/json", **kwargs.pop("headers", {})}, stream=stream,
+                      log=log, allow_reauth=allow_reauth,
+                      timeout=(self.connection.connect_timeout, self.connection.read_timeout))
+        try:
+            resp = self._send(method, path, **kwargs)
+        except errors.EndpointUnreachable as exc:
+            if not (self._reused_token and _never_connected(exc)):
+                raise
+            # The catalog that came with a reused token may name an endpoint that has moved:
+            # authenticate again for a fresh one. Nothing was sent, so repeating is safe.
+            self._drop_reused_token()
+            resp = self._send(method, path, **kwargs)
+        self._keep_token()
         if resp.status_code not in expect:
             try:
                 raise error_for_response(resp, what)
             finally:
                 resp.close()
         return resp
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        url = self._base() + path
+        return self._ks(self._session.request, url, method, raise_exc=False, url=url, **kwargs)
+
+    def _keep_token(self) -> None:
+        """Leave a new token for the next driver with these credentials (:mod:`.tokens`)."""
+        if self._auth.auth_ref is not self._kept_auth:
+            self._kept_auth = self._auth.auth_ref
+            TOKENS.remember(self._auth)
+
+    def _drop_reused_token(self) -> None:
+        TOKENS.forget(self._auth)
+        self._auth.invalidate()
+        self._image_base = None
+        self._reused_token = False
 
     def _project_id(self) -> str | None:
         return self._ks(self._session.get_project_id, url=self._auth_url)
@@ -429,6 +473,7 @@ class OpenStackDriver(CloudDriver):
     # Protocol
 
     def check(self) -> ProjectInfo:
+        self._drop_reused_token()  # a check tests the credentials: never with a reused token
         access = self._ks(self._auth.get_access, self._session, url=self._auth_url)
         self._request("GET", "/v2/images?limit=1", "list images").close()
         return ProjectInfo(project_id=access.project_id, project_name=access.project_name,
