@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -104,6 +105,24 @@ Press Ctrl-C to stop Glint and the demo clouds.
 """
 
 
+def serve_until_stopped(command: list[str], env: dict[str, str]) -> int:
+    """Run ``glint serve`` until it ends or this script is told to stop.
+
+    Ctrl-C, ``kill`` and a closed terminal (SIGHUP) all stop glint serve gracefully and return
+    here, so that the caller's ``finally`` stops the clouds too: a plain SIGTERM or SIGHUP would
+    end this script on the spot and leave them running.
+    """
+    server = subprocess.Popen(command, env=env)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda *_: server.terminate())
+    try:
+        return server.wait()
+    except KeyboardInterrupt:  # glint serve may have had the terminal's SIGINT too: no matter
+        server.terminate()
+        server.wait()
+        return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8443)
@@ -137,10 +156,7 @@ def main() -> int:
         serve = [str(ROOT / ".venv/bin/glint"), "serve", "--host", "127.0.0.1", "--port", str(args.port),
                  "--cert", str(pki_dir / "server.pem"), "--key", str(pki_dir / "server-key.pem"),
                  "--client-ca", str(pki_dir / "ca.pem")]
-        try:
-            return subprocess.run(serve, env=env).returncode
-        except KeyboardInterrupt:
-            return 0
+        return serve_until_stopped(serve, env)
     finally:
         if not args.setup_only:
             clouds.down()

@@ -32,7 +32,8 @@ def wait_for_line(log: Path, text: str, process: subprocess.Popen, seconds: int 
         time.sleep(0.5)
 
 
-def test_demo_shows_two_clouds_and_the_sample_image(browser, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_demo_shows_two_clouds_and_the_sample_image(browser, tmp_path, stop):
     port, work = free_port(), tmp_path / "demo"
     log = tmp_path / "demo.log"
     env = glint_env(work / "data")
@@ -58,7 +59,7 @@ def test_demo_shows_two_clouds_and_the_sample_image(browser, tmp_path):
         expect(page.locator("table.matrix tbody")).to_contain_text("demo-cirros-like", timeout=30_000)
         context.close()
     finally:
-        demo.send_signal(signal.SIGINT)
+        demo.send_signal(stop)
         demo.wait(timeout=120)
     assert demo.returncode == 0, log.read_text(errors="replace")[-4000:]
-    assert devcloud.Devcloud.load(work / "devcloud").pids() == [], "Ctrl-C left demo clouds running"
+    assert devcloud.Devcloud.load(work / "devcloud").pids() == [], f"{stop.name} left demo clouds running"
