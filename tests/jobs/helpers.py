@@ -53,7 +53,8 @@ class LiveAPI:
             listing = self.get("images/", group=self.group, q=name, hidden="all")
             for row in listing["results"]:
                 held = {cell["repo"] for cell in row["cells"] if cell["copies"]}
-                if row["name"] == name and {self.repos[h] for h in holders} <= held:
+                # verifiable: a poll that met the upload unfinished listed it without a hash
+                if row["name"] == name and row["verifiable"] and {self.repos[h] for h in holders} <= held:
                     return row, listing["inventory_version"]
             time.sleep(0.5)
         raise AssertionError(f"{name} never appeared in {holders}")

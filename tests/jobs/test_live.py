@@ -42,6 +42,12 @@ def test_a_stopped_target_retries_and_succeeds_after_it_is_started(devcloud, liv
         assert stopped["state"] == "failed" and stopped["next_attempt_at"], "it waits for an automatic retry"
         assert job["next_attempt_at"], "the job says it will try again"
         done_copy = target(job, "devcloud-2")
+        # devcloud-2's verified copy carries Glint's sha256, which became the row's content key
+        # after the job was planned: the matrix must still show devcloud-3 at work, not absent.
+        row, _version = api.row(image_name, holders=("devcloud-1", "devcloud-2"))
+        assert row["content_key"].startswith("sha256:"), row["content_key"]
+        waiting = next(cell for cell in row["cells"] if cell["repo"] == api.repos["devcloud-3"])
+        assert waiting["state"] in ("queued", "copying", "verifying", "failed"), waiting
     finally:
         devcloud.start("devcloud-3")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 import pytest
@@ -13,7 +14,7 @@ from glint.inventory.services import group_matrix
 from glint.jobs import services
 from glint.jobs.models import Job
 from tests.devcloud_repos import add_devcloud_repo
-from tests.jobs.images import delete_named, upload
+from tests.jobs.images import delete_named, driver_for, random_chunks, upload
 
 pytestmark = [pytest.mark.devcloud, pytest.mark.django_db]
 
@@ -72,3 +73,29 @@ def test_refusals_say_why(devcloud, group_a, group_b, repos, image_name):
         services.submit_copy(group_a, source=source, targets=[one, two])
     with pytest.raises(services.JobRefused, match="conflict policy"):
         services.submit_copy(group_a, source=source, targets=[two], conflict_policy="overwrite")
+
+
+def test_a_live_job_still_speaks_for_its_row_after_a_copy_made_the_row_key_stronger(
+        devcloud, group_a, repos, image_name):
+    """A job names its row by the content key at planning time; a verified copy (Glint's sha256)
+    landing elsewhere makes the row's key stronger. The matrix must still show the job's cell, and
+    asking again must find the job instead of starting a second copy into the same repo."""
+    one, two, three = repos
+    size = 64 * 1024
+    image_id = upload(devcloud, "devcloud-1", image_name, size, seed="stronger")
+    poll_repos(repos)
+    source = Image.objects.get(repo=one, image_id=image_id)
+    first = services.submit_copy(group_a, source=source, targets=[three])
+
+    copy_id = upload(devcloud, "devcloud-2", image_name, size, seed="stronger")
+    sha256 = hashlib.sha256(b"".join(random_chunks("stronger", size))).hexdigest()
+    with driver_for(devcloud, "devcloud-2") as driver:
+        driver.set_properties(copy_id, set={"glint_sha256": sha256})
+    poll_repos(repos)
+    assert next(r for r in group_matrix(group_a, overlays={}).rows if r.name == image_name).content_key == \
+        f"sha256:{sha256}"
+
+    row = next(r for r in group_matrix(group_a, overlays=services.cell_overlays(group_a)).rows if r.name == image_name)
+    assert row.cells[three.pk].state == CellState.QUEUED
+    again = services.submit_copy(group_a, source=source, targets=[three])
+    assert again.job is None and again.existing == {three.pk: first.job}

@@ -39,8 +39,7 @@ def matrix(request):
     group = current_group(request)
     if group is None:
         return render(request, "inventory/no_group.html")
-    overlays = jobs_bridge.cell_overlays(group)  # cells of jobs at work, laid over the polled ones
-    data = services.group_matrix(group, overlays=overlays) if overlays else services.group_matrix(group)
+    data = jobs_bridge.matrix_with_jobs(group)
     hidden_view = request.GET.get("view") == "hidden"
     text = request.GET.get("q", "")
     order = request.GET.get("sort", "name")

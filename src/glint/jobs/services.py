@@ -146,10 +146,15 @@ def _row_of(group: Group, images: Sequence[Image]) -> Row:
     raise JobRefused("The image is not in this group's inventory any more: reload and try again.")
 
 
-def _live_targets(key: str, kind: str, repos: Sequence[Repo], image_ids: Sequence[str] | None = None):
-    """``{repo_id: job}`` of live jobs with an unfinished target in these repos."""
+def _live_targets(group: Group, kind: str, row: Row, repos: Sequence[Repo], image_ids: Sequence[str] | None = None):
+    """``{repo_id: job}`` of live ``kind`` jobs for ``row`` with an unfinished target in these repos.
+
+    A job planned before a copy made the row's content key stronger carries the older key: every
+    key the row answers to is looked for.
+    """
+    keys = [row_key(group, kind, row.name, key) for key in sorted(row.keys)]
     query = JobTarget.objects.filter(
-        job__row_key=key, job__kind=kind, repo__in=[r.pk for r in repos],
+        job__row_key__in=keys, job__kind=kind, repo__in=[r.pk for r in repos],
     ).filter(Q(job__state__in=states.JOB_ACTIVE_STATES) | Q(job__next_attempt_at__isnull=False)).exclude(
         state__in=(states.TargetState.DONE.value, states.TargetState.CANCELLED.value)).select_related("job")
     found = {}
@@ -245,7 +250,7 @@ def submit_copy(
     todo = [r for r in targets if r.pk not in present]
     with transaction.atomic():
         _lock_group(group)
-        existing = _live_targets(row_key(group, states.COPY, row.name, row.content_key), states.COPY, todo)
+        existing = _live_targets(group, states.COPY, row, todo)
         todo = [r for r in todo if r.pk not in existing]
         job = None
         if todo:
@@ -285,7 +290,7 @@ def submit_delete(
     row = _row_of(group, images)
     with transaction.atomic():
         _lock_group(group)
-        existing = _live_targets(row_key(group, states.DELETE, row.name, row.content_key), states.DELETE, repos,
+        existing = _live_targets(group, states.DELETE, row, repos,
                                  [image.image_id for image in images])
         todo = [(image.repo, image.image_id) for image in images if image.repo_id not in existing]
         job = None
@@ -325,8 +330,7 @@ def submit_property_sync(
     row = _row_of(group, [source, *copies])
     with transaction.atomic():
         _lock_group(group)
-        existing = _live_targets(row_key(group, states.PROPERTY_SYNC, row.name, row.content_key),
-                                 states.PROPERTY_SYNC, repos, [copy.image_id for copy in copies])
+        existing = _live_targets(group, states.PROPERTY_SYNC, row, repos, [copy.image_id for copy in copies])
         todo = [(copy.repo, copy.image_id) for copy in copies if copy.repo_id not in existing]
         job = None
         if todo:
@@ -428,10 +432,15 @@ def cell_overlays(group: Group) -> dict[tuple[str, int], Cell]:
 
     Returns:
         ``{(row id, repo id): Cell}`` (state, progress percent or None, reason; no copies), keyed
-        like ``glint.inventory.matrix.build_rows`` overlays: the row id of the job's name and
-        content key.
+        like ``glint.inventory.matrix.build_rows`` overlays: the id of the row that answers to the
+        job's name and content key now.
     """
+    from glint.inventory.services import group_matrix
+
     since = timezone.now() - datetime.timedelta(days=FAILED_CELL_DAYS)
+    # A job names its row by the content key it had when planned; a copy since (Glint's sha256)
+    # may have made the row's key stronger, and with it the row's id.
+    current = {(row.name, key): row.id for row in group_matrix(group, overlays={}).rows for key in row.keys}
     targets = (
         JobTarget.objects.filter(job__group=group, job__kind__in=(states.COPY, states.UPLOAD, states.DELETE),
                                  repo__isnull=False)
@@ -443,7 +452,7 @@ def cell_overlays(group: Group) -> dict[tuple[str, int], Cell]:
     )
     overlays: dict[tuple[str, int], Cell | None] = {}
     for repo_id, state, done, total, error, next_at, kind, name, content_key, job_state in targets:
-        key = (row_id(group.pk, name, content_key), repo_id)
+        key = (current.get((name, content_key)) or row_id(group.pk, name, content_key), repo_id)
         if key in overlays:
             continue  # a newer job already speaks for this cell
         progress = min(100, int(done * 100 / total)) if total else None

@@ -6,17 +6,24 @@ the jobs app's ``Submission`` meets the plans' job ids here.
 
 from __future__ import annotations
 
+from glint.inventory import services as inventory
 from glint.inventory.matrix import row_id as matrix_row_id
 from glint.jobs import services as jobs
 from glint.jobs import states
 from glint.jobs.models import Job, JobTarget
 
-__all__ = ["JobRefused", "cell_overlays", "failed_job_of_cell", "has_live_jobs", "retry", "submit_copy",
-           "submit_delete", "submit_property_sync"]
+__all__ = ["JobRefused", "cell_overlays", "failed_job_of_cell", "has_live_jobs", "matrix_with_jobs", "retry",
+           "submit_copy", "submit_delete", "submit_property_sync"]
 
 JobRefused = jobs.JobRefused
 cell_overlays = jobs.cell_overlays
 retry = jobs.retry
+
+
+def matrix_with_jobs(group) -> inventory.GroupMatrix:
+    """The group's matrix as people see it, on pages and in the API alike: the polled cells, with
+    the cells that jobs speak for (queued, copying n%, verifying, failed, deleting) laid over them."""
+    return inventory.group_matrix(group, overlays=cell_overlays(group) or None)
 
 
 def submit_copy(group, user, source, repos) -> list[int]:

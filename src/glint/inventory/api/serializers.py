@@ -18,10 +18,14 @@ class CopySerializer(serializers.Serializer):
 
 
 class CellSerializer(serializers.Serializer):
+    """One repo's cell of a row, as the matrix page shows it: what the last poll found, unless a
+    job speaks for the cell (in the list; a row's own page shows the polled cells)."""
+
     repo = serializers.IntegerField()
-    state = serializers.CharField()
-    progress = serializers.IntegerField(allow_null=True)
-    reason = serializers.CharField()
+    state = serializers.CharField(help_text="present, foreign or absent (polled); queued, copying, verifying, "
+                                            "deleting or failed (a job's)")
+    progress = serializers.IntegerField(allow_null=True, help_text="Percent copied, while copying.")
+    reason = serializers.CharField(help_text="Why a job's target failed (or is being retried).")
     copies = CopySerializer(many=True)
 
 

@@ -32,6 +32,7 @@ from glint.inventory.models import Image
 from glint.inventory.poller import request_refresh
 from glint.jobs.api.serializers import JobSerializer
 from glint.jobs.models import Job
+from glint.plans import jobs_bridge
 from glint.plans import services as plans
 from glint.plans.api.views import PlanRefused
 from glint.repos.models import Repo
@@ -71,7 +72,7 @@ class ImageRowViewSet(viewsets.ViewSet):
         responses=RowSerializer(many=True),
     )
     def list(self, request):
-        matrix = services.group_matrix(_group(request))
+        matrix = jobs_bridge.matrix_with_jobs(_group(request))
         hidden = _parse_hidden(request.query_params.get("hidden"))
         needle = request.query_params.get("q", "").lower()
         rows = [r for r in matrix.rows if (hidden is None or r.hidden == hidden) and needle in r.name.lower()]
