@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import pytest
 from django.utils import timezone
 
-from glint.jobs.models import Job
+from glint.inventory.models import Image
+from glint.jobs.models import Job, JobTarget
 from glint.plans.models import KeepEverywhere, Plan
 from glint.plans.services import enforce_keep_everywhere
 from glint.repos.models import Repo
-from tests.plans.helpers import add_image, add_repo, row_of, version
+from tests.plans.helpers import add_image, add_repo, bump, row_of, version
 
 pytestmark = pytest.mark.django_db
 
@@ -101,6 +103,29 @@ def test_live_cells_follow_a_job_and_reload_the_page_when_it_is_over(world):
     assert "the target Glance did not answer" in page and ">Retry</button>" in page
     retried = world["client"].post("/jobs/retry-cell/", {"group": group.pk, "cell": cell(row, three)})
     assert retried.status_code == 302
+    assert Job.objects.get().state == "queued"
+
+
+def test_a_failed_cell_keeps_its_reason_and_retry_after_a_copy_makes_the_row_key_stronger(world):
+    """The job names its row by the content key of planning time; a copy with Glint's sha256 in
+    another repo makes the row's key, and so its id, stronger. The failure must stay in its cell."""
+    group, (_one, two, three) = world["group"], world["repos"]
+    before = row_of(group, "centos")
+    world["client"].post("/plans/", {"group": group.pk, "inventory_version": version(group),
+                                     "cell": [cell(before, three)], "was": []})
+    world["client"].post(f"/plans/{Plan.objects.get().pk}/apply/")
+    Job.objects.update(state="failed", error="the target Glance did not answer", finished=timezone.now())
+    JobTarget.objects.update(state="failed", error="the target Glance did not answer")
+    Image.objects.filter(repo=two, name="centos").update(glint_sha256=hashlib.sha256(b"centos").hexdigest())
+    bump(two)
+
+    after = row_of(group, "centos")
+    assert after.id != before.id and after.content_key.startswith("sha256:")
+    page = world["client"].get(f"/images/?group={group.pk}").content.decode()
+    failed = page[page.index(f'<td id="cell-{after.id}-{three.pk}"'):]
+    assert failed.startswith(f'<td id="cell-{after.id}-{three.pk}" class="cell failed"')
+    assert "the target Glance did not answer" in failed[:1000] and ">Retry</button>" in failed[:1500]
+    world["client"].post("/jobs/retry-cell/", {"group": group.pk, "cell": cell(after, three)})
     assert Job.objects.get().state == "queued"
 
 

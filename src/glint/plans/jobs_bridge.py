@@ -7,7 +7,6 @@ the jobs app's ``Submission`` meets the plans' job ids here.
 from __future__ import annotations
 
 from glint.inventory import services as inventory
-from glint.inventory.matrix import row_id as matrix_row_id
 from glint.jobs import services as jobs
 from glint.jobs import states
 from glint.jobs.models import Job, JobTarget
@@ -47,11 +46,18 @@ def submit_property_sync(group, user, source, copies) -> list[int]:
 
 
 def failed_job_of_cell(group, row_id: str, repo_id: int) -> Job | None:
-    """The job whose failed target the matrix shows in this cell (what its Retry retries)."""
-    targets = JobTarget.objects.filter(job__group=group, repo_id=repo_id, state=states.TargetState.FAILED.value
-                                       ).select_related("job").order_by("-job__created", "-job_id")
-    return next((t.job for t in targets if matrix_row_id(group.pk, t.job.image_name, t.job.content_key) == row_id),
-                None)
+    """The job whose failed target the matrix shows in this cell (what its Retry retries).
+
+    Jobs carry the row's content key of when they were planned; the row may answer to a stronger
+    one since (a copy's sha256), so the job is looked for under every key the row answers to.
+    """
+    row = inventory.group_matrix(group).row(row_id)
+    if row is None:
+        return None
+    target = (JobTarget.objects.filter(job__group=group, repo_id=repo_id, state=states.TargetState.FAILED.value,
+                                       job__image_name=row.name, job__content_key__in=row.keys)
+              .select_related("job").order_by("-job__created", "-job_id").first())
+    return target.job if target else None
 
 
 def has_live_jobs(group) -> bool:
