@@ -35,7 +35,8 @@ from glint.inventory.matrix import (
 from glint.inventory.models import ConflictAcknowledgement, HiddenRow, Image, RepoInventory
 from glint.repos.models import Repo
 
-__all__ = ["GroupMatrix", "acknowledge", "forget_cached_matrices", "group_matrix", "group_repos", "set_hidden"]
+__all__ = ["GroupMatrix", "acknowledge", "forget_cached_matrices", "group_matrix", "group_repos", "polled_rows",
+           "set_hidden"]
 
 #: Matrices kept per process (one per group and inventory state).
 CACHE_SIZE = 16
@@ -120,6 +121,13 @@ def _rows_and_conflicts(group: Group, repos: list[Repo], columns: list[RepoColum
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)
     return built
+
+
+def polled_rows(group: Group) -> list[Row]:
+    """The group's rows as last polled, without Hide/Show choices or job cells (one query while
+    the inventory is unchanged: the cached rows)."""
+    repos = group_repos(group)
+    return _rows_and_conflicts(group, repos, [_column(repo) for repo in repos])[0]
 
 
 def _with_overlays(rows: list[Row], overlays) -> list[Row]:

@@ -435,12 +435,12 @@ def cell_overlays(group: Group) -> dict[tuple[str, int], Cell]:
         like ``glint.inventory.matrix.build_rows`` overlays: the id of the row that answers to the
         job's name and content key now.
     """
-    from glint.inventory.services import group_matrix
+    from glint.inventory.services import polled_rows
 
     since = timezone.now() - datetime.timedelta(days=FAILED_CELL_DAYS)
     # A job names its row by the content key it had when planned; a copy since (Glint's sha256)
     # may have made the row's key stronger, and with it the row's id.
-    current = {(row.name, key): row.id for row in group_matrix(group, overlays={}).rows for key in row.keys}
+    current = {(row.name, key): row.id for row in polled_rows(group) for key in row.keys}
     targets = (
         JobTarget.objects.filter(job__group=group, job__kind__in=(states.COPY, states.UPLOAD, states.DELETE),
                                  repo__isnull=False)
