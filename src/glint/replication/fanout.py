@@ -10,9 +10,10 @@ Threads and buffers::
 The reader hands the *same* bytes object to the sink and to every feed (no copy per target).
 Each feed holds at most ``lag_limit_bytes`` in memory. The reader keeps pace with the fastest
 target: it waits while every target is more than half that far behind it. A target that falls
-behind the reader by the limit (so at least half of it behind the fastest one) is *detached*: the reader stops giving it chunks and it continues reading the spool
-file, which the sink writes as fast as the disk takes it, so neither the source nor the other
-targets wait for it (issue 4: "a slow target never stalls the others"). Pacing to the fastest
+behind the reader by the limit (so at least half of it behind the fastest one) is *detached*:
+the reader stops giving it chunks and it continues reading the spool file, which the sink writes
+as fast as the disk takes it, so neither the source nor the other targets wait for it (issue 4:
+"a slow target never stalls the others"). Pacing to the fastest
 rather than reading the source as fast as it comes keeps targets of about the same speed on the
 chunks in memory: each spool read is one more copy of every byte, and CPU (the bench's copy
 profile had 8% of ``glint serve`` in spool reads when every target detached within a second).
@@ -76,8 +77,7 @@ class Feed:
         at least half the limit behind the fastest one, not at every hiccup of equal ones."""
         with self._cond:
             behind = self._offered - self.sent
-            return (not self._closed and self._verdict is None
-                    and (behind <= 0 or behind + size <= self._limit // 2))
+            return self.open and (behind <= 0 or behind + size <= self._limit // 2)
 
     @property
     def open(self) -> bool:
@@ -254,8 +254,8 @@ class FanOut:
             self._put_sink(_END)
 
     def _keep_pace(self, size: int) -> None:
-        """Wait while every target being written is a full lag limit behind, so the fastest
-        one sets the pace, whether it takes chunks from memory or from the spool (a target
+        """Wait while every target being written is over half its lag limit behind, so the
+        fastest one sets the pace, whether it takes chunks from memory or from the spool (a target
         that detached early, at a slow start, must not be held to the pace of the slower ones
         still attached). Full feeds detach when the chunk is offered. Without a spool
         ``offer`` itself waits."""
