@@ -19,6 +19,7 @@ def setup_django(data_dir: Path) -> None:
     for key in [k for k in os.environ if k.startswith("GLINT_")]:
         del os.environ[key]
     os.environ["GLINT_DATA_DIR"] = str(data_dir)
+    os.environ["GLINT_CLOUD_DEV_LOOPBACK"] = "127.0.0.1"  # the devcloud's clouds (development only)
     os.environ["DJANGO_SETTINGS_MODULE"] = "glint.settings"
     import django
     from django.core.management import call_command

@@ -37,6 +37,7 @@ def glint_env(data_dir: Path, **settings: str) -> dict[str, str]:
     env.update(
         GLINT_DATA_DIR=str(data_dir),
         GLINT_NETGUARD="1",
+        GLINT_CLOUD_DEV_LOOPBACK="127.0.0.1",  # the devcloud's clouds (development only)
         PYTHONPATH=os.pathsep.join(filter(None, [str(GUARD_DIR), os.environ.get("PYTHONPATH", "")])),
         DJANGO_SETTINGS_MODULE="glint.settings",
     )

@@ -9,6 +9,7 @@ Precedence: ``GLINT_<NAME>`` environment variable, then the TOML file named by `
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -44,6 +45,9 @@ DEFAULTS: dict[str, object] = {
     "upload_max_bytes": 100 * 2**30,  # largest image accepted by upload or web link (0: no limit)
     "fetch_allow_cidrs": [],  # address ranges web links may reach although not public, e.g. a site mirror
     "cloud_pull": True,  # let a target cloud with web-download fetch a checksummed web link itself
+    "cloud_pull_hosts": [],  # link host names the clouds may fetch themselves (IP literals need no listing)
+    "cloud_allow_cidrs": [],  # private ranges cloud endpoints (Keystone, the catalog's) may be in, e.g. 10.0.0.0/8
+    "cloud_dev_loopback": [],  # DEVELOPMENT ONLY: loopback addresses cloud endpoints may have (devcloud)
     "tls_cert": "",  # server certificate (PEM) for `glint serve`
     "tls_key": "",
     "tls_client_ca": "",  # CA file that client certificates must chain to
@@ -111,17 +115,70 @@ def load(environ: os._Environ | dict | None = None) -> dict[str, object]:
     return values
 
 
+def _list(value: object) -> list[str]:
+    items = value if isinstance(value, list) else str(value).split(",")
+    return [text for text in (str(item).strip() for item in items) if text]
+
+
+def _ranges(name: str, value: object) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """The setting ``name`` as address ranges (``10.1.2.0/24``, ``fd00::/8``, ``127.0.0.1``)."""
+    networks = []
+    for cidr in _list(value):
+        try:
+            networks.append(ipaddress.ip_network(cidr, strict=False))
+        except ValueError:
+            raise ConfigError(f"GLINT_{name.upper()}: {cidr!r} is not an address range") from None
+    return networks
+
+
 def fetch_allow_cidrs(value: object) -> list[str]:
     """``fetch_allow_cidrs`` checked: each entry an address range (``10.1.2.0/24``, ``fd00::/8``)."""
-    import ipaddress
+    _ranges("fetch_allow_cidrs", value)
+    return _list(value)
 
-    cidrs = [str(item).strip() for item in (value if isinstance(value, list) else str(value).split(","))]
-    for cidr in filter(None, cidrs):
-        try:
-            ipaddress.ip_network(cidr, strict=False)
-        except ValueError:
-            raise ConfigError(f"GLINT_FETCH_ALLOW_CIDRS: {cidr!r} is not an address range") from None
-    return [c for c in cidrs if c]
+
+#: Kinds of address a cloud endpoint never has, whatever cloud_allow_cidrs says.
+_NEVER_CLOUD = ("loopback", "link-local", "multicast", "unspecified", "reserved")
+
+
+def cloud_allow_cidrs(value: object) -> list[str]:
+    """``cloud_allow_cidrs`` checked: address ranges, none that starts or ends in loopback,
+    link-local, multicast, unspecified or reserved space (those are never allowed for a cloud,
+    so such an entry would do nothing, or be a much broader allowance than meant)."""
+    from glint.clouds.addresses import why_not_public
+
+    for network in _ranges("cloud_allow_cidrs", value):
+        for end in (network.network_address, network.broadcast_address):
+            kind = why_not_public(end)
+            if kind in _NEVER_CLOUD:
+                hint = " (for a development cloud on this machine: GLINT_CLOUD_DEV_LOOPBACK)" \
+                    if kind == "loopback" else ""
+                raise ConfigError(f"GLINT_CLOUD_ALLOW_CIDRS: {network} reaches {kind} addresses ({end}), "
+                                  f"which are never allowed for cloud endpoints{hint}")
+    return _list(value)
+
+
+def cloud_dev_loopback(value: object) -> list[str]:
+    """``cloud_dev_loopback`` checked: loopback addresses or ranges only (127.0.0.0/8, ::1)."""
+    for network in _ranges("cloud_dev_loopback", value):
+        if not (network.network_address.is_loopback and network.broadcast_address.is_loopback):
+            raise ConfigError(f"GLINT_CLOUD_DEV_LOOPBACK takes loopback addresses only, not {network} "
+                              f"(private ranges go in GLINT_CLOUD_ALLOW_CIDRS)")
+    return _list(value)
+
+
+_HOST_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*"
+                        r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
+
+
+def cloud_pull_hosts(value: object) -> list[str]:
+    """``cloud_pull_hosts`` checked: host names (lower case, no trailing dot), not addresses."""
+    names = [name.lower().rstrip(".") for name in _list(value)]
+    for name in names:
+        if not _HOST_NAME.match(name) or re.match(r"^[0-9.]+$|^0x", name):
+            raise ConfigError(f"GLINT_CLOUD_PULL_HOSTS: {name!r} is not a host name (links to an "
+                              f"address are pulled by the clouds without being listed)")
+    return names
 
 
 JOB_RUNNERS = ("embedded", "celery")

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
+from glint.clouds.addresses import EndpointPolicy
+
 __all__ = [
     "RepoConnection",
     "ImageRecord",
@@ -59,6 +61,10 @@ class RepoConnection:
             uses the system trust store.
         verify_tls: False disables certificate verification (a development escape hatch).
         connect_timeout, read_timeout: Seconds to wait for a connection, and between bytes.
+        endpoint_policy: The addresses the driver may connect to (every endpoint, checked when
+            it connects); None checks nothing, for callers that chose the cloud themselves
+            (tests, the bench). Every connection Glint makes for a repo carries the deployment's
+            policy (``Repo.connection``).
     """
 
     kind: str = "openstack"
@@ -79,6 +85,7 @@ class RepoConnection:
     verify_tls: bool = True
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
+    endpoint_policy: EndpointPolicy | None = None
 
     def __post_init__(self) -> None:
         if not self.auth_url:

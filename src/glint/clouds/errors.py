@@ -16,6 +16,8 @@ __all__ = [
     "AuthenticationFailed",
     "ProjectNotFound",
     "EndpointUnreachable",
+    "EndpointRefused",
+    "CatalogEndpointRefused",
     "TLSVerificationFailed",
     "CatalogError",
     "QuotaExceeded",
@@ -70,6 +72,28 @@ class EndpointUnreachable(CloudError):
 
     code = "endpoint_unreachable"
     retryable = True
+
+
+class EndpointRefused(CloudError):
+    """The endpoint's address is one Glint never connects to for a cloud (loopback, metadata,
+    link-local), or a private one an admin has not allowed. Nothing was sent to it.
+
+    Attributes:
+        url: Where the connection would have gone (scheme, host and port).
+        reason: Which address, and why it is refused.
+    """
+
+    code = "endpoint_refused"
+
+    def __init__(self, message: str, *, url: str = "", reason: str = "", status: int | None = None):
+        super().__init__(message, status=status)
+        self.url, self.reason = url, reason
+
+
+class CatalogEndpointRefused(EndpointRefused):
+    """An endpoint the service catalog names (e.g. the image service) is refused."""
+
+    code = "catalog_endpoint_refused"
 
 
 class TLSVerificationFailed(CloudError):

@@ -31,6 +31,7 @@ from keystoneauth1 import session as ksa_session
 from keystoneauth1.identity import v3
 
 from glint.clouds import errors
+from glint.clouds.addresses import checked_session
 from glint.clouds.base import (
     CHUNK_SIZE,
     Capabilities,
@@ -291,9 +292,10 @@ class OpenStackDriver(CloudDriver):
         return self._ca_file or True
 
     def _new_session(self, auth: Any) -> ksa_session.Session:
+        policy = self.connection.endpoint_policy
         return ksa_session.Session(
-            auth=auth, verify=self._verify(), timeout=self.connection.read_timeout,
-            app_name="glint")
+            auth=auth, session=checked_session(policy) if policy else None, verify=self._verify(),
+            timeout=self.connection.read_timeout, app_name="glint")
 
     def _auth_plugin(self, *, scoped: bool) -> Any:
         conn = self.connection
@@ -421,7 +423,16 @@ class OpenStackDriver(CloudDriver):
 
     def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         url = self._base() + path
-        return self._ks(self._session.request, url, method, raise_exc=False, url=url, **kwargs)
+        try:
+            return self._ks(self._session.request, url, method, raise_exc=False, url=url, **kwargs)
+        except errors.EndpointRefused as exc:
+            if _origin(exc.url) != _origin(url):
+                raise  # a renewal of the token, at Keystone
+            conn = self.connection
+            raise errors.CatalogEndpointRefused(
+                f"the service catalog of {self._auth_url} names {self._image_base} as the image "
+                f"endpoint for region {conn.region!r} and interface {conn.interface!r}, and Glint "
+                f"does not connect there: {exc.reason}", url=exc.url, reason=exc.reason) from None
 
     def _keep_token(self) -> None:
         """Leave a new token for the next driver with these credentials (:mod:`.tokens`)."""
@@ -593,6 +604,11 @@ class OpenStackDriver(CloudDriver):
         self._session.session.close()
         if self._ca_file:
             self._finalizer()
+
+
+def _origin(url: str) -> tuple[str | None, int | None]:
+    parts = urlsplit(url)
+    return parts.hostname, parts.port or {"http": 80, "https": 443}.get(parts.scheme)
 
 
 def _unlink(path: str) -> None:

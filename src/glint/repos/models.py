@@ -10,18 +10,24 @@ so a stale Repo in memory never overwrites what a person just edited (STYLE.md "
 
 from __future__ import annotations
 
+import functools
+import logging
 from urllib.parse import urlsplit
 
 from cryptography import x509
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from glint.clouds.addresses import EndpointPolicy
 from glint.clouds.base import RepoConnection
 from glint.repos.choices import AuthType, CloudKind, Interface
 from glint.repos.fields import EncryptedTextField
 
-__all__ = ["Repo", "normalize_auth_url"]
+__all__ = ["Repo", "endpoint_policy", "normalize_auth_url"]
+
+log = logging.getLogger(__name__)
 
 #: The model fields that hold secrets: never shown, logged or returned by the API.
 SECRET_FIELDS = ("password", "application_credential_secret")
@@ -163,6 +169,7 @@ class Repo(models.Model):
             "user_domain_name": self.user_domain_name or None,
             "user_domain_id": self.user_domain_id or None,
             "ca_bundle": self.ca_bundle or None,
+            "endpoint_policy": endpoint_policy(),
         }
         if self.auth_type == AuthType.APPLICATION_CREDENTIAL:
             values["application_credential_id"] = self.application_credential_id or None
@@ -178,6 +185,23 @@ class Repo(models.Model):
             )
         values.update(overrides)
         return RepoConnection(**values)
+
+
+def endpoint_policy() -> EndpointPolicy:
+    """The addresses cloud endpoints may have here (settings ``cloud_allow_cidrs`` and, for
+    development only, ``cloud_dev_loopback``)."""
+    dev_loopback = tuple(settings.GLINT_CLOUD_DEV_LOOPBACK)
+    if dev_loopback:
+        _warn_dev_loopback(dev_loopback)
+    return EndpointPolicy(allow_cidrs=tuple(settings.GLINT_CLOUD_ALLOW_CIDRS),
+                          dev_loopback=dev_loopback)
+
+
+@functools.cache
+def _warn_dev_loopback(ranges: tuple[str, ...]) -> None:
+    log.warning("GLINT_CLOUD_DEV_LOOPBACK is set (%s): cloud endpoints on this machine are "
+                "allowed. This is for development and tests only; never set it in production.",
+                ", ".join(ranges))
 
 
 def _reveal(sealed) -> str | None:

@@ -39,6 +39,8 @@ IMPORT_CHECK_WORKERS = 8
 # Which form field a failed check points at, by ``CloudError.code``.
 _FIELD_OF_ERROR = {
     "endpoint_unreachable": "auth_url",
+    "endpoint_refused": "auth_url",
+    "catalog_endpoint_refused": "interface",
     "tls_verification_failed": "ca_bundle",
     "catalog_error": "region",
     "project_not_found": "project_name",

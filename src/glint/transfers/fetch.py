@@ -10,7 +10,8 @@ loopback admin ports, the private network. The rules (issue 5 "Upload from a web
   IPv6 literal (an IPv4-mapped one is judged as the IPv4 it maps), or a name looked up with
   ``getaddrinfo``; every address must be globally routable (not loopback, link-local, private,
   shared 100.64/10, reserved, multicast or unspecified) unless it lies in a range an admin
-  allow-listed (``fetch_allow_cidrs``);
+  allow-listed (``fetch_allow_cidrs``); these address rules are shared with the cloud endpoints
+  (:mod:`glint.clouds.addresses`);
 - the connection goes to the address that was checked (*pinned*), with the name only in the
   ``Host`` header and TLS SNI / certificate check, so a DNS answer that changes between the check
   and the connect (DNS rebinding) cannot redirect it;
@@ -35,7 +36,8 @@ import ssl
 from collections.abc import Iterator
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
-from glint.clouds import CHUNK_SIZE
+from glint.clouds import CHUNK_SIZE, addresses
+from glint.clouds.addresses import Address, why_not_public
 from glint.transfers.errors import FetchFailed, TooLarge, UrlRefused
 
 __all__ = [
@@ -49,13 +51,9 @@ __all__ = [
     "resolve",
 ]
 
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-
 MAX_REDIRECTS = 5
 #: Most bytes read from a SHA256SUMS-style file.
 CHECKSUM_FILE_LIMIT = 1024 * 1024
-#: What libc's inet_aton takes for an IPv4 address: 1 to 4 parts, each decimal, octal or hex.
-_NUMERIC_HOST = re.compile(r"^((0x[0-9a-f]*|[0-9]+)\.){0,3}(0x[0-9a-f]*|[0-9]+)$", re.IGNORECASE)
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._+-]+")
 
 
@@ -105,47 +103,10 @@ def name_from_url(url: str) -> str:
 # Addresses
 
 
-def _literal(host: str) -> Address | None:
-    """The address an IP literal names, in any spelling; None for a name."""
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        if not _NUMERIC_HOST.match(host):
-            return None
-        try:  # libc's spellings: 2130706433, 0177.0.0.1, 0x7f.1, 127.1
-            return ipaddress.IPv4Address(socket.inet_aton(host))
-        except OSError:
-            raise UrlRefused(f"{host!r} is not a valid address") from None
-    if isinstance(address, ipaddress.IPv6Address):
-        for embedded in (address.ipv4_mapped, address.sixtofour,
-                         address.teredo[1] if address.teredo else None):
-            if embedded is not None:
-                return embedded
-    return address
-
-
-def _why_refused(address: Address) -> str | None:
-    for test, what in (("is_loopback", "loopback"), ("is_link_local", "link-local"),
-                       ("is_multicast", "multicast"), ("is_unspecified", "unspecified"),
-                       ("is_reserved", "reserved"), ("is_private", "private")):
-        if getattr(address, test):
-            return what
-    if isinstance(address, ipaddress.IPv4Address) and address in ipaddress.ip_network("100.64.0.0/10"):
-        return "shared (carrier-grade NAT)"
-    if not address.is_global:
-        return "not globally routable"
-    return None
-
-
-def _check(address: Address, host: str, policy: FetchPolicy) -> Address:
+def _why_refused(address: Address, policy: FetchPolicy) -> str | None:
     if any(address in network for network in policy.networks()):
-        return address
-    reason = _why_refused(address)
-    if reason is not None:
-        shown = host if host == str(address) else f"{host} ({address})"
-        raise UrlRefused(f"{shown} is not allowed: a {reason} address. Glint does not fetch from it unless an "
-                         f"admin allow-lists its range (fetch_allow_cidrs)")
-    return address
+        return None
+    return why_not_public(address)
 
 
 def resolve(url: str, policy: FetchPolicy) -> tuple[Address, str, int]:
@@ -169,19 +130,16 @@ def resolve(url: str, policy: FetchPolicy) -> tuple[Address, str, int]:
     if not host:
         raise UrlRefused("the link names no host")
     port = port or (443 if parts.scheme == "https" else 80)
-    literal = _literal(host)
-    if literal is not None:
-        return _check(literal, host, policy), host, port
     try:
-        answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise FetchFailed(f"cannot resolve {host}: {exc}") from None
-    addresses = [_literal(info[4][0]) for info in answers]
-    # Every answer must be allowed: a name that also points inside is refused as a whole.
-    checked = [_check(address, host, policy) for address in addresses if address is not None]
-    if not checked:
-        raise FetchFailed(f"{host} has no address")
-    return checked[0], host, port
+        address = addresses.resolve(host, port, lambda found: _why_refused(found, policy))
+    except addresses.AddressRefused as exc:
+        raise UrlRefused(f"{exc.shown} is not allowed: a {exc.reason} address. Glint does not fetch from it "
+                         f"unless an admin allow-lists its range (fetch_allow_cidrs)") from None
+    except addresses.NameNotResolved as exc:
+        raise FetchFailed(str(exc)) from None
+    except ValueError as exc:
+        raise UrlRefused(str(exc)) from None
+    return address, host, port
 
 
 # The connection
