@@ -164,3 +164,41 @@ def test_a_link_is_streamed_when_a_pull_could_not_be_verified_or_would_leak(devc
     assert outcomes(job) == {"devcloud-1": "copied", "devcloud-2": "copied"}
     assert web.agents(path) == [GLINT], "only Glint fetched the link"
     assert Upload.objects.get(pk=created["id"]).sha256 == sha256
+
+
+@pytest.mark.parametrize("listed", [False, True])
+def test_a_link_by_name_is_handed_to_the_clouds_only_when_an_admin_listed_the_name(
+        devcloud, client, group_a, repos, web, settings, image_name, listed):
+    """The clouds resolve a name again, and may get another answer than Glint did (DNS rebinding):
+    a link by name goes to the clouds only when its name is in ``cloud_pull_hosts``. The
+    devcloud's Glances resolve names under the test network guard, which refuses ``localhost.``
+    (Glance 33 looks names up with a trailing dot), so a listed name is handed over, refused by
+    the cloud, and then streamed: the warning shows that it was handed over."""
+    settings.GLINT_FETCH_ALLOW_CIDRS = ["127.0.0.0/8", "::1/128"]
+    settings.GLINT_CLOUD_PULL_HOSTS = ["localhost"] if listed else ["mirror.example.org"]
+    path, data, sha256 = serve(web, image_name)
+
+    created = link_upload(client, group_a, repos, web.url(path, host="localhost"), checksum=sha256).json()
+    job = run_job(created["job"])
+
+    assert job.state == "done", job.error
+    assert outcomes(job) == {"devcloud-1": "copied", "devcloud-2": "copied"}
+    for target in job.targets.all():
+        handed = [w for w in target.warnings if "would not fetch the link itself" in w]
+        assert bool(handed) == listed, target.warnings
+    assert web.agents(path) == [GLINT], "only Glint fetched the bytes"
+    assert Upload.objects.get(pk=created["id"]).sha256 == sha256
+
+
+def test_a_link_that_redirected_glint_is_streamed(devcloud, client, group_a, repos, web, settings, image_name):
+    """A cloud follows a redirect on its own, to a host it resolves itself: such a link is streamed."""
+    settings.GLINT_FETCH_ALLOW_CIDRS = ["127.0.0.0/8"]
+    path, data, sha256 = serve(web, image_name)
+    web.redirects["/moved"] = web.url(path)
+
+    created = link_upload(client, group_a, repos, web.url("/moved"), checksum=sha256).json()
+    job = run_job(created["job"])
+
+    assert job.state == "done", job.error
+    assert outcomes(job) == {"devcloud-1": "copied", "devcloud-2": "copied"}
+    assert web.agents(path) == [GLINT]

@@ -143,3 +143,23 @@ def test_the_plain_modules_import_no_django():
         imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
         imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
         assert not {m for m in imported if m.startswith(("django", "glint.transfers.models"))}, name
+
+
+@pytest.mark.parametrize("url, listed, resolves_to, handed", [
+    ("http://127.0.0.1:8080/disk.img", [], None, True),
+    ("http://10.1.2.3/disk.img", [], None, False),  # not allowed for Glint, so not for the cloud
+    ("http://2130706433/disk.img", [], None, False),  # a spelling the cloud may read otherwise
+    ("http://[::ffff:127.0.0.1]/disk.img", [], None, False),
+    ("http://images.example/disk.img", [], "127.0.0.1", False),  # a name nobody vouched for
+    ("http://images.example/disk.img", ["images.example"], "127.0.0.1", True),
+    ("http://Images.Example./disk.img", ["images.example"], "127.0.0.1", True),
+    ("http://images.example/disk.img", ["images.example"], "10.1.2.3", False),  # resolves inside
+])
+def test_which_links_a_cloud_may_be_handed(url, listed, resolves_to, handed, monkeypatch):
+    """A cloud resolves the link's host itself: only hosts that cannot turn into a refused
+    address are handed over (IP literals Glint allows, names an admin listed)."""
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *a, **k: real(host, port, *a, **k)
+                        if host.lower().rstrip(".") != "images.example"
+                        else [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (resolves_to, port))])
+    assert fetch.cloud_may_fetch(url, LOCAL, listed) is handed

@@ -33,7 +33,7 @@ import ipaddress
 import re
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 from glint.clouds import CHUNK_SIZE, addresses
@@ -42,6 +42,7 @@ from glint.transfers.errors import FetchFailed, TooLarge, UrlRefused
 
 __all__ = [
     "FetchPolicy",
+    "cloud_may_fetch",
     "FetchStream",
     "fetch_checksum",
     "name_from_url",
@@ -140,6 +141,29 @@ def resolve(url: str, policy: FetchPolicy) -> tuple[Address, str, int]:
     except ValueError as exc:
         raise UrlRefused(str(exc)) from None
     return address, host, port
+
+
+def cloud_may_fetch(url: str, policy: FetchPolicy, pull_hosts: Iterable[str]) -> bool:
+    """Whether a cloud may be handed ``url`` to fetch itself (Glance ``web-download``).
+
+    The cloud resolves the host again, and Glint cannot see what it gets: only a host that
+    cannot turn into an address Glint refuses qualifies. That is an IP literal in standard
+    notation whose address ``policy`` allows, or a name in ``pull_hosts`` (an admin vouches for
+    its DNS) whose every address ``policy`` allows now. Any other name may answer the cloud
+    differently than it answered Glint (DNS rebinding): Glint streams those links itself.
+    """
+    try:
+        host = (urlsplit(url).hostname or "").rstrip(".").lower()
+        standard = ipaddress.ip_address(host)
+    except ValueError:
+        standard = None
+    try:
+        if standard is not None:
+            # 0x7f.1 or ::ffff:10.0.0.1 may be read differently by the cloud than by Glint.
+            return addresses.literal(host) == standard and resolve(url, policy) is not None
+        return host in set(pull_hosts) and resolve(url, policy) is not None
+    except (UrlRefused, FetchFailed):
+        return False
 
 
 # The connection

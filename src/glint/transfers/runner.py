@@ -99,7 +99,8 @@ def _open_link(upload: Upload) -> IncomingStream:
         raise
     Upload.objects.filter(pk=upload.pk).update(disk_format=disk_format, size=response.size)
     upload.disk_format, upload.size = disk_format, response.size
-    return IncomingStream(chunks, disk_format, policy.max_bytes, on_close=response.close)
+    return IncomingStream(chunks, disk_format, policy.max_bytes, on_close=response.close,
+                          source_url=response.url)
 
 
 def _land(stream: IncomingStream, upload: Upload) -> str | None:
@@ -149,7 +150,8 @@ def run_upload(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None
     by_key = {str(t.pk): t for t in todo}
     # An upload is the person's own bytes: copied even without a declared checksum.
     uploaded = UploadSource(record, stream, missing_reason=_why_not_in_cache())
-    source = CopySource(uploaded, record.id, repo_ref="upload", pull_url=_pull_url(upload, todo), trusted_stream=True)
+    source = CopySource(uploaded, record.id, repo_ref="upload", pull_url=_pull_url(upload, todo, stream),
+                        trusted_stream=True)
     with contextlib.ExitStack() as stack:
         targets = open_copy_targets(todo, stack, visibility=upload.visibility, options=options)
         result = copy_image(source, targets, cache=content_cache(), observer=_Recorder(by_key, upload),
@@ -159,7 +161,7 @@ def run_upload(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None
         _settle_incoming(job, upload, stream, result, cancel)
 
 
-def _pull_url(upload: Upload, todo: list[JobTarget]) -> str | None:
+def _pull_url(upload: Upload, todo: list[JobTarget], stream: IncomingStream | None) -> str | None:
     """The web link the target clouds may fetch themselves (``web-download``), or None.
 
     Only on a link's first pass (a retry streams through Glint: that is the fallback when a
@@ -167,7 +169,11 @@ def _pull_url(upload: Upload, todo: list[JobTarget]) -> str | None:
     against it), only for a link without credentials (the cloud would keep them in its import
     task, readable by its project), only for a link that announced its size when there is a
     size limit (a cloud's fetch cannot be stopped at the limit; the copy's size is then checked
-    against the announced one), and only when the setting ``cloud_pull`` is on.
+    against the announced one), and only when the setting ``cloud_pull`` is on. The cloud
+    resolves the link's host itself, so only a host that cannot become an address Glint refuses
+    is handed over (:func:`fetch.cloud_may_fetch`: an IP literal, or a name an admin listed in
+    ``cloud_pull_hosts``), and only a link that did not redirect Glint (the cloud would follow
+    the redirect on its own).
     """
     if not (settings.GLINT_CLOUD_PULL and upload.from_url and upload.expected_digest) or upload.sha256:
         return None
@@ -176,7 +182,13 @@ def _pull_url(upload: Upload, todo: list[JobTarget]) -> str | None:
     if any(target.attempts > 1 for target in todo):
         return None
     url = upload.source_url.reveal()
-    return url if fetch.redact(url) == url else None
+    if fetch.redact(url) != url or stream is None or stream.source_url != url:
+        return None
+    if not fetch.cloud_may_fetch(url, fetch_policy(), settings.GLINT_CLOUD_PULL_HOSTS):
+        log.info("upload %s: the clouds are not handed %s (its host is neither an allowed address "
+                 "nor listed in cloud_pull_hosts): Glint streams it", upload.pk, url)
+        return None
+    return url
 
 
 def _settle_incoming(job: Job, upload: Upload, stream: IncomingStream, result, cancel) -> None:

@@ -85,6 +85,7 @@ class IncomingStream:
         on_progress: Called with the bytes received so far (in the thread that reads).
         on_close: Releases the source of ``chunks`` (a web link's connection) when the stream
             is closed without being read to its end.
+        source_url: The URL the bytes come from after redirects (a web link's), redacted.
 
     Attributes:
         received: Bytes passed on so far.
@@ -94,8 +95,9 @@ class IncomingStream:
 
     def __init__(self, chunks: Iterable[bytes], disk_format: str, max_bytes: int | None,
                  on_progress: Callable[[int], None] | None = None,
-                 on_close: Callable[[], None] | None = None):
+                 on_close: Callable[[], None] | None = None, source_url: str | None = None):
         self._chunks = iter(chunks)
+        self.source_url = source_url
         self._on_close = on_close
         self.disk_format = disk_format
         self.max_bytes = max_bytes
