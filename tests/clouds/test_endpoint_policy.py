@@ -166,3 +166,16 @@ def test_repos_connect_under_the_deployments_policy(settings, db):
 
     policy = make_repo(add_group("policy-group")).connection().endpoint_policy
     assert policy == EndpointPolicy(allow_cidrs=("10.0.0.0/8",), dev_loopback=())
+
+
+def test_a_name_that_does_not_resolve_says_so(monkeypatch):
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host == "nowhere.example":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    failed = check(password_connection("http://nowhere.example:5000/v3"))
+    assert failed.code == "endpoint_unreachable" and "host name does not resolve" in failed.message, failed

@@ -30,7 +30,7 @@ from socket import timeout as SocketTimeout
 import requests
 import urllib3
 from keystoneauth1.session import TCPKeepAliveAdapter
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 from urllib3.util import connection as urllib3_connection
 
 from glint.clouds.errors import EndpointRefused
@@ -222,14 +222,17 @@ class _CheckedConnection(urllib3.connection.HTTPConnection):
         self._policy = endpoint_policy
 
     def _new_conn(self) -> socket.socket:
-        # urllib3's own _new_conn, with the checked address in place of the name.
+        # urllib3's own _new_conn, with the checked address in place of the name. A refusal
+        # (EndpointRefused) is no OSError: it passes through urllib3 and requests unretried.
         scheme = "https" if isinstance(self, urllib3.connection.HTTPSConnection) else "http"
         shown = f"[{self.host}]" if ":" in self.host else self.host
-        address = self._policy.resolve(self.host, self.port, f"{scheme}://{shown}:{self.port}")
         try:
+            address = self._policy.resolve(self.host, self.port, f"{scheme}://{shown}:{self.port}")
             sock = urllib3_connection.create_connection(
                 (str(address), self.port), self.timeout, source_address=self.source_address,
                 socket_options=self.socket_options)
+        except socket.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc
         except SocketTimeout as exc:
             raise ConnectTimeoutError(
                 self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})"
