@@ -60,6 +60,18 @@ def test_a_refused_auth_url_gets_400_and_never_the_password(devcloud, group_a, a
     assert not Repo.objects.exists()
 
 
+def test_validating_a_stored_repo_on_a_refused_address_never_reaches_it(group_a, as_manager, listener):
+    """A repo stored before the policy (or before an admin narrowed it) is checked when it
+    connects, not only when it was saved."""
+    repo = make_repo(group_a, "stored", auth_url=listener.url("/v3"))
+
+    result = as_manager.post(f"/api/v1/repos/{repo.pk}/validate/").json()
+
+    assert result["ok"] is False and result["code"] == "endpoint_refused" and result["field"] == "auth_url"
+    assert "127.0.0.2 is a loopback address" in result["detail"]
+    assert listener.received == []
+
+
 def test_a_refused_image_endpoint_in_the_catalog_fails_the_check_and_the_poll(devcloud, group_a, as_manager,
                                                                                refused_catalog):
     entry = devcloud.cloud_config("devcloud-1")
