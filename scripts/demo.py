@@ -144,7 +144,8 @@ def main() -> int:
     try:
         upload_sample_image(clouds)
         # The demo's clouds are on this machine: allowed by a development-only setting.
-        env = dict(os.environ, GLINT_DATA_DIR=str(args.dir / "data"), GLINT_CLOUD_DEV_LOOPBACK="127.0.0.1")
+        env = dict(os.environ, GLINT_DATA_DIR=str(args.dir / "data"),
+                   GLINT_CLOUD_DEV_LOOPBACK="127.0.0.1")
         glint("migrate", env=env)
         glint("group", "add", "demo", "--description", "Demo group with two loopback clouds", env=env)
         glint("user", "add", "--dn", admin_dn, "--admin", "--group", "demo", "--role", "manager", env=env)

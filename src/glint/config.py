@@ -45,9 +45,9 @@ DEFAULTS: dict[str, object] = {
     "upload_max_bytes": 100 * 2**30,  # largest image accepted by upload or web link (0: no limit)
     "fetch_allow_cidrs": [],  # address ranges web links may reach although not public, e.g. a site mirror
     "cloud_pull": True,  # let a target cloud with web-download fetch a checksummed web link itself
-    "cloud_pull_hosts": [],  # link host names the clouds may fetch themselves (IP literals need no listing)
-    "cloud_allow_cidrs": [],  # private ranges cloud endpoints (Keystone, the catalog's) may be in, e.g. 10.0.0.0/8
-    "cloud_dev_loopback": [],  # DEVELOPMENT ONLY: loopback addresses cloud endpoints may have (devcloud)
+    "cloud_pull_hosts": [],  # web-link host names the clouds may fetch from themselves
+    "cloud_allow_cidrs": [],  # private ranges cloud endpoints may be in, e.g. 10.0.0.0/8
+    "cloud_dev_loopback": [],  # DEVELOPMENT ONLY: loopback addresses cloud endpoints may have
     "tls_cert": "",  # server certificate (PEM) for `glint serve`
     "tls_key": "",
     "tls_client_ca": "",  # CA file that client certificates must chain to
@@ -153,8 +153,8 @@ def cloud_allow_cidrs(value: object) -> list[str]:
             if kind in _NEVER_CLOUD:
                 hint = " (for a development cloud on this machine: GLINT_CLOUD_DEV_LOOPBACK)" \
                     if kind == "loopback" else ""
-                raise ConfigError(f"GLINT_CLOUD_ALLOW_CIDRS: {network} reaches {kind} addresses ({end}), "
-                                  f"which are never allowed for cloud endpoints{hint}")
+                raise ConfigError(f"GLINT_CLOUD_ALLOW_CIDRS: {network} reaches {kind} addresses "
+                                  f"({end}), which are never allowed for cloud endpoints{hint}")
     return _list(value)
 
 
@@ -162,8 +162,8 @@ def cloud_dev_loopback(value: object) -> list[str]:
     """``cloud_dev_loopback`` checked: loopback addresses or ranges only (127.0.0.0/8, ::1)."""
     for network in _ranges("cloud_dev_loopback", value):
         if not (network.network_address.is_loopback and network.broadcast_address.is_loopback):
-            raise ConfigError(f"GLINT_CLOUD_DEV_LOOPBACK takes loopback addresses only, not {network} "
-                              f"(private ranges go in GLINT_CLOUD_ALLOW_CIDRS)")
+            raise ConfigError(f"GLINT_CLOUD_DEV_LOOPBACK takes loopback addresses only, not "
+                              f"{network} (private ranges go in GLINT_CLOUD_ALLOW_CIDRS)")
     return _list(value)
 
 

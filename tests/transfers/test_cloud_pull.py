@@ -178,7 +178,8 @@ def test_a_link_by_name_is_handed_to_the_clouds_only_when_an_admin_listed_the_na
     settings.GLINT_CLOUD_PULL_HOSTS = ["localhost"] if listed else ["mirror.example.org"]
     path, data, sha256 = serve(web, image_name)
 
-    created = link_upload(client, group_a, repos, web.url(path, host="localhost"), checksum=sha256).json()
+    url = web.url(path, host="localhost")
+    created = link_upload(client, group_a, repos, url, checksum=sha256).json()
     job = run_job(created["job"])
 
     assert job.state == "done", job.error
@@ -190,8 +191,10 @@ def test_a_link_by_name_is_handed_to_the_clouds_only_when_an_admin_listed_the_na
     assert Upload.objects.get(pk=created["id"]).sha256 == sha256
 
 
-def test_a_link_that_redirected_glint_is_streamed(devcloud, client, group_a, repos, web, settings, image_name):
-    """A cloud follows a redirect on its own, to a host it resolves itself: such a link is streamed."""
+def test_a_link_that_redirected_glint_is_streamed(devcloud, client, group_a, repos, web, settings,
+                                                  image_name):
+    """A cloud follows a redirect on its own, to a host it resolves itself: such a link is
+    streamed."""
     settings.GLINT_FETCH_ALLOW_CIDRS = ["127.0.0.0/8"]
     path, data, sha256 = serve(web, image_name)
     web.redirects["/moved"] = web.url(path)

@@ -134,8 +134,8 @@ def resolve(url: str, policy: FetchPolicy) -> tuple[Address, str, int]:
     try:
         address = addresses.resolve(host, port, lambda found: _why_refused(found, policy))
     except addresses.AddressRefused as exc:
-        raise UrlRefused(f"{exc.shown} is not allowed: a {exc.reason} address. Glint does not fetch from it "
-                         f"unless an admin allow-lists its range (fetch_allow_cidrs)") from None
+        raise UrlRefused(f"{exc.shown} is not allowed: a {exc.reason} address. Glint does not fetch "
+                         f"from it unless an admin allow-lists its range (fetch_allow_cidrs)") from None
     except addresses.NameNotResolved as exc:
         raise FetchFailed(str(exc)) from None
     except ValueError as exc:

@@ -150,8 +150,8 @@ def run_upload(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None
     by_key = {str(t.pk): t for t in todo}
     # An upload is the person's own bytes: copied even without a declared checksum.
     uploaded = UploadSource(record, stream, missing_reason=_why_not_in_cache())
-    source = CopySource(uploaded, record.id, repo_ref="upload", pull_url=_pull_url(upload, todo, stream),
-                        trusted_stream=True)
+    source = CopySource(uploaded, record.id, repo_ref="upload",
+                        pull_url=_pull_url(upload, todo, stream), trusted_stream=True)
     with contextlib.ExitStack() as stack:
         targets = open_copy_targets(todo, stack, visibility=upload.visibility, options=options)
         result = copy_image(source, targets, cache=content_cache(), observer=_Recorder(by_key, upload),
