@@ -149,5 +149,5 @@ def test_clouds_package_never_imports_django():
             for name in names:
                 top = name.split(".")
                 assert top[0] != "django", f"{path.name} imports {name}"
-                if top[0] == "glint":
+                if top[0] == "glint" and name != "glint.errors":  # the error root, imports nothing
                     assert top[1] == "clouds", f"{path.name} imports {name}"

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from glint.clouds import CloudError, Conflict, Forbidden, ImageRecord, InvalidRequest, NotFound
+from glint.errors import internal_error_message
 from glint.replication import properties as props
 from glint.replication.errors import CopyCancelled, NameConflict, ReplicationError, UnexpectedError
 from glint.replication.events import Throttle
@@ -47,7 +48,7 @@ def failure(exc: BaseException) -> Failure:
     if isinstance(exc, (ReplicationError, CloudError)):
         return exc
     log.error("unexpected error in a copy", exc_info=exc)
-    return UnexpectedError(f"internal error ({type(exc).__name__}); see the server log")
+    return UnexpectedError(internal_error_message(exc))
 
 
 class TargetRun:
