@@ -30,7 +30,7 @@ from glint.replication.errors import CacheFull, CopyCancelled, ReplicationError,
 from glint.replication.events import EventPump, Throttle
 from glint.replication.fanout import FanOut, Feed
 from glint.replication.hashing import algorithms_for, check_source
-from glint.replication.records import (
+from glint.replication.copy_types import (
     CopyObserver,
     CopyOptions,
     CopyResult,

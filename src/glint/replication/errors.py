@@ -20,6 +20,8 @@ __all__ = [
     "NameConflict",
     "CopyCancelled",
     "CacheFull",
+    "ImageProtected",
+    "NotOwned",
     "UnexpectedError",
 ]
 
@@ -89,6 +91,18 @@ class CacheFull(ReplicationError):
 
     code = "cache_full"
     retryable = True
+
+
+class ImageProtected(ReplicationError):
+    """The image to delete turned out to be protected when the cloud was asked again."""
+
+    code = "protected"
+
+
+class NotOwned(ReplicationError):
+    """The image to delete turned out to belong to another project."""
+
+    code = "not_owned"
 
 
 class UnexpectedError(ReplicationError):

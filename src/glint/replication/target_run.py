@@ -21,7 +21,7 @@ from glint.replication.errors import CopyCancelled, NameConflict, ReplicationErr
 from glint.replication.events import Throttle
 from glint.replication.fanout import Feed
 from glint.replication.policies import ConflictPolicy
-from glint.replication.records import (
+from glint.replication.copy_types import (
     CopyTarget,
     Failure,
     TargetOutcome,

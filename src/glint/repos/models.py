@@ -17,7 +17,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from glint.clouds.base import RepoConnection
+from glint.replication import RepoConnection
 from glint.repos.choices import AuthType, CloudKind, Interface
 from glint.repos.fields import EncryptedTextField
 
