@@ -1,11 +1,13 @@
-"""Writing a job's target rows: the engine's progress hooks, outcomes and failures.
+"""The jobs app's adapter to the replication engine: rows in, engine values and drivers out, and
+the engine's hooks and results back into the rows.
 
-Every kind of job records its targets the same way, whether it is one of this app's
-(``glint.jobs.execution``) or an app's own kind registered with
-:func:`glint.jobs.execution.register_runner` (``glint.transfers.runner`` for uploads). So they
-all share these few functions, and a target row means the same thing whoever ran it: a failure
-carries its code, a message safe to show and, when the error is transient, the time of its
-automatic retry.
+Every kind of job (``glint.jobs.kinds``, and the transfers app's upload) opens its drivers,
+builds the engine's targets and records each target here, so a target row means the same thing
+whoever ran it: a failure carries its code, a message safe to show and, when the error is
+transient, the time of its automatic retry. The writes that are no kind of their own go through
+here too: the clean-up after a cancel (:func:`discard_unfinished`, called by
+``glint.jobs.execution``) and the orphan reconciler's deletes (:func:`remove_orphan_image`).
+Drivers come from ``glint.repos.drivers``, the one place that opens them.
 """
 
 from __future__ import annotations
@@ -14,31 +16,48 @@ import contextlib
 import datetime
 import functools
 import logging
+import threading
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.utils import timezone
 
-from glint.clouds import CloudError, get_driver
-from glint.jobs.models import JobTarget
+from glint.errors import GlintError
+from glint.jobs import states
+from glint.jobs.models import Job, JobTarget
 from glint.replication import (
+    CloudDriver,
+    CloudError,
     ConflictPolicy,
     ContentCache,
     CopyObserver,
     CopyResult,
     CopyTarget,
+    DeleteOutcome,
     TargetState,
+    UnexpectedError,
+    discard_image,
+    remove_orphan,
 )
+from glint.repos.drivers import open_driver
+
+if TYPE_CHECKING:
+    from glint.repos.models import Repo
 
 __all__ = [
-    "InternalError",
     "TargetWriter",
     "content_cache",
+    "discard_unfinished",
     "fail_target",
     "fail_targets",
     "failure_values",
+    "for_each_target",
     "open_copy_targets",
+    "open_driver",
     "record_outcomes",
+    "remove_orphan_image",
     "retry_delay",
     "save_target",
 ]
@@ -47,13 +66,6 @@ log = logging.getLogger(__name__)
 
 #: Seconds between a target's progress writes (the engine reports far more often).
 PROGRESS_INTERVAL = 0.5
-
-
-class InternalError(Exception):
-    """An unexpected failure, shown to people without its details (those go to the log)."""
-
-    code = "internal_error"
-    retryable = False
 
 
 def retry_delay(attempts: int) -> float:
@@ -142,7 +154,7 @@ def open_copy_targets(todo: list[JobTarget], stack: contextlib.ExitStack, *, vis
             fail_target(target, CloudError("the target repo was removed"))
             continue
         targets.append(CopyTarget(
-            key=str(target.pk), driver=stack.enter_context(get_driver(target.repo.connection())),
+            key=str(target.pk), driver=stack.enter_context(open_driver(target.repo)),
             visibility=visibility, policy=policy, previous_image_id=target.image_id or None,
         ))
     return targets
@@ -161,4 +173,53 @@ def record_outcomes(by_key: dict[str, JobTarget], result: CopyResult) -> None:
             save_target(target, state=TargetState.CANCELLED.value, outcome="cancelled",
                         warnings=outcome.warnings, finished=timezone.now())
         else:
-            fail_target(target, outcome.error or InternalError("no reason"), warnings=outcome.warnings)
+            fail_target(target, outcome.error or UnexpectedError("no reason"), warnings=outcome.warnings)
+
+
+def for_each_target(todo: list[JobTarget], cancel: threading.Event,
+                    work: Callable[[JobTarget, CloudDriver], None]) -> None:
+    """Run ``work(target, cloud)`` on each target's cloud until cancelled.
+
+    A target whose repo was removed, or whose cloud raises (or the engine refuses), fails on
+    its own; the others go on.
+    """
+    for target in todo:
+        if cancel.is_set():
+            return
+        if target.repo is None:
+            fail_target(target, CloudError("the repo was removed"))
+            continue
+        try:
+            with open_driver(target.repo) as cloud:
+                save_target(target, state=TargetState.WRITING.value)
+                work(target, cloud)
+        except GlintError as exc:
+            fail_target(target, exc)
+
+
+def discard_unfinished(job: Job, targets: list[JobTarget]) -> None:
+    """Delete what a cancelled copy (or upload) recorded at targets that are not done, then mark
+    those targets cancelled."""
+    for target in targets:
+        if target.state == TargetState.DONE.value:
+            continue
+        if job.kind in (states.COPY, states.UPLOAD) and target.image_id and target.repo is not None:
+            try:
+                with open_driver(target.repo) as cloud:
+                    discard_image(cloud, target.image_id)
+                save_target(target, image_id="")
+            except CloudError as exc:  # the orphan reconciler deletes it later
+                log.warning("job %s: could not delete %s in %s: %s", job.pk, target.image_id,
+                            target.repo_name, exc)
+        save_target(target, state=TargetState.CANCELLED.value, outcome="cancelled",
+                    next_attempt_at=None, finished=target.finished or timezone.now())
+
+
+def remove_orphan_image(repo: Repo, image_id: str) -> DeleteOutcome:
+    """Delete an image of ``repo`` that no live job owns, if its cloud says it is still stuck.
+
+    Raises:
+        CloudError: The cloud failed (the next round tries again).
+    """
+    with open_driver(repo) as cloud:
+        return remove_orphan(cloud, image_id)
