@@ -30,10 +30,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from glint.accounts.models import Group
-from glint.replication import CloudError, ImageRecord, RepoConnection
 from glint.inventory import sync
 from glint.inventory.models import RepoInventory
 from glint.inventory.services import group_matrix
+from glint.replication import CloudError, ImageRecord, RepoConnection
 from glint.repos.drivers import open_connection
 from glint.repos.models import Repo
 

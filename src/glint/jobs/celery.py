@@ -1,4 +1,4 @@
-"""The distributed runner: Glint's Celery app, its tasks and its beat schedule (``glint worker``).
+"""The distributed dispatcher: Glint's Celery app, its tasks, its beat schedule (``glint worker``).
 
 With ``GLINT_JOB_RUNNER=celery``, ``glint serve`` only sends job ids (``dispatch.CeleryDispatcher``)
 and ``glint worker`` processes, on any number of machines that share the database and the data

@@ -38,7 +38,8 @@ def worker_owner() -> str:
 
 def claimable() -> Q:
     """Jobs a worker may claim now: queued, or waiting for an automatic retry that is due."""
-    return Q(state=states.QUEUED) | Q(state__in=(states.PARTIAL, states.FAILED), next_attempt_at__lte=timezone.now())
+    return Q(state=states.QUEUED) | Q(state__in=(states.PARTIAL, states.FAILED),
+                                      next_attempt_at__lte=timezone.now())
 
 
 @contextlib.contextmanager
@@ -71,7 +72,8 @@ def claim(job: Job, owner: str) -> bool:
     return bool(query.update(
         state=states.RUNNING, lease_owner=owner,
         lease_expires=now + datetime.timedelta(seconds=settings.GLINT_JOB_LEASE_SECONDS),
-        attempts=F("attempts") + 1, started=Coalesce("started", now), finished=None, next_attempt_at=None,
+        attempts=F("attempts") + 1, started=Coalesce("started", now), finished=None,
+        next_attempt_at=None,
     ))
 
 
@@ -86,7 +88,8 @@ def within_limits(candidates: list[Job], free: int, per_repo: int, per_source: i
     busy_sources = Counter(Job.objects.filter(state=states.RUNNING).exclude(source_repo=None)
                            .values_list("source_repo_id", flat=True))
     busy_targets = Counter(JobTarget.objects.filter(job__state=states.RUNNING)
-                           .exclude(state__in=states.TARGET_FINAL_STATES).values_list("repo_id", flat=True))
+                           .exclude(state__in=states.TARGET_FINAL_STATES)
+                           .values_list("repo_id", flat=True))
     repos_of: dict[int, set[int]] = {}
     for job_id, repo_id in (JobTarget.objects.filter(job__in=[j.pk for j in candidates]).exclude(
             state=states.TargetState.DONE.value).values_list("job_id", "repo_id")):
@@ -123,6 +126,7 @@ def claim_one(job_id: int, owner: str) -> bool:
         job = Job.objects.filter(claimable(), pk=job_id).first()
         if job is None:
             return False
-        if not within_limits([job], 1, settings.GLINT_JOB_PER_REPO_LIMIT, settings.GLINT_JOB_PER_SOURCE_LIMIT):
+        if not within_limits([job], 1, settings.GLINT_JOB_PER_REPO_LIMIT,
+                             settings.GLINT_JOB_PER_SOURCE_LIMIT):
             raise OverLimits(f"job {job_id} would exceed a repo's concurrency limit")
         return claim(job, owner)

@@ -74,7 +74,7 @@ def retry_delay(attempts: int) -> float:
 
 
 def save_target(target: JobTarget, **values) -> None:
-    """Set ``values`` on the row and on the in-memory object the runner keeps using."""
+    """Set ``values`` on the row and on the in-memory object the job run keeps using."""
     for name, value in values.items():
         setattr(target, name, value)
     JobTarget.objects.filter(pk=target.pk).update(**values)

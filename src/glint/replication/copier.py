@@ -1,6 +1,6 @@
 """One copy from start to end: check the source, prepare each target, fan out, verify, finish.
 
-Order matters for crash safety (ARCHITECTURE.md "Jobs"):
+Order matters for crash safety (``docs/architecture.md``, jobs):
 
 1. Each target is prepared on its own thread: an earlier attempt's image is reused if it is a
    verified copy, or deleted; a copy that already exists ends the target with no work; a name

@@ -118,7 +118,7 @@ class CopyOptions:
 
 
 class TargetState(str, enum.Enum):
-    """A target's progress through a copy (ARCHITECTURE.md "Jobs", per-target states)."""
+    """A target's progress through a copy (``docs/architecture.md``, per-target states)."""
 
     PENDING = "pending"
     WRITING = "writing"

@@ -5,7 +5,8 @@ The same cloud project may serve two groups: that is two Repo rows, tied togethe
 can say "also used by another group".
 
 The inventory poller writes the ``last_poll_*`` fields with ``Repo.objects.filter(pk=…).update()``
-so a stale Repo in memory never overwrites what a person just edited (STYLE.md "Background writes").
+so a stale Repo in memory never overwrites what a person just edited (``docs/architecture.md``,
+background writes).
 """
 
 from __future__ import annotations
