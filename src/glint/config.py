@@ -32,7 +32,7 @@ DEFAULTS: dict[str, object] = {
     "poll_workers": 8,  # repos polled at once
     "job_runner": "embedded",  # who runs jobs: "embedded" (threads of glint serve) or "celery" (glint worker)
     "broker_url": "",  # the Celery broker when job_runner is "celery", e.g. redis://127.0.0.1:6379/0
-    "job_workers": 4,  # jobs run at once by the embedded runner
+    "job_workers": 4,  # jobs run at once by the embedded dispatcher
     "job_per_repo_limit": 2,  # running jobs that write to one repo at once
     "job_per_source_limit": 2,  # running jobs that read from one repo at once
     "job_retry_limit": 5,  # tries of one target before a transient error fails it for good

@@ -137,7 +137,7 @@ def test_http_status_mapping():
 
 
 def test_clouds_package_never_imports_django():
-    """ARCHITECTURE.md: cloud drivers never import Django (or a Glint app)."""
+    """Cloud drivers never import Django, or any of Glint above them but its error root."""
     root = Path(glint.clouds.__file__).parent
     for path in root.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -149,5 +149,5 @@ def test_clouds_package_never_imports_django():
             for name in names:
                 top = name.split(".")
                 assert top[0] != "django", f"{path.name} imports {name}"
-                if top[0] == "glint":
+                if top[0] == "glint" and name != "glint.errors":  # the error root, imports nothing
                     assert top[1] == "clouds", f"{path.name} imports {name}"

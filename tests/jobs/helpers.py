@@ -86,10 +86,10 @@ def run_in_process(job_id: int) -> str:
 
     Needs ``django_db(transaction=True)``: the worker's lease thread has its own connection.
     """
-    from glint.jobs import execution
+    from glint.jobs import claims, execution
     from glint.jobs.models import Job
 
-    assert execution.claim(Job.objects.get(pk=job_id), "test-worker"), "another worker has the job"
+    assert claims.claim(Job.objects.get(pk=job_id), "test-worker"), "another worker has the job"
     return execution.run_claimed(job_id, "test-worker")
 
 

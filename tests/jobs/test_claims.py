@@ -8,7 +8,7 @@ import time
 import pytest
 from django.db import connection, transaction
 
-from glint.jobs import runners, states
+from glint.jobs import claims, states
 from glint.jobs.models import Job
 from tests.jobs.helpers import copy_job
 from tests.plans.helpers import add_repo
@@ -41,8 +41,8 @@ def test_two_workers_never_both_take_a_repos_last_free_slot(group_a, settings):
 
     def worker(job_id: int) -> None:
         try:
-            outcomes[job_id] = "claimed" if runners.claim_one(job_id, f"worker-{job_id}") else "lost"
-        except runners.OverLimits:
+            outcomes[job_id] = "claimed" if claims.claim_one(job_id, f"worker-{job_id}") else "lost"
+        except claims.OverLimits:
             outcomes[job_id] = "over the limit"
         finally:
             connection.close()

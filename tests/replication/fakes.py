@@ -62,7 +62,8 @@ class FakeCloud:
     def record(self, image_id: str) -> ImageRecord:
         doc = dict(self.images[image_id])
         core = {k: doc.pop(k) for k in ("name", "status", "size", "disk_format",
-                                        "container_format", "checksum", "owner", "visibility")
+                                        "container_format", "checksum", "owner", "visibility",
+                                        "protected")
                 if k in doc}
         return ImageRecord(id=image_id, hash_algo=doc.pop("os_hash_algo", None),
                            hash_value=doc.pop("os_hash_value", None),

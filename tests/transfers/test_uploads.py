@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from glint.jobs import execution
+from glint.jobs import claims, execution
 from glint.jobs import services as job_services
 from glint.jobs.models import Job
-from glint.jobs.targets import content_cache
+from glint.jobs.runners import content_cache
 from glint.transfers import services
 from glint.transfers.models import Upload
 from glint.transfers.runner import LIVE_STREAMS
@@ -128,7 +128,7 @@ def test_a_failed_target_continues_from_the_cache_without_a_second_upload(devclo
     assert job.targets.get(repo_name="devcloud-2").state == "failed"
 
     job = job_services.retry(job, None)
-    assert execution.claim(job, "test-worker")
+    assert claims.claim(job, "test-worker")
     assert not LIVE_STREAMS, "no stream: the retry can only read the cache"
     assert execution.run_claimed(job.pk, "test-worker") == "done"
 
@@ -158,7 +158,7 @@ def test_a_retry_whose_bytes_left_the_cache_says_to_upload_again(devcloud, clien
 
     settings.GLINT_JOB_RUNNER = runner
     job = job_services.retry(job, None)
-    assert execution.claim(job, "test-worker")
+    assert claims.claim(job, "test-worker")
     assert execution.run_claimed(job.pk, "test-worker") == "partial"
     failed = job.targets.get(repo_name="devcloud-2")
     assert failed.state == "failed" and failed.error_code == "not_in_cache", (failed.error_code, failed.error)

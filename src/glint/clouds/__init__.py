@@ -1,10 +1,9 @@
-"""Cloud drivers: one protocol, one module per cloud kind (ARCHITECTURE.md "Shape of the code").
+"""Cloud drivers: one protocol, one module per cloud kind (``docs/architecture.md``).
 
-Callers use only what this package exports::
+Callers use only what this package exports; the apps reach it through the engine's surface
+(``glint.replication``) and open drivers in one place, ``glint.repos.drivers``::
 
-    from glint.clouds import RepoConnection, get_driver
-
-    with get_driver(RepoConnection.from_clouds_yaml(entry)) as cloud:
+    with open_driver(repo) as cloud:
         for image in cloud.list_images(): ...
 
 Importing the package registers every built-in driver. Nothing here imports Django.

@@ -7,9 +7,14 @@ act on them and never contain secrets: drivers build them from URLs, ids and nam
 
 The translation from a particular cloud's exceptions and HTTP statuses lives in that cloud's
 driver module, in one function (``openstack.translate_error`` for OpenStack).
+
+:class:`CloudError` sits under :class:`glint.errors.GlintError`, the root of every Glint error:
+that module is the only one above the drivers that they import (it imports nothing itself).
 """
 
 from __future__ import annotations
+
+from glint.errors import GlintError
 
 __all__ = [
     "CloudError",
@@ -34,25 +39,19 @@ __all__ = [
 ]
 
 
-class CloudError(Exception):
+class CloudError(GlintError):
     """Base of every error a cloud driver raises on purpose.
 
     Attributes:
-        code: A stable machine-readable identifier (stored with failed jobs, shown in the API).
-        retryable: Whether trying the same operation again later may succeed.
+        code, retryable, message: As every :class:`~glint.errors.GlintError`.
         status: The HTTP status the cloud answered with, if there was one.
     """
 
     code = "cloud_error"
-    retryable = False
 
     def __init__(self, message: str, *, status: int | None = None):
         super().__init__(message)
-        self.message = message
         self.status = status
-
-    def __str__(self) -> str:
-        return self.message
 
 
 class AuthenticationFailed(CloudError):

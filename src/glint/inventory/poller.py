@@ -30,10 +30,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from glint.accounts.models import Group
-from glint.clouds import CloudError, ImageRecord, RepoConnection, get_driver
 from glint.inventory import sync
 from glint.inventory.models import RepoInventory
 from glint.inventory.services import group_matrix
+from glint.replication import CloudError, ImageRecord, RepoConnection
+from glint.repos.drivers import open_connection
 from glint.repos.models import Repo
 
 __all__ = ["PollResult", "poll_repos", "poll_due", "request_refresh", "start_poller", "stop_poller"]
@@ -58,7 +59,7 @@ class PollResult:
 
 def _list_images(conn: RepoConnection, project_id: str) -> tuple[list[ImageRecord], str]:
     """Worker-thread body: the listing, and the project id the credentials reach."""
-    with get_driver(conn) as cloud:
+    with open_connection(conn) as cloud:
         if not project_id:
             project_id = cloud.check().project_id
         return cloud.list_images(), project_id

@@ -22,8 +22,8 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from glint.clouds import ImageRecord
 from glint.inventory import models as m
+from glint.replication import ImageRecord
 from glint.repos.models import Repo
 
 __all__ = ["record_failure", "record_listing", "image_fingerprint", "retry_delay"]

@@ -1,15 +1,15 @@
-"""The distributed runner: Glint's Celery app, its tasks and its beat schedule (``glint worker``).
+"""The distributed dispatcher: Glint's Celery app, its tasks, its beat schedule (``glint worker``).
 
-With ``GLINT_JOB_RUNNER=celery``, ``glint serve`` only sends job ids (``runners.CeleryRunner``)
+With ``GLINT_JOB_RUNNER=celery``, ``glint serve`` only sends job ids (``dispatch.CeleryDispatcher``)
 and ``glint worker`` processes, on any number of machines that share the database and the data
 directory's credential keys, run the jobs. The DB row stays the truth; a message is a job id and
 nothing else (no secret ever travels through the broker), so a lost, late or duplicated message
 costs nothing:
 
-- :func:`run_job` claims the job with ``runners.claim_one`` (compare-and-set on the row, in one
+- :func:`run_job` claims the job with ``claims.claim_one`` (compare-and-set on the row, in one
   transaction with the limits check that workers take in turn): a job already running, ended,
   or not due yet makes the message a no-op. Over the per-repo or per-source limit
-  (``runners.within_limits``, the embedded runner's rule) it lets Celery retry the message after
+  (``claims.within_limits``, the embedded dispatcher's rule) it lets Celery retry the message after
   :data:`LIMIT_RETRY_SECONDS`. A run that ends waiting for an automatic retry sends the job again
   with that time as its ``eta``.
 - Messages are acknowledged late (``task_acks_late``), when the task returns, and a worker
@@ -32,7 +32,7 @@ from celery import Celery
 from django.conf import settings
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from glint.jobs import execution, reconcile, runners, states
+from glint.jobs import claims, execution, reconcile, states
 from glint.jobs.models import Job
 
 __all__ = ["BrokerUnavailable", "app", "check_broker", "remove_orphans", "resend", "run_job", "send_job", "sweep"]
@@ -72,7 +72,7 @@ app.conf.update(
     beat_schedule={
         "sweep-expired-leases": _every("glint.jobs.sweep", SWEEP_INTERVAL),
         "resend-claimable-jobs": _every("glint.jobs.resend", RESEND_INTERVAL),
-        "remove-orphan-images": _every("glint.jobs.remove_orphans", runners.ORPHAN_INTERVAL),
+        "remove-orphan-images": _every("glint.jobs.remove_orphans", reconcile.ORPHAN_INTERVAL),
     },
 )
 
@@ -100,11 +100,11 @@ def check_broker(timeout: float = 5.0) -> None:
 def run_job(self, job_id: int) -> str | None:
     """Claim job ``job_id`` and run it to its next resting state; returns that state, or None
     when the message was a no-op (the job is not claimable, or stays over its limits)."""
-    owner = runners.worker_owner()
+    owner = claims.worker_owner()
     try:
-        if not runners.claim_one(job_id, owner):
+        if not claims.claim_one(job_id, owner):
             return None
-    except runners.OverLimits:
+    except claims.OverLimits:
         if self.request.retries < self.max_retries:
             raise self.retry(countdown=LIMIT_RETRY_SECONDS) from None
         log.info("job %s still over its repo limits; the next re-send brings it back", job_id)
@@ -129,7 +129,7 @@ def sweep() -> int:
 @app.task(name="glint.jobs.resend")
 def resend() -> int:
     """Send every claimable job again (duplicates are no-ops); returns how many were sent."""
-    job_ids = list(Job.objects.filter(execution.claimable()).order_by("created", "pk").values_list("pk", flat=True))
+    job_ids = list(Job.objects.filter(claims.claimable()).order_by("created", "pk").values_list("pk", flat=True))
     for job_id in job_ids:
         send_job(job_id)
     return len(job_ids)

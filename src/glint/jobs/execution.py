@@ -1,12 +1,14 @@
-"""Carry out one job: the adapter between the job rows and the replication engine.
+"""Carry out one claimed job, from its claim to its next resting state.
 
-Whatever runner calls it (the embedded thread pool now, a Celery task later), the protocol is
-the same and needs nothing but the job id: :func:`claim` the job (compare-and-set on its row,
-which takes the lease), then :func:`run_claimed` it. While it runs, a :class:`LeaseKeeper`
-thread renews the lease and watches for a cancel; the engine's hooks write the targets' states
-and throttled progress; at the end the job's state is derived from its targets, automatic
-retries are scheduled for transient failures, the repos involved are polled again, and a job that
-comes to rest is audited (``job.end``, in the requester's name: a worker thread has no request).
+Whichever dispatcher calls it (the embedded thread pool of ``glint serve``, a Celery task of
+``glint worker``), the protocol is the same and needs nothing but the job id: claim the job
+(``glint.jobs.claims``: compare-and-set on its row, which takes the lease), then
+:func:`run_claimed` it. While it runs, a :class:`LeaseKeeper` thread renews the lease and watches
+for a cancel; the job's kind (``glint.jobs.kinds``) does the work, and the engine's hooks write
+the targets' states and throttled progress (``glint.jobs.runners``); at the end the job's state
+is derived from its targets, automatic retries are scheduled for transient failures, the repos
+involved are polled again, and a job that comes to rest is audited (``job.end``, in the
+requester's name: a worker thread has no request).
 
 Every final write is conditional on still holding the lease, so a worker that stalled past its
 lease (and whose job the sweeper handed to another worker) never overwrites the newer run.
@@ -14,96 +16,37 @@ lease (and whose job the sweeper handed to another worker) never overwrites the 
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import logging
 import threading
 import time
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
-from django.db.models import F, Q
-from django.db.models.functions import Coalesce
+from django.db import close_old_connections, connection
+from django.db.models import F
 from django.utils import timezone
 
 from glint import audit
-from glint.clouds import CloudError, NotFound, get_driver
+from glint.errors import internal_error_message
 from glint.inventory.poller import request_refresh
 from glint.jobs import states
+from glint.jobs.kinds import run_kind
 from glint.jobs.models import Job, JobTarget
-from glint.jobs.targets import (
-    InternalError,
-    TargetWriter,
-    content_cache,
-    fail_target,
-    fail_targets,
-    open_copy_targets,
-    record_outcomes,
-    save_target,
-)
-from glint.replication import CopySource, TargetState, copy_image, sync_properties
+from glint.jobs.runners import discard_unfinished, fail_target
+from glint.replication import TargetState, UnexpectedError
 
-__all__ = ["LeaseKeeper", "claim", "claimable", "register_runner", "run_claimed", "serialized_claims"]
+__all__ = ["LeaseKeeper", "run_claimed"]
 
 log = logging.getLogger(__name__)
-
-#: Key of the PostgreSQL advisory lock taken by :func:`serialized_claims` ("glint" in ASCII).
-CLAIM_LOCK_KEY = 0x676C696E74
 
 #: Seconds between looks at the job row for a cancel (also how often the lease is considered).
 CANCEL_POLL_SECONDS = 1.0
 
 _PENDING, _WRITING, _VERIFYING = TargetState.PENDING.value, TargetState.WRITING.value, TargetState.VERIFYING.value
-_DONE, _FAILED, _CANCELLED = TargetState.DONE.value, TargetState.FAILED.value, TargetState.CANCELLED.value
+_DONE, _FAILED = TargetState.DONE.value, TargetState.FAILED.value
 
 
-class ImageProtected(CloudError):
-    """The image to delete turned out to be protected when the worker asked the cloud."""
-
-    code = "protected"
-
-
-class NotOwned(CloudError):
-    """The image to delete turned out to belong to another project."""
-
-    code = "not_owned"
-
-
-# Claiming and the lease
-
-
-@contextlib.contextmanager
-def serialized_claims():
-    """One transaction in which a worker checks the concurrency limits and claims: workers in
-    other processes (``glint worker``, a second ``glint serve``) wait at its start until it
-    commits, so two of them never both see a repo's last free slot and both take it. Claim
-    inside, start the jobs after it: the claims are only visible once it commits.
-
-    PostgreSQL: a transaction-scoped advisory lock. SQLite: nothing more is needed, as every
-    transaction begins IMMEDIATE there (settings.py) and so holds the database's one write lock.
-    """
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CLAIM_LOCK_KEY])
-        yield
-
-
-def claim(job: Job, owner: str) -> bool:
-    """Take ``job`` for ``owner`` if it is still claimable in the state it was read in.
-
-    A queued job is claimable; so is a partial or failed job whose automatic retry is due.
-    Returns whether this caller won (another worker may have claimed it first).
-    """
-    now = timezone.now()
-    query = Job.objects.filter(pk=job.pk, state=job.state)
-    if job.state != states.QUEUED:
-        query = query.filter(state__in=(states.PARTIAL, states.FAILED), next_attempt_at__lte=now)
-    return bool(query.update(
-        state=states.RUNNING, lease_owner=owner,
-        lease_expires=now + datetime.timedelta(seconds=settings.GLINT_JOB_LEASE_SECONDS),
-        attempts=F("attempts") + 1, started=Coalesce("started", now), finished=None, next_attempt_at=None,
-    ))
+# The lease
 
 
 class LeaseKeeper(threading.Thread):
@@ -146,131 +89,6 @@ class LeaseKeeper(threading.Thread):
         self.join()
 
 
-# The kinds of job
-
-
-def _run_copy(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None:
-    if job.source_repo is None:
-        fail_targets(todo, CloudError("the source repo was removed"))
-        return
-    options = job.options or {}
-    by_key = {str(t.pk): t for t in todo}
-    with contextlib.ExitStack() as stack:
-        source = stack.enter_context(get_driver(job.source_repo.connection()))
-        targets = open_copy_targets(todo, stack, visibility=options.get("visibility"), options=options)
-        if not targets:
-            return
-        result = copy_image(CopySource(source, job.source_image_id, repo_ref=str(job.source_repo.pk)), targets,
-                            cache=content_cache(), observer=TargetWriter(by_key), cancel=cancel)
-    if result.sha256 and not job.sha256:
-        Job.objects.filter(pk=job.pk).update(sha256=result.sha256)
-    record_outcomes(by_key, result)
-
-
-def _project_id(driver, repo) -> str:
-    inventory = getattr(repo, "inventory", None)
-    if inventory is not None and inventory.project_id:
-        return inventory.project_id
-    return driver.check().project_id
-
-
-def _for_each_target(todo: list[JobTarget], cancel: threading.Event, work) -> None:
-    """Run ``work(target, cloud)`` on each target's cloud until cancelled.
-
-    A target whose repo was removed, or whose cloud raises, fails on its own; the others go on.
-    """
-    for target in todo:
-        if cancel.is_set():
-            return
-        if target.repo is None:
-            fail_target(target, CloudError("the repo was removed"))
-            continue
-        try:
-            with get_driver(target.repo.connection()) as cloud:
-                save_target(target, state=_WRITING)
-                work(target, cloud)
-        except CloudError as exc:
-            fail_target(target, exc)
-
-
-def _delete_one(target: JobTarget, cloud) -> None:
-    try:
-        record = cloud.get_image(target.image_id)
-    except NotFound:
-        save_target(target, state=_DONE, outcome="gone", finished=timezone.now(), error_code="", error="")
-        return
-    # The planner judged an inventory; the cloud may have changed since.
-    if record.protected:
-        fail_target(target, ImageProtected(
-            f"image {record.id} is protected in {target.repo_name}: not deleted"))
-        return
-    if record.owner != _project_id(cloud, target.repo):
-        fail_target(target, NotOwned(
-            f"image {record.id} belongs to another project, not {target.repo_name}'s: not deleted"))
-        return
-    cloud.delete(target.image_id)
-    save_target(target, state=_VERIFYING)
-    try:
-        cloud.get_image(target.image_id)
-    except NotFound:
-        save_target(target, state=_DONE, outcome="deleted", finished=timezone.now(), error_code="", error="")
-    else:
-        fail_target(target, CloudError(f"image {target.image_id} is still listed after delete"))
-
-
-def _run_delete(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None:
-    _for_each_target(todo, cancel, _delete_one)
-
-
-def _run_property_sync(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None:
-    if job.source_repo is None:
-        fail_targets(todo, CloudError("the source repo was removed"))
-        return
-    try:
-        with get_driver(job.source_repo.connection()) as source:
-            record = source.get_image(job.source_image_id)
-    except CloudError as exc:
-        fail_targets(todo, exc)
-        return
-
-    def sync_one(target: JobTarget, cloud) -> None:
-        result = sync_properties(record, cloud, target.image_id)
-        save_target(target, state=_DONE, outcome="synced" if result.changed else "unchanged",
-              warnings=list(result.warnings), finished=timezone.now(), error_code="", error="")
-
-    _for_each_target(todo, cancel, sync_one)
-
-
-_RUNNERS = {states.COPY: _run_copy, states.DELETE: _run_delete, states.PROPERTY_SYNC: _run_property_sync}
-
-
-def register_runner(kind: str, runner) -> None:
-    """Let another app carry out jobs of its own ``kind``.
-
-    ``runner(job, todo, cancel)`` is called with the lease held, for the targets to (re)do; it
-    records each one with the functions of :mod:`glint.jobs.targets`, and everything else
-    (claim, lease, cancel, retries, the job's final state, the audit) stays here.
-    """
-    _RUNNERS.setdefault(kind, runner)
-
-
-def _clean_up_cancelled(job: Job, targets: list[JobTarget]) -> None:
-    """Delete what a cancelled copy recorded at targets that are not done, then mark them."""
-    for target in targets:
-        if target.state == _DONE:
-            continue
-        if job.kind in (states.COPY, states.UPLOAD) and target.image_id and target.repo is not None:
-            try:
-                with get_driver(target.repo.connection()) as cloud:
-                    with contextlib.suppress(NotFound):
-                        cloud.delete(target.image_id)
-                save_target(target, image_id="")
-            except CloudError as exc:  # the orphan reconciler deletes it later
-                log.warning("job %s: could not delete %s in %s: %s", job.pk, target.image_id, target.repo_name, exc)
-        save_target(target, state=_CANCELLED, outcome="cancelled", next_attempt_at=None,
-              finished=target.finished or timezone.now())
-
-
 # One run
 
 
@@ -305,10 +123,10 @@ def run_claimed(job_id: int, owner: str) -> str | None:
             for target in todo:
                 target.state, target.attempts, target.next_attempt_at = _PENDING, target.attempts + 1, None
             try:
-                _RUNNERS[job.kind](job, todo, keeper.cancel)
+                run_kind(job, todo, keeper.cancel)
             except Exception as exc:
                 log.exception("job %s failed unexpectedly", job.pk)
-                error = InternalError(f"internal error ({type(exc).__name__}); see the server log")
+                error = UnexpectedError(internal_error_message(exc))
                 for target in todo:
                     if target.state not in states.TARGET_FINAL_STATES:
                         fail_target(target, error)
@@ -319,7 +137,7 @@ def run_claimed(job_id: int, owner: str) -> str | None:
         return None
     cancelled = Job.objects.filter(pk=job.pk, cancel_requested__isnull=False).exists()
     if cancelled:
-        _clean_up_cancelled(job, targets)
+        discard_unfinished(job, targets)
     return _finish(job, owner, targets, cancelled)
 
 
@@ -344,8 +162,3 @@ def _finish(job: Job, owner: str, targets: list[JobTarget], cancelled: bool) -> 
                      details={"job": job.pk, "kind": job.kind, "state": state, "error": values["error"]})
     log.info("job %s %s: %s%s", job.pk, job.kind, state, f", retrying at {retry_at:%H:%M:%S}" if retry_at else "")
     return state
-
-
-def claimable() -> Q:
-    """Jobs a worker may claim now: queued, or waiting for an automatic retry that is due."""
-    return Q(state=states.QUEUED) | Q(state__in=(states.PARTIAL, states.FAILED), next_attempt_at__lte=timezone.now())

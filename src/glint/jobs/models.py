@@ -1,7 +1,8 @@
 """Jobs and their targets: the rows that are the truth about every copy, delete and sync.
 
-A job is created (``glint.jobs.services``), then a runner claims it (``glint.jobs.runners``) and
-executes it (``glint.jobs.execution``). Everything a worker needs is in these rows and the repos
+A job is created (``glint.jobs.services``), then a dispatcher claims it (``glint.jobs.dispatch``,
+``glint.jobs.claims``) and executes it (``glint.jobs.execution``, with its kind's module in
+``glint.jobs.kinds``). Everything a worker needs is in these rows and the repos
 they point at; a queue message carries the job id only, and no row ever holds a secret (the
 repo's credentials are decrypted from the repo row by the worker, never copied here).
 

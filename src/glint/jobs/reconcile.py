@@ -1,4 +1,4 @@
-"""Repairs after crashes: the lease sweeper and the orphan reconciler (ARCHITECTURE.md "Jobs").
+"""Repairs after crashes: the lease sweeper and the orphan reconciler (``docs/architecture.md``).
 
 - A worker that dies (kill -9, a power cut) stops renewing its job's lease; once it expires the
   sweeper puts the job back to queued, and the next claim redoes its unfinished targets. The
@@ -7,6 +7,8 @@
 - The only gap is a crash between a cloud creating an image and the job recording its id. Such an
   image is Glint-marked (``glint_source_id``), stuck in ``queued``/``saving``, and no live job
   names it: the orphan reconciler deletes it, after a grace period that covers the recording.
+  The delete itself, with its re-check against the cloud, is the engine's
+  (``glint.replication.remove_orphan``, through ``glint.jobs.runners``).
 """
 
 from __future__ import annotations
@@ -17,18 +19,19 @@ import logging
 from django.conf import settings
 from django.utils import timezone
 
-from glint.clouds import CloudError, NotFound, get_driver
-from glint.inventory.models import GLINT_SOURCE_ID, Image
+from glint.inventory.models import Image
 from glint.inventory.poller import request_refresh
 from glint.jobs import states
 from glint.jobs.models import Job, JobTarget
+from glint.jobs.runners import remove_orphan_image
+from glint.replication import STUCK_STATUSES, CloudError, DeleteOutcome
 
-__all__ = ["STUCK_STATUSES", "remove_orphans", "sweep_expired_leases"]
+__all__ = ["ORPHAN_INTERVAL", "STUCK_STATUSES", "remove_orphans", "sweep_expired_leases"]
 
 log = logging.getLogger(__name__)
 
-#: Cloud statuses of an image whose data never finished arriving.
-STUCK_STATUSES = ("queued", "saving", "importing")
+#: Seconds between orphan reconciler rounds.
+ORPHAN_INTERVAL = 300.0
 
 
 def sweep_expired_leases() -> int:
@@ -59,17 +62,15 @@ def remove_orphans() -> list[tuple[int, str]]:
         if (image.repo_id, image.image_id) in owned:
             continue
         try:
-            with get_driver(image.repo.connection()) as cloud:
-                record = cloud.get_image(image.image_id)
-                if record.status in STUCK_STATUSES and record.properties.get(GLINT_SOURCE_ID):
-                    cloud.delete(image.image_id)
-                    removed.append((image.repo_id, image.image_id))
-                    log.warning("deleted orphan image %s in repo %s (%s, no live job)",
-                                image.image_id, image.repo.name, record.status)
-        except NotFound:
-            removed.append((image.repo_id, image.image_id))
+            outcome = remove_orphan_image(image.repo, image.image_id)
         except CloudError as exc:
             log.info("orphan %s in repo %s not deleted now: %s", image.image_id, image.repo.name, exc)
+            continue
+        if outcome is DeleteOutcome.DELETED:
+            log.warning("deleted orphan image %s in repo %s (%s, no live job)",
+                        image.image_id, image.repo.name, image.status)
+        if outcome is not DeleteOutcome.KEPT:
+            removed.append((image.repo_id, image.image_id))
     if removed:
         request_refresh({repo_id for repo_id, _ in removed})
     return removed

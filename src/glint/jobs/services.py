@@ -180,7 +180,7 @@ def _create(group, kind, requester, row: Row, targets: list[tuple[Repo, str]], *
 
 
 def _notify(job_id: int) -> None:
-    from glint.jobs.runners import notify
+    from glint.jobs.dispatch import notify
 
     notify(job_id)
 

@@ -19,7 +19,6 @@ from django.utils import timezone
 
 from glint import audit
 from glint.accounts.models import Group, User
-from glint.clouds import CloudError, ImageRecord, get_driver
 from glint.inventory import services as inventory
 from glint.inventory.matrix import CellState, ConflictKind, Row
 from glint.inventory.models import Image
@@ -28,7 +27,8 @@ from glint.plans import jobs_bridge
 from glint.plans.choices import Action, ItemStatus, PlanState
 from glint.plans.models import KeepEverywhere, Plan, PlanItem
 from glint.plans.planner import Change, RepoFacts, copy_delete_refusal, parse_version, plan_changes
-from glint.replication import copy_fields
+from glint.replication import CloudError, ImageRecord, copy_fields, rename_image
+from glint.repos.drivers import open_driver
 
 __all__ = [
     "PlanError",
@@ -267,8 +267,8 @@ def rename_copy(group: Group, conflict, image_pk: int, name: str, user: User | N
                      details={**details, "reason": refusal})
         raise PlanError(refusal)
     try:
-        with get_driver(image.repo.connection()) as cloud:
-            cloud.set_properties(image.image_id, set={"name": name})
+        with open_driver(image.repo) as cloud:
+            rename_image(cloud, image.image_id, name)
     except CloudError as exc:
         audit.record("image.rename", outcome=audit.FAILED, user=user, repo=image.repo, image=image.name,
                      details={**details, "reason": exc.message})

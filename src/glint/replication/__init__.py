@@ -1,7 +1,9 @@
-"""The replication engine: verified, streaming copies of images between repos.
+"""The replication engine: verified, streaming copies of images between repos, and every other
+write Glint makes to a cloud (deletes, a cancelled copy's clean-up, orphan removal, renames,
+property syncs).
 
-Plain Python: no Django, no settings (ARCHITECTURE.md "Shape of the code"). The jobs app turns
-its rows into the values here, calls the engine, and stores what comes back::
+Plain Python: no Django, no settings (``docs/architecture.md``). The jobs app turns its rows
+into the values here, calls the engine, and stores what comes back::
 
     from glint.replication import ContentCache, CopySource, CopyTarget, copy_image
 
@@ -16,17 +18,43 @@ its rows into the values here, calls the engine, and stores what comes back::
 
 Modules: ``copier`` (one copy from start to end), ``target_run`` (what happens at one target),
 ``fanout`` (one read, N concurrent writes, the spool for slow targets), ``events`` (observer
-calls delivered in the caller's thread), ``hashing``, ``verify``, ``properties``, ``policies``,
-``cache``, ``records``, ``errors``; ``chunk_memory`` (how the chunks' memory goes back to the
-system, set once per process).
+calls delivered in the caller's thread), ``hashing``, ``verify``, ``properties`` (what a copy
+carries; property syncs and renames), ``deletes`` (deletes with their re-checks, clean-up,
+orphans), ``policies``, ``cache``, ``copy_types`` (the values a copy is described and reported
+with), ``errors``; ``chunk_memory`` (how the chunks' memory goes back to the system, set once
+per process).
+
+This package is the apps' one door to the layers below: it also exports what they need of the
+cloud drivers (the connection and image records, the errors they catch, and ``get_driver``,
+which only ``glint.repos.drivers`` calls), so no app imports ``glint.clouds`` itself.
 """
 
+from glint.clouds import (
+    CHUNK_SIZE,
+    CloudDriver,
+    CloudError,
+    ImageRecord,
+    NotFound,
+    ProjectInfo,
+    RepoConnection,
+    get_driver,
+)
+from glint.clouds.addresses import EndpointPolicy
 from glint.replication.cache import CacheEntry, ContentCache
 from glint.replication.copier import copy_image
+from glint.replication.deletes import (
+    STUCK_STATUSES,
+    DeleteOutcome,
+    delete_image,
+    discard_image,
+    remove_orphan,
+)
 from glint.replication.errors import (
     CacheFull,
     CopyCancelled,
+    ImageProtected,
     NameConflict,
+    NotOwned,
     PullFailed,
     ReplicationError,
     SourceNotUsable,
@@ -40,9 +68,10 @@ from glint.replication.properties import (
     PropertyRules,
     PropertySyncResult,
     copy_fields,
+    rename_image,
     sync_properties,
 )
-from glint.replication.records import (
+from glint.replication.copy_types import (
     CopyObserver,
     CopyOptions,
     CopyResult,
@@ -55,8 +84,12 @@ from glint.replication.records import (
 )
 
 __all__ = [
+    "CHUNK_SIZE",
+    "STUCK_STATUSES",
     "CacheEntry",
     "CacheFull",
+    "CloudDriver",
+    "CloudError",
     "ConflictPolicy",
     "ContentCache",
     "CopyCancelled",
@@ -65,12 +98,20 @@ __all__ = [
     "CopyResult",
     "CopySource",
     "CopyTarget",
+    "DeleteOutcome",
+    "EndpointPolicy",
     "Failure",
+    "ImageProtected",
+    "ImageRecord",
     "NameConflict",
+    "NotFound",
+    "NotOwned",
+    "ProjectInfo",
     "PropertyRules",
     "PullFailed",
     "PropertySyncResult",
     "ReplicationError",
+    "RepoConnection",
     "SourceNotUsable",
     "SourceVerificationFailed",
     "TargetOutcome",
@@ -81,5 +122,10 @@ __all__ = [
     "VerificationTimeout",
     "copy_fields",
     "copy_image",
+    "delete_image",
+    "discard_image",
+    "get_driver",
+    "remove_orphan",
+    "rename_image",
     "sync_properties",
 ]

@@ -1,6 +1,6 @@
 """One copy from start to end: check the source, prepare each target, fan out, verify, finish.
 
-Order matters for crash safety (ARCHITECTURE.md "Jobs"):
+Order matters for crash safety (``docs/architecture.md``, jobs):
 
 1. Each target is prepared on its own thread: an earlier attempt's image is reused if it is a
    verified copy, or deleted; a copy that already exists ends the target with no work; a name
@@ -30,7 +30,7 @@ from glint.replication.errors import CacheFull, CopyCancelled, ReplicationError,
 from glint.replication.events import EventPump, Throttle
 from glint.replication.fanout import FanOut, Feed
 from glint.replication.hashing import algorithms_for, check_source
-from glint.replication.records import (
+from glint.replication.copy_types import (
     CopyObserver,
     CopyOptions,
     CopyResult,

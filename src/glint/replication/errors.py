@@ -1,11 +1,14 @@
 """Errors the replication engine reports, each with a stable ``code`` and a ``retryable`` flag.
 
-They mirror :class:`glint.clouds.CloudError` (same two attributes, a message safe to show a
-person) so the jobs app stores and retries a target's failure from either family without
-telling them apart. A target that fails because of a cloud error keeps that error as is.
+They sit, like :class:`glint.clouds.CloudError`, under :class:`glint.errors.GlintError` (same
+attributes, a message safe to show a person), so the jobs app stores and retries a target's
+failure from either family without telling them apart. A target that fails because of a cloud
+error keeps that error as is.
 """
 
 from __future__ import annotations
+
+from glint.errors import GlintError
 
 __all__ = [
     "ReplicationError",
@@ -17,27 +20,18 @@ __all__ = [
     "NameConflict",
     "CopyCancelled",
     "CacheFull",
+    "ImageProtected",
+    "NotOwned",
     "UnexpectedError",
 ]
 
 
-class ReplicationError(Exception):
-    """Base of the engine's own failures.
-
-    Attributes:
-        code: Stable machine-readable identifier (stored with the job, shown in the API).
-        retryable: Whether the same copy may succeed if tried again later.
-    """
+class ReplicationError(GlintError):
+    """Base of the engine's own failures (``code``, ``retryable``, ``message``: as every
+    :class:`~glint.errors.GlintError`; ``retryable`` says whether the same copy may succeed if
+    tried again later)."""
 
     code = "replication_error"
-    retryable = False
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
 
 
 class SourceNotUsable(ReplicationError):
@@ -99,8 +93,21 @@ class CacheFull(ReplicationError):
     retryable = True
 
 
+class ImageProtected(ReplicationError):
+    """The image to delete turned out to be protected when the cloud was asked again."""
+
+    code = "protected"
+
+
+class NotOwned(ReplicationError):
+    """The image to delete turned out to belong to another project."""
+
+    code = "not_owned"
+
+
 class UnexpectedError(ReplicationError):
     """A bug or an unforeseen failure; the details go to the log, not to people (they may
-    hold anything, and a message shown in the API must be safe)."""
+    hold anything, and a message shown in the API must be safe): its message is
+    :func:`glint.errors.internal_error_message`."""
 
     code = "internal_error"

@@ -29,6 +29,7 @@ __all__ = [
     "PropertySyncResult",
     "copy_fields",
     "provenance",
+    "rename_image",
     "sync_properties",
     "GLINT_SHA256",
     "GLINT_SOURCE_REPO",
@@ -234,3 +235,12 @@ def sync_properties(
     if changes or removed:
         target.set_properties(target_image_id, set=changes, remove=removed)
     return PropertySyncResult(target_image_id, changes, removed, warnings)
+
+
+def rename_image(driver: CloudDriver, image_id: str, name: str) -> None:
+    """Give one image a new name in place (no bytes move; a person chose the name).
+
+    Raises:
+        CloudError: The cloud refused or failed.
+    """
+    driver.set_properties(image_id, set={"name": name})

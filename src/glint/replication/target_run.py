@@ -15,12 +15,13 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from glint.clouds import CloudError, Conflict, Forbidden, ImageRecord, InvalidRequest, NotFound
+from glint.errors import internal_error_message
 from glint.replication import properties as props
 from glint.replication.errors import CopyCancelled, NameConflict, ReplicationError, UnexpectedError
 from glint.replication.events import Throttle
 from glint.replication.fanout import Feed
 from glint.replication.policies import ConflictPolicy
-from glint.replication.records import (
+from glint.replication.copy_types import (
     CopyTarget,
     Failure,
     TargetOutcome,
@@ -47,7 +48,7 @@ def failure(exc: BaseException) -> Failure:
     if isinstance(exc, (ReplicationError, CloudError)):
         return exc
     log.error("unexpected error in a copy", exc_info=exc)
-    return UnexpectedError(f"internal error ({type(exc).__name__}); see the server log")
+    return UnexpectedError(internal_error_message(exc))
 
 
 class TargetRun:

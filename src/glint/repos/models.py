@@ -5,7 +5,8 @@ The same cloud project may serve two groups: that is two Repo rows, tied togethe
 can say "also used by another group".
 
 The inventory poller writes the ``last_poll_*`` fields with ``Repo.objects.filter(pk=…).update()``
-so a stale Repo in memory never overwrites what a person just edited (STYLE.md "Background writes").
+so a stale Repo in memory never overwrites what a person just edited (``docs/architecture.md``,
+background writes).
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from glint.clouds.addresses import EndpointPolicy
-from glint.clouds.base import RepoConnection
+from glint.replication import EndpointPolicy, RepoConnection
 from glint.repos.choices import AuthType, CloudKind, Interface
 from glint.repos.fields import EncryptedTextField
 

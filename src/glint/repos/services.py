@@ -21,10 +21,9 @@ from django.http import Http404
 
 from glint import audit
 from glint.accounts.models import Group, User
-from glint.clouds import get_driver
-from glint.clouds.base import ProjectInfo, RepoConnection
-from glint.clouds.errors import CloudError
+from glint.replication import CloudError, ProjectInfo, RepoConnection
 from glint.repos.choices import AuthType
+from glint.repos.drivers import open_connection
 from glint.repos.models import Repo
 
 log = logging.getLogger(__name__)
@@ -113,7 +112,7 @@ def check_connection(connection: RepoConnection) -> ProjectInfo:
         RepoValidationError: with the driver's message and the field it concerns.
     """
     try:
-        with get_driver(connection) as driver:
+        with open_connection(connection) as driver:
             return driver.check()
     except CloudError as exc:
         field = _FIELD_OF_ERROR.get(exc.code)

@@ -18,7 +18,7 @@ logger = logging.getLogger("glint.server")
 BACKGROUND_WORKERS = (
     ("glint.inventory.poller", "start_poller"),
     ("glint.plans.keeper", "start_keeper"),
-    ("glint.jobs.runners", "start_runner"),
+    ("glint.jobs.dispatch", "start_dispatcher"),
 )
 
 

@@ -23,8 +23,9 @@ from urllib.parse import quote
 from django.http import HttpResponse, StreamingHttpResponse
 
 from glint import audit
-from glint.clouds import CloudError, get_driver
 from glint.inventory.services import find_row
+from glint.replication import CloudError
+from glint.repos.drivers import open_driver
 from glint.transfers.services import DownloadSource, UploadRefused, download_source
 
 __all__ = ["content_disposition", "download_response", "parse_range"]
@@ -85,7 +86,7 @@ def _hash_headers(source: DownloadSource) -> dict[str, str]:
 def _stream(source: DownloadSource, first: int, last: int):
     """The bytes ``first..last`` of the image, straight from the cloud."""
     remaining = last - first + 1
-    with get_driver(source.repo.connection()) as cloud, cloud.open_read(source.image_id, first) as reader:
+    with open_driver(source.repo) as cloud, cloud.open_read(source.image_id, first) as reader:
         for chunk in reader:
             if len(chunk) >= remaining:
                 yield chunk[:remaining]

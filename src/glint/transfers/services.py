@@ -34,7 +34,7 @@ from glint.inventory.matrix import CellState, Row
 from glint.jobs import execution, states
 from glint.jobs import services as job_services
 from glint.jobs.models import Job, JobTarget
-from glint.jobs.runners import notify
+from glint.jobs.dispatch import notify
 from glint.replication import ConflictPolicy
 from glint.repos.models import Repo
 from glint.transfers import fetch, formats

@@ -1,4 +1,5 @@
-"""The plain values a copy is described and reported with.
+"""The plain values a copy is described and reported with: source, targets and options going
+in; each target's state, outcome and result, and the observer's hooks, coming out.
 
 The jobs app builds :class:`CopySource` / :class:`CopyTarget` from its rows, passes a
 :class:`CopyObserver` to hear about progress, and stores what :class:`CopyResult` says. None of
@@ -117,7 +118,7 @@ class CopyOptions:
 
 
 class TargetState(str, enum.Enum):
-    """A target's progress through a copy (ARCHITECTURE.md "Jobs", per-target states)."""
+    """A target's progress through a copy (``docs/architecture.md``, per-target states)."""
 
     PENDING = "pending"
     WRITING = "writing"

@@ -1,0 +1,40 @@
+"""The ``copy`` kind: one image from a source repo to the job's targets, verified."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+from glint.jobs.models import Job, JobTarget
+from glint.jobs.runners import (
+    TargetWriter,
+    content_cache,
+    fail_targets,
+    open_copy_targets,
+    open_driver,
+    record_outcomes,
+)
+from glint.replication import CloudError, CopySource, copy_image
+
+__all__ = ["run"]
+
+
+def run(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None:
+    """Copy the job's source image to the targets in ``todo`` and record each one."""
+    if job.source_repo is None:
+        fail_targets(todo, CloudError("the source repo was removed"))
+        return
+    options = job.options or {}
+    by_key = {str(t.pk): t for t in todo}
+    with contextlib.ExitStack() as stack:
+        source_driver = stack.enter_context(open_driver(job.source_repo))
+        targets = open_copy_targets(todo, stack, visibility=options.get("visibility"),
+                                    options=options)
+        if not targets:
+            return
+        source = CopySource(source_driver, job.source_image_id, repo_ref=str(job.source_repo.pk))
+        result = copy_image(source, targets, cache=content_cache(), observer=TargetWriter(by_key),
+                            cancel=cancel)
+    if result.sha256 and not job.sha256:
+        Job.objects.filter(pk=job.pk).update(sha256=result.sha256)
+    record_outcomes(by_key, result)
