@@ -30,7 +30,7 @@ def client_b(member_b):
 @pytest.fixture(autouse=True)
 def _fresh_matrix_cache():
     """Tests write images directly and roll back; a matrix cached by one must not serve the next."""
-    from glint.inventory.services import forget_cached_matrices
+    from glint.jobs.matrix import forget_cached_matrices
 
     forget_cached_matrices()
     yield

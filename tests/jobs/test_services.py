@@ -7,10 +7,10 @@ import uuid
 
 import pytest
 
-from glint.inventory.matrix import CellState
+from glint.matrix.rows import CellState
 from glint.inventory.models import Image
 from glint.inventory.poller import poll_repos
-from glint.inventory.services import group_matrix
+from glint.jobs.matrix import group_matrix
 from glint.jobs import services
 from glint.jobs.models import Job
 from tests.devcloud_repos import add_devcloud_repo

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from glint.inventory.services import forget_cached_matrices
+from glint.jobs.matrix import forget_cached_matrices
 from tests.clients import client_for, make_user
 from tests.plans.helpers import add_image, add_repo
 

@@ -29,11 +29,10 @@ from django.db import close_old_connections, connection
 from django.db.models import Q
 from django.utils import timezone
 
-from glint.accounts.models import Group
 from glint.clouds import CloudError, ImageRecord, RepoConnection, get_driver
 from glint.inventory import sync
 from glint.inventory.models import RepoInventory
-from glint.inventory.services import group_matrix
+from glint.inventory.signals import inventory_changed
 from glint.repos.models import Repo
 
 __all__ = ["PollResult", "poll_repos", "poll_due", "request_refresh", "start_poller", "stop_poller"]
@@ -272,9 +271,8 @@ class _BackgroundPoller(threading.Thread):
             if not result.ok:
                 log.info("repo %s poll failed: %s", result.repo_id, result.error)
         changed = [r.repo_id for r in results if r.changed]
-        if changed:  # rebuild the cached matrices now, so the next page load need not
-            for group in Group.objects.filter(repos__in=changed).distinct():
-                group_matrix(group)
+        if changed:  # the matrix rebuilds its cached rows now, so the next page load need not
+            inventory_changed.send(sender=_BackgroundPoller, repo_ids=changed)
         free = coordinator.free_slots()
         if free <= 0:
             return
