@@ -1,4 +1,4 @@
-"""Jobs pages: the list (filter by state, requester, repo) and a job's detail with Cancel and Retry.
+"""Jobs pages: the list (filters: ``glint.jobs.filtersets``) and a job's detail with Cancel and Retry.
 
 Served at ``/jobs/`` (url names ``jobs:list``, ``jobs:detail``, ...). Acting on jobs goes through
 ``glint.jobs.services``. Members see and act on their group's jobs; another group's job is a 404.
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from glint.accounts.access import current_group, visible_group
 from glint.jobs.choices import JobState
+from glint.jobs.filtersets import JobFilterSet
 from glint.jobs.models import Job
 from glint.jobs.matrix import failed_job_of_cell
 from glint.jobs.services import JobRefused, cancel as cancel_job, retry as retry_job
@@ -25,31 +25,20 @@ from glint.repos.models import Repo
 PAGE_SIZE = 50
 
 
-def _filtered(request, group):
-    jobs = Job.objects.filter(group=group).select_related("source_repo").prefetch_related("targets")
-    state = request.GET.get("state", "")
-    if state in JobState.values:
-        jobs = jobs.filter(state=state)
-    requester = request.GET.get("requester", "").strip()
-    if requester:
-        jobs = jobs.filter(requester_dn__icontains=requester)
-    repo = request.GET.get("repo", "")
-    if repo.isdigit():
-        jobs = jobs.filter(Q(targets__repo_id=int(repo)) | Q(source_repo_id=int(repo))).distinct()
-    return jobs, {"state": state, "requester": requester, "repo": repo}
-
-
 def job_list(request):
     group = current_group(request)
     if group is None:
         return render(request, "web/no_group.html")
-    jobs, filters = _filtered(request, group)
-    page = Paginator(jobs, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = "&".join(f"{k}={v}" for k, v in {"group": group.pk, **filters}.items() if v)
+    jobs = Job.objects.filter(group=group).select_related("source_repo").prefetch_related("targets")
+    filters = JobFilterSet(request.GET, queryset=jobs)
+    valid = filters.is_valid()
+    page = Paginator(filters.qs if valid else jobs.none(), PAGE_SIZE).get_page(request.GET.get("page"))
+    values = {name: request.GET.get(name, "").strip() for name in ("state", "requester", "repo")}
+    query = "&".join(f"{k}={v}" for k, v in {"group": group.pk, **values}.items() if v)
     return render(request, "jobs/list.html", {
-        "group": group, "page": page, "filters": filters, "states": JobState.choices, "query": query,
-        "repos": Repo.objects.filter(group=group).order_by("name"),
-    })
+        "group": group, "page": page, "filters": values, "errors": filters.errors, "states": JobState.choices,
+        "query": query, "repos": Repo.objects.filter(group=group).order_by("name"),
+    }, status=200 if valid else 400)
 
 
 def _visible_job(request, job_id) -> Job:
