@@ -16,6 +16,7 @@ import django_filters
 from django import forms
 
 from glint.audit.models import AuditRecord, Outcome
+from glint.filtersets import IntegerFilter
 
 if TYPE_CHECKING:  # audit sits below the apps that record into it: no import of theirs at run time
     from glint.accounts.models import User
@@ -45,8 +46,7 @@ class AuditFilterSet(django_filters.FilterSet):
         help_text="An action code, or its start (repo. for every repo action).")
     user = django_filters.CharFilter(field_name="user_dn", lookup_expr="icontains", label="User",
                                      help_text="Part of the DN of who acted.")
-    group = django_filters.Filter(field_name="group_ref", field_class=forms.IntegerField, min_value=1,
-                                  label="Group")
+    group = IntegerFilter(field_name="group_ref", min_value=1, label="Group")
     outcome = django_filters.ChoiceFilter(choices=Outcome.choices, empty_label="any", label="Outcome")
     since = django_filters.DateFilter(method="filter_since", label="Since",
                                       help_text="From this day (UTC), YYYY-MM-DD.")

@@ -9,9 +9,9 @@ it through ``glint.accounts.access``).
 from __future__ import annotations
 
 import django_filters
-from django import forms
 from django.db.models import Q
 
+from glint.filtersets import IntegerFilter
 from glint.jobs import states
 from glint.jobs.models import Job
 
@@ -25,8 +25,8 @@ class JobFilterSet(django_filters.FilterSet):
     kind = django_filters.CharFilter()
     requester = django_filters.CharFilter(method="filter_requester",
                                           help_text="A user id, or text the requester's DN contains.")
-    repo = django_filters.Filter(
-        method="filter_repo", field_class=forms.IntegerField, min_value=0,
+    repo = IntegerFilter(
+        method="filter_repo", min_value=0,
         error_messages={"invalid": "Give the repo's id.", "min_value": "Give the repo's id."},
         help_text="Jobs that read from or write to this repo.")
 
