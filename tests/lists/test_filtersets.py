@@ -19,8 +19,8 @@ def member(group_a):
     ("state=sleeping", "state", "Use one of queued, running, done, partial, failed, cancelled."),
     ("repo=two", "repo", "Give the repo's id."),
 ])
-def test_a_bad_job_filter_gets_the_same_message_on_the_page_and_in_the_api(group_a, member, query, field,
-                                                                             message):
+def test_a_bad_job_filter_gets_the_same_message_on_the_page_and_in_the_api(
+        group_a, member, query, field, message):
     client = client_for(member)
     api = client.get(f"/api/v1/jobs/?group={group_a.pk}&{query}")
     assert api.status_code == 400 and api.json() == {field: [message]}
@@ -33,8 +33,9 @@ def test_a_bad_job_filter_gets_the_same_message_on_the_page_and_in_the_api(group
 
 def test_good_job_filters_are_accepted_by_both(group_a, member):
     client = client_for(member)
-    assert client.get(f"/api/v1/jobs/?group={group_a.pk}&state=done&repo=1&requester=x").status_code == 200
-    assert client.get(f"/jobs/?group={group_a.pk}&state=done&repo=1&requester=x").status_code == 200
+    query = f"group={group_a.pk}&state=done&repo=1&requester=x"
+    assert client.get(f"/api/v1/jobs/?{query}").status_code == 200
+    assert client.get(f"/jobs/?{query}").status_code == 200
 
 
 def test_a_bad_audit_filter_gets_the_same_message_on_the_page_and_in_the_api(db):
@@ -44,3 +45,20 @@ def test_a_bad_audit_filter_gets_the_same_message_on_the_page_and_in_the_api(db)
     (message,) = api.json()["since"]
     page = admin.get("/audit/?since=yesterday")
     assert page.status_code == 400 and message in html.unescape(page.content.decode())
+
+
+@pytest.mark.parametrize("query, field, message", [
+    ("sort=colour", "sort", "Use one of age, name, size, -age, -name, -size."),
+])
+def test_a_bad_row_filter_gets_the_same_message_on_the_matrix_page_and_in_the_api(
+        group_a, member, query, field, message):
+    client = client_for(member)
+    api = client.get(f"/api/v1/images/?group={group_a.pk}&{query}")
+    assert api.status_code == 400 and api.json() == {field: [message]}
+    page = client.get(f"/images/?group={group_a.pk}&{query}")
+    assert page.status_code == 400 and message in html.unescape(page.content.decode())
+
+
+def test_the_api_still_refuses_a_bad_hidden_value(group_a, member):
+    api = client_for(member).get(f"/api/v1/images/?group={group_a.pk}&hidden=maybe")
+    assert api.status_code == 400 and api.json() == {"hidden": ["Use true, false or all."]}

@@ -27,7 +27,8 @@ __all__ = ["AuditFilterSet", "may_see_audit", "visible_records"]
 def visible_records(user: User):
     if user.is_admin:
         return AuditRecord.objects.all()
-    return AuditRecord.objects.filter(group_ref__in=list(user.managed_groups().values_list("pk", flat=True)))
+    managed = user.managed_groups().values_list("pk", flat=True)
+    return AuditRecord.objects.filter(group_ref__in=list(managed))
 
 
 def may_see_audit(user: User) -> bool:
@@ -47,7 +48,8 @@ class AuditFilterSet(django_filters.FilterSet):
     user = django_filters.CharFilter(field_name="user_dn", lookup_expr="icontains", label="User",
                                      help_text="Part of the DN of who acted.")
     group = IntegerFilter(field_name="group_ref", min_value=1, label="Group")
-    outcome = django_filters.ChoiceFilter(choices=Outcome.choices, empty_label="any", label="Outcome")
+    outcome = django_filters.ChoiceFilter(choices=Outcome.choices, empty_label="any",
+                                          label="Outcome")
     since = django_filters.DateFilter(method="filter_since", label="Since",
                                       help_text="From this day (UTC), YYYY-MM-DD.")
     until = django_filters.DateFilter(method="filter_until", label="Until",
@@ -65,7 +67,9 @@ class AuditFilterSet(django_filters.FilterSet):
             choices=[("", "any")] + [(g.pk, g.name) for g in groups])
 
     def filter_action(self, records, name, value):
-        return records.filter(action__startswith=value) if value.endswith(".") else records.filter(action=value)
+        if value.endswith("."):
+            return records.filter(action__startswith=value)
+        return records.filter(action=value)
 
     def filter_since(self, records, name, value):
         return records.filter(created__gte=_day_start(value))

@@ -23,8 +23,8 @@ class JobFilterSet(django_filters.FilterSet):
         choices=[(state, state) for state in states.JOB_STATES], empty_label="any",
         error_messages={"invalid_choice": f"Use one of {', '.join(states.JOB_STATES)}."})
     kind = django_filters.CharFilter()
-    requester = django_filters.CharFilter(method="filter_requester",
-                                          help_text="A user id, or text the requester's DN contains.")
+    requester = django_filters.CharFilter(
+        method="filter_requester", help_text="A user id, or text the requester's DN contains.")
     repo = IntegerFilter(
         method="filter_repo", min_value=0,
         error_messages={"invalid": "Give the repo's id.", "min_value": "Give the repo's id."},
@@ -38,7 +38,9 @@ class JobFilterSet(django_filters.FilterSet):
         value = value.strip()
         if not value:
             return jobs
-        return jobs.filter(requester_id=int(value)) if value.isdigit() else jobs.filter(requester_dn__icontains=value)
+        if value.isdigit():
+            return jobs.filter(requester_id=int(value))
+        return jobs.filter(requester_dn__icontains=value)
 
     def filter_repo(self, jobs, name, value):
         return jobs.filter(Q(source_repo_id=value) | Q(targets__repo_id=value)).distinct()

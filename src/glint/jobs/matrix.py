@@ -48,8 +48,9 @@ from glint.matrix.rows import (
 )
 from glint.repos.models import Repo
 
-__all__ = ["FAILED_CELL_DAYS", "GroupMatrix", "cell_overlays", "failed_job_of_cell", "find_conflict",
-           "find_row", "forget_cached_matrices", "group_matrix", "has_live_jobs", "warm_after_poll"]
+__all__ = ["FAILED_CELL_DAYS", "GroupMatrix", "cell_overlays", "failed_job_of_cell",
+           "find_conflict", "find_row", "forget_cached_matrices", "group_matrix", "has_live_jobs",
+           "warm_after_poll"]
 
 #: How long a failed target keeps showing as a "failed" cell (with Retry) in the matrix.
 FAILED_CELL_DAYS = 7
@@ -175,8 +176,8 @@ def group_matrix(group: Group, *, with_jobs: bool = False, overlays=None) -> Gro
     if with_jobs and overlays is None:
         overlays = cell_overlays(group)
     shown, job_cells = lay_job_cells(polled, overlays) if overlays else (polled, {})
-    return GroupMatrix(group, repos, shown, apply_acknowledgements(conflicts, acknowledged), versions,
-                       polled=polled, job_cells=job_cells)
+    conflicts = apply_acknowledgements(conflicts, acknowledged)
+    return GroupMatrix(group, repos, shown, conflicts, versions, polled=polled, job_cells=job_cells)
 
 
 # The cells of jobs

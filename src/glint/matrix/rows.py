@@ -380,7 +380,9 @@ def apply_hidden(rows: Iterable[Row], choices: Mapping[tuple[str, str], bool]) -
 
 
 
-def lay_job_cells(rows: Iterable[Row], job_cells: Iterable[JobCell]) -> tuple[list[Row], dict[tuple[str, int], Cell]]:
+def lay_job_cells(
+    rows: Iterable[Row], job_cells: Iterable[JobCell],
+) -> tuple[list[Row], dict[tuple[str, int], Cell]]:
     """Copies of ``rows`` with the cells that jobs speak for laid over the polled ones.
 
     A job cell applies to the row that answers to the job's (name, content key) under any of its
@@ -396,7 +398,8 @@ def lay_job_cells(rows: Iterable[Row], job_cells: Iterable[JobCell]) -> tuple[li
         which judges the polled cell and the job's apart).
     """
     job_cells = list(job_cells)
-    by_key: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)  # (name, key) -> repo -> order
+    # (name, content key) -> {repo id: position of the newest job cell}
+    by_key: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
     for order, job_cell in enumerate(job_cells):
         by_key[(job_cell.name, job_cell.content_key)].setdefault(job_cell.repo_id, order)
     result, spoken = [], {}

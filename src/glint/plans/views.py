@@ -29,9 +29,9 @@ from glint.inventory import services as inventory
 from glint.inventory.models import Image
 from glint.jobs.matrix import find_conflict, find_row, group_matrix, has_live_jobs
 from glint.matrix.planning import Change
-from glint.matrix.rows import SORT_KEYS, filter_rows, sort_rows
 from glint.plans import services
 from glint.plans.choices import Action, ItemStatus
+from glint.plans.filtersets import ORDERS, RowFilterForm
 from glint.plans.models import Plan
 
 #: Rows per matrix page: a page of 20 repos stays a few thousand cells, quick to render and read.
@@ -197,9 +197,10 @@ def matrix(request):
         return render(request, "web/no_group.html")
     data = group_matrix(group, with_jobs=True)
     hidden_view = request.GET.get("view") == "hidden"
-    text = request.GET.get("q", "")
-    order = request.GET.get("sort", "name")
-    rows = sort_rows(filter_rows(data.rows, text=text, hidden=hidden_view), order)
+    text, order = request.GET.get("q", ""), request.GET.get("sort", "name")
+    filters = RowFilterForm({"q": text, "sort": order, "hidden": str(hidden_view).lower()})
+    valid = filters.is_valid()
+    rows = filters.rows(data.rows) if valid else []
     page = Paginator(rows, ROWS_PER_PAGE).get_page(request.GET.get("page"))
     kept = services.kept_rows(group, page.object_list)
     return render(request, "plans/matrix.html", {
@@ -215,9 +216,10 @@ def matrix(request):
         "shown_count": sum(1 for r in data.rows if not r.hidden),
         "text": text,
         "order": order,
-        "orders": sorted(SORT_KEYS) + [f"-{k}" for k in sorted(SORT_KEYS)],
+        "orders": ORDERS,
+        "errors": filters.errors,
         "pending": inventory.refresh_pending(data.repos),
-    })
+    }, status=200 if valid else 400)
 
 
 def detail_of_row(request, row_id):

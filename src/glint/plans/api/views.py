@@ -30,9 +30,9 @@ from glint.jobs.api.serializers import JobSerializer
 from glint.jobs.matrix import find_conflict, find_row, group_matrix
 from glint.jobs.models import Job
 from glint.matrix.planning import Change
-from glint.matrix.rows import SORT_KEYS, sort_rows
 from glint.plans import services
 from glint.plans.api.serializers import ApplySerializer, PlanRequestSerializer, PlanSerializer
+from glint.plans.filtersets import ORDERS, RowFilterForm
 from glint.plans.models import Plan
 
 
@@ -98,16 +98,6 @@ def _group(request):
     return group
 
 
-def _parse_hidden(value: str | None) -> bool | None:
-    if value in (None, "", "all"):
-        return None
-    if value.lower() in ("true", "1", "yes"):
-        return True
-    if value.lower() in ("false", "0", "no"):
-        return False
-    raise ValidationError({"hidden": "Use true, false or all."})
-
-
 class ImageRowViewSet(viewsets.ViewSet):
     """Matrix rows: one per (name, content), with a cell for each of the group's repos."""
 
@@ -118,16 +108,16 @@ class ImageRowViewSet(viewsets.ViewSet):
             GROUP_PARAM,
             OpenApiParameter("q", str, description="Only rows whose name contains this text."),
             OpenApiParameter("hidden", str, enum=["true", "false", "all"], description="Hidden rows, shown rows, or both (default)."),
-            OpenApiParameter("sort", str, enum=sorted(SORT_KEYS) + [f"-{k}" for k in sorted(SORT_KEYS)]),
+            OpenApiParameter("sort", str, enum=ORDERS),
         ],
         responses=RowSerializer(many=True),
     )
     def list(self, request):
         matrix = group_matrix(_group(request), with_jobs=True)
-        hidden = _parse_hidden(request.query_params.get("hidden"))
-        needle = request.query_params.get("q", "").lower()
-        rows = [r for r in matrix.rows if (hidden is None or r.hidden == hidden) and needle in r.name.lower()]
-        rows = sort_rows(rows, request.query_params.get("sort", "name"))
+        filters = RowFilterForm(request.query_params)
+        if not filters.is_valid():
+            raise ValidationError(filters.errors)
+        rows = filters.rows(matrix.rows)
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(rows, request, view=self)
         response = paginator.get_paginated_response(RowSerializer(page, many=True).data)
