@@ -17,3 +17,5 @@ def test_a_row_that_is_not_there_is_a_404_with_the_reason(group_a):
     assert client.get(f"/images/{missing}/").status_code == 404
     assert client.post(f"/images/{missing}/hide/").status_code == 404
     assert client.get(f"/api/v1/conflicts/{group_a.pk}-drift-all-{'0' * 16}/").status_code == 404
+    download = client.get(f"/api/v1/images/{missing}/download/")
+    assert download.status_code == 404 and "No such image row" in download.json()["detail"]

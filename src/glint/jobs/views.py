@@ -16,8 +16,8 @@ from django.views.decorators.http import require_POST
 from glint.accounts.access import current_group, visible_group
 from glint.jobs.choices import JobState
 from glint.jobs.filtersets import JobFilterSet
-from glint.jobs.models import Job
 from glint.jobs.matrix import failed_job_of_cell
+from glint.jobs.models import Job
 from glint.jobs.services import JobRefused, cancel as cancel_job, retry as retry_job
 from glint.repos.models import Repo
 

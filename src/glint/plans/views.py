@@ -303,11 +303,6 @@ def _watched(request) -> list[tuple[str, int]]:
         raise Http404("Malformed cell.") from None
 
 
-def _refresh_pending(repo) -> bool:
-    inventory_row = getattr(repo, "inventory", None)  # none before the repo's first poll
-    return bool(inventory_row and inventory_row.refresh_requested_at)
-
-
 def live_cells(request):
     """The watched cells of the matrix page, swapped in out of band every few seconds.
 
@@ -328,7 +323,7 @@ def live_cells(request):
         if row is None or repo is None:  # the row's identity changed (a stronger hash joined)
             return _reload(request)
         cell = row.cells[repo_id]
-        refreshing = (row.id, repo_id) not in matrix.job_cells and _refresh_pending(repo)
+        refreshing = (row.id, repo_id) not in matrix.job_cells and inventory.refresh_pending([repo])
         cells.append({"row": row, "repo": repo, "cell": cell, "refreshing": refreshing,
                       "busy": refreshing or cell.state.value in LIVE_STATES})
     busy = any(c["busy"] for c in cells) or has_live_jobs(group)

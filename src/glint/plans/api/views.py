@@ -17,21 +17,23 @@ from rest_framework.response import Response
 
 from glint.accounts.access import current_group, visible_group
 from glint.inventory import services as inventory
-from glint.inventory.api.serializers import (
-    ConflictSerializer,
-    RenameSerializer,
-    RepoStatusSerializer,
-    RowDetailSerializer,
-    RowSerializer,
-    SyncPropertiesSerializer,
-)
+from glint.inventory.api.serializers import RepoStatusSerializer
 from glint.inventory.models import Image
 from glint.jobs.api.serializers import JobSerializer
 from glint.jobs.matrix import find_conflict, find_row, group_matrix
 from glint.jobs.models import Job
 from glint.matrix.planning import Change
 from glint.plans import services
-from glint.plans.api.serializers import ApplySerializer, PlanRequestSerializer, PlanSerializer
+from glint.plans.api.serializers import (
+    ApplySerializer,
+    ConflictSerializer,
+    PlanRequestSerializer,
+    PlanSerializer,
+    RenameSerializer,
+    RowDetailSerializer,
+    RowSerializer,
+    SyncPropertiesSerializer,
+)
 from glint.plans.filtersets import ORDERS, RowFilterForm
 from glint.plans.models import Plan
 
