@@ -23,9 +23,9 @@ from glint.audit.models import AuditRecord
 from glint.clouds import RepoConnection, get_driver
 from glint.inventory.models import Image
 from glint.inventory.poller import poll_repos
-from glint.inventory.services import forget_cached_matrices, group_matrix
+from glint.jobs.matrix import forget_cached_matrices, group_matrix
 from glint.jobs.services import submit_delete
-from glint.plans.planner import Change
+from glint.matrix.planning import Change
 from glint.plans.services import create_plan
 from glint.repos.services import repo_from_cloud_entry, save_repo
 from tests.clients import client_for, make_user

@@ -7,11 +7,15 @@ the command line reads the same three things from any of them, without telling t
 
 This module imports nothing of Glint and no Django, so every layer may import it: it is the one
 module above the cloud drivers that they may import.
+
+Services raise the domain's errors (:class:`NotFound`, ...) in the domain's words; the face that
+called them decides how to say it: a page answers 404, the API answers 404 with the message
+(``glint.web.errors`` and ``glint.drf.exceptions``).
 """
 
 from __future__ import annotations
 
-__all__ = ["GlintError", "internal_error_message"]
+__all__ = ["GlintError", "NotFound", "internal_error_message"]
 
 
 class GlintError(Exception):
@@ -38,3 +42,10 @@ def internal_error_message(exc: BaseException) -> str:
     """What people are told of an unexpected failure: its type only. The details may hold
     anything (a secret, a path), so they go to the server log, never into a message shown."""
     return f"internal error ({type(exc).__name__}); see the server log"
+
+
+class NotFound(GlintError, LookupError):
+    """What was asked for does not exist, or the asker may not see it (the same answer for both,
+    so nobody learns what another group holds)."""
+
+    code = "not_found"

@@ -48,6 +48,7 @@ MIDDLEWARE = [
     "glint.accounts.middleware.CertificateIdentityMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "glint.web.errors.DomainErrorMiddleware",  # innermost: sees a view's exception first
 ]
 
 ROOT_URLCONF = "glint.urls"
@@ -146,7 +147,8 @@ REST_FRAMEWORK = {
         "glint.api.authentication.BearerTokenAuthentication",
     ],
     "DEFAULT_THROTTLE_CLASSES": ["glint.api.throttling.PerPersonRateThrottle"],
-    "DEFAULT_PERMISSION_CLASSES": ["glint.api.permissions.IsRegisteredUser"],
+    "DEFAULT_PERMISSION_CLASSES": ["glint.drf.permissions.IsRegisteredUser"],
+    "EXCEPTION_HANDLER": "glint.drf.exceptions.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,

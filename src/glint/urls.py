@@ -3,6 +3,7 @@
 from django.urls import include, path
 
 from glint.inventory.metrics import metrics
+from glint.plans.urls import image_urlpatterns
 from glint.web import views as web_views
 
 urlpatterns = [
@@ -13,9 +14,10 @@ urlpatterns = [
     path("accounts/", include("glint.accounts.urls")),
     path("audit/", include("glint.audit.urls")),
     path("repos/", include("glint.repos.urls")),
-    path("images/", include("glint.inventory.urls")),
+    path("images/", include("glint.inventory.urls")),  # refresh/, poll-status/: before the rows
+    path("images/", include(image_urlpatterns)),
     path("plans/", include("glint.plans.urls")),
-    path("jobs/", include("glint.plans.job_urls")),
+    path("jobs/", include("glint.jobs.urls")),
     path("uploads/", include("glint.transfers.urls")),
     path("api/v1/", include("glint.api.urls")),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.clients import client_for, make_user
+from tests.fixtures import fresh_matrix_cache  # noqa: F401  (autouse: one per test)
 
 
 @pytest.fixture
@@ -25,13 +26,3 @@ def client_a(member_a):
 @pytest.fixture
 def client_b(member_b):
     return client_for(member_b)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_matrix_cache():
-    """Tests write images directly and roll back; a matrix cached by one must not serve the next."""
-    from glint.inventory.services import forget_cached_matrices
-
-    forget_cached_matrices()
-    yield
-    forget_cached_matrices()

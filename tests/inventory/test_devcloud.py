@@ -26,10 +26,11 @@ import pytest
 from django.test import Client
 
 from glint.clouds import NotFound, RepoConnection, get_driver
-from glint.inventory.matrix import CellState, ConflictKind
 from glint.inventory.models import HiddenRow, Image, RepoInventory
 from glint.inventory.poller import poll_due, poll_repos
-from glint.inventory.services import group_matrix
+from glint.jobs.matrix import group_matrix
+from glint.matrix.conflicts import ConflictKind
+from glint.matrix.rows import CellState
 from glint.repos.choices import AuthType
 from glint.repos.models import Repo
 from tests.devcloud_repos import add_devcloud_repo

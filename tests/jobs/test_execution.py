@@ -8,9 +8,9 @@ import pytest
 from glint.audit.models import AuditRecord
 from glint.inventory.poller import poll_repos
 from glint.jobs.models import Job
+from glint.matrix.planning import Change
 from glint.plans import services as plans
 from glint.plans.choices import Action
-from glint.plans.planner import Change
 from tests.clients import make_user
 from tests.jobs.helpers import run_in_process
 from tests.jobs.images import driver_for, images_named, upload

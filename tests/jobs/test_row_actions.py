@@ -10,7 +10,7 @@ import pytest
 from glint.audit.models import AuditRecord
 from glint.inventory.models import Image, RepoInventory
 from glint.inventory.poller import poll_repos
-from glint.inventory.services import group_matrix
+from glint.jobs.matrix import group_matrix
 from glint.plans.services import property_differences
 from tests.clients import client_for, make_user
 from tests.jobs.helpers import run_in_process

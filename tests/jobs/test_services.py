@@ -7,12 +7,12 @@ import uuid
 
 import pytest
 
-from glint.inventory.matrix import CellState
 from glint.inventory.models import Image
 from glint.inventory.poller import poll_repos
-from glint.inventory.services import group_matrix
 from glint.jobs import services
+from glint.jobs.matrix import group_matrix
 from glint.jobs.models import Job
+from glint.matrix.rows import CellState
 from tests.devcloud_repos import add_devcloud_repo
 from tests.jobs.images import delete_named, driver_for, random_chunks, upload
 

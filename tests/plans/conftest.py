@@ -9,16 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from glint.inventory.services import forget_cached_matrices
 from tests.clients import client_for, make_user
+from tests.fixtures import fresh_matrix_cache  # noqa: F401  (autouse: one per test)
 from tests.plans.helpers import add_image, add_repo
-
-
-@pytest.fixture(autouse=True)
-def _fresh_matrix_cache():
-    forget_cached_matrices()
-    yield
-    forget_cached_matrices()
 
 
 @pytest.fixture

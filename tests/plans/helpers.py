@@ -10,7 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from glint.inventory.models import Image, RepoInventory
-from glint.inventory.services import forget_cached_matrices, group_matrix
+from glint.jobs.matrix import forget_cached_matrices, group_matrix
 from glint.repos.models import Repo
 
 _ids = itertools.count(1)

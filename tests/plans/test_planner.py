@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from glint.inventory.matrix import Cell, CellState, Copy, RepoColumn, build_rows
-from glint.plans.planner import Change, RepoFacts, parse_version, plan_changes
+from glint.matrix.planning import Change, RepoFacts, parse_version, plan_changes
+from glint.matrix.rows import Cell, CellState, Copy, RepoColumn, build_rows
 
 GROUP = 7
 A, B, C = 1, 2, 3

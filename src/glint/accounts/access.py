@@ -1,21 +1,22 @@
 """Who may see and change what: the one place views, partials and API calls ask.
 
-Another group's objects are answered with 404, not 403, so their existence is not revealed.
+Another group's objects are answered with 404, not 403, so their existence is not revealed: these
+functions raise ``glint.errors.NotFound``, which every face answers with 404.
 """
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
 
 from glint.accounts.choices import Role
 from glint.accounts.models import Group, User
+from glint.errors import NotFound
 
 
 def visible_group(user: User, group_id) -> Group:
-    """The group ``group_id`` if ``user`` may see it; 404 otherwise."""
+    """The group ``group_id`` if ``user`` may see it; :class:`~glint.errors.NotFound` otherwise."""
     try:
         return user.visible_groups().get(pk=int(group_id))
     except (Group.DoesNotExist, ValueError, TypeError):
-        raise Http404("No such group.") from None
+        raise NotFound("No such group.") from None
 
 
 def require_manager(user: User, group: Group) -> None:

@@ -12,9 +12,9 @@ from glint.accounts.api.views import (
     WhoAmIView,
 )
 from glint.audit.api.views import AuditRecordViewSet
-from glint.inventory.api.views import ConflictViewSet, GroupRefreshView, ImageRowViewSet, RepoRefreshView
+from glint.inventory.api.views import GroupRefreshView, RepoRefreshView
 from glint.jobs.api.views import JobViewSet
-from glint.plans.api.views import PlanViewSet
+from glint.plans.api.views import ConflictViewSet, ImageRowViewSet, PlanViewSet
 from glint.repos.api.views import RepoViewSet
 from glint.transfers.api.views import UploadViewSet
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import logging
 import re
 
+from glint.current_request import current_request, current_request_id
+
 __all__ = ["FAILED", "OK", "REFUSED", "record"]
 
 OK, REFUSED, FAILED = "ok", "refused", "failed"
@@ -40,8 +42,6 @@ def _scrub(value):
 
 def _actor(user, dn: str | None):
     """(user or None, DN) of who acted: explicit arguments first, else the current request."""
-    from glint.web.request_context import current_request
-
     request = current_request()
     if user is CURRENT:
         candidate = getattr(request, "user", None)
@@ -81,7 +81,6 @@ def record(
         dn: The DN to store when there is no user (an unknown certificate); default the user's DN.
     """
     from glint.audit.models import AuditRecord
-    from glint.web.request_context import current_request_id
 
     user, dn = _actor(user, dn)
     if group is None and repo is not None:

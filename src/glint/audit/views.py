@@ -4,7 +4,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.shortcuts import render
 
-from glint.audit.filters import AuditFilterForm, may_see_audit, visible_records
+from glint.audit.filtersets import AuditFilterSet, may_see_audit, visible_records
 
 PAGE_SIZE = 100
 
@@ -12,13 +12,10 @@ PAGE_SIZE = 100
 def audit_list(request):
     if not may_see_audit(request.user):
         raise PermissionDenied("The audit trail is for admins and group managers.")
-    form = AuditFilterForm(request.GET or None, viewer=request.user)
-    records = visible_records(request.user)
-    if form.is_bound and form.is_valid():
-        records = form.apply(records)
-    elif form.is_bound:
-        records = records.none()
-    page = Paginator(records, PAGE_SIZE).get_page(request.GET.get("page"))
+    filters = AuditFilterSet(request.GET, visible_records(request.user), viewer=request.user)
+    valid = filters.is_valid()
+    page = Paginator(filters.qs if valid else filters.queryset.none(), PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "audit/list.html", {"form": form, "page": page, "query": query.urlencode()})
+    return render(request, "audit/list.html", {"form": filters.form, "page": page, "query": query.urlencode()},
+                  status=200 if valid else 400)

@@ -1,4 +1,8 @@
-"""Inventory: what each repo holds, polled from the clouds, and the image matrix built from it."""
+"""Inventory: what each repo holds, polled from the clouds, and people's choices about its rows.
+
+Polling and storage only: the matrix built from it is ``glint.matrix`` (the rules) and
+``glint.jobs.matrix`` (reading it all from the database).
+"""
 from django.apps import AppConfig
 from django.db import transaction
 from django.db.models.signals import post_save

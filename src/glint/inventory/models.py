@@ -2,7 +2,7 @@
 
 ``Image`` rows are written only by the poller (``glint.inventory.poller``), as a diff against the
 previous poll. ``HiddenRow`` and ``ConflictAcknowledgement`` are people's choices; they are keyed
-by the row's identity (name + content key, see ``glint.inventory.matrix``), never by a cloud's
+by the row's identity (name + content key, see ``glint.matrix.rows``), never by a cloud's
 image id, so they survive the image vanishing from one poll, a cloud outage, or a re-upload.
 """
 
@@ -11,11 +11,11 @@ from __future__ import annotations
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from glint.inventory.matrix import Copy
+from glint.matrix.rows import Copy
 
 __all__ = ["ConflictAcknowledgement", "HiddenRow", "Image", "RepoInventory"]
 
-#: The properties that record where a copy came from (ARCHITECTURE.md "Provenance").
+#: The properties that record where a copy came from (``docs/architecture.md``, "Provenance").
 GLINT_SHA256 = "glint_sha256"
 SDK_SHA256 = "owner_specified.openstack.sha256"
 GLINT_SOURCE_REPO = "glint_source_repo"
@@ -23,7 +23,7 @@ GLINT_SOURCE_ID = "glint_source_id"
 
 
 class Image(models.Model):
-    """One image as one repo's project sees it (ARCHITECTURE.md "Listing").
+    """One image as one repo's project sees it (``docs/architecture.md``, "Listing").
 
     Fields:
         image_id: The cloud's id; unique per repo only, never an identity across repos.
@@ -91,8 +91,8 @@ class RepoInventory(models.Model):
     """The poller's bookkeeping for one repo; its ``version`` goes up whenever the images change.
 
     A page sends the versions it showed with a change, so the planner can tell that a cell moved
-    since (ARCHITECTURE.md: "Apply sends only the cells the person changed, with the inventory
-    version the page showed").
+    since (``docs/architecture.md``: "Apply sends only the cells the person changed, with the
+    inventory version the page showed").
 
     Fields:
         project_id: The project the repo's credentials reach, as the cloud confirmed it; decides
@@ -123,7 +123,7 @@ class HiddenRow(models.Model):
     """A group's Hide/Show choice for one matrix row (Glint's flag, unrelated to ``os_hidden``).
 
     Only choices are stored: a row nobody chose for is hidden when no copy is owned by the group's
-    projects (``glint.inventory.matrix.build_rows``).
+    projects (``glint.matrix.rows.build_rows``).
     """
 
     group = models.ForeignKey("accounts.Group", on_delete=models.CASCADE, related_name="hidden_rows")

@@ -9,7 +9,7 @@ and abandoned (the driver's own read timeout, set to the same value, ends its th
 so one slow or broken cloud never holds up the others, nor the next round.
 
 When. A repo is due when its ``next_poll_at`` has passed (``GLINT_POLL_INTERVAL`` after a success;
-an exponential back-off after failures, see ``sync.retry_delay``) or when someone asked for it
+an exponential back-off after failures, see ``listings.retry_delay``) or when someone asked for it
 (:func:`request_refresh`: the Refresh button and API, the jobs engine when a job ends, a repo
 being added or edited). A request is a database flag, so it works whichever process runs the
 poller; this process's poller is also woken at once.
@@ -29,10 +29,9 @@ from django.db import close_old_connections, connection
 from django.db.models import Q
 from django.utils import timezone
 
-from glint.accounts.models import Group
-from glint.inventory import sync
+from glint.inventory import listings
 from glint.inventory.models import RepoInventory
-from glint.inventory.services import group_matrix
+from glint.inventory.signals import inventory_changed
 from glint.replication import CloudError, ImageRecord, RepoConnection
 from glint.repos.drivers import open_connection
 from glint.repos.models import Repo
@@ -114,7 +113,7 @@ class _Coordinator:
             conn = repo.connection(connect_timeout=min(10.0, self.timeout), read_timeout=self.timeout)
         except Exception as exc:  # an unusable configuration fails like a cloud error, not the loop
             error = f"repo configuration cannot be used: {exc}"
-            sync.record_failure(repo.pk, error, duration=0.0, started_at=started_at, interval=self.interval)
+            listings.record_failure(repo.pk, error, duration=0.0, started_at=started_at, interval=self.interval)
             return PollResult(repo.pk, False, 0.0, error)
         future = self.pool.submit(_list_images, conn, _known_project(repo))
         if self.wake is not None:
@@ -147,12 +146,12 @@ class _Coordinator:
             error = _describe(exc)
             self._fail(repo_id, run, error, duration)
             return PollResult(repo_id, False, duration, error)
-        changed = sync.record_listing(repo_id, records, project_id=project_id, duration=duration,
+        changed = listings.record_listing(repo_id, records, project_id=project_id, duration=duration,
                                       started_at=run.started_at, interval=self.interval)
         return PollResult(repo_id, True, duration, images=len(records), changed=changed)
 
     def _fail(self, repo_id: int, run: _Running, error: str, duration: float) -> None:
-        sync.record_failure(repo_id, error, duration=duration, started_at=run.started_at,
+        listings.record_failure(repo_id, error, duration=duration, started_at=run.started_at,
                             interval=self.interval)
 
     def seconds_to_next_deadline(self) -> float | None:
@@ -273,9 +272,8 @@ class _BackgroundPoller(threading.Thread):
             if not result.ok:
                 log.info("repo %s poll failed: %s", result.repo_id, result.error)
         changed = [r.repo_id for r in results if r.changed]
-        if changed:  # rebuild the cached matrices now, so the next page load need not
-            for group in Group.objects.filter(repos__in=changed).distinct():
-                group_matrix(group)
+        if changed:  # the matrix rebuilds its cached rows now, so the next page load need not
+            inventory_changed.send(sender=_BackgroundPoller, repo_ids=changed)
         free = coordinator.free_slots()
         if free <= 0:
             return

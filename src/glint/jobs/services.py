@@ -1,4 +1,4 @@
-"""Creating, cancelling and retrying jobs, and the job cells of the matrix.
+"""Creating, cancelling and retrying jobs (their cells in the matrix: ``glint.jobs.matrix``).
 
 The planner (``/api/v1/plans/``), the pages and the command line all come here. Refusals that
 depend on the matrix (last copy, protected, not owned, hidden row, stale page, ...) are the
@@ -29,10 +29,11 @@ from django.utils import timezone
 
 from glint import audit
 from glint.accounts.models import Group, User
-from glint.inventory.matrix import Cell, CellState, Row, row_id
 from glint.inventory.models import Image
 from glint.jobs import states
+from glint.jobs.matrix import FAILED_CELL_DAYS, cell_overlays, group_matrix
 from glint.jobs.models import Job, JobTarget
+from glint.matrix.rows import CellState, Row
 from glint.replication import ConflictPolicy
 from glint.repos.models import Repo
 
@@ -44,12 +45,9 @@ __all__ = [
     "submit_property_sync",
     "cancel",
     "retry",
-    "cell_overlays",
+    "cell_overlays",  # built in glint.jobs.matrix, named here too for callers of this module
     "FAILED_CELL_DAYS",
 ]
-
-#: How long a failed target keeps showing as a "failed" cell (with Retry) in the matrix.
-FAILED_CELL_DAYS = 7
 
 
 class JobRefused(Exception):
@@ -134,10 +132,8 @@ def _group_repos(group: Group, repos: Iterable[Repo]) -> list[Repo]:
 
 def _row_of(group: Group, images: Sequence[Image]) -> Row:
     """The matrix row holding every one of ``images`` (as polled, without job cells)."""
-    from glint.inventory.services import group_matrix
-
     wanted = {image.pk for image in images}
-    for row in group_matrix(group, overlays={}).rows:
+    for row in group_matrix(group).rows:
         held = {copy.pk for copy in row.copies}
         if wanted <= held:
             return row
@@ -409,61 +405,3 @@ def retry(job: Job, user: User | None) -> Job:
         transaction.on_commit(lambda: _notify(job.pk))
     job.refresh_from_db()
     return job
-
-
-# The matrix
-
-
-_COPY_CELLS = {
-    states.TargetState.PENDING.value: CellState.QUEUED,
-    states.TargetState.WRITING.value: CellState.COPYING,
-    states.TargetState.VERIFYING.value: CellState.VERIFYING,
-}
-
-
-def cell_overlays(group: Group) -> dict[tuple[str, int], Cell]:
-    """The matrix cells that jobs decide now, in one query.
-
-    A cell's most recent copy or delete job speaks for it: queued / copying n% / verifying for a
-    copy under way, deleting for a delete under way, and failed (with the reason) for a target
-    that failed within the last :data:`FAILED_CELL_DAYS` days and is not being retried
-    automatically right now (then it shows queued). Cells of finished, cancelled or done targets
-    are the inventory's.
-
-    Returns:
-        ``{(row id, repo id): Cell}`` (state, progress percent or None, reason; no copies), keyed
-        like ``glint.inventory.matrix.build_rows`` overlays: the id of the row that answers to the
-        job's name and content key now.
-    """
-    from glint.inventory.services import polled_rows
-
-    since = timezone.now() - datetime.timedelta(days=FAILED_CELL_DAYS)
-    # A job names its row by the content key it had when planned; a copy since (Glint's sha256)
-    # may have made the row's key stronger, and with it the row's id.
-    current = {(row.name, key): row.id for row in polled_rows(group) for key in row.keys}
-    targets = (
-        JobTarget.objects.filter(job__group=group, job__kind__in=(states.COPY, states.UPLOAD, states.DELETE),
-                                 repo__isnull=False)
-        .filter(Q(job__state__in=states.JOB_ACTIVE_STATES) | Q(job__next_attempt_at__isnull=False)
-                | Q(state=states.TargetState.FAILED.value, job__finished__gte=since))
-        .order_by("-job__created", "-job_id")
-        .values_list("repo_id", "state", "bytes_done", "bytes_total", "error", "next_attempt_at",
-                     "job__kind", "job__image_name", "job__content_key", "job__state")
-    )
-    overlays: dict[tuple[str, int], Cell | None] = {}
-    for repo_id, state, done, total, error, next_at, kind, name, content_key, job_state in targets:
-        key = (current.get((name, content_key)) or row_id(group.pk, name, content_key), repo_id)
-        if key in overlays:
-            continue  # a newer job already speaks for this cell
-        progress = min(100, int(done * 100 / total)) if total else None
-        if state == states.TargetState.FAILED.value:
-            if next_at is not None:
-                overlays[key] = Cell(CellState.QUEUED, reason=f"retrying: {error}")
-            else:
-                overlays[key] = Cell(CellState.FAILED, reason=error)
-        elif state in _COPY_CELLS and job_state in states.JOB_ACTIVE_STATES:
-            cell = CellState.DELETING if kind == states.DELETE else _COPY_CELLS[state]
-            overlays[key] = Cell(cell, progress=progress if cell is CellState.COPYING else None)
-        else:
-            overlays[key] = None  # done or cancelled: the inventory speaks, older jobs do not
-    return {key: value for key, value in overlays.items() if value is not None}

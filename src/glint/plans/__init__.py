@@ -1,1 +1,2 @@
-"""Plans: a person's matrix changes, decided against a fresh inventory, then applied as jobs."""
+"""Plans: the matrix pages, and a person's changes on them, decided against a fresh inventory,
+then applied as jobs."""

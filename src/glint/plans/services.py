@@ -19,14 +19,15 @@ from django.utils import timezone
 
 from glint import audit
 from glint.accounts.models import Group, User
-from glint.inventory import services as inventory
-from glint.inventory.matrix import CellState, ConflictKind, Row
 from glint.inventory.models import Image
 from glint.inventory.poller import request_refresh
-from glint.plans import jobs_bridge
+from glint.jobs.matrix import GroupMatrix, group_matrix
+from glint.matrix.conflicts import ConflictKind
+from glint.matrix.planning import Change, RepoFacts, copy_delete_refusal, parse_version, plan_changes
+from glint.matrix.rows import CellState, Row
+from glint.plans import job_submissions
 from glint.plans.choices import Action, ItemStatus, PlanState
 from glint.plans.models import KeepEverywhere, Plan, PlanItem
-from glint.plans.planner import Change, RepoFacts, copy_delete_refusal, parse_version, plan_changes
 from glint.replication import CloudError, ImageRecord, copy_fields, rename_image
 from glint.repos.drivers import open_driver
 
@@ -70,7 +71,7 @@ def _project_id(repo) -> str:
     return repo.cloud_project.rpartition("#")[2] if repo.cloud_project else ""
 
 
-def _repo_facts(matrix: inventory.GroupMatrix) -> dict[int, RepoFacts]:
+def _repo_facts(matrix: GroupMatrix) -> dict[int, RepoFacts]:
     return {repo.pk: RepoFacts(repo.pk, repo.name, _project_id(repo), repo.last_poll_ok is not False,
                                matrix.versions.get(repo.pk, 0))
             for repo in matrix.repos}
@@ -78,12 +79,11 @@ def _repo_facts(matrix: inventory.GroupMatrix) -> dict[int, RepoFacts]:
 
 def _verdicts(group: Group, changes: list[Change], shown: dict[int, int], may_force: bool):
     """The planner's verdicts against the group's inventory as it is now."""
-    matrix = inventory.group_matrix(group)
-    overlays = jobs_bridge.cell_overlays(group)
+    matrix = group_matrix(group, with_jobs=True)
     repos = _repo_facts(matrix)
     protected = Image.objects.filter(repo__in=list(repos), protected=True).values_list("pk", flat=True)
-    verdicts = plan_changes(changes, {row.id: row for row in matrix.rows}, repos, shown=shown,
-                            overlays=overlays, protected=protected, may_force=may_force)
+    verdicts = plan_changes(changes, {row.id: row for row in matrix.polled}, repos, shown=shown,
+                            overlays=matrix.job_cells, protected=protected, may_force=may_force)
     return matrix, verdicts
 
 
@@ -129,7 +129,7 @@ def create_plan(group: Group, user: User, changes: list[Change], inventory_versi
 def _refuse_changed_deletes(plan: Plan, items: list[PlanItem]) -> None:
     """Refuse the deletes whose repo's inventory changed between the plan and now."""
     planned = parse_version(plan.planned_version)
-    now = inventory.group_matrix(plan.group).versions
+    now = group_matrix(plan.group).versions
     for item in items:
         if item.action == Action.DELETE and now.get(item.repo_id) != planned.get(item.repo_id):
             item.status, item.reason, item.images = ItemStatus.REFUSED, CHANGED_SINCE_PLAN, []
@@ -170,11 +170,11 @@ def apply_plan(plan: Plan, user: User) -> list[int]:
             continue
         try:
             if action == Action.COPY:
-                ids = jobs_bridge.submit_copy(plan.group, user, first.source, [i.repo for i in batch])
+                ids = job_submissions.submit_copy(plan.group, user, first.source, [i.repo for i in batch])
             else:
                 images = Image.objects.filter(pk__in=[pk for i in batch for pk in i.images]).select_related("repo")
-                ids = jobs_bridge.submit_delete(plan.group, user, list(images), force=plan.force)
-        except jobs_bridge.JobRefused as exc:
+                ids = job_submissions.submit_delete(plan.group, user, list(images), force=plan.force)
+        except job_submissions.JobRefused as exc:
             PlanItem.objects.filter(pk__in=[i.pk for i in batch]).update(status=ItemStatus.REFUSED, reason=exc.message)
             continue
         PlanItem.objects.filter(pk__in=[i.pk for i in batch]).update(job_id=ids[0] if ids else None)
@@ -211,15 +211,15 @@ def delete_duplicate(group: Group, conflict, image_pk: int, user: User, *, force
     if conflict.kind != ConflictKind.DUPLICATE or image_pk not in {c.pk for c in conflict.copies}:
         raise PlanError("Only one of the copies of a duplicate can be deleted here.")
     copy = next(c for c in conflict.copies if c.pk == image_pk)
-    matrix = inventory.group_matrix(group)
+    matrix = group_matrix(group)
     protected = set(Image.objects.filter(pk=image_pk, protected=True).values_list("pk", flat=True))
     refusal = copy_delete_refusal(copy, _repo_facts(matrix)[copy.repo_id], protected, force)
     if refusal:
         raise PlanError(refusal)
     try:
-        return jobs_bridge.submit_delete(group, user, [Image.objects.select_related("repo").get(pk=image_pk)],
+        return job_submissions.submit_delete(group, user, [Image.objects.select_related("repo").get(pk=image_pk)],
                                          force=force)
-    except jobs_bridge.JobRefused as exc:
+    except job_submissions.JobRefused as exc:
         raise PlanError(exc.message) from None
 
 
@@ -344,8 +344,8 @@ def sync_row_properties(group: Group, row: Row, source_repo_id: int, user: User 
     if not copies:
         raise PlanError("Nothing to change: the copies this group owns already have these properties.")
     try:
-        return jobs_bridge.submit_property_sync(group, user, source, copies)
-    except jobs_bridge.JobRefused as exc:
+        return job_submissions.submit_property_sync(group, user, source, copies)
+    except job_submissions.JobRefused as exc:
         raise PlanError(exc.message) from None
 
 
@@ -389,10 +389,10 @@ def enforce_keep_everywhere(group: Group) -> list[int]:
     flags = {(f.name, f.content_key): f for f in KeepEverywhere.objects.filter(group=group).select_related("created_by")}
     if not flags:
         return []
-    matrix = inventory.group_matrix(group)
-    overlays = jobs_bridge.cell_overlays(group)
+    matrix = group_matrix(group, with_jobs=True)
+    overlays = matrix.job_cells
     job_ids = []
-    for row in matrix.rows:
+    for row in matrix.polled:
         flag = _flag_of(row, flags)
         if flag is None:
             continue

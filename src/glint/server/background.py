@@ -17,7 +17,7 @@ logger = logging.getLogger("glint.server")
 # (module, start function) pairs.
 BACKGROUND_WORKERS = (
     ("glint.inventory.poller", "start_poller"),
-    ("glint.plans.keeper", "start_keeper"),
+    ("glint.plans.keep_everywhere", "start_keeper"),
     ("glint.jobs.dispatch", "start_dispatcher"),
 )
 

@@ -3,7 +3,8 @@
 Every request gets an id: the ``X-Request-ID`` a trusted reverse proxy sent (so one id follows a
 request through nginx/Apache and Glint), or a new random one. It is returned in the response's
 ``X-Request-ID`` header, added to every log line written while the request is served, and stored
-in audit records. cheroot serves each request on one thread, so a ``ContextVar`` holds it.
+in audit records. The context variables themselves are ``glint.current_request``'s, so code below
+the web face can read them.
 """
 
 from __future__ import annotations
@@ -11,30 +12,19 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from contextvars import ContextVar
 
 from django.conf import settings
 
 from glint.accounts.identity import is_trusted_proxy
+from glint.current_request import current_request, current_request_id
+from glint.current_request import request_id_var as _request_id
+from glint.current_request import request_var as _request
 
 __all__ = ["RequestContextMiddleware", "RequestIdLogFilter", "current_request", "current_request_id"]
 
 HEADER = "X-Request-ID"
 #: What a proxy-supplied id may look like: short and printable, so it is safe in logs and headers.
 ACCEPTED_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-
-_request = ContextVar("glint_request", default=None)
-_request_id = ContextVar("glint_request_id", default="")
-
-
-def current_request():
-    """The request this thread is serving, or None (command line, background workers)."""
-    return _request.get()
-
-
-def current_request_id() -> str:
-    return _request_id.get()
-
 
 def _request_id_for(request) -> str:
     offered = request.META.get("HTTP_X_REQUEST_ID", "")

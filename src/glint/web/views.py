@@ -6,7 +6,7 @@ from django.shortcuts import redirect
 
 
 def home(request):
-    return redirect("inventory:matrix")
+    return redirect("images:matrix")
 
 
 def healthz(request):

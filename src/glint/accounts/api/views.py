@@ -25,7 +25,7 @@ from glint.accounts.api.serializers import (
     WhoAmISerializer,
 )
 from glint.accounts.models import AccessRequest, Group, Membership, User
-from glint.api.permissions import IsAdmin, IsRegisteredUser
+from glint.drf.permissions import IsAdmin, IsRegisteredUser
 
 
 def _account_error(exc: services.AccountError):

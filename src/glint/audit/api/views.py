@@ -1,24 +1,16 @@
 """``/api/v1/audit/``: the audit trail, read-only, with the audit page's filters."""
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import serializers, viewsets
+from rest_framework import viewsets
 from rest_framework.exceptions import PermissionDenied, ValidationError
 
-from glint.audit.filters import AuditFilterForm, may_see_audit, visible_records
+from glint.audit.api.serializers import AuditRecordSerializer
+from glint.audit.filtersets import AuditFilterSet, may_see_audit, visible_records
 from glint.audit.models import AuditRecord
 
-
-class AuditRecordSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = AuditRecord
-        fields = ["id", "created", "request_id", "user", "user_dn", "action", "outcome", "group_ref", "group_name",
-                  "repo_ref", "repo_name", "image", "details"]
-        read_only_fields = fields
-
-
 FILTER_PARAMETERS = [
-    OpenApiParameter(name, str, description=str(field.help_text or name))
-    for name, field in AuditFilterForm.base_fields.items()
+    OpenApiParameter(name, str, description=str(field.extra.get("help_text") or name))
+    for name, field in AuditFilterSet.base_filters.items()
 ]
 
 
@@ -38,7 +30,7 @@ class AuditRecordViewSet(viewsets.ReadOnlyModelViewSet):
         records = visible_records(user)
         if self.action != "list":
             return records
-        form = AuditFilterForm(self.request.query_params, viewer=user)
-        if not form.is_valid():
-            raise ValidationError(form.errors)
-        return form.apply(records)
+        filters = AuditFilterSet(self.request.query_params, records, viewer=user)
+        if not filters.is_valid():
+            raise ValidationError(filters.errors)
+        return filters.qs

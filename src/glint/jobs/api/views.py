@@ -5,7 +5,6 @@ group's job is a 404. Cancel and retry answer 202: the work happens in a worker,
 URL tells how it went.
 """
 
-from django.db.models import Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -15,6 +14,7 @@ from rest_framework.response import Response
 from glint.accounts.access import visible_group
 from glint.jobs import services, states
 from glint.jobs.api.serializers import JobSerializer
+from glint.jobs.filtersets import JobFilterSet
 from glint.jobs.models import Job
 
 LIST_PARAMETERS = [
@@ -43,21 +43,10 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
         jobs = Job.objects.visible_to(self.request.user).prefetch_related("targets")
         if params.get("group"):
             jobs = jobs.filter(group=visible_group(self.request.user, params["group"]))
-        if params.get("state"):
-            if params["state"] not in states.JOB_STATES:
-                raise ValidationError({"state": f"Use one of {', '.join(states.JOB_STATES)}."})
-            jobs = jobs.filter(state=params["state"])
-        if params.get("kind"):
-            jobs = jobs.filter(kind=params["kind"])
-        if params.get("requester"):
-            value = params["requester"]
-            jobs = jobs.filter(requester_id=int(value)) if value.isdigit() else jobs.filter(requester_dn__icontains=value)
-        if params.get("repo"):
-            if not params["repo"].isdigit():
-                raise ValidationError({"repo": "Give the repo's id."})
-            repo = int(params["repo"])
-            jobs = jobs.filter(Q(source_repo_id=repo) | Q(targets__repo_id=repo)).distinct()
-        return jobs
+        filters = JobFilterSet(params, queryset=jobs)
+        if not filters.is_valid():
+            raise ValidationError(filters.errors)
+        return filters.qs
 
     def _act(self, request, act):
         job = self.get_object()

@@ -1,4 +1,4 @@
-"""API permission classes. Group-level checks live in ``glint.web.access`` and are shared by views."""
+"""API permission classes. Group-level checks live in ``glint.accounts.access`` and are shared by views."""
 
 from rest_framework.permissions import BasePermission
 

@@ -1,4 +1,4 @@
-"""Write one repo's poll result into the database, as a diff (STYLE.md "Poll as a diff").
+"""Store one repo's poll result (its listing) in the database, as a diff.
 
 Load the known ids and fingerprints, compare with the listing, bulk-update what changed, delete
 what vanished, bulk-create what is new, then set the repo's poll status. A listing identical to
@@ -6,7 +6,7 @@ the previous one (same overall fingerprint) skips the comparison entirely, which
 case between changes (pulp's ``_should_optimize_sync``).
 
 Status and counters are written with ``filter(pk=…).update()`` so a stale object held elsewhere
-never overwrites what a person just edited (STYLE.md "Background writes").
+never overwrites what a person just edited (``docs/architecture.md``, "Background writes").
 """
 
 from __future__ import annotations

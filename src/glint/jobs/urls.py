@@ -1,8 +1,8 @@
-"""``/jobs/``: the jobs pages (``glint.plans.job_views``)."""
+"""``/jobs/``: the jobs pages (``glint.jobs.views``)."""
 
 from django.urls import path
 
-from glint.plans import job_views
+from glint.jobs import views as job_views
 
 app_name = "jobs"
 urlpatterns = [

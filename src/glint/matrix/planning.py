@@ -1,9 +1,9 @@
 """The planner: which of a person's cell changes become jobs, which are no-ops, which are refused.
 
-Pure rules over the matrix (``glint.inventory.matrix``) and a few facts about the repos, so every
+Pure rules over the matrix (``glint.matrix.rows``) and a few facts about the repos, so every
 rule is visible here and testable without a database; ``glint.plans.services`` gathers the facts
-from a fresh inventory and stores the verdicts. ARCHITECTURE.md "Identity of an image, and the
-matrix" and issue 4 "Delete" are the specification.
+from a fresh inventory and stores the verdicts. ``docs/architecture.md`` ("Identity of an image,
+and the matrix") and issue 4 "Delete" are the specification.
 
 Copy (tick). The source is an active copy of a verifiable, shown row in an enabled repo whose last
 poll succeeded, not one being deleted; a copy owned by one of the group's projects is preferred
@@ -23,7 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from glint.inventory.matrix import Cell, CellState, Copy, Row
+from glint.matrix.rows import Cell, CellState, Copy, Row
 
 __all__ = ["Change", "RepoFacts", "Verdict", "copy_delete_refusal", "parse_version", "plan_changes", "PUBLISHED",
            "MESSAGES"]

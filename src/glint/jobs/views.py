@@ -1,56 +1,44 @@
-"""Jobs pages: the list (filter by state, requester, repo) and a job's detail with Cancel and Retry.
+"""Jobs pages: the list (filters: ``glint.jobs.filtersets``) and a job's detail with Cancel and Retry.
 
-Served at ``/jobs/`` (url names ``jobs:list``, ``jobs:detail``, ...). The rows are the jobs app's
-(``glint.jobs.models``); acting on them goes through ``glint.jobs.services`` (via
-``glint.plans.jobs_bridge``). Members see and act on their group's jobs; another group's job is a
-404. A live job's detail re-draws its targets every few seconds.
+Served at ``/jobs/`` (url names ``jobs:list``, ``jobs:detail``, ...). Acting on jobs goes through
+``glint.jobs.services``. Members see and act on their group's jobs; another group's job is a 404.
+A live job's detail re-draws its targets every few seconds.
 """
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from glint.accounts.access import current_group, visible_group
 from glint.jobs.choices import JobState
+from glint.jobs.filtersets import JobFilterSet
+from glint.jobs.matrix import failed_job_of_cell
 from glint.jobs.models import Job
-from glint.jobs.services import JobRefused, cancel as cancel_job
-from glint.plans import jobs_bridge
+from glint.jobs.services import JobRefused, cancel as cancel_job, retry as retry_job
 from glint.repos.models import Repo
 
 #: Jobs per list page.
 PAGE_SIZE = 50
 
 
-def _filtered(request, group):
-    jobs = Job.objects.filter(group=group).select_related("source_repo").prefetch_related("targets")
-    state = request.GET.get("state", "")
-    if state in JobState.values:
-        jobs = jobs.filter(state=state)
-    requester = request.GET.get("requester", "").strip()
-    if requester:
-        jobs = jobs.filter(requester_dn__icontains=requester)
-    repo = request.GET.get("repo", "")
-    if repo.isdigit():
-        jobs = jobs.filter(Q(targets__repo_id=int(repo)) | Q(source_repo_id=int(repo))).distinct()
-    return jobs, {"state": state, "requester": requester, "repo": repo}
-
-
 def job_list(request):
     group = current_group(request)
     if group is None:
-        return render(request, "inventory/no_group.html")
-    jobs, filters = _filtered(request, group)
-    page = Paginator(jobs, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = "&".join(f"{k}={v}" for k, v in {"group": group.pk, **filters}.items() if v)
+        return render(request, "web/no_group.html")
+    jobs = Job.objects.filter(group=group).select_related("source_repo").prefetch_related("targets")
+    filters = JobFilterSet(request.GET, queryset=jobs)
+    valid = filters.is_valid()
+    page = Paginator(filters.qs if valid else jobs.none(), PAGE_SIZE).get_page(request.GET.get("page"))
+    values = {name: request.GET.get(name, "").strip() for name in ("state", "requester", "repo")}
+    query = "&".join(f"{k}={v}" for k, v in {"group": group.pk, **values}.items() if v)
     return render(request, "jobs/list.html", {
-        "group": group, "page": page, "filters": filters, "states": JobState.choices, "query": query,
-        "repos": Repo.objects.filter(group=group).order_by("name"),
-    })
+        "group": group, "page": page, "filters": values, "errors": filters.errors, "states": JobState.choices,
+        "query": query, "repos": Repo.objects.filter(group=group).order_by("name"),
+    }, status=200 if valid else 400)
 
 
 def _visible_job(request, job_id) -> Job:
@@ -85,7 +73,7 @@ def retry(request, job_id):
 
 def _retry(request, job: Job) -> None:
     try:
-        jobs_bridge.retry(job, request.user)
+        retry_job(job, request.user)
         messages.success(request, f"Job {job.pk} queued again: only the targets that are not done are redone.")
     except JobRefused as exc:
         messages.error(request, exc.message)
@@ -96,10 +84,10 @@ def retry_cell(request):
     """The Retry of a failed matrix cell: retries the job whose target failed there."""
     group = visible_group(request.user, request.POST.get("group"))
     row_id, _, repo_id = request.POST.get("cell", "").rpartition(":")
-    job = jobs_bridge.failed_job_of_cell(group, row_id, int(repo_id)) if repo_id.isdigit() else None
+    job = failed_job_of_cell(group, row_id, int(repo_id)) if repo_id.isdigit() else None
     if job is None:
         messages.info(request, "Nothing to retry there any more.")
     else:
         _retry(request, job)
-    return redirect(f"{reverse('inventory:matrix')}?group={group.pk}")
+    return redirect(f"{reverse('images:matrix')}?group={group.pk}")
 
