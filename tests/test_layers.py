@@ -49,8 +49,6 @@ KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
 
 #: Import cycles that still exist, as the sorted tuple of their modules. Empty it.
 KNOWN_CYCLES: dict[tuple[str, ...], str] = {
-    ("glint.jobs.celery", "glint.jobs.runners"):
-        "part B: the Celery circle goes on the engine branch",
     ("glint.inventory.services", "glint.jobs.matrix"):
         "part B: through the find_row shim for transfers",
 }
