@@ -42,6 +42,7 @@ from glint.jobs.targets import (
     save_target,
 )
 from glint.replication import CopySource, TargetState, copy_image, sync_properties
+from glint.transfers import formats
 
 __all__ = ["LeaseKeeper", "claim", "claimable", "register_runner", "run_claimed", "serialized_claims"]
 
@@ -160,8 +161,11 @@ def _run_copy(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None:
         targets = open_copy_targets(todo, stack, visibility=options.get("visibility"), options=options)
         if not targets:
             return
-        result = copy_image(CopySource(source, job.source_image_id, repo_ref=str(job.source_repo.pk)), targets,
-                            cache=content_cache(), observer=TargetWriter(by_key), cancel=cancel)
+        # A qcow2 naming a backing or data file is refused before any target is created.
+        copy_source = CopySource(source, job.source_image_id, repo_ref=str(job.source_repo.pk),
+                                 inspect_head=formats.unsafe_reason)
+        result = copy_image(copy_source, targets, cache=content_cache(), observer=TargetWriter(by_key),
+                            cancel=cancel)
     if result.sha256 and not job.sha256:
         Job.objects.filter(pk=job.pk).update(sha256=result.sha256)
     record_outcomes(by_key, result)
