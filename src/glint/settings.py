@@ -145,7 +145,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["glint.api.throttling.PerPersonRateThrottle"],
     "DEFAULT_PERMISSION_CLASSES": ["glint.api.permissions.IsRegisteredUser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "glint.api.pagination.Pagination",
     "PAGE_SIZE": 100,
     "UNAUTHENTICATED_USER": None,
 }

@@ -12,11 +12,11 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from glint.accounts.access import current_group, visible_group
+from glint.api.pagination import Pagination
 from glint.inventory import services
 from glint.inventory.api.serializers import (
     ConflictSerializer,
@@ -77,7 +77,7 @@ class ImageRowViewSet(viewsets.ViewSet):
         needle = request.query_params.get("q", "").lower()
         rows = [r for r in matrix.rows if (hidden is None or r.hidden == hidden) and needle in r.name.lower()]
         rows = sort_rows(rows, request.query_params.get("sort", "name"))
-        paginator = LimitOffsetPagination()
+        paginator = Pagination()
         page = paginator.paginate_queryset(rows, request, view=self)
         response = paginator.get_paginated_response(RowSerializer(page, many=True).data)
         response.data["group"] = matrix.group.pk
