@@ -18,9 +18,10 @@ from tests.live import run_glint
 from tests.plans.helpers import add_image, add_repo
 
 UNSAFE = {
-    "line feed": "ubuntu\nforged", "carriage return": "ubuntu\rforged", "escape": "\x1b[2Jubuntu", "NUL": "a\x00b",
-    "DEL": "a\x7fb", "C1 NEL": "a\x85b", "C1 CSI": "a\x9b2J", "RLO": "\u202egpj.exe", "LRE": "a\u202ab",
-    "PDF": "a\u202cb", "LRI": "a\u2066b", "PDI": "a\u2069b", "lone surrogate": "a\ud800b",
+    "line feed": "ubuntu\nforged", "carriage return": "ubuntu\rforged", "escape": "\x1b[2Jubuntu",
+    "NUL": "a\x00b", "DEL": "a\x7fb", "C1 NEL": "a\x85b", "C1 CSI": "a\x9b2J",
+    "RLO": "\u202egpj.exe", "LRE": "a\u202ab", "PDF": "a\u202cb", "LRI": "a\u2066b",
+    "PDI": "a\u2069b", "lone surrogate": "a\ud800b",
 }
 
 
@@ -32,7 +33,7 @@ def test_the_validator_names_the_character_but_never_repeats_it(text):
     assert bad not in problem
 
 
-@pytest.mark.parametrize("text", ["ubuntu-24.04", "Ubuntu 24.04 LTS (ω) ✓ 😀", "a\u200fb", "Ümlaut-é"])
+@pytest.mark.parametrize("text", ["ubuntu-24.04", "Ubuntu 24.04 LTS (ω) ✓ 😀", "a\u200fb", "Ü-é"])
 def test_ordinary_text_passes(text):
     assert validators.text_problem(text) is None
 
@@ -66,7 +67,8 @@ def test_the_api_refuses_unsafe_text_with_a_400(world, group_a, text):
     for response in refused:
         assert response.status_code == 400, (response.request["PATH_INFO"], response.content)
         reason = response.content.decode()
-        assert "U+" in reason or "Null characters are not allowed" in reason, reason  # DRF's own for NUL
+        # NUL: DRF's own refusal comes first
+        assert "U+" in reason or "Null characters are not allowed" in reason, reason
     assert not Upload.objects.exists()
     assert list(Group.objects.values_list("name", flat=True)) == ["alpha"]
     assert list(Repo.objects.values_list("name", flat=True)) == ["one"]
@@ -87,10 +89,12 @@ def test_a_rename_to_unsafe_text_is_refused_before_the_cloud_is_asked(world, gro
 @pytest.mark.django_db
 def test_the_pages_show_a_form_error(world, group_a):
     page = world["admin"].post("/accounts/groups/", {"name": "physics\u202e", "description": ""})
-    assert page.status_code == 200 and "bidirectional control character (U+202E)" in page.content.decode()
+    assert page.status_code == 200
+    assert "bidirectional control character (U+202E)" in page.content.decode()
     page = world["manager"].post(f"/repos/add/?group={group_a.pk}", {
-        "name": "two\r\nthree", "kind": "openstack", "auth_url": "https://keystone.example.invalid/v3",
-        "interface": "public", "auth_type": "password", "username": "u", "password": "p", "project_name": "p"})
+        "name": "two\r\nthree", "kind": "openstack",
+        "auth_url": "https://keystone.example.invalid/v3", "interface": "public",
+        "auth_type": "password", "username": "u", "password": "p", "project_name": "p"})
     assert page.status_code == 200 and "control character (U+000D)" in page.content.decode()
     assert list(Group.objects.values_list("name", flat=True)) == ["alpha"]
     assert list(Repo.objects.values_list("name", flat=True)) == ["one"]

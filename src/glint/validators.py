@@ -68,7 +68,8 @@ def check_properties(properties: Mapping[str, object]) -> str | None:
     None. A key is named by its ``repr`` (which escapes whatever makes it unsafe)."""
     for key, value in properties.items():
         key = str(key)
-        problem = text_problem(key, "A property key") or text_problem(str(value), f"Property {key!r}")
+        problem = (text_problem(key, "A property key")
+                   or text_problem(str(value), f"Property {key!r}"))
         if problem:
             return problem
     return None

@@ -65,7 +65,7 @@ def test_ami_ari_aki_are_taken_by_declaration_unless_the_bytes_are_another_forma
 
 # qcow2 images that name other files (qcow2 header layout: qemu's docs/interop/qcow2.txt)
 
-INCOMPATIBLE_FEATURES = 72  # offset of the version 3 incompatible-feature bits (8 bytes, big-endian)
+INCOMPATIBLE_FEATURES = 72  # version 3's incompatible-feature bits (8 bytes, big-endian)
 
 
 def qcow2_head(tmp_path, *options):
@@ -89,7 +89,8 @@ def test_a_backing_file_is_refused_and_named(tmp_path, compat):
 
 def test_an_external_data_file_is_refused_by_its_flag_and_by_its_name(tmp_path):
     head = bytearray(qcow2_head(tmp_path, "-o", "data_file=data.raw"))
-    assert "the external data file flag and an external data file ('data.raw')" in formats.unsafe_reason(head)
+    both = "the external data file flag and an external data file ('data.raw')"
+    assert both in formats.unsafe_reason(head)
 
     only_the_name = bytearray(head)
     only_the_name[INCOMPATIBLE_FEATURES + 7] &= ~0x04

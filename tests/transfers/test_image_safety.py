@@ -50,8 +50,8 @@ def put(client, upload: dict, data: bytes):
 
 @pytest.mark.parametrize("declared", ["qcow2", "raw", ""])
 @pytest.mark.parametrize("hazard", UNSAFE)
-def test_an_unsafe_qcow2_file_is_refused_before_anything_reaches_a_cloud(devcloud, client, group_a, repos,
-                                                                         image_name, tmp_path, hazard, declared):
+def test_an_unsafe_qcow2_file_is_refused_before_anything_reaches_a_cloud(
+        devcloud, client, group_a, repos, image_name, tmp_path, hazard, declared):
     data = UNSAFE[hazard](tmp_path).read_bytes()
     upload = start(client, group_a, repos, name=image_name, disk_format=declared)
 
@@ -65,8 +65,8 @@ def test_an_unsafe_qcow2_file_is_refused_before_anything_reaches_a_cloud(devclou
     assert images_named(devcloud, image_name) == NOTHING
 
 
-def test_an_unsafe_qcow2_link_fails_its_job_and_leaves_nothing(devcloud, client, group_a, repos, web, settings,
-                                                              image_name, tmp_path):
+def test_an_unsafe_qcow2_link_fails_its_job_and_leaves_nothing(
+        devcloud, client, group_a, repos, web, settings, image_name, tmp_path):
     settings.GLINT_FETCH_ALLOW_CIDRS = ["127.0.0.0/8"]
     data = backing_file_qcow2(tmp_path).read_bytes()
     sha256 = web.add(f"/{image_name}", data)
@@ -84,14 +84,17 @@ def test_an_unsafe_qcow2_link_fails_its_job_and_leaves_nothing(devcloud, client,
 
 
 @pytest.mark.parametrize("hazard", UNSAFE)
-def test_an_unsafe_qcow2_in_a_cloud_is_never_copied(devcloud, group_a, image_name, tmp_path, hazard):
-    source_repo, target_repo = (add_devcloud_repo(devcloud, group_a, c) for c in ("devcloud-1", "devcloud-2"))
+def test_an_unsafe_qcow2_in_a_cloud_is_never_copied(devcloud, group_a, image_name, tmp_path,
+                                                    hazard):
+    source_repo = add_devcloud_repo(devcloud, group_a, "devcloud-1")
+    target_repo = add_devcloud_repo(devcloud, group_a, "devcloud-2")
     data = UNSAFE[hazard](tmp_path).read_bytes()
+    fields = {"name": image_name, "disk_format": "qcow2", "container_format": "ovf",
+              "visibility": "private"}
     with driver_for(devcloud, "devcloud-1") as cloud:
-        source = cloud.create_and_write({"name": image_name, "disk_format": "qcow2", "container_format": "ovf",
-                                         "visibility": "private"}, [data], size=len(data))
-    job = Job.objects.create(kind=states.COPY, group=group_a, source_repo=source_repo, source_image_id=source.id,
-                             image_name=image_name, row_key=image_name)
+        source = cloud.create_and_write(fields, [data], size=len(data))
+    job = Job.objects.create(kind=states.COPY, group=group_a, source_repo=source_repo,
+                             source_image_id=source.id, image_name=image_name, row_key=image_name)
     JobTarget.objects.create(job=job, repo=target_repo, repo_name=target_repo.name)
 
     assert run_in_process(job.pk) == "failed"
@@ -104,21 +107,24 @@ def test_an_unsafe_qcow2_in_a_cloud_is_never_copied(devcloud, group_a, image_nam
     assert images_named(devcloud, image_name)["devcloud-2"] == []
 
 
-def test_a_checksum_that_does_not_match_is_a_400_naming_both_values(devcloud, client, group_a, repos,
-                                                                     image_name):
+def test_a_checksum_that_does_not_match_is_a_400_naming_both_values(
+        devcloud, client, group_a, repos, image_name):
     data = b"".join(random_chunks(image_name, 2 * 2**20))
     computed = hashlib.sha256(data).hexdigest()
     declared = hashlib.sha256(b"other bytes").hexdigest()
-    upload = start(client, group_a, repos, name=image_name, size=len(data), checksum=f"sha256:{declared}")
+    upload = start(client, group_a, repos, name=image_name, size=len(data),
+                   checksum=f"sha256:{declared}")
 
     response = put(client, upload, data)
 
     assert response.status_code == 400, response.content
     body = response.json()
     assert body["state"] == "failed" and body["error_code"] == "checksum_mismatch"
-    assert f"declared sha256:{declared}" in body["detail"] and f"hash to sha256:{computed}" in body["detail"]
+    assert f"declared sha256:{declared}" in body["detail"]
+    assert f"hash to sha256:{computed}" in body["detail"]
     assert "the cloud stored" not in body["detail"]
     job = Job.objects.get(pk=body["job"])
-    assert {(t.error_code, t.error) for t in job.targets.all()} == {("checksum_mismatch", body["detail"])}
+    errors = {(t.error_code, t.error) for t in job.targets.all()}
+    assert errors == {("checksum_mismatch", body["detail"])}
     assert images_named(devcloud, image_name) == NOTHING
     assert content_cache().get(computed) is None, "nothing was kept in the cache"

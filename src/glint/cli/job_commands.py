@@ -68,7 +68,8 @@ def resolve_repos(matrix: dict, names: tuple[str, ...]) -> list[dict]:
     for name in names:
         repo = by_name.get(name) or by_id.get(name)
         if repo is None:
-            raise click.ClickException(f"no repo {name!r} in this group (known: {shown(', '.join(sorted(by_name)))})")
+            known = shown(", ".join(sorted(by_name)))
+            raise click.ClickException(f"no repo {name!r} in this group (known: {known})")
         repos.append(repo)
     return repos
 
@@ -94,7 +95,8 @@ def _targets(job: dict) -> str:
 
 
 def _status_line(job: dict) -> str:
-    return f"job {job['id']} {job['kind']} {shown(job['image_name'])}: {job['state']}  {_targets(job)}"
+    return (f"job {job['id']} {job['kind']} {shown(job['image_name'])}: {job['state']}  "
+            f"{_targets(job)}")
 
 
 def _summary(job: dict) -> str:

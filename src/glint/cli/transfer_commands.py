@@ -140,7 +140,8 @@ def _upload_file(client, body: dict, file: Path, wait: bool) -> None:
             file.open("rb") as handle:
         result = client.request("PUT", path, timeout=PUT_TIMEOUT, data=_ProgressFile(handle, size, bar),
                                 headers={"Content-Type": "application/octet-stream"}).json()
-    click.echo(f"upload {result['id']} of {shown(result['name'])}: {result['state']} ({result['disk_format']}, "
+    click.echo(f"upload {result['id']} of {shown(result['name'])}: {result['state']} "
+               f"({result['disk_format']}, "
                f"sha256 {result['sha256'] or '?'}); job {result['job']}: {result['job_state']}")
     if wait and result["job"]:
         sys.exit(wait_for(client, [result["job"]]))

@@ -164,8 +164,8 @@ def _run_copy(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None:
         # A qcow2 naming a backing or data file is refused before any target is created.
         copy_source = CopySource(source, job.source_image_id, repo_ref=str(job.source_repo.pk),
                                  inspect_head=formats.unsafe_reason)
-        result = copy_image(copy_source, targets, cache=content_cache(), observer=TargetWriter(by_key),
-                            cancel=cancel)
+        result = copy_image(copy_source, targets, cache=content_cache(),
+                            observer=TargetWriter(by_key), cancel=cancel)
     if result.sha256 and not job.sha256:
         Job.objects.filter(pk=job.pk).update(sha256=result.sha256)
     record_outcomes(by_key, result)

@@ -97,8 +97,9 @@ class UploadDataView(APIView):
     @extend_schema(
         request={"application/octet-stream": {"type": "string", "format": "binary"}},
         responses={200: UploadSerializer,
-                   400: OpenApiResponse(description="A declared format the bytes contradict, a qcow2 naming a "
-                                                    "backing or data file, or a declared checksum they do not match."),
+                   400: OpenApiResponse(description=(
+                       "A declared format the bytes contradict, a qcow2 naming a backing or data "
+                       "file, or a declared checksum they do not match.")),
                    409: OpenApiResponse(description="The data was sent already."),
                    413: OpenApiResponse(description="Over the size limit (upload_max_bytes).")},
     )
