@@ -99,7 +99,7 @@ def test_an_external_data_file_is_refused_by_its_flag_and_by_its_name(tmp_path):
     only_the_flag = bytearray(head)
     at = only_the_flag.index(b"DATA")
     only_the_flag[at:at + 4] = b"\x12\x34\x56\x78"  # an extension type nobody knows: skipped
-    assert "with the external data file flag," in formats.unsafe_reason(only_the_flag)
+    assert "with the external data file flag;" in formats.unsafe_reason(only_the_flag)
 
 
 def test_unknown_features_and_unreadable_headers_are_refused(tmp_path):

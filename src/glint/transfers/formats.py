@@ -176,8 +176,9 @@ def unsafe_reason(head: bytes) -> str | None:
     hazards = _qcow2_hazards(head)
     if not hazards:
         return None
-    return (f"a qcow2 image with {' and '.join(hazards)}, which the cloud would open on its own "
-            f"hosts; flatten it first (qemu-img convert -O qcow2 IN OUT, without -o data_file)")
+    return (f"a qcow2 image with {' and '.join(hazards)}; a qcow2 that names (or may name) other "
+            f"files for the cloud to open on its hosts is refused, as Glance refuses it: flatten "
+            f"it first (qemu-img convert -O qcow2 IN OUT, without -o data_file)")
 
 
 def check_safe(head: bytes) -> None:
