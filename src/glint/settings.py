@@ -150,7 +150,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["glint.drf.permissions.IsRegisteredUser"],
     "EXCEPTION_HANDLER": "glint.drf.exceptions.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "glint.drf.pagination.Pagination",
     "PAGE_SIZE": 100,
     "UNAUTHENTICATED_USER": None,
 }

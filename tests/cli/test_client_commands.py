@@ -95,3 +95,26 @@ def test_login_with_relative_paths_works_from_any_directory(cli, live_glint, pki
     assert gone.returncode != 0
     assert "Traceback" not in gone.stderr
     assert str(local / "ca.pem") in gone.stderr and "Log in again" in gone.stderr
+
+
+def test_no_raw_control_character_from_a_cloud_reaches_the_terminal(cli, live_glint, pki, devcloud):
+    """A cloud accepts any image name; ``glint images`` shows a CR/LF, an escape sequence or a
+    bidirectional override escaped, so a name cannot forge a table row or rewrite the screen."""
+    from tests.jobs.helpers import LiveAPI
+    from tests.jobs.images import delete_named, upload
+
+    name = f"evil-{os.urandom(4).hex()}\r\nforged-row  ✓  ✓\x1b[2J\u202egpj.exe\x85"
+    upload(devcloud, "devcloud-1", name, 4096)
+    try:
+        LiveAPI(live_glint, pki).row(name)
+        assert login(cli, live_glint, pki).returncode == 0
+        for command in (("images", "--group", LIVE_GROUP), ("jobs", "--group", LIVE_GROUP)):
+            result = cli(*command)
+            assert result.returncode == 0, result.stderr
+            for raw in ("\r", "\x1b", "\u202e", "\x85"):
+                assert raw not in result.stdout, (command, raw)
+        images = cli("images", "--group", LIVE_GROUP, "--name", name[:12]).stdout
+        assert "\\r\\nforged-row  ✓  ✓\\x1b[2J\\u202egpj.exe\\x85" in images
+        assert len(images.splitlines()) == 2, "the header and one row, no forged one"
+    finally:
+        delete_named(devcloud, name)

@@ -74,6 +74,17 @@ def test_probes_and_static_files_need_no_certificate(server, pki):
     assert https_get(server.port, "/static/glint/htmx.min.js", client_context(pki))[0] == 200
 
 
+@pytest.mark.parametrize("path", [
+    "/static/../../x", "/static/glint/../../../../etc/passwd", "/static/..%2f..%2fx",
+    "/static/%2e%2e/%2e%2e/x", "/static/%2e%2e%2f%2e%2e%2fsettings.py", "/static/..%5c..%5cx",
+    "/static/a%00b", "/%2e%2e/%2e%2e/etc/passwd", "/api/v1/..%2f..%2fschema/", "/static/%ff%fe",
+])
+def test_a_path_out_of_the_static_files_is_a_4xx_without_a_traceback(server, pki, path):
+    status, _body = https_get(server.port, path, client_context(pki))
+    assert 400 <= status < 500, (path, status)
+    assert "Traceback" not in server.log(), server.log()[-2000:]
+
+
 def test_certificate_from_another_ca_is_refused_at_the_handshake(server, pki, tmp_path):
     stranger_ca = make_ca("Some Other CA")
     cert, key = make_user_cert(stranger_ca, "Alice Registered")  # same DN as a registered user

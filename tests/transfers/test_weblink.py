@@ -53,7 +53,7 @@ def test_what_only_the_fetch_tells_fails_the_job_and_leaves_nothing(devcloud, cl
     data = b"".join(random_chunks(image_name, 2**20))
     web2.add(f"/{image_name}", data)
     fields, code = {}, {"redirect to 127.0.0.1": "url_refused", "over the size limit": "too_large",
-                        "checksum mismatch": "source_verification_failed"}[case]
+                        "checksum mismatch": "checksum_mismatch"}[case]
     if case == "redirect to 127.0.0.1":
         web2.redirects[f"/{image_name}"] = f"http://127.0.0.1:{web2.port}/{image_name}"
     elif case == "over the size limit":

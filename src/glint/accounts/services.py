@@ -18,7 +18,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models.deletion import Collector, ProtectedError
 
-from glint import audit
+from glint import audit, validators
 from glint.accounts.choices import Role
 from glint.accounts.dn import canonical_from_string
 from glint.accounts.models import AccessRequest, Group, Membership, TokenIdentity, User
@@ -145,10 +145,17 @@ def set_default_group(user: User, group: Group | None) -> None:
 # Groups -------------------------------------------------------------------------------------------
 
 
-def _new_group(name: str, description: str) -> Group:
-    name = name.strip()
+def _check_group_name(name: str) -> None:
     if not name:
         raise AccountError("a group needs a name")
+    problem = validators.text_problem(name)
+    if problem:
+        raise AccountError(problem)
+
+
+def _new_group(name: str, description: str) -> Group:
+    name = name.strip()
+    _check_group_name(name)
     if Group.objects.filter(name=name).exists():
         raise AccountError(f"a group named {name!r} already exists")
     return Group.objects.create(name=name, description=description)
@@ -165,8 +172,7 @@ def update_group(actor: User, group: Group, *, name: str, description: str) -> G
     """Rename a group or change its description (admins)."""
     _require_admin(actor, "group.update", group=group)
     name = name.strip()
-    if not name:
-        raise AccountError("a group needs a name")
+    _check_group_name(name)
     if Group.objects.filter(name=name).exclude(pk=group.pk).exists():
         raise AccountError(f"a group named {name!r} already exists")
     old_name = group.name

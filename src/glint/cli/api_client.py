@@ -13,6 +13,7 @@ import click
 import requests
 
 from glint.cli.config import ClientConfig
+from glint.cli.output import shown
 
 TIMEOUT = (10, 120)  # (connect, read) seconds
 
@@ -70,10 +71,10 @@ def _reason(response: requests.Response) -> str:
     try:
         body = response.json()
     except ValueError:
-        return response.reason or "no reason given"
+        return shown(response.reason or "no reason given")
     if isinstance(body, dict) and "detail" in body:
-        return str(body["detail"])
-    return str(body)
+        return shown(body["detail"])
+    return shown(body)
 
 
 def _tls_reason(exc: Exception) -> str:

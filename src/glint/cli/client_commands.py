@@ -8,6 +8,7 @@ import click
 
 from glint.cli import config
 from glint.cli.api_client import GlintAPI
+from glint.cli.output import shown
 
 
 def api() -> GlintAPI:
@@ -19,8 +20,8 @@ def api() -> GlintAPI:
 
 def print_table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
     """Print ``rows`` as aligned columns; ``columns`` are (key, heading) pairs."""
-    cells = [[heading for _, heading in columns]]
-    cells += [["" if row.get(key) is None else str(row.get(key)) for key, _ in columns] for row in rows]
+    cells = [[shown(heading) for _, heading in columns]]
+    cells += [[shown(row.get(key)) for key, _ in columns] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
     for line in cells:
         click.echo("  ".join(value.ljust(width) for value, width in zip(line, widths)).rstrip())
@@ -64,7 +65,7 @@ def login(url, cert, key, ca_file, ca_dir):
     settings = config.ClientConfig(url=url, cert=cert, key=key, ca_file=ca_file, ca_dir=ca_dir)
     me = GlintAPI(settings).get("whoami/")
     path = config.save(settings)
-    click.echo(f"logged in to {url} as {me['display_dn']} (saved in {path})")
+    click.echo(f"logged in to {url} as {shown(me['display_dn'])} (saved in {path})")
 
 
 @click.command()
@@ -75,9 +76,9 @@ def whoami(as_json):
     if as_json:
         click.echo(jsonlib.dumps(me, indent=2))
         return
-    click.echo(f"{me['display_dn']}{'  (admin)' if me['is_admin'] else ''}")
+    click.echo(f"{shown(me['display_dn'])}{'  (admin)' if me['is_admin'] else ''}")
     for group in me["groups"]:
-        click.echo(f"  {group['name']}: {group['role']}")
+        click.echo(f"  {shown(group['name'])}: {shown(group['role'])}")
 
 
 def show_group_list(path: str, group: str | None, as_json: bool, columns, describe, empty: str) -> None:

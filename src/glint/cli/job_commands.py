@@ -16,6 +16,7 @@ import click
 
 from glint.cli.api_client import GlintAPI
 from glint.cli.client_commands import api, group_option, json_option, print_table, resolve_group
+from glint.cli.output import shown
 from glint.jobs.states import CLI_EXIT_CODES, JOB_ACTIVE_STATES, JOB_STATES
 
 #: Seconds between looks at a job while waiting or watching.
@@ -35,7 +36,7 @@ def _matrix(client: GlintAPI, group: int | None) -> dict:
 
 def _label(row: dict, repo_names: dict[int, str]) -> str:
     held = [repo_names.get(cell["repo"], str(cell["repo"])) for cell in row["cells"] if cell["copies"]]
-    return f"  {row['name']}@{row['content_key'][:23]}  (in {', '.join(held) or 'no repo'})"
+    return shown(f"  {row['name']}@{row['content_key'][:23]}  (in {', '.join(held) or 'no repo'})")
 
 
 def resolve_image(matrix: dict, image: str) -> dict:
@@ -67,7 +68,8 @@ def resolve_repos(matrix: dict, names: tuple[str, ...]) -> list[dict]:
     for name in names:
         repo = by_name.get(name) or by_id.get(name)
         if repo is None:
-            raise click.ClickException(f"no repo {name!r} in this group (known: {', '.join(sorted(by_name))})")
+            known = shown(", ".join(sorted(by_name)))
+            raise click.ClickException(f"no repo {name!r} in this group (known: {known})")
         repos.append(repo)
     return repos
 
@@ -88,18 +90,22 @@ def _bar(target: dict) -> str:
     return target["state"]
 
 
+def _targets(job: dict) -> str:
+    return "  ".join(f"{shown(t['repo_name'])} {_bar(t)}" for t in job["targets"])
+
+
 def _status_line(job: dict) -> str:
-    targets = "  ".join(f"{t['repo_name']} {_bar(t)}" for t in job["targets"])
-    return f"job {job['id']} {job['kind']} {job['image_name']}: {job['state']}  {targets}"
+    return (f"job {job['id']} {job['kind']} {shown(job['image_name'])}: {job['state']}  "
+            f"{_targets(job)}")
 
 
 def _summary(job: dict) -> str:
-    lines = [f"job {job['id']} {job['kind']} {job['image_name']}: {job['state']}"]
+    lines = [f"job {job['id']} {job['kind']} {shown(job['image_name'])}: {job['state']}"]
     for target in job["targets"]:
         detail = target["outcome"] or target["state"]
         if target["error"]:
             detail += f": {target['error']}"
-        lines.append(f"  {target['repo_name']}: {detail}")
+        lines.append(f"  {shown(target['repo_name'])}: {shown(detail)}")
     return "\n".join(lines)
 
 
@@ -151,13 +157,13 @@ def _plan_and_apply(group, image, repos, action, wait, force=False):
     })
     for item in plan["items"]:
         if item["status"] != "planned":
-            click.echo(f"{item['repo_name']}: {item['status']}: {item['reason']}")
+            click.echo(f"{shown(item['repo_name'])}: {item['status']}: {shown(item['reason'])}")
     if not any(item["status"] == "planned" for item in plan["items"]):
         refused = any(item["status"] == "refused" for item in plan["items"])
         click.echo("nothing to do" if not refused else "nothing was started")
         sys.exit(1 if refused else 0)
     job_ids = client.post(f"plans/{plan['id']}/apply/")["jobs"]
-    click.echo(f"{action} of {row['name']}: job {', '.join(map(str, job_ids))} started")
+    click.echo(f"{action} of {shown(row['name'])}: job {', '.join(map(str, job_ids))} started")
     if wait:
         sys.exit(wait_for(client, job_ids))
 
@@ -206,7 +212,7 @@ def jobs(group, state, watch, as_json):
         if not items:
             click.echo("No jobs.")
         else:
-            print_table([{**item, "targets": "  ".join(f"{t['repo_name']} {_bar(t)}" for t in item["targets"]),
+            print_table([{**item, "targets": _targets(item),
                           "created": item["created"][:19].replace("T", " ")} for item in items],
                         [("id", "ID"), ("kind", "KIND"), ("image_name", "IMAGE"), ("state", "STATE"),
                          ("targets", "TARGETS"), ("requester", "REQUESTER"), ("created", "CREATED")])

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import click
 
+from glint.cli.output import shown
 from glint.cli.server_commands import setup_django
 
 
@@ -68,7 +69,8 @@ def repo_import(file, group_name, clouds):
     except services.RepoValidationError as exc:
         raise click.ClickException(f"{file}: {exc.message}") from None
     for result in results:
-        click.echo(f"{result.cloud}: {result.status}{': ' + result.reason if result.reason else ''}")
+        reason = f": {shown(result.reason)}" if result.reason else ""
+        click.echo(f"{shown(result.cloud)}: {result.status}{reason}")
     if any(result.status == services.ImportStatus.FAILED for result in results):
         raise SystemExit(1)
 

@@ -26,6 +26,7 @@ import click
 import requests
 
 from glint.cli.client_commands import api, group_option, resolve_group
+from glint.cli.output import shown
 from glint.cli.job_commands import (
     _matrix,
     resolve_image,
@@ -124,8 +125,8 @@ def upload(file, url, checksum, checksum_url, checksum_entry, name, repos, disk_
 
 def _upload_link(client, body: dict, url: str, wait: bool) -> None:
     created = client.post("uploads/", {**body, "url": url})
-    click.echo(f"upload {created['id']} of {created['name']} from {created['url']}; job {created['job']}: "
-               f"{created['job_state']}")
+    click.echo(f"upload {created['id']} of {shown(created['name'])} from {shown(created['url'])}; "
+               f"job {created['job']}: {created['job_state']}")
     if wait:
         sys.exit(wait_for(client, [created["job"]]))
 
@@ -139,7 +140,8 @@ def _upload_file(client, body: dict, file: Path, wait: bool) -> None:
             file.open("rb") as handle:
         result = client.request("PUT", path, timeout=PUT_TIMEOUT, data=_ProgressFile(handle, size, bar),
                                 headers={"Content-Type": "application/octet-stream"}).json()
-    click.echo(f"upload {result['id']} of {result['name']}: {result['state']} ({result['disk_format']}, "
+    click.echo(f"upload {result['id']} of {shown(result['name'])}: {result['state']} "
+               f"({result['disk_format']}, "
                f"sha256 {result['sha256'] or '?'}); job {result['job']}: {result['job_state']}")
     if wait and result["job"]:
         sys.exit(wait_for(client, [result["job"]]))
@@ -169,7 +171,7 @@ def _open(client, path: str, offset: int) -> requests.Response:
 
 def _default_name(response: requests.Response, row: dict) -> Path:
     match = _FILENAME.search(response.headers.get("Content-Disposition", ""))
-    return Path(os.path.basename(match.group(1)) if match else row["name"])
+    return Path(shown(os.path.basename(match.group(1)) if match else row["name"]))
 
 
 @click.command()

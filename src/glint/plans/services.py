@@ -17,7 +17,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
-from glint import audit
+from glint import audit, validators
 from glint.accounts.models import Group, User
 from glint.inventory.models import Image
 from glint.inventory.poller import request_refresh
@@ -234,6 +234,9 @@ def _name_refusal(image: Image, name: str) -> str:
         return "Type the new name."
     if len(name) > MAX_NAME:
         return f"A name has at most {MAX_NAME} characters; this one has {len(name)}."
+    problem = validators.text_problem(name)
+    if problem:
+        return problem + "."
     if name == image.name:
         return f"The image is already called “{name}”."
     if Image.objects.filter(repo_id=image.repo_id, name=name).exists():

@@ -42,6 +42,17 @@ from glint.clouds import (
 from glint.clouds.addresses import EndpointPolicy
 from glint.replication.cache import CacheEntry, ContentCache
 from glint.replication.copier import copy_image
+from glint.replication.copy_types import (
+    CopyObserver,
+    CopyOptions,
+    CopyResult,
+    CopySource,
+    CopyTarget,
+    Failure,
+    TargetOutcome,
+    TargetResult,
+    TargetState,
+)
 from glint.replication.deletes import (
     STUCK_STATUSES,
     DeleteOutcome,
@@ -58,11 +69,13 @@ from glint.replication.errors import (
     PullFailed,
     ReplicationError,
     SourceNotUsable,
+    SourceUnsafe,
     SourceVerificationFailed,
     TargetVerificationFailed,
     UnexpectedError,
     VerificationTimeout,
 )
+from glint.replication.image_safety import unsafe_reason
 from glint.replication.policies import ConflictPolicy
 from glint.replication.properties import (
     PropertyRules,
@@ -70,17 +83,6 @@ from glint.replication.properties import (
     copy_fields,
     rename_image,
     sync_properties,
-)
-from glint.replication.copy_types import (
-    CopyObserver,
-    CopyOptions,
-    CopyResult,
-    CopySource,
-    CopyTarget,
-    Failure,
-    TargetOutcome,
-    TargetResult,
-    TargetState,
 )
 
 __all__ = [
@@ -113,6 +115,7 @@ __all__ = [
     "ReplicationError",
     "RepoConnection",
     "SourceNotUsable",
+    "SourceUnsafe",
     "SourceVerificationFailed",
     "TargetOutcome",
     "TargetResult",
@@ -128,4 +131,5 @@ __all__ = [
     "remove_orphan",
     "rename_image",
     "sync_properties",
+    "unsafe_reason",
 ]

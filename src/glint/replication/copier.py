@@ -26,10 +26,6 @@ from collections.abc import Iterator, Sequence
 from glint.clouds import CHUNK_SIZE, CloudDriver, CloudError, ImageRecord
 from glint.replication import properties as props
 from glint.replication.cache import ContentCache, Spool
-from glint.replication.errors import CacheFull, CopyCancelled, ReplicationError, SourceNotUsable
-from glint.replication.events import EventPump, Throttle
-from glint.replication.fanout import FanOut, Feed
-from glint.replication.hashing import algorithms_for, check_source
 from glint.replication.copy_types import (
     CopyObserver,
     CopyOptions,
@@ -37,11 +33,23 @@ from glint.replication.copy_types import (
     CopySource,
     CopyTarget,
 )
+from glint.replication.errors import (
+    CacheFull,
+    CopyCancelled,
+    ReplicationError,
+    SourceNotUsable,
+    SourceUnsafe,
+)
+from glint.replication.events import EventPump, Throttle
+from glint.replication.fanout import FanOut, Feed
+from glint.replication.hashing import algorithms_for, check_source
+from glint.replication.image_safety import HEAD_BYTES
 from glint.replication.target_run import TargetRun
 
 __all__ = ["copy_image"]
 
 log = logging.getLogger(__name__)
+
 
 
 def copy_image(
@@ -136,12 +144,36 @@ class Copy:
             raise SourceNotUsable(
                 f"source image {record.id} ({record.name!r}) has no stored hash, so its bytes "
                 f"cannot be verified; Glint does not copy unverifiable images")
+        self._inspect_head(record)
         for key in props.IMAGE_REFERENCES:
             ref = record.properties.get(key)
             if ref:
                 with contextlib.suppress(CloudError):
                     self.references.append(driver.get_image(ref))
         return record
+
+    def _inspect_head(self, record: ImageRecord) -> None:
+        """Let :attr:`CopySource.inspect_head` judge the source's first bytes, before any target
+        is prepared (so a refused image is never created anywhere)."""
+        if self.source.inspect_head is None:
+            return
+        spool = self._cached_spool(record)
+        if spool is not None:
+            try:
+                head = spool.read_at(0, HEAD_BYTES)
+            finally:
+                spool.close()
+        else:
+            head = b""
+            with self.source.driver.open_read(record.id, 0) as reader:
+                for chunk in reader:
+                    head += chunk
+                    if len(head) >= HEAD_BYTES:
+                        break
+        reason = self.source.inspect_head(head[:HEAD_BYTES])
+        if reason:
+            raise SourceUnsafe(f"source image {record.id} ({record.name!r}) is {reason}; "
+                               f"Glint does not copy it")
 
     # Fan-out
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from glint.clouds import CloudDriver, CloudError, ImageRecord
@@ -57,6 +57,11 @@ class CopySource:
             checksum), so there is nothing to check them *against*. Each target is still
             verified against the digests of the bytes that were read. Without this flag the
             engine refuses a source without a hash.
+        inspect_head: Judges the first bytes of the source (up to 64 KiB) before any target
+            is touched: returns why the image must not be copied (e.g. a qcow2 that names a
+            backing file), or None. The bytes come from the cache when it holds the image,
+            else from one short read of the source. Leave it None for a source that can be
+            read only once (an upload's stream: its caller inspected the head already).
     """
 
     driver: CloudDriver
@@ -64,6 +69,7 @@ class CopySource:
     repo_ref: str
     pull_url: str | None = None
     trusted_stream: bool = False
+    inspect_head: Callable[[bytes], str | None] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

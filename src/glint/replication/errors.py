@@ -13,6 +13,7 @@ from glint.errors import GlintError
 __all__ = [
     "ReplicationError",
     "SourceNotUsable",
+    "SourceUnsafe",
     "SourceVerificationFailed",
     "TargetVerificationFailed",
     "VerificationTimeout",
@@ -40,14 +41,30 @@ class SourceNotUsable(ReplicationError):
     code = "source_not_usable"
 
 
+class SourceUnsafe(SourceNotUsable):
+    """The source's own bytes say it must not be copied (:attr:`CopySource.inspect_head`):
+    nothing was created at any target."""
+
+    code = "unsafe_image"
+
+
 class SourceVerificationFailed(ReplicationError):
     """The bytes read from the source do not match the source's own stored hash or size.
 
     Every target of the copy fails with this error and no target keeps a copy: the source is
     corrupt (or changed while it was read), and copying it would spread the damage.
+
+    Attributes:
+        algo, computed, stored: When a hash differs: its algorithm, the digest of the bytes
+            read, and the one the source declared (empty for a size that differs). An upload
+            tells the person from them that *their* checksum does not match.
     """
 
     code = "source_verification_failed"
+
+    def __init__(self, message: str, *, algo: str = "", computed: str = "", stored: str = ""):
+        super().__init__(message)
+        self.algo, self.computed, self.stored = algo, computed, stored
 
 
 class TargetVerificationFailed(ReplicationError):

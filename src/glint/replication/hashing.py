@@ -89,4 +89,4 @@ def check_source(source: ImageRecord, digests: dict[str, str], size: int) -> Non
             raise SourceVerificationFailed(
                 f"{what}: its bytes hash to {algo} {digests[algo]} but the cloud stored "
                 f"{stored} when it was uploaded; the source data is corrupt, so no target "
-                f"keeps a copy")
+                f"keeps a copy", algo=algo, computed=digests[algo], stored=stored.lower())

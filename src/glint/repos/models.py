@@ -21,6 +21,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from glint import validators
 from glint.replication import EndpointPolicy, RepoConnection
 from glint.repos.choices import AuthType, CloudKind, Interface
 from glint.repos.fields import EncryptedTextField
@@ -126,8 +127,12 @@ class Repo(models.Model):
         return self.project_id or (f"app credential {self.application_credential_id}" if self.application_credential_id else "")
 
     def clean(self) -> None:
-        """Refuse incomplete credentials, credentials inside the URL, and a CA bundle that isn't PEM."""
+        """Refuse a name with unsafe characters, incomplete credentials, credentials inside the URL,
+        and a CA bundle that isn't PEM."""
         errors: dict[str, str] = {}
+        problem = validators.text_problem(self.name or "")
+        if problem:
+            errors["name"] = problem + "."
         parts = urlsplit(self.auth_url or "")
         if parts.username or parts.password:
             errors["auth_url"] = "Put no credentials in the auth URL; use the username and password fields."

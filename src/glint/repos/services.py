@@ -19,7 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.http import Http404
 
-from glint import audit
+from glint import audit, validators
 from glint.accounts.models import Group, User
 from glint.replication import CloudError, ProjectInfo, RepoConnection
 from glint.repos.choices import AuthType
@@ -320,6 +320,9 @@ def _already_there(group: Group, name: str) -> ImportResult:
 
 def _prepare(group: Group, name: str, entry, read_ca) -> ImportResult:
     """Build and model-check one cloud's repo, without asking the cloud yet."""
+    problem = validators.text_problem(name)
+    if problem:  # before the name reaches a query: a lone surrogate is no text to the database
+        return ImportResult(name, ImportStatus.FAILED, problem)
     if Repo.objects.filter(group=group, name=name).exists():
         return _already_there(group, name)
     try:

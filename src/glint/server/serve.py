@@ -113,10 +113,24 @@ def build_wsgi_app():
     single process with nothing to collect. They need no identity, like the probes.
     """
     from django.contrib.staticfiles.handlers import StaticFilesHandler
+    from django.core.exceptions import SuspiciousOperation
+    from django.http import HttpResponseNotFound
 
     from glint.wsgi import application
 
-    return StaticFilesHandler(application)
+    class StaticFiles(StaticFilesHandler):
+        """Django's handler, but a path that climbs out of the static directories (``..``, also
+        spelt ``%2e%2e`` or with ``%2f``: the server decodes them) is a plain 404, not a 500
+        with a traceback (Django's finders raise SuspiciousFileOperation for it)."""
+
+        def get_response(self, request):
+            try:
+                return super().get_response(request)
+            except SuspiciousOperation:
+                logger.warning("static file path refused: %r", request.path)
+                return HttpResponseNotFound("Not Found", content_type="text/plain")
+
+    return StaticFiles(application)
 
 
 def _context_for(options: ServeOptions):

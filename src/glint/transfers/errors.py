@@ -49,6 +49,12 @@ class ChecksumMismatch(TransferError):
 
     code = "checksum_mismatch"
 
+    @classmethod
+    def of(cls, algo: str, declared: str, computed: str) -> ChecksumMismatch:
+        """The mismatch, naming both values (the person compares them with their own)."""
+        return cls(f"the checksum does not match: declared {algo}:{declared}, but the bytes "
+                   f"received hash to {algo}:{computed}; nothing was kept")
+
 
 class UploadInterrupted(TransferError):
     """The client stopped sending before the announced end of the upload."""

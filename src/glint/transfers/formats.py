@@ -20,10 +20,20 @@ raw           anything else
 ``ami``/``ari``/``aki`` (Amazon-style machine, ramdisk and kernel images) and ``vdi``/``ploop``
 carry no signature this module knows: they are taken by declaration, as long as the bytes are not
 recognisably one of the formats above.
+
+Whatever is declared, a qcow2 that names another file is refused (:func:`check_safe`, with the
+engine's :func:`glint.replication.image_safety.unsafe_reason`): a
+backing file or an external data file is opened by whoever runs the image (qemu on a hypervisor,
+a conversion on the Glance host), so such an image reads files of the host. Newer Glance refuses
+them on upload (its format inspector), older ones and images not declared ``bare`` do not; Glint
+refuses them itself, on upload and before it copies one out of a cloud.
 """
 
 from __future__ import annotations
 
+import struct
+
+from glint.replication import unsafe_reason
 from glint.transfers.errors import TransferError
 
 __all__ = [
@@ -32,9 +42,12 @@ __all__ = [
     "HEAD_BYTES",
     "TAIL_BYTES",
     "FormatMismatch",
+    "UnsafeImage",
+    "check_safe",
     "check_tail",
     "detect",
     "resolve",
+    "unsafe_reason",
 ]
 
 #: Glance's disk formats.
@@ -66,6 +79,12 @@ class FormatMismatch(TransferError):
     code = "format_mismatch"
 
 
+class UnsafeImage(TransferError):
+    """The image names other files a cloud would open (a qcow2 backing or data file)."""
+
+    code = "unsafe_image"
+
+
 def detect(head: bytes, tail: bytes = b"") -> str:
     """The disk format the bytes show.
 
@@ -94,8 +113,10 @@ def resolve(declared: str | None, head: bytes, tail: bytes = b"") -> str:
     detected one when nothing was declared.
 
     Raises:
+        UnsafeImage: The bytes are a qcow2 that names another file (whatever was declared).
         FormatMismatch: The declaration contradicts the bytes.
     """
+    check_safe(head)
     detected = detect(head, tail)
     if not declared:
         return detected
@@ -121,3 +142,14 @@ def check_tail(disk_format: str, tail: bytes) -> None:
     if disk_format in ("raw", "ami") and tail[-TAIL_BYTES:].startswith(b"conectix"):
         raise FormatMismatch(f"the file was declared {disk_format} but it is {_DESCRIPTIONS['vhd']}; "
                              f"declare disk format vhd")
+
+
+def check_safe(head: bytes) -> None:
+    """Refuse bytes that :func:`unsafe_reason` finds unsafe.
+
+    Raises:
+        UnsafeImage: With the reason; Glint never sends such an image to a cloud.
+    """
+    reason = unsafe_reason(head)
+    if reason:
+        raise UnsafeImage(f"the file is {reason}")

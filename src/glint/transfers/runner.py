@@ -36,7 +36,13 @@ from glint.jobs.targets import (
     open_copy_targets,
     record_outcomes,
 )
-from glint.replication import CopySource, ReplicationError, TargetOutcome, copy_image
+from glint.replication import (
+    CopySource,
+    ReplicationError,
+    SourceVerificationFailed,
+    TargetOutcome,
+    copy_image,
+)
 from glint.transfers import fetch, formats
 from glint.transfers.errors import ChecksumMismatch, UploadInterrupted
 from glint.transfers.models import Upload, UploadState
@@ -116,8 +122,8 @@ def _land(stream: IncomingStream, upload: Upload) -> str | None:
             spool.write(chunk)
         digests = {name: h.hexdigest() for name, h in hashes.items()}
         if upload.expected_digest and digests[upload.expected_algo] != upload.expected_digest:
-            raise ChecksumMismatch(f"the bytes hash to {upload.expected_algo} {digests[upload.expected_algo]}, "
-                                   f"not the expected {upload.expected_digest}")
+            raise ChecksumMismatch.of(upload.expected_algo, upload.expected_digest,
+                                      digests[upload.expected_algo])
         spool.commit(digests)
         return digests["sha256"]
     except BaseException:
@@ -156,9 +162,20 @@ def run_upload(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None
         targets = open_copy_targets(todo, stack, visibility=upload.visibility, options=options)
         result = copy_image(source, targets, cache=content_cache(), observer=_Recorder(by_key, upload),
                             cancel=cancel)
+    _blame_declared_checksum(upload, result)
     record_outcomes(by_key, result)
     if stream is not None:  # the first pass: the bytes were arriving
         _settle_incoming(job, upload, stream, result, cancel)
+
+
+def _blame_declared_checksum(upload: Upload, result) -> None:
+    """The engine says the *source* stored a hash its bytes do not match; for an upload that hash
+    is the person's declared checksum: say that, with both values, in each failed target."""
+    for target in result.targets.values():
+        error = target.error
+        if (isinstance(error, SourceVerificationFailed) and error.algo == upload.expected_algo
+                and error.stored == upload.expected_digest):
+            target.error = ChecksumMismatch.of(error.algo, error.stored, error.computed)
 
 
 def _pull_url(upload: Upload, todo: list[JobTarget], stream: IncomingStream | None) -> str | None:

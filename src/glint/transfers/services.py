@@ -28,7 +28,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from glint import audit
+from glint import audit, validators
 from glint.accounts.models import Group, User
 from glint.inventory.matrix import CellState, Row
 from glint.jobs import execution, states
@@ -138,6 +138,9 @@ def create_upload(
         name = name or fetch.name_from_url(url)
     if not name.strip():
         raise UploadRefused("Give the image a name.")
+    problem = validators.text_problem(name) or validators.check_properties(properties or {})
+    if problem:
+        raise UploadRefused(problem + ".", code="unsafe_text")
     with transaction.atomic():
         upload = Upload.objects.create(
             group=group, requester=requester, requester_dn=requester.dn if requester else "", name=name.strip(),

@@ -14,7 +14,7 @@ from glint.jobs.runners import (
     open_driver,
     record_outcomes,
 )
-from glint.replication import CloudError, CopySource, copy_image
+from glint.replication import CloudError, CopySource, copy_image, unsafe_reason
 
 __all__ = ["run"]
 
@@ -32,7 +32,9 @@ def run(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None:
                                     options=options)
         if not targets:
             return
-        source = CopySource(source_driver, job.source_image_id, repo_ref=str(job.source_repo.pk))
+        # A qcow2 naming a backing or data file is refused before any target is created.
+        source = CopySource(source_driver, job.source_image_id, repo_ref=str(job.source_repo.pk),
+                            inspect_head=unsafe_reason)
         result = copy_image(source, targets, cache=content_cache(), observer=TargetWriter(by_key),
                             cancel=cancel)
     if result.sha256 and not job.sha256:

@@ -12,10 +12,10 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, ValidationError
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 
 from glint.accounts.access import current_group, visible_group
+from glint.drf.pagination import Pagination
 from glint.inventory import services as inventory
 from glint.inventory.api.serializers import RepoStatusSerializer
 from glint.inventory.models import Image
@@ -120,7 +120,7 @@ class ImageRowViewSet(viewsets.ViewSet):
         if not filters.is_valid():
             raise ValidationError(filters.errors)
         rows = filters.rows(matrix.rows)
-        paginator = LimitOffsetPagination()
+        paginator = Pagination()
         page = paginator.paginate_queryset(rows, request, view=self)
         response = paginator.get_paginated_response(RowSerializer(page, many=True).data)
         response.data["group"] = matrix.group.pk

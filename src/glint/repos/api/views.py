@@ -1,5 +1,7 @@
 """``/api/v1/repos/``: the repos of the caller's groups; managers and admins change them."""
 
+from collections.abc import Mapping
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -17,6 +19,11 @@ from glint.repos.api.serializers import (
 )
 
 
+def _posted_group(request):
+    """The body's ``group``; None when the body is not an object (its serializer says why: 400)."""
+    return request.data.get("group") if isinstance(request.data, Mapping) else None
+
+
 @extend_schema_view(list=extend_schema(parameters=[OpenApiParameter("group", int, description="Only this group's repos.")]))
 class RepoViewSet(viewsets.ModelViewSet):
     """Cloud projects of groups. Adding or changing one checks it against the cloud first."""
@@ -32,8 +39,8 @@ class RepoViewSet(viewsets.ModelViewSet):
 
     def create(self, request, *args, **kwargs):
         # Permission first: a member must not make Glint contact a cloud on their behalf.
-        if request.data.get("group") not in (None, ""):
-            require_manager(request.user, visible_group(request.user, request.data.get("group")))
+        if _posted_group(request) not in (None, ""):
+            require_manager(request.user, visible_group(request.user, _posted_group(request)))
         return super().create(request, *args, **kwargs)
 
     def update(self, request, *args, **kwargs):
@@ -60,7 +67,7 @@ class RepoViewSet(viewsets.ModelViewSet):
     @action(detail=False, methods=["post"], url_path="import", parser_classes=[MultiPartParser, FormParser, JSONParser])
     def import_clouds_yaml(self, request):
         """Add the clouds of a clouds.yaml to a group; each is checked first and reported on."""
-        group = visible_group(request.user, request.data.get("group"))
+        group = visible_group(request.user, _posted_group(request))
         require_manager(request.user, group)
         params = RepoImportSerializer(data=request.data)
         params.is_valid(raise_exception=True)

@@ -96,7 +96,10 @@ class UploadDataView(APIView):
 
     @extend_schema(
         request={"application/octet-stream": {"type": "string", "format": "binary"}},
-        responses={200: UploadSerializer, 400: OpenApiResponse(description="A declared format the bytes contradict."),
+        responses={200: UploadSerializer,
+                   400: OpenApiResponse(description=(
+                       "A declared format the bytes contradict, a qcow2 naming a backing or data "
+                       "file, or a declared checksum they do not match.")),
                    409: OpenApiResponse(description="The data was sent already."),
                    413: OpenApiResponse(description="Over the size limit (upload_max_bytes).")},
     )
@@ -119,6 +122,8 @@ class UploadDataView(APIView):
                 "upload_interrupted": 400}.get(upload.error_code, 200)
         if upload.state == "cancelled":
             code = status.HTTP_409_CONFLICT
+        if code >= 400:
+            data["detail"] = upload.error  # what a refusal says everywhere in the API
         return Response(data, status=code)
 
 
