@@ -43,9 +43,13 @@ REFUSED = [
 
 
 def qemu_image(directory: Path, fmt: str, *options: str, size: str = "1M") -> Path:
-    """A real, empty disk image made by ``qemu-img create -f FMT``."""
+    """A real, empty disk image made by ``qemu-img create -f FMT``.
+
+    Runs in ``directory``: qemu-img creates a relative ``data_file`` in its working directory.
+    """
     path = directory / f"disk.{fmt}"
-    subprocess.run(["qemu-img", "create", "-q", "-f", fmt, *options, str(path), size], check=True)
+    subprocess.run(["qemu-img", "create", "-q", "-f", fmt, *options, str(path), size], check=True,
+                   cwd=directory)
     return path
 
 
