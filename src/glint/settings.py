@@ -131,6 +131,7 @@ GLINT_JOB_ORPHAN_GRACE = int(GLINT["job_orphan_grace"])
 GLINT_CACHE_DIR = Path(str(GLINT["cache_dir"]) or DATA_DIR / "cache").expanduser()
 GLINT_CACHE_QUOTA_BYTES = int(GLINT["cache_quota_bytes"])
 GLINT_UPLOAD_MAX_BYTES = int(GLINT["upload_max_bytes"])
+GLINT_UPLOAD_RESUME_HOURS = float(GLINT["upload_resume_hours"])
 GLINT_FETCH_ALLOW_CIDRS = config.fetch_allow_cidrs(GLINT["fetch_allow_cidrs"])
 GLINT_CLOUD_PULL = bool(GLINT["cloud_pull"])
 

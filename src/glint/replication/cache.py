@@ -313,7 +313,8 @@ class Spool:
 
     def sync(self) -> None:
         """Make the bytes written so far durable (they survive a power cut, not only a crash)."""
-        os.fsync(self._fd)
+        if self._fd >= 0:
+            os.fsync(self._fd)
 
     def end(self) -> None:
         """No more bytes will be written (readers get b"" at the end)."""

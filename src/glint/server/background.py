@@ -19,6 +19,7 @@ BACKGROUND_WORKERS = (
     ("glint.inventory.poller", "start_poller"),
     ("glint.plans.keeper", "start_keeper"),
     ("glint.jobs.runners", "start_runner"),
+    ("glint.transfers.repair", "start_repair"),
 )
 
 
