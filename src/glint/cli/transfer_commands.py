@@ -4,7 +4,9 @@
 end to end), creates the upload (``POST /api/v1/uploads/``) and streams the file as the raw body
 of ``PUT upload_url`` with its ``Content-Length``: nothing is read into memory on either side.
 The upload answers once every target has verified its copy; ``--wait`` also follows automatic
-retries of targets that failed. ``upload --url`` has Glint fetch a web link instead (or the
+retries of targets that failed. A connection that breaks mid-upload (or a server that restarts)
+is resumed: ``HEAD upload_url`` tells the byte Glint holds (``Upload-Offset``) and ``PATCH``
+sends the rest from there, the progress bar going on from that byte. ``upload --url`` has Glint fetch a web link instead (or the
 target clouds themselves, when the link has a checksum; see ``GLINT_CLOUD_PULL``): nothing is
 sent from here, and ``--wait`` follows the job.
 
@@ -20,11 +22,13 @@ import hashlib
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 import click
 import requests
 
+from glint.cli.api_client import _reason
 from glint.cli.client_commands import api, group_option, resolve_group
 from glint.cli.job_commands import (
     _matrix,
@@ -40,6 +44,11 @@ from glint.clouds import CHUNK_SIZE
 PUT_TIMEOUT = (10, 3600)
 #: Tries of one download before giving up (each resumes where the last one stopped).
 DOWNLOAD_ATTEMPTS = 5
+#: Broken connections of one upload before giving up (each resumes from Glint's offset).
+UPLOAD_ATTEMPTS = 5
+#: Seconds between looks at an upload that is not ready to resume yet, and how long to look: a
+#: server that died holds it until its job's lease expires (GLINT_JOB_LEASE_SECONDS, 60).
+RESUME_WAIT, RESUME_PATIENCE = 2.0, 300.0
 _FILENAME = re.compile(r'filename="([^"]+)"')
 
 
@@ -135,14 +144,71 @@ def _upload_file(client, body: dict, file: Path, wait: bool) -> None:
     sha256 = _sha256_of(file, size)
     created = client.post("uploads/", {"name": file.name, **body, "size": size, "checksum": f"sha256:{sha256}"})
     path = created["upload_url"][len(client.base):]
-    with click.progressbar(length=size, label=f"Uploading {file.name}", file=sys.stderr) as bar, \
-            file.open("rb") as handle:
-        result = client.request("PUT", path, timeout=PUT_TIMEOUT, data=_ProgressFile(handle, size, bar),
-                                headers={"Content-Type": "application/octet-stream"}).json()
+    with click.progressbar(length=size, label=f"Uploading {file.name}", file=sys.stderr) as bar:
+        response = _send_resuming(client, path, file, size, bar)
+    if response.status_code >= 400:
+        raise click.ClickException(f"upload {created['id']}: HTTP {response.status_code}: {_reason(response)}")
+    result = response.json()
     click.echo(f"upload {result['id']} of {result['name']}: {result['state']} ({result['disk_format']}, "
                f"sha256 {result['sha256'] or '?'}); job {result['job']}: {result['job_state']}")
     if wait and result["job"]:
         sys.exit(wait_for(client, [result["job"]]))
+
+
+def _send_resuming(client, path: str, file: Path, size: int, bar) -> requests.Response:
+    """Send the file, and after a broken connection the rest from the offset Glint reports."""
+    offset, breaks, deadline = 0, 0, None
+    while True:
+        try:
+            response = _send(client, path, file, size, offset, bar)
+        except requests.exceptions.RequestException as exc:
+            breaks += 1
+            if breaks >= UPLOAD_ATTEMPTS:
+                raise click.ClickException(f"the upload broke off {breaks} times ({type(exc).__name__}); "
+                                           f"Glint keeps what arrived: cancel it or upload again") from None
+            click.echo(f"\nupload broke off ({type(exc).__name__}); resuming", err=True)
+        else:
+            if response.status_code != 409 or _code(response) not in ("busy", "offset_mismatch"):
+                return response
+            # The server has not yet noticed the break (or restarted and holds the upload).
+        deadline = deadline or time.monotonic() + RESUME_PATIENCE
+        if time.monotonic() > deadline:
+            raise click.ClickException("Glint did not let the upload resume in time; run the command again")
+        time.sleep(RESUME_WAIT)
+        offset = _offset(client, path)
+        click.echo(f"resuming at byte {offset}", err=True)
+        bar.pos = offset
+        bar.update(0)
+
+
+def _send(client, path: str, file: Path, size: int, offset: int, bar) -> requests.Response:
+    """``PUT`` the whole file, or ``PATCH`` its bytes from ``offset`` (``Upload-Offset``)."""
+    headers = {"Content-Type": "application/octet-stream"}
+    if offset:
+        headers["Upload-Offset"] = str(offset)
+    with file.open("rb") as handle:
+        handle.seek(offset)
+        return client.session.request("PATCH" if offset else "PUT", client.base + path, timeout=PUT_TIMEOUT,
+                                      data=_ProgressFile(handle, size - offset, bar), headers=headers)
+
+
+def _offset(client, path: str) -> int:
+    """The byte Glint holds the upload up to, asked until the server answers (it may be restarting)."""
+    deadline = time.monotonic() + RESUME_PATIENCE
+    while True:
+        try:
+            return int(client.request("HEAD", path).headers["Upload-Offset"])
+        except click.ClickException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(RESUME_WAIT)
+
+
+def _code(response: requests.Response) -> str:
+    try:
+        return response.json().get("code", "")
+    except ValueError:
+        return ""
 
 
 def _expected_digest(response: requests.Response) -> tuple[str, str] | None:
