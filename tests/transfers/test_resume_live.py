@@ -116,6 +116,7 @@ def test_kill_9_mid_upload_leaves_nothing_and_the_upload_resumes_after_the_resta
     sender.start()
     job_id = _wait(lambda: api.get(f"uploads/{upload['id']}/")["job"], "the upload's job")
     _wait(lambda: any(t["bytes_done"] for t in api.job(job_id)["targets"]), "a target being written")
+    _wait(lambda: api.get(f"uploads/{upload['id']}/")["bytes_received"], "bytes recorded as safe")
     time.sleep(max(0.0, 2.0 - (time.monotonic() - began)))
     assert list((_cache(live) / "spool").glob("*.part")), "the engine's spool was being written"
     live.server.process.kill()
