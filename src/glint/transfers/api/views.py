@@ -134,7 +134,13 @@ class UploadDataView(APIView):
     @extend_schema(parameters=[_OFFSET], request={"application/octet-stream": {"type": "string", "format": "binary"}},
                    responses=_DATA_RESPONSES)
     def patch(self, request, pk):
-        """Resume an interrupted upload: the bytes from ``Upload-Offset`` (required) to the end."""
+        """Resume an interrupted upload: the bytes from ``Upload-Offset`` (required) to the end.
+
+        ``HEAD`` on this URL answers 204 with ``Upload-Offset``: the bytes Glint holds safe, where
+        the rest starts (and ``Upload-Length``, ``Upload-Complete: ?0``/``?1``). An offset that is
+        not that one is a 409 whose ``Upload-Offset`` header (and ``offset``) gives it. The whole
+        image is verified at the end (sha256, and the declared checksum). An interrupted upload
+        not resumed within ``GLINT_UPLOAD_RESUME_HOURS`` fails."""
         offset = offset_header(request)
         if offset is None:
             return Response({"detail": f"A PATCH needs the {OFFSET_HEADER} header (HEAD tells it).",
