@@ -304,12 +304,39 @@ def test_cli_upload_resumes_by_itself_after_the_connection_broke(devcloud, live,
     assert result.returncode == 0, result.stdout + result.stderr
     assert proxy.cuts == 1 and "upload broke off" in result.stderr, result.stderr
     offset = int(result.stderr.split("resuming at byte ")[1].split()[0])
-    assert 0 < offset <= 10 * MiB, "resumed from what had arrived, not from the start"
+    assert 0 < offset < 11 * MiB, "resumed from what had arrived (the cut is at 10 MiB), not from the start"
     assert f"sha256 {hashlib.sha256(data).hexdigest()}" in result.stdout and ": received" in result.stdout
     assert "devcloud-1: copied" in result.stdout and "devcloud-2: copied" in result.stdout
     for cloud in ("devcloud-1", "devcloud-2"):
         (image,) = images_named(devcloud, image_name)[cloud]
         assert image.status == "active" and image.properties["glint_sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_cli_upload_resume_sends_the_rest_of_an_interrupted_upload(devcloud, live, api, cli, image_name, tmp_path):
+    data = b"".join(random_chunks(image_name, 6 * MiB))
+    source = tmp_path / "disk.img"
+    source.write_bytes(data)
+    upload = start_upload(api, image_name, ("devcloud-1",), size=len(data),
+                          checksum=f"sha256:{hashlib.sha256(data).hexdigest()}")
+
+    def gives_up():  # a client that dies after 2 MiB
+        yield data[:2 * MiB]
+        raise RuntimeError("the client died")
+
+    with pytest.raises(RuntimeError):
+        put(api, upload, gives_up(), len(data))
+    _wait_for(lambda: api.get(f"uploads/{upload['id']}/")["state"] == "interrupted", "the upload interrupted")
+    other = tmp_path / "other.img"
+    other.write_bytes(data[:-1] + b"?")
+    refused = cli("upload", str(other), "--resume", str(upload["id"]), url=live.url)
+    assert refused.returncode == 1 and "not the file of upload" in refused.stderr, refused.stderr
+
+    result = cli("upload", str(source), "--resume", str(upload["id"]), "--wait")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"resuming at byte {2 * MiB}" in result.stderr and ": received" in result.stdout
+    (image,) = images_named(devcloud, image_name)["devcloud-1"]
+    assert image.status == "active" and image.properties["glint_sha256"] == hashlib.sha256(data).hexdigest()
 
 
 def test_cli_upload_of_a_web_link_waits_for_the_clouds_own_fetch(devcloud, live, api, cli, web, image_name):

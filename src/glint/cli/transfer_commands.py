@@ -95,7 +95,9 @@ def _properties(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--checksum-url", help="With --url: a SHA256SUMS-style file that lists the link's checksum.")
 @click.option("--checksum-entry", help="The entry to read in --checksum-url (default: the link's file name).")
 @click.option("--name", help="The image's name (default: the file's or the link's name).")
-@click.option("--to", "repos", multiple=True, required=True, help="A repo to upload to (name or id); repeat for more.")
+@click.option("--to", "repos", multiple=True, help="A repo to upload to (name or id); repeat for more.")
+@click.option("--resume", "resume_id", type=int, metavar="ID",
+              help="Send the rest of interrupted upload ID (FILE must be its file; the repos are its own).")
 @click.option("--format", "disk_format", help="Disk format (default: detected from the file; a contradiction is refused).")
 @click.option("--container-format", default="bare", show_default=True)
 @click.option("--visibility", type=click.Choice(["private", "shared", "community", "public"]), default="private",
@@ -107,10 +109,17 @@ def _properties(values: tuple[str, ...]) -> dict[str, str]:
               show_default=True, help="When a repo already has the name with other content.")
 @group_option
 @wait_option
-def upload(file, url, checksum, checksum_url, checksum_entry, name, repos, disk_format, container_format, visibility,
-           min_disk, min_ram, properties, conflict_policy, group, wait):
+def upload(file, url, checksum, checksum_url, checksum_entry, name, repos, resume_id, disk_format, container_format,
+           visibility, min_disk, min_ram, properties, conflict_policy, group, wait):
     """Upload FILE (or a web link, --url) to repos at once, verified; a repo that fails is retried
-    from Glint's cache."""
+    from Glint's cache. A broken upload is resumed (by itself, or later with --resume)."""
+    if resume_id is not None:
+        if not file or url:
+            raise click.UsageError("--resume needs the upload's FILE (and no --url)")
+        _resume_file(api(), resume_id, file, wait)
+        return
+    if not repos:
+        raise click.UsageError("name a repo to upload to with --to")
     if bool(file) == bool(url):
         raise click.UsageError("give either a FILE or --url, not both or neither")
     if file and (checksum or checksum_url or checksum_entry):
@@ -143,11 +152,34 @@ def _upload_file(client, body: dict, file: Path, wait: bool) -> None:
     size = file.stat().st_size
     sha256 = _sha256_of(file, size)
     created = client.post("uploads/", {"name": file.name, **body, "size": size, "checksum": f"sha256:{sha256}"})
-    path = created["upload_url"][len(client.base):]
+    _send_file(client, created["id"], file, size, wait)
+
+
+def _resume_file(client, upload_id: int, file: Path, wait: bool) -> None:
+    """Send the rest of an interrupted upload, once FILE is known to be its file."""
+    upload = client.get(f"uploads/{upload_id}/")
+    size = file.stat().st_size
+    if upload["size"] not in (None, size):
+        raise click.ClickException(f"{file} is {size} bytes but upload {upload_id} is {upload['size']}: "
+                                   f"not its file")
+    if upload["checksum"] and upload["checksum"] != f"sha256:{_sha256_of(file, size)}":
+        raise click.ClickException(f"{file} is not the file of upload {upload_id} (its sha256 differs)")
+    offset = _offset(client, _data_path(upload_id))
+    click.echo(f"resuming at byte {offset}", err=True)
+    _send_file(client, upload_id, file, size, wait, offset)
+
+
+def _data_path(upload_id: int) -> str:
+    return f"uploads/{upload_id}/data"
+
+
+def _send_file(client, upload_id: int, file: Path, size: int, wait: bool, offset: int = 0) -> None:
+    """Send FILE from ``offset`` (resuming as needed), then say how the upload ended."""
     with click.progressbar(length=size, label=f"Uploading {file.name}", file=sys.stderr) as bar:
-        response = _send_resuming(client, path, file, size, bar)
+        bar.update(offset)
+        response = _send_resuming(client, _data_path(upload_id), file, size, bar, offset)
     if response.status_code >= 400:
-        raise click.ClickException(f"upload {created['id']}: HTTP {response.status_code}: {_reason(response)}")
+        raise click.ClickException(f"upload {upload_id}: HTTP {response.status_code}: {_reason(response)}")
     result = response.json()
     click.echo(f"upload {result['id']} of {result['name']}: {result['state']} ({result['disk_format']}, "
                f"sha256 {result['sha256'] or '?'}); job {result['job']}: {result['job_state']}")
@@ -155,9 +187,10 @@ def _upload_file(client, body: dict, file: Path, wait: bool) -> None:
         sys.exit(wait_for(client, [result["job"]]))
 
 
-def _send_resuming(client, path: str, file: Path, size: int, bar) -> requests.Response:
-    """Send the file, and after a broken connection the rest from the offset Glint reports."""
-    offset, breaks, deadline = 0, 0, None
+def _send_resuming(client, path: str, file: Path, size: int, bar, offset: int = 0) -> requests.Response:
+    """Send the file from ``offset``, and after a broken connection the rest from the offset
+    Glint reports."""
+    breaks, deadline = 0, None
     while True:
         try:
             response = _send(client, path, file, size, offset, bar)
@@ -165,7 +198,8 @@ def _send_resuming(client, path: str, file: Path, size: int, bar) -> requests.Re
             breaks += 1
             if breaks >= UPLOAD_ATTEMPTS:
                 raise click.ClickException(f"the upload broke off {breaks} times ({type(exc).__name__}); "
-                                           f"Glint keeps what arrived: cancel it or upload again") from None
+                                           f"Glint keeps what arrived: run this again with --resume "
+                                           f"{path.split('/')[1]}, or cancel it") from None
             click.echo(f"\nupload broke off ({type(exc).__name__}); resuming", err=True)
         else:
             if response.status_code != 409 or _code(response) not in ("busy", "offset_mismatch"):

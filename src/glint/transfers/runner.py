@@ -250,8 +250,8 @@ def interrupted_message(upload: Upload, offset: int, why: str) -> str:
     total = f"{offset} of {upload.size}" if upload.size is not None else f"{offset}"
     return (f"the upload was interrupted ({why}) after {total} bytes; resume it within "
             f"{settings.GLINT_UPLOAD_RESUME_HOURS:g} h by sending the rest from byte {offset} "
-            f"(glint upload resumes by itself; the API: PATCH the upload URL with Upload-Offset: "
-            f"{offset}), or cancel it")
+            f"(glint upload resumes by itself, or later: glint upload FILE --resume {upload.pk}; "
+            f"the API: PATCH the upload URL with Upload-Offset: {offset}), or cancel it")
 
 
 def _interrupt(upload: Upload, todo: list[JobTarget], why: str, safe: int | None = None) -> None:
