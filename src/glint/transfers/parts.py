@@ -65,7 +65,8 @@ class UploadPart:
         try:
             for chunk in body:
                 self.spool.write(chunk)
-                if self.spool.written - self.safe >= SYNC_BYTES or time.monotonic() - synced_at >= SYNC_SECONDS:
+                unsynced = self.spool.written - self.safe
+                if unsynced >= SYNC_BYTES or time.monotonic() - synced_at >= SYNC_SECONDS:
                     self.sync()
                     synced_at = time.monotonic()
                 yield chunk

@@ -79,7 +79,8 @@ class _Recorder(TargetWriter):
     def progress(self, target_key, code, done, total):
         if target_key is None:
             now = time.monotonic()
-            if self.part is not None and (now - self.last_read >= PROGRESS_INTERVAL or done == total):
+            due = now - self.last_read >= PROGRESS_INTERVAL or done == total
+            if self.part is not None and due:
                 self.last_read = now
                 Upload.objects.filter(pk=self.upload_pk).update(bytes_received=self.part.safe)
             return
@@ -115,8 +116,9 @@ def _land(stream: IncomingStream, upload: Upload) -> dict[str, str]:
         for chunk in stream:
             hasher.update(chunk)
         digests = hasher.hexdigests()
-    if upload.expected_digest and digests[upload.expected_algo] != upload.expected_digest:
-        raise ChecksumMismatch(f"the bytes hash to {upload.expected_algo} {digests[upload.expected_algo]}, "
+    computed = digests.get(upload.expected_algo)
+    if upload.expected_digest and computed != upload.expected_digest:
+        raise ChecksumMismatch(f"the bytes hash to {upload.expected_algo} {computed}, "
                                f"not the expected {upload.expected_digest}")
     return digests
 
@@ -179,7 +181,8 @@ def _fan_out(job: Job, upload: Upload, todo: list[JobTarget], cancel: threading.
     observer = _Recorder(by_key, upload, stream.part if stream is not None else None)
     with contextlib.ExitStack() as stack:
         targets = open_copy_targets(todo, stack, visibility=upload.visibility, options=options)
-        result = copy_image(source, targets, cache=content_cache(), observer=observer, cancel=cancel)
+        result = copy_image(source, targets, cache=content_cache(), observer=observer,
+                            cancel=cancel)
     record_outcomes(by_key, result)
     if stream is not None:  # the first pass or a resume: the bytes were arriving
         _settle_incoming(job, upload, todo, stream, result, cancel)
@@ -205,8 +208,8 @@ def _pull_url(upload: Upload, todo: list[JobTarget]) -> str | None:
     return url if fetch.redact(url) == url else None
 
 
-def _settle_incoming(job: Job, upload: Upload, todo: list[JobTarget], stream: IncomingStream, result,
-                     cancel) -> None:
+def _settle_incoming(job: Job, upload: Upload, todo: list[JobTarget], stream: IncomingStream,
+                     result, cancel) -> None:
     """Record how the incoming leg ended; land untouched bytes in the cache for the retry."""
     sha256, hashes = result.sha256, dict(result.hashes)
     if not stream.started and any(t.outcome is TargetOutcome.PULLED for t in result.targets.values()):
@@ -263,8 +266,8 @@ def _interrupt(upload: Upload, todo: list[JobTarget], why: str, safe: int | None
     else:
         error = UploadInterrupted(interrupted_message(upload, offset, why))
     Upload.objects.filter(pk=upload.pk, state=UploadState.RECEIVING).update(
-        state=UploadState.INTERRUPTED, bytes_received=offset, error_code=error.code, error=error.message,
-        interrupted_at=timezone.now())
+        state=UploadState.INTERRUPTED, bytes_received=offset, error_code=error.code,
+        error=error.message, interrupted_at=timezone.now())
     for target in todo:
         if target.image_id and target.repo is not None and target.state != TargetState.DONE.value:
             try:

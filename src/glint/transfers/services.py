@@ -51,8 +51,8 @@ from glint.transfers.parts import UploadPart
 from glint.transfers.runner import fetch_policy
 from glint.transfers.sources import IncomingStream, read_head
 
-__all__ = ["DownloadSource", "OffsetMismatch", "UploadRefused", "cancel_upload", "create_upload", "download_source",
-           "receive", "resume_offset"]
+__all__ = ["DownloadSource", "OffsetMismatch", "UploadRefused", "cancel_upload", "create_upload",
+           "download_source", "receive", "resume_offset"]
 
 VISIBILITIES = ("private", "shared", "community", "public")
 HEX_LENGTHS = {"sha256": 64, "sha512": 128}
@@ -175,8 +175,9 @@ def create_upload(
 def _claim(owner: str) -> dict:
     """The values of a job row claimed by ``owner``, the request that receives its bytes."""
     now = timezone.now()
+    lease = datetime.timedelta(seconds=settings.GLINT_JOB_LEASE_SECONDS)
     return {"state": states.RUNNING, "lease_owner": owner, "started": now, "finished": None,
-            "next_attempt_at": None, "lease_expires": now + datetime.timedelta(seconds=settings.GLINT_JOB_LEASE_SECONDS)}
+            "next_attempt_at": None, "lease_expires": now + lease}
 
 
 def _create_job(upload: Upload, claimed_by: str | None) -> Job:
@@ -210,7 +211,8 @@ def resume_offset(upload: Upload) -> int:
     return 0
 
 
-def receive(upload: Upload, chunks: Iterator[bytes], length: int | None, offset: int | None = None) -> Upload:
+def receive(upload: Upload, chunks: Iterator[bytes], length: int | None,
+            offset: int | None = None) -> Upload:
     """Run a pass of a file upload in this request, while its bytes arrive: the first one, or,
     with ``offset``, a resume of an interrupted upload.
 
@@ -233,10 +235,11 @@ def receive(upload: Upload, chunks: Iterator[bytes], length: int | None, offset:
     start = offset or 0
     limit = settings.GLINT_UPLOAD_MAX_BYTES or None
     if limit and length is not None and start + length > limit:
-        raise UploadRefused(f"The upload is {start + length} bytes; this Glint accepts at most {limit} "
-                            f"(upload_max_bytes).", status=413, code="too_large")
+        raise UploadRefused(f"The upload is {start + length} bytes; this Glint accepts at most "
+                            f"{limit} (upload_max_bytes).", status=413, code="too_large")
     if upload.size is not None and length is not None and start + length != upload.size:
-        raise UploadRefused(f"The upload was announced as {upload.size} bytes but {start + length} are being sent.")
+        raise UploadRefused(f"The upload was announced as {upload.size} bytes but "
+                            f"{start + length} are being sent.")
     owner = f"upload:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     if start == 0 and upload.state == UploadState.WAITING:
         job, chunks = _first_pass(upload, chunks, length, owner)
@@ -250,10 +253,12 @@ def receive(upload: Upload, chunks: Iterator[bytes], length: int | None, offset:
     finally:
         part.close()
     upload.refresh_from_db()
-    audit.record("upload.receive", outcome=audit.OK if upload.state == UploadState.RECEIVED else audit.FAILED,
-                 user=upload.requester, group=upload.group, image=upload.name,
-                 details={"upload": upload.pk, "job": job.pk, "offset": start, "bytes": upload.bytes_received,
-                          "sha256": upload.sha256, "reason": upload.error})
+    outcome = audit.OK if upload.state == UploadState.RECEIVED else audit.FAILED
+    audit.record("upload.receive", outcome=outcome, user=upload.requester, group=upload.group,
+                 image=upload.name,
+                 details={"upload": upload.pk, "job": job.pk, "offset": start,
+                          "bytes": upload.bytes_received, "sha256": upload.sha256,
+                          "reason": upload.error})
     return upload
 
 
@@ -286,26 +291,32 @@ def _resume(upload: Upload, offset: int, owner: str) -> Job:
     targets not done are redone over the whole stream."""
     expected = resume_offset(upload)
     if upload.state == UploadState.RECEIVING:
-        raise UploadRefused(f"Upload {upload.pk} is still being received (by a request or a server that stopped: "
-                            f"that is noticed within {settings.GLINT_JOB_LEASE_SECONDS} s); try again then.",
+        raise UploadRefused(f"Upload {upload.pk} is still being received (by a request or a server "
+                            f"that stopped: that is noticed within "
+                            f"{settings.GLINT_JOB_LEASE_SECONDS} s); try again then.",
                             status=409, code="busy")
     if upload.state != UploadState.INTERRUPTED:
-        raise UploadRefused(f"Upload {upload.pk} is {upload.state}: there is nothing to resume.", status=409,
-                            code="state")
+        raise UploadRefused(f"Upload {upload.pk} is {upload.state}: there is nothing to resume.",
+                            status=409, code="state")
     if offset != expected:
-        raise OffsetMismatch(f"Upload {upload.pk} continues at byte {expected}, not {offset}.", expected)
+        raise OffsetMismatch(f"Upload {upload.pk} continues at byte {expected}, not {offset}.",
+                             expected)
     with transaction.atomic():
         resumed = Upload.objects.filter(pk=upload.pk, state=UploadState.INTERRUPTED).update(
-            state=UploadState.RECEIVING, bytes_received=offset, error_code="", error="", interrupted_at=None)
+            state=UploadState.RECEIVING, bytes_received=offset, error_code="", error="",
+            interrupted_at=None)
         claimed = resumed and Job.objects.filter(
-            pk=upload.job_id, state__in=(states.FAILED, states.PARTIAL), cancel_requested__isnull=True).update(
-            attempts=F("attempts") + 1, **_claim(owner))
+            pk=upload.job_id, state__in=(states.FAILED, states.PARTIAL),
+            cancel_requested__isnull=True,
+        ).update(attempts=F("attempts") + 1, **_claim(owner))
         if not claimed:
             transaction.set_rollback(True)
-            raise UploadRefused(f"Upload {upload.pk} is being resumed or cancelled by another request.",
-                                status=409, code="busy")
-        JobTarget.objects.filter(job=upload.job_id).exclude(state=states.TargetState.DONE.value).update(
-            state=states.TargetState.PENDING.value, next_attempt_at=None)
+            raise UploadRefused(
+                f"Upload {upload.pk} is being resumed or cancelled by another request.",
+                status=409, code="busy")
+        not_done = JobTarget.objects.filter(job=upload.job_id).exclude(
+            state=states.TargetState.DONE.value)
+        not_done.update(state=states.TargetState.PENDING.value, next_attempt_at=None)
     upload.refresh_from_db()
     return upload.job
 
@@ -320,7 +331,8 @@ def cancel_upload(upload: Upload, user: User | None) -> Upload:
     if upload.state == UploadState.INTERRUPTED:
         # Its job has ended (failed, waiting for the rest): the part is all there is to drop.
         if not Upload.objects.filter(pk=upload.pk, state=UploadState.INTERRUPTED).update(
-                state=UploadState.CANCELLED, error_code="cancelled", error="Cancelled while interrupted."):
+                state=UploadState.CANCELLED, error_code="cancelled",
+                error="Cancelled while interrupted."):
             raise UploadRefused(f"Upload {upload.pk} is being resumed.", status=409, code="state")
         content_cache().remove_upload_part(upload.part_key)
     elif upload.job_id is not None:

@@ -99,12 +99,15 @@ class UploadViewSet(viewsets.ReadOnlyModelViewSet):
 
 _DATA_RESPONSES = {
     200: UploadSerializer,
-    400: OpenApiResponse(description="A declared format or checksum the bytes contradict, or the upload broke "
-                                     "off (then it is interrupted: resume it)."),
-    409: OpenApiResponse(description="The data was sent already, the upload is busy, or (resume) the "
-                                     "Upload-Offset is not the server's, which the answer's Upload-Offset gives."),
+    400: OpenApiResponse(description=(
+        "A declared format or checksum the bytes contradict, or the upload broke off (then it is "
+        "interrupted: resume it).")),
+    409: OpenApiResponse(description=(
+        "The data was sent already, the upload is busy, or (resume) the Upload-Offset is not the "
+        "server's, which the answer's Upload-Offset gives.")),
     413: OpenApiResponse(description="Over the size limit (upload_max_bytes)."),
 }
+_BINARY = {"application/octet-stream": {"type": "string", "format": "binary"}}
 _OFFSET = OpenApiParameter(OFFSET_HEADER, int, OpenApiParameter.HEADER, description=(
     "Where the body starts in the image: the Upload-Offset a HEAD answered (resume)."))
 
@@ -115,24 +118,23 @@ class UploadDataView(APIView):
     parser_classes = []  # the body is never parsed (nor read into memory): it is streamed
 
     def _upload(self, request, pk) -> Upload:
-        return get_object_or_404(Upload.objects.filter(group__in=request.user.visible_groups()), pk=pk)
+        visible = Upload.objects.filter(group__in=request.user.visible_groups())
+        return get_object_or_404(visible, pk=pk)
 
     @extend_schema(request=None, responses={204: OpenApiResponse(description=(
-        "Upload-Offset: the bytes Glint holds (send the rest from there); Upload-Length: the size, when "
-        "announced; Upload-Complete: ?1 once all arrived."))})
+        "Upload-Offset: the bytes Glint holds (send the rest from there); Upload-Length: the "
+        "size, when announced; Upload-Complete: ?1 once all arrived."))})
     def head(self, request, pk):
         """Where an upload stands: the offset a resume continues from."""
         return offset_response(self._upload(request, pk))
 
-    @extend_schema(parameters=[_OFFSET], request={"application/octet-stream": {"type": "string", "format": "binary"}},
-                   responses=_DATA_RESPONSES)
+    @extend_schema(parameters=[_OFFSET], request=_BINARY, responses=_DATA_RESPONSES)
     def put(self, request, pk):
         """Send the image; answers when every target has it (see ``job`` for each target's outcome).
         With ``Upload-Offset``, the rest of an interrupted upload (as ``PATCH``)."""
         return self._receive(request, pk, offset_header(request))
 
-    @extend_schema(parameters=[_OFFSET], request={"application/octet-stream": {"type": "string", "format": "binary"}},
-                   responses=_DATA_RESPONSES)
+    @extend_schema(parameters=[_OFFSET], request=_BINARY, responses=_DATA_RESPONSES)
     def patch(self, request, pk):
         """Resume an interrupted upload: the bytes from ``Upload-Offset`` (required) to the end.
 
@@ -168,7 +170,8 @@ class UploadDataView(APIView):
                 "upload_interrupted": 400}.get(upload.error_code, 200)
         if upload.state == "cancelled":
             code = status.HTTP_409_CONFLICT
-        return Response(data, status=code, headers={OFFSET_HEADER: str(services.resume_offset(upload))})
+        offset = services.resume_offset(upload)
+        return Response(data, status=code, headers={OFFSET_HEADER: str(offset)})
 
 
 class DownloadView(APIView):
