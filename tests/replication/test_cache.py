@@ -76,7 +76,8 @@ def _killed_writer(root, data: bytes) -> None:
               "spool.write(sys.stdin.buffer.read())\n"
               "print('written', flush=True)\n"
               "time.sleep(60)\n")
-    process = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    process = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE)
     process.stdin.write(data)
     process.stdin.close()
     assert process.stdout.readline() == b"written\n"

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.django_db
 
 
 def _upload(group, member, state: str, **fields) -> Upload:
-    upload = Upload.objects.create(group=group, requester=member, name=f"img-{state}", state=state, **fields)
+    upload = Upload.objects.create(group=group, requester=member, name=f"img-{state}", state=state,
+                                   **fields)
     part = content_cache().upload_part(upload.part_key, 0)
     part.write(b"x" * 100)
     part.close()
@@ -26,8 +27,9 @@ def _upload(group, member, state: str, **fields) -> Upload:
 def test_repair_keeps_resumable_parts_and_removes_the_rest(group_a, member, settings):
     settings.GLINT_UPLOAD_RESUME_HOURS = 24
     now = timezone.now()
-    fresh = _upload(group_a, member, UploadState.INTERRUPTED, interrupted_at=now - datetime.timedelta(hours=1))
-    stale = _upload(group_a, member, UploadState.INTERRUPTED, interrupted_at=now - datetime.timedelta(hours=25))
+    hour = datetime.timedelta(hours=1)
+    fresh = _upload(group_a, member, UploadState.INTERRUPTED, interrupted_at=now - hour)
+    stale = _upload(group_a, member, UploadState.INTERRUPTED, interrupted_at=now - 25 * hour)
     receiving = _upload(group_a, member, UploadState.RECEIVING)
     done = _upload(group_a, member, UploadState.RECEIVED)
     gone = _upload(group_a, member, UploadState.FAILED)
@@ -41,5 +43,6 @@ def test_repair_keeps_resumable_parts_and_removes_the_rest(group_a, member, sett
     assert set(cache.upload_part_keys()) == before - {stale.part_key, done.part_key, gone_key}
     assert {fresh.part_key, receiving.part_key} <= set(cache.upload_part_keys())
     stale.refresh_from_db()
-    assert stale.state == "failed" and stale.error_code == "upload_expired" and "within 24 h" in stale.error
+    assert (stale.state, stale.error_code) == ("failed", "upload_expired")
+    assert "within 24 h" in stale.error
     assert counts["expired_uploads"] == 1 and counts["parts"] >= 3

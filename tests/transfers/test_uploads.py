@@ -23,6 +23,7 @@ from tests.transfers.helpers import post_upload, qemu_image
 pytestmark = [pytest.mark.devcloud, pytest.mark.django_db(transaction=True)]
 
 MiB = 1024 * 1024
+NOWHERE = {"devcloud-1": [], "devcloud-2": [], "devcloud-3": []}
 
 
 def start(client, group, repos, **fields) -> dict:
@@ -171,25 +172,32 @@ def test_a_broken_upload_is_interrupted_then_resumed_from_the_offset_and_verifie
         devcloud, client, member, group_a, repos, image_name):
     data = b"".join(random_chunks(image_name, 3 * MiB + 5))
     sha256 = hashlib.sha256(data).hexdigest()
-    upload = start(client, group_a, repos, name=image_name, size=len(data), checksum=f"sha256:{sha256}")
+    upload = start(client, group_a, repos, name=image_name, size=len(data),
+                   checksum=f"sha256:{sha256}")
     cut = 2 * MiB + 3
-    body = request_chunks(io.BytesIO(data[:cut]), len(data), 256 * 1024)  # the client went away at `cut`
+    # The client went away at `cut`.
+    body = request_chunks(io.BytesIO(data[:cut]), len(data), 256 * 1024)
 
     interrupted = services.receive(Upload.objects.get(pk=upload["id"]), body, len(data))
 
     assert interrupted.state == "interrupted" and interrupted.bytes_received == cut
-    assert f"after {cut} of {len(data)} bytes" in interrupted.error and "Upload-Offset: " in interrupted.error
+    assert f"after {cut} of {len(data)} bytes" in interrupted.error
+    assert "Upload-Offset: " in interrupted.error
     job = Job.objects.get(pk=interrupted.job_id)
     assert job.state == "failed" and "interrupted" in job.error and str(cut) in job.error
-    assert images_named(devcloud, image_name) == {"devcloud-1": [], "devcloud-2": [], "devcloud-3": []}
+    assert images_named(devcloud, image_name) == NOWHERE
     assert content_cache().upload_part_size(interrupted.part_key) == cut
     url = upload["upload_url"]
     head = client.head(url)
-    assert head.status_code == 204 and head["Upload-Offset"] == str(cut) and head["Upload-Length"] == str(len(data))
+    assert head.status_code == 204
+    assert (head["Upload-Offset"], head["Upload-Length"]) == (str(cut), str(len(data)))
 
-    wrong = client.patch(url, data[cut - 1:], content_type="application/octet-stream", headers={"Upload-Offset": str(cut - 1)})
-    assert wrong.status_code == 409 and wrong["Upload-Offset"] == str(cut) and wrong.json()["offset"] == cut
-    assert client.patch(url, data[cut:], content_type="application/octet-stream").status_code == 400, "no offset"
+    octets = "application/octet-stream"
+    wrong = client.patch(url, data[cut - 1:], content_type=octets,
+                         headers={"Upload-Offset": str(cut - 1)})
+    assert wrong.status_code == 409
+    assert wrong["Upload-Offset"] == str(cut) and wrong.json()["offset"] == cut
+    assert client.patch(url, data[cut:], content_type=octets).status_code == 400, "no offset"
 
     response = client.patch(url, data[cut:], content_type="application/octet-stream",
                             headers={"Upload-Offset": str(cut)})
@@ -199,7 +207,8 @@ def test_a_broken_upload_is_interrupted_then_resumed_from_the_offset_and_verifie
     assert response.json()["job"] == job.pk and response.json()["job_state"] == "done"
     for cloud in ("devcloud-1", "devcloud-2"):
         (image,) = images_named(devcloud, image_name)[cloud]
-        assert image.status == "active" and image.size == len(data) and image.properties["glint_sha256"] == sha256
+        assert (image.status, image.size) == ("active", len(data))
+        assert image.properties["glint_sha256"] == sha256
     assert content_cache().get(sha256) is not None and content_cache().upload_part_keys() == []
     assert client.head(url)["Upload-Complete"] == "?1"
 
@@ -209,8 +218,8 @@ def test_a_resume_whose_whole_stream_does_not_match_the_checksum_fails_and_keeps
     data = b"".join(random_chunks(image_name, 2 * MiB))
     upload = start(client, group_a, repos[:1], name=image_name, size=len(data),
                    checksum=f"sha256:{hashlib.sha256(data).hexdigest()}")
-    services.receive(Upload.objects.get(pk=upload["id"]), request_chunks(io.BytesIO(data[:MiB]), len(data), MiB),
-                     len(data))
+    broken = request_chunks(io.BytesIO(data[:MiB]), len(data), MiB)
+    services.receive(Upload.objects.get(pk=upload["id"]), broken, len(data))
     other = b"\xff" * MiB  # the rest of another file
 
     response = client.patch(upload["upload_url"], other, content_type="application/octet-stream",
