@@ -45,4 +45,6 @@ def test_repair_keeps_resumable_parts_and_removes_the_rest(group_a, member, sett
     stale.refresh_from_db()
     assert (stale.state, stale.error_code) == ("failed", "upload_expired")
     assert "within 24 h" in stale.error
+    for key in (fresh.part_key, receiving.part_key):
+        cache.remove_upload_part(key)
     assert counts["expired_uploads"] == 1 and counts["parts"] >= 3

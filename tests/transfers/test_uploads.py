@@ -209,7 +209,8 @@ def test_a_broken_upload_is_interrupted_then_resumed_from_the_offset_and_verifie
         (image,) = images_named(devcloud, image_name)[cloud]
         assert (image.status, image.size) == ("active", len(data))
         assert image.properties["glint_sha256"] == sha256
-    assert content_cache().get(sha256) is not None and content_cache().upload_part_keys() == []
+    assert content_cache().get(sha256) is not None
+    assert interrupted.part_key not in content_cache().upload_part_keys()
     assert client.head(url)["Upload-Complete"] == "?1"
 
 
@@ -227,4 +228,4 @@ def test_a_resume_whose_whole_stream_does_not_match_the_checksum_fails_and_keeps
 
     assert response.json()["state"] == "failed", response.content  # (its status: issue 12 item 4)
     assert images_named(devcloud, image_name)["devcloud-1"] == []
-    assert content_cache().upload_part_keys() == []
+    assert str(upload["id"]) not in content_cache().upload_part_keys()
