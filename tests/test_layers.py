@@ -16,10 +16,7 @@ Shared plumbing that any layer may use: ``glint.errors``, ``glint.config``, ``gl
 views share). Within the apps, inventory is polling and storage: it imports neither plans nor
 jobs.
 
-:data:`KNOWN_EXCEPTIONS` lists the imports that still break a rule, each with the reason; it is
-to be emptied, never grown. Those marked ``part B`` are in the engine branch's area (the jobs
-app's execution, Celery and runners; the transfers' runner); after the branches are merged the
-lead deletes them here and the rule holds for the whole tree.
+Every rule holds for the whole tree: there is no list of exceptions.
 """
 
 from __future__ import annotations
@@ -28,7 +25,6 @@ import ast
 import pathlib
 from collections import defaultdict
 
-import pytest
 
 SRC = pathlib.Path(__file__).resolve().parents[1] / "src"
 ROOT = SRC / "glint"
@@ -38,20 +34,6 @@ APPS = {"accounts", "repos", "inventory", "jobs", "plans", "audit", "transfers"}
 ENGINE = {"replication", "matrix"}
 DRIVERS = {"clouds"}
 PLUMBING = {"errors", "config", "settings", "drf", "current_request", "filtersets", "__main__"}
-
-#: (importing module, imported module) pairs that still break a rule, with the reason. Empty it.
-KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
-    # part B: transfers is being changed on another branch; its imports move to glint.jobs.matrix
-    # and glint.matrix.rows when that branch is merged, and these two shims go.
-    ("glint.inventory.services", "glint.jobs.matrix"):
-        "part B: find_row shim for transfers/downloads",
-}
-
-#: Import cycles that still exist, as the sorted tuple of their modules. Empty it.
-KNOWN_CYCLES: dict[tuple[str, ...], str] = {
-    ("glint.inventory.services", "glint.jobs.matrix"):
-        "part B: through the find_row shim for transfers",
-}
 
 
 def _module_name(path: pathlib.Path) -> str:
@@ -124,7 +106,7 @@ def _glint_imports():
 
 def _broken(rule) -> list[str]:
     return [f"{module} imports {target}" for module, target in _glint_imports()
-            if rule(module, target) and (module, target) not in KNOWN_EXCEPTIONS]
+            if rule(module, target)]
 
 
 def test_drivers_import_nothing_of_glint_above_them():
@@ -190,21 +172,13 @@ def _cycles(graph: dict[str, set[str]]) -> list[tuple[str, ...]]:
 
 def test_no_import_cycles_among_modules():
     glint_graph = {m: {t for t in targets if t in GRAPH} for m, targets in GRAPH.items()}
-    assert [c for c in _cycles(glint_graph) if c not in KNOWN_CYCLES] == []
+    assert _cycles(glint_graph) == []
 
 
 def test_no_import_cycles_among_the_apps():
     """inventory, plans, jobs (and the others) do not import each other both ways."""
     apps = defaultdict(set)
     for module, target in _glint_imports():
-        if _part(module) in APPS and _part(target) in APPS and _part(module) != _part(target) \
-                and (module, target) not in KNOWN_EXCEPTIONS:
+        if _part(module) in APPS and _part(target) in APPS and _part(module) != _part(target):
             apps[_part(module)].add(_part(target))
-    assert [c for c in _cycles(dict(apps)) if c not in KNOWN_CYCLES] == []
-
-
-@pytest.mark.parametrize("pair", sorted(KNOWN_EXCEPTIONS))
-def test_known_exceptions_still_exist(pair):
-    """A known exception that no longer happens is deleted from the list (it must only shrink)."""
-    module, target = pair
-    assert target in GRAPH.get(module, set()), f"{module} no longer imports {target}: remove it"
+    assert _cycles(dict(apps)) == []

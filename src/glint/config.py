@@ -43,6 +43,7 @@ DEFAULTS: dict[str, object] = {
     "cache_dir": "",  # the content cache (spool, uploads); empty: <data_dir>/cache
     "cache_quota_bytes": 50 * 2**30,  # the most the content cache may hold
     "upload_max_bytes": 100 * 2**30,  # largest image accepted by upload or web link (0: no limit)
+    "upload_resume_hours": 24,  # an interrupted upload may be resumed this long; then it fails
     "fetch_allow_cidrs": [],  # address ranges web links may reach although not public, e.g. a site mirror
     "cloud_pull": True,  # let a target cloud with web-download fetch a checksummed web link itself
     "cloud_pull_hosts": [],  # web-link host names the clouds may fetch from themselves

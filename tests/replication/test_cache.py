@@ -1,9 +1,13 @@
-"""The content cache on a real directory: lookup by any digest, quota, expiry, free space."""
+"""The content cache on a real directory: lookup by any digest, quota, expiry, free space, the
+leftovers of a crashed writer, and upload parts."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -61,3 +65,55 @@ def test_discarded_spool_leaves_nothing(tmp_path):
     spool.discard()
     spool.close()
     assert cache.usage() == 0 and cache.entries() == []
+
+
+def _killed_writer(root, data: bytes) -> None:
+    """A process that starts a spool in the cache at ``root``, writes ``data``, and is killed
+    with SIGKILL mid-stream (a crashed ``glint serve``)."""
+    script = ("import sys, time\n"
+              "from glint.replication import ContentCache\n"
+              f"spool = ContentCache({str(root)!r}, min_free_bytes=0).spool(None)\n"
+              "spool.write(sys.stdin.buffer.read())\n"
+              "print('written', flush=True)\n"
+              "time.sleep(60)\n")
+    process = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE)
+    process.stdin.write(data)
+    process.stdin.close()
+    assert process.stdout.readline() == b"written\n"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
+def test_a_crashed_writers_spool_is_removed_and_never_counts_against_the_quota(tmp_path):
+    _killed_writer(tmp_path, b"x" * 8000)
+    (leftover,) = (tmp_path / "spool").iterdir()
+    cache = ContentCache(tmp_path, quota_bytes=10_000, min_free_bytes=0)
+    live = cache.spool(None)  # a spool this process is writing: not a leftover
+    live.write(b"y" * 100)
+
+    spool = cache.spool(5000)  # fits: the leftover is removed before the quota is checked
+
+    assert not leftover.exists() and live.path.exists() and spool.path.exists()
+    assert cache.remove_abandoned_spools() == []
+    for open_spool in (live, spool):
+        open_spool.discard()
+        open_spool.close()
+
+
+def test_an_upload_part_keeps_its_safe_bytes_and_is_never_a_leftover(tmp_path):
+    cache = ContentCache(tmp_path, min_free_bytes=0)
+    part = cache.upload_part("7", 0)
+    part.write(b"a" * 1000)
+    part.sync()
+    part.close()
+    assert cache.remove_abandoned_spools() == [] and cache.upload_part_size("7") == 1000
+
+    part = cache.upload_part("7", 600)  # only 600 were recorded as safe: the rest goes
+    assert part.written == 600 and part.read_at(0, 10_000) == b"a" * 600
+    part.write(b"b" * 400)
+    entry = part.commit({"sha256": hashlib.sha256(b"a" * 600 + b"b" * 400).hexdigest()})
+    part.close()
+    assert entry.path.read_bytes() == b"a" * 600 + b"b" * 400 and cache.upload_part_keys() == []
+    with pytest.raises(ValueError, match="fewer than 10"):
+        cache.upload_part("8", 10)

@@ -203,10 +203,11 @@ def test_curl_T_sends_a_file_as_it_is(devcloud, live, api, image_name, tmp_path)
 
 class CuttingProxy:
     """A loopback TCP proxy that breaks the first connection carrying more than ``cut`` bytes to the
-    client (a network failure mid-download, which the real server cannot be asked to show)."""
+    client, or with ``upstream`` to the server (a network failure mid-download or mid-upload, which
+    the real server cannot be asked to show)."""
 
-    def __init__(self, port: int, cut: int):
-        self.port, self.cut, self.cuts = port, cut, 0
+    def __init__(self, port: int, cut: int, upstream: bool = False):
+        self.port, self.cut, self.cuts, self.upstream = port, cut, 0, upstream
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.address = self.listener.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
@@ -218,8 +219,9 @@ class CuttingProxy:
             except OSError:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.port))
-            threading.Thread(target=self._pipe, args=(client, upstream, None), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, self), daemon=True).start()
+            cut_up, cut_down = (self, None) if self.upstream else (None, self)
+            for pipe in ((client, upstream, cut_up), (upstream, client, cut_down)):
+                threading.Thread(target=self._pipe, args=pipe, daemon=True).start()
 
     def _pipe(self, source, sink, counter):
         moved = 0
@@ -286,6 +288,61 @@ def test_cli_upload_then_download_resumes_by_itself(devcloud, live, api, cli, im
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"resuming at byte {5 * MiB}" in result.stderr
     assert (tmp_path / "again.img").read_bytes() == data
+
+
+def test_cli_upload_resumes_by_itself_after_the_connection_broke(devcloud, live, api, cli,
+                                                                  image_name, tmp_path):
+    data = b"".join(random_chunks(image_name, 24 * MiB))
+    source = tmp_path / "disk.img"
+    source.write_bytes(data)
+    proxy = CuttingProxy(live.server.port, cut=10 * MiB, upstream=True)
+    try:
+        result = cli("upload", str(source), "--name", image_name, "--to", "devcloud-1",
+                     "--to", "devcloud-2", "--group", LIVE_GROUP, "--wait",
+                     url=f"https://127.0.0.1:{proxy.address}")
+    finally:
+        proxy.close()
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert proxy.cuts == 1 and "upload broke off" in result.stderr, result.stderr
+    offset = int(result.stderr.split("resuming at byte ")[1].split()[0])
+    assert 0 < offset < 11 * MiB, "resumed from what had arrived (the cut is at 10 MiB)"
+    sha256 = hashlib.sha256(data).hexdigest()
+    assert f"sha256 {sha256}" in result.stdout and ": received" in result.stdout
+    assert "devcloud-1: copied" in result.stdout and "devcloud-2: copied" in result.stdout
+    for cloud in ("devcloud-1", "devcloud-2"):
+        (image,) = images_named(devcloud, image_name)[cloud]
+        assert (image.status, image.properties["glint_sha256"]) == ("active", sha256)
+
+
+def test_cli_upload_resume_sends_the_rest_of_an_interrupted_upload(devcloud, live, api, cli,
+                                                                   image_name, tmp_path):
+    data = b"".join(random_chunks(image_name, 6 * MiB))
+    source = tmp_path / "disk.img"
+    source.write_bytes(data)
+    upload = start_upload(api, image_name, ("devcloud-1",), size=len(data),
+                          checksum=f"sha256:{hashlib.sha256(data).hexdigest()}")
+
+    def gives_up():  # a client that dies after 2 MiB
+        yield data[:2 * MiB]
+        raise RuntimeError("the client died")
+
+    with pytest.raises(RuntimeError):
+        put(api, upload, gives_up(), len(data))
+    _wait_for(lambda: api.get(f"uploads/{upload['id']}/")["state"] == "interrupted",
+              "the upload interrupted")
+    other = tmp_path / "other.img"
+    other.write_bytes(data[:-1] + b"?")
+    refused = cli("upload", str(other), "--resume", str(upload["id"]), url=live.url)
+    assert refused.returncode == 1 and "not the file of upload" in refused.stderr, refused.stderr
+
+    result = cli("upload", str(source), "--resume", str(upload["id"]), "--wait")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"resuming at byte {2 * MiB}" in result.stderr and ": received" in result.stdout
+    (image,) = images_named(devcloud, image_name)["devcloud-1"]
+    sha256 = hashlib.sha256(data).hexdigest()
+    assert (image.status, image.properties["glint_sha256"]) == ("active", sha256)
 
 
 def test_cli_upload_of_a_web_link_waits_for_the_clouds_own_fetch(devcloud, live, api, cli, web, image_name):

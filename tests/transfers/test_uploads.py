@@ -4,6 +4,7 @@ bytes arrive, lands them in the cache, and a failed target continues from the ca
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import time
 
@@ -15,13 +16,14 @@ from glint.jobs.models import Job
 from glint.jobs.runners import content_cache
 from glint.transfers import services
 from glint.transfers.models import Upload
-from glint.transfers.runner import LIVE_STREAMS
+from glint.transfers.sources import request_chunks
 from tests.jobs.images import images_named, random_chunks
 from tests.transfers.helpers import post_upload, qemu_image
 
 pytestmark = [pytest.mark.devcloud, pytest.mark.django_db(transaction=True)]
 
 MiB = 1024 * 1024
+NOWHERE = {"devcloud-1": [], "devcloud-2": [], "devcloud-3": []}
 
 
 def start(client, group, repos, **fields) -> dict:
@@ -129,7 +131,6 @@ def test_a_failed_target_continues_from_the_cache_without_a_second_upload(devclo
 
     job = job_services.retry(job, None)
     assert claims.claim(job, "test-worker")
-    assert not LIVE_STREAMS, "no stream: the retry can only read the cache"
     assert execution.run_claimed(job.pk, "test-worker") == "done"
 
     for cloud in ("devcloud-1", "devcloud-2"):
@@ -165,3 +166,66 @@ def test_a_retry_whose_bytes_left_the_cache_says_to_upload_again(devcloud, clien
     assert "upload the image again" in failed.error
     assert ("GLINT_CACHE_DIR must be shared" in failed.error) == (runner == "celery")
     assert images_named(devcloud, image_name)["devcloud-2"] == []
+
+
+def test_a_broken_upload_is_interrupted_then_resumed_from_the_offset_and_verified_whole(
+        devcloud, client, member, group_a, repos, image_name):
+    data = b"".join(random_chunks(image_name, 3 * MiB + 5))
+    sha256 = hashlib.sha256(data).hexdigest()
+    upload = start(client, group_a, repos, name=image_name, size=len(data),
+                   checksum=f"sha256:{sha256}")
+    cut = 2 * MiB + 3
+    # The client went away at `cut`.
+    body = request_chunks(io.BytesIO(data[:cut]), len(data), 256 * 1024)
+
+    interrupted = services.receive(Upload.objects.get(pk=upload["id"]), body, len(data))
+
+    assert interrupted.state == "interrupted" and interrupted.bytes_received == cut
+    assert f"after {cut} of {len(data)} bytes" in interrupted.error
+    assert "Upload-Offset: " in interrupted.error
+    job = Job.objects.get(pk=interrupted.job_id)
+    assert job.state == "failed" and "interrupted" in job.error and str(cut) in job.error
+    assert images_named(devcloud, image_name) == NOWHERE
+    assert content_cache().upload_part_size(interrupted.part_key) == cut
+    url = upload["upload_url"]
+    head = client.head(url)
+    assert head.status_code == 204
+    assert (head["Upload-Offset"], head["Upload-Length"]) == (str(cut), str(len(data)))
+
+    octets = "application/octet-stream"
+    wrong = client.patch(url, data[cut - 1:], content_type=octets,
+                         headers={"Upload-Offset": str(cut - 1)})
+    assert wrong.status_code == 409
+    assert wrong["Upload-Offset"] == str(cut) and wrong.json()["offset"] == cut
+    assert client.patch(url, data[cut:], content_type=octets).status_code == 400, "no offset"
+
+    response = client.patch(url, data[cut:], content_type="application/octet-stream",
+                            headers={"Upload-Offset": str(cut)})
+
+    assert response.status_code == 200, response.content
+    assert response.json()["state"] == "received" and response.json()["sha256"] == sha256
+    assert response.json()["job"] == job.pk and response.json()["job_state"] == "done"
+    for cloud in ("devcloud-1", "devcloud-2"):
+        (image,) = images_named(devcloud, image_name)[cloud]
+        assert (image.status, image.size) == ("active", len(data))
+        assert image.properties["glint_sha256"] == sha256
+    assert content_cache().get(sha256) is not None
+    assert interrupted.part_key not in content_cache().upload_part_keys()
+    assert client.head(url)["Upload-Complete"] == "?1"
+
+
+def test_a_resume_whose_whole_stream_does_not_match_the_checksum_fails_and_keeps_nothing(
+        devcloud, client, group_a, repos, image_name):
+    data = b"".join(random_chunks(image_name, 2 * MiB))
+    upload = start(client, group_a, repos[:1], name=image_name, size=len(data),
+                   checksum=f"sha256:{hashlib.sha256(data).hexdigest()}")
+    broken = request_chunks(io.BytesIO(data[:MiB]), len(data), MiB)
+    services.receive(Upload.objects.get(pk=upload["id"]), broken, len(data))
+    other = b"\xff" * MiB  # the rest of another file
+
+    response = client.patch(upload["upload_url"], other, content_type="application/octet-stream",
+                            headers={"Upload-Offset": str(MiB)})
+
+    assert response.json()["state"] == "failed", response.content  # (its status: issue 12 item 4)
+    assert images_named(devcloud, image_name)["devcloud-1"] == []
+    assert str(upload["id"]) not in content_cache().upload_part_keys()

@@ -4,9 +4,12 @@
 end to end), creates the upload (``POST /api/v1/uploads/``) and streams the file as the raw body
 of ``PUT upload_url`` with its ``Content-Length``: nothing is read into memory on either side.
 The upload answers once every target has verified its copy; ``--wait`` also follows automatic
-retries of targets that failed. ``upload --url`` has Glint fetch a web link instead (or the
-target clouds themselves, when the link has a checksum; see ``GLINT_CLOUD_PULL``): nothing is
-sent from here, and ``--wait`` follows the job.
+retries of targets that failed. A connection that breaks mid-upload (or a server that restarts)
+is resumed: ``HEAD upload_url`` tells the byte Glint holds (``Upload-Offset``) and ``PATCH``
+sends the rest from there, the progress bar going on from that byte; ``--resume ID`` does the
+same in a later run. ``upload --url`` has Glint fetch a web link instead (or the target clouds
+themselves, when the link has a checksum; see ``GLINT_CLOUD_PULL``): nothing is sent from
+here, and ``--wait`` follows the job.
 
 ``download`` writes ``FILE.part`` and renames it to ``FILE`` once the digest the server gave
 (``Repr-Digest``: sha-256, else the cloud's sha-512) matches. A broken transfer is resumed with ``Range`` from the byte it reached,
@@ -20,11 +23,13 @@ import hashlib
 import os
 import re
 import sys
+import time
 from pathlib import Path
 
 import click
 import requests
 
+from glint.cli.api_client import _reason
 from glint.cli.client_commands import api, group_option, resolve_group
 from glint.cli.output import shown
 from glint.cli.job_commands import (
@@ -41,6 +46,11 @@ from glint.clouds import CHUNK_SIZE
 PUT_TIMEOUT = (10, 3600)
 #: Tries of one download before giving up (each resumes where the last one stopped).
 DOWNLOAD_ATTEMPTS = 5
+#: Broken connections of one upload before giving up (each resumes from Glint's offset).
+UPLOAD_ATTEMPTS = 5
+#: Seconds between looks at an upload that is not ready to resume yet, and how long to look: a
+#: server that died holds it until its job's lease expires (GLINT_JOB_LEASE_SECONDS, 60).
+RESUME_WAIT, RESUME_PATIENCE = 2.0, 300.0
 _FILENAME = re.compile(r'filename="([^"]+)"')
 
 
@@ -87,7 +97,11 @@ def _properties(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--checksum-url", help="With --url: a SHA256SUMS-style file that lists the link's checksum.")
 @click.option("--checksum-entry", help="The entry to read in --checksum-url (default: the link's file name).")
 @click.option("--name", help="The image's name (default: the file's or the link's name).")
-@click.option("--to", "repos", multiple=True, required=True, help="A repo to upload to (name or id); repeat for more.")
+@click.option("--to", "repos", multiple=True,
+              help="A repo to upload to (name or id); repeat for more.")
+@click.option("--resume", "resume_id", type=int, metavar="ID",
+              help="Send the rest of interrupted upload ID (FILE must be its file; the repos are "
+                   "its own).")
 @click.option("--format", "disk_format", help="Disk format (default: detected from the file; a contradiction is refused).")
 @click.option("--container-format", default="bare", show_default=True)
 @click.option("--visibility", type=click.Choice(["private", "shared", "community", "public"]), default="private",
@@ -99,10 +113,18 @@ def _properties(values: tuple[str, ...]) -> dict[str, str]:
               show_default=True, help="When a repo already has the name with other content.")
 @group_option
 @wait_option
-def upload(file, url, checksum, checksum_url, checksum_entry, name, repos, disk_format, container_format, visibility,
-           min_disk, min_ram, properties, conflict_policy, group, wait):
+def upload(file, url, checksum, checksum_url, checksum_entry, name, repos, resume_id, disk_format,
+           container_format, visibility, min_disk, min_ram, properties, conflict_policy, group,
+           wait):
     """Upload FILE (or a web link, --url) to repos at once, verified; a repo that fails is retried
-    from Glint's cache."""
+    from Glint's cache. A broken upload is resumed (by itself, or later with --resume)."""
+    if resume_id is not None:
+        if not file or url:
+            raise click.UsageError("--resume needs the upload's FILE (and no --url)")
+        _resume_file(api(), resume_id, file, wait)
+        return
+    if not repos:
+        raise click.UsageError("name a repo to upload to with --to")
     if bool(file) == bool(url):
         raise click.UsageError("give either a FILE or --url, not both or neither")
     if file and (checksum or checksum_url or checksum_entry):
@@ -135,16 +157,105 @@ def _upload_file(client, body: dict, file: Path, wait: bool) -> None:
     size = file.stat().st_size
     sha256 = _sha256_of(file, size)
     created = client.post("uploads/", {"name": file.name, **body, "size": size, "checksum": f"sha256:{sha256}"})
-    path = created["upload_url"][len(client.base):]
-    with click.progressbar(length=size, label=f"Uploading {file.name}", file=sys.stderr) as bar, \
-            file.open("rb") as handle:
-        result = client.request("PUT", path, timeout=PUT_TIMEOUT, data=_ProgressFile(handle, size, bar),
-                                headers={"Content-Type": "application/octet-stream"}).json()
+    _send_file(client, created["id"], file, size, wait)
+
+
+def _resume_file(client, upload_id: int, file: Path, wait: bool) -> None:
+    """Send the rest of an interrupted upload, once FILE is known to be its file."""
+    upload = client.get(f"uploads/{upload_id}/")
+    size = file.stat().st_size
+    if upload["size"] not in (None, size):
+        raise click.ClickException(f"{file} is {size} bytes but upload {upload_id} is "
+                                   f"{upload['size']}: not its file")
+    if upload["checksum"] and upload["checksum"] != f"sha256:{_sha256_of(file, size)}":
+        raise click.ClickException(
+            f"{file} is not the file of upload {upload_id} (its sha256 differs)")
+    offset = _offset(client, _data_path(upload_id))
+    click.echo(f"resuming at byte {offset}", err=True)
+    _send_file(client, upload_id, file, size, wait, offset)
+
+
+def _data_path(upload_id: int) -> str:
+    return f"uploads/{upload_id}/data"
+
+
+def _send_file(client, upload_id: int, file: Path, size: int, wait: bool, offset: int = 0) -> None:
+    """Send FILE from ``offset`` (resuming as needed), then say how the upload ended."""
+    with click.progressbar(length=size, label=f"Uploading {file.name}", file=sys.stderr) as bar:
+        bar.update(offset)
+        response = _send_resuming(client, _data_path(upload_id), file, size, bar, offset)
+    if response.status_code >= 400:
+        raise click.ClickException(
+            f"upload {upload_id}: HTTP {response.status_code}: {_reason(response)}")
+    result = response.json()
     click.echo(f"upload {result['id']} of {shown(result['name'])}: {result['state']} "
                f"({result['disk_format']}, "
                f"sha256 {result['sha256'] or '?'}); job {result['job']}: {result['job_state']}")
     if wait and result["job"]:
         sys.exit(wait_for(client, [result["job"]]))
+
+
+def _send_resuming(client, path: str, file: Path, size: int, bar,
+                   offset: int = 0) -> requests.Response:
+    """Send the file from ``offset``, and after a broken connection the rest from the offset
+    Glint reports."""
+    breaks, deadline = 0, None
+    while True:
+        try:
+            response = _send(client, path, file, size, offset, bar)
+        except requests.exceptions.RequestException as exc:
+            breaks += 1
+            if breaks >= UPLOAD_ATTEMPTS:
+                raise click.ClickException(
+                    f"the upload broke off {breaks} times ({type(exc).__name__}); Glint keeps what "
+                    f"arrived: run this again with --resume {path.split('/')[1]}, or cancel it"
+                ) from None
+            click.echo(f"\nupload broke off ({type(exc).__name__}); resuming", err=True)
+        else:
+            if response.status_code != 409 or _code(response) not in ("busy", "offset_mismatch"):
+                return response
+            # The server has not yet noticed the break (or restarted and holds the upload).
+        deadline = deadline or time.monotonic() + RESUME_PATIENCE
+        if time.monotonic() > deadline:
+            raise click.ClickException(
+                "Glint did not let the upload resume in time; run the command again")
+        time.sleep(RESUME_WAIT)
+        offset = _offset(client, path)
+        click.echo(f"resuming at byte {offset}", err=True)
+        bar.pos = offset
+        bar.update(0)
+
+
+def _send(client, path: str, file: Path, size: int, offset: int, bar) -> requests.Response:
+    """``PUT`` the whole file, or ``PATCH`` its bytes from ``offset`` (``Upload-Offset``)."""
+    headers = {"Content-Type": "application/octet-stream"}
+    if offset:
+        headers["Upload-Offset"] = str(offset)
+    with file.open("rb") as handle:
+        handle.seek(offset)
+        return client.session.request(
+            "PATCH" if offset else "PUT", client.base + path, timeout=PUT_TIMEOUT,
+            data=_ProgressFile(handle, size - offset, bar), headers=headers)
+
+
+def _offset(client, path: str) -> int:
+    """The byte Glint holds the upload up to, asked until the server answers (it may be
+    restarting)."""
+    deadline = time.monotonic() + RESUME_PATIENCE
+    while True:
+        try:
+            return int(client.request("HEAD", path).headers["Upload-Offset"])
+        except click.ClickException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(RESUME_WAIT)
+
+
+def _code(response: requests.Response) -> str:
+    try:
+        return response.json().get("code", "")
+    except ValueError:
+        return ""
 
 
 def _expected_digest(response: requests.Response) -> tuple[str, str] | None:

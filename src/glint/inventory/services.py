@@ -13,7 +13,7 @@ from glint.matrix.conflicts import Conflict
 from glint.matrix.rows import Row
 from glint.repos.models import Repo
 
-__all__ = ["acknowledge", "find_row", "group_repos", "refresh_pending", "set_hidden"]
+__all__ = ["acknowledge", "group_repos", "refresh_pending", "set_hidden"]
 
 
 def group_repos(group: Group) -> list[Repo]:
@@ -48,11 +48,3 @@ def acknowledge(group: Group, conflict: Conflict, user: User | None) -> None:
         group=group, key=conflict.key, defaults={"signature": conflict.signature, "acknowledged_by": user},
     )
     audit.record("conflict.acknowledge", user=user, group=group, details={"conflict": conflict.key})
-
-
-def find_row(user: User, row_id: str):
-    """Old home of ``glint.jobs.matrix.find_row``, kept only for ``glint.transfers`` until its
-    branch is merged (then its import moves and this goes: ``tests/test_layers.py`` lists it)."""
-    from glint.jobs.matrix import find_row as find_row_of_matrix
-
-    return find_row_of_matrix(user, row_id)

@@ -100,8 +100,11 @@ def _job_state(targets: list[JobTarget], cancelled: bool) -> str:
     return states.PARTIAL if any(t.state == _DONE for t in targets) else states.FAILED
 
 
-def run_claimed(job_id: int, owner: str) -> str | None:
+def run_claimed(job_id: int, owner: str, stream=None) -> str | None:
     """Run a job this worker has claimed, to its next resting state; return that state.
+
+    ``stream`` is handed to the kind's runner as its ``stream`` argument: the bytes arriving
+    in the request that claimed the job (an upload's first pass or resume); None elsewhere.
 
     Returns None when the lease was lost on the way (another worker now owns the job).
     """
@@ -123,7 +126,7 @@ def run_claimed(job_id: int, owner: str) -> str | None:
             for target in todo:
                 target.state, target.attempts, target.next_attempt_at = _PENDING, target.attempts + 1, None
             try:
-                run_kind(job, todo, keeper.cancel)
+                run_kind(job, todo, keeper.cancel, stream=stream)
             except Exception as exc:
                 log.exception("job %s failed unexpectedly", job.pk)
                 error = UnexpectedError(internal_error_message(exc))

@@ -197,22 +197,31 @@ def for_each_target(todo: list[JobTarget], cancel: threading.Event,
             fail_target(target, exc)
 
 
+def discard_partial_images(targets: list[JobTarget], label: str) -> None:
+    """Delete the images that targets not done recorded (a cancelled or interrupted run), so a
+    later run starts them afresh; one the cloud will not delete now is left to the orphan
+    reconciler. ``label`` names the job or upload in the log."""
+    for target in targets:
+        if target.state == TargetState.DONE.value or not target.image_id or target.repo is None:
+            continue
+        try:
+            with open_driver(target.repo) as cloud:
+                discard_image(cloud, target.image_id)
+            save_target(target, image_id="")
+        except CloudError as exc:  # the orphan reconciler deletes it later
+            log.warning("%s: could not delete %s in %s: %s", label, target.image_id,
+                        target.repo_name, exc)
+
+
 def discard_unfinished(job: Job, targets: list[JobTarget]) -> None:
     """Delete what a cancelled copy (or upload) recorded at targets that are not done, then mark
     those targets cancelled."""
+    if job.kind in (states.COPY, states.UPLOAD):
+        discard_partial_images(targets, f"job {job.pk}")
     for target in targets:
-        if target.state == TargetState.DONE.value:
-            continue
-        if job.kind in (states.COPY, states.UPLOAD) and target.image_id and target.repo is not None:
-            try:
-                with open_driver(target.repo) as cloud:
-                    discard_image(cloud, target.image_id)
-                save_target(target, image_id="")
-            except CloudError as exc:  # the orphan reconciler deletes it later
-                log.warning("job %s: could not delete %s in %s: %s", job.pk, target.image_id,
-                            target.repo_name, exc)
-        save_target(target, state=TargetState.CANCELLED.value, outcome="cancelled",
-                    next_attempt_at=None, finished=target.finished or timezone.now())
+        if target.state != TargetState.DONE.value:
+            save_target(target, state=TargetState.CANCELLED.value, outcome="cancelled",
+                        next_attempt_at=None, finished=target.finished or timezone.now())
 
 
 def remove_orphan_image(repo: Repo, image_id: str) -> DeleteOutcome:

@@ -19,7 +19,6 @@ group's jobs.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import hashlib
 from collections.abc import Iterable, Sequence
 

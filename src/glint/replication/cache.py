@@ -7,6 +7,7 @@ source. Layout under ``root``::
     objects/<sha256>        the bytes of one image
     objects/<sha256>.json   its size and every digest known (to find it by the cloud's hash)
     spool/<random>.part     streams being written; renamed into objects/ once verified
+    uploads/<key>.part      the bytes received so far of a resumable upload (owned by it)
 
 A stream lands in ``objects/`` only after its digests were checked against the source, so an
 entry is always good. Files are renamed into place atomically, and readers keep an open file
@@ -14,11 +15,19 @@ even if an entry is evicted under them (POSIX unlink semantics), so several proc
 one cache directory. Space is reserved before a stream starts: expired entries go first, then
 the least recently used, and the stream is refused when the quota or the disk's free-space floor
 cannot be met.
+
+A process writing a spool holds an exclusive ``flock`` on it, which the kernel drops when the
+process dies (even by kill -9): a spool nobody holds is a crash's leftover, removed by
+:meth:`ContentCache.remove_abandoned_spools` (the start-up and periodic repair, and every
+reservation, so leftovers never count against the quota). An upload's part is not a leftover
+while its upload may still be resumed: its owner (``glint.transfers``) removes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import shutil
@@ -71,8 +80,9 @@ class ContentCache:
         self.min_free_bytes = min_free_bytes
         self._objects = self.root / "objects"
         self._spools = self.root / "spool"
-        self._objects.mkdir(parents=True, exist_ok=True)
-        self._spools.mkdir(parents=True, exist_ok=True)
+        self._uploads = self.root / "uploads"
+        for directory in (self._objects, self._spools, self._uploads):
+            directory.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
 
     # Lookup
@@ -122,9 +132,33 @@ class ContentCache:
     # Space
 
     def usage(self) -> int:
-        """Bytes taken by entries and spools."""
-        return sum(p.stat().st_size for d in (self._objects, self._spools)
-                   for p in d.iterdir() if p.is_file())
+        """Bytes taken by entries, spools and upload parts."""
+        total = 0
+        for directory in (self._objects, self._spools, self._uploads):
+            for path in directory.iterdir():
+                with contextlib.suppress(FileNotFoundError):  # removed meanwhile
+                    total += path.stat().st_size
+        return total
+
+    def remove_abandoned_spools(self) -> list[Path]:
+        """Remove the spools no process is writing (a crash left them); returns their paths."""
+        removed = []
+        for path in self._spools.glob("*.part"):
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its writer is alive
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed.append(path)
+            finally:
+                os.close(fd)
+        return removed
 
     def evict_expired(self) -> int:
         """Remove entries unused for longer than ``max_age``; returns how many."""
@@ -142,6 +176,7 @@ class ContentCache:
                 of finished entries.
         """
         with self._lock:
+            self.remove_abandoned_spools()
             self.evict_expired()
             lru = self.entries()
             while not self._fits(size):
@@ -180,6 +215,35 @@ class ContentCache:
             self.reserve(size)
         return Spool(self, self._spools / f"{uuid.uuid4().hex}.part")
 
+    # Upload parts
+
+    def upload_part(self, key: str, offset: int) -> Spool:
+        """The part file of resumable upload ``key``, cut to its first ``offset`` bytes (those
+        the upload recorded as safe on disk), open to append the rest (created if missing).
+
+        Raises:
+            ValueError: The file holds fewer than ``offset`` bytes (ask :meth:`upload_part_size`).
+        """
+        return Spool(self, self.upload_part_path(key), resume_at=offset)
+
+    def upload_part_path(self, key: str) -> Path:
+        return self._uploads / f"{key}.part"
+
+    def upload_part_size(self, key: str) -> int:
+        """Bytes in upload ``key``'s part file (0 when it has none)."""
+        try:
+            return self.upload_part_path(key).stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def upload_part_keys(self) -> list[str]:
+        """The keys of the upload parts on disk."""
+        return [path.stem for path in self._uploads.glob("*.part")]
+
+    def remove_upload_part(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.upload_part_path(key).unlink()
+
     def _commit(self, part: Path, size: int, hashes: dict[str, str]) -> CacheEntry:
         sha256 = hashes["sha256"]
         path = self._objects / sha256
@@ -197,16 +261,38 @@ class Spool:
     One thread writes (:meth:`write`), any number read behind it (:meth:`read_at`, which waits
     for bytes not written yet). Reads use ``pread`` on their own descriptor, so they see every
     byte written through the unbuffered write descriptor at once, from the page cache.
+
+    A writable spool is new (``O_EXCL``), or, with ``resume_at``, an upload's part file that
+    keeps its first ``resume_at`` bytes; either way this process holds its ``flock`` until
+    :meth:`close` (see the module docstring).
     """
 
-    def __init__(self, cache: ContentCache | None, path: Path, *, size: int | None = None):
+    def __init__(self, cache: ContentCache | None, path: Path, *, size: int | None = None,
+                 resume_at: int | None = None):
         self._cache = cache
         self.path = path
         #: False for a finished cache entry that is only read (see :meth:`of_file`).
         self.writable = size is None
-        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL if self.writable else os.O_RDONLY
+        if not self.writable:
+            flags = os.O_RDONLY
+        elif resume_at is None:
+            flags = os.O_RDWR | os.O_CREAT | os.O_EXCL
+        else:
+            flags = os.O_RDWR | os.O_CREAT
         self._fd = os.open(path, flags, 0o600)
         self.written = size or 0
+        if self.writable:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                if resume_at is not None:
+                    if os.fstat(self._fd).st_size < resume_at:
+                        raise ValueError(f"{path} holds fewer than {resume_at} bytes")
+                    os.ftruncate(self._fd, resume_at)
+                    os.lseek(self._fd, resume_at, os.SEEK_SET)
+                    self.written = resume_at
+            except BaseException:
+                os.close(self._fd)
+                raise
         self._done = not self.writable
         self._error: BaseException | None = None
         self._cond = threading.Condition()
@@ -224,6 +310,11 @@ class Spool:
         with self._cond:
             self.written += len(chunk)
             self._cond.notify_all()
+
+    def sync(self) -> None:
+        """Make the bytes written so far durable (they survive a power cut, not only a crash)."""
+        if self._fd >= 0:
+            os.fsync(self._fd)
 
     def end(self) -> None:
         """No more bytes will be written (readers get b"" at the end)."""

@@ -19,6 +19,7 @@ BACKGROUND_WORKERS = (
     ("glint.inventory.poller", "start_poller"),
     ("glint.plans.keep_everywhere", "start_keeper"),
     ("glint.jobs.dispatch", "start_dispatcher"),
+    ("glint.transfers.repair", "start_repair"),
 )
 
 

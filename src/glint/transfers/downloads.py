@@ -23,7 +23,7 @@ from urllib.parse import quote
 from django.http import HttpResponse, StreamingHttpResponse
 
 from glint import audit
-from glint.inventory.services import find_row
+from glint.jobs.matrix import find_row
 from glint.replication import CloudError
 from glint.repos.drivers import open_driver
 from glint.transfers.services import DownloadSource, UploadRefused, download_source

@@ -8,7 +8,7 @@ messages are always redacted).
 
 from __future__ import annotations
 
-from glint.clouds import CloudError
+from glint.replication import CloudError
 
 __all__ = [
     "ChecksumMismatch",

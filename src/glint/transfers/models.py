@@ -5,15 +5,23 @@ person declared, how many bytes arrived, their sha256. The fan-out to the target
 ordinary ``jobs.Job`` of kind ``upload`` (one ``JobTarget`` per repo), created when the bytes
 start to flow, so the jobs page, cancel, retry, the lease and the matrix cells work as for any
 copy. Its first pass runs while the bytes arrive and lands them in the content cache; a target
-that fails is retried by the job runner from the cache (``glint.transfers.runner``).
+that fails is retried by the job runner from the cache (``glint.transfers.upload_job``).
 
 Incoming states::
 
     waiting ──PUT / fetch──▶ receiving ──▶ received    (all bytes in the cache, sha256 known)
-                                  │
-                                  ├──────▶ pulled      (a web link the target clouds fetched
-                                  │                     themselves; Glint read only its head)
-                                  └──────▶ failed | cancelled
+                              ▲    │
+                     PATCH    │    ├──────▶ pulled      (a web link the target clouds fetched
+                   (resume)   │    │                     themselves; Glint read only its head)
+                              │    ├──────▶ failed | cancelled
+                              │    ▼
+                            interrupted                 (a file upload whose connection broke,
+                                                         or whose server died: the bytes that
+                                                         arrived wait in the cache's upload part)
+
+An interrupted upload is resumed from ``bytes_received`` (``glint.transfers.services.receive``);
+one not resumed within ``GLINT_UPLOAD_RESUME_HOURS`` fails and its part is removed
+(``glint.transfers.repair``).
 
 A web link with credentials is stored encrypted (``source_url``); only the redacted form
 (``url_shown``) is ever shown, logged or returned.
@@ -33,6 +41,7 @@ __all__ = ["Upload"]
 class UploadState(models.TextChoices):
     WAITING = "waiting", _("waiting for data")
     RECEIVING = "receiving", _("receiving")
+    INTERRUPTED = "interrupted", _("interrupted: resume it")
     RECEIVED = "received", _("received")
     PULLED = "pulled", _("fetched by the target clouds")
     FAILED = "failed", _("failed")
@@ -53,7 +62,9 @@ class Upload(models.Model):
         expected_algo, expected_digest: A checksum the bytes must match (sha256 or sha512).
         checksum_url, checksum_entry: Where that checksum is found (a SHA256SUMS-style file).
         size: Bytes announced (Content-Length) or, once received, the bytes that arrived.
-        bytes_received: Progress of the incoming leg.
+        bytes_received: Progress of the incoming leg; for a file upload, the bytes safe on disk
+            in its part file (a resume continues from here).
+        interrupted_at: When it last became ``interrupted`` (its resume window starts then).
         sha256: Of the bytes received; the key of the copy in the content cache.
         state, error_code, error: The incoming leg's state and why it failed.
         job: The fan-out job (created when the bytes start to flow).
@@ -80,6 +91,7 @@ class Upload(models.Model):
     checksum_entry = models.CharField(max_length=255, blank=True)
     size = models.BigIntegerField(_("size"), null=True, blank=True)
     bytes_received = models.BigIntegerField(_("bytes received"), default=0)
+    interrupted_at = models.DateTimeField(null=True, blank=True)
     sha256 = models.CharField(max_length=64, blank=True)
     state = models.CharField(_("state"), max_length=20, choices=UploadState.choices, default=UploadState.WAITING)
     error_code = models.CharField(max_length=64, blank=True)
@@ -96,3 +108,8 @@ class Upload(models.Model):
     @property
     def from_url(self) -> bool:
         return bool(self.url_shown)
+
+    @property
+    def part_key(self) -> str:
+        """The name of its part file in the content cache (``ContentCache.upload_part``)."""
+        return str(self.pk)

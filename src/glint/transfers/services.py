@@ -6,8 +6,12 @@ Upload from a file (two requests, so ``curl -T`` and the CLI send huge files as 
    (state ``waiting``); the caller gets the URL to ``PUT`` the bytes to.
 2. :func:`receive` runs in the request that carries the bytes: it refuses a format lie from the
    first bytes, then creates the ``upload`` job already claimed by this request and runs its first
-   pass right here (``glint.transfers.runner``): the targets are written while the bytes arrive
+   pass right here (``glint.transfers.upload_job``): the targets are written while the bytes arrive
    and the bytes land in the content cache at the same time.
+3. If the connection breaks (or the server dies), the upload is ``interrupted``; :func:`receive`
+   with ``offset`` (the ``Upload-Offset`` of a ``PATCH``; :func:`resume_offset` tells it) takes
+   the rest, claims the same job again and runs it over the whole stream: the bytes kept in the
+   upload's part file, then the new ones (``glint.transfers.parts``).
 
 Upload from a web link: :func:`create_upload` with ``url`` refuses a bad link at once (nothing is
 connected to) and queues the job; a job worker fetches the link.
@@ -26,24 +30,29 @@ from collections.abc import Iterator
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from glint import audit, validators
 from glint.accounts.models import Group, User
-from glint.inventory.matrix import CellState, Row
+from glint.matrix.rows import CellState, Row
 from glint.jobs import execution, states
 from glint.jobs import services as job_services
 from glint.jobs.models import Job, JobTarget
 from glint.jobs.dispatch import notify
+from glint.jobs.runners import content_cache
 from glint.replication import ConflictPolicy
 from glint.repos.models import Repo
 from glint.transfers import fetch, formats
 from glint.transfers.errors import TransferError
 from glint.transfers.models import Upload, UploadState
-from glint.transfers.runner import LIVE_STREAMS, fetch_policy
+from glint.transfers import parts
+from glint.transfers.parts import UploadPart
+from glint.transfers.upload_job import fetch_policy
 from glint.transfers.sources import IncomingStream, read_head
 
-__all__ = ["DownloadSource", "UploadRefused", "cancel_upload", "create_upload", "download_source", "receive"]
+__all__ = ["DownloadSource", "OffsetMismatch", "UploadRefused", "cancel_upload", "create_upload",
+           "download_source", "receive", "resume_offset"]
 
 VISIBILITIES = ("private", "shared", "community", "public")
 HEX_LENGTHS = {"sha256": 64, "sha512": 128}
@@ -55,6 +64,14 @@ class UploadRefused(Exception):
     def __init__(self, message: str, status: int = 400, code: str = "invalid"):
         super().__init__(message)
         self.message, self.status, self.code = message, status, code
+
+
+class OffsetMismatch(UploadRefused):
+    """A resume that does not continue at the server's offset (409); ``offset`` is that offset."""
+
+    def __init__(self, message: str, offset: int):
+        super().__init__(message, status=409, code="offset_mismatch")
+        self.offset = offset
 
 
 # Creating
@@ -158,13 +175,17 @@ def create_upload(
     return upload
 
 
+def _claim(owner: str) -> dict:
+    """The values of a job row claimed by ``owner``, the request that receives its bytes."""
+    now = timezone.now()
+    lease = datetime.timedelta(seconds=settings.GLINT_JOB_LEASE_SECONDS)
+    return {"state": states.RUNNING, "lease_owner": owner, "started": now, "finished": None,
+            "next_attempt_at": None, "lease_expires": now + lease}
+
+
 def _create_job(upload: Upload, claimed_by: str | None) -> Job:
     """The upload's fan-out job: queued for a worker, or already claimed by ``claimed_by``."""
-    now = timezone.now()
-    claim = {}
-    if claimed_by:
-        claim = {"state": states.RUNNING, "lease_owner": claimed_by, "attempts": 1, "started": now,
-                 "lease_expires": now + datetime.timedelta(seconds=settings.GLINT_JOB_LEASE_SECONDS)}
+    claim = {**_claim(claimed_by), "attempts": 1} if claimed_by else {}
     job = Job.objects.create(
         kind=states.UPLOAD, group=upload.group, requester=upload.requester, requester_dn=upload.requester_dn,
         image_name=upload.name, row_key=job_services.row_key(upload.group, states.UPLOAD, upload.name,
@@ -183,27 +204,71 @@ def _create_job(upload: Upload, claimed_by: str | None) -> Job:
 # Receiving a file
 
 
-def receive(upload: Upload, chunks: Iterator[bytes], length: int | None) -> Upload:
-    """Run the first pass of a file upload in this request, while its bytes arrive.
+def resume_offset(upload: Upload) -> int:
+    """The byte the rest of ``upload`` must start at (``Upload-Offset``): the bytes safe in its
+    part file; all of them once it was received."""
+    if upload.state in (UploadState.RECEIVED, UploadState.PULLED):
+        return upload.size or upload.bytes_received
+    if upload.state in (UploadState.RECEIVING, UploadState.INTERRUPTED):
+        return parts.resume_offset(content_cache(), upload)
+    return 0
+
+
+def receive(upload: Upload, chunks: Iterator[bytes], length: int | None,
+            offset: int | None = None) -> Upload:
+    """Run a pass of a file upload in this request, while its bytes arrive: the first one, or,
+    with ``offset``, a resume of an interrupted upload.
 
     Args:
-        upload: A ``waiting`` upload.
-        chunks: The request body.
+        upload: A ``waiting`` upload, or (``offset``) an ``interrupted`` one.
+        chunks: The request body: the whole image, or its bytes from ``offset`` on.
         length: ``Content-Length`` (None when the body is chunked).
+        offset: Where the body starts in the image (``Upload-Offset``); None: a whole upload.
 
     Returns:
-        The upload, reloaded: ``received`` (see its job for each target), ``failed`` or ``cancelled``.
+        The upload, reloaded: ``received`` (see its job for each target), ``interrupted``,
+        ``failed`` or ``cancelled``.
 
     Raises:
-        UploadRefused: Not waiting (409), over the size limit (413, before reading), or a declared
-            format the first bytes contradict (400, before anything is sent to a cloud).
+        UploadRefused: Not waiting or interrupted (409), over the size limit (413, before
+            reading), or a declared format the first bytes contradict (400, before anything
+            is sent to a cloud).
+        OffsetMismatch: ``offset`` is not where the upload stands (409).
     """
+    start = offset or 0
     limit = settings.GLINT_UPLOAD_MAX_BYTES or None
-    if limit and length is not None and length > limit:
-        raise UploadRefused(f"The upload is {length} bytes; this Glint accepts at most {limit} (upload_max_bytes).",
-                            status=413, code="too_large")
-    if upload.size is not None and length is not None and length != upload.size:
-        raise UploadRefused(f"The upload was announced as {upload.size} bytes but {length} are being sent.")
+    if limit and length is not None and start + length > limit:
+        raise UploadRefused(f"The upload is {start + length} bytes; this Glint accepts at most "
+                            f"{limit} (upload_max_bytes).", status=413, code="too_large")
+    if upload.size is not None and length is not None and start + length != upload.size:
+        raise UploadRefused(f"The upload was announced as {upload.size} bytes but "
+                            f"{start + length} are being sent.")
+    owner = f"upload:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    if start == 0 and upload.state == UploadState.WAITING:
+        job, chunks = _first_pass(upload, chunks, length, owner)
+    else:
+        job = _resume(upload, start, owner)
+    cache = content_cache()
+    part = UploadPart(cache.upload_part(upload.part_key, start))
+    try:
+        execution.run_claimed(job.pk, owner, stream=IncomingStream(
+            part.chunks(chunks), upload.disk_format, limit, part=part))
+    finally:
+        part.close()
+    upload.refresh_from_db()
+    outcome = audit.OK if upload.state == UploadState.RECEIVED else audit.FAILED
+    audit.record("upload.receive", outcome=outcome, user=upload.requester, group=upload.group,
+                 image=upload.name,
+                 details={"upload": upload.pk, "job": job.pk, "offset": start,
+                          "bytes": upload.bytes_received, "sha256": upload.sha256,
+                          "reason": upload.error})
+    return upload
+
+
+def _first_pass(upload: Upload, chunks: Iterator[bytes], length: int | None, owner: str
+                ) -> tuple[Job, Iterator[bytes]]:
+    """Take a waiting upload for this request: check the first bytes, create its job claimed.
+    Returns the job and the body from its start again."""
     if not Upload.objects.filter(pk=upload.pk, state=UploadState.WAITING).update(
             state=UploadState.RECEIVING, size=length if length is not None else upload.size):
         upload.refresh_from_db()
@@ -211,7 +276,7 @@ def receive(upload: Upload, chunks: Iterator[bytes], length: int | None) -> Uplo
                             code="state")
     upload.refresh_from_db()
     try:
-        head, body = read_head(chunks)
+        head, chunks = read_head(chunks)
         disk_format = formats.resolve(upload.disk_format or None, head)
     except TransferError as exc:  # a format lie, or the client gave up within the first bytes
         Upload.objects.filter(pk=upload.pk).update(state=UploadState.FAILED, error_code=exc.code, error=exc.message)
@@ -220,20 +285,43 @@ def receive(upload: Upload, chunks: Iterator[bytes], length: int | None) -> Uplo
         raise UploadRefused(exc.message, code=exc.code) from None
     Upload.objects.filter(pk=upload.pk).update(disk_format=disk_format)
     upload.disk_format = disk_format
-    owner = f"upload:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     with transaction.atomic():
-        job = _create_job(upload, claimed_by=owner)
-    LIVE_STREAMS[job.pk] = IncomingStream(body, disk_format, limit)
-    try:
-        execution.run_claimed(job.pk, owner)
-    finally:
-        LIVE_STREAMS.pop(job.pk, None)
+        return _create_job(upload, claimed_by=owner), chunks
+
+
+def _resume(upload: Upload, offset: int, owner: str) -> Job:
+    """Take an interrupted upload for this request at ``offset``, and claim its job again: the
+    targets not done are redone over the whole stream."""
+    expected = resume_offset(upload)
+    if upload.state == UploadState.RECEIVING:
+        raise UploadRefused(f"Upload {upload.pk} is still being received (by a request or a server "
+                            f"that stopped: that is noticed within "
+                            f"{settings.GLINT_JOB_LEASE_SECONDS} s); try again then.",
+                            status=409, code="busy")
+    if upload.state != UploadState.INTERRUPTED:
+        raise UploadRefused(f"Upload {upload.pk} is {upload.state}: there is nothing to resume.",
+                            status=409, code="state")
+    if offset != expected:
+        raise OffsetMismatch(f"Upload {upload.pk} continues at byte {expected}, not {offset}.",
+                             expected)
+    with transaction.atomic():
+        resumed = Upload.objects.filter(pk=upload.pk, state=UploadState.INTERRUPTED).update(
+            state=UploadState.RECEIVING, bytes_received=offset, error_code="", error="",
+            interrupted_at=None)
+        claimed = resumed and Job.objects.filter(
+            pk=upload.job_id, state__in=(states.FAILED, states.PARTIAL),
+            cancel_requested__isnull=True,
+        ).update(attempts=F("attempts") + 1, **_claim(owner))
+        if not claimed:
+            transaction.set_rollback(True)
+            raise UploadRefused(
+                f"Upload {upload.pk} is being resumed or cancelled by another request.",
+                status=409, code="busy")
+        not_done = JobTarget.objects.filter(job=upload.job_id).exclude(
+            state=states.TargetState.DONE.value)
+        not_done.update(state=states.TargetState.PENDING.value, next_attempt_at=None)
     upload.refresh_from_db()
-    audit.record("upload.receive", outcome=audit.OK if upload.state == UploadState.RECEIVED else audit.FAILED,
-                 user=upload.requester, group=upload.group, image=upload.name,
-                 details={"upload": upload.pk, "job": job.pk, "bytes": upload.bytes_received,
-                          "sha256": upload.sha256, "reason": upload.error})
-    return upload
+    return upload.job
 
 
 def cancel_upload(upload: Upload, user: User | None) -> Upload:
@@ -243,7 +331,14 @@ def cancel_upload(upload: Upload, user: User | None) -> Upload:
     Raises:
         UploadRefused: It has already ended (409).
     """
-    if upload.job_id is not None:
+    if upload.state == UploadState.INTERRUPTED:
+        # Its job has ended (failed, waiting for the rest): the part is all there is to drop.
+        if not Upload.objects.filter(pk=upload.pk, state=UploadState.INTERRUPTED).update(
+                state=UploadState.CANCELLED, error_code="cancelled",
+                error="Cancelled while interrupted."):
+            raise UploadRefused(f"Upload {upload.pk} is being resumed.", status=409, code="state")
+        content_cache().remove_upload_part(upload.part_key)
+    elif upload.job_id is not None:
         try:
             job_services.cancel(upload.job, user)
         except job_services.JobRefused as exc:

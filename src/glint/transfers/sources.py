@@ -32,6 +32,7 @@ from glint.clouds import (
 )
 from glint.transfers import formats
 from glint.transfers.errors import NotInCache, TooLarge, UploadInterrupted
+from glint.transfers.parts import UploadPart
 
 __all__ = ["IncomingStream", "UploadSource", "read_head", "request_chunks", "upload_record"]
 
@@ -86,6 +87,8 @@ class IncomingStream:
         on_close: Releases the source of ``chunks`` (a web link's connection) when the stream
             is closed without being read to its end.
         source_url: The URL the bytes come from after redirects (a web link's), redacted.
+        part: The upload's part file that ``chunks`` are written to as they pass
+            (``glint.transfers.parts``).
 
     Attributes:
         received: Bytes passed on so far.
@@ -95,9 +98,11 @@ class IncomingStream:
 
     def __init__(self, chunks: Iterable[bytes], disk_format: str, max_bytes: int | None,
                  on_progress: Callable[[int], None] | None = None,
-                 on_close: Callable[[], None] | None = None, source_url: str | None = None):
+                 on_close: Callable[[], None] | None = None, source_url: str | None = None,
+                 part: UploadPart | None = None):
         self._chunks = iter(chunks)
         self.source_url = source_url
+        self.part = part
         self._on_close = on_close
         self.disk_format = disk_format
         self.max_bytes = max_bytes

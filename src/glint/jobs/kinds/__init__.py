@@ -25,11 +25,16 @@ KINDS: dict[str, str] = {
     states.COPY: "glint.jobs.kinds.copy.run",
     states.DELETE: "glint.jobs.kinds.delete.run",
     states.PROPERTY_SYNC: "glint.jobs.kinds.property_sync.run",
-    states.UPLOAD: "glint.transfers.runner.run_upload",
+    states.UPLOAD: "glint.transfers.upload_job.run_upload",
 }
 
 
-def run_kind(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None:
-    """Carry out ``job`` for the targets ``todo`` with the function its kind names."""
-    run: Callable[[Job, list[JobTarget], threading.Event], None] = import_string(KINDS[job.kind])
-    run(job, todo, cancel)
+def run_kind(job: Job, todo: list[JobTarget], cancel: threading.Event, stream=None) -> None:
+    """Carry out ``job`` for the targets ``todo`` with the function its kind names.
+
+    ``stream`` (an upload's arriving bytes, only in the process that receives them) is passed on
+    as the kind's ``stream`` argument, and only when given: the other kinds take none.
+    """
+    run: Callable[..., None] = import_string(KINDS[job.kind])
+    extra = {} if stream is None else {"stream": stream}
+    run(job, todo, cancel, **extra)

@@ -10,6 +10,13 @@ with no multipart overhead::
 
 A web link is one call (``"url": …``); the fan-out job runs in a worker. Either way the job
 (``/api/v1/jobs/{job}/``) tells each target's progress.
+
+A file upload whose connection broke, or whose server stopped, is ``interrupted`` and resumed in
+the manner of the IETF draft "Resumable Uploads for HTTP" (draft-ietf-httpbis-resumable-upload)::
+
+    HEAD  /api/v1/uploads/7/data   → 204, Upload-Offset: 104857600 (the bytes Glint has safe)
+    PATCH /api/v1/uploads/7/data   Upload-Offset: 104857600, the rest of the bytes
+         → as the PUT; 409 with the server's Upload-Offset when the offset is not it
 """
 
 from django.db.models import Q
@@ -22,6 +29,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from glint.accounts.access import current_group, visible_group
+from glint.transfers.api.resume import OFFSET_HEADER, offset_header, offset_response
 from glint.clouds import CHUNK_SIZE
 from glint.repos.models import Repo
 from glint.transfers import services
@@ -89,23 +97,60 @@ class UploadViewSet(viewsets.ReadOnlyModelViewSet):
         return Response(UploadSerializer(upload, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
 
+_DATA_RESPONSES = {
+    200: UploadSerializer,
+    400: OpenApiResponse(description=(
+        "A declared format or checksum the bytes contradict, a qcow2 naming a backing or data "
+        "file, or the upload broke off (then it is interrupted: resume it).")),
+    409: OpenApiResponse(description=(
+        "The data was sent already, the upload is busy, or (resume) the Upload-Offset is not the "
+        "server's, which the answer's Upload-Offset gives.")),
+    413: OpenApiResponse(description="Over the size limit (upload_max_bytes)."),
+}
+_BINARY = {"application/octet-stream": {"type": "string", "format": "binary"}}
+_OFFSET = OpenApiParameter(OFFSET_HEADER, int, OpenApiParameter.HEADER, description=(
+    "Where the body starts in the image: the Upload-Offset a HEAD answered (resume)."))
+
+
 class UploadDataView(APIView):
     """The bytes of an upload from a file, as the raw request body (``curl -T FILE URL``)."""
 
     parser_classes = []  # the body is never parsed (nor read into memory): it is streamed
 
-    @extend_schema(
-        request={"application/octet-stream": {"type": "string", "format": "binary"}},
-        responses={200: UploadSerializer,
-                   400: OpenApiResponse(description=(
-                       "A declared format the bytes contradict, a qcow2 naming a backing or data "
-                       "file, or a declared checksum they do not match.")),
-                   409: OpenApiResponse(description="The data was sent already."),
-                   413: OpenApiResponse(description="Over the size limit (upload_max_bytes).")},
-    )
+    def _upload(self, request, pk) -> Upload:
+        visible = Upload.objects.filter(group__in=request.user.visible_groups())
+        return get_object_or_404(visible, pk=pk)
+
+    @extend_schema(request=None, responses={204: OpenApiResponse(description=(
+        "Upload-Offset: the bytes Glint holds (send the rest from there); Upload-Length: the "
+        "size, when announced; Upload-Complete: ?1 once all arrived."))})
+    def head(self, request, pk):
+        """Where an upload stands: the offset a resume continues from."""
+        return offset_response(self._upload(request, pk))
+
+    @extend_schema(parameters=[_OFFSET], request=_BINARY, responses=_DATA_RESPONSES)
     def put(self, request, pk):
-        """Send the image; answers when every target has it (see ``job`` for each target's outcome)."""
-        upload = get_object_or_404(Upload.objects.filter(group__in=request.user.visible_groups()), pk=pk)
+        """Send the image; answers when every target has it (see ``job`` for each target's outcome).
+        With ``Upload-Offset``, the rest of an interrupted upload (as ``PATCH``)."""
+        return self._receive(request, pk, offset_header(request))
+
+    @extend_schema(parameters=[_OFFSET], request=_BINARY, responses=_DATA_RESPONSES)
+    def patch(self, request, pk):
+        """Resume an interrupted upload: the bytes from ``Upload-Offset`` (required) to the end.
+
+        ``HEAD`` on this URL answers 204 with ``Upload-Offset``: the bytes Glint holds safe, where
+        the rest starts (and ``Upload-Length``, ``Upload-Complete: ?0``/``?1``). An offset that is
+        not that one is a 409 whose ``Upload-Offset`` header (and ``offset``) gives it. The whole
+        image is verified at the end (sha256, and the declared checksum). An interrupted upload
+        not resumed within ``GLINT_UPLOAD_RESUME_HOURS`` fails."""
+        offset = offset_header(request)
+        if offset is None:
+            return Response({"detail": f"A PATCH needs the {OFFSET_HEADER} header (HEAD tells it).",
+                             "code": "invalid"}, status=status.HTTP_400_BAD_REQUEST)
+        return self._receive(request, pk, offset)
+
+    def _receive(self, request, pk, offset: int | None):
+        upload = self._upload(request, pk)
         if upload.requester_id != request.user.pk:
             return Response({"detail": "Only the person who started this upload may send its data."},
                             status=status.HTTP_403_FORBIDDEN)
@@ -114,7 +159,10 @@ class UploadDataView(APIView):
         length = int(length) if length and length.isdigit() else None
         body = request_chunks(meta["wsgi.input"], length, CHUNK_SIZE)
         try:
-            upload = services.receive(upload, body, length)
+            upload = services.receive(upload, body, length, offset)
+        except services.OffsetMismatch as exc:
+            return Response({"detail": exc.message, "code": exc.code, "offset": exc.offset},
+                            status=exc.status, headers={OFFSET_HEADER: str(exc.offset)})
         except services.UploadRefused as exc:
             return _refused(exc)
         data = UploadSerializer(upload, context={"request": request}).data
@@ -124,7 +172,8 @@ class UploadDataView(APIView):
             code = status.HTTP_409_CONFLICT
         if code >= 400:
             data["detail"] = upload.error  # what a refusal says everywhere in the API
-        return Response(data, status=code)
+        offset = services.resume_offset(upload)
+        return Response(data, status=code, headers={OFFSET_HEADER: str(offset)})
 
 
 class DownloadView(APIView):

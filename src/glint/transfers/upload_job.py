@@ -1,51 +1,56 @@
 """The ``upload`` kind of job: fan an upload's bytes out to its target repos.
 
-Registered with the job runner (``glint.jobs.execution``) by this app's ``ready()``, so an upload
-job is claimed, leased, cancelled, retried and finished like every other job. It runs in two
+Named in the jobs app's table of kinds (``glint.jobs.kinds.KINDS``), so an upload job is claimed, leased, cancelled, retried and finished like every other job. It runs in two
 places:
 
-- the first pass of a file upload runs in the web process, in the request that carries the
-  bytes (``services.receive`` claims the job and hands the request body over through
-  :data:`LIVE_STREAMS`);
+- the first pass of a file upload, and its resumes, run in the web process, in the request that
+  carries the bytes: ``services.receive`` claims the job and hands the request body to
+  ``execution.run_claimed`` as the ``stream`` argument of :func:`run_upload`;
 - the first pass of a web-link upload, and every retry, run in a job worker: the bytes come
   from the link (first pass) or from the content cache (retry: never a second upload).
 
-The first pass lands the bytes in the cache while it fans out (the engine's spool); when every
-target failed before the fan-out began, the bytes are landed in the cache here, so the retry
-still has them.
+Every incoming stream is written to the upload's part file as it passes
+(``glint.transfers.parts``). The engine's fan-out lands the bytes in the cache (its spool); when
+every target failed before the fan-out began, the stream is read to its end here, so the retry
+still has the bytes. A file upload whose stream broke (the connection, or the server: a job
+re-run without its stream) becomes ``interrupted``: its part keeps the bytes that arrived and a
+later request resumes it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import threading
 import time
 
 from django.conf import settings
+from django.utils import timezone
 
-from glint.clouds import CloudError
-from glint.inventory.matrix import ALGORITHM_STRENGTH
-from glint.jobs import execution, states
+from glint.matrix.rows import ALGORITHM_STRENGTH
 from glint.jobs.models import Job, JobTarget
-from glint.jobs.targets import (
+from glint.jobs.runners import (
     TargetWriter,
+    discard_partial_images,
     content_cache,
     fail_targets,
     open_copy_targets,
     record_outcomes,
 )
 from glint.replication import (
+    CloudError,
     CopySource,
+    MultiHasher,
     ReplicationError,
     SourceVerificationFailed,
     TargetOutcome,
+    TargetState,
     copy_image,
 )
 from glint.transfers import fetch, formats
 from glint.transfers.errors import ChecksumMismatch, UploadInterrupted
 from glint.transfers.models import Upload, UploadState
+from glint.transfers.parts import UploadPart
 from glint.transfers.sources import (
     IncomingStream,
     UploadSource,
@@ -53,12 +58,9 @@ from glint.transfers.sources import (
     upload_record,
 )
 
-__all__ = ["LIVE_STREAMS", "fetch_policy", "register", "run_upload"]
+__all__ = ["fetch_policy", "interrupted_message", "run_upload"]
 
 log = logging.getLogger(__name__)
-
-#: Job id → the bytes arriving for it in this process (the first pass of a file upload).
-LIVE_STREAMS: dict[int, IncomingStream] = {}
 
 #: Seconds between writes of an upload's bytes received.
 PROGRESS_INTERVAL = 0.5
@@ -71,19 +73,21 @@ def fetch_policy(max_bytes: int | None = None) -> fetch.FetchPolicy:
 
 
 class _Recorder(TargetWriter):
-    """The jobs app's progress hooks, plus the upload's own bytes received (the source read)."""
+    """The jobs app's progress hooks, plus the upload's bytes received: those safe in its part."""
 
-    def __init__(self, targets: dict[str, JobTarget], upload: Upload):
+    def __init__(self, targets: dict[str, JobTarget], upload: Upload, part: UploadPart | None):
         super().__init__(targets)
         self.upload_pk = upload.pk
+        self.part = part
         self.last_read = 0.0
 
     def progress(self, target_key, code, done, total):
         if target_key is None:
             now = time.monotonic()
-            if now - self.last_read >= PROGRESS_INTERVAL or done == total:
+            due = now - self.last_read >= PROGRESS_INTERVAL or done == total
+            if self.part is not None and due:
                 self.last_read = now
-                Upload.objects.filter(pk=self.upload_pk).update(bytes_received=done)
+                Upload.objects.filter(pk=self.upload_pk).update(bytes_received=self.part.safe)
             return
         super().progress(target_key, code, done, total)
 
@@ -105,32 +109,35 @@ def _open_link(upload: Upload) -> IncomingStream:
         raise
     Upload.objects.filter(pk=upload.pk).update(disk_format=disk_format, size=response.size)
     upload.disk_format, upload.size = disk_format, response.size
-    return IncomingStream(chunks, disk_format, policy.max_bytes, on_close=response.close,
-                          source_url=response.url)
+    part = UploadPart(content_cache().upload_part(upload.part_key, 0))
+    return IncomingStream(part.chunks(chunks), disk_format, policy.max_bytes, part=part,
+                          on_close=response.close)
 
 
-def _land(stream: IncomingStream, upload: Upload) -> str | None:
-    """Read the rest of an untouched stream into the cache (no target took it); its sha256."""
-    cache = content_cache()
-    spool = cache.spool(upload.size)
+def _land(stream: IncomingStream, upload: Upload) -> dict[str, str]:
+    """Read the rest of an untouched stream (no target took it) into its part; its digests."""
     algos = {"sha256", upload.expected_algo} - {""}
-    hashes = {name: hashlib.new(name) for name in algos}
-    try:
+    with MultiHasher(algos) as hasher:
         for chunk in stream:
-            for h in hashes.values():
-                h.update(chunk)
-            spool.write(chunk)
-        digests = {name: h.hexdigest() for name, h in hashes.items()}
-        if upload.expected_digest and digests[upload.expected_algo] != upload.expected_digest:
-            raise ChecksumMismatch.of(upload.expected_algo, upload.expected_digest,
-                                      digests[upload.expected_algo])
-        spool.commit(digests)
-        return digests["sha256"]
-    except BaseException:
-        spool.discard()
-        raise
-    finally:
-        spool.close()
+            hasher.update(chunk)
+        digests = hasher.hexdigests()
+    computed = digests.get(upload.expected_algo)
+    if upload.expected_digest and computed != upload.expected_digest:
+        raise ChecksumMismatch.of(upload.expected_algo, upload.expected_digest, computed)
+    return digests
+
+
+def _keep_in_cache(stream: IncomingStream, upload: Upload, hashes: dict[str, str]) -> None:
+    """The verified bytes stay in the cache for retries: the engine's spool already holds them,
+    or the part becomes the entry; either way the part is no longer needed."""
+    cache = content_cache()
+    part = stream.part
+    if part is None:
+        return
+    if cache.get(hashes["sha256"]) is None and part.spool.written == stream.received:
+        part.spool.commit(hashes)
+    else:
+        cache.remove_upload_part(upload.part_key)
 
 
 def _content_key(hashes) -> str:
@@ -138,10 +145,19 @@ def _content_key(hashes) -> str:
     return f"{algo}:{hashes[algo]}" if algo in hashes else ""
 
 
-def run_upload(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None:
-    """Write an upload to the targets in ``todo`` (the job runner calls this with the lease held)."""
+def run_upload(job: Job, todo: list[JobTarget], cancel: threading.Event,
+               stream: IncomingStream | None = None) -> None:
+    """Write an upload to the targets in ``todo`` (the job runner calls this with the lease held).
+
+    Args:
+        stream: The bytes arriving in the request that claimed the job (a file upload's first
+            pass or a resume); None in a job worker.
+    """
     upload = Upload.objects.get(job=job)
-    stream = LIVE_STREAMS.get(job.pk)
+    if stream is None and not upload.sha256 and not upload.from_url:
+        # A file upload's job re-run without its bytes: the process receiving them died.
+        _interrupt(upload, todo, "Glint stopped while receiving it")
+        return
     if stream is None and not upload.sha256 and upload.from_url:
         Upload.objects.filter(pk=upload.pk).update(state=UploadState.RECEIVING, error_code="", error="")
         try:
@@ -151,6 +167,15 @@ def run_upload(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None
                                                        error=exc.message)
             fail_targets(todo, exc)
             return
+    try:
+        _fan_out(job, upload, todo, cancel, stream)
+    finally:
+        if stream is not None and stream.part is not None and upload.from_url:
+            stream.part.close()  # a file upload's part is closed by the request that opened it
+
+
+def _fan_out(job: Job, upload: Upload, todo: list[JobTarget], cancel: threading.Event,
+             stream: IncomingStream | None) -> None:
     options = job.options or {}
     record = upload_record(upload, upload.disk_format or "raw")
     by_key = {str(t.pk): t for t in todo}
@@ -158,14 +183,15 @@ def run_upload(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None
     uploaded = UploadSource(record, stream, missing_reason=_why_not_in_cache())
     source = CopySource(uploaded, record.id, repo_ref="upload",
                         pull_url=_pull_url(upload, todo, stream), trusted_stream=True)
+    observer = _Recorder(by_key, upload, stream.part if stream is not None else None)
     with contextlib.ExitStack() as stack:
         targets = open_copy_targets(todo, stack, visibility=upload.visibility, options=options)
-        result = copy_image(source, targets, cache=content_cache(), observer=_Recorder(by_key, upload),
+        result = copy_image(source, targets, cache=content_cache(), observer=observer,
                             cancel=cancel)
     _blame_declared_checksum(upload, result)
     record_outcomes(by_key, result)
-    if stream is not None:  # the first pass: the bytes were arriving
-        _settle_incoming(job, upload, stream, result, cancel)
+    if stream is not None:  # the first pass or a resume: the bytes were arriving
+        _settle_incoming(job, upload, todo, stream, result, cancel)
 
 
 def _blame_declared_checksum(upload: Upload, result) -> None:
@@ -208,7 +234,8 @@ def _pull_url(upload: Upload, todo: list[JobTarget], stream: IncomingStream | No
     return url
 
 
-def _settle_incoming(job: Job, upload: Upload, stream: IncomingStream, result, cancel) -> None:
+def _settle_incoming(job: Job, upload: Upload, todo: list[JobTarget], stream: IncomingStream,
+                     result, cancel) -> None:
     """Record how the incoming leg ended; land untouched bytes in the cache for the retry."""
     sha256, hashes = result.sha256, dict(result.hashes)
     if not stream.started and any(t.outcome is TargetOutcome.PULLED for t in result.targets.values()):
@@ -216,14 +243,19 @@ def _settle_incoming(job: Job, upload: Upload, stream: IncomingStream, result, c
         return
     if not stream.started and not cancel.is_set():
         try:
-            sha256 = _land(stream, upload)
-            hashes = {"sha256": sha256}
+            hashes = _land(stream, upload)
+            sha256 = hashes["sha256"]
         except (CloudError, ReplicationError) as exc:
             stream.error = exc
     if stream.error is None and not sha256 and not cancel.is_set():
         # The bytes arrived but the engine rejected them (e.g. the declared checksum): say why.
         stream.error = next((t.error for t in result.targets.values() if t.error), None) or \
             UploadInterrupted("the upload did not complete")
+    if isinstance(stream.error, UploadInterrupted) and not upload.from_url and not cancel.is_set():
+        _interrupt(upload, todo, "the connection broke", safe=stream.part.safe)
+        return
+    if stream.error is not None or (cancel.is_set() and not sha256):
+        content_cache().remove_upload_part(upload.part_key)
     if stream.error is not None:
         error = stream.error
         Upload.objects.filter(pk=upload.pk).update(
@@ -233,24 +265,47 @@ def _settle_incoming(job: Job, upload: Upload, stream: IncomingStream, result, c
     if cancel.is_set() and not sha256:
         Upload.objects.filter(pk=upload.pk).update(state=UploadState.CANCELLED)
         return
+    _keep_in_cache(stream, upload, hashes)
     size = stream.received
     Upload.objects.filter(pk=upload.pk).update(state=UploadState.RECEIVED, sha256=sha256 or "", size=size,
-                                               bytes_received=size or 0)
+                                               bytes_received=size or 0, error_code="", error="",
+                                               interrupted_at=None)
     Job.objects.filter(pk=job.pk).update(sha256=sha256 or "", content_key=_content_key(hashes))
+
+
+def interrupted_message(upload: Upload, offset: int, why: str) -> str:
+    """What an interrupted upload says (on itself, and on each target of its job): what
+    happened, how much arrived, and what to do."""
+    total = f"{offset} of {upload.size}" if upload.size is not None else f"{offset}"
+    return (f"the upload was interrupted ({why}) after {total} bytes; resume it within "
+            f"{settings.GLINT_UPLOAD_RESUME_HOURS:g} h by sending the rest from byte {offset} "
+            f"(glint upload resumes by itself, or later: glint upload FILE --resume {upload.pk}; "
+            f"the API: PATCH the upload URL with Upload-Offset: {offset}), or cancel it")
+
+
+def _interrupt(upload: Upload, todo: list[JobTarget], why: str, safe: int | None = None) -> None:
+    """Make a file upload ``interrupted``: its targets' half-written images are deleted (a
+    resume restarts them) and they fail with the reason and what to do."""
+    offset = upload.bytes_received if safe is None else safe
+    if upload.state == UploadState.INTERRUPTED:  # a Retry of its job: it still waits for the rest
+        error = UploadInterrupted(upload.error)
+    else:
+        error = UploadInterrupted(interrupted_message(upload, offset, why))
+    Upload.objects.filter(pk=upload.pk, state=UploadState.RECEIVING).update(
+        state=UploadState.INTERRUPTED, bytes_received=offset, error_code=error.code,
+        error=error.message, interrupted_at=timezone.now())
+    discard_partial_images(todo, f"upload {upload.pk}")
+    fail_targets([t for t in todo if t.state != TargetState.DONE.value], error)
 
 
 def _settle_pulled(job: Job, upload: Upload, stream: IncomingStream) -> None:
     """The clouds fetched the link themselves and Glint read none of it (beyond the head that
     told the format): close the link; a target that failed fetches it again on its retry."""
     stream.close()
+    content_cache().remove_upload_part(upload.part_key)
     Upload.objects.filter(pk=upload.pk).update(state=UploadState.PULLED)
     Job.objects.filter(pk=job.pk).update(
         content_key=_content_key({upload.expected_algo: upload.expected_digest}))
-
-
-def register() -> None:
-    """Make the job runner run ``upload`` jobs with :func:`run_upload`."""
-    execution.register_runner(states.UPLOAD, run_upload)
 
 
 def _why_not_in_cache() -> str:
