@@ -25,7 +25,6 @@ import ast
 import pathlib
 from collections import defaultdict
 
-
 SRC = pathlib.Path(__file__).resolve().parents[1] / "src"
 ROOT = SRC / "glint"
 

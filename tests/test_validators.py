@@ -10,7 +10,7 @@ import pytest
 
 from glint import validators
 from glint.accounts.models import Group
-from glint.inventory.services import group_matrix
+from glint.jobs.matrix import group_matrix
 from glint.repos.models import Repo
 from glint.transfers.models import Upload
 from tests.clients import client_for, make_user

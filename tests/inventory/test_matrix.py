@@ -6,7 +6,14 @@ from types import SimpleNamespace
 
 from glint.jobs.matrix import GroupMatrix
 from glint.matrix.conflicts import ConflictKind, apply_acknowledgements, find_conflicts
-from glint.matrix.rows import CellState, Copy, RepoColumn, apply_hidden, build_rows, sort_rows
+from glint.matrix.rows import (
+    CellState,
+    Copy,
+    RepoColumn,
+    apply_hidden,
+    build_rows,
+    sort_rows,
+)
 
 OURS = {1: "p1", 2: "p2", 3: "p3"}
 COLUMNS = [RepoColumn(repo_id, f"repo{repo_id}", project) for repo_id, project in OURS.items()]

@@ -19,7 +19,12 @@ import redis
 
 from glint.jobs import states
 from tests.jobs.helpers import CLOUDS, JOB_SETTINGS, copy_job, target, writing
-from tests.jobs.images import MOVING, assert_one_verified_copy_each, images_named, upload
+from tests.jobs.images import (
+    MOVING,
+    assert_one_verified_copy_each,
+    images_named,
+    upload,
+)
 from tests.live import GLINT, free_port, glint_env, run_glint, start_live_glint
 from tests.plans.helpers import add_repo
 

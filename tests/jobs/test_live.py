@@ -9,7 +9,12 @@ from __future__ import annotations
 import pytest
 
 from tests.jobs.helpers import target, writing
-from tests.jobs.images import MOVING, assert_one_verified_copy_each, images_named, upload
+from tests.jobs.images import (
+    MOVING,
+    assert_one_verified_copy_each,
+    images_named,
+    upload,
+)
 
 pytestmark = pytest.mark.devcloud
 

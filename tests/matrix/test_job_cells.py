@@ -2,7 +2,15 @@
 
 import hashlib
 
-from glint.matrix.rows import Cell, CellState, Copy, JobCell, RepoColumn, build_rows, lay_job_cells
+from glint.matrix.rows import (
+    Cell,
+    CellState,
+    Copy,
+    JobCell,
+    RepoColumn,
+    build_rows,
+    lay_job_cells,
+)
 
 COLUMNS = [RepoColumn(1, "one", "p1"), RepoColumn(2, "two", "p2"), RepoColumn(3, "three", "p3")]
 DATA = b"the same bytes"

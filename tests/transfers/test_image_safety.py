@@ -14,7 +14,7 @@ import pytest
 
 from glint.jobs import states
 from glint.jobs.models import Job, JobTarget
-from glint.jobs.targets import content_cache
+from glint.jobs.runners import content_cache
 from glint.transfers.models import Upload
 from tests.devcloud_repos import add_devcloud_repo
 from tests.jobs.helpers import run_in_process

@@ -8,7 +8,7 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from glint.jobs.targets import content_cache
+from glint.jobs.runners import content_cache
 from glint.transfers import repair
 from glint.transfers.models import Upload, UploadState
 

@@ -15,7 +15,13 @@ import time
 import click
 
 from glint.cli.api_client import GlintAPI
-from glint.cli.client_commands import api, group_option, json_option, print_table, resolve_group
+from glint.cli.client_commands import (
+    api,
+    group_option,
+    json_option,
+    print_table,
+    resolve_group,
+)
 from glint.cli.output import shown
 from glint.jobs.states import CLI_EXIT_CODES, JOB_ACTIVE_STATES, JOB_STATES
 

@@ -31,7 +31,6 @@ import requests
 
 from glint.cli.api_client import _reason
 from glint.cli.client_commands import api, group_option, resolve_group
-from glint.cli.output import shown
 from glint.cli.job_commands import (
     _matrix,
     resolve_image,
@@ -39,6 +38,7 @@ from glint.cli.job_commands import (
     wait_for,
     wait_option,
 )
+from glint.cli.output import shown
 from glint.clouds import CHUNK_SIZE
 
 #: (connect, read) seconds for the upload's PUT: it answers once every target has verified its

@@ -30,7 +30,11 @@ from socket import timeout as SocketTimeout
 import requests
 import urllib3
 from keystoneauth1.session import TCPKeepAliveAdapter
-from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    NameResolutionError,
+    NewConnectionError,
+)
 from urllib3.util import connection as urllib3_connection
 
 from glint.clouds.errors import EndpointRefused

@@ -171,7 +171,9 @@ class CeleryDispatcher(Dispatcher):
     """
 
     def __init__(self):
-        from glint.jobs import celery  # without Celery installed, glint serve stops here
+        from glint.jobs import (
+            celery,  # without Celery installed, glint serve stops here
+        )
 
         self.celery = celery
 

@@ -30,7 +30,12 @@ from django.utils import timezone
 from glint.accounts.access import visible_group
 from glint.accounts.models import Group, User
 from glint.errors import NotFound
-from glint.inventory.models import ConflictAcknowledgement, HiddenRow, Image, RepoInventory
+from glint.inventory.models import (
+    ConflictAcknowledgement,
+    HiddenRow,
+    Image,
+    RepoInventory,
+)
 from glint.inventory.services import group_repos
 from glint.jobs import states
 from glint.jobs.models import Job, JobTarget

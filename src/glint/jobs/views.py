@@ -18,7 +18,9 @@ from glint.jobs.choices import JobState
 from glint.jobs.filtersets import JobFilterSet
 from glint.jobs.matrix import failed_job_of_cell
 from glint.jobs.models import Job
-from glint.jobs.services import JobRefused, cancel as cancel_job, retry as retry_job
+from glint.jobs.services import JobRefused
+from glint.jobs.services import cancel as cancel_job
+from glint.jobs.services import retry as retry_job
 from glint.repos.models import Repo
 
 #: Jobs per list page.

@@ -23,7 +23,13 @@ from glint.inventory.models import Image
 from glint.inventory.poller import request_refresh
 from glint.jobs.matrix import GroupMatrix, group_matrix
 from glint.matrix.conflicts import ConflictKind
-from glint.matrix.planning import Change, RepoFacts, copy_delete_refusal, parse_version, plan_changes
+from glint.matrix.planning import (
+    Change,
+    RepoFacts,
+    copy_delete_refusal,
+    parse_version,
+    plan_changes,
+)
 from glint.matrix.rows import CellState, Row
 from glint.plans import job_submissions
 from glint.plans.choices import Action, ItemStatus, PlanState

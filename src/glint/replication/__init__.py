@@ -75,6 +75,7 @@ from glint.replication.errors import (
     UnexpectedError,
     VerificationTimeout,
 )
+from glint.replication.hashing import MultiHasher
 from glint.replication.image_safety import unsafe_reason
 from glint.replication.policies import ConflictPolicy
 from glint.replication.properties import (
@@ -105,6 +106,7 @@ __all__ = [
     "Failure",
     "ImageProtected",
     "ImageRecord",
+    "MultiHasher",
     "NameConflict",
     "NotFound",
     "NotOwned",

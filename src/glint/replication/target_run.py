@@ -14,13 +14,16 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from glint.clouds import CloudError, Conflict, Forbidden, ImageRecord, InvalidRequest, NotFound
+from glint.clouds import (
+    CloudError,
+    Conflict,
+    Forbidden,
+    ImageRecord,
+    InvalidRequest,
+    NotFound,
+)
 from glint.errors import internal_error_message
 from glint.replication import properties as props
-from glint.replication.errors import CopyCancelled, NameConflict, ReplicationError, UnexpectedError
-from glint.replication.events import Throttle
-from glint.replication.fanout import Feed
-from glint.replication.policies import ConflictPolicy
 from glint.replication.copy_types import (
     CopyTarget,
     Failure,
@@ -28,6 +31,15 @@ from glint.replication.copy_types import (
     TargetResult,
     TargetState,
 )
+from glint.replication.errors import (
+    CopyCancelled,
+    NameConflict,
+    ReplicationError,
+    UnexpectedError,
+)
+from glint.replication.events import Throttle
+from glint.replication.fanout import Feed
+from glint.replication.policies import ConflictPolicy
 from glint.replication.verify import check_copy, same_content, wait_active
 
 if TYPE_CHECKING:

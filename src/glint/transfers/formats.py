@@ -31,7 +31,6 @@ refuses them itself, on upload and before it copies one out of a cloud.
 
 from __future__ import annotations
 
-
 from glint.replication import unsafe_reason
 from glint.transfers.errors import TransferError
 

@@ -22,7 +22,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from glint.jobs.models import Job
-from glint.jobs.targets import content_cache
+from glint.jobs.runners import content_cache
 from glint.transfers.models import Upload, UploadState
 
 __all__ = ["INTERVAL", "repair", "start_repair"]

@@ -35,21 +35,20 @@ from django.utils import timezone
 
 from glint import audit, validators
 from glint.accounts.models import Group, User
-from glint.matrix.rows import CellState, Row
 from glint.jobs import execution, states
 from glint.jobs import services as job_services
-from glint.jobs.models import Job, JobTarget
 from glint.jobs.dispatch import notify
+from glint.jobs.models import Job, JobTarget
 from glint.jobs.runners import content_cache
+from glint.matrix.rows import CellState, Row
 from glint.replication import ConflictPolicy
 from glint.repos.models import Repo
-from glint.transfers import fetch, formats
+from glint.transfers import fetch, formats, parts
 from glint.transfers.errors import TransferError
 from glint.transfers.models import Upload, UploadState
-from glint.transfers import parts
 from glint.transfers.parts import UploadPart
-from glint.transfers.upload_job import fetch_policy
 from glint.transfers.sources import IncomingStream, read_head
+from glint.transfers.upload_job import fetch_policy
 
 __all__ = ["DownloadSource", "OffsetMismatch", "UploadRefused", "cancel_upload", "create_upload",
            "download_source", "receive", "resume_offset"]

@@ -27,16 +27,16 @@ import time
 from django.conf import settings
 from django.utils import timezone
 
-from glint.matrix.rows import ALGORITHM_STRENGTH
 from glint.jobs.models import Job, JobTarget
 from glint.jobs.runners import (
     TargetWriter,
-    discard_partial_images,
     content_cache,
+    discard_partial_images,
     fail_targets,
     open_copy_targets,
     record_outcomes,
 )
+from glint.matrix.rows import ALGORITHM_STRENGTH
 from glint.replication import (
     CloudError,
     CopySource,

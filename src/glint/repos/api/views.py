@@ -10,13 +10,13 @@ from rest_framework.response import Response
 
 from glint.accounts.access import require_manager, visible_group
 from glint.repos import services
-from glint.repos.models import Repo
 from glint.repos.api.serializers import (
     ImportResponseSerializer,
     RepoImportSerializer,
     RepoSerializer,
     ValidationResultSerializer,
 )
+from glint.repos.models import Repo
 
 
 def _posted_group(request):

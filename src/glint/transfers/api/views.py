@@ -29,10 +29,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from glint.accounts.access import current_group, visible_group
-from glint.transfers.api.resume import OFFSET_HEADER, offset_header, offset_response
 from glint.clouds import CHUNK_SIZE
 from glint.repos.models import Repo
 from glint.transfers import services
+from glint.transfers.api.resume import OFFSET_HEADER, offset_header, offset_response
 from glint.transfers.api.serializers import UploadCreateSerializer, UploadSerializer
 from glint.transfers.downloads import download_response
 from glint.transfers.models import Upload
