@@ -121,6 +121,23 @@ def test_the_engine_imports_no_django_and_no_app():
     assert _broken(lambda m, t: _part(m) in ENGINE and _part(t) not in allowed) == []
 
 
+#: The parts of transfers that are plain Python (fetching links, formats, the upload source, its
+#: part file and errors): they run in job workers and tests without a database.
+PLAIN_TRANSFERS = {f"glint.transfers.{name}" for name in ("errors", "fetch", "formats", "parts",
+                                                          "sources")}
+
+
+def test_the_plain_parts_of_transfers_import_no_django_and_no_app():
+    modules = sorted(PLAIN_TRANSFERS & GRAPH.keys())
+    assert modules == sorted(PLAIN_TRANSFERS), "a plain module was renamed: update the list"
+    uses_django = [f"{m} imports {t}" for m in modules for t in sorted(GRAPH[m])
+                   if t.split(".")[0] in ("django", "rest_framework", "django_filters")]
+    assert uses_django == []
+    allowed = ENGINE | DRIVERS | {"errors"}
+    assert _broken(lambda m, t: m in PLAIN_TRANSFERS and t not in PLAIN_TRANSFERS
+                   and _part(t) not in allowed) == []
+
+
 def test_apps_import_no_face():
     assert _broken(lambda m, t: _part(m) in APPS and _part(t) in FACES) == []
 
