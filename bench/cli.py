@@ -28,16 +28,22 @@ class Variant:
     size: int  # the fan-out image
     targets: int
     projects_per_cloud: int
-    memory_sizes: tuple[int, ...]  # the fan-out size is one of them (measured in the fan-out rounds)
+    memory_sizes: tuple[
+        int, ...
+    ]  # the fan-out size is one of them (measured in the fan-out rounds)
     big_memory_runs: int  # runs of the largest memory size (the slowest thing the bench does)
     inventory_images: int
     matrix_rows: tuple[int, int]
     matrix_repos: int
     runs: int
-    slow_timeout: float  # the silent repo's deadline: well above a healthy listing on a busy machine
+    slow_timeout: (
+        float  # the silent repo's deadline: well above a healthy listing on a busy machine
+    )
 
 
-FULL = Variant("full", 1024 * MiB, 3, 5, (256 * MiB, 1024 * MiB, 4096 * MiB), 1, 300, (200, 2000), 20, 3, 20)
+FULL = Variant(
+    "full", 1024 * MiB, 3, 5, (256 * MiB, 1024 * MiB, 4096 * MiB), 1, 300, (200, 2000), 20, 3, 20
+)
 SMALL = Variant("small", 64 * MiB, 2, 2, (16 * MiB, 64 * MiB), 1, 10, (50, 200), 5, 1, 5)
 FIGURES = ("hashing", "fanout", "memory", "inventory", "matrix", "upload")
 
@@ -48,14 +54,27 @@ def _mib(size: int) -> str:
 
 def parse(argv):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--small", action="store_true", help="the CI smoke variant: 64 MiB, 2 targets, 1 round")
+    parser.add_argument(
+        "--small", action="store_true", help="the CI smoke variant: 64 MiB, 2 targets, 1 round"
+    )
     parser.add_argument("--runs", type=int, help="rounds per figure (default: 3; --small: 1)")
-    parser.add_argument("--only", default=",".join(FIGURES), help=f"figures to run, comma-separated ({', '.join(FIGURES)})")
-    parser.add_argument("--no-install", action="store_true",
-                        help="never pip-install the tools (openstackclient, py-spy); without the CLI the manual "
-                             "route makes the same openstacksdk calls, and no profile is taken")
-    parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile of a copy")
-    parser.add_argument("--work", type=Path, help="scratch directory (default: a temporary one, removed after)")
+    parser.add_argument(
+        "--only",
+        default=",".join(FIGURES),
+        help=f"figures to run, comma-separated ({', '.join(FIGURES)})",
+    )
+    parser.add_argument(
+        "--no-install",
+        action="store_true",
+        help="never pip-install the tools (openstackclient, py-spy); without the CLI the manual "
+        "route makes the same openstacksdk calls, and no profile is taken",
+    )
+    parser.add_argument(
+        "--no-profile", action="store_true", help="skip the py-spy profile of a copy"
+    )
+    parser.add_argument(
+        "--work", type=Path, help="scratch directory (default: a temporary one, removed after)"
+    )
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON report goes")
     args = parser.parse_args(argv)
     unknown = set(args.only.split(",")) - set(FIGURES)
@@ -74,8 +93,10 @@ def main(argv=None) -> None:
     work.mkdir(parents=True, exist_ok=True)
     report = Report(variant.name)
     say = report.printer
-    extra = {"variant_settings": {k: v for k, v in dataclasses.asdict(variant).items()},
-             "note": "shared 2-core machine: absolute times are noisy; ratios come from the same run"}
+    extra = {
+        "variant_settings": {k: v for k, v in dataclasses.asdict(variant).items()},
+        "note": "shared 2-core machine: absolute times are noisy; ratios come from the same run",
+    }
     started = time.perf_counter()
     if "hashing" in figures:  # first, while nothing else runs: it needs no cloud
         from bench.hashing import hashing_figures
@@ -88,8 +109,10 @@ def main(argv=None) -> None:
     from bench.stack import Glint, Stack, boot_devcloud
 
     clouds_per_variant = variant.targets + 1
-    say(f"bench: {variant.name} variant in {work}; booting a devcloud of {clouds_per_variant} clouds "
-        f"× {variant.projects_per_cloud} projects")
+    say(
+        f"bench: {variant.name} variant in {work}; booting a devcloud of {clouds_per_variant} clouds "
+        f"× {variant.projects_per_cloud} projects"
+    )
     dc = boot_devcloud(work / "devcloud", clouds_per_variant, variant.projects_per_cloud)
     glint = None
     try:
@@ -100,8 +123,18 @@ def main(argv=None) -> None:
             glint = Glint(dc, work / "glint", [source, *targets])
             from bench.fanout import run_fanout
 
-            run_fanout(report, stack, glint, variant, figures, source, targets, work,
-                       profile_dir=None if args.no_profile else args.results, extra=extra)
+            run_fanout(
+                report,
+                stack,
+                glint,
+                variant,
+                figures,
+                source,
+                targets,
+                work,
+                profile_dir=None if args.no_profile else args.results,
+                extra=extra,
+            )
         if {"inventory", "matrix"} & set(figures):
             from bench.django_side import setup_django
 
@@ -109,12 +142,29 @@ def main(argv=None) -> None:
             from bench.inventory import matrix_figures, poll_figures
 
             if "inventory" in figures:
-                _guard(report, "inventory", lambda: poll_figures(
-                    report, stack, [c for c in dc.cloud_names() if not c.endswith("-appcred")],
-                    variant.inventory_images, variant.runs, variant.slow_timeout))
+                _guard(
+                    report,
+                    "inventory",
+                    lambda: poll_figures(
+                        report,
+                        stack,
+                        [c for c in dc.cloud_names() if not c.endswith("-appcred")],
+                        variant.inventory_images,
+                        variant.runs,
+                        variant.slow_timeout,
+                    ),
+                )
             if "matrix" in figures:
-                _guard(report, "matrix", lambda: matrix_figures(report, variant.matrix_rows, variant.matrix_repos,
-                                                                15 if variant.runs > 1 else 5))
+                _guard(
+                    report,
+                    "matrix",
+                    lambda: matrix_figures(
+                        report,
+                        variant.matrix_rows,
+                        variant.matrix_repos,
+                        15 if variant.runs > 1 else 5,
+                    ),
+                )
     finally:
         if glint is not None:
             glint.stop()

@@ -26,7 +26,7 @@ def _process_seconds(pid: int) -> float:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return 0.0
-    fields = stat[stat.rindex(")") + 2:].split()  # after the command name, which may hold spaces
+    fields = stat[stat.rindex(")") + 2 :].split()  # after the command name, which may hold spaces
     utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
     return (utime + stime + cutime + cstime) / TICKS
 
@@ -75,7 +75,13 @@ class CpuUse:
         """Seconds summed per kind: ``keystone``, ``glance`` (``devcloud-N``), and the others."""
         kinds: dict[str, float] = {}
         for name, seconds in self.seconds.items():
-            kind = "keystone" if name.startswith("keystone-") else "glance" if name.startswith("devcloud-") else name
+            kind = (
+                "keystone"
+                if name.startswith("keystone-")
+                else "glance"
+                if name.startswith("devcloud-")
+                else name
+            )
             kinds[kind] = kinds.get(kind, 0.0) + seconds
         return kinds
 
@@ -83,13 +89,18 @@ class CpuUse:
         """The CPU-seconds, largest first: per kind, or per process (each Glance on its own)."""
         seconds = self.seconds if per_process else self.by_kind()
         parts = ", ".join(f"{k} {v:.1f}" for k, v in sorted(seconds.items(), key=lambda kv: -kv[1]))
-        return (f"CPU-s: {parts}; total {self.total:.1f} over {self.wall:.1f} s wall; whole machine "
-                f"{self.machine_busy:.2f} of {os.cpu_count()} cores busy")
+        return (
+            f"CPU-s: {parts}; total {self.total:.1f} over {self.wall:.1f} s wall; whole machine "
+            f"{self.machine_busy:.2f} of {os.cpu_count()} cores busy"
+        )
 
     def as_dict(self) -> dict:
-        return {"wall": round(self.wall, 3), "cores_busy": round(self.cores_busy, 3),
-                "machine_cores_busy": round(self.machine_busy, 3),
-                "seconds": {k: round(v, 3) for k, v in self.seconds.items()}}
+        return {
+            "wall": round(self.wall, 3),
+            "cores_busy": round(self.cores_busy, 3),
+            "machine_cores_busy": round(self.machine_busy, 3),
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+        }
 
 
 class CpuMeter:
@@ -114,8 +125,11 @@ class CpuMeter:
         after = self._sample()
         # A process that ended meanwhile reads 0: count nothing for it rather than less than nothing.
         spent = {pid: max(0.0, after[pid] - self._before[pid]) for pid in after}
-        self.use = CpuUse(wall, {name: sum(spent[pid] for pid in pids) for name, pids in self.groups.items()},
-                          machine)
+        self.use = CpuUse(
+            wall,
+            {name: sum(spent[pid] for pid in pids) for name, pids in self.groups.items()},
+            machine,
+        )
 
 
 def median_use(uses: list[CpuUse]) -> CpuUse:

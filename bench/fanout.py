@@ -21,14 +21,26 @@ def _size(size: int) -> str:
     return f"{size // 1024**3} GiB" if size >= 1024**3 else f"{size // MiB} MiB"
 
 
-def run_fanout(report: Report, stack, glint, variant, figures, source: str, targets: list[str], work: Path,
-               profile_dir: Path | None, extra: dict) -> None:
+def run_fanout(
+    report: Report,
+    stack,
+    glint,
+    variant,
+    figures,
+    source: str,
+    targets: list[str],
+    work: Path,
+    profile_dir: Path | None,
+    extra: dict,
+) -> None:
     say = report.printer
     size, n = variant.size, len(targets)
     data = write_random_file(work / f"image-{size}.raw", size)
     source_name = f"bench-source-{size}"
     source_id = stack.upload(source, data, source_name)
-    times: dict[str, list[float]] = {k: [] for k in ("glint", "read", "write", "staged", "manual", "upload")}
+    times: dict[str, list[float]] = {
+        k: [] for k in ("glint", "read", "write", "staged", "manual", "upload")
+    }
     cpu: dict[str, list[CpuUse]] = {k: [] for k in times}
     processes = stack_processes(stack.dc, glint.pid)
     growth: dict[int, list[int]] = {size: []}
@@ -80,10 +92,20 @@ def run_fanout(report: Report, stack, glint, variant, figures, source: str, targ
     if "upload" in figures:
         if times["upload"] and times["write"]:
             report.info(f"upload via API, {what}", median(times["upload"]), unit="s")
-            report.target("upload / fan-out limit", median(times["upload"]) / median(times["write"]), "<=", 1.25,
-                          unit="x", note="limit: the same file PUT into the targets at once")
+            report.target(
+                "upload / fan-out limit",
+                median(times["upload"]) / median(times["write"]),
+                "<=",
+                1.25,
+                unit="x",
+                note="limit: the same file PUT into the targets at once",
+            )
         else:
-            report.failed("upload / fan-out limit", "<= 1.25x", errors.get("upload") or errors.get("write", "?"))
+            report.failed(
+                "upload / fan-out limit",
+                "<= 1.25x",
+                errors.get("upload") or errors.get("write", "?"),
+            )
     if "memory" in figures:
         _memory(report, stack, glint, variant, source, targets, growth, errors)
     if profile_dir is not None and "fanout" in figures and "glint" not in errors:
@@ -91,9 +113,14 @@ def run_fanout(report: Report, stack, glint, variant, figures, source: str, targ
     stack.delete_quietly(source, [source_id])
 
 
-ROUTE_LABELS = {"glint": "Glint copy job", "read": "read source alone", "write": "PUT local file to targets at once",
-                "staged": "staged (disk, then each)", "manual": "manual (openstack save/create)",
-                "upload": "upload via API"}
+ROUTE_LABELS = {
+    "glint": "Glint copy job",
+    "read": "read source alone",
+    "write": "PUT local file to targets at once",
+    "staged": "staged (disk, then each)",
+    "manual": "manual (openstack save/create)",
+    "upload": "upload via API",
+}
 
 
 def _cpu_rows(report: Report, cpu: dict[str, list[CpuUse]], what: str, extra: dict) -> None:
@@ -103,19 +130,32 @@ def _cpu_rows(report: Report, cpu: dict[str, list[CpuUse]], what: str, extra: di
         if not uses:
             continue
         use = median_use(uses)
-        report.info(f"fan-out CPU, {what}: {ROUTE_LABELS[key]}: cores kept busy (CPU-s / wall-s)", use.cores_busy,
-                    note=use.note(per_process=True))
-    extra.setdefault("cpu", {})["fanout"] = {key: [u.as_dict() for u in uses] for key, uses in cpu.items() if uses}
+        report.info(
+            f"fan-out CPU, {what}: {ROUTE_LABELS[key]}: cores kept busy (CPU-s / wall-s)",
+            use.cores_busy,
+            note=use.note(per_process=True),
+        )
+    extra.setdefault("cpu", {})["fanout"] = {
+        key: [u.as_dict() for u in uses] for key, uses in cpu.items() if uses
+    }
 
 
 def _fanout_rows(report: Report, times, errors, what: str, manual_how: str) -> None:
     for key in ("glint", "read", "write", "staged", "manual"):
         label = ROUTE_LABELS[key]
         if times[key]:
-            report.info(f"fan-out {what}: {label}", median(times[key]), unit="s",
-                        note=manual_how if key == "manual" else "")
+            report.info(
+                f"fan-out {what}: {label}",
+                median(times[key]),
+                unit="s",
+                note=manual_how if key == "manual" else "",
+            )
     if not times["glint"]:
-        for name, target in (("Glint / limit", "<= 1.15x"), ("staged / Glint", ">= 2x"), ("manual / Glint", ">= 2.5x")):
+        for name, target in (
+            ("Glint / limit", "<= 1.15x"),
+            ("staged / Glint", ">= 2x"),
+            ("manual / Glint", ">= 2.5x"),
+        ):
             report.failed(f"fan-out: {name}", target, errors.get("glint", "?"))
         return
     glint = median(times["glint"])
@@ -126,10 +166,15 @@ def _fanout_rows(report: Report, times, errors, what: str, manual_how: str) -> N
         # the same cores, so N writes at once are not N times faster than one after another.
         for key in ("staged", "manual"):
             if times[key]:
-                report.info(f"fan-out: {key} / limit (the best any fan-out could reach here)",
-                            median(times[key]) / limit, unit="x")
+                report.info(
+                    f"fan-out: {key} / limit (the best any fan-out could reach here)",
+                    median(times[key]) / limit,
+                    unit="x",
+                )
     else:
-        report.failed("fan-out: Glint / limit", "<= 1.15x", errors.get("read") or errors.get("write", "?"))
+        report.failed(
+            "fan-out: Glint / limit", "<= 1.15x", errors.get("read") or errors.get("write", "?")
+        )
     for key, name, bound in (("staged", "staged / Glint", 2), ("manual", "manual / Glint", 2.5)):
         if times[key]:
             report.target(f"fan-out: {name}", median(times[key]) / glint, ">=", bound, unit="x")
@@ -158,19 +203,35 @@ def _memory(report: Report, stack, glint, variant, source, targets, growth, erro
     for size in variant.memory_sizes:
         name = f"memory: RSS growth copying {_size(size)} to {len(targets)} targets"
         if growth.get(size):
-            report.target(name, median(growth[size]) / MiB, "<", 64, unit=" MiB",
-                          note=f"{len(growth[size])} run(s)")
+            report.target(
+                name,
+                median(growth[size]) / MiB,
+                "<",
+                64,
+                unit=" MiB",
+                note=f"{len(growth[size])} run(s)",
+            )
         else:
-            report.failed(name, "< 64 MiB", errors.get(f"memory-{size}") or errors.get("glint", "?"))
+            report.failed(
+                name, "< 64 MiB", errors.get(f"memory-{size}") or errors.get("glint", "?")
+            )
     small, big = min(variant.memory_sizes), max(variant.memory_sizes)
     if growth.get(small) and growth.get(big):
         ratio = median(growth[big]) / max(1, median(growth[small]))
-        report.target(f"memory: growth at {_size(big)} / at {_size(small)}", ratio, "<=", 1.10, unit="x")
+        report.target(
+            f"memory: growth at {_size(big)} / at {_size(small)}", ratio, "<=", 1.10, unit="x"
+        )
     else:
-        report.failed(f"memory: growth at {_size(big)} / at {_size(small)}", "<= 1.1x", "a size was not measured")
+        report.failed(
+            f"memory: growth at {_size(big)} / at {_size(small)}",
+            "<= 1.1x",
+            "a size was not measured",
+        )
 
 
-def _profile(report: Report, stack, glint, source, source_name, targets, out_dir: Path, extra: dict) -> None:
+def _profile(
+    report: Report, stack, glint, source, source_name, targets, out_dir: Path, extra: dict
+) -> None:
     """One more copy (not timed) under py-spy; the hottest leaf functions go into the report."""
     out_dir.mkdir(parents=True, exist_ok=True)
     collapsed = out_dir / "profile-glint-copy.txt"
@@ -180,7 +241,12 @@ def _profile(report: Report, stack, glint, source, source_name, targets, out_dir
         routes.glint_copy(glint, stack, source, source_name, targets)
     if collapsed.exists():
         top = summarize(collapsed)
-        extra["profile"] = {"file": collapsed.name, "top_leaf_frames": [[f, round(s, 3)] for f, s in top]}
-        report.printer("bench: where glint serve spent its CPU during a copy (py-spy, leaf frames):")
+        extra["profile"] = {
+            "file": collapsed.name,
+            "top_leaf_frames": [[f, round(s, 3)] for f, s in top],
+        }
+        report.printer(
+            "bench: where glint serve spent its CPU during a copy (py-spy, leaf frames):"
+        )
         for frame, share in top[:10]:
             report.printer(f"  {share:6.1%}  {frame}")

@@ -45,6 +45,14 @@ def hashing_figures(report: Report, size: int, runs: int) -> None:
     mib = count * CHUNK_SIZE / 2**20
     names = "+".join(ALGORITHMS)
     report.info(f"hashing {names}: one thread", mib / median(alone), unit="MiB/s")
-    report.info(f"hashing {names}: a thread each (MultiHasher)", mib / median(threaded), unit="MiB/s")
-    report.target(f"hashing {names}: a thread each vs one thread", median(alone) / median(threaded), ">=", 1.25,
-                  unit="×", note=f"{os.cpu_count()} cores; bounded by the slowest algorithm with 3+ cores")
+    report.info(
+        f"hashing {names}: a thread each (MultiHasher)", mib / median(threaded), unit="MiB/s"
+    )
+    report.target(
+        f"hashing {names}: a thread each vs one thread",
+        median(alone) / median(threaded),
+        ">=",
+        1.25,
+        unit="×",
+        note=f"{os.cpu_count()} cores; bounded by the slowest algorithm with 3+ cores",
+    )

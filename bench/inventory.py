@@ -47,7 +47,14 @@ def fill_projects(stack: Stack, clouds: list[str], images: int) -> None:
         start, rows = dt.datetime.now(dt.UTC), []
         for n in range(len(have), images):
             stamp = glance_time(start + dt.timedelta(microseconds=n))
-            rows.append({"id": str(uuid.uuid4()), "name": f"bench-inv-{n:04d}", "created_at": stamp, "updated_at": stamp})
+            rows.append(
+                {
+                    "id": str(uuid.uuid4()),
+                    "name": f"bench-inv-{n:04d}",
+                    "created_at": stamp,
+                    "updated_at": stamp,
+                }
+            )
         clone_rows(stack.dc.glance_database(cloud), "images", "id", have[0], rows)
 
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -77,9 +84,17 @@ def _silent_repo(group, url: str):
     from glint.repos.choices import AuthType
     from glint.repos.models import Repo
 
-    return Repo.objects.create(group=group, name="bench-silent", auth_url=url, auth_type=AuthType.PASSWORD,
-                               username="u", password="p", project_name="p", project_domain_name="Default",
-                               user_domain_name="Default")
+    return Repo.objects.create(
+        group=group,
+        name="bench-silent",
+        auth_url=url,
+        auth_type=AuthType.PASSWORD,
+        username="u",
+        password="p",
+        project_name="p",
+        project_domain_name="Default",
+        user_domain_name="Default",
+    )
 
 
 def _poll_with_silent(repos, group, timeout: float) -> tuple[float, float, list[str]]:
@@ -97,11 +112,15 @@ def _poll_with_silent(repos, group, timeout: float) -> tuple[float, float, list[
     silent_result = next(r for r in results if r.repo_id == silent.pk)
     errors = [r.error for r in results if not r.ok and r is not silent_result]
     silent.delete()
-    recorded = Repo.objects.filter(pk__in=[r.pk for r in repos]).values_list("last_poll_at", flat=True)
+    recorded = Repo.objects.filter(pk__in=[r.pk for r in repos]).values_list(
+        "last_poll_at", flat=True
+    )
     return max((at - started).total_seconds() for at in recorded), silent_result.duration, errors
 
 
-def poll_figures(report, stack: Stack, clouds: list[str], images: int, runs: int, slow_timeout: float) -> None:
+def poll_figures(
+    report, stack: Stack, clouds: list[str], images: int, runs: int, slow_timeout: float
+) -> None:
     """Sequential poll, concurrent poll, and concurrent poll with a silent repo, in rotated rounds.
 
     Every poll of the silent step has ``slow_timeout`` as its deadline, the healthy repos' too:
@@ -112,7 +131,9 @@ def poll_figures(report, stack: Stack, clouds: list[str], images: int, runs: int
 
     started = time.perf_counter()
     fill_projects(stack, clouds, images)
-    report.printer(f"  ({len(clouds)} projects × {images} images ready in {time.perf_counter() - started:.0f}s)")
+    report.printer(
+        f"  ({len(clouds)} projects × {images} images ready in {time.perf_counter() - started:.0f}s)"
+    )
     group = add_group("bench-poll")
     repos = _import_repos(stack, group, clouds)
     first = poll_repos(repos)  # the first poll writes every row; the timed ones see no change
@@ -120,7 +141,12 @@ def poll_figures(report, stack: Stack, clouds: list[str], images: int, runs: int
     if not all(r.ok for r in first):
         raise RuntimeError(f"a poll failed: {[r.error for r in first if not r.ok]}")
     processes = stack_processes(stack.dc)
-    times: dict[str, list[float]] = {"sequential": [], "concurrent": [], "silent": [], "deadline": []}
+    times: dict[str, list[float]] = {
+        "sequential": [],
+        "concurrent": [],
+        "silent": [],
+        "deadline": [],
+    }
     cpu: dict[str, list[CpuUse]] = {"sequential": [], "concurrent": []}
     errors: list[str] = []
 
@@ -142,33 +168,73 @@ def poll_figures(report, stack: Stack, clouds: list[str], images: int, runs: int
         times["silent"].append(others)
         times["deadline"].append(deadline)
 
-    steps = [lambda: timed("sequential", sequential), lambda: timed("concurrent", lambda: poll_repos(repos)), silent]
+    steps = [
+        lambda: timed("sequential", sequential),
+        lambda: timed("concurrent", lambda: poll_repos(repos)),
+        silent,
+    ]
     for round_no in range(runs):
         shift = round_no % len(steps)
         for step in steps[shift:] + steps[:shift]:
             step()
-    _poll_rows(report, f"{len(repos)} repos x {listed[0] if len(listed) == 1 else listed} images", times, cpu,
-               slow_timeout, errors)
+    _poll_rows(
+        report,
+        f"{len(repos)} repos x {listed[0] if len(listed) == 1 else listed} images",
+        times,
+        cpu,
+        slow_timeout,
+        errors,
+    )
 
 
-def _poll_rows(report, label: str, times: dict[str, list[float]], cpu: dict[str, list[CpuUse]],
-               slow_timeout: float, errors: list[str]) -> None:
+def _poll_rows(
+    report,
+    label: str,
+    times: dict[str, list[float]],
+    cpu: dict[str, list[CpuUse]],
+    slow_timeout: float,
+    errors: list[str],
+) -> None:
     for key in ("sequential", "concurrent"):
         use = median_use(cpu[key])
         report.info(f"inventory: {key} poll of {label}", median(times[key]), unit="s")
-        report.info(f"inventory: {key} poll, cores kept busy (CPU-s / wall-s)", use.cores_busy, note=use.note())
-    report.target("inventory: concurrent speed-up over sequential",
-                  median(times["sequential"]) / median(times["concurrent"]), ">=", 5, unit="x")
+        report.info(
+            f"inventory: {key} poll, cores kept busy (CPU-s / wall-s)",
+            use.cores_busy,
+            note=use.note(),
+        )
+    report.target(
+        "inventory: concurrent speed-up over sequential",
+        median(times["sequential"]) / median(times["concurrent"]),
+        ">=",
+        5,
+        unit="x",
+    )
     name = "inventory: others' poll with a silent repo / without"
     if not times["silent"]:
-        report.failed(name, "<= 1.5x", f"every round had a healthy repo past the {slow_timeout:g}s deadline: "
-                                       f"{errors[0]}")
+        report.failed(
+            name,
+            "<= 1.5x",
+            f"every round had a healthy repo past the {slow_timeout:g}s deadline: {errors[0]}",
+        )
         return
-    report.info("inventory: silent repo given up after (its timeout)", median(times["deadline"]), unit="s",
-                note=f"timeout {slow_timeout:g}s")
-    rounds = f"median of {len(times['silent'])}" + (f"; {len(errors)} healthy listing(s) timed out" if errors else "")
-    report.target(name, median(times["silent"]) / median(times["concurrent"]), "<=", 1.5, unit="x",
-                  note=f"others recorded after {median(times['silent']):.2f}s ({rounds})")
+    report.info(
+        "inventory: silent repo given up after (its timeout)",
+        median(times["deadline"]),
+        unit="s",
+        note=f"timeout {slow_timeout:g}s",
+    )
+    rounds = f"median of {len(times['silent'])}" + (
+        f"; {len(errors)} healthy listing(s) timed out" if errors else ""
+    )
+    report.target(
+        name,
+        median(times["silent"]) / median(times["concurrent"]),
+        "<=",
+        1.5,
+        unit="x",
+        note=f"others recorded after {median(times['silent']):.2f}s ({rounds})",
+    )
 
 
 def _big_inventory(group, rows: int, repos: int):
@@ -179,22 +245,51 @@ def _big_inventory(group, rows: int, repos: int):
     from glint.repos.choices import AuthType
     from glint.repos.models import Repo
 
-    made = Repo.objects.bulk_create([
-        Repo(group=group, name=f"repo-{i:02d}", auth_url="http://127.0.0.1:9/v3", auth_type=AuthType.PASSWORD,
-             username="u", password="p", project_name=f"p{i}", project_domain_name="Default",
-             user_domain_name="Default") for i in range(repos)])
-    RepoInventory.objects.bulk_create([RepoInventory(repo=r, project_id=f"project-{r.pk}") for r in made])
+    made = Repo.objects.bulk_create(
+        [
+            Repo(
+                group=group,
+                name=f"repo-{i:02d}",
+                auth_url="http://127.0.0.1:9/v3",
+                auth_type=AuthType.PASSWORD,
+                username="u",
+                password="p",
+                project_name=f"p{i}",
+                project_domain_name="Default",
+                user_domain_name="Default",
+            )
+            for i in range(repos)
+        ]
+    )
+    RepoInventory.objects.bulk_create(
+        [RepoInventory(repo=r, project_id=f"project-{r.pk}") for r in made]
+    )
     now = timezone.now()
     images = []
     for row in range(rows):
         data = f"image {row}".encode()
         md5, sha512 = hashlib.md5(data).hexdigest(), hashlib.sha512(data).hexdigest()
         for repo in made:
-            images.append(Image(
-                repo=repo, image_id=f"{repo.pk}-{row}", name=f"image-{row:04d}", status="active", size=len(data),
-                disk_format="qcow2", container_format="bare", checksum=md5, os_hash_algo="sha512",
-                os_hash_value=sha512, owner=f"project-{repo.pk}", visibility="private", fingerprint="x",
-                first_seen=now, last_seen=now, created_at=now))
+            images.append(
+                Image(
+                    repo=repo,
+                    image_id=f"{repo.pk}-{row}",
+                    name=f"image-{row:04d}",
+                    status="active",
+                    size=len(data),
+                    disk_format="qcow2",
+                    container_format="bare",
+                    checksum=md5,
+                    os_hash_algo="sha512",
+                    os_hash_value=sha512,
+                    owner=f"project-{repo.pk}",
+                    visibility="private",
+                    fingerprint="x",
+                    first_seen=now,
+                    last_seen=now,
+                    created_at=now,
+                )
+            )
     Image.objects.bulk_create(images, batch_size=2000)
 
 
@@ -228,8 +323,10 @@ def matrix_figures(report, sizes: tuple[int, int], repos: int, requests: int) ->
         group = add_group(f"bench-matrix-{rows}")
         _big_inventory(group, rows, repos)
         client = client_for(make_user(f"Bench Viewer {rows}", group=group, role="member"))
-        for what, path in (("page", f"/images/?group={group.pk}"),
-                           ("API", f"/api/v1/images/?group={group.pk}&limit=50")):
+        for what, path in (
+            ("page", f"/images/?group={group.pk}"),
+            ("API", f"/api/v1/images/?group={group.pk}&limit=50"),
+        ):
             times, count, cold = _time_requests(client, path, requests)
             queries[(what, rows)] = count
             label = f"matrix {what}, {rows} images x {repos} repos"
@@ -239,5 +336,9 @@ def matrix_figures(report, sizes: tuple[int, int], repos: int, requests: int) ->
             report.info(f"{label}: SQL queries", count)
     small, big = sizes
     for what in ("page", "API"):
-        report.target(f"matrix {what}: SQL queries at {big} rows minus at {small}",
-                      queries[(what, big)] - queries[(what, small)], "<=", 0)
+        report.target(
+            f"matrix {what}: SQL queries at {big} rows minus at {small}",
+            queries[(what, big)] - queries[(what, small)],
+            "<=",
+            0,
+        )

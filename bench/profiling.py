@@ -21,9 +21,23 @@ def py_spy(pid: int, output: Path, fmt: str = "speedscope", rate: int = 50):
         yield None
         return
     process = subprocess.Popen(
-        [str(exe), "record", "--pid", str(pid), "--output", str(output), "--format", fmt,
-         "--rate", str(rate), "--threads", "--nonblocking"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            str(exe),
+            "record",
+            "--pid",
+            str(pid),
+            "--output",
+            str(output),
+            "--format",
+            fmt,
+            "--rate",
+            str(rate),
+            "--threads",
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         yield output
     finally:

@@ -67,10 +67,20 @@ class Report:
         self.printer(row.line())
         return row
 
-    def target(self, name: str, value: float | None, op: str, bound: float, *, unit: str = "",
-               note: str = "") -> Row:
+    def target(
+        self,
+        name: str,
+        value: float | None,
+        op: str,
+        bound: float,
+        *,
+        unit: str = "",
+        note: str = "",
+    ) -> Row:
         """A row with a target: ``value op bound`` passes."""
-        return self.add(Row(name, value, f"{op} {bound:g}{unit}", _check(value, op, bound), unit, note))
+        return self.add(
+            Row(name, value, f"{op} {bound:g}{unit}", _check(value, op, bound), unit, note)
+        )
 
     def info(self, name: str, value: float | None, *, unit: str = "", note: str = "") -> Row:
         return self.add(Row(name, value, "", "INFO", unit, note))

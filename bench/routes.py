@@ -35,8 +35,14 @@ def _name(route: str) -> str:
     return f"bench-{route}-{uuid.uuid4().hex[:8]}"
 
 
-def glint_copy(glint: Glint, stack: Stack, source: str, source_name: str, targets: list[str],
-               meter: CpuMeter | None = None) -> tuple[float, int]:
+def glint_copy(
+    glint: Glint,
+    stack: Stack,
+    source: str,
+    source_name: str,
+    targets: list[str],
+    meter: CpuMeter | None = None,
+) -> tuple[float, int]:
     """Seconds for a verified copy job, and the growth of ``glint serve``'s RSS while it ran."""
     meter = meter or CpuMeter({})
     glint.clear_cache()
@@ -84,7 +90,9 @@ def write_targets(stack: Stack, path: Path, targets: list[str], meter: CpuMeter)
     return meter.use.wall
 
 
-def staged(stack: Stack, source: str, image_id: str, targets: list[str], scratch: Path, meter: CpuMeter) -> float:
+def staged(
+    stack: Stack, source: str, image_id: str, targets: list[str], scratch: Path, meter: CpuMeter
+) -> float:
     """Seconds to download to disk, then upload to each target in turn (Glint v2's route)."""
     name = _name("staged")
     ids = {}
@@ -104,12 +112,15 @@ def staged(stack: Stack, source: str, image_id: str, targets: list[str], scratch
 # installed (the smoke test may not reach PyPI): the same openstacksdk calls, from a fresh
 # interpreter, so start-up is paid per step as it is with the CLI.
 _SDK_SAVE = "import openstack,sys; openstack.connect(cloud=sys.argv[1]).image.download_image(sys.argv[2], output=sys.argv[3])"
-_SDK_CREATE = ("import openstack,sys; openstack.connect(cloud=sys.argv[1]).image.create_image(name=sys.argv[2], "
-               "filename=sys.argv[3], disk_format='raw', container_format='bare', allow_duplicates=True, wait=True)")
+_SDK_CREATE = (
+    "import openstack,sys; openstack.connect(cloud=sys.argv[1]).image.create_image(name=sys.argv[2], "
+    "filename=sys.argv[3], disk_format='raw', container_format='bare', allow_duplicates=True, wait=True)"
+)
 
 
-def manual(stack: Stack, source: str, image_id: str, targets: list[str], scratch: Path,
-           meter: CpuMeter) -> tuple[float, str]:
+def manual(
+    stack: Stack, source: str, image_id: str, targets: list[str], scratch: Path, meter: CpuMeter
+) -> tuple[float, str]:
     """Seconds for ``openstack image save`` then ``openstack image create`` per target; and how
     it ran (the CLI, or the same SDK calls when the CLI is not installed)."""
     osc = tool("openstack")
@@ -120,39 +131,79 @@ def manual(stack: Stack, source: str, image_id: str, targets: list[str], scratch
         image = str(Path(work) / "image.raw")
         if osc:
             steps = [[str(osc), "--os-cloud", source, "image", "save", "--file", image, image_id]]
-            steps += [[str(osc), "--os-cloud", cloud, "image", "create", "--disk-format", "raw",
-                       "--container-format", "bare", "--file", image, name, "-f", "value", "-c", "id"]
-                      for cloud in targets]
+            steps += [
+                [
+                    str(osc),
+                    "--os-cloud",
+                    cloud,
+                    "image",
+                    "create",
+                    "--disk-format",
+                    "raw",
+                    "--container-format",
+                    "bare",
+                    "--file",
+                    image,
+                    name,
+                    "-f",
+                    "value",
+                    "-c",
+                    "id",
+                ]
+                for cloud in targets
+            ]
         else:
             python = sys.executable
             steps = [[python, "-c", _SDK_SAVE, source, image_id, image]]
             steps += [[python, "-c", _SDK_CREATE, cloud, name, image] for cloud in targets]
         with meter:
             for step in steps:
-                result = subprocess.run(step, env=env, capture_output=True, text=True, timeout=1800, check=False)
+                result = subprocess.run(
+                    step, env=env, capture_output=True, text=True, timeout=1800, check=False
+                )
                 if result.returncode:
                     raise RuntimeError(f"{' '.join(step[:6])} failed: {result.stderr[-800:]}")
     for cloud in targets:
         stack.delete_named(cloud, name)
-    return meter.use.wall, "openstack CLI" if osc else "openstacksdk calls (openstackclient not installed)"
+    return (
+        meter.use.wall,
+        "openstack CLI" if osc else "openstacksdk calls (openstackclient not installed)",
+    )
 
 
-def glint_upload(glint: Glint, stack: Stack, path: Path, targets: list[str], meter: CpuMeter) -> float:
+def glint_upload(
+    glint: Glint, stack: Stack, path: Path, targets: list[str], meter: CpuMeter
+) -> float:
     """Seconds for an upload through the API (create, then PUT the file) until every target has it."""
     glint.clear_cache()
     name = _name("upload")
     size = path.stat().st_size
     with meter:
-        upload = glint.post("uploads/", {"group": glint.group, "name": name, "targets": targets, "size": size,
-                                         "disk_format": "raw", "container_format": "bare"})
+        upload = glint.post(
+            "uploads/",
+            {
+                "group": glint.group,
+                "name": name,
+                "targets": targets,
+                "size": size,
+                "disk_format": "raw",
+                "container_format": "bare",
+            },
+        )
         with path.open("rb") as body:
-            response = glint.session.put(upload["upload_url"], data=body, timeout=1800,
-                                         headers={"Content-Type": "application/octet-stream"})
+            response = glint.session.put(
+                upload["upload_url"],
+                data=body,
+                timeout=1800,
+                headers={"Content-Type": "application/octet-stream"},
+            )
     result = response.json()
     if response.status_code != 200:
         raise RuntimeError(f"PUT {upload['upload_url']}: HTTP {response.status_code}: {result}")
     for cloud in targets:
         stack.delete_named(cloud, name)
     if result.get("job_state") != "done":
-        raise RuntimeError(f"upload ended {result.get('state')}/{result.get('job_state')}: {result.get('error')}")
+        raise RuntimeError(
+            f"upload ended {result.get('state')}/{result.get('job_state')}: {result.get('error')}"
+        )
     return meter.use.wall

@@ -32,8 +32,9 @@ RAW = {"disk_format": "raw", "container_format": "bare"}
 
 def boot_devcloud(directory: Path, clouds: int, projects_per_cloud: int) -> devcloud.Devcloud:
     """A devcloud of ``clouds`` Glances on 2 Keystones (plain HTTP: TLS costs the same everywhere)."""
-    return devcloud.up(directory, clouds=clouds, keystones=min(2, clouds),
-                       projects_per_cloud=projects_per_cloud)
+    return devcloud.up(
+        directory, clouds=clouds, keystones=min(2, clouds), projects_per_cloud=projects_per_cloud
+    )
 
 
 def write_random_file(path: Path, size: int) -> Path:
@@ -54,14 +55,23 @@ def clone_rows(database: Path, table: str, column: str, value: str, variants: li
     ``column`` is ``value`` for each dict of ``variants``, with the columns it names changed."""
     with contextlib.closing(sqlite3.connect(database, timeout=60)) as db, db:
         columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
-        template = dict(zip(columns, db.execute(f"SELECT * FROM {table} WHERE {column} = ?", (value,)).fetchone()))
-        db.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                       [[{**template, **variant}[c] for c in columns] for variant in variants])
+        template = dict(
+            zip(
+                columns,
+                db.execute(f"SELECT * FROM {table} WHERE {column} = ?", (value,)).fetchone(),
+            )
+        )
+        db.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+            [[{**template, **variant}[c] for c in columns] for variant in variants],
+        )
 
 
 def glance_time(moment: dt.datetime) -> str:
     """A time as Glance's database stores it (UTC, no zone)."""
-    return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    return (
+        moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    )
 
 
 def _zero_digests(size: int, algorithm: str) -> tuple[str, str]:
@@ -73,7 +83,7 @@ def _zero_digests(size: int, algorithm: str) -> tuple[str, str]:
         hasher = hashlib.new(name)
         left = size
         while left:
-            hasher.update(block[:min(left, len(block))])
+            hasher.update(block[: min(left, len(block))])
             left -= min(left, len(block))
         return hasher.hexdigest()
 
@@ -100,8 +110,11 @@ class Stack:
     def upload(self, cloud: str, path: Path, name: str | None = None) -> str:
         """Put the file into ``cloud`` as a new raw image; returns its id (once active)."""
         with self.driver(cloud) as driver:
-            record = driver.create_and_write({"name": name or f"bench-{uuid.uuid4().hex[:8]}", **RAW},
-                                             file_chunks(path), size=path.stat().st_size)
+            record = driver.create_and_write(
+                {"name": name or f"bench-{uuid.uuid4().hex[:8]}", **RAW},
+                file_chunks(path),
+                size=path.stat().st_size,
+            )
         return record.id
 
     def plant_zeros(self, cloud: str, size: int, name: str) -> str:
@@ -114,7 +127,9 @@ class Stack:
         any image it stored itself. Returns its id.
         """
         with self.driver(cloud) as driver:
-            template = driver.create_and_write({"name": f"{name}-template", **RAW}, [bytes(1024)], size=1024).id
+            template = driver.create_and_write(
+                {"name": f"{name}-template", **RAW}, [bytes(1024)], size=1024
+            ).id
         image_id = str(uuid.uuid4())
         store = self.dc.store_dir(cloud)
         with (store / image_id).open("wb") as sparse:
@@ -122,12 +137,39 @@ class Stack:
         md5, digest = _zero_digests(size, self.dc.hash_algo(cloud))
         database = self.dc.glance_database(cloud)
         now = glance_time(dt.datetime.now(dt.UTC))
-        clone_rows(database, "images", "id", template, [{
-            "id": image_id, "name": name, "size": size, "virtual_size": size, "checksum": md5,
-            "os_hash_value": digest, "created_at": now, "updated_at": now}])
-        clone_rows(database, "image_locations", "image_id", template, [{
-            "id": None, "image_id": image_id, "value": f"file://{store / image_id}", "created_at": now,
-            "updated_at": now}])
+        clone_rows(
+            database,
+            "images",
+            "id",
+            template,
+            [
+                {
+                    "id": image_id,
+                    "name": name,
+                    "size": size,
+                    "virtual_size": size,
+                    "checksum": md5,
+                    "os_hash_value": digest,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            ],
+        )
+        clone_rows(
+            database,
+            "image_locations",
+            "image_id",
+            template,
+            [
+                {
+                    "id": None,
+                    "image_id": image_id,
+                    "value": f"file://{store / image_id}",
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            ],
+        )
         self.delete_quietly(cloud, [template])
         return image_id
 
@@ -159,17 +201,41 @@ class Glint:
         for args in (
             ("migrate",),
             ("group", "add", GROUP),
-            ("user", "add", "--dn", f"/C=CA/O=Glint Test Grid/CN={LIVE_ADMIN_CN}", "--admin",
-             "--group", GROUP, "--role", "manager"),
-            ("repo", "import", str(dc.clouds_yaml), "--group", GROUP, *[a for c in clouds for a in ("--cloud", c)]),
+            (
+                "user",
+                "add",
+                "--dn",
+                f"/C=CA/O=Glint Test Grid/CN={LIVE_ADMIN_CN}",
+                "--admin",
+                "--group",
+                GROUP,
+                "--role",
+                "manager",
+            ),
+            (
+                "repo",
+                "import",
+                str(dc.clouds_yaml),
+                "--group",
+                GROUP,
+                *[a for c in clouds for a in ("--cloud", c)],
+            ),
         ):
             result = run_glint(data_dir, *args)
             if result.returncode:
                 raise RuntimeError(f"glint {' '.join(args[:2])} failed: {result.stderr}")
         _cert, _key, self.cert_file = self.pki.person(LIVE_ADMIN_CN)
         self.server = start_server(
-            data_dir, "--cert", str(self.pki.server_file), "--key", str(self.pki.server_file),
-            "--client-ca", str(self.pki.ca_file), GLINT_CACHE_DIR=str(self.cache_dir), **settings)
+            data_dir,
+            "--cert",
+            str(self.pki.server_file),
+            "--key",
+            str(self.pki.server_file),
+            "--client-ca",
+            str(self.pki.ca_file),
+            GLINT_CACHE_DIR=str(self.cache_dir),
+            **settings,
+        )
         self.url = f"https://127.0.0.1:{self.server.port}/api/v1/"
         self.session = requests.Session()
         self.session.trust_env = False
@@ -182,17 +248,23 @@ class Glint:
     def pid(self) -> int:
         return self.server.process.pid
 
-    def call(self, method: str, path: str, expect: tuple[int, ...] = (200,), **kwargs) -> requests.Response:
+    def call(
+        self, method: str, path: str, expect: tuple[int, ...] = (200,), **kwargs
+    ) -> requests.Response:
         kwargs.setdefault("timeout", 600)
         response = self.session.request(method, self.url + path, **kwargs)
         if response.status_code not in expect:
-            raise RuntimeError(f"{method} {path}: HTTP {response.status_code}: {response.text[:500]}")
+            raise RuntimeError(
+                f"{method} {path}: HTTP {response.status_code}: {response.text[:500]}"
+            )
         return response
 
     def get(self, path: str, **params) -> dict:
         return self.call("GET", path, params=params).json()
 
-    def post(self, path: str, body: dict | None = None, expect: tuple[int, ...] = (200, 201, 202)) -> dict:
+    def post(
+        self, path: str, body: dict | None = None, expect: tuple[int, ...] = (200, 201, 202)
+    ) -> dict:
         return self.call("POST", path, json=body or {}, expect=expect).json()
 
     def refresh(self) -> None:
@@ -214,8 +286,16 @@ class Glint:
 
     def start_copy(self, row: dict, version: str, targets: list[str]) -> int:
         """Plan and apply a copy of ``row`` to ``targets`` (the matrix's own path); the job id."""
-        plan = self.post("plans/", {"group": self.group, "inventory_version": version, "changes": [
-            {"row": row["id"], "repo": self.repos[t], "action": "copy"} for t in targets]})
+        plan = self.post(
+            "plans/",
+            {
+                "group": self.group,
+                "inventory_version": version,
+                "changes": [
+                    {"row": row["id"], "repo": self.repos[t], "action": "copy"} for t in targets
+                ],
+            },
+        )
         refused = [i for i in plan["items"] if i["status"] != "planned"]
         if refused:
             raise RuntimeError(f"the plan refused the copy: {refused}")
@@ -229,7 +309,9 @@ class Glint:
             job = self.get(f"jobs/{job_id}/")
             if job["state"] not in ("queued", "running") and not job["next_attempt_at"]:
                 if job["state"] != "done":
-                    errors = "; ".join(f"{t['repo_name']}: {t['error']}" for t in job["targets"] if t["error"])
+                    errors = "; ".join(
+                        f"{t['repo_name']}: {t['error']}" for t in job["targets"] if t["error"]
+                    )
                     raise RuntimeError(f"job {job_id} ended {job['state']}: {errors}")
                 return job
             time.sleep(poll)

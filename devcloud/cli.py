@@ -17,8 +17,9 @@ from .errors import DevcloudError
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m devcloud",
-                                     description="Real Keystone + Glance on 127.0.0.1.")
+    parser = argparse.ArgumentParser(
+        prog="python -m devcloud", description="Real Keystone + Glance on 127.0.0.1."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     up = sub.add_parser("up", help="start a devcloud and print its clouds.yaml")
@@ -27,15 +28,33 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--keystones", type=int, default=1, help="number of Keystones")
     up.add_argument("--projects-per-cloud", type=int, default=1)
     up.add_argument("--tls", action="store_true", help="HTTPS everywhere, with a CA of its own")
-    up.add_argument("--sha256-cloud", type=int, action="append", default=[], metavar="I",
-                    help="cloud I's Glance uses hashing_algorithm sha256 (repeatable)")
-    up.add_argument("--token-expiration", type=int, metavar="SECONDS",
-                    help="Keystone token lifetime (default: Keystone's, 3600)")
-    up.add_argument("--web-download-port", type=int, action="append", default=[], metavar="PORT",
-                    help="only allow web-download from these loopback ports (default: any)")
+    up.add_argument(
+        "--sha256-cloud",
+        type=int,
+        action="append",
+        default=[],
+        metavar="I",
+        help="cloud I's Glance uses hashing_algorithm sha256 (repeatable)",
+    )
+    up.add_argument(
+        "--token-expiration",
+        type=int,
+        metavar="SECONDS",
+        help="Keystone token lifetime (default: Keystone's, 3600)",
+    )
+    up.add_argument(
+        "--web-download-port",
+        type=int,
+        action="append",
+        default=[],
+        metavar="PORT",
+        help="only allow web-download from these loopback ports (default: any)",
+    )
 
-    for name, text in (("stop", "stop one cloud's Glance"),
-                       ("start", "start one cloud's Glance again, on the same port")):
+    for name, text in (
+        ("stop", "stop one cloud's Glance"),
+        ("start", "start one cloud's Glance again, on the same port"),
+    ):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--cloud", required=True, help="a clouds.yaml name, e.g. devcloud-2")
         cmd.add_argument("--dir", required=True)
@@ -56,12 +75,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "up":
             started = time.monotonic()
-            dc = core.up(args.dir, clouds=args.clouds, keystones=args.keystones,
-                         projects_per_cloud=args.projects_per_cloud, tls=args.tls,
-                         sha256_clouds=args.sha256_cloud, token_expiration=args.token_expiration,
-                         web_download_ports=args.web_download_port)
-            print(f"devcloud: up in {time.monotonic() - started:.1f} s; "
-                  f"wrote {dc.clouds_yaml} and {dc.admin_clouds_yaml}", file=sys.stderr)
+            dc = core.up(
+                args.dir,
+                clouds=args.clouds,
+                keystones=args.keystones,
+                projects_per_cloud=args.projects_per_cloud,
+                tls=args.tls,
+                sha256_clouds=args.sha256_cloud,
+                token_expiration=args.token_expiration,
+                web_download_ports=args.web_download_port,
+            )
+            print(
+                f"devcloud: up in {time.monotonic() - started:.1f} s; "
+                f"wrote {dc.clouds_yaml} and {dc.admin_clouds_yaml}",
+                file=sys.stderr,
+            )
             sys.stdout.write(dc.clouds_yaml.read_text())
         elif args.command == "stop":
             core.Devcloud(args.dir).stop(args.cloud)

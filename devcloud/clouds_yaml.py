@@ -15,23 +15,41 @@ import yaml
 DOMAIN_NAME = "Default"
 
 
-def password_entry(auth_url: str, region: str, username: str, password: str, project: str,
-                   ca_file: str | None) -> dict:
-    return _common({
-        "auth_type": "password",
-        "auth": {"auth_url": auth_url, "username": username, "password": password,
-                 "project_name": project, "project_domain_name": DOMAIN_NAME,
-                 "user_domain_name": DOMAIN_NAME},
-    }, region, ca_file)
+def password_entry(
+    auth_url: str, region: str, username: str, password: str, project: str, ca_file: str | None
+) -> dict:
+    return _common(
+        {
+            "auth_type": "password",
+            "auth": {
+                "auth_url": auth_url,
+                "username": username,
+                "password": password,
+                "project_name": project,
+                "project_domain_name": DOMAIN_NAME,
+                "user_domain_name": DOMAIN_NAME,
+            },
+        },
+        region,
+        ca_file,
+    )
 
 
-def appcred_entry(auth_url: str, region: str, cred_id: str, secret: str,
-                  ca_file: str | None) -> dict:
-    return _common({
-        "auth_type": "v3applicationcredential",
-        "auth": {"auth_url": auth_url, "application_credential_id": cred_id,
-                 "application_credential_secret": secret},
-    }, region, ca_file)
+def appcred_entry(
+    auth_url: str, region: str, cred_id: str, secret: str, ca_file: str | None
+) -> dict:
+    return _common(
+        {
+            "auth_type": "v3applicationcredential",
+            "auth": {
+                "auth_url": auth_url,
+                "application_credential_id": cred_id,
+                "application_credential_secret": secret,
+            },
+        },
+        region,
+        ca_file,
+    )
 
 
 def _common(entry: dict, region: str, ca_file: str | None) -> dict:

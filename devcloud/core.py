@@ -35,9 +35,17 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def up(directory: str | os.PathLike, clouds: int = 1, keystones: int = 1,
-       projects_per_cloud: int = 1, tls: bool = False, sha256_clouds=(),
-       token_expiration: int | None = None, web_download_ports=(), log=_log) -> "Devcloud":
+def up(
+    directory: str | os.PathLike,
+    clouds: int = 1,
+    keystones: int = 1,
+    projects_per_cloud: int = 1,
+    tls: bool = False,
+    sha256_clouds=(),
+    token_expiration: int | None = None,
+    web_download_ports=(),
+    log=_log,
+) -> Devcloud:
     """Start a devcloud in ``directory`` and return its handle.
 
     Args:
@@ -66,8 +74,13 @@ def up(directory: str | os.PathLike, clouds: int = 1, keystones: int = 1,
         raise DevcloudError("--token-expiration must be at least 1 second")
     _clear_directory(directory)
 
-    state = State(dir=str(directory), venv=str(ensure_venv(log)), tls=tls,
-                  token_expiration=token_expiration, projects_per_cloud=projects_per_cloud)
+    state = State(
+        dir=str(directory),
+        venv=str(ensure_venv(log)),
+        tls=tls,
+        token_expiration=token_expiration,
+        projects_per_cloud=projects_per_cloud,
+    )
     try:
         _up(state, clouds, keystones, sha256_clouds, tuple(web_download_ports), log)
     except BaseException:
@@ -83,8 +96,10 @@ def _clear_directory(directory: Path) -> None:
         old = State.load(directory)
         running = [s.name for s in old.services if processes.alive(s.pid)]
         if running:
-            raise DevcloudError(f"a devcloud is running in {directory} ({', '.join(running)}); "
-                                f"run `python -m devcloud down --dir {directory}` first")
+            raise DevcloudError(
+                f"a devcloud is running in {directory} ({', '.join(running)}); "
+                f"run `python -m devcloud down --dir {directory}` first"
+            )
         for svc in old.services:
             shutil.rmtree(svc.home, ignore_errors=True)
     for name in ("logs", "pki", STATE_FILE, CLOUDS_YAML, ADMIN_CLOUDS_YAML):
@@ -110,13 +125,22 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def _up(state: State, clouds: int, keystones: int, sha256_clouds: set[int],
-        web_download_ports: tuple[int, ...], log) -> None:
+def _up(
+    state: State,
+    clouds: int,
+    keystones: int,
+    sha256_clouds: set[int],
+    web_download_ports: tuple[int, ...],
+    log,
+) -> None:
     directory = Path(state.dir)
     if state.tls:
         files = pki.create_pki(directory / "pki")
         state.ca_file, state.cert_file, state.key_file = (
-            str(files.ca_file), str(files.cert_file), str(files.key_file))
+            str(files.ca_file),
+            str(files.cert_file),
+            str(files.key_file),
+        )
     ports = _free_ports(keystones + clouds)
     admin_passwords, service_passwords = {}, {}
     for k in range(1, keystones + 1):
@@ -126,8 +150,9 @@ def _up(state: State, clouds: int, keystones: int, sha256_clouds: set[int],
         state.services.append(svc)
     for i in range(1, clouds + 1):
         ks = state.service(f"keystone-{(i - 1) % keystones + 1}")
-        svc = glance.new_service(state, i, ports.pop(0), ks.index,
-                                 "sha256" if i in sha256_clouds else "sha512")
+        svc = glance.new_service(
+            state, i, ports.pop(0), ks.index, "sha256" if i in sha256_clouds else "sha512"
+        )
         service_passwords[svc.name] = identity.new_password()
         glance.write_config(state, svc, ks, service_passwords[svc.name], web_download_ports)
         state.services.append(svc)
@@ -166,8 +191,9 @@ def _up(state: State, clouds: int, keystones: int, sha256_clouds: set[int],
 
     def configure(ks: Service) -> None:
         glances = [g for g in state.glances() if g.keystone == ks.index]
-        results[ks.name] = _configure_identity(state, ks, admin_passwords[ks.name], glances,
-                                               service_passwords)
+        results[ks.name] = _configure_identity(
+            state, ks, admin_passwords[ks.name], glances, service_passwords
+        )
 
     _run_all(configure, state.keystones())
 
@@ -205,23 +231,31 @@ def _run_all(func, items, abort: threading.Event | None = None) -> None:
 
 def _start(state: State, svc: Service, abort: threading.Event | None = None) -> None:
     """Spawn the service, record its pid, and wait until it answers."""
-    svc.pid = processes.spawn(svc.argv, processes.service_env(svc.env), Path(svc.log_file),
-                              Path(svc.cwd))
+    svc.pid = processes.spawn(
+        svc.argv, processes.service_env(svc.env), Path(svc.log_file), Path(svc.cwd)
+    )
     state.save()
-    processes.wait_until_answers(svc.name, svc.pid, svc.probe_url, Path(svc.log_file),
-                                 state.ca_file, abort=abort)
+    processes.wait_until_answers(
+        svc.name, svc.pid, svc.probe_url, Path(svc.log_file), state.ca_file, abort=abort
+    )
 
 
-def _configure_identity(state: State, ks: Service, admin_password: str, glances: list[Service],
-                        service_passwords: dict[str, str]):
+def _configure_identity(
+    state: State,
+    ks: Service,
+    admin_password: str,
+    glances: list[Service],
+    service_passwords: dict[str, str],
+):
     """Catalog, service users, projects, users and application credentials for ``glances``.
 
     Returns ``(users, admins)``: per Glance name, its clouds.yaml and admin-clouds.yaml entries.
     """
     auth_url = keystone.auth_url(ks)
     verify = state.ca_file or True
-    admin = identity.KeystoneClient(auth_url, keystone.ADMIN_USER, admin_password,
-                                    keystone.ADMIN_PROJECT, verify)
+    admin = identity.KeystoneClient(
+        auth_url, keystone.ADMIN_USER, admin_password, keystone.ADMIN_PROJECT, verify
+    )
     identity_service = admin.ensure_service("identity", "keystone")
     image_service = admin.ensure_service("image", "glance")
     service_project = admin.create_project(glance.SERVICE_PROJECT)
@@ -233,8 +267,9 @@ def _configure_identity(state: State, ks: Service, admin_password: str, glances:
         admin.create_endpoints(image_service, region, g.url)
         # keystonemiddleware validates user tokens as this user: Keystone's policy lets the
         # `service` role do that.
-        user_id = admin.create_user(glance.service_user(g), service_passwords[g.name],
-                                    service_project)
+        user_id = admin.create_user(
+            glance.service_user(g), service_passwords[g.name], service_project
+        )
         admin.grant("service", user_id, service_project)
         users[g.name] = {}
         for p in range(1, state.projects_per_cloud + 1):
@@ -247,27 +282,42 @@ def _configure_identity(state: State, ks: Service, admin_password: str, glances:
             user = identity.KeystoneClient(auth_url, username, password, project, verify)
             cred_id, secret = user.create_application_credential(f"{project}-appcred")
             users[g.name][project] = clouds_yaml.password_entry(
-                auth_url, region, username, password, project, state.ca_file)
+                auth_url, region, username, password, project, state.ca_file
+            )
             users[g.name][f"{project}-appcred"] = clouds_yaml.appcred_entry(
-                auth_url, region, cred_id, secret, state.ca_file)
-        admins[g.name] = {f"{region}-admin": clouds_yaml.password_entry(
-            auth_url, region, keystone.ADMIN_USER, admin_password, keystone.ADMIN_PROJECT,
-            state.ca_file)}
+                auth_url, region, cred_id, secret, state.ca_file
+            )
+        admins[g.name] = {
+            f"{region}-admin": clouds_yaml.password_entry(
+                auth_url,
+                region,
+                keystone.ADMIN_USER,
+                admin_password,
+                keystone.ADMIN_PROJECT,
+                state.ca_file,
+            )
+        }
     return users, admins
 
 
 def _check_glance(state: State, g: Service, entry: dict) -> None:
     """Prove the Glance accepts a project token: keystonemiddleware reaches its Keystone."""
     auth = entry["auth"]
-    user = identity.KeystoneClient(auth["auth_url"], auth["username"], auth["password"],
-                                   auth["project_name"], state.ca_file or True)
+    user = identity.KeystoneClient(
+        auth["auth_url"],
+        auth["username"],
+        auth["password"],
+        auth["project_name"],
+        state.ca_file or True,
+    )
     user.authenticate()
     response = user.send("GET", f"{g.url}/v2/images", headers={"X-Auth-Token": user.token})
     if response.status_code != 200:
         raise DevcloudError(
             f"{g.name} refused a valid token from keystone-{g.keystone}: "
             f"{response.status_code} {response.text[:300]}. Last lines of {g.log_file}:\n"
-            + processes.log_tail(Path(g.log_file)))
+            + processes.log_tail(Path(g.log_file))
+        )
 
 
 def _teardown(state: State) -> None:
@@ -300,7 +350,7 @@ class Devcloud:
         State.load(self.dir)  # fail early on a directory without a devcloud
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> "Devcloud":
+    def load(cls, directory: str | os.PathLike) -> Devcloud:
         return cls(directory)
 
     @property
@@ -403,4 +453,3 @@ class Devcloud:
 def down(directory: str | os.PathLike) -> None:
     """Stop every service recorded in ``directory``, even of an ``up`` that failed."""
     _teardown(State.load(directory))
-

@@ -35,16 +35,27 @@ STORE = "fs"
 SERVICE_PROJECT = "service"
 
 
-def new_service(state: State, index: int, port: int, keystone_index: int, hash_algo: str) -> Service:
+def new_service(
+    state: State, index: int, port: int, keystone_index: int, hash_algo: str
+) -> Service:
     home = Path(state.dir) / f"glance-{index}"
     scheme = "https" if state.tls else "http"
     url = f"{scheme}://127.0.0.1:{port}"
-    return Service(name=f"devcloud-{index}", kind="glance", index=index, port=port, url=url,
-                   probe_url=f"{url}/versions", home=str(home),
-                   log_file=str(Path(state.dir) / "logs" / f"glance-{index}.log"),
-                   keystone=keystone_index, hash_algo=hash_algo,
-                   store_dir=str(home / "images"), staging_dir=str(home / "staging"),
-                   tasks_dir=str(home / "tasks"))
+    return Service(
+        name=f"devcloud-{index}",
+        kind="glance",
+        index=index,
+        port=port,
+        url=url,
+        probe_url=f"{url}/versions",
+        home=str(home),
+        log_file=str(Path(state.dir) / "logs" / f"glance-{index}.log"),
+        keystone=keystone_index,
+        hash_algo=hash_algo,
+        store_dir=str(home / "images"),
+        staging_dir=str(home / "staging"),
+        tasks_dir=str(home / "tasks"),
+    )
 
 
 def service_user(svc: Service) -> str:
@@ -52,12 +63,23 @@ def service_user(svc: Service) -> str:
     return f"glance-{svc.index}"
 
 
-def write_config(state: State, svc: Service, keystone: Service, service_password: str,
-                 web_download_ports: tuple[int, ...] = ()) -> Path:
+def write_config(
+    state: State,
+    svc: Service,
+    keystone: Service,
+    service_password: str,
+    web_download_ports: tuple[int, ...] = (),
+) -> Path:
     """Write ``glance-api.conf`` into the Glance's own config dir; fill in how to start it."""
     home = Path(svc.home)
-    for directory in (home, Path(svc.store_dir), Path(svc.staging_dir), Path(svc.tasks_dir),
-                      home / "locks", home / "cache"):
+    for directory in (
+        home,
+        Path(svc.store_dir),
+        Path(svc.staging_dir),
+        Path(svc.tasks_dir),
+        home / "locks",
+        home / "cache",
+    ):
         directory.mkdir(parents=True, exist_ok=True)
     venv = Path(state.venv)
     cafile = f"cafile = {state.ca_file}\n" if state.ca_file else ""
@@ -74,7 +96,7 @@ enabled_import_methods = [glance-direct, web-download]
 image_cache_dir = {home}/cache
 
 [database]
-connection = {sqlite.connection_url(home / 'glance.sqlite')}
+connection = {sqlite.connection_url(home / "glance.sqlite")}
 
 [glance_store]
 default_backend = {STORE}
@@ -112,8 +134,14 @@ lock_path = {home}/locks
 """)
     (home / f"{WSGI_MODULE}.py").write_text(WSGI_SHIM)
     sqlite.write_hook(home)
-    svc.argv = gunicorn_argv(venv, f"{WSGI_MODULE}:application", svc.port, cert_file=state.cert_file,
-                             key_file=state.key_file, pythonpath=str(home))
+    svc.argv = gunicorn_argv(
+        venv,
+        f"{WSGI_MODULE}:application",
+        svc.port,
+        cert_file=state.cert_file,
+        key_file=state.key_file,
+        pythonpath=str(home),
+    )
     svc.env = {"OS_GLANCE_CONFIG_DIR": str(home)}
     svc.cwd = str(home)
     return conf
@@ -121,10 +149,21 @@ lock_path = {home}/locks
 
 def prepare(state: State, svc: Service, abort=None) -> None:
     """Create the Glance database schema."""
-    argv = [str(Path(state.venv) / "bin" / "python"), "-c",
-            "import sys; from glance.cmd.manage import main; sys.argv[0] = 'glance-manage'; "
-            "sys.exit(main())", "--config-file", str(Path(svc.home) / "glance-api.conf"),
-            "db_sync"]
-    processes.run(argv, processes.service_env(svc.env), Path(svc.log_file), Path(svc.home),
-                  what=f"{svc.name}: glance-manage db_sync", abort=abort)
+    argv = [
+        str(Path(state.venv) / "bin" / "python"),
+        "-c",
+        "import sys; from glance.cmd.manage import main; sys.argv[0] = 'glance-manage'; "
+        "sys.exit(main())",
+        "--config-file",
+        str(Path(svc.home) / "glance-api.conf"),
+        "db_sync",
+    ]
+    processes.run(
+        argv,
+        processes.service_env(svc.env),
+        Path(svc.log_file),
+        Path(svc.home),
+        what=f"{svc.name}: glance-manage db_sync",
+        abort=abort,
+    )
     sqlite.use_wal(Path(svc.home) / "glance.sqlite")

@@ -17,18 +17,37 @@ REQUEST_TIMEOUT = 3600
 GRACEFUL_TIMEOUT = 3
 
 
-def gunicorn_argv(venv: Path, app: str, port: int, *, cert_file: str | None = None,
-                  key_file: str | None = None, pythonpath: str | None = None) -> list[str]:
+def gunicorn_argv(
+    venv: Path,
+    app: str,
+    port: int,
+    *,
+    cert_file: str | None = None,
+    key_file: str | None = None,
+    pythonpath: str | None = None,
+) -> list[str]:
     """argv that serves the WSGI ``app`` (``module:attribute``) on 127.0.0.1:``port``."""
     argv = [
-        str(venv / "bin" / "python"), "-m", "gunicorn",
-        "--bind", f"127.0.0.1:{port}",
-        "--worker-class", "gthread", "--workers", str(WORKERS), "--threads", str(THREADS),
-        "--timeout", str(REQUEST_TIMEOUT), "--graceful-timeout", str(GRACEFUL_TIMEOUT),
+        str(venv / "bin" / "python"),
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--worker-class",
+        "gthread",
+        "--workers",
+        str(WORKERS),
+        "--threads",
+        str(THREADS),
+        "--timeout",
+        str(REQUEST_TIMEOUT),
+        "--graceful-timeout",
+        str(GRACEFUL_TIMEOUT),
         # gunicorn >= 25 opens a control socket in ~/.gunicorn by default: one per machine,
         # so a second instance would fight over it.
         "--no-control-socket",
-        "--error-logfile", "-",
+        "--error-logfile",
+        "-",
     ]
     if pythonpath:
         argv += ["--pythonpath", pythonpath]

@@ -26,8 +26,16 @@ def new_password() -> str:
 
 
 def _auth_body(username: str, password: str, project: str | None) -> dict:
-    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": username, "domain": {"id": DOMAIN}, "password": password}}}}}
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {"name": username, "domain": {"id": DOMAIN}, "password": password}
+                },
+            }
+        }
+    }
     if project:
         body["auth"]["scope"] = {"project": {"name": project, "domain": {"id": DOMAIN}}}
     return body
@@ -43,8 +51,9 @@ class KeystoneClient:
         verify: the CA file for TLS, or True.
     """
 
-    def __init__(self, auth_url: str, username: str, password: str, project: str,
-                 verify: str | bool = True):
+    def __init__(
+        self, auth_url: str, username: str, password: str, project: str, verify: str | bool = True
+    ):
         self.auth_url = auth_url.rstrip("/")
         self.username, self.password, self.project = username, password, project
         self.http = requests.Session()
@@ -61,30 +70,39 @@ class KeystoneClient:
             raise DevcloudError(f"{method} {url} failed: {err}") from err
 
     def authenticate(self) -> None:
-        response = self.send("POST", f"{self.auth_url}/auth/tokens",
-                              json=_auth_body(self.username, self.password, self.project))
+        response = self.send(
+            "POST",
+            f"{self.auth_url}/auth/tokens",
+            json=_auth_body(self.username, self.password, self.project),
+        )
         if response.status_code != 201:
-            raise DevcloudError(f"authenticating {self.username} at {self.auth_url} failed: "
-                                f"{response.status_code} {response.text[:500]}")
+            raise DevcloudError(
+                f"authenticating {self.username} at {self.auth_url} failed: "
+                f"{response.status_code} {response.text[:500]}"
+            )
         self.token = response.headers["X-Subject-Token"]
         body = response.json()["token"]
         self.user_id = body["user"]["id"]
         self.project_id = body["project"]["id"]
 
-    def request(self, method: str, path: str, expect: tuple[int, ...] = (200, 201, 204),
-                **kwargs) -> dict:
+    def request(
+        self, method: str, path: str, expect: tuple[int, ...] = (200, 201, 204), **kwargs
+    ) -> dict:
         for attempt in (1, 2):
             if self.token is None:
                 self.authenticate()
-            response = self.send(method, f"{self.auth_url}{path}",
-                                  headers={"X-Auth-Token": self.token}, **kwargs)
+            response = self.send(
+                method, f"{self.auth_url}{path}", headers={"X-Auth-Token": self.token}, **kwargs
+            )
             if response.status_code == 401 and attempt == 1:
                 self.token = None  # expired under a short --token-expiration: renew once
                 continue
             break
         if response.status_code not in expect:
-            raise DevcloudError(f"{method} {self.auth_url}{path} failed: "
-                                f"{response.status_code} {response.text[:500]}")
+            raise DevcloudError(
+                f"{method} {self.auth_url}{path} failed: "
+                f"{response.status_code} {response.text[:500]}"
+            )
         return response.json() if response.content else {}
 
     # Operator calls (the bootstrap admin) ------------------------------------------------
@@ -96,8 +114,11 @@ class KeystoneClient:
         return items[0]["id"] if items else None
 
     def create_project(self, name: str) -> str:
-        return self.request("POST", "/projects", json={"project": {
-            "name": name, "domain_id": DOMAIN, "description": "devcloud"}})["project"]["id"]
+        return self.request(
+            "POST",
+            "/projects",
+            json={"project": {"name": name, "domain_id": DOMAIN, "description": "devcloud"}},
+        )["project"]["id"]
 
     def create_user(self, name: str, password: str, project_id: str | None = None) -> str:
         user = {"name": name, "domain_id": DOMAIN, "password": password}
@@ -116,14 +137,25 @@ class KeystoneClient:
         service_id = self.find_id("services", name)
         if service_id:
             return service_id
-        return self.request("POST", "/services", json={"service": {
-            "type": kind, "name": name, "enabled": True}})["service"]["id"]
+        return self.request(
+            "POST", "/services", json={"service": {"type": kind, "name": name, "enabled": True}}
+        )["service"]["id"]
 
     def create_endpoints(self, service_id: str, region: str, url: str) -> None:
         for interface in ("public", "internal", "admin"):
-            self.request("POST", "/endpoints", json={"endpoint": {
-                "service_id": service_id, "region_id": region, "interface": interface,
-                "url": url, "enabled": True}})
+            self.request(
+                "POST",
+                "/endpoints",
+                json={
+                    "endpoint": {
+                        "service_id": service_id,
+                        "region_id": region,
+                        "interface": interface,
+                        "url": url,
+                        "enabled": True,
+                    }
+                },
+            )
 
     # A user's own calls -------------------------------------------------------------------
 
@@ -131,6 +163,9 @@ class KeystoneClient:
         """An application credential for this user's scoped project: (id, secret)."""
         if self.token is None:
             self.authenticate()
-        cred = self.request("POST", f"/users/{self.user_id}/application_credentials", json={
-            "application_credential": {"name": name, "description": "devcloud"}})
+        cred = self.request(
+            "POST",
+            f"/users/{self.user_id}/application_credentials",
+            json={"application_credential": {"name": name, "description": "devcloud"}},
+        )
         return cred["application_credential"]["id"], cred["application_credential"]["secret"]

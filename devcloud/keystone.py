@@ -41,9 +41,16 @@ def new_service(state: State, index: int, port: int) -> Service:
     home = Path(state.dir) / f"keystone-{index}"
     scheme = "https" if state.tls else "http"
     url = f"{scheme}://127.0.0.1:{port}"
-    return Service(name=f"keystone-{index}", kind="keystone", index=index, port=port, url=url,
-                   probe_url=f"{url}/v3", home=str(home),
-                   log_file=str(Path(state.dir) / "logs" / f"keystone-{index}.log"))
+    return Service(
+        name=f"keystone-{index}",
+        kind="keystone",
+        index=index,
+        port=port,
+        url=url,
+        probe_url=f"{url}/v3",
+        home=str(home),
+        log_file=str(Path(state.dir) / "logs" / f"keystone-{index}.log"),
+    )
 
 
 def auth_url(svc: Service) -> str:
@@ -64,7 +71,7 @@ use_stderr = true
 public_endpoint = {svc.url}/
 
 [database]
-connection = {sqlite.connection_url(home / 'keystone.sqlite')}
+connection = {sqlite.connection_url(home / "keystone.sqlite")}
 
 [identity]
 # bcrypt's minimum cost: every user, login and application credential hashes a secret, and at
@@ -85,9 +92,14 @@ key_repository = {home}/credential-keys
 """)
     (home / f"{WSGI_MODULE}.py").write_text(WSGI_SHIM)
     sqlite.write_hook(home)
-    svc.argv = gunicorn_argv(Path(state.venv), f"{WSGI_MODULE}:application", svc.port,
-                             cert_file=state.cert_file, key_file=state.key_file,
-                             pythonpath=str(home))
+    svc.argv = gunicorn_argv(
+        Path(state.venv),
+        f"{WSGI_MODULE}:application",
+        svc.port,
+        cert_file=state.cert_file,
+        key_file=state.key_file,
+        pythonpath=str(home),
+    )
     svc.env = {"OS_KEYSTONE_CONFIG_FILES": str(conf)}
     svc.cwd = str(home)
     return conf
@@ -123,12 +135,31 @@ def prepare(state: State, svc: Service, admin_password: str, abort=None) -> None
         ["db_sync"],
         ["fernet_setup", *owner],
         ["credential_setup", *owner],
-        ["bootstrap", "--bootstrap-username", ADMIN_USER, "--bootstrap-password", admin_password,
-         "--bootstrap-project-name", ADMIN_PROJECT, "--bootstrap-role-name", "admin"],
+        [
+            "bootstrap",
+            "--bootstrap-username",
+            ADMIN_USER,
+            "--bootstrap-password",
+            admin_password,
+            "--bootstrap-project-name",
+            ADMIN_PROJECT,
+            "--bootstrap-role-name",
+            "admin",
+        ],
     ]
-    argv = [str(Path(state.venv) / "bin" / "python"), "-c", PREPARE_SCRIPT,
-            str(Path(svc.home) / "keystone.conf"), json.dumps(steps)]
-    processes.run(argv, processes.service_env(svc.env), Path(svc.log_file), Path(svc.home),
-                  what=f"{svc.name}: keystone-manage db_sync/fernet_setup/credential_setup/bootstrap",
-                  abort=abort)
+    argv = [
+        str(Path(state.venv) / "bin" / "python"),
+        "-c",
+        PREPARE_SCRIPT,
+        str(Path(svc.home) / "keystone.conf"),
+        json.dumps(steps),
+    ]
+    processes.run(
+        argv,
+        processes.service_env(svc.env),
+        Path(svc.log_file),
+        Path(svc.home),
+        what=f"{svc.name}: keystone-manage db_sync/fernet_setup/credential_setup/bootstrap",
+        abort=abort,
+    )
     sqlite.use_wal(Path(svc.home) / "keystone.sqlite")

@@ -46,14 +46,28 @@ def spawn(argv: list[str], env: dict[str, str], log_file: Path, cwd: Path) -> in
     with open(log_file, "ab") as log:
         log.write(f"\n==== devcloud: starting {' '.join(argv)}\n".encode())
         log.flush()
-        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     _children[proc.pid] = proc
     return proc.pid
 
 
-def run(argv: list[str], env: dict[str, str], log_file: Path, cwd: Path, what: str,
-        timeout: float = 300, abort=None) -> None:
+def run(
+    argv: list[str],
+    env: dict[str, str],
+    log_file: Path,
+    cwd: Path,
+    what: str,
+    timeout: float = 300,
+    abort=None,
+) -> None:
     """Run a set-up command to completion, logging to ``log_file``; raise with its tail on failure.
 
     ``abort`` (a ``threading.Event``) kills the command early when another service failed or
@@ -63,8 +77,9 @@ def run(argv: list[str], env: dict[str, str], log_file: Path, cwd: Path, what: s
     with open(log_file, "ab") as log:
         log.write(f"\n==== devcloud: {what}: {' '.join(argv)}\n".encode())
         log.flush()
-        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )
     deadline = time.monotonic() + timeout
     try:
         while True:
@@ -82,8 +97,9 @@ def run(argv: list[str], env: dict[str, str], log_file: Path, cwd: Path, what: s
             proc.kill()
             proc.wait()
     if rc != 0:
-        raise DevcloudError(f"{what} failed (exit {rc}). Last lines of {log_file}:\n"
-                            + log_tail(log_file))
+        raise DevcloudError(
+            f"{what} failed (exit {rc}). Last lines of {log_file}:\n" + log_tail(log_file)
+        )
 
 
 def _reap(pid: int) -> None:
@@ -103,7 +119,7 @@ def group_members(pgid: int) -> list[int]:
         except OSError:
             continue
         # Fields after the command name, which is in parentheses and may contain spaces.
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         state, pgrp = fields[0], int(fields[2])
         if pgrp == pgid and state not in ("Z", "X"):
             members.append(int(entry))
@@ -155,8 +171,9 @@ def log_tail(log_file: Path, lines: int = LOG_TAIL_LINES) -> str:
 def answers(url: str, ca_file: str | None) -> bool:
     """True if an HTTP(S) server answers ``url`` with any status below 500."""
     context = ssl.create_default_context(cafile=ca_file) if url.startswith("https") else None
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
-                                         urllib.request.HTTPSHandler(context=context))
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+    )
     try:
         with opener.open(url, timeout=5) as response:
             return response.status < 500
@@ -166,8 +183,15 @@ def answers(url: str, ca_file: str | None) -> bool:
         return False
 
 
-def wait_until_answers(name: str, pid: int, url: str, log_file: Path, ca_file: str | None,
-                       timeout: float = START_TIMEOUT, abort=None) -> None:
+def wait_until_answers(
+    name: str,
+    pid: int,
+    url: str,
+    log_file: Path,
+    ca_file: str | None,
+    timeout: float = START_TIMEOUT,
+    abort=None,
+) -> None:
     """Poll ``url`` until it answers; fail at once if the process died, or after ``timeout``.
 
     ``abort`` (a ``threading.Event``) ends the wait early when another service already failed.
@@ -180,11 +204,15 @@ def wait_until_answers(name: str, pid: int, url: str, log_file: Path, ca_file: s
         if abort is not None and abort.is_set():
             raise DevcloudError(f"{name}: start abandoned, another service failed")
         if not alive(pid):
-            raise DevcloudError(f"{name} exited before answering on {url}. "
-                                f"Last lines of {log_file}:\n{log_tail(log_file)}")
+            raise DevcloudError(
+                f"{name} exited before answering on {url}. "
+                f"Last lines of {log_file}:\n{log_tail(log_file)}"
+            )
         if time.monotonic() > deadline:
-            raise DevcloudError(f"{name} did not answer on {url} within {timeout:.0f} s. "
-                                f"Last lines of {log_file}:\n{log_tail(log_file)}")
+            raise DevcloudError(
+                f"{name} did not answer on {url} within {timeout:.0f} s. "
+                f"Last lines of {log_file}:\n{log_tail(log_file)}"
+            )
         time.sleep(delay)
         delay = min(delay * 1.5, 1.0)
 
@@ -192,8 +220,17 @@ def wait_until_answers(name: str, pid: int, url: str, log_file: Path, ca_file: s
 def service_env(extra: dict[str, str]) -> dict[str, str]:
     """The environment a service runs with: ours, plus its own settings, never through a proxy."""
     env = dict(os.environ)
-    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy",
-                "ALL_PROXY", "PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME"):
+    for var in (
+        "http_proxy",
+        "https_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+        "PYTHONPATH",
+        "VIRTUAL_ENV",
+        "PYTHONHOME",
+    ):
         env.pop(var, None)
     env["no_proxy"] = env["NO_PROXY"] = "127.0.0.1,localhost"
     env.update(extra)

@@ -27,8 +27,10 @@ TLS_TOKEN_EXPIRATION = 10
 def _sigterm_to_exit() -> None:
     """Let SIGTERM unwind the session (running finalizers) unless someone else handles it."""
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+
         def handler(signum, frame):
             raise SystemExit(128 + signum)
+
         try:
             signal.signal(signal.SIGTERM, handler)
         except ValueError:  # not in the main thread
@@ -57,13 +59,25 @@ def _quiet_down(directory) -> None:
 @pytest.fixture(scope="session")
 def devcloud(tmp_path_factory):
     """The shared devcloud: 3 clouds, 2 Keystones, 2 projects per cloud, cloud 3 on sha256."""
-    yield from _session_devcloud(tmp_path_factory, "devcloud", clouds=3, keystones=2,
-                                 projects_per_cloud=2, sha256_clouds=(3,))
+    yield from _session_devcloud(
+        tmp_path_factory,
+        "devcloud",
+        clouds=3,
+        keystones=2,
+        projects_per_cloud=2,
+        sha256_clouds=(3,),
+    )
 
 
 @pytest.fixture(scope="session")
 def devcloud_tls(tmp_path_factory):
     """One cloud over HTTPS (``devcloud_tls.ca_file``), tokens of ``TLS_TOKEN_EXPIRATION`` s."""
-    yield from _session_devcloud(tmp_path_factory, "devcloud_tls", clouds=1, keystones=1,
-                                 projects_per_cloud=2, tls=True,
-                                 token_expiration=TLS_TOKEN_EXPIRATION)
+    yield from _session_devcloud(
+        tmp_path_factory,
+        "devcloud_tls",
+        clouds=1,
+        keystones=1,
+        projects_per_cloud=2,
+        tls=True,
+        token_expiration=TLS_TOKEN_EXPIRATION,
+    )

@@ -104,15 +104,18 @@ class State:
             os.replace(tmp, self.path)
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> "State":
+    def load(cls, directory: str | os.PathLike) -> State:
         path = Path(directory) / STATE_FILE
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError:
             raise DevcloudError(f"no devcloud in {directory} (missing {path})") from None
         if data.get("version") != FORMAT_VERSION:
-            raise DevcloudError(f"{path} has format {data.get('version')}, expected {FORMAT_VERSION}")
+            raise DevcloudError(
+                f"{path} has format {data.get('version')}, expected {FORMAT_VERSION}"
+            )
         known = {f.name for f in fields(Service)}
-        data["services"] = [Service(**{k: v for k, v in s.items() if k in known})
-                            for s in data["services"]]
+        data["services"] = [
+            Service(**{k: v for k, v in s.items() if k in known}) for s in data["services"]
+        ]
         return cls(**data)

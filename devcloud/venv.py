@@ -83,15 +83,26 @@ def _build(path: Path, build_log: Path) -> None:
     with open(build_log, "w") as out:
         steps = [
             [sys.executable, "-m", "venv", str(path)],
-            [str(path / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check",
-             "-c", str(CONSTRAINTS), *REQUIREMENTS],
+            [
+                str(path / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "-c",
+                str(CONSTRAINTS),
+                *REQUIREMENTS,
+            ],
         ]
         for argv in steps:
             out.write("$ " + " ".join(argv) + "\n")
             out.flush()
-            rc = subprocess.call(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            rc = subprocess.call(
+                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
             if rc != 0:
                 tail = "".join(build_log.read_text(errors="replace").splitlines(True)[-30:])
                 raise DevcloudError(
                     f"building the devcloud virtualenv failed ({argv[2:4]} exited {rc}); "
-                    f"log {build_log}:\n{tail}")
+                    f"log {build_log}:\n{tail}"
+                )

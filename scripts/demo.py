@@ -54,8 +54,12 @@ def make_admin_certificate(pki_dir: Path) -> str:
         .not_valid_before(ca_cert.not_valid_before_utc)
         .not_valid_after(ca_cert.not_valid_after_utc)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
     )
     pem = cert.public_bytes(serialization.Encoding.PEM)
@@ -86,7 +90,12 @@ def upload_sample_image(clouds: devcloud.Devcloud) -> None:
     with get_driver(RepoConnection.from_clouds_yaml(clouds.cloud_config("devcloud-1"))) as cloud:
         with work.open("rb") as data:
             cloud.create_and_write(
-                {"name": SAMPLE_IMAGE, "disk_format": "qcow2", "container_format": "bare", "os_distro": "cirros"},
+                {
+                    "name": SAMPLE_IMAGE,
+                    "disk_format": "qcow2",
+                    "container_format": "bare",
+                    "os_distro": "cirros",
+                },
                 iter(lambda: data.read(1 << 20), b""),
             )
 
@@ -95,10 +104,10 @@ def instructions(pki: Path, url: str) -> str:
     return f"""
 Glint demo is running at {url}
 
-  Browser: import {pki / 'admin.p12'} (password: {P12_PASSWORD}) into your browser's
-           certificates, trust {pki / 'ca.pem'} as a CA, then open {url}
-  curl:    curl --cacert {pki / 'ca.pem'} --cert {pki / 'admin.pem'} --key {pki / 'admin-key.pem'} {url}api/v1/whoami/
-  CLI:     .venv/bin/glint login --url {url} --cert {pki / 'admin.pem'} --key {pki / 'admin-key.pem'} --ca-file {pki / 'ca.pem'}
+  Browser: import {pki / "admin.p12"} (password: {P12_PASSWORD}) into your browser's
+           certificates, trust {pki / "ca.pem"} as a CA, then open {url}
+  curl:    curl --cacert {pki / "ca.pem"} --cert {pki / "admin.pem"} --key {pki / "admin-key.pem"} {url}api/v1/whoami/
+  CLI:     .venv/bin/glint login --url {url} --cert {pki / "admin.pem"} --key {pki / "admin-key.pem"} --ca-file {pki / "ca.pem"}
            .venv/bin/glint images
 
 Press Ctrl-C to stop Glint and the demo clouds.
@@ -127,7 +136,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8443)
     parser.add_argument("--dir", type=Path, default=ROOT / "var" / "demo")
-    parser.add_argument("--setup-only", action="store_true", help="Prepare everything, print, and stop.")
+    parser.add_argument(
+        "--setup-only", action="store_true", help="Prepare everything, print, and stop."
+    )
     args = parser.parse_args()
 
     if args.dir.exists():
@@ -139,25 +150,63 @@ def main() -> int:
     create_pki(pki_dir)
     admin_dn = make_admin_certificate(pki_dir)
 
-    print("Starting two loopback OpenStack clouds (the first run builds their virtualenv)...", flush=True)
+    print(
+        "Starting two loopback OpenStack clouds (the first run builds their virtualenv)...",
+        flush=True,
+    )
     clouds = devcloud.up(args.dir / "devcloud", clouds=2, keystones=1)
     try:
         upload_sample_image(clouds)
         # The demo's clouds are on this machine: allowed by a development-only setting.
-        env = dict(os.environ, GLINT_DATA_DIR=str(args.dir / "data"),
-                   GLINT_CLOUD_DEV_LOOPBACK="127.0.0.1")
+        env = dict(
+            os.environ, GLINT_DATA_DIR=str(args.dir / "data"), GLINT_CLOUD_DEV_LOOPBACK="127.0.0.1"
+        )
         glint("migrate", env=env)
-        glint("group", "add", "demo", "--description", "Demo group with two loopback clouds", env=env)
-        glint("user", "add", "--dn", admin_dn, "--admin", "--group", "demo", "--role", "manager", env=env)
-        glint("repo", "import", str(clouds.clouds_yaml), "--group", "demo",
-              "--cloud", "devcloud-1", "--cloud", "devcloud-2", env=env)
+        glint(
+            "group", "add", "demo", "--description", "Demo group with two loopback clouds", env=env
+        )
+        glint(
+            "user",
+            "add",
+            "--dn",
+            admin_dn,
+            "--admin",
+            "--group",
+            "demo",
+            "--role",
+            "manager",
+            env=env,
+        )
+        glint(
+            "repo",
+            "import",
+            str(clouds.clouds_yaml),
+            "--group",
+            "demo",
+            "--cloud",
+            "devcloud-1",
+            "--cloud",
+            "devcloud-2",
+            env=env,
+        )
         url = f"https://127.0.0.1:{args.port}/"
         print(instructions(pki_dir, url), flush=True)
         if args.setup_only:
             return 0
-        serve = [str(ROOT / ".venv/bin/glint"), "serve", "--host", "127.0.0.1", "--port", str(args.port),
-                 "--cert", str(pki_dir / "server.pem"), "--key", str(pki_dir / "server-key.pem"),
-                 "--client-ca", str(pki_dir / "ca.pem")]
+        serve = [
+            str(ROOT / ".venv/bin/glint"),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(args.port),
+            "--cert",
+            str(pki_dir / "server.pem"),
+            "--key",
+            str(pki_dir / "server-key.pem"),
+            "--client-ca",
+            str(pki_dir / "ca.pem"),
+        ]
         return serve_until_stopped(serve, env)
     finally:
         if not args.setup_only:

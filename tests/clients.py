@@ -47,5 +47,7 @@ def client_for(user: User) -> CertificateClient:
 def make_user(common_name: str, *, admin: bool = False, group=None, role: str = "member") -> User:
     """Register a person with the test CA's DN layout and, optionally, a group role."""
     dn = f"/C=CA/O=Glint Test Grid/CN={common_name}"
-    user, _ = services.add_user(dn, admin=admin, group_name=group.name if group else None, role=role)
+    user, _ = services.add_user(
+        dn, admin=admin, group_name=group.name if group else None, role=role
+    )
     return user

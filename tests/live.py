@@ -38,7 +38,9 @@ def glint_env(data_dir: Path, **settings: str) -> dict[str, str]:
         GLINT_DATA_DIR=str(data_dir),
         GLINT_NETGUARD="1",
         GLINT_CLOUD_DEV_LOOPBACK="127.0.0.1",  # the devcloud's clouds (development only)
-        PYTHONPATH=os.pathsep.join(filter(None, [str(GUARD_DIR), os.environ.get("PYTHONPATH", "")])),
+        PYTHONPATH=os.pathsep.join(
+            filter(None, [str(GUARD_DIR), os.environ.get("PYTHONPATH", "")])
+        ),
         DJANGO_SETTINGS_MODULE="glint.settings",
     )
     env.update(settings)
@@ -47,7 +49,9 @@ def glint_env(data_dir: Path, **settings: str) -> dict[str, str]:
 
 def run_glint(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
     """Run a ``glint`` command against ``data_dir`` and return its result (never raises on failure)."""
-    return subprocess.run([GLINT, *args], env=glint_env(data_dir), capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [GLINT, *args], env=glint_env(data_dir), capture_output=True, text=True, timeout=120
+    )
 
 
 def free_port() -> int:
@@ -100,15 +104,24 @@ def _connectable(server: RunningServer) -> bool:
         return probe.connect_ex(address) == 0
 
 
-def start_server(data_dir: Path, *args: str, unix_socket: Path | None = None, **settings: str) -> RunningServer:
+def start_server(
+    data_dir: Path, *args: str, unix_socket: Path | None = None, **settings: str
+) -> RunningServer:
     """Start ``glint serve ARGS`` (on a free 127.0.0.1 port unless ``unix_socket``) and wait until it accepts."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = None if unix_socket else free_port()
-    listen = ["--unix-socket", str(unix_socket)] if unix_socket else ["--host", "127.0.0.1", "--port", str(port)]
+    listen = (
+        ["--unix-socket", str(unix_socket)]
+        if unix_socket
+        else ["--host", "127.0.0.1", "--port", str(port)]
+    )
     log_path = data_dir / "serve.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [GLINT, "serve", *listen, *args], env=glint_env(data_dir, **settings), stdout=log, stderr=subprocess.STDOUT
+            [GLINT, "serve", *listen, *args],
+            env=glint_env(data_dir, **settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     server = RunningServer(process, data_dir, log_path, port, unix_socket)
     deadline = time.monotonic() + START_TIMEOUT
@@ -148,7 +161,9 @@ class PKI:
 def make_pki(directory: Path) -> PKI:
     """A client CA, a server certificate for 127.0.0.1/localhost, and room for people's credentials."""
     ca = make_ca("Glint Test CA")
-    server_cert, server_key = make_user_cert(ca, "localhost", server_names=["127.0.0.1", "localhost"])
+    server_cert, server_key = make_user_cert(
+        ca, "localhost", server_names=["127.0.0.1", "localhost"]
+    )
     return PKI(
         directory,
         ca,
@@ -167,7 +182,9 @@ def client_context(pki: PKI, credential: Path | None = None) -> ssl.SSLContext:
     return context
 
 
-def https_get(port: int, path: str, context: ssl.SSLContext, headers: dict | None = None) -> tuple[int, str]:
+def https_get(
+    port: int, path: str, context: ssl.SSLContext, headers: dict | None = None
+) -> tuple[int, str]:
     """GET over TLS; returns (status, body). TLS refusals raise ``ssl.SSLError`` or a reset."""
     connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=15)
     try:
@@ -205,7 +222,9 @@ def raw_http(
     unix_socket: Path | None = None,
 ) -> tuple[int, str]:
     """Send a hand-written plain HTTP request (exact header names, any source address); (status, body)."""
-    request = "\r\n".join([f"GET {path} HTTP/1.1", "Host: glint.test", "Connection: close", *header_lines, "", ""])
+    request = "\r\n".join(
+        [f"GET {path} HTTP/1.1", "Host: glint.test", "Connection: close", *header_lines, "", ""]
+    )
     if unix_socket:
         sock = socket.socket(socket.AF_UNIX)
         sock.settimeout(15)
@@ -250,7 +269,9 @@ class LiveGlint:
         self.url = f"https://127.0.0.1:{self.server.port}"
 
 
-def start_live_glint(devcloud, pki, data_dir: Path, clouds=("devcloud-1", "devcloud-2"), **settings: str):
+def start_live_glint(
+    devcloud, pki, data_dir: Path, clouds=("devcloud-1", "devcloud-2"), **settings: str
+):
     """Yield a running ``glint serve`` over TLS whose group ``browser`` holds ``clouds`` as repos.
 
     ``settings`` are ``GLINT_*`` environment values for the server (e.g. fewer job retries).
@@ -259,13 +280,37 @@ def start_live_glint(devcloud, pki, data_dir: Path, clouds=("devcloud-1", "devcl
         ("migrate",),
         ("group", "add", LIVE_GROUP),
         ("group", "add", LIVE_OTHER_GROUP),
-        ("user", "add", "--dn", f"/C=CA/O=Glint Test Grid/CN={LIVE_ADMIN_CN}", "--admin", "--group", LIVE_GROUP, "--role", "manager"),
-        ("repo", "import", str(devcloud.clouds_yaml), "--group", LIVE_GROUP, *[a for c in clouds for a in ("--cloud", c)]),
+        (
+            "user",
+            "add",
+            "--dn",
+            f"/C=CA/O=Glint Test Grid/CN={LIVE_ADMIN_CN}",
+            "--admin",
+            "--group",
+            LIVE_GROUP,
+            "--role",
+            "manager",
+        ),
+        (
+            "repo",
+            "import",
+            str(devcloud.clouds_yaml),
+            "--group",
+            LIVE_GROUP,
+            *[a for c in clouds for a in ("--cloud", c)],
+        ),
     ):
         result = run_glint(data_dir, *args)
         assert result.returncode == 0, result.stderr
     _cert, _key, cert_file = pki.person(LIVE_ADMIN_CN)
-    serve_args = ("--cert", str(pki.server_file), "--key", str(pki.server_file), "--client-ca", str(pki.ca_file))
+    serve_args = (
+        "--cert",
+        str(pki.server_file),
+        "--key",
+        str(pki.server_file),
+        "--client-ca",
+        str(pki.ca_file),
+    )
     server = start_server(data_dir, *serve_args, **settings)
     live = LiveGlint(server, f"https://127.0.0.1:{server.port}", cert_file, serve_args, settings)
     try:

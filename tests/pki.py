@@ -26,7 +26,10 @@ class CA:
 
 
 def _name(cn: str, org: str = "Glint Test Grid", ou: str | None = None) -> x509.Name:
-    attrs = [x509.NameAttribute(NameOID.COUNTRY_NAME, "CA"), x509.NameAttribute(NameOID.ORGANIZATION_NAME, org)]
+    attrs = [
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "CA"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, org),
+    ]
     if ou:
         attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou))
     attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
@@ -34,7 +37,7 @@ def _name(cn: str, org: str = "Glint Test Grid", ou: str | None = None) -> x509.
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def make_ca(cn: str, *, parent: CA | None = None) -> CA:
@@ -50,12 +53,17 @@ def make_ca(cn: str, *, parent: CA | None = None) -> CA:
         .not_valid_before(_now() - dt.timedelta(days=1))
         .not_valid_after(_now() + dt.timedelta(days=365))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
         .add_extension(ski, critical=False)
     )
     signer = parent.key if parent else key
     issuer_key = parent.cert.public_key() if parent else key.public_key()
-    builder = builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key), critical=False)
+    builder = builder.add_extension(
+        x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key), critical=False
+    )
     return CA(builder.sign(signer, hashes.SHA256()), key)
 
 
@@ -84,7 +92,9 @@ def make_user_cert(
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.cert.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.cert.public_key()), critical=False
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
     if server_names:
@@ -97,9 +107,13 @@ def make_user_cert(
             except ValueError:
                 sans.append(x509.DNSName(n))
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
     else:
-        builder = builder.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
     return builder.sign(ca.key, hashes.SHA256()), key
 
 
@@ -108,7 +122,9 @@ def write_pem(path: Path, cert: x509.Certificate, key=None) -> Path:
     data = cert.public_bytes(serialization.Encoding.PEM)
     if key is not None:
         data += key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
         )
     path.write_bytes(data)
     path.chmod(0o600)
@@ -130,9 +146,14 @@ def make_proxy_cert(user_cert: x509.Certificate, user_key, *, hours: int = 12, a
     """
     key = ec.generate_private_key(ec.SECP256R1())
     serial = x509.random_serial_number()
-    subject = x509.Name(list(user_cert.subject.rdns) + [x509.RelativeDistinguishedName([
-        x509.NameAttribute(NameOID.COMMON_NAME, str(serial % 10**10))
-    ])])
+    subject = x509.Name(
+        list(user_cert.subject.rdns)
+        + [
+            x509.RelativeDistinguishedName(
+                [x509.NameAttribute(NameOID.COMMON_NAME, str(serial % 10**10))]
+            )
+        ]
+    )
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -141,12 +162,19 @@ def make_proxy_cert(user_cert: x509.Certificate, user_key, *, hours: int = 12, a
         .serial_number(serial)
         .not_valid_before(_now() - dt.timedelta(minutes=5))
         .not_valid_after(_now() + dt.timedelta(hours=hours))
-        .add_extension(x509.KeyUsage(True, False, True, False, False, False, False, False, False), critical=True)
-        .add_extension(x509.UnrecognizedExtension(PROXY_CERT_INFO_OID, PROXY_CERT_INFO_INHERIT_ALL), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, False, True, False, False, False, False, False, False),
+            critical=True,
+        )
+        .add_extension(
+            x509.UnrecognizedExtension(PROXY_CERT_INFO_OID, PROXY_CERT_INFO_INHERIT_ALL),
+            critical=True,
+        )
     )
     if akid:
         builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(user_cert.public_key()), critical=False
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(user_cert.public_key()),
+            critical=False,
         )
     return builder.sign(user_key, hashes.SHA256()), key
 
@@ -161,7 +189,10 @@ def make_crl(ca: CA, revoked: list[x509.Certificate] = ()) -> x509.CertificateRe
     )
     for cert in revoked:
         builder = builder.add_revoked_certificate(
-            x509.RevokedCertificateBuilder().serial_number(cert.serial_number).revocation_date(_now()).build()
+            x509.RevokedCertificateBuilder()
+            .serial_number(cert.serial_number)
+            .revocation_date(_now())
+            .build()
         )
     return builder.sign(ca.key, hashes.SHA256())
 
@@ -179,7 +210,10 @@ def write_chain_pem(path: Path, chain: list[x509.Certificate], key) -> Path:
 
 def subject_hash(pem_path) -> str:
     return subprocess.run(
-        ["openssl", "x509", "-hash", "-noout", "-in", str(pem_path)], capture_output=True, text=True, check=True
+        ["openssl", "x509", "-hash", "-noout", "-in", str(pem_path)],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
 
 

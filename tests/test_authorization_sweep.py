@@ -68,8 +68,12 @@ def _snapshot() -> dict[str, int | tuple]:
         with connection.cursor() as cursor:
             cursor.execute(f'SELECT COUNT(*) FROM "{table}"')
             state[table] = cursor.fetchone()[0]
-    for model in (apps.get_model("repos", "Repo"), apps.get_model("accounts", "Membership"),
-                  apps.get_model("accounts", "User"), apps.get_model("accounts", "Group")):
+    for model in (
+        apps.get_model("repos", "Repo"),
+        apps.get_model("accounts", "Membership"),
+        apps.get_model("accounts", "User"),
+        apps.get_model("accounts", "Group"),
+    ):
         state[model._meta.db_table + ":rows"] = tuple(model.objects.order_by("pk").values_list())
     return state
 
@@ -83,12 +87,23 @@ def sweep_world(devcloud):
     group_a = add_group("alpha-sweep")
     make_user("Sweep Manager B", group=group_b, role="manager")
     member_a = make_user("Sweep Member A", group=group_a)
-    repo = repo_from_cloud_entry(group_b, f"{B_MARKER}-repo", devcloud.cloud_config("devcloud-2-p2"),
-                                 read_ca=lambda path: open(path).read())
+    repo = repo_from_cloud_entry(
+        group_b,
+        f"{B_MARKER}-repo",
+        devcloud.cloud_config("devcloud-2-p2"),
+        read_ca=lambda path: open(path).read(),
+    )
     save_repo(repo)
-    with get_driver(RepoConnection.from_clouds_yaml(devcloud.cloud_config("devcloud-2-p2"))) as cloud:
+    with get_driver(
+        RepoConnection.from_clouds_yaml(devcloud.cloud_config("devcloud-2-p2"))
+    ) as cloud:
         image = cloud.create_and_write(
-            {"name": f"{B_MARKER}-image", "disk_format": "raw", "container_format": "bare", "visibility": "private"},
+            {
+                "name": f"{B_MARKER}-image",
+                "disk_format": "raw",
+                "container_format": "bare",
+                "visibility": "private",
+            },
             [b"sweep" * 1000],
         )
         poll_repos([repo])
@@ -97,8 +112,12 @@ def sweep_world(devcloud):
         rows = matrix.rows
         manager_b = group_b.memberships.get().user
         # A plan and a (never run) job of B's, so their pages and actions are swept too.
-        plan = create_plan(group_b, manager_b, [Change(rows[0].id, repo.pk, "delete")], matrix.version)
-        job = submit_delete(group_b, images=Image.objects.filter(repo=repo), requester=manager_b).job
+        plan = create_plan(
+            group_b, manager_b, [Change(rows[0].id, repo.pk, "delete")], matrix.version
+        )
+        job = submit_delete(
+            group_b, images=Image.objects.filter(repo=repo), requester=manager_b
+        ).job
         yield member_a, group_b, repo, rows, cloud, [plan.pk, job.pk]
         cloud.delete(image.id)
 
@@ -125,8 +144,14 @@ def test_member_of_a_cannot_see_or_change_anything_of_group_b(sweep_world):
     cloud_before = sorted((i.id, i.name, i.status, i.visibility) for i in cloud.list_images())
     db_before = _snapshot()
     audit_before = AuditRecord.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
-    body = {"group": group_b.pk, "repo": repo.pk, "repos": [repo.pk], "name": "x", "row": rows[0].id,
-            "changes": [{"row": rows[0].id, "repo": repo.pk, "action": "delete"}]}
+    body = {
+        "group": group_b.pk,
+        "repo": repo.pk,
+        "repos": [repo.pk],
+        "name": "x",
+        "row": rows[0].id,
+        "changes": [{"row": rows[0].id, "repo": repo.pk, "action": "delete"}],
+    }
 
     problems, tried = [], 0
     for route in routes:
@@ -136,23 +161,34 @@ def test_member_of_a_cannot_see_or_change_anything_of_group_b(sweep_world):
             if path is None:
                 continue
             template = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", "/" + route)
-            methods = api_methods.get(template, set(METHODS)) if path.startswith("/api/") else set(METHODS)
+            methods = (
+                api_methods.get(template, set(METHODS))
+                if path.startswith("/api/")
+                else set(METHODS)
+            )
             for method in sorted(methods):
                 for query in ("", f"?group={group_b.pk}"):
                     tried += 1
                     send = getattr(client, method)
-                    response = (send(path + query) if method == "get"
-                                else send(path + query, data=body, content_type="application/json"))
+                    response = (
+                        send(path + query)
+                        if method == "get"
+                        else send(path + query, data=body, content_type="application/json")
+                    )
                     text = response.content.decode(errors="replace")
                     if response.status_code >= 500:
                         problems.append(f"{method.upper()} {path}{query}: {response.status_code}")
                     elif B_MARKER in text:
                         problems.append(f"{method.upper()} {path}{query}: shows group B's data")
                     elif params_in_path and response.status_code not in (400, 403, 404, 405):
-                        problems.append(f"{method.upper()} {path}{query}: answered {response.status_code}")
+                        problems.append(
+                            f"{method.upper()} {path}{query}: answered {response.status_code}"
+                        )
     assert tried > 100, "the sweep found too few URLs to be meaningful"
     assert not problems, "\n".join(problems)
     assert _snapshot() == db_before, "a refused request changed the database"
     new_audit = AuditRecord.objects.filter(pk__gt=audit_before)
     assert set(new_audit.values_list("outcome", flat=True)) <= {audit.REFUSED}
-    assert sorted((i.id, i.name, i.status, i.visibility) for i in cloud.list_images()) == cloud_before
+    assert (
+        sorted((i.id, i.name, i.status, i.visibility) for i in cloud.list_images()) == cloud_before
+    )

@@ -17,11 +17,16 @@ def test_defaults_are_the_safe_ones(tmp_path):
 def test_environment_beats_file_beats_default(tmp_path):
     toml = tmp_path / "glint.toml"
     toml.write_text('poll_interval = 60\ntrusted_proxies = ["127.0.0.2"]\ndebug = true\n')
-    values = config.load({"GLINT_CONFIG": str(toml), "GLINT_POLL_INTERVAL": "30", "GLINT_DATA_DIR": str(tmp_path)})
+    values = config.load(
+        {"GLINT_CONFIG": str(toml), "GLINT_POLL_INTERVAL": "30", "GLINT_DATA_DIR": str(tmp_path)}
+    )
     assert values["poll_interval"] == 30
     assert values["trusted_proxies"] == ["127.0.0.2"]
     assert values["debug"] is True
-    assert config.load({"GLINT_TRUSTED_PROXIES": "127.0.0.2, unix"})["trusted_proxies"] == ["127.0.0.2", "unix"]
+    assert config.load({"GLINT_TRUSTED_PROXIES": "127.0.0.2, unix"})["trusted_proxies"] == [
+        "127.0.0.2",
+        "unix",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -50,7 +55,13 @@ def test_database_urls(tmp_path):
     assert config.parse_database_url("", tmp_path).name == str(tmp_path / "glint.sqlite3")
     pg = config.parse_database_url("postgresql://glint:s%40cret@db.example:5433/images", tmp_path)
     assert (pg.engine, pg.user, pg.password, pg.host, pg.port, pg.name) == (
-        "django.db.backends.postgresql", "glint", "s@cret", "db.example", "5433", "images")
+        "django.db.backends.postgresql",
+        "glint",
+        "s@cret",
+        "db.example",
+        "5433",
+        "images",
+    )
     with pytest.raises(config.ConfigError, match="scheme 'mysql' is not supported"):
         config.parse_database_url("mysql://x/y", tmp_path)
 
@@ -66,15 +77,25 @@ def test_secrets_are_generated_once_and_private(tmp_path):
 
 def test_job_runner_and_broker_url_are_checked_and_the_password_never_shown():
     assert config.job_runner(" Celery ") == "celery"
-    with pytest.raises(config.ConfigError, match="GLINT_JOB_RUNNER must be one of embedded, celery"):
+    with pytest.raises(
+        config.ConfigError, match="GLINT_JOB_RUNNER must be one of embedded, celery"
+    ):
         config.job_runner("rq")
     assert config.broker_url("", "embedded") == ""
     with pytest.raises(config.ConfigError, match="GLINT_JOB_RUNNER=celery needs GLINT_BROKER_URL"):
         config.broker_url("", "celery")
-    for good in ("redis://127.0.0.1:6379/0", "rediss://:pw@redis.example:6380", "redis://user:pw@redis.example/2"):
+    for good in (
+        "redis://127.0.0.1:6379/0",
+        "rediss://:pw@redis.example:6380",
+        "redis://user:pw@redis.example/2",
+    ):
         assert config.broker_url(good, "celery") == good
-    for bad in ("amqp://guest:s3cret@rabbit/", "redis://:s3cret@/0", "redis://:s3cret@host:port/0",
-                "redis://:s3cret@host/zero"):
+    for bad in (
+        "amqp://guest:s3cret@rabbit/",
+        "redis://:s3cret@/0",
+        "redis://:s3cret@host:port/0",
+        "redis://:s3cret@host/zero",
+    ):
         with pytest.raises(config.ConfigError, match="GLINT_BROKER_URL must look like") as refused:
             config.broker_url(bad, "celery")
         assert "s3cret" not in str(refused.value) and ":***@" in str(refused.value)

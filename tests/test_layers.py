@@ -45,7 +45,8 @@ def _module_name(path: pathlib.Path) -> str:
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _imports(tree: ast.AST, module: str, is_package: bool, modules: set[str]):
@@ -104,8 +105,9 @@ def _glint_imports():
 
 
 def _broken(rule) -> list[str]:
-    return [f"{module} imports {target}" for module, target in _glint_imports()
-            if rule(module, target)]
+    return [
+        f"{module} imports {target}" for module, target in _glint_imports() if rule(module, target)
+    ]
 
 
 def test_drivers_import_nothing_of_glint_above_them():
@@ -114,8 +116,12 @@ def test_drivers_import_nothing_of_glint_above_them():
 
 def test_the_engine_imports_no_django_and_no_app():
     engine = [m for m in GRAPH if _part(m) in ENGINE]
-    uses_django = [f"{m} imports {t}" for m in engine for t in sorted(GRAPH[m])
-                   if t.split(".")[0] in ("django", "rest_framework", "django_filters")]
+    uses_django = [
+        f"{m} imports {t}"
+        for m in engine
+        for t in sorted(GRAPH[m])
+        if t.split(".")[0] in ("django", "rest_framework", "django_filters")
+    ]
     assert uses_django == []
     allowed = ENGINE | DRIVERS | {"errors"}
     assert _broken(lambda m, t: _part(m) in ENGINE and _part(t) not in allowed) == []
@@ -123,19 +129,30 @@ def test_the_engine_imports_no_django_and_no_app():
 
 #: The parts of transfers that are plain Python (fetching links, formats, the upload source, its
 #: part file and errors): they run in job workers and tests without a database.
-PLAIN_TRANSFERS = {f"glint.transfers.{name}" for name in ("errors", "fetch", "formats", "parts",
-                                                          "sources")}
+PLAIN_TRANSFERS = {
+    f"glint.transfers.{name}" for name in ("errors", "fetch", "formats", "parts", "sources")
+}
 
 
 def test_the_plain_parts_of_transfers_import_no_django_and_no_app():
     modules = sorted(PLAIN_TRANSFERS & GRAPH.keys())
     assert modules == sorted(PLAIN_TRANSFERS), "a plain module was renamed: update the list"
-    uses_django = [f"{m} imports {t}" for m in modules for t in sorted(GRAPH[m])
-                   if t.split(".")[0] in ("django", "rest_framework", "django_filters")]
+    uses_django = [
+        f"{m} imports {t}"
+        for m in modules
+        for t in sorted(GRAPH[m])
+        if t.split(".")[0] in ("django", "rest_framework", "django_filters")
+    ]
     assert uses_django == []
     allowed = ENGINE | DRIVERS | {"errors"}
-    assert _broken(lambda m, t: m in PLAIN_TRANSFERS and t not in PLAIN_TRANSFERS
-                   and _part(t) not in allowed) == []
+    assert (
+        _broken(
+            lambda m, t: (
+                m in PLAIN_TRANSFERS and t not in PLAIN_TRANSFERS and _part(t) not in allowed
+            )
+        )
+        == []
+    )
 
 
 def test_apps_import_no_face():

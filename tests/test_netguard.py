@@ -32,5 +32,9 @@ print(" ".join(results))
 
 def test_child_processes_cannot_reach_beyond_loopback():
     env = dict(os.environ, GLINT_NETGUARD="1", PYTHONPATH=str(GUARD_DIR))
-    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=30)
-    assert out.stdout.split() == ["lookup-refused"] * 3 + ["connect-refused", "loopback-ok"], out.stderr
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert out.stdout.split() == ["lookup-refused"] * 3 + ["connect-refused", "loopback-ok"], (
+        out.stderr
+    )

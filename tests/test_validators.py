@@ -18,10 +18,19 @@ from tests.live import run_glint
 from tests.plans.helpers import add_image, add_repo
 
 UNSAFE = {
-    "line feed": "ubuntu\nforged", "carriage return": "ubuntu\rforged", "escape": "\x1b[2Jubuntu",
-    "NUL": "a\x00b", "DEL": "a\x7fb", "C1 NEL": "a\x85b", "C1 CSI": "a\x9b2J",
-    "RLO": "\u202egpj.exe", "LRE": "a\u202ab", "PDF": "a\u202cb", "LRI": "a\u2066b",
-    "PDI": "a\u2069b", "lone surrogate": "a\ud800b",
+    "line feed": "ubuntu\nforged",
+    "carriage return": "ubuntu\rforged",
+    "escape": "\x1b[2Jubuntu",
+    "NUL": "a\x00b",
+    "DEL": "a\x7fb",
+    "C1 NEL": "a\x85b",
+    "C1 CSI": "a\x9b2J",
+    "RLO": "\u202egpj.exe",
+    "LRE": "a\u202ab",
+    "PDF": "a\u202cb",
+    "LRI": "a\u2066b",
+    "PDI": "a\u2069b",
+    "lone surrogate": "a\ud800b",
 }
 
 
@@ -60,9 +69,18 @@ def test_the_api_refuses_unsafe_text_with_a_400(world, group_a, text):
         post(world["manager"], "/api/v1/uploads/", {**upload, "properties": {"os_distro": text}}),
         post(world["admin"], "/api/v1/groups/", {"name": text}),
         post(world["admin"], f"/api/v1/groups/{group_a.pk}/", {"name": text}, method="patch"),
-        post(world["manager"], "/api/v1/repos/", {
-            "group": group_a.pk, "name": text, "auth_url": "https://keystone.example.invalid/v3",
-            "username": "u", "password": "p", "project_name": "p"}),
+        post(
+            world["manager"],
+            "/api/v1/repos/",
+            {
+                "group": group_a.pk,
+                "name": text,
+                "auth_url": "https://keystone.example.invalid/v3",
+                "username": "u",
+                "password": "p",
+                "project_name": "p",
+            },
+        ),
     ]
     for response in refused:
         assert response.status_code == 400, (response.request["PATH_INFO"], response.content)
@@ -81,8 +99,11 @@ def test_a_rename_to_unsafe_text_is_refused_before_the_cloud_is_asked(world, gro
     first = add_image(repo, "twin", b"one content")
     add_image(repo, "twin", b"other content")  # same name, other bytes: a conflict
     conflict = next(c for c in group_matrix(group_a).conflicts if c.subject == "twin")
-    response = post(world["manager"], f"/api/v1/conflicts/{group_a.pk}-{conflict.key}/rename/",
-                    {"image": first.image_id, "name": text})
+    response = post(
+        world["manager"],
+        f"/api/v1/conflicts/{group_a.pk}-{conflict.key}/rename/",
+        {"image": first.image_id, "name": text},
+    )
     assert response.status_code == 400 and "U+" in response.content.decode(), response.content
 
 
@@ -91,10 +112,19 @@ def test_the_pages_show_a_form_error(world, group_a):
     page = world["admin"].post("/accounts/groups/", {"name": "physics\u202e", "description": ""})
     assert page.status_code == 200
     assert "bidirectional control character (U+202E)" in page.content.decode()
-    page = world["manager"].post(f"/repos/add/?group={group_a.pk}", {
-        "name": "two\r\nthree", "kind": "openstack",
-        "auth_url": "https://keystone.example.invalid/v3", "interface": "public",
-        "auth_type": "password", "username": "u", "password": "p", "project_name": "p"})
+    page = world["manager"].post(
+        f"/repos/add/?group={group_a.pk}",
+        {
+            "name": "two\r\nthree",
+            "kind": "openstack",
+            "auth_url": "https://keystone.example.invalid/v3",
+            "interface": "public",
+            "auth_type": "password",
+            "username": "u",
+            "password": "p",
+            "project_name": "p",
+        },
+    )
     assert page.status_code == 200 and "control character (U+000D)" in page.content.decode()
     assert list(Group.objects.values_list("name", flat=True)) == ["alpha"]
     assert list(Repo.objects.values_list("name", flat=True)) == ["one"]

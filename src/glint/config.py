@@ -89,7 +89,9 @@ def _coerce(name: str, value: object, default: object) -> object:
         try:
             return int(value)
         except ValueError:
-            raise ConfigError(f"GLINT_{name.upper()} must be a whole number, not {value!r}") from None
+            raise ConfigError(
+                f"GLINT_{name.upper()} must be a whole number, not {value!r}"
+            ) from None
     if isinstance(default, list):
         return [item.strip() for item in value.split(",") if item.strip()]
     return value
@@ -152,10 +154,15 @@ def cloud_allow_cidrs(value: object) -> list[str]:
         for end in (network.network_address, network.broadcast_address):
             kind = why_not_public(end)
             if kind in _NEVER_CLOUD:
-                hint = " (for a development cloud on this machine: GLINT_CLOUD_DEV_LOOPBACK)" \
-                    if kind == "loopback" else ""
-                raise ConfigError(f"GLINT_CLOUD_ALLOW_CIDRS: {network} reaches {kind} addresses "
-                                  f"({end}), which are never allowed for cloud endpoints{hint}")
+                hint = (
+                    " (for a development cloud on this machine: GLINT_CLOUD_DEV_LOOPBACK)"
+                    if kind == "loopback"
+                    else ""
+                )
+                raise ConfigError(
+                    f"GLINT_CLOUD_ALLOW_CIDRS: {network} reaches {kind} addresses "
+                    f"({end}), which are never allowed for cloud endpoints{hint}"
+                )
     return _list(value)
 
 
@@ -163,13 +170,17 @@ def cloud_dev_loopback(value: object) -> list[str]:
     """``cloud_dev_loopback`` checked: loopback addresses or ranges only (127.0.0.0/8, ::1)."""
     for network in _ranges("cloud_dev_loopback", value):
         if not (network.network_address.is_loopback and network.broadcast_address.is_loopback):
-            raise ConfigError(f"GLINT_CLOUD_DEV_LOOPBACK takes loopback addresses only, not "
-                              f"{network} (private ranges go in GLINT_CLOUD_ALLOW_CIDRS)")
+            raise ConfigError(
+                f"GLINT_CLOUD_DEV_LOOPBACK takes loopback addresses only, not "
+                f"{network} (private ranges go in GLINT_CLOUD_ALLOW_CIDRS)"
+            )
     return _list(value)
 
 
-_HOST_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*"
-                        r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
+_HOST_NAME = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*"
+    r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$"
+)
 
 
 def cloud_pull_hosts(value: object) -> list[str]:
@@ -177,8 +188,10 @@ def cloud_pull_hosts(value: object) -> list[str]:
     names = [name.lower().rstrip(".") for name in _list(value)]
     for name in names:
         if not _HOST_NAME.match(name) or re.match(r"^[0-9.]+$|^0x", name):
-            raise ConfigError(f"GLINT_CLOUD_PULL_HOSTS: {name!r} is not a host name (links to an "
-                              f"address are pulled by the clouds without being listed)")
+            raise ConfigError(
+                f"GLINT_CLOUD_PULL_HOSTS: {name!r} is not a host name (links to an "
+                f"address are pulled by the clouds without being listed)"
+            )
     return names
 
 
@@ -190,7 +203,9 @@ def job_runner(value: str) -> str:
     """``job_runner`` checked: one of :data:`JOB_RUNNERS`."""
     value = value.strip().lower()
     if value not in JOB_RUNNERS:
-        raise ConfigError(f"GLINT_JOB_RUNNER must be one of {', '.join(JOB_RUNNERS)}, not {value!r}")
+        raise ConfigError(
+            f"GLINT_JOB_RUNNER must be one of {', '.join(JOB_RUNNERS)}, not {value!r}"
+        )
     return value
 
 
@@ -200,7 +215,9 @@ def broker_url(value: str, runner: str) -> str:
     value = value.strip()
     if not value:
         if runner == "celery":
-            raise ConfigError("GLINT_JOB_RUNNER=celery needs GLINT_BROKER_URL, e.g. redis://127.0.0.1:6379/0")
+            raise ConfigError(
+                "GLINT_JOB_RUNNER=celery needs GLINT_BROKER_URL, e.g. redis://127.0.0.1:6379/0"
+            )
         return ""
     parts = urlsplit(value)
     try:
@@ -208,9 +225,16 @@ def broker_url(value: str, runner: str) -> str:
     except ValueError:
         port_ok = False
     database = parts.path.lstrip("/")
-    if parts.scheme not in BROKER_SCHEMES or not parts.hostname or not port_ok or not (database.isdigit() or not database):
-        raise ConfigError(f"GLINT_BROKER_URL must look like redis://[:password@]host[:port][/db] "
-                          f"(or rediss://), not {redact_url(value)!r}")
+    if (
+        parts.scheme not in BROKER_SCHEMES
+        or not parts.hostname
+        or not port_ok
+        or not (database.isdigit() or not database)
+    ):
+        raise ConfigError(
+            f"GLINT_BROKER_URL must look like redis://[:password@]host[:port][/db] "
+            f"(or rediss://), not {redact_url(value)!r}"
+        )
     return value
 
 
@@ -234,11 +258,20 @@ def api_rate_limit(value: str) -> str:
     if value in RATE_LIMIT_OFF:
         return "off"
     if not RATE_LIMIT.match(value):
-        raise ConfigError(f"GLINT_API_RATE_LIMIT must look like 1200/minute (or off), not {value!r}")
+        raise ConfigError(
+            f"GLINT_API_RATE_LIMIT must look like 1200/minute (or off), not {value!r}"
+        )
     return value
 
 
-TOKEN_ISSUER_KEYS = {"issuer", "audience", "jwks_uri", "groups_claim", "required_groups", "algorithms"}
+TOKEN_ISSUER_KEYS = {
+    "issuer",
+    "audience",
+    "jwks_uri",
+    "groups_claim",
+    "required_groups",
+    "algorithms",
+}
 
 
 def token_issuers(value: object) -> list[dict]:
@@ -285,7 +318,9 @@ def parse_database_url(url: str, data_dir: Path) -> DatabaseConfig:
             host=unquote(parts.hostname or ""),
             port=str(parts.port or ""),
         )
-    raise ConfigError(f"GLINT_DATABASE_URL scheme {parts.scheme!r} is not supported (sqlite, postgresql)")
+    raise ConfigError(
+        f"GLINT_DATABASE_URL scheme {parts.scheme!r} is not supported (sqlite, postgresql)"
+    )
 
 
 def read_or_create_secret(path: Path, make: callable) -> str:
@@ -309,5 +344,7 @@ def secret_key(data_dir: Path) -> str:
 
 def credential_keys(data_dir: Path) -> list[str]:
     """Fernet keys for repo credentials, newest first (one per line; see ``glint keys rotate``)."""
-    stored = read_or_create_secret(data_dir / "credential_keys", lambda: Fernet.generate_key().decode())
+    stored = read_or_create_secret(
+        data_dir / "credential_keys", lambda: Fernet.generate_key().decode()
+    )
     return [line.strip() for line in stored.splitlines() if line.strip()]

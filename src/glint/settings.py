@@ -85,8 +85,11 @@ DATABASES = {
             # takes the write lock at BEGIN and waits ``timeout`` for it there. In SQLite's default
             # (deferred) mode a transaction that reads and then writes fails at once with "database
             # is locked" when another connection committed in between: no waiting helps it then.
-            {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;", "timeout": 30,
-             "transaction_mode": "IMMEDIATE"}
+            {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+            }
             if _db.engine.endswith("sqlite3")
             else {}
         ),
@@ -110,7 +113,9 @@ CSRF_COOKIE_SECURE = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
-CSRF_COOKIE_HTTPONLY = True  # pages carry the token in the markup (hx-headers), scripts never read the cookie
+CSRF_COOKIE_HTTPONLY = (
+    True  # pages carry the token in the markup (hx-headers), scripts never read the cookie
+)
 # Sent only on HTTPS responses (direct TLS, or a trusted proxy's X-Forwarded-Proto: https).
 SECURE_HSTS_SECONDS = 365 * 24 * 3600
 
@@ -120,7 +125,9 @@ GLINT_POLL_TIMEOUT = int(GLINT["poll_timeout"])
 GLINT_POLL_WORKERS = int(GLINT["poll_workers"])
 GLINT_JOB_RUNNER = config.job_runner(str(GLINT["job_runner"]))
 GLINT_BROKER_URL = config.broker_url(str(GLINT["broker_url"]), GLINT_JOB_RUNNER)
-DEFAULT_EXCEPTION_REPORTER_FILTER = "glint.web.debug.GlintReporterFilter"  # hides the broker URL too
+DEFAULT_EXCEPTION_REPORTER_FILTER = (
+    "glint.web.debug.GlintReporterFilter"  # hides the broker URL too
+)
 GLINT_JOB_WORKERS = int(GLINT["job_workers"])
 GLINT_JOB_PER_REPO_LIMIT = int(GLINT["job_per_repo_limit"])
 GLINT_JOB_PER_SOURCE_LIMIT = int(GLINT["job_per_source_limit"])
@@ -167,8 +174,16 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"}
+    },
     "filters": {"request_id": {"()": "glint.web.request_context.RequestIdLogFilter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": GLINT["log_level"]},
 }

@@ -46,9 +46,11 @@ def text_problem(value: str, what: str = "The name") -> str | None:
     for position, char in enumerate(value, start=1):
         kind = unsafe_kind(char)
         if kind:
-            return (f"{what} holds {kind} (U+{ord(char):04X}) at character {position}; names and "
-                    f"properties may not hold control characters, bidirectional overrides or "
-                    f"lone surrogates")
+            return (
+                f"{what} holds {kind} (U+{ord(char):04X}) at character {position}; names and "
+                f"properties may not hold control characters, bidirectional overrides or "
+                f"lone surrogates"
+            )
     return None
 
 
@@ -68,8 +70,9 @@ def check_properties(properties: Mapping[str, object]) -> str | None:
     None. A key is named by its ``repr`` (which escapes whatever makes it unsafe)."""
     for key, value in properties.items():
         key = str(key)
-        problem = (text_problem(key, "A property key")
-                   or text_problem(str(value), f"Property {key!r}"))
+        problem = text_problem(key, "A property key") or text_problem(
+            str(value), f"Property {key!r}"
+        )
         if problem:
             return problem
     return None

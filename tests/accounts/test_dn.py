@@ -32,12 +32,20 @@ def test_awkward_dn_forms_agree():
 
 def test_non_ascii_escapes_agree():
     expected = "/C=DE/O=GermanGrid/OU=Uni/CN=José Müller"
-    assert canonical_from_string("/C=DE/O=GermanGrid/OU=Uni/CN=Jos\\xC3\\xA9 M\\xC3\\xBCller") == expected
-    assert canonical_from_string("CN=Jos\\C3\\A9 M\\C3\\BCller,OU=Uni,O=GermanGrid,C=DE") == expected
+    assert (
+        canonical_from_string("/C=DE/O=GermanGrid/OU=Uni/CN=Jos\\xC3\\xA9 M\\xC3\\xBCller")
+        == expected
+    )
+    assert (
+        canonical_from_string("CN=Jos\\C3\\A9 M\\C3\\BCller,OU=Uni,O=GermanGrid,C=DE") == expected
+    )
 
 
 def test_service_dn_with_slash_in_value_survives():
-    assert canonical_from_string("/DC=gov/DC=fnal/CN=http/voms.fnal.gov") == "/DC=gov/DC=fnal/CN=http/voms.fnal.gov"
+    assert (
+        canonical_from_string("/DC=gov/DC=fnal/CN=http/voms.fnal.gov")
+        == "/DC=gov/DC=fnal/CN=http/voms.fnal.gov"
+    )
 
 
 def test_certificate_and_strings_agree():

@@ -13,7 +13,9 @@ def test_a_row_that_is_not_there_is_a_404_with_the_reason(group_a):
 
     api = client.get(f"/api/v1/images/{missing}/")
     assert api.status_code == 404
-    assert api.json() == {"detail": "No such image row: it may have changed since the page was loaded."}
+    assert api.json() == {
+        "detail": "No such image row: it may have changed since the page was loaded."
+    }
     assert client.get(f"/images/{missing}/").status_code == 404
     assert client.post(f"/images/{missing}/hide/").status_code == 404
     assert client.get(f"/api/v1/conflicts/{group_a.pk}-drift-all-{'0' * 16}/").status_code == 404

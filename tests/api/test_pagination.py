@@ -11,8 +11,19 @@ from tests.plans.helpers import add_repo
 
 pytestmark = pytest.mark.django_db
 
-LISTS = ["jobs/", "uploads/", "audit/", "images/", "repos/", "groups/", "users/", "memberships/",
-         "access-requests/", "plans/", "conflicts/"]
+LISTS = [
+    "jobs/",
+    "uploads/",
+    "audit/",
+    "images/",
+    "repos/",
+    "groups/",
+    "users/",
+    "memberships/",
+    "access-requests/",
+    "plans/",
+    "conflicts/",
+]
 HUGE = "9223372036854775808"  # one past the largest PostgreSQL bigint
 
 
@@ -23,10 +34,20 @@ def admin(group_a):
 
 
 @pytest.mark.parametrize("path", LISTS)
-@pytest.mark.parametrize("query", [
-    f"limit={HUGE}", f"offset={HUGE}", f"limit={HUGE}&offset={HUGE}", "limit=-1", "limit=abc",
-    "offset=-5", "offset=x", "limit=0", "limit=1e3",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        f"limit={HUGE}",
+        f"offset={HUGE}",
+        f"limit={HUGE}&offset={HUGE}",
+        "limit=-1",
+        "limit=abc",
+        "offset=-5",
+        "offset=x",
+        "limit=0",
+        "limit=1e3",
+    ],
+)
 def test_no_limit_or_offset_is_a_5xx(admin, group_a, path, query):
     response = admin.get(f"/api/v1/{path}?group={group_a.pk}&{query}")
     assert response.status_code in (200, 400), (response.status_code, response.content[:500])

@@ -10,7 +10,13 @@ def test_schema_is_valid_without_warnings(tmp_path):
     target = tmp_path / "schema.yaml"
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
     text = target.read_text()
-    for path in ("/api/v1/groups/", "/api/v1/repos/", "/api/v1/images/", "/api/v1/conflicts/", "/api/v1/whoami/"):
+    for path in (
+        "/api/v1/groups/",
+        "/api/v1/repos/",
+        "/api/v1/images/",
+        "/api/v1/conflicts/",
+        "/api/v1/whoami/",
+    ):
         assert f"{path}:" in text, f"{path} is missing from the schema"
     assert "mutualTLS" in text
 

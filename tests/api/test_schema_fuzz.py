@@ -33,9 +33,11 @@ EXAMPLES = int(os.environ.get("GLINT_FUZZ_EXAMPLES", "25"))
 
 def signed_in(app, cert):
     """``app`` as ``glint serve`` runs it after the TLS handshake: with the verified chain."""
+
     def application(environ, start_response):
         environ["glint.client_chain"] = [cert]
         return app(environ, start_response)
+
     return application
 
 
@@ -71,9 +73,15 @@ def app(db, group_a, settings, keep_the_test_connection):
     admin = make_user("Fuzz Admin", admin=True, group=group_a, role="manager")
     repo = add_repo(group_a, "one", "project-one")
     add_image(repo, "fuzzed")
-    job = Job.objects.create(kind=states.COPY, group=group_a, source_repo=repo,
-                             source_image_id="image-1", image_name="fuzzed", row_key="fuzzed",
-                             state=states.FAILED)
+    job = Job.objects.create(
+        kind=states.COPY,
+        group=group_a,
+        source_repo=repo,
+        source_image_id="image-1",
+        image_name="fuzzed",
+        row_key="fuzzed",
+        state=states.FAILED,
+    )
     JobTarget.objects.create(job=job, repo=repo, repo_name=repo.name)
     transfers.create_upload(group_a, requester=admin, targets=[repo], name="fuzzed")
     audit.record("test.fuzz", group=group_a)
@@ -83,12 +91,18 @@ def app(db, group_a, settings, keep_the_test_connection):
 
 @pytest.mark.django_db
 @schema.parametrize()
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 def test_no_generated_request_answers_5xx(case, app):
     response = case.call(app=app)
     assert response.status_code < 500, (
-        f"{response.status_code} for\n{case.as_curl_command()}\n{response.text[:2000]}")
+        f"{response.status_code} for\n{case.as_curl_command()}\n{response.text[:2000]}"
+    )
 
 
 @pytest.mark.django_db

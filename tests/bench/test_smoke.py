@@ -14,10 +14,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ROWS = [
-    "fan-out: Glint / limit", "fan-out: staged / Glint", "fan-out: manual / Glint",
-    "memory: growth at 64 MiB / at 16 MiB", "inventory: concurrent speed-up over sequential",
-    "inventory: others' poll with a silent repo / without", "matrix page: SQL queries at 200 rows minus at 50",
-    "matrix API: SQL queries at 200 rows minus at 50", "upload / fan-out limit",
+    "fan-out: Glint / limit",
+    "fan-out: staged / Glint",
+    "fan-out: manual / Glint",
+    "memory: growth at 64 MiB / at 16 MiB",
+    "inventory: concurrent speed-up over sequential",
+    "inventory: others' poll with a silent repo / without",
+    "matrix page: SQL queries at 200 rows minus at 50",
+    "matrix API: SQL queries at 200 rows minus at 50",
+    "upload / fan-out limit",
     "hashing sha256+sha512+md5: a thread each vs one thread",
 ]
 
@@ -25,8 +30,22 @@ ROWS = [
 @pytest.mark.timeout(300)
 def test_small_bench_prints_every_row_and_writes_the_report(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "bench", "--small", "--no-install", "--no-profile", "--results", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=280, check=False)
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--small",
+            "--no-install",
+            "--no-profile",
+            "--results",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (path,) = tmp_path.glob("bench-small-*.json")
     report = json.loads(path.read_text())

@@ -29,8 +29,9 @@ def live_glint(devcloud, pki, tmp_path_factory):
     """One real ``glint serve`` (TLS) for the browser tests, with devcloud repos and a signed-in admin."""
     from tests.live import start_live_glint
 
-    yield from start_live_glint(devcloud, pki, tmp_path_factory.mktemp("live-glint-browser"),
-                                GLINT_JOB_RETRY_LIMIT="1")
+    yield from start_live_glint(
+        devcloud, pki, tmp_path_factory.mktemp("live-glint-browser"), GLINT_JOB_RETRY_LIMIT="1"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -48,8 +49,13 @@ def page(browser, live_glint):
     """A fresh browser tab signed in as the admin of the ``browser`` group."""
     context = browser.new_context(
         ignore_https_errors=True,  # the test CA is not in Chromium's trust store
-        client_certificates=[{"origin": live_glint.url, "certPath": str(live_glint.cert_file),
-                              "keyPath": str(live_glint.cert_file)}],
+        client_certificates=[
+            {
+                "origin": live_glint.url,
+                "certPath": str(live_glint.cert_file),
+                "keyPath": str(live_glint.cert_file),
+            }
+        ],
         viewport={"width": 1280, "height": 720},
     )
     context.set_default_timeout(20_000)

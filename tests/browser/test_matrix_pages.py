@@ -27,8 +27,14 @@ def images(devcloud):
     drivers, created = [], []
     for cloud_name, payloads in (
         ("devcloud-1", {"browser-centos": CENTOS, "browser-drift": b"version one" * 500}),
-        ("devcloud-2", {"browser-centos": CENTOS, "browser-drift": b"version two" * 500,
-                        "browser-scratch": b"scratch" * 300}),
+        (
+            "devcloud-2",
+            {
+                "browser-centos": CENTOS,
+                "browser-drift": b"version two" * 500,
+                "browser-scratch": b"scratch" * 300,
+            },
+        ),
     ):
         driver = get_driver(RepoConnection.from_clouds_yaml(devcloud.cloud_config(cloud_name)))
         drivers.append(driver)
@@ -60,7 +66,9 @@ def downloaded(page, link) -> bytes:
 def test_matrix_filter_hide_show_conflicts_detail_and_group_switch(page, live_glint, images):
     open_matrix(page, live_glint)
     centos = page.locator("tr", has_text="browser-centos")
-    expect(centos.locator("td.cell.present")).to_have_count(2)  # one row: the same bytes in both clouds
+    expect(centos.locator("td.cell.present")).to_have_count(
+        2
+    )  # one row: the same bytes in both clouds
     expect(page.locator("#conflicts-banner")).to_be_visible()
     if os.environ.get("GLINT_SCREENSHOT"):
         page.screenshot(path=os.environ["GLINT_SCREENSHOT"], full_page=True)
@@ -68,7 +76,9 @@ def test_matrix_filter_hide_show_conflicts_detail_and_group_switch(page, live_gl
     assert downloaded(page, centos.get_by_role("link", name="download")) == CENTOS
 
     page.get_by_placeholder("filter by name").fill("centos")
-    page.get_by_role("button", name="Apply", exact=True).click()  # the filter's, not "Apply changes"
+    page.get_by_role(
+        "button", name="Apply", exact=True
+    ).click()  # the filter's, not "Apply changes"
     expect(page.locator("table.matrix tbody tr")).to_have_count(1)
 
     page.goto(f"{live_glint.url}/images/")

@@ -28,7 +28,10 @@ JOB_TIMEOUT = 90_000
 def one_image(devcloud, request):
     """An image in devcloud-1 only, named after the test; every copy of it is deleted afterwards."""
     name = f"repl-{request.node.name[-20:]}"
-    clouds = {cloud: get_driver(RepoConnection.from_clouds_yaml(devcloud.cloud_config(cloud))) for cloud in (SOURCE, TARGET)}
+    clouds = {
+        cloud: get_driver(RepoConnection.from_clouds_yaml(devcloud.cloud_config(cloud)))
+        for cloud in (SOURCE, TARGET)
+    }
     clouds[SOURCE].create_and_write({"name": name, **RAW}, [os.urandom(PAYLOAD_BYTES)])
     yield name
     devcloud.start(TARGET)  # in case the test stopped it and failed before starting it again
@@ -82,7 +85,9 @@ def test_tick_plan_apply_progress_done(page, live_glint, one_image):
     expect(target_cell(page, one_image)).to_have_class(re.compile(r"\babsent\b"))
     tick_and_apply(page, one_image)
     seen = follow(target_cell(page, one_image), r"\bpresent\b")
-    assert any(LIVE.search(classes) for classes in seen), f"the page never showed the job at work: {seen}"
+    assert any(LIVE.search(classes) for classes in seen), (
+        f"the page never showed the job at work: {seen}"
+    )
     expect(target_cell(page, one_image).get_by_role("checkbox")).to_be_checked()
     page.get_by_role("link", name="Jobs").click()
     job = page.locator("table.jobs tbody tr", has_text=one_image).first

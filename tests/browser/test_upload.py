@@ -54,7 +54,9 @@ def test_upload_a_file_to_two_repos_and_watch_it_finish(devcloud, page, live_gli
     expect(page.locator("#job-state")).to_have_text("done")
 
 
-def test_a_refused_upload_says_so_and_leaves_nothing_to_cancel(devcloud, page, live_glint, image_file):
+def test_a_refused_upload_says_so_and_leaves_nothing_to_cancel(
+    devcloud, page, live_glint, image_file
+):
     page.goto(f"{live_glint.url}/uploads/new/")
     page.set_input_files("#upload-file", str(image_file))
     page.select_option("select[name=disk_format]", "qcow2")  # the file is random bytes: raw

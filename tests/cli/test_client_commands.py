@@ -22,13 +22,24 @@ def cli(tmp_path):
     env = dict(os.environ, GLINT_CLIENT_CONFIG=str(tmp_path / "client.json"))
 
     def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([GLINT, *args], env=env, capture_output=True, text=True, timeout=120, cwd=cwd)
+        return subprocess.run(
+            [GLINT, *args], env=env, capture_output=True, text=True, timeout=120, cwd=cwd
+        )
 
     return run
 
 
 def login(cli, live_glint, pki, *extra):
-    return cli("login", "--url", live_glint.url, "--cert", str(live_glint.cert_file), "--ca-file", str(pki.ca_file), *extra)
+    return cli(
+        "login",
+        "--url",
+        live_glint.url,
+        "--cert",
+        str(live_glint.cert_file),
+        "--ca-file",
+        str(pki.ca_file),
+        *extra,
+    )
 
 
 def test_login_then_whoami_repos_images_conflicts(cli, live_glint, pki):
@@ -37,7 +48,11 @@ def test_login_then_whoami_repos_images_conflicts(cli, live_glint, pki):
     assert "logged in" in result.stdout and "CN=Browser Admin" in result.stdout
 
     whoami = cli("whoami")
-    assert whoami.returncode == 0 and "(admin)" in whoami.stdout and f"{LIVE_GROUP}: manager" in whoami.stdout
+    assert (
+        whoami.returncode == 0
+        and "(admin)" in whoami.stdout
+        and f"{LIVE_GROUP}: manager" in whoami.stdout
+    )
 
     repos = cli("repos", "--group", LIVE_GROUP)
     assert repos.returncode == 0, repos.stderr
@@ -68,7 +83,15 @@ def test_login_with_the_wrong_ca_is_refused_clearly(cli, live_glint, tmp_path):
     from tests.pki import make_ca, write_pem
 
     other_ca = write_pem(tmp_path / "other-ca.pem", make_ca("Some Other CA").cert)
-    result = cli("login", "--url", live_glint.url, "--cert", str(live_glint.cert_file), "--ca-file", str(other_ca))
+    result = cli(
+        "login",
+        "--url",
+        live_glint.url,
+        "--cert",
+        str(live_glint.cert_file),
+        "--ca-file",
+        str(other_ca),
+    )
     assert result.returncode != 0
     assert "certificate verify failed" in result.stderr
     assert not (tmp_path / "client.json").exists()
@@ -76,7 +99,9 @@ def test_login_with_the_wrong_ca_is_refused_clearly(cli, live_glint, tmp_path):
 
 def test_unregistered_certificate_is_told_why(cli, live_glint, pki):
     _cert, _key, stranger = pki.person("CLI Stranger")
-    result = cli("login", "--url", live_glint.url, "--cert", str(stranger), "--ca-file", str(pki.ca_file))
+    result = cli(
+        "login", "--url", live_glint.url, "--cert", str(stranger), "--ca-file", str(pki.ca_file)
+    )
     assert result.returncode != 0
     assert "an admin has not added you yet" in result.stderr
 
@@ -86,7 +111,9 @@ def test_login_with_relative_paths_works_from_any_directory(cli, live_glint, pki
     local.mkdir()
     shutil.copy(live_glint.cert_file, local / "me.pem")
     shutil.copy(pki.ca_file, local / "ca.pem")
-    result = cli("login", "--url", live_glint.url, "--cert", "me.pem", "--ca-file", "ca.pem", cwd=local)
+    result = cli(
+        "login", "--url", live_glint.url, "--cert", "me.pem", "--ca-file", "ca.pem", cwd=local
+    )
     assert result.returncode == 0, result.stderr
     assert cli("whoami", cwd=tmp_path).returncode == 0  # elsewhere: the saved paths are absolute
 

@@ -36,9 +36,16 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
         pytest.fail(f"devcloud has no cloud {variant.cloud!r} (has {sorted(names)})")
     driver = get_driver(connection_for(dc, variant.cloud))
     other = get_driver(connection_for(dc, variant.other)) if variant.other in names else None
-    yield Target(variant=variant, dc=dc, connection=driver.connection, driver=driver,
-                 other_cloud=variant.other if other else None, other=other,
-                 hash_algo=dc.hash_algo(glance_of(variant.cloud)), kit=Kit(dc))
+    yield Target(
+        variant=variant,
+        dc=dc,
+        connection=driver.connection,
+        driver=driver,
+        other_cloud=variant.other if other else None,
+        other=other,
+        hash_algo=dc.hash_algo(glance_of(variant.cloud)),
+        kit=Kit(dc),
+    )
     driver.close()
     if other:
         other.close()
@@ -74,8 +81,12 @@ def new_image(target: Target, cleanup: Callable[[CloudDriver, str], str]) -> Cal
 
     def make(tag: str, driver: CloudDriver | None = None, **fields: Any):
         driver = driver or target.driver
-        fields = {"name": unique_name(tag), "disk_format": "raw", "container_format": "bare",
-                  **fields}
+        fields = {
+            "name": unique_name(tag),
+            "disk_format": "raw",
+            "container_format": "bare",
+            **fields,
+        }
         record = driver.create_image(fields)
         cleanup(driver, record.id)
         return record

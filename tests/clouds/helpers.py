@@ -42,7 +42,8 @@ class Kit:
         import openstack.connection
 
         region = openstack.config.OpenStackConfig(
-            config_files=[str(self.dc.clouds_yaml)], load_envvars=False).get_one(cloud=cloud)
+            config_files=[str(self.dc.clouds_yaml)], load_envvars=False
+        ).get_one(cloud=cloud)
         return openstack.connection.Connection(config=region)
 
     def share(self, owner_cloud: str, image_id: str, member_project_id: str) -> None:

@@ -58,8 +58,7 @@ def same_bytes(left: Iterable[bytes], right: Iterable[bytes]) -> tuple[bool, int
         if not rbuf:
             rbuf = next(rit, b"")
         if not lbuf or not rbuf:
-            return (not lbuf and not rbuf
-                    and next(lit, b"") == b"" and next(rit, b"") == b""), pos
+            return (not lbuf and not rbuf and next(lit, b"") == b"" and next(rit, b"") == b""), pos
         n = min(len(lbuf), len(rbuf))
         if lbuf[:n] != rbuf[:n]:
             return False, pos

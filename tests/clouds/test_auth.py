@@ -79,7 +79,8 @@ def test_slow_read_outlives_token(devcloud_tls, tls_driver, cleanup):
     size = 24 * MiB  # more than loopback socket buffers hold, so the server really waits
     record = tls_driver.create_and_write(
         {"name": "glint-test-slowread", "disk_format": "raw", "container_format": "bare"},
-        seeded_chunks(5, size))
+        seeded_chunks(5, size),
+    )
     cleanup(tls_driver, record.id)
     first_token = _token(tls_driver)
 
@@ -106,7 +107,8 @@ def test_slow_write_outlives_token(devcloud_tls, tls_driver, cleanup):
 
     sent = Hashes()
     record = tls_driver.create_image(
-        {"name": "glint-test-slowwrite", "disk_format": "raw", "container_format": "bare"})
+        {"name": "glint-test-slowwrite", "disk_format": "raw", "container_format": "bare"}
+    )
     cleanup(tls_driver, record.id)
     first_token = _token(tls_driver)
     record = tls_driver.write_data(record.id, sent.tee(slow()), size=size)

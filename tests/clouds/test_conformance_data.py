@@ -36,7 +36,8 @@ def test_streamed_write_and_read_back_50mib(target, cleanup):
     tracemalloc.start()
     try:
         record = target.driver.create_image(
-            {"name": "glint-test-big", "disk_format": "raw", "container_format": "bare"})
+            {"name": "glint-test-big", "disk_format": "raw", "container_format": "bare"}
+        )
         cleanup(target.driver, record.id)
         record = target.driver.write_data(record.id, hashes.tee(seeded_chunks(1, BIG)), size=BIG)
         _, peak = tracemalloc.get_traced_memory()
@@ -155,7 +156,8 @@ def _settled(driver, image_id: str, seconds: float = 10):
 def test_delete(target):
     record = target.driver.create_and_write(
         {"name": "glint-test-delete", "disk_format": "raw", "container_format": "bare"},
-        [b"x" * 1000])
+        [b"x" * 1000],
+    )
     target.driver.delete(record.id)
     with pytest.raises(NotFound):
         target.driver.get_image(record.id)
@@ -193,7 +195,8 @@ def test_random_bytes_declared_qcow2_refused(target):
     with pytest.raises(FormatRefused) as info:
         target.driver.create_and_write(
             {"name": name, "disk_format": "qcow2", "container_format": "bare"},
-            seeded_chunks(3, 2 * MiB))
+            seeded_chunks(3, 2 * MiB),
+        )
     assert info.value.code == "format_refused"
     assert "qcow2" in str(info.value)
     assert not [i for i in target.driver.list_images() if i.name == name]

@@ -22,8 +22,9 @@ def test_listing_includes_hidden_community_and_pending_shared(target, new_image)
     them = target.other.check()
     assert me.project_id != them.project_id
 
-    mine = new_image("mine", visibility="private", tags=["a", "b"], min_disk=1,
-                     glint_source_repo="repo-7")
+    mine = new_image(
+        "mine", visibility="private", tags=["a", "b"], min_disk=1, glint_source_repo="repo-7"
+    )
     hidden = new_image("hidden", os_hidden=True)
     community = new_image("community", driver=target.other, visibility="community")
     shared = new_image("shared", driver=target.other, visibility="shared")
@@ -38,24 +39,31 @@ def test_listing_includes_hidden_community_and_pending_shared(target, new_image)
     assert private.id not in by_id
     got = by_id[mine.id]
     assert (got.owner, got.visibility, got.status, got.protected) == (
-        me.project_id, "private", "queued", False)
+        me.project_id,
+        "private",
+        "queued",
+        False,
+    )
     assert set(got.tags) == {"a", "b"} and got.min_disk == 1
     assert got.properties["glint_source_repo"] == "repo-7"
     assert got.member_status is None
     assert by_id[hidden.id].os_hidden is True
     assert (by_id[community.id].visibility, by_id[community.id].owner) == (
-        "community", them.project_id)
+        "community",
+        them.project_id,
+    )
     got = by_id[shared.id]
-    assert (got.visibility, got.owner, got.member_status) == ("shared", them.project_id,
-                                                               "pending")
+    assert (got.visibility, got.owner, got.member_status) == ("shared", them.project_id, "pending")
     assert target.driver.get_image(shared.id).member_status == "pending"
 
 
 def test_set_and_remove_properties(target, new_image):
     record = new_image("props", glint_a="1", glint_b="2")
     updated = target.driver.set_properties(
-        record.id, set={"glint_a": "changed", "glint_c": "3", "name": record.name + "-renamed"},
-        remove=["glint_b", "glint_never_set"])
+        record.id,
+        set={"glint_a": "changed", "glint_c": "3", "name": record.name + "-renamed"},
+        remove=["glint_b", "glint_never_set"],
+    )
     assert updated.properties.get("glint_a") == "changed"
     assert updated.properties.get("glint_c") == "3"
     assert "glint_b" not in updated.properties

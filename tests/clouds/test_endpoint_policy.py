@@ -23,29 +23,32 @@ DEV = EndpointPolicy(dev_loopback=("127.0.0.1",))
 SITE = EndpointPolicy(allow_cidrs=("10.0.0.0/8", "fc00::/7", "100.64.0.0/10"))
 
 
-@pytest.mark.parametrize("address, policy, refused_as", [
-    ("169.254.169.254", SITE, "metadata"),
-    ("fd00:ec2::254", SITE, "metadata"),  # inside the allowed fc00::/7
-    ("100.100.100.200", SITE, "metadata"),  # inside the allowed 100.64/10
-    ("168.63.129.16", SITE, "metadata"),  # public, but Azure's host service
-    ("169.254.1.1", SITE, "link-local"),
-    ("fe80::1", SITE, "link-local"),
-    ("127.0.0.1", SITE, "loopback"),
-    ("::1", SITE, "loopback"),
-    ("127.0.0.2", DEV, "loopback"),  # the development allowance is 127.0.0.1 alone
-    ("0.0.0.0", SITE, "unspecified"),
-    ("224.0.0.1", SITE, "multicast"),
-    ("240.0.0.1", SITE, "reserved"),
-    ("10.1.2.3", EndpointPolicy(), "private address, allowed for a cloud endpoint only when"),
-    ("192.168.1.1", SITE, "private address, allowed for a cloud endpoint only when"),
-    ("100.64.0.1", EndpointPolicy(), "shared"),
-    ("10.1.2.3", SITE, None),
-    ("fd12::1", SITE, None),
-    ("100.64.0.1", SITE, None),
-    ("127.0.0.1", DEV, None),
-    ("198.51.100.7", EndpointPolicy(), "private"),  # documentation range: not public either
-    ("8.8.8.8", EndpointPolicy(), None),
-])
+@pytest.mark.parametrize(
+    "address, policy, refused_as",
+    [
+        ("169.254.169.254", SITE, "metadata"),
+        ("fd00:ec2::254", SITE, "metadata"),  # inside the allowed fc00::/7
+        ("100.100.100.200", SITE, "metadata"),  # inside the allowed 100.64/10
+        ("168.63.129.16", SITE, "metadata"),  # public, but Azure's host service
+        ("169.254.1.1", SITE, "link-local"),
+        ("fe80::1", SITE, "link-local"),
+        ("127.0.0.1", SITE, "loopback"),
+        ("::1", SITE, "loopback"),
+        ("127.0.0.2", DEV, "loopback"),  # the development allowance is 127.0.0.1 alone
+        ("0.0.0.0", SITE, "unspecified"),
+        ("224.0.0.1", SITE, "multicast"),
+        ("240.0.0.1", SITE, "reserved"),
+        ("10.1.2.3", EndpointPolicy(), "private address, allowed for a cloud endpoint only when"),
+        ("192.168.1.1", SITE, "private address, allowed for a cloud endpoint only when"),
+        ("100.64.0.1", EndpointPolicy(), "shared"),
+        ("10.1.2.3", SITE, None),
+        ("fd12::1", SITE, None),
+        ("100.64.0.1", SITE, None),
+        ("127.0.0.1", DEV, None),
+        ("198.51.100.7", EndpointPolicy(), "private"),  # documentation range: not public either
+        ("8.8.8.8", EndpointPolicy(), None),
+    ],
+)
 def test_the_policy(address, policy, refused_as):
     reason = policy.why_refused(ipaddress.ip_address(address))
     if refused_as is None:
@@ -55,13 +58,20 @@ def test_the_policy(address, policy, refused_as):
 
 
 def test_loopback_and_link_local_cannot_be_allowed_by_the_private_allow_list():
-    for value, kind in (("127.0.0.0/8", "loopback"), ("169.254.0.0/16", "link-local"),
-                        ("0.0.0.0/0", "unspecified"), ("fe80::/10", "link-local")):
-        with pytest.raises(config.ConfigError, match="never allowed for cloud endpoints") as refused:
+    for value, kind in (
+        ("127.0.0.0/8", "loopback"),
+        ("169.254.0.0/16", "link-local"),
+        ("0.0.0.0/0", "unspecified"),
+        ("fe80::/10", "link-local"),
+    ):
+        with pytest.raises(
+            config.ConfigError, match="never allowed for cloud endpoints"
+        ) as refused:
             config.cloud_allow_cidrs(value)
         assert kind in str(refused.value)
-    assert "GLINT_CLOUD_DEV_LOOPBACK" in str(pytest.raises(
-        config.ConfigError, config.cloud_allow_cidrs, "127.0.0.1").value)
+    assert "GLINT_CLOUD_DEV_LOOPBACK" in str(
+        pytest.raises(config.ConfigError, config.cloud_allow_cidrs, "127.0.0.1").value
+    )
     assert config.cloud_allow_cidrs("10.0.0.0/8, fc00::/7") == ["10.0.0.0/8", "fc00::/7"]
     with pytest.raises(config.ConfigError, match="loopback addresses only"):
         config.cloud_dev_loopback("10.0.0.1")
@@ -79,9 +89,15 @@ def listener():
 
 
 def password_connection(auth_url: str, policy: EndpointPolicy | None = DEV) -> RepoConnection:
-    return RepoConnection(auth_url=auth_url, username="glint", password="the-canary-password",
-                          project_name="images", endpoint_policy=policy, connect_timeout=2,
-                          read_timeout=2)
+    return RepoConnection(
+        auth_url=auth_url,
+        username="glint",
+        password="the-canary-password",
+        project_name="images",
+        endpoint_policy=policy,
+        connect_timeout=2,
+        read_timeout=2,
+    )
 
 
 def check(connection: RepoConnection) -> Exception:
@@ -96,7 +112,8 @@ def test_a_refused_auth_url_is_never_connected_to(listener):
     assert isinstance(refused, EndpointRefused), refused
     assert refused.message == (
         f"Glint does not connect to http://127.0.0.2:{listener.port}: 127.0.0.2 is a "
-        f"loopback address (this machine), never allowed for a cloud endpoint")
+        f"loopback address (this machine), never allowed for a cloud endpoint"
+    )
     assert listener.received == [], "nothing was sent, the password least of all"
 
 

@@ -52,8 +52,7 @@ def test_wrong_password(devcloud, cloud):
 
 
 def test_wrong_application_credential_secret(devcloud):
-    connection = connection_for(devcloud, "devcloud-2-appcred",
-                                application_credential_secret=WRONG)
+    connection = connection_for(devcloud, "devcloud-2-appcred", application_credential_secret=WRONG)
     with pytest.raises(AuthenticationFailed) as info:
         _check(connection)
     _assert_safe(info.value, WRONG)
@@ -75,8 +74,7 @@ def test_project_without_role(devcloud):
     other = connection_for(devcloud, "devcloud-1-p2")
     with get_driver(other) as driver:
         other_project = driver.check().project_id
-    connection = connection_for(devcloud, "devcloud-1", project_name=None,
-                                project_id=other_project)
+    connection = connection_for(devcloud, "devcloud-1", project_name=None, project_id=other_project)
     with pytest.raises(ProjectNotFound):
         _check(connection)
 
@@ -163,11 +161,16 @@ def other_ca_pem() -> str:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Not the devcloud CA")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     return cert.public_bytes(serialization.Encoding.PEM).decode()

@@ -44,8 +44,11 @@ def image_server():
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield (f"http://127.0.0.1:{server.server_address[1]}/image.raw",
-               hashlib.md5(payload).hexdigest(), len(payload))
+        yield (
+            f"http://127.0.0.1:{server.server_address[1]}/image.raw",
+            hashlib.md5(payload).hexdigest(),
+            len(payload),
+        )
     finally:
         server.shutdown()
         server.server_close()

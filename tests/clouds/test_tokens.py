@@ -86,9 +86,12 @@ def test_a_reused_token_whose_image_endpoint_moved_is_replaced(devcloud, janitor
         _plant(first, move_image_endpoint)
     with get_driver(connection_for(devcloud, "devcloud-1")) as second:
         # A POST, the first call of a copy's target: it never left, so repeating it is safe.
-        record = second.create_image({"name": unique_name("moved"), "disk_format": "raw",
-                                      "container_format": "bare"})
+        record = second.create_image(
+            {"name": unique_name("moved"), "disk_format": "raw", "container_format": "bare"}
+        )
         cleanup(janitor, record.id)
         assert second.get_image(record.id).status == "queued"
     with get_driver(connection_for(devcloud, "devcloud-1")) as third:
-        assert any(image.id == record.id for image in third.list_images())  # the kept token is the new one
+        assert any(
+            image.id == record.id for image in third.list_images()
+        )  # the kept token is the new one

@@ -20,8 +20,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def devcloud_cli(*args: str, env: dict | None = None, timeout: float = 600):
-    return subprocess.run([sys.executable, "-m", "devcloud", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "devcloud", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def state_of(directory: Path) -> dict:
@@ -38,17 +44,35 @@ def token_for(entry: dict, http: requests.Session) -> tuple[str, dict]:
     """A token and its body for a clouds.yaml entry, password or application credential."""
     auth = entry["auth"]
     if entry["auth_type"] == "password":
-        identity = {"methods": ["password"], "password": {"user": {
-            "name": auth["username"], "password": auth["password"],
-            "domain": {"name": auth["user_domain_name"]}}}}
-        scope = {"project": {"name": auth["project_name"],
-                             "domain": {"name": auth["project_domain_name"]}}}
+        identity = {
+            "methods": ["password"],
+            "password": {
+                "user": {
+                    "name": auth["username"],
+                    "password": auth["password"],
+                    "domain": {"name": auth["user_domain_name"]},
+                }
+            },
+        }
+        scope = {
+            "project": {
+                "name": auth["project_name"],
+                "domain": {"name": auth["project_domain_name"]},
+            }
+        }
         body = {"auth": {"identity": identity, "scope": scope}}
     else:
-        body = {"auth": {"identity": {"methods": ["application_credential"],
-                                      "application_credential": {
-                                          "id": auth["application_credential_id"],
-                                          "secret": auth["application_credential_secret"]}}}}
+        body = {
+            "auth": {
+                "identity": {
+                    "methods": ["application_credential"],
+                    "application_credential": {
+                        "id": auth["application_credential_id"],
+                        "secret": auth["application_credential_secret"],
+                    },
+                }
+            }
+        }
     response = http.post(f"{auth['auth_url']}/auth/tokens", json=body, timeout=30)
     assert response.status_code == 201, response.text
     return response.headers["X-Subject-Token"], response.json()["token"]
@@ -97,12 +121,16 @@ def test_up_stop_start_down(tmp_path):
         restarted = next(s for s in state_of(directory)["services"] if s["name"] == "devcloud-1")
         assert restarted["port"] == glance_port and restarted["pid"] != glance["pid"]
         token, _ = token_for(printed["devcloud-1"], http)
-        response = http.get(f"http://127.0.0.1:{glance_port}/v2/images",
-                            headers={"X-Auth-Token": token}, timeout=30)
+        response = http.get(
+            f"http://127.0.0.1:{glance_port}/v2/images", headers={"X-Auth-Token": token}, timeout=30
+        )
         assert response.status_code == 200
     finally:
-        pids = [s["pid"] for s in state_of(directory)["services"] if s["pid"]] \
-            if (directory / "state.json").exists() else []
+        pids = (
+            [s["pid"] for s in state_of(directory)["services"] if s["pid"]]
+            if (directory / "state.json").exists()
+            else []
+        )
         result = devcloud_cli("down", "--dir", str(directory))
     assert result.returncode == 0, result.stderr
     assert pids and not any(processes.alive(pid) for pid in pids)
@@ -137,8 +165,12 @@ def _all_processes() -> list[str]:
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                lines.append(Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
-                             .decode(errors="replace"))
+                lines.append(
+                    Path(f"/proc/{entry}/cmdline")
+                    .read_bytes()
+                    .replace(b"\0", b" ")
+                    .decode(errors="replace")
+                )
             except OSError:
                 pass
     return lines
@@ -153,7 +185,11 @@ def test_up_rejects_bad_options(tmp_path):
 
 
 def test_commands_on_a_directory_without_devcloud(tmp_path):
-    for command in (["down"], ["stop", "--cloud", "devcloud-1"], ["start", "--cloud", "devcloud-1"]):
+    for command in (
+        ["down"],
+        ["stop", "--cloud", "devcloud-1"],
+        ["start", "--cloud", "devcloud-1"],
+    ):
         result = devcloud_cli(*command, "--dir", str(tmp_path))
         assert result.returncode == 1
         assert "no devcloud in" in result.stderr

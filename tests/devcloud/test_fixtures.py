@@ -25,8 +25,9 @@ pytestmark = pytest.mark.devcloud
 
 def connect(dc, cloud: str):
     path = dc.admin_clouds_yaml if cloud.endswith("-admin") else dc.clouds_yaml
-    region = openstack.config.OpenStackConfig(
-        config_files=[str(path)], load_envvars=False).get_one(cloud=cloud)
+    region = openstack.config.OpenStackConfig(config_files=[str(path)], load_envvars=False).get_one(
+        cloud=cloud
+    )
     return openstack.connection.Connection(config=region)
 
 
@@ -48,13 +49,20 @@ def test_layout(devcloud):
             assert entry["region_name"] == f"devcloud-{i}"
             assert entry["auth"]["project_name"] == project
             assert "cacert" not in entry
-    assert devcloud.admin_cloud_names() == ["devcloud-1-admin", "devcloud-2-admin",
-                                            "devcloud-3-admin"]
+    assert devcloud.admin_cloud_names() == [
+        "devcloud-1-admin",
+        "devcloud-2-admin",
+        "devcloud-3-admin",
+    ]
     assert devcloud.ca_file is None
     # clouds 1 and 3 share keystone-1, cloud 2 has keystone-2
     assert devcloud.keystone_url("devcloud-1") == devcloud.keystone_url("devcloud-3-p2")
     assert devcloud.keystone_url("devcloud-1") != devcloud.keystone_url("devcloud-2")
-    assert [devcloud.hash_algo(f"devcloud-{i}") for i in (1, 2, 3)] == ["sha512", "sha512", "sha256"]
+    assert [devcloud.hash_algo(f"devcloud-{i}") for i in (1, 2, 3)] == [
+        "sha512",
+        "sha512",
+        "sha256",
+    ]
     assert len({devcloud.glance_url(f"devcloud-{i}") for i in (1, 2, 3)}) == 3
     assert devcloud.store_dir("devcloud-2-appcred").is_dir()
     assert devcloud.glance_url("devcloud-2").startswith("http://127.0.0.1:")
@@ -64,12 +72,17 @@ def test_many_first_logins_at_once_all_succeed(devcloud):
     """A day's first login writes the user's ``last_active_at``; logins at once must wait for the
     write lock, not fail with "database is locked" (devcloud/sqlite.py)."""
     keystone = devcloud.state.keystones()[0]
-    users = [devcloud.cloud_config(c)["auth"] for c in devcloud.cloud_names()
-             if not c.endswith("-appcred") and devcloud.keystone_url(c) == f"{keystone.url}/v3"]
+    users = [
+        devcloud.cloud_config(c)["auth"]
+        for c in devcloud.cloud_names()
+        if not c.endswith("-appcred") and devcloud.keystone_url(c) == f"{keystone.url}/v3"
+    ]
     database = f"{keystone.home}/keystone.sqlite"
 
     def login(auth: dict) -> None:
-        KeystoneClient(auth["auth_url"], auth["username"], auth["password"], auth["project_name"]).authenticate()
+        KeystoneClient(
+            auth["auth_url"], auth["username"], auth["password"], auth["project_name"]
+        ).authenticate()
 
     for _ in range(3):
         with sqlite3.connect(database, timeout=30) as db:  # every login is a first one again
@@ -82,10 +95,19 @@ def test_many_image_updates_at_once_all_succeed(devcloud):
     """Glance reads an image and updates it in one transaction; updates at once must wait for
     the write lock, not fail with a 500 "database is locked" (devcloud/sqlite.py)."""
     conn = connect(devcloud, "devcloud-1")
-    images = [conn.image.create_image(name=f"devcloud-test-{uuid.uuid4().hex[:8]}", disk_format="raw",
-                                      container_format="bare", allow_duplicates=True) for _ in range(16)]
+    images = [
+        conn.image.create_image(
+            name=f"devcloud-test-{uuid.uuid4().hex[:8]}",
+            disk_format="raw",
+            container_format="bare",
+            allow_duplicates=True,
+        )
+        for _ in range(16)
+    ]
 
-    def update(image) -> None:  # one image per thread: Glance answers 409 to racing updates of one image
+    def update(
+        image,
+    ) -> None:  # one image per thread: Glance answers 409 to racing updates of one image
         client = connect(devcloud, "devcloud-1")
         for round_ in range(5):
             client.image.update_image(image, devcloud_round=str(round_))
@@ -102,9 +124,13 @@ def test_many_image_updates_at_once_all_succeed(devcloud):
 def test_upload_lands_in_store_with_the_glance_hash(devcloud, cloud):
     conn = connect(devcloud, cloud)
     data = os.urandom(256 * 1024)
-    image = conn.image.create_image(name=f"devcloud-test-{uuid.uuid4().hex[:8]}",
-                                    disk_format="raw", container_format="bare", data=data,
-                                    allow_duplicates=True)
+    image = conn.image.create_image(
+        name=f"devcloud-test-{uuid.uuid4().hex[:8]}",
+        disk_format="raw",
+        container_format="bare",
+        data=data,
+        allow_duplicates=True,
+    )
     try:
         image = wait_for_status(conn, image.id)
         algo = devcloud.hash_algo(cloud)
@@ -118,9 +144,13 @@ def test_upload_lands_in_store_with_the_glance_hash(devcloud, cloud):
 
 def test_admin_can_make_an_image_public(devcloud):
     user, admin = connect(devcloud, "devcloud-2"), connect(devcloud, "devcloud-2-admin")
-    image = user.image.create_image(name=f"devcloud-test-{uuid.uuid4().hex[:8]}",
-                                    disk_format="raw", container_format="bare",
-                                    data=b"\0" * 4096, allow_duplicates=True)
+    image = user.image.create_image(
+        name=f"devcloud-test-{uuid.uuid4().hex[:8]}",
+        disk_format="raw",
+        container_format="bare",
+        data=b"\0" * 4096,
+        allow_duplicates=True,
+    )
     try:
         admin.image.update_image(image.id, visibility="public")
         assert user.image.get_image(image.id).visibility == "public"
@@ -149,9 +179,12 @@ def test_web_download_from_any_loopback_port(devcloud, cloud, loopback_http):
     (root / "image.raw").write_bytes(data)
     conn = connect(devcloud, cloud)
     assert "web-download" in conn.image.get_import_info().import_methods["value"]
-    image = conn.image.create_image(name=f"devcloud-test-{uuid.uuid4().hex[:8]}",
-                                    disk_format="raw", container_format="bare",
-                                    allow_duplicates=True)
+    image = conn.image.create_image(
+        name=f"devcloud-test-{uuid.uuid4().hex[:8]}",
+        disk_format="raw",
+        container_format="bare",
+        allow_duplicates=True,
+    )
     try:
         conn.image.import_image(image, method="web-download", uri=f"{base_url}/image.raw")
         image = wait_for_status(conn, image.id)
@@ -167,8 +200,12 @@ def test_tls_fixture(devcloud_tls):
     dc = devcloud_tls
     assert dc.ca_file and dc.ca_file.is_file()
     assert dc.token_expiration == TLS_TOKEN_EXPIRATION
-    assert set(dc.cloud_names()) == {"devcloud-1", "devcloud-1-appcred", "devcloud-1-p2",
-                                     "devcloud-1-p2-appcred"}
+    assert set(dc.cloud_names()) == {
+        "devcloud-1",
+        "devcloud-1-appcred",
+        "devcloud-1-p2",
+        "devcloud-1-p2-appcred",
+    }
     entry = dc.cloud_config("devcloud-1")
     assert entry["cacert"] == str(dc.ca_file)
     assert entry["auth"]["auth_url"].startswith("https://127.0.0.1:")

@@ -81,18 +81,23 @@ def require(binary: str) -> str:
     return path
 
 
-def start_nginx(directory: Path, *, server_file: Path, ca_bundle: Path, crl_bundle: Path, glint_socket: Path) -> FrontEnd:
+def start_nginx(
+    directory: Path, *, server_file: Path, ca_bundle: Path, crl_bundle: Path, glint_socket: Path
+) -> FrontEnd:
     nginx = require("nginx")
     port = free_port()
-    site = render(DEPLOY / "nginx" / "glint.conf", {
-        "LISTEN": f"127.0.0.1:{port}",
-        "SERVER_NAME": "localhost",
-        "SERVER_CERT": str(server_file),
-        "SERVER_KEY": str(server_file),
-        "CA_BUNDLE": str(ca_bundle),
-        "CRL_BUNDLE": str(crl_bundle),
-        "GLINT_SOCKET": str(glint_socket),
-    })
+    site = render(
+        DEPLOY / "nginx" / "glint.conf",
+        {
+            "LISTEN": f"127.0.0.1:{port}",
+            "SERVER_NAME": "localhost",
+            "SERVER_CERT": str(server_file),
+            "SERVER_KEY": str(server_file),
+            "CA_BUNDLE": str(ca_bundle),
+            "CRL_BUNDLE": str(crl_bundle),
+            "GLINT_SOCKET": str(glint_socket),
+        },
+    )
     (directory / "glint.conf").write_text(site)
     # As root, workers run as this same user so they can use Glint's 0660 socket; otherwise ignored.
     user = "user root;" if os.geteuid() == 0 else ""
@@ -114,8 +119,18 @@ http {{
 }}
 """)
     process = subprocess.Popen(
-        [nginx, "-p", str(directory), "-c", str(directory / "nginx.conf"), "-e", str(directory / "error.log")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            nginx,
+            "-p",
+            str(directory),
+            "-c",
+            str(directory / "nginx.conf"),
+            "-e",
+            str(directory / "error.log"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     return _wait_listening(FrontEnd("nginx", process, port, directory))
 
@@ -123,19 +138,26 @@ http {{
 def start_apache(directory: Path, *, server_file: Path, ca_dir: Path, glint_port: int) -> FrontEnd:
     apache = require("apache2")
     port = free_port()
-    site = render(DEPLOY / "apache" / "glint.conf", {
-        "LISTEN": f"127.0.0.1:{port}",
-        "SERVER_NAME": "localhost",
-        "SERVER_CERT": str(server_file),
-        "SERVER_KEY": str(server_file),
-        "CA_DIR": str(ca_dir),
-        "GLINT_PORT": str(glint_port),
-    })
+    site = render(
+        DEPLOY / "apache" / "glint.conf",
+        {
+            "LISTEN": f"127.0.0.1:{port}",
+            "SERVER_NAME": "localhost",
+            "SERVER_CERT": str(server_file),
+            "SERVER_KEY": str(server_file),
+            "CA_DIR": str(ca_dir),
+            "GLINT_PORT": str(glint_port),
+        },
+    )
     (directory / "glint.conf").write_text(site)
     modules = ["mpm_event", "authz_core", "ssl", "socache_shmcb", "headers", "proxy", "proxy_http"]
     loads = "\n".join(f"LoadModule {m}_module {APACHE_MODULES}/mod_{m}.so" for m in modules)
     # Apache will not serve as root; as root its children become www-data (the packaged user).
-    user = "User www-data\nGroup www-data" if os.geteuid() == 0 else f"# running as {getpass.getuser()}"
+    user = (
+        "User www-data\nGroup www-data"
+        if os.geteuid() == 0
+        else f"# running as {getpass.getuser()}"
+    )
     (directory / "httpd.conf").write_text(f"""
 ServerRoot {directory}
 ServerName localhost
@@ -152,14 +174,20 @@ Include {directory}/glint.conf
 """)
     process = subprocess.Popen(
         [apache, "-f", str(directory / "httpd.conf"), "-DFOREGROUND"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     return _wait_listening(FrontEnd("apache", process, port, directory))
 
 
-def tls_http(port: int, context: ssl.SSLContext, header_lines: list[str], path: str = "/api/v1/whoami/") -> tuple[int, str]:
+def tls_http(
+    port: int, context: ssl.SSLContext, header_lines: list[str], path: str = "/api/v1/whoami/"
+) -> tuple[int, str]:
     """A hand-written HTTPS request (exact header names, underscores and all); (status, body)."""
-    request = "\r\n".join([f"GET {path} HTTP/1.1", "Host: localhost", "Connection: close", *header_lines, "", ""])
+    request = "\r\n".join(
+        [f"GET {path} HTTP/1.1", "Host: localhost", "Connection: close", *header_lines, "", ""]
+    )
     with socket.create_connection(("127.0.0.1", port), timeout=15) as raw:
         with context.wrap_socket(raw, server_hostname="localhost") as tls:
             tls.sendall(request.encode("utf-8"))

@@ -15,8 +15,6 @@ from tests.clients import client_for
 pytestmark = pytest.mark.django_db
 
 
-
-
 def test_records_cannot_be_changed_or_deleted(world):
     entry = audit.record("test.thing", user=world["admin"], group=world["alpha"])
     entry.action = "test.other"
@@ -39,25 +37,50 @@ def test_deleting_a_person_keeps_their_records_and_dn(world):
 
 
 def test_details_never_keep_secrets(world):
-    entry = audit.record("test.thing", details={"password": "hunter2", "nested": {"application_credential_secret": "s"},
-                                                "name": "fine"})
-    assert entry.details == {"password": "[redacted]", "nested": {"application_credential_secret": "[redacted]"},
-                             "name": "fine"}
+    entry = audit.record(
+        "test.thing",
+        details={
+            "password": "hunter2",
+            "nested": {"application_credential_secret": "s"},
+            "name": "fine",
+        },
+    )
+    assert entry.details == {
+        "password": "[redacted]",
+        "nested": {"application_credential_secret": "[redacted]"},
+        "name": "fine",
+    }
 
 
 def test_repo_changes_are_audited_including_a_failed_add(world):
-    repo = Repo(group=world["alpha"], name="closed-port", auth_url="https://127.0.0.1:9/v3", username="u",
-                password="p", project_name="p", user_domain_name="Default", project_domain_name="Default")
+    repo = Repo(
+        group=world["alpha"],
+        name="closed-port",
+        auth_url="https://127.0.0.1:9/v3",
+        username="u",
+        password="p",
+        project_name="p",
+        user_domain_name="Default",
+        project_domain_name="Default",
+    )
     with pytest.raises(RepoValidationError):
         save_repo(repo)
     failed = AuditRecord.objects.get(action="repo.add")
-    assert failed.outcome == "failed" and failed.group_name == "alpha" and "reason" in failed.details
+    assert (
+        failed.outcome == "failed" and failed.group_name == "alpha" and "reason" in failed.details
+    )
     assert "p" not in failed.details.values()
-    saved = Repo.objects.create(group=world["alpha"], name="doomed", auth_url="https://127.0.0.1:9/v3")
+    saved = Repo.objects.create(
+        group=world["alpha"], name="doomed", auth_url="https://127.0.0.1:9/v3"
+    )
     saved_pk = saved.pk
     delete_repo(saved)
     deleted = AuditRecord.objects.get(action="repo.delete")
-    assert (deleted.repo_name, deleted.repo_ref, deleted.group_ref) == ("doomed", saved_pk, world["alpha"].pk)
+    assert (deleted.repo_name, deleted.repo_ref, deleted.group_ref) == (
+        "doomed",
+        saved_pk,
+        world["alpha"].pk,
+    )
 
 
 def test_admins_see_every_record_managers_their_groups_members_none(world):
@@ -75,9 +98,14 @@ def test_admins_see_every_record_managers_their_groups_members_none(world):
 
 
 def test_the_page_names_people_by_common_name_and_leaves_out_empty_details(world):
-    AuditRecord.objects.create(action="test.named", outcome=audit.OK, user=world["manager"],
-                               user_dn=world["manager"].dn, details={"job": 3, "error": "", "url": ""},
-                               request_id="0123456789abcdef")
+    AuditRecord.objects.create(
+        action="test.named",
+        outcome=audit.OK,
+        user=world["manager"],
+        user_dn=world["manager"].dn,
+        details={"job": 3, "error": "", "url": ""},
+        request_id="0123456789abcdef",
+    )
     page = client_for(world["admin"]).get("/audit/?action=test.named").content.decode()
     dn = world["manager"].dn
     assert f'<td title="{dn}">{dn.rpartition("/CN=")[2]}</td>' in page
@@ -93,14 +121,16 @@ def test_filters_by_action_user_group_outcome_and_date(world):
     def actions(query):
         response = api.get(f"/api/v1/audit/?{query}")
         assert response.status_code == 200, response.content
-        return sorted(r["action"] for r in response.json()["results"] if r["action"].startswith("repo."))
+        return sorted(
+            r["action"] for r in response.json()["results"] if r["action"].startswith("repo.")
+        )
 
     assert actions("action=repo.add") == ["repo.add"]
     assert actions("action=repo.") == ["repo.add", "repo.delete"]
     assert actions("user=Otto") == ["repo.delete"]
     assert actions(f"group={world['alpha'].pk}") == ["repo.add"]
     assert actions("outcome=refused") == ["repo.delete"]
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     assert actions(f"since={today}&until={today}") == ["repo.add", "repo.delete"]
     assert actions(f"until={today - dt.timedelta(days=1)}") == []
     assert api.get("/api/v1/audit/?since=yesterday").status_code == 400
@@ -112,6 +142,16 @@ def test_the_audit_api_is_read_only(world):
     entry = audit.record("test.thing", user=world["admin"])
     api = client_for(world["admin"])
     assert api.get(f"/api/v1/audit/{entry.pk}/").json()["action"] == "test.thing"
-    assert api.post("/api/v1/audit/", {"action": "forged"}, content_type="application/json").status_code == 405
-    assert api.patch(f"/api/v1/audit/{entry.pk}/", {"action": "x"}, content_type="application/json").status_code == 405
+    assert (
+        api.post(
+            "/api/v1/audit/", {"action": "forged"}, content_type="application/json"
+        ).status_code
+        == 405
+    )
+    assert (
+        api.patch(
+            f"/api/v1/audit/{entry.pk}/", {"action": "x"}, content_type="application/json"
+        ).status_code
+        == 405
+    )
     assert api.delete(f"/api/v1/audit/{entry.pk}/").status_code == 405

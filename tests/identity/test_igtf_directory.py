@@ -41,7 +41,11 @@ def grid(pki, tmp_path_factory):
     def person(name, ca, **options):
         cert, key = make_user_cert(ca, name, **options)
         chain = [cert] + ([ca.cert] if ca is not pki.ca else [])
-        people[name] = (cert, key, write_chain_pem(files / f"{name.replace(' ', '_')}.pem", chain, key))
+        people[name] = (
+            cert,
+            key,
+            write_chain_pem(files / f"{name.replace(' ', '_')}.pem", chain, key),
+        )
         return people[name]
 
     person("Iris Intermediate", intermediate)
@@ -61,12 +65,23 @@ def grid(pki, tmp_path_factory):
 def server(pki, grid, tmp_path_factory):
     running = start_server(
         tmp_path_factory.mktemp("igtf"),
-        "--cert", str(pki.server_file),
-        "--key", str(pki.server_file),
-        "--client-ca-dir", str(grid["ca_dir"].path),
-        "--ca-reload-seconds", str(RELOAD_SECONDS),
+        "--cert",
+        str(pki.server_file),
+        "--key",
+        str(pki.server_file),
+        "--client-ca-dir",
+        str(grid["ca_dir"].path),
+        "--ca-reload-seconds",
+        str(RELOAD_SECONDS),
     )
-    for name in ("Iris Intermediate", "Rose Root", "Roy Revoked", "Larry Late", "Ulla Under", "Eddie Expired"):
+    for name in (
+        "Iris Intermediate",
+        "Rose Root",
+        "Roy Revoked",
+        "Larry Late",
+        "Ulla Under",
+        "Eddie Expired",
+    ):
         running.add_user(name)  # registered, so only TLS verification can keep the bad ones out
     yield running
     running.stop()
@@ -75,7 +90,9 @@ def server(pki, grid, tmp_path_factory):
 def proxy_file(grid, name, *, depth=1, akid=True):
     """A proxy (``depth`` 2: a proxy of a proxy) of ``name``, as a credential file with its chain."""
     cert, key, _ = grid["people"][name]
-    chain = [cert] + ([grid["intermediate"].cert] if cert.issuer == grid["intermediate"].cert.subject else [])
+    chain = [cert] + (
+        [grid["intermediate"].cert] if cert.issuer == grid["intermediate"].cert.subject else []
+    )
     for _ in range(depth):
         proxy, key = make_proxy_cert(chain[0], key, akid=akid)
         chain.insert(0, proxy)
@@ -101,7 +118,10 @@ def test_people_of_the_root_and_of_the_intermediate_ca_sign_in(server, pki, grid
 
 @pytest.mark.parametrize("depth", [1, 2], ids=["proxy", "proxy-of-proxy"])
 def test_rfc3820_proxies_sign_in_as_their_user(server, pki, grid, depth):
-    assert signed_in_as(server, pki, proxy_file(grid, "Iris Intermediate", depth=depth)) == DN_PREFIX + "Iris Intermediate"
+    assert (
+        signed_in_as(server, pki, proxy_file(grid, "Iris Intermediate", depth=depth))
+        == DN_PREFIX + "Iris Intermediate"
+    )
 
 
 def test_a_proxy_without_authority_key_identifier_signs_in(server, pki, grid):
@@ -112,7 +132,11 @@ def test_a_proxy_without_authority_key_identifier_signs_in(server, pki, grid):
 
 @pytest.mark.parametrize("depth", [0, 1, 2], ids=["user", "proxy", "proxy-of-proxy"])
 def test_a_revoked_user_and_their_proxies_are_refused_at_the_handshake(server, pki, grid, depth):
-    credential = grid["people"]["Roy Revoked"][2] if depth == 0 else proxy_file(grid, "Roy Revoked", depth=depth)
+    credential = (
+        grid["people"]["Roy Revoked"][2]
+        if depth == 0
+        else proxy_file(grid, "Roy Revoked", depth=depth)
+    )
     assert tls_refusal(server.port, client_context(pki, credential)) == REVOKED
 
 
@@ -138,9 +162,13 @@ def test_replacing_a_crl_on_disk_revokes_without_a_restart(server, pki, grid):
     assert signed_in_as(server, pki, late[2]) == DN_PREFIX + "Larry Late"
     grid["ca_dir"].publish_crl(grid["intermediate"], [grid["people"]["Roy Revoked"][0], late[0]])
     deadline = time.monotonic() + 10 * RELOAD_SECONDS
-    while tls_refusal(server.port, client_context(pki, late[2])) == "" and time.monotonic() < deadline:
+    while (
+        tls_refusal(server.port, client_context(pki, late[2])) == "" and time.monotonic() < deadline
+    ):
         time.sleep(0.2)
     assert tls_refusal(server.port, client_context(pki, late[2])) == REVOKED
     assert server.process.poll() is None  # the same process, never restarted
-    assert signed_in_as(server, pki, grid["people"]["Iris Intermediate"][2]) == DN_PREFIX + "Iris Intermediate"
-
+    assert (
+        signed_in_as(server, pki, grid["people"]["Iris Intermediate"][2])
+        == DN_PREFIX + "Iris Intermediate"
+    )

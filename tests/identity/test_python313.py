@@ -24,15 +24,28 @@ TLS_SIGN_IN_TESTS = [
 ]
 
 
-@pytest.mark.skipif(not PYTHON313.exists(), reason=f"no Python 3.13 environment at {PYTHON313} (scripts/setup-python)")
+@pytest.mark.skipif(
+    not PYTHON313.exists(),
+    reason=f"no Python 3.13 environment at {PYTHON313} (scripts/setup-python)",
+)
 def test_tls_sign_in_under_python_3_13():
-    version = subprocess.run([str(PYTHON313), "-c", "import sys; print(*sys.version_info[:2])"],
-                             capture_output=True, text=True, check=True).stdout.split()
+    version = subprocess.run(
+        [str(PYTHON313), "-c", "import sys; print(*sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert version == ["3", "13"]
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_", "GLINT_"))}
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_", "GLINT_"))
+    }
     result = subprocess.run(
         [str(PYTHON313), "-m", "pytest", "-q", "-p", "no:cacheprovider", *TLS_SIGN_IN_TESTS],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "skipped" not in result.stdout, result.stdout[-2000:]

@@ -56,18 +56,33 @@ def front(request, pki, front_files, tmp_path_factory):
     directory = tmp_path_factory.mktemp(request.param)
     if request.param == "nginx":
         socket_path = directory / "glint.sock"
-        glint = start_server(directory / "glint", "--behind-proxy", unix_socket=socket_path,
-                             GLINT_TRUSTED_PROXIES="unix")
+        glint = start_server(
+            directory / "glint",
+            "--behind-proxy",
+            unix_socket=socket_path,
+            GLINT_TRUSTED_PROXIES="unix",
+        )
     else:
-        glint = start_server(directory / "glint", "--behind-proxy", GLINT_TRUSTED_PROXIES="127.0.0.1")
+        glint = start_server(
+            directory / "glint", "--behind-proxy", GLINT_TRUSTED_PROXIES="127.0.0.1"
+        )
     try:
         _register(glint, pki)
         if request.param == "nginx":
-            front_end = start_nginx(directory, server_file=pki.server_file, ca_bundle=front_files["ca_bundle"],
-                                    crl_bundle=front_files["crl_bundle"], glint_socket=socket_path)
+            front_end = start_nginx(
+                directory,
+                server_file=pki.server_file,
+                ca_bundle=front_files["ca_bundle"],
+                crl_bundle=front_files["crl_bundle"],
+                glint_socket=socket_path,
+            )
         else:
-            front_end = start_apache(directory, server_file=pki.server_file, ca_dir=front_files["ca_dir"],
-                                     glint_port=glint.port)
+            front_end = start_apache(
+                directory,
+                server_file=pki.server_file,
+                ca_dir=front_files["ca_dir"],
+                glint_port=glint.port,
+            )
     except BaseException:
         glint.stop()  # a front end that fails to start must not leave its Glint behind
         raise
@@ -105,14 +120,18 @@ def test_a_good_certificate_signs_in_with_its_dn(front, pki, name):
 
 def test_identity_headers_sent_by_the_client_never_reach_glint(front, pki):
     front_end, _glint = front
-    response = tls_http(front_end.port, context_of(pki, "Nina Proxied"), spoofed_headers(pki, "Mallory Proxied"))
+    response = tls_http(
+        front_end.port, context_of(pki, "Nina Proxied"), spoofed_headers(pki, "Mallory Proxied")
+    )
     assert signed_in_as(response) == DN_PREFIX + "Nina Proxied"
 
 
 def test_without_a_certificate_spoofed_headers_get_nobody_in(front, pki):
     """The front end says verify=NONE whatever the client claimed; Glint needs exactly SUCCESS."""
     front_end, _glint = front
-    status, body = tls_http(front_end.port, context_of(pki, None), spoofed_headers(pki, "Mallory Proxied"))
+    status, body = tls_http(
+        front_end.port, context_of(pki, None), spoofed_headers(pki, "Mallory Proxied")
+    )
     assert status == 403, body
     assert "client certificate is required" in body
 

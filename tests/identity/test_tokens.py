@@ -58,9 +58,23 @@ class Issuer:
 
     def token(self, sub="alice-sub", *, key=None, algorithm="RS256", headers=None, **claims) -> str:
         now = int(time.time())
-        payload = {"iss": self.url, "sub": sub, "aud": AUDIENCE, "iat": now, "nbf": now, "exp": now + 600,
-                   "wlcg.ver": "1.0", "wlcg.groups": ["/glint-users"], **claims}
-        return jwt.encode(payload, key or self.key, algorithm=algorithm, headers={"kid": self.kid, **(headers or {})})
+        payload = {
+            "iss": self.url,
+            "sub": sub,
+            "aud": AUDIENCE,
+            "iat": now,
+            "nbf": now,
+            "exp": now + 600,
+            "wlcg.ver": "1.0",
+            "wlcg.groups": ["/glint-users"],
+            **claims,
+        }
+        return jwt.encode(
+            payload,
+            key or self.key,
+            algorithm=algorithm,
+            headers={"kid": self.kid, **(headers or {})},
+        )
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +115,14 @@ def test_a_valid_token_signs_in_as_the_linked_person(issuer, configured):
         ({"sub": "nobody-sub"}, "not a Glint user"),
         ({"iss": "https://unknown.example"}, "not trusted"),
     ],
-    ids=["audience", "expired", "not-yet-valid", "missing-group", "unlinked-subject", "unknown-issuer"],
+    ids=[
+        "audience",
+        "expired",
+        "not-yet-valid",
+        "missing-group",
+        "unlinked-subject",
+        "unknown-issuer",
+    ],
 )
 def test_tokens_that_fail_a_check_are_refused_with_the_reason(issuer, configured, change, reason):
     sub = change.pop("sub", "alice-sub")
@@ -122,7 +143,9 @@ def test_an_hmac_token_keyed_with_the_public_key_is_refused(issuer, configured):
 
     PyJWT refuses to make such a token itself, so it is built by hand.
     """
-    public_pem = issuer.key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    public_pem = issuer.key.public_key().public_bytes(
+        Encoding.PEM, PublicFormat.SubjectPublicKeyInfo
+    )
     payload = jwt.decode(issuer.token(), options={"verify_signature": False})
 
     def b64(data: bytes) -> str:
@@ -137,8 +160,10 @@ def test_an_hmac_token_keyed_with_the_public_key_is_refused(issuer, configured):
 def test_the_same_subject_from_another_issuer_is_someone_else(issuer, configured):
     other = Issuer()
     try:
-        settings = [{"issuer": issuer.url, "audience": AUDIENCE},
-                    {"issuer": other.url, "audience": AUDIENCE, "jwks_uri": other.url + "/jwks"}]
+        settings = [
+            {"issuer": issuer.url, "audience": AUDIENCE},
+            {"issuer": other.url, "audience": AUDIENCE, "jwks_uri": other.url + "/jwks"},
+        ]
         with override_settings(GLINT_TOKEN_ISSUERS=settings):
             assert call(other.token("alice-sub")).status_code == 401
             assert call(issuer.token("alice-sub")).status_code == 200

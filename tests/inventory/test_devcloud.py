@@ -51,14 +51,19 @@ def content(label: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def scenario(devcloud):
-    drivers = {c: get_driver(RepoConnection.from_clouds_yaml(devcloud.cloud_config(c)))
-               for c in (*CLOUDS, "devcloud-1-p2")}
+    drivers = {
+        c: get_driver(RepoConnection.from_clouds_yaml(devcloud.cloud_config(c)))
+        for c in (*CLOUDS, "devcloud-1-p2")
+    }
     created = []
 
     def upload(cloud, label, data_label=None, **fields):
         data = content(data_label or label)
         record = drivers[cloud].create_and_write(
-            {"name": name(label), "disk_format": "raw", "container_format": "bare", **fields}, [data], size=len(data))
+            {"name": name(label), "disk_format": "raw", "container_format": "bare", **fields},
+            [data],
+            size=len(data),
+        )
         created.append((cloud, record.id))
         return record
 
@@ -76,7 +81,9 @@ def scenario(devcloud):
         upload("devcloud-1", "w1", "w")
         upload("devcloud-2", "w2", "w")
         upload("devcloud-1-p2", "community", visibility="community")
-        queued = drivers["devcloud-2"].create_image({"name": name("queued"), "disk_format": "raw", "container_format": "bare"})
+        queued = drivers["devcloud-2"].create_image(
+            {"name": name("queued"), "disk_format": "raw", "container_format": "bare"}
+        )
         created.append(("devcloud-2", queued.id))
         yield created
     finally:
@@ -120,12 +127,22 @@ def test_poll_builds_rows_cells_and_conflicts_of_every_type(repos_a, group_a):
     assert not queued.verifiable and queued.cells[r2.pk].statuses == ["queued"]
     assert len(by_label(matrix.rows, "drift")) == 2 and len(by_label(matrix.rows, "clash")) == 2
 
-    found = {(c.kind, c.repo_id): c for c in matrix.conflicts if any(TAG in copy.name for copy in c.copies)}
-    assert set(found) == {
-        (ConflictKind.DRIFT, None), (ConflictKind.NAME_CONFLICT, r2.pk), (ConflictKind.DUPLICATE, r1.pk),
-        (ConflictKind.SAME_CONTENT, r3.pk), (ConflictKind.SAME_CONTENT_ACROSS, None),
+    found = {
+        (c.kind, c.repo_id): c
+        for c in matrix.conflicts
+        if any(TAG in copy.name for copy in c.copies)
     }
-    assert {c.name for c in found[(ConflictKind.SAME_CONTENT_ACROSS, None)].copies} == {name("w1"), name("w2")}
+    assert set(found) == {
+        (ConflictKind.DRIFT, None),
+        (ConflictKind.NAME_CONFLICT, r2.pk),
+        (ConflictKind.DUPLICATE, r1.pk),
+        (ConflictKind.SAME_CONTENT, r3.pk),
+        (ConflictKind.SAME_CONTENT_ACROSS, None),
+    }
+    assert {c.name for c in found[(ConflictKind.SAME_CONTENT_ACROSS, None)].copies} == {
+        name("w1"),
+        name("w2"),
+    }
     assert len(found[(ConflictKind.NAME_CONFLICT, r2.pk)].copies) == 2
 
     # A second poll of unchanged clouds changes nothing, so the inventory versions stay put.
@@ -157,9 +174,17 @@ def test_a_silent_cloud_is_cut_off_at_its_deadline(devcloud, repos_a, group_a):
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         port = silent.getsockname()[1]
-        stuck = Repo.objects.create(group=group_a, name="silent", auth_url=f"http://127.0.0.1:{port}/v3",
-                                    auth_type=AuthType.PASSWORD, username="u", password="p", project_name="p",
-                                    project_domain_name="Default", user_domain_name="Default")
+        stuck = Repo.objects.create(
+            group=group_a,
+            name="silent",
+            auth_url=f"http://127.0.0.1:{port}/v3",
+            auth_type=AuthType.PASSWORD,
+            username="u",
+            password="p",
+            project_name="p",
+            project_domain_name="Default",
+            user_domain_name="Default",
+        )
         started = time.monotonic()
         results = {r.repo_id: r for r in poll_repos([*repos_a, stuck], timeout=3)}
         elapsed = time.monotonic() - started
@@ -169,7 +194,9 @@ def test_a_silent_cloud_is_cut_off_at_its_deadline(devcloud, repos_a, group_a):
     assert stuck.last_poll_ok is False and stuck.last_poll_error
 
 
-def test_a_project_shared_by_two_groups_has_separate_hidden_flags(devcloud, scenario, group_a, group_b):
+def test_a_project_shared_by_two_groups_has_separate_hidden_flags(
+    devcloud, scenario, group_a, group_b
+):
     ra = add_devcloud_repo(devcloud, group_a, "devcloud-1")
     rb = add_devcloud_repo(devcloud, group_b, "devcloud-1", name="shared")
     assert ra.cloud_project == rb.cloud_project
@@ -177,7 +204,9 @@ def test_a_project_shared_by_two_groups_has_separate_hidden_flags(devcloud, scen
     (row_a,) = by_label(group_matrix(group_a).rows, "replica")
     (row_b,) = by_label(group_matrix(group_b).rows, "replica")
     assert row_a.cells[ra.pk].state == row_b.cells[rb.pk].state == CellState.PRESENT
-    HiddenRow.objects.create(group=group_a, name=row_a.name, content_key=row_a.content_key, hidden=True)
+    HiddenRow.objects.create(
+        group=group_a, name=row_a.name, content_key=row_a.content_key, hidden=True
+    )
     assert by_label(group_matrix(group_a).rows, "replica")[0].hidden
     assert not by_label(group_matrix(group_b).rows, "replica")[0].hidden
 
@@ -188,12 +217,17 @@ def test_pages_show_the_matrix_and_hide_show_moves_rows(repos_a, group_a, client
     text = page.content.decode()
     assert page.status_code == 200 and name("replica") in text and "conflicts-banner" in text
     assert name("community") not in text  # another project's image starts hidden
-    assert name("community") in client_a.get(f"/images/?group={group_a.pk}&view=hidden&q={TAG}").content.decode()
+    assert (
+        name("community")
+        in client_a.get(f"/images/?group={group_a.pk}&view=hidden&q={TAG}").content.decode()
+    )
 
     (row,) = by_label(group_matrix(group_a).rows, "replica")
     moved = client_a.post(f"/images/{row.id}/hide/", HTTP_HX_REQUEST="true")
     assert moved.status_code == 200 and "moved to" in moved.content.decode()
-    assert name("replica") not in client_a.get(f"/images/?group={group_a.pk}&q={TAG}").content.decode()
+    assert (
+        name("replica") not in client_a.get(f"/images/?group={group_a.pk}&q={TAG}").content.decode()
+    )
     shown = client_a.post(f"/api/v1/images/{row.id}/show/")
     assert shown.status_code == 200 and shown.json()["hidden"] is False
     assert name("replica") in client_a.get(f"/images/?group={group_a.pk}&q={TAG}").content.decode()
@@ -223,12 +257,17 @@ def test_api_lists_rows_and_conflicts_and_refreshes_on_demand(repos_a, group_a, 
     detail = client_a.get(f"/api/v1/images/{rows[name('replica')]['id']}/").json()
     assert {i["repo"] for i in detail["images"]} == {repos_a[0].pk, repos_a[2].pk}
 
-    kinds = {c["kind"] for c in client_a.get(f"/api/v1/conflicts/?group={group_a.pk}").json()
-             if any(TAG in copy["name"] for copy in c["copies"])}
+    kinds = {
+        c["kind"]
+        for c in client_a.get(f"/api/v1/conflicts/?group={group_a.pk}").json()
+        if any(TAG in copy["name"] for copy in c["copies"])
+    }
     assert kinds == {"drift", "name_conflict", "duplicate", "same_content", "same_content_across"}
 
     response = client_a.post(f"/api/v1/groups/{group_a.pk}/refresh/")
-    assert response.status_code == 202 and sorted(response.json()["requested"]) == sorted(r.pk for r in repos_a)
+    assert response.status_code == 202 and sorted(response.json()["requested"]) == sorted(
+        r.pk for r in repos_a
+    )
     assert RepoInventory.objects.filter(refresh_requested_at__isnull=False).count() == 3
     assert {r.repo_id for r in poll_due()} >= {r.pk for r in repos_a}
     assert not RepoInventory.objects.filter(refresh_requested_at__isnull=False).exists()

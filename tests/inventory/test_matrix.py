@@ -20,18 +20,37 @@ COLUMNS = [RepoColumn(repo_id, f"repo{repo_id}", project) for repo_id, project i
 _pks = itertools.count(1)
 
 
-def copy(repo_id, name, data: bytes | None, *, algo="sha512", owner=None, visibility="private",
-         glint_sha256="", image_id=None, status="active"):
+def copy(
+    repo_id,
+    name,
+    data: bytes | None,
+    *,
+    algo="sha512",
+    owner=None,
+    visibility="private",
+    glint_sha256="",
+    image_id=None,
+    status="active",
+):
     """A copy as a Glance on ``algo`` would report ``data`` (None: no data uploaded)."""
     pk = next(_pks)
     hashed = data is not None
     return Copy(
-        pk=pk, repo_id=repo_id, image_id=image_id or f"img-{pk}", name=name,
-        status=status if hashed else "queued", size=len(data) if hashed else None,
-        disk_format="raw", container_format="bare",
+        pk=pk,
+        repo_id=repo_id,
+        image_id=image_id or f"img-{pk}",
+        name=name,
+        status=status if hashed else "queued",
+        size=len(data) if hashed else None,
+        disk_format="raw",
+        container_format="bare",
         checksum=hashlib.md5(data).hexdigest() if hashed else "",
-        os_hash_algo=algo if hashed else "", os_hash_value=hashlib.new(algo, data).hexdigest() if hashed else "",
-        glint_sha256=glint_sha256, sdk_sha256="", owner=owner or OURS[repo_id], visibility=visibility,
+        os_hash_algo=algo if hashed else "",
+        os_hash_value=hashlib.new(algo, data).hexdigest() if hashed else "",
+        glint_sha256=glint_sha256,
+        sdk_sha256="",
+        owner=owner or OURS[repo_id],
+        visibility=visibility,
         member_status="",
     )
 
@@ -49,7 +68,11 @@ def test_same_bytes_on_a_sha512_and_a_sha256_cloud_are_one_row_tied_by_md5():
     assert len(rows) == 1
     row = rows[0]
     assert row.content_key == "sha256:" + hashlib.sha256(b"A" * 100).hexdigest()
-    assert [row.cells[i].state for i in (1, 2, 3)] == [CellState.PRESENT, CellState.ABSENT, CellState.PRESENT]
+    assert [row.cells[i].state for i in (1, 2, 3)] == [
+        CellState.PRESENT,
+        CellState.ABSENT,
+        CellState.PRESENT,
+    ]
     assert "sha512:" + hashlib.sha512(b"A" * 100).hexdigest() in row.keys
 
 
@@ -104,18 +127,30 @@ def test_row_ids_are_stable_and_name_the_group():
 
 def test_conflicts_of_every_type_within_and_across_repos():
     rows = rows_of(
-        copy(1, "drift", b"d1"), copy(2, "drift", b"d2"),  # type 1 across
-        copy(2, "clash", b"c1"), copy(2, "clash", b"c2"),  # type 1 within repo 2
-        copy(1, "dup", b"u"), copy(1, "dup", b"u"),  # type 2 within repo 1
-        copy(3, "z1", b"z", algo="sha256"), copy(3, "z2", b"z", algo="sha256"),  # type 3 within repo 3
-        copy(1, "w1", b"w"), copy(2, "w2", b"w"),  # type 3 across
-        copy(1, "replica", b"r"), copy(2, "replica", b"r"), copy(3, "replica", b"r", algo="sha256"),
+        copy(1, "drift", b"d1"),
+        copy(2, "drift", b"d2"),  # type 1 across
+        copy(2, "clash", b"c1"),
+        copy(2, "clash", b"c2"),  # type 1 within repo 2
+        copy(1, "dup", b"u"),
+        copy(1, "dup", b"u"),  # type 2 within repo 1
+        copy(3, "z1", b"z", algo="sha256"),
+        copy(3, "z2", b"z", algo="sha256"),  # type 3 within repo 3
+        copy(1, "w1", b"w"),
+        copy(2, "w2", b"w"),  # type 3 across
+        copy(1, "replica", b"r"),
+        copy(2, "replica", b"r"),
+        copy(3, "replica", b"r", algo="sha256"),
     )
     conflicts = find_conflicts(rows, COLUMNS)
-    assert kinds(conflicts) == sorted([
-        (ConflictKind.DRIFT, None), (ConflictKind.NAME_CONFLICT, 2), (ConflictKind.DUPLICATE, 1),
-        (ConflictKind.SAME_CONTENT, 3), (ConflictKind.SAME_CONTENT_ACROSS, None),
-    ])
+    assert kinds(conflicts) == sorted(
+        [
+            (ConflictKind.DRIFT, None),
+            (ConflictKind.NAME_CONFLICT, 2),
+            (ConflictKind.DUPLICATE, 1),
+            (ConflictKind.SAME_CONTENT, 3),
+            (ConflictKind.SAME_CONTENT_ACROSS, None),
+        ]
+    )
     duplicate = next(c for c in conflicts if c.kind == ConflictKind.DUPLICATE)
     assert len(duplicate.copies) == 2 and duplicate.subject == "dup"
     assert next(r for r in rows if r.name == "replica").conflict_types == set()
@@ -127,7 +162,10 @@ def test_a_name_in_several_variants_in_one_repo_is_not_also_drift():
 
 
 def test_other_projects_clashes_are_not_the_groups_conflicts():
-    rows = rows_of(copy(1, "n", b"1", owner="x", visibility="public"), copy(1, "n", b"2", owner="x", visibility="public"))
+    rows = rows_of(
+        copy(1, "n", b"1", owner="x", visibility="public"),
+        copy(1, "n", b"2", owner="x", visibility="public"),
+    )
     assert find_conflicts(rows, COLUMNS) == []
 
 
@@ -136,7 +174,9 @@ def test_an_acknowledgement_holds_until_the_members_change():
     (conflict,) = find_conflicts(rows_of(*pair), COLUMNS)
     acked = {conflict.key: conflict.signature}
     assert apply_acknowledgements(find_conflicts(rows_of(*pair), COLUMNS), acked)[0].acknowledged
-    grown = apply_acknowledgements(find_conflicts(rows_of(*pair, copy(1, "dup", b"u")), COLUMNS), acked)[0]
+    grown = apply_acknowledgements(
+        find_conflicts(rows_of(*pair, copy(1, "dup", b"u")), COLUMNS), acked
+    )[0]
     assert grown.key == conflict.key and not grown.acknowledged
 
 
@@ -151,9 +191,13 @@ def test_a_row_keeps_answering_to_its_id_after_a_copy_makes_its_key_stronger():
     id taken before the copy must still find the row (a page open during the copy, a script)."""
     first = copy(1, "img", b"data")
     before = rows_of(first)[0]
-    after = rows_of(first, copy(2, "img", b"data", glint_sha256=hashlib.sha256(b"data").hexdigest()))[0]
+    after = rows_of(
+        first, copy(2, "img", b"data", glint_sha256=hashlib.sha256(b"data").hexdigest())
+    )[0]
     assert after.id != before.id
-    matrix = GroupMatrix(group=SimpleNamespace(pk=7), repos=[], rows=[after], conflicts=[], versions={})
+    matrix = GroupMatrix(
+        group=SimpleNamespace(pk=7), repos=[], rows=[after], conflicts=[], versions={}
+    )
     assert matrix.row(before.id) is after
     assert matrix.row(after.id) is after
     assert matrix.row(rows_of(copy(1, "img", b"other"))[0].id) is None

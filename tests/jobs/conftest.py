@@ -11,8 +11,9 @@ from tests.live import start_live_glint
 
 @pytest.fixture(scope="module")
 def live(devcloud, pki, tmp_path_factory):
-    yield from start_live_glint(devcloud, pki, tmp_path_factory.mktemp("jobs-glint"), clouds=CLOUDS,
-                                **JOB_SETTINGS)
+    yield from start_live_glint(
+        devcloud, pki, tmp_path_factory.mktemp("jobs-glint"), clouds=CLOUDS, **JOB_SETTINGS
+    )
 
 
 @pytest.fixture

@@ -28,12 +28,20 @@ class LiveAPI:
 
     def __init__(self, live, pki):
         self.live, self.pki = live, pki
-        self.group = next(g["id"] for g in self.get("groups/")["results"] if g["name"] == LIVE_GROUP)
+        self.group = next(
+            g["id"] for g in self.get("groups/")["results"] if g["name"] == LIVE_GROUP
+        )
         self.repos = {r["name"]: r["id"] for r in self.get("repos/", group=self.group)["results"]}
 
     def call(self, method: str, path: str, **kwargs) -> requests.Response:
-        return requests.request(method, f"{self.live.url}/api/v1/{path}", cert=str(self.live.cert_file),
-                                verify=str(self.pki.ca_file), timeout=30, **kwargs)
+        return requests.request(
+            method,
+            f"{self.live.url}/api/v1/{path}",
+            cert=str(self.live.cert_file),
+            verify=str(self.pki.ca_file),
+            timeout=30,
+            **kwargs,
+        )
 
     def get(self, path: str, **params) -> dict:
         response = self.call("GET", path, params=params)
@@ -45,7 +53,9 @@ class LiveAPI:
         assert response.status_code == expect, response.text
         return response.json()
 
-    def row(self, name: str, holders: tuple[str, ...] = ("devcloud-1",), timeout: float = 60) -> tuple[dict, str]:
+    def row(
+        self, name: str, holders: tuple[str, ...] = ("devcloud-1",), timeout: float = 60
+    ) -> tuple[dict, str]:
         """The matrix row called ``name`` once ``holders`` list it (polling as needed), and the version."""
         self.post(f"groups/{self.group}/refresh/")
         deadline = time.monotonic() + timeout
@@ -54,7 +64,11 @@ class LiveAPI:
             for row in listing["results"]:
                 held = {cell["repo"] for cell in row["cells"] if cell["copies"]}
                 # verifiable: a poll that met the upload unfinished listed it without a hash
-                if row["name"] == name and row["verifiable"] and {self.repos[h] for h in holders} <= held:
+                if (
+                    row["name"] == name
+                    and row["verifiable"]
+                    and {self.repos[h] for h in holders} <= held
+                ):
                     return row, listing["inventory_version"]
             time.sleep(0.5)
         raise AssertionError(f"{name} never appeared in {holders}")
@@ -62,8 +76,17 @@ class LiveAPI:
     def copy(self, name: str, targets: tuple[str, ...]) -> int:
         """Plan and apply a copy of row ``name`` to ``targets``; returns the job id."""
         row, version = self.row(name)
-        plan = self.post("plans/", {"group": self.group, "inventory_version": version, "changes": [
-            {"row": row["id"], "repo": self.repos[t], "action": "copy"} for t in targets]}, expect=201)
+        plan = self.post(
+            "plans/",
+            {
+                "group": self.group,
+                "inventory_version": version,
+                "changes": [
+                    {"row": row["id"], "repo": self.repos[t], "action": "copy"} for t in targets
+                ],
+            },
+            expect=201,
+        )
         assert all(item["status"] == "planned" for item in plan["items"]), plan["items"]
         (job_id,) = self.post(f"plans/{plan['id']}/apply/")["jobs"]
         return job_id
@@ -107,15 +130,25 @@ def target(job: dict, repo_name: str) -> dict:
 
 def writing(job: dict, repo_name: str | None = None) -> bool:
     """Bytes have reached a target (``repo_name``, or any)."""
-    return any(t["bytes_done"] > 0 and t["state"] == "writing"
-               for t in job["targets"] if repo_name in (None, t["repo_name"]))
+    return any(
+        t["bytes_done"] > 0 and t["state"] == "writing"
+        for t in job["targets"]
+        if repo_name in (None, t["repo_name"])
+    )
 
 
 def copy_job(group, source, target_repo, state=states.QUEUED):
     """A copy job row from ``source`` to ``target_repo`` (nothing is run)."""
     from glint.jobs.models import Job, JobTarget
 
-    job = Job.objects.create(kind=states.COPY, group=group, source_repo=source, source_image_id="image-1",
-                             image_name="limits", row_key="limits", state=state)
+    job = Job.objects.create(
+        kind=states.COPY,
+        group=group,
+        source_repo=source,
+        source_image_id="image-1",
+        image_name="limits",
+        row_key="limits",
+        state=state,
+    )
     JobTarget.objects.create(job=job, repo=target_repo, repo_name=target_repo.name)
     return job

@@ -42,9 +42,24 @@ def broker_url(tmp_path_factory):
     directory = tmp_path_factory.mktemp("redis")
     port = free_port()
     process = subprocess.Popen(
-        ["/usr/bin/redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-         "--dir", str(directory), "--requirepass", REDIS_PASSWORD],
-        stdout=(directory / "redis.log").open("wb"), stderr=subprocess.STDOUT)
+        [
+            "/usr/bin/redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(directory),
+            "--requirepass",
+            REDIS_PASSWORD,
+        ],
+        stdout=(directory / "redis.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
     client = redis.Redis(host="127.0.0.1", port=port, password=REDIS_PASSWORD, socket_timeout=5)
     try:
         deadline = time.monotonic() + 10
@@ -54,7 +69,9 @@ def broker_url(tmp_path_factory):
                 break
             except redis.ConnectionError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"redis-server did not start:\n{(directory / 'redis.log').read_text()}")
+                    pytest.fail(
+                        f"redis-server did not start:\n{(directory / 'redis.log').read_text()}"
+                    )
                 time.sleep(0.1)
         yield f"redis://:{REDIS_PASSWORD}@127.0.0.1:{port}/0"
     finally:
@@ -66,8 +83,15 @@ def broker_url(tmp_path_factory):
 @pytest.fixture(scope="module")
 def live(devcloud, pki, tmp_path_factory, broker_url):
     """``glint serve`` that sends its jobs to the broker and runs none itself."""
-    yield from start_live_glint(devcloud, pki, tmp_path_factory.mktemp("celery-glint"), clouds=CLOUDS,
-                                GLINT_JOB_RUNNER="celery", GLINT_BROKER_URL=broker_url, **JOB_SETTINGS)
+    yield from start_live_glint(
+        devcloud,
+        pki,
+        tmp_path_factory.mktemp("celery-glint"),
+        clouds=CLOUDS,
+        GLINT_JOB_RUNNER="celery",
+        GLINT_BROKER_URL=broker_url,
+        **JOB_SETTINGS,
+    )
 
 
 class Workers:
@@ -82,15 +106,21 @@ class Workers:
         data_dir = self.live.server.data_dir
         log_path = data_dir / f"worker-{len(list(data_dir.glob('worker-*.log')))}.log"
         with log_path.open("wb") as log:
-            process = subprocess.Popen([GLINT, "worker", "--concurrency", "2"], stdout=log, stderr=subprocess.STDOUT,
-                                       env=glint_env(self.live.server.data_dir, **self.live.settings),
-                                       start_new_session=True)
+            process = subprocess.Popen(
+                [GLINT, "worker", "--concurrency", "2"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=glint_env(self.live.server.data_dir, **self.live.settings),
+                start_new_session=True,
+            )
         self.processes.append((process, log_path))
         deadline = time.monotonic() + START_TIMEOUT
         while " ready." not in log_path.read_text(errors="replace"):
             if process.poll() is not None or time.monotonic() > deadline:
                 self.stop_all()
-                pytest.fail(f"glint worker did not get ready:\n{log_path.read_text(errors='replace')}")
+                pytest.fail(
+                    f"glint worker did not get ready:\n{log_path.read_text(errors='replace')}"
+                )
             time.sleep(0.1)
         return process
 
@@ -132,14 +162,18 @@ def queued_messages(broker: str) -> list[str]:
     """The bodies of the task messages waiting in the broker's default queue, decoded."""
     client = redis.Redis.from_url(broker, socket_timeout=5)
     try:
-        return [base64.b64decode(json.loads(raw)["body"]).decode() for raw in client.lrange("celery", 0, -1)]
+        return [
+            base64.b64decode(json.loads(raw)["body"]).decode()
+            for raw in client.lrange("celery", 0, -1)
+        ]
     finally:
         client.close()
 
 
 @pytest.mark.devcloud
-def test_serve_only_sends_the_job_id_and_a_worker_carries_out_the_copy(devcloud, live, api, workers, broker_url,
-                                                                       image_name):
+def test_serve_only_sends_the_job_id_and_a_worker_carries_out_the_copy(
+    devcloud, live, api, workers, broker_url, image_name
+):
     upload(devcloud, "devcloud-1", image_name, SMALL)
     job_id = api.copy(image_name, ("devcloud-2", "devcloud-3"))
 
@@ -147,22 +181,29 @@ def test_serve_only_sends_the_job_id_and_a_worker_carries_out_the_copy(devcloud,
     job = api.job(job_id)
     assert (job["state"], job["attempts"]) == ("queued", 0), "glint serve ran the job itself"
     messages = queued_messages(broker_url)
-    assert [json.loads(body)[:2] for body in messages] == [[[job_id], {}]], "the message is the job id, nothing else"
+    assert [json.loads(body)[:2] for body in messages] == [[[job_id], {}]], (
+        "the message is the job id, nothing else"
+    )
     secrets = {devcloud.cloud_config(c)["auth"]["password"] for c in CLOUDS}
     assert not any(secret in body for secret in secrets for body in messages)
 
     workers.start()
-    job = api.wait(job_id, lambda j: j["state"] not in ("queued", "running"), timeout=120, what="finished")
+    job = api.wait(
+        job_id, lambda j: j["state"] not in ("queued", "running"), timeout=120, what="finished"
+    )
     assert job["state"] == "done", job
     assert {t["state"] for t in job["targets"]} == {"done"}
     assert_one_verified_copy_each(devcloud, image_name)
     assert "Task glint.jobs.run[" in workers.logs(), "the worker ran it"
-    assert REDIS_PASSWORD not in live.server.log() + workers.logs(), "a log shows the broker password"
+    assert REDIS_PASSWORD not in live.server.log() + workers.logs(), (
+        "a log shows the broker password"
+    )
 
 
 @pytest.mark.devcloud
-def test_kill_9_of_the_worker_mid_copy_then_a_new_worker_finishes_with_one_copy_each(devcloud, live, api, workers,
-                                                                                    image_name):
+def test_kill_9_of_the_worker_mid_copy_then_a_new_worker_finishes_with_one_copy_each(
+    devcloud, live, api, workers, image_name
+):
     first = workers.start()
     upload(devcloud, "devcloud-1", image_name, MOVING)
     job_id = api.copy(image_name, ("devcloud-2", "devcloud-3"))
@@ -170,49 +211,79 @@ def test_kill_9_of_the_worker_mid_copy_then_a_new_worker_finishes_with_one_copy_
 
     workers.kill(first)
     job = api.job(job_id)
-    assert job["state"] == "running" and any(target(job, c)["state"] != "done" for c in ("devcloud-2", "devcloud-3"))
+    assert job["state"] == "running" and any(
+        target(job, c)["state"] != "done" for c in ("devcloud-2", "devcloud-3")
+    )
 
     workers.start()  # its beat sweeps the expired lease and sends the job again
-    job = api.wait(job_id, lambda j: j["state"] not in ("queued", "running"), timeout=180, what="finished")
+    job = api.wait(
+        job_id, lambda j: j["state"] not in ("queued", "running"), timeout=180, what="finished"
+    )
     assert job["state"] == "done", job
     assert job["attempts"] >= 2, "the job ran again after the kill"
     assert_one_verified_copy_each(devcloud, image_name)
-    assert all(len(images) == 1 for images in images_named(devcloud, image_name).values()), "a duplicate image"
+    assert all(len(images) == 1 for images in images_named(devcloud, image_name).values()), (
+        "a duplicate image"
+    )
 
 
 def test_glint_worker_refuses_the_embedded_runner_and_an_unreachable_broker(tmp_path):
     embedded = run_glint(tmp_path, "worker")
-    assert embedded.returncode != 0 and "GLINT_JOB_RUNNER=celery" in embedded.stderr, embedded.stderr
+    assert embedded.returncode != 0 and "GLINT_JOB_RUNNER=celery" in embedded.stderr, (
+        embedded.stderr
+    )
 
     closed = f"redis://:{REDIS_PASSWORD}@127.0.0.1:{free_port()}/0"
-    result = subprocess.run([GLINT, "worker"], env=glint_env(tmp_path, GLINT_JOB_RUNNER="celery",
-                                                             GLINT_BROKER_URL=closed),
-                            capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode != 0 and "cannot reach the broker redis://:***@127.0.0.1" in result.stderr, result.stderr
+    result = subprocess.run(
+        [GLINT, "worker"],
+        env=glint_env(tmp_path, GLINT_JOB_RUNNER="celery", GLINT_BROKER_URL=closed),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (
+        result.returncode != 0 and "cannot reach the broker redis://:***@127.0.0.1" in result.stderr
+    ), result.stderr
     assert REDIS_PASSWORD not in result.stdout + result.stderr
 
-    missing = subprocess.run([GLINT, "worker"], env=glint_env(tmp_path, GLINT_JOB_RUNNER="celery"),
-                             capture_output=True, text=True, timeout=60, check=False)
+    missing = subprocess.run(
+        [GLINT, "worker"],
+        env=glint_env(tmp_path, GLINT_JOB_RUNNER="celery"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert missing.returncode != 0 and "needs GLINT_BROKER_URL" in missing.stderr, missing.stderr
 
 
 @pytest.mark.django_db
-def test_the_task_keeps_the_repo_limits_and_ignores_jobs_that_are_not_claimable(group_a, settings, caplog):
+def test_the_task_keeps_the_repo_limits_and_ignores_jobs_that_are_not_claimable(
+    group_a, settings, caplog
+):
     from glint.jobs.celery import LIMIT_RETRIES, LIMIT_RETRY_SECONDS, run_job
 
     settings.GLINT_JOB_PER_REPO_LIMIT = 1
-    source, busy_target = add_repo(group_a, "limit-source", "p1"), add_repo(group_a, "limit-target", "p2")
+    source, busy_target = (
+        add_repo(group_a, "limit-source", "p1"),
+        add_repo(group_a, "limit-target", "p2"),
+    )
     copy_job(group_a, add_repo(group_a, "other-source", "p3"), busy_target, state=states.RUNNING)
     waiting = copy_job(group_a, source, busy_target)
 
     with caplog.at_level("INFO", logger="celery.app.trace"):
         assert run_job.apply((waiting.pk,)).get() is None  # eagerly, the retries follow at once
     retries = [r for r in caplog.records if f"Retry in {LIMIT_RETRY_SECONDS}s" in r.getMessage()]
-    assert len(retries) == LIMIT_RETRIES, "over the limit, Celery tries the message again later, then gives up"
+    assert len(retries) == LIMIT_RETRIES, (
+        "over the limit, Celery tries the message again later, then gives up"
+    )
     waiting.refresh_from_db()
     assert (waiting.state, waiting.attempts) == (states.QUEUED, 0), "nothing claimed the job"
 
     ended = copy_job(group_a, source, add_repo(group_a, "free-target", "p4"), state=states.DONE)
     assert run_job.apply((ended.pk,)).get() is None
     ended.refresh_from_db()
-    assert (ended.state, ended.attempts) == (states.DONE, 0), "a late or duplicate message is a no-op"
+    assert (ended.state, ended.attempts) == (states.DONE, 0), (
+        "a late or duplicate message is a no-op"
+    )

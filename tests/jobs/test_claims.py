@@ -20,7 +20,9 @@ def wait_until_blocked(cursor, sessions: int, seconds: float = 15) -> None:
     """Until ``sessions`` other database sessions wait for a lock."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        cursor.execute("SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted")  # live, not a snapshot
+        cursor.execute(
+            "SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted"
+        )  # live, not a snapshot
         if cursor.fetchone()[0] >= sessions:
             return
         time.sleep(0.05)
@@ -36,7 +38,9 @@ def test_two_workers_never_both_take_a_repos_last_free_slot(group_a, settings):
     slot, and both would claim."""
     settings.GLINT_JOB_PER_REPO_LIMIT = 1
     target = add_repo(group_a, "shared-target", "p1")
-    jobs = [copy_job(group_a, add_repo(group_a, f"source-{i}", f"p{i + 2}"), target) for i in range(2)]
+    jobs = [
+        copy_job(group_a, add_repo(group_a, f"source-{i}", f"p{i + 2}"), target) for i in range(2)
+    ]
     outcomes = {}
 
     def worker(job_id: int) -> None:

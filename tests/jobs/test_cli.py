@@ -23,7 +23,9 @@ def cli(tmp_path, live, pki):
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([GLINT, *args], env=env, capture_output=True, text=True, timeout=300)
 
-    login = run("login", "--url", live.url, "--cert", str(live.cert_file), "--ca-file", str(pki.ca_file))
+    login = run(
+        "login", "--url", live.url, "--cert", str(live.cert_file), "--ca-file", str(pki.ca_file)
+    )
     assert login.returncode == 0, login.stderr
     return run
 

@@ -21,13 +21,16 @@ pytestmark = [pytest.mark.devcloud, pytest.mark.django_db(transaction=True)]
 
 def plan_and_apply(group, user, name: str, repo, action: str) -> int:
     """A person's plan of one cell change, applied; the one job it started."""
-    plan = plans.create_plan(group, user, [Change(row_of(group, name).id, repo.pk, action)], version(group))
+    plan = plans.create_plan(
+        group, user, [Change(row_of(group, name).id, repo.pk, action)], version(group)
+    )
     (job_id,) = plans.apply_plan(plan, user)
     return job_id
 
 
 def test_a_delete_of_an_image_protected_after_planning_is_refused_and_the_image_stays(
-        devcloud, group_a, repos, image_name):
+    devcloud, group_a, repos, image_name
+):
     two = repos[1]
     upload(devcloud, "devcloud-1", image_name, 64 * 1024, seed="same")
     doomed = upload(devcloud, "devcloud-2", image_name, 64 * 1024, seed="same")
@@ -50,19 +53,32 @@ def test_a_delete_of_an_image_protected_after_planning_is_refused_and_the_image_
             cloud.set_properties(doomed, set={"protected": False})
 
 
-def test_applying_a_plan_leaves_audit_records_with_the_requesters_dn(devcloud, group_a, repos, image_name):
+def test_applying_a_plan_leaves_audit_records_with_the_requesters_dn(
+    devcloud, group_a, repos, image_name
+):
     two = repos[1]
     upload(devcloud, "devcloud-1", image_name, 64 * 1024)
     poll_repos(repos)
     member = make_user("Audited Member", group=group_a)
     job_id = plan_and_apply(group_a, member, image_name, two, Action.COPY)
 
-    assert run_in_process(job_id) == "done"  # in this thread, with no request: the job names its requester
+    assert (
+        run_in_process(job_id) == "done"
+    )  # in this thread, with no request: the job names its requester
 
-    records = {r.action: r for r in AuditRecord.objects.filter(action__in=("plan.apply", "job.copy", "job.end"))}
+    records = {
+        r.action: r
+        for r in AuditRecord.objects.filter(action__in=("plan.apply", "job.copy", "job.end"))
+    }
     assert {action: r.user_dn for action, r in records.items()} == dict.fromkeys(
-        ("plan.apply", "job.copy", "job.end"), member.dn)
+        ("plan.apply", "job.copy", "job.end"), member.dn
+    )
     applied = records["plan.apply"].details
-    assert (applied["jobs"], applied["copies"], applied["deletes"], applied["refused"]) == ([job_id], 1, 0, 0)
+    assert (applied["jobs"], applied["copies"], applied["deletes"], applied["refused"]) == (
+        [job_id],
+        1,
+        0,
+        0,
+    )
     assert records["job.copy"].details["job"] == job_id and records["job.copy"].image == image_name
     assert (records["job.end"].outcome, records["job.end"].details["state"]) == ("ok", "done")

@@ -12,8 +12,9 @@ from tests.jobs.images import driver_for, images_named
 pytestmark = [pytest.mark.devcloud, pytest.mark.django_db(transaction=True)]
 
 
-def test_a_stuck_glint_image_no_job_owns_is_removed_and_others_stay(devcloud, repos, image_name,
-                                                                    settings):
+def test_a_stuck_glint_image_no_job_owns_is_removed_and_others_stay(
+    devcloud, repos, image_name, settings
+):
     settings.GLINT_JOB_ORPHAN_GRACE = 0
     fields = {"name": image_name, "disk_format": "raw", "container_format": "bare"}
     with driver_for(devcloud, "devcloud-2") as cloud:

@@ -37,14 +37,19 @@ def test_the_same_copy_requested_twice_is_one_job(devcloud, group_a, repos, imag
 
     assert first.created and [t.repo_id for t in first.job.targets.all()] == [two.pk]
     assert again.existing == {two.pk: first.job}, "the copy to repo two is already under way"
-    assert [t.repo_id for t in again.job.targets.all()] == [three.pk], "only the new target became work"
+    assert [t.repo_id for t in again.job.targets.all()] == [three.pk], (
+        "only the new target became work"
+    )
     assert services.submit_copy(group_a, source=source, targets=[two, three]).job is None
     assert Job.objects.count() == 2
 
     # The matrix shows both copies queued, over the polled cells (which keep their copies).
     overlays = services.cell_overlays(group_a)
     row = next(r for r in group_matrix(group_a, overlays=overlays).rows if r.name == image_name)
-    assert row.cells[two.pk].state == CellState.QUEUED and row.cells[three.pk].state == CellState.QUEUED
+    assert (
+        row.cells[two.pk].state == CellState.QUEUED
+        and row.cells[three.pk].state == CellState.QUEUED
+    )
     assert row.cells[one.pk].state == CellState.PRESENT and row.cells[one.pk].copies
 
 
@@ -54,7 +59,9 @@ def test_a_copy_to_a_repo_that_holds_the_image_is_no_work(devcloud, group_a, rep
     upload(devcloud, "devcloud-2", image_name, 64 * 1024, seed="same")
     poll_repos(repos)
 
-    submission = services.submit_copy(group_a, source=Image.objects.get(repo=one, image_id=image_id), targets=[two])
+    submission = services.submit_copy(
+        group_a, source=Image.objects.get(repo=one, image_id=image_id), targets=[two]
+    )
 
     assert submission.job is None and submission.present == [two.pk]
     assert "nothing to do" in submission.describe()
@@ -76,7 +83,8 @@ def test_refusals_say_why(devcloud, group_a, group_b, repos, image_name):
 
 
 def test_a_live_job_still_speaks_for_its_row_after_a_copy_made_the_row_key_stronger(
-        devcloud, group_a, repos, image_name):
+    devcloud, group_a, repos, image_name
+):
     """A job names its row by the content key at planning time; a verified copy (Glint's sha256)
     landing elsewhere makes the row's key stronger. The matrix must still show the job's cell, and
     asking again must find the job instead of starting a second copy into the same repo."""
@@ -92,10 +100,16 @@ def test_a_live_job_still_speaks_for_its_row_after_a_copy_made_the_row_key_stron
     with driver_for(devcloud, "devcloud-2") as driver:
         driver.set_properties(copy_id, set={"glint_sha256": sha256})
     poll_repos(repos)
-    assert next(r for r in group_matrix(group_a, overlays={}).rows if r.name == image_name).content_key == \
-        f"sha256:{sha256}"
+    assert (
+        next(r for r in group_matrix(group_a, overlays={}).rows if r.name == image_name).content_key
+        == f"sha256:{sha256}"
+    )
 
-    row = next(r for r in group_matrix(group_a, overlays=services.cell_overlays(group_a)).rows if r.name == image_name)
+    row = next(
+        r
+        for r in group_matrix(group_a, overlays=services.cell_overlays(group_a)).rows
+        if r.name == image_name
+    )
     assert row.cells[three.pk].state == CellState.QUEUED
     again = services.submit_copy(group_a, source=source, targets=[three])
     assert again.job is None and again.existing == {three.pk: first.job}

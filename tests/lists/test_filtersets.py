@@ -15,12 +15,20 @@ def member(group_a):
     return make_user("Filter Member", group=group_a)
 
 
-@pytest.mark.parametrize("query, field, message", [
-    ("state=sleeping", "state", "Use one of queued, running, done, partial, failed, cancelled."),
-    ("repo=two", "repo", "Give the repo's id."),
-])
+@pytest.mark.parametrize(
+    "query, field, message",
+    [
+        (
+            "state=sleeping",
+            "state",
+            "Use one of queued, running, done, partial, failed, cancelled.",
+        ),
+        ("repo=two", "repo", "Give the repo's id."),
+    ],
+)
 def test_a_bad_job_filter_gets_the_same_message_on_the_page_and_in_the_api(
-        group_a, member, query, field, message):
+    group_a, member, query, field, message
+):
     client = client_for(member)
     api = client.get(f"/api/v1/jobs/?group={group_a.pk}&{query}")
     assert api.status_code == 400 and api.json() == {field: [message]}
@@ -47,11 +55,15 @@ def test_a_bad_audit_filter_gets_the_same_message_on_the_page_and_in_the_api(db)
     assert page.status_code == 400 and message in html.unescape(page.content.decode())
 
 
-@pytest.mark.parametrize("query, field, message", [
-    ("sort=colour", "sort", "Use one of age, name, size, -age, -name, -size."),
-])
+@pytest.mark.parametrize(
+    "query, field, message",
+    [
+        ("sort=colour", "sort", "Use one of age, name, size, -age, -name, -size."),
+    ],
+)
 def test_a_bad_row_filter_gets_the_same_message_on_the_matrix_page_and_in_the_api(
-        group_a, member, query, field, message):
+    group_a, member, query, field, message
+):
     client = client_for(member)
     api = client.get(f"/api/v1/images/?group={group_a.pk}&{query}")
     assert api.status_code == 400 and api.json() == {field: [message]}

@@ -43,7 +43,9 @@ def install() -> None:
 
     def guarded_getaddrinfo(host, *args, **kwargs):
         if not _is_loopback(host):
-            raise socket.gaierror(socket.EAI_NONAME, f"network guard: lookup of {host!r} refused in tests")
+            raise socket.gaierror(
+                socket.EAI_NONAME, f"network guard: lookup of {host!r} refused in tests"
+            )
         return real_getaddrinfo(host, *args, **kwargs)
 
     def _check(sock, address):

@@ -20,4 +20,10 @@ def world(group_a):
     repos = [add_repo(group_a, name, f"project-{name}") for name in ("one", "two", "three")]
     images = [add_image(repos[0], "centos"), add_image(repos[1], "centos")]
     member = make_user("Plan Member", group=group_a)
-    return {"group": group_a, "repos": repos, "images": images, "member": member, "client": client_for(member)}
+    return {
+        "group": group_a,
+        "repos": repos,
+        "images": images,
+        "member": member,
+        "client": client_for(member),
+    }

@@ -18,18 +18,36 @@ _ids = itertools.count(1)
 
 def add_repo(group, name: str, project: str) -> Repo:
     """An enabled repo whose last poll succeeded, with project ``project`` and an empty inventory."""
-    repo = Repo.objects.create(group=group, name=name, auth_url="https://keystone.example.invalid/v3",
-                               username="glint", project_name=name, last_poll_at=timezone.now(), last_poll_ok=True)
-    RepoInventory.objects.update_or_create(repo=repo, defaults={"project_id": project, "version": 1})
+    repo = Repo.objects.create(
+        group=group,
+        name=name,
+        auth_url="https://keystone.example.invalid/v3",
+        username="glint",
+        project_name=name,
+        last_poll_at=timezone.now(),
+        last_poll_ok=True,
+    )
+    RepoInventory.objects.update_or_create(
+        repo=repo, defaults={"project_id": project, "version": 1}
+    )
     return repo
 
 
 def add_image(repo: Repo, name: str, content: bytes = b"centos", **fields) -> Image:
     """An image as a poll would have written it (md5 of ``content``), owned by the repo's project."""
     now = timezone.now()
-    values = {"status": "active", "size": len(content), "disk_format": "raw", "container_format": "bare",
-              "checksum": hashlib.md5(content).hexdigest(), "owner": repo.inventory.project_id,
-              "visibility": "private", "fingerprint": "test", "first_seen": now, "last_seen": now}
+    values = {
+        "status": "active",
+        "size": len(content),
+        "disk_format": "raw",
+        "container_format": "bare",
+        "checksum": hashlib.md5(content).hexdigest(),
+        "owner": repo.inventory.project_id,
+        "visibility": "private",
+        "fingerprint": "test",
+        "first_seen": now,
+        "last_seen": now,
+    }
     values.update(fields)
     image = Image.objects.create(repo=repo, image_id=f"image-{next(_ids)}", name=name, **values)
     bump(repo)

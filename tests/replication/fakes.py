@@ -23,8 +23,9 @@ from glint.clouds import (
     TransferInterrupted,
 )
 
-_CONNECTION = RepoConnection(auth_url="http://127.0.0.1:9", username="u", password="p",
-                             project_name="p")
+_CONNECTION = RepoConnection(
+    auth_url="http://127.0.0.1:9", username="u", password="p", project_name="p"
+)
 
 
 class FakeCloud:
@@ -46,30 +47,56 @@ class FakeCloud:
 
     def add(self, data: bytes, **fields: Any) -> str:
         image_id = str(uuid.uuid4())
-        self.images[image_id] = {"name": "img", "disk_format": "raw",
-                                 "container_format": "bare", "visibility": "private",
-                                 "status": "queued", "owner": "proj", **fields}
+        self.images[image_id] = {
+            "name": "img",
+            "disk_format": "raw",
+            "container_format": "bare",
+            "visibility": "private",
+            "status": "queued",
+            "owner": "proj",
+            **fields,
+        }
         self._store(image_id, data)
         return image_id
 
     def _store(self, image_id: str, data: bytes) -> None:
         self.data[image_id] = data
         self.images[image_id].update(
-            status="active", size=len(data), checksum=hashlib.md5(data).hexdigest(),
+            status="active",
+            size=len(data),
+            checksum=hashlib.md5(data).hexdigest(),
             os_hash_algo=self.hash_algo,
-            os_hash_value=hashlib.new(self.hash_algo, data).hexdigest())
+            os_hash_value=hashlib.new(self.hash_algo, data).hexdigest(),
+        )
 
     def record(self, image_id: str) -> ImageRecord:
         doc = dict(self.images[image_id])
-        core = {k: doc.pop(k) for k in ("name", "status", "size", "disk_format",
-                                        "container_format", "checksum", "owner", "visibility",
-                                        "protected")
-                if k in doc}
-        return ImageRecord(id=image_id, hash_algo=doc.pop("os_hash_algo", None),
-                           hash_value=doc.pop("os_hash_value", None),
-                           tags=tuple(doc.pop("tags", ())), min_disk=doc.pop("min_disk", 0),
-                           min_ram=doc.pop("min_ram", 0), os_hidden=doc.pop("os_hidden", False),
-                           properties=doc, **core)
+        core = {
+            k: doc.pop(k)
+            for k in (
+                "name",
+                "status",
+                "size",
+                "disk_format",
+                "container_format",
+                "checksum",
+                "owner",
+                "visibility",
+                "protected",
+            )
+            if k in doc
+        }
+        return ImageRecord(
+            id=image_id,
+            hash_algo=doc.pop("os_hash_algo", None),
+            hash_value=doc.pop("os_hash_value", None),
+            tags=tuple(doc.pop("tags", ())),
+            min_disk=doc.pop("min_disk", 0),
+            min_ram=doc.pop("min_ram", 0),
+            os_hidden=doc.pop("os_hidden", False),
+            properties=doc,
+            **core,
+        )
 
 
 class _Reader(ImageReader):
@@ -86,7 +113,7 @@ class _Reader(ImageReader):
             if limit is not None and position >= limit:
                 self._cloud.break_read_at = None
                 raise TransferInterrupted(f"broke at byte {position}")
-            chunk = self._data[position:position + 65536]
+            chunk = self._data[position : position + 65536]
             position += len(chunk)
             yield chunk
 
@@ -121,8 +148,9 @@ class FakeDriver(CloudDriver):
         self.cloud.images[image_id] = {"status": "queued", "owner": "proj", **fields}
         return self.cloud.record(image_id)
 
-    def write_data(self, image_id: str, chunks: Iterable[bytes],
-                   size: int | None = None) -> ImageRecord:
+    def write_data(
+        self, image_id: str, chunks: Iterable[bytes], size: int | None = None
+    ) -> ImageRecord:
         if self.cloud.images[image_id]["status"] != "queued":
             raise Conflict("image already has data")
         self.cloud.write_started.set()
@@ -142,8 +170,12 @@ class FakeDriver(CloudDriver):
             raise NotFound(f"no image {image_id}")
         self.cloud.data.pop(image_id, None)
 
-    def set_properties(self, image_id: str, set: Mapping[str, Any] | None = None,  # noqa: A002
-                       remove: Iterable[str] = ()) -> ImageRecord:
+    def set_properties(
+        self,
+        image_id: str,
+        set: Mapping[str, Any] | None = None,  # noqa: A002
+        remove: Iterable[str] = (),
+    ) -> ImageRecord:
         if self.cloud.failing_updates:
             self.cloud.failing_updates -= 1
             raise ServiceUnavailable("HTTP 503 (fake)")

@@ -52,22 +52,32 @@ class PeakRss:
 def main() -> None:
     map_chunks_separately()  # as the glint command does
     request = json.load(sys.stdin)
-    source, *targets = (get_driver(RepoConnection.from_clouds_yaml(entry))
-                        for entry in (request["source"], *request["targets"]))
+    source, *targets = (
+        get_driver(RepoConnection.from_clouds_yaml(entry))
+        for entry in (request["source"], *request["targets"])
+    )
     for driver in (source, *targets):
         driver.check()  # sessions and tokens exist before the baseline
     baseline = rss_kib()
     started = time.monotonic()
     with PeakRss() as rss:
-        result = copy_image(CopySource(source, request["image"], "r1"),
-                            [CopyTarget(str(i), driver) for i, driver in enumerate(targets)],
-                            cache=ContentCache(Path(request["cache"]), min_free_bytes=0))
-    print(json.dumps({
-        "growth_kib": rss.peak - baseline,
-        "seconds": time.monotonic() - started,
-        "errors": {key: str(t.error) if t.error else None for key, t in result.targets.items()},
-        "image_ids": {key: t.image_id for key, t in result.targets.items()},
-    }))
+        result = copy_image(
+            CopySource(source, request["image"], "r1"),
+            [CopyTarget(str(i), driver) for i, driver in enumerate(targets)],
+            cache=ContentCache(Path(request["cache"]), min_free_bytes=0),
+        )
+    print(
+        json.dumps(
+            {
+                "growth_kib": rss.peak - baseline,
+                "seconds": time.monotonic() - started,
+                "errors": {
+                    key: str(t.error) if t.error else None for key, t in result.targets.items()
+                },
+                "image_ids": {key: t.image_id for key, t in result.targets.items()},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,9 @@ def _store(cache: ContentCache, data: bytes):
     spool = cache.spool(len(data))
     spool.write(data)
     spool.end()
-    entry = spool.commit({"sha256": hashlib.sha256(data).hexdigest(),
-                          "sha512": hashlib.sha512(data).hexdigest()})
+    entry = spool.commit(
+        {"sha256": hashlib.sha256(data).hexdigest(), "sha512": hashlib.sha512(data).hexdigest()}
+    )
     spool.close()
     return entry
 
@@ -70,14 +71,17 @@ def test_discarded_spool_leaves_nothing(tmp_path):
 def _killed_writer(root, data: bytes) -> None:
     """A process that starts a spool in the cache at ``root``, writes ``data``, and is killed
     with SIGKILL mid-stream (a crashed ``glint serve``)."""
-    script = ("import sys, time\n"
-              "from glint.replication import ContentCache\n"
-              f"spool = ContentCache({str(root)!r}, min_free_bytes=0).spool(None)\n"
-              "spool.write(sys.stdin.buffer.read())\n"
-              "print('written', flush=True)\n"
-              "time.sleep(60)\n")
-    process = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE)
+    script = (
+        "import sys, time\n"
+        "from glint.replication import ContentCache\n"
+        f"spool = ContentCache({str(root)!r}, min_free_bytes=0).spool(None)\n"
+        "spool.write(sys.stdin.buffer.read())\n"
+        "print('written', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
     process.stdin.write(data)
     process.stdin.close()
     assert process.stdout.readline() == b"written\n"

@@ -45,21 +45,38 @@ def test_copy_to_two_clouds_verified_with_properties_and_provenance(clouds, tmp_
     verified by their own hashes, portable properties carried, cloud-local ones not,
     provenance set, private until verified and then the chosen visibility."""
     source_id = clouds.make_image(
-        SOURCE, 300 * KIB + 7, min_disk=2, min_ram=128, tags=["base", "el9"],
-        hw_disk_bus="virtio", os_distro="almalinux", os_version="9", architecture="x86_64",
-        site_note="keep me", img_signature="c2lnbmF0dXJl", img_signature_hash_method="SHA-256",
-        instance_uuid="0b7f2b4e-0000-4000-8000-000000000000")
+        SOURCE,
+        300 * KIB + 7,
+        min_disk=2,
+        min_ram=128,
+        tags=["base", "el9"],
+        hw_disk_bus="virtio",
+        os_distro="almalinux",
+        os_version="9",
+        architecture="x86_64",
+        site_note="keep me",
+        img_signature="c2lnbmF0dXJl",
+        img_signature_hash_method="SHA-256",
+        instance_uuid="0b7f2b4e-0000-4000-8000-000000000000",
+    )
     recorder = Recorder()
-    targets = [CopyTarget("two", clouds.driver(TARGETS[0]), visibility="community"),
-               CopyTarget("three", clouds.driver(TARGETS[1]))]
-    result = copy_image(CopySource(clouds.driver(SOURCE), source_id, repo_ref="repo-1"),
-                        targets, cache=ContentCache(tmp_path / "cache", min_free_bytes=0),
-                        observer=recorder)
+    targets = [
+        CopyTarget("two", clouds.driver(TARGETS[0]), visibility="community"),
+        CopyTarget("three", clouds.driver(TARGETS[1])),
+    ]
+    result = copy_image(
+        CopySource(clouds.driver(SOURCE), source_id, repo_ref="repo-1"),
+        targets,
+        cache=ContentCache(tmp_path / "cache", min_free_bytes=0),
+        observer=recorder,
+    )
 
     assert result.ok, {k: t.error for k, t in result.targets.items()}
     source = result.source
-    for key, cloud, visibility in (("two", TARGETS[0], "community"),
-                                   ("three", TARGETS[1], "private")):
+    for key, cloud, visibility in (
+        ("two", TARGETS[0], "community"),
+        ("three", TARGETS[1], "private"),
+    ):
         target = result.targets[key]
         assert target.outcome is TargetOutcome.COPIED
         assert target.bytes_written == source.size
@@ -74,10 +91,16 @@ def test_copy_to_two_clouds_verified_with_properties_and_provenance(clouds, tmp_
         assert sorted(copy.tags) == ["base", "el9"]
         assert (copy.disk_format, copy.container_format) == ("raw", "bare")
         props = copy.properties
-        assert {k: props.get(k) for k in ("hw_disk_bus", "os_distro", "os_version",
-                                          "architecture", "site_note")} == {
-            "hw_disk_bus": "virtio", "os_distro": "almalinux", "os_version": "9",
-            "architecture": "x86_64", "site_note": "keep me"}
+        assert {
+            k: props.get(k)
+            for k in ("hw_disk_bus", "os_distro", "os_version", "architecture", "site_note")
+        } == {
+            "hw_disk_bus": "virtio",
+            "os_distro": "almalinux",
+            "os_version": "9",
+            "architecture": "x86_64",
+            "site_note": "keep me",
+        }
         for denied in ("img_signature", "img_signature_hash_method", "instance_uuid"):
             assert denied not in props
         assert props["glint_source_repo"] == "repo-1"
@@ -89,8 +112,10 @@ def test_copy_to_two_clouds_verified_with_properties_and_provenance(clouds, tmp_
         states = [e[2] for e in recorder.events if e[0] == "state" and e[1] == key]
         assert states == [TargetState.WRITING, TargetState.VERIFYING, TargetState.DONE]
     created = {e[1]: e[2] for e in recorder.events if e[0] == "created"}
-    assert created == {"two": result.targets["two"].image_id,
-                       "three": result.targets["three"].image_id}
+    assert created == {
+        "two": result.targets["two"].image_id,
+        "three": result.targets["three"].image_id,
+    }
     # The verified bytes stay in the cache, findable by the source's own hash.
     entry = ContentCache(tmp_path / "cache").find(source.hash_algo, source.hash_value)
     assert entry is not None and entry.sha256 == result.sha256
@@ -129,8 +154,11 @@ def test_retry_reads_the_cache_not_the_source(clouds, tmp_path):
     source read is instrumented)."""
     cache = ContentCache(tmp_path, min_free_bytes=0)
     source_id = clouds.make_image(SOURCE, 1024 * KIB + 3)
-    first = copy_image(CopySource(clouds.driver(SOURCE), source_id, "r1"),
-                       [CopyTarget("a", clouds.driver(TARGETS[0]))], cache=cache)
+    first = copy_image(
+        CopySource(clouds.driver(SOURCE), source_id, "r1"),
+        [CopyTarget("a", clouds.driver(TARGETS[0]))],
+        cache=cache,
+    )
     assert first.ok
     source = clouds.driver(SOURCE)
 
@@ -138,8 +166,11 @@ def test_retry_reads_the_cache_not_the_source(clouds, tmp_path):
         raise AssertionError("the source was read again")
 
     source.open_read = no_reads
-    again = copy_image(CopySource(source, source_id, "r1"),
-                       [CopyTarget("b", clouds.driver(TARGETS[1]))], cache=cache)
+    again = copy_image(
+        CopySource(source, source_id, "r1"),
+        [CopyTarget("b", clouds.driver(TARGETS[1]))],
+        cache=cache,
+    )
     assert again.ok, again.targets["b"].error
     assert again.sha256 == first.sha256
     with clouds.driver(TARGETS[1]) as driver:
@@ -152,16 +183,30 @@ def test_retry_after_a_crash_deletes_the_half_written_image_and_never_duplicates
     finishes the copy it finds instead of writing again."""
     source_id = clouds.make_image(SOURCE, 256 * KIB)
     target_driver = clouds.driver(TARGETS[0])
-    leftover = target_driver.create_image({
-        "name": clouds.name(), "disk_format": "raw", "container_format": "bare",
-        "visibility": "private", "glint_source_repo": "r1", "glint_source_id": source_id})
-    result = copy_image(CopySource(clouds.driver(SOURCE), source_id, "r1"),
-                        [CopyTarget("t", target_driver, previous_image_id=leftover.id)])
+    leftover = target_driver.create_image(
+        {
+            "name": clouds.name(),
+            "disk_format": "raw",
+            "container_format": "bare",
+            "visibility": "private",
+            "glint_source_repo": "r1",
+            "glint_source_id": source_id,
+        }
+    )
+    result = copy_image(
+        CopySource(clouds.driver(SOURCE), source_id, "r1"),
+        [CopyTarget("t", target_driver, previous_image_id=leftover.id)],
+    )
     assert result.targets["t"].outcome is TargetOutcome.COPIED
     assert [i.id for i in clouds.images(TARGETS[0])] == [result.targets["t"].image_id]
 
-    again = copy_image(CopySource(clouds.driver(SOURCE), source_id, "r1"),
-                       [CopyTarget("t", clouds.driver(TARGETS[0]),
-                                   previous_image_id=result.targets["t"].image_id)])
+    again = copy_image(
+        CopySource(clouds.driver(SOURCE), source_id, "r1"),
+        [
+            CopyTarget(
+                "t", clouds.driver(TARGETS[0]), previous_image_id=result.targets["t"].image_id
+            )
+        ],
+    )
     assert again.targets["t"].outcome is TargetOutcome.EXISTS
     assert len(clouds.images(TARGETS[0])) == 1

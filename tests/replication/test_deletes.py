@@ -32,8 +32,13 @@ def _cloud_with(**fields) -> tuple[FakeCloud, str]:
 def test_delete_removes_the_image_and_checks_it_is_gone():
     cloud, image_id = _cloud_with()
     steps = []
-    outcome = delete_image(cloud.driver(), image_id, repo_name="r", project_id="proj",
-                           on_verifying=lambda: steps.append(image_id in cloud.images))
+    outcome = delete_image(
+        cloud.driver(),
+        image_id,
+        repo_name="r",
+        project_id="proj",
+        on_verifying=lambda: steps.append(image_id in cloud.images),
+    )
     assert outcome is DeleteOutcome.DELETED
     assert steps == [False]  # told "verifying" once the cloud took the delete
     assert image_id not in cloud.images
@@ -81,10 +86,13 @@ def test_discarding_a_cancelled_copy_deletes_it_and_accepts_it_gone():
     discard_image(cloud.driver(), image_id)  # gone already: nothing to do
 
 
-@pytest.mark.parametrize(("fields", "outcome"), [
-    ({"glint_source_id": "src"}, DeleteOutcome.DELETED),
-    ({}, DeleteOutcome.KEPT),  # not Glint's
-])
+@pytest.mark.parametrize(
+    ("fields", "outcome"),
+    [
+        ({"glint_source_id": "src"}, DeleteOutcome.DELETED),
+        ({}, DeleteOutcome.KEPT),  # not Glint's
+    ],
+)
 def test_orphan_still_stuck_is_deleted_only_if_glint_made_it(fields, outcome):
     cloud = FakeCloud()
     image_id = cloud.add(b"", **fields)

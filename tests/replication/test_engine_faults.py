@@ -43,8 +43,9 @@ def test_source_stream_cut_midway_is_resumed_at_the_byte_it_stopped():
     cloud, image_id, data = _source(3 * MIB + 11)
     cloud.break_read_at = MIB + 5
     target = FakeCloud()
-    result = copy_image(CopySource(cloud.driver(), image_id, "r"),
-                        [CopyTarget("t", target.driver())])
+    result = copy_image(
+        CopySource(cloud.driver(), image_id, "r"), [CopyTarget("t", target.driver())]
+    )
     assert result.ok
     assert result.sha256 == hashlib.sha256(data).hexdigest()
     assert target.data[result.targets["t"].image_id] == data
@@ -54,10 +55,13 @@ def copy_fast_and_slow(cloud, image_id, fast, slow, cache_dir):
     """Copy to targets "fast" and "slow" with a cache and a 1 MiB lag limit; the result and
     when each target ended."""
     clock = DoneClock()
-    result = copy_image(CopySource(cloud.driver(), image_id, "r"),
-                        [CopyTarget("fast", fast.driver()), CopyTarget("slow", slow.driver())],
-                        cache=ContentCache(cache_dir, min_free_bytes=0),
-                        options=CopyOptions(lag_limit_bytes=MIB), observer=clock)
+    result = copy_image(
+        CopySource(cloud.driver(), image_id, "r"),
+        [CopyTarget("fast", fast.driver()), CopyTarget("slow", slow.driver())],
+        cache=ContentCache(cache_dir, min_free_bytes=0),
+        options=CopyOptions(lag_limit_bytes=MIB),
+        observer=clock,
+    )
     return result, clock
 
 
@@ -82,9 +86,11 @@ def test_targets_of_one_speed_stay_off_the_spool(tmp_path):
     targets = {key: FakeCloud() for key in ("a", "b")}
     for target in targets.values():
         target.write_rate = 32 * MIB
-    result = copy_image(CopySource(cloud.driver(), image_id, "r"),
-                        [CopyTarget(key, target.driver()) for key, target in targets.items()],
-                        cache=ContentCache(tmp_path, min_free_bytes=0))  # the default lag limit
+    result = copy_image(
+        CopySource(cloud.driver(), image_id, "r"),
+        [CopyTarget(key, target.driver()) for key, target in targets.items()],
+        cache=ContentCache(tmp_path, min_free_bytes=0),
+    )  # the default lag limit
     assert result.ok
     assert not any(t.spooled for t in result.targets.values()), result.targets
     assert all(targets[key].data[t.image_id] == data for key, t in result.targets.items())
@@ -110,9 +116,11 @@ def test_without_a_cache_a_slow_target_applies_back_pressure():
     cloud, image_id, data = _source(2 * MIB)
     fast, slow = FakeCloud(), FakeCloud()
     slow.write_rate = 20 * MIB
-    result = copy_image(CopySource(cloud.driver(), image_id, "r"),
-                        [CopyTarget("fast", fast.driver()), CopyTarget("slow", slow.driver())],
-                        options=CopyOptions(lag_limit_bytes=256 * 1024))
+    result = copy_image(
+        CopySource(cloud.driver(), image_id, "r"),
+        [CopyTarget("fast", fast.driver()), CopyTarget("slow", slow.driver())],
+        options=CopyOptions(lag_limit_bytes=256 * 1024),
+    )
     assert result.ok and not result.targets["slow"].spooled
     assert fast.data[result.targets["fast"].image_id] == data
     assert slow.data[result.targets["slow"].image_id] == data
@@ -131,8 +139,10 @@ def test_one_target_failing_midstream_leaves_the_other_done():
                     raise ServiceUnavailable("HTTP 503 in the middle of the upload")
             raise AssertionError("not reached")
 
-    result = copy_image(CopySource(cloud.driver(), image_id, "r"),
-                        [CopyTarget("good", good.driver()), CopyTarget("bad", Breaking(bad))])
+    result = copy_image(
+        CopySource(cloud.driver(), image_id, "r"),
+        [CopyTarget("good", good.driver()), CopyTarget("bad", Breaking(bad))],
+    )
     assert result.targets["good"].state is TargetState.DONE
     failed = result.targets["bad"]
     assert failed.state is TargetState.FAILED and failed.error.retryable
@@ -146,13 +156,17 @@ def test_cancel_during_the_write_stops_and_deletes_every_target_copy(tmp_path):
     one, two = FakeCloud(), FakeCloud()
     one.write_rate = two.write_rate = 4 * MIB
     cancel = threading.Event()
-    threading.Thread(target=lambda: (two.write_started.wait(), time.sleep(0.1), cancel.set()),
-                     daemon=True).start()
+    threading.Thread(
+        target=lambda: (two.write_started.wait(), time.sleep(0.1), cancel.set()), daemon=True
+    ).start()
     started = time.monotonic()
     cache = ContentCache(tmp_path, min_free_bytes=0)
-    result = copy_image(CopySource(cloud.driver(), image_id, "r"),
-                        [CopyTarget("one", one.driver()), CopyTarget("two", two.driver())],
-                        cache=cache, cancel=cancel)
+    result = copy_image(
+        CopySource(cloud.driver(), image_id, "r"),
+        [CopyTarget("one", one.driver()), CopyTarget("two", two.driver())],
+        cache=cache,
+        cancel=cancel,
+    )
     assert time.monotonic() - started < 3
     for target in result.targets.values():
         assert target.state is TargetState.CANCELLED
@@ -179,9 +193,11 @@ def test_observer_runs_in_the_calling_thread_and_can_veto_a_target():
         def progress(self, key, code, done, total):
             threads.add(threading.get_ident())
 
-    result = copy_image(CopySource(cloud.driver(), image_id, "r"),
-                        [CopyTarget("one", one.driver()), CopyTarget("two", two.driver())],
-                        observer=Observer())
+    result = copy_image(
+        CopySource(cloud.driver(), image_id, "r"),
+        [CopyTarget("one", one.driver()), CopyTarget("two", two.driver())],
+        observer=Observer(),
+    )
     assert threads == {caller}
     assert result.targets["one"].outcome is TargetOutcome.COPIED
     assert result.targets["two"].state is TargetState.FAILED
@@ -209,9 +225,11 @@ def test_source_that_keeps_breaking_fails_every_target_retryably(attempts):
     cloud, image_id, _ = _source(2 * MIB)
     cloud.break_read_at = MIB
     target = FakeCloud()
-    result = copy_image(CopySource(cloud.driver(), image_id, "r"),
-                        [CopyTarget("t", target.driver())],
-                        options=CopyOptions(read_attempts=attempts))
+    result = copy_image(
+        CopySource(cloud.driver(), image_id, "r"),
+        [CopyTarget("t", target.driver())],
+        options=CopyOptions(read_attempts=attempts),
+    )
     failed = result.targets["t"]
     assert failed.state is TargetState.FAILED and failed.error.retryable
     assert target.images == {}
@@ -226,7 +244,9 @@ def test_a_passing_5xx_after_verification_does_not_throw_the_copy_away(failures,
     target = FakeCloud()
     target.failing_updates = failures
 
-    result = copy_image(CopySource(cloud.driver(), image_id, "r"), [CopyTarget("t", target.driver())])
+    result = copy_image(
+        CopySource(cloud.driver(), image_id, "r"), [CopyTarget("t", target.driver())]
+    )
 
     outcome = result.targets["t"]
     if kept:

@@ -14,13 +14,17 @@ def hash_threads() -> list[str]:
 
 
 def test_each_algorithm_digests_the_whole_stream_in_order():
-    chunks = [os.urandom(size) for size in (1, 4096, 2**20, 3, 2**20 + 7)]  # small ones stay under the GIL
+    chunks = [
+        os.urandom(size) for size in (1, 4096, 2**20, 3, 2**20 + 7)
+    ]  # small ones stay under the GIL
     with MultiHasher(["sha256", "sha512", "md5"]) as hasher:
         for chunk in chunks:
             hasher.update(chunk)
     whole = b"".join(chunks)
     assert hasher.size == len(whole)
-    assert hasher.hexdigests() == {name: hashlib.new(name, whole).hexdigest() for name in ("sha256", "sha512", "md5")}
+    assert hasher.hexdigests() == {
+        name: hashlib.new(name, whole).hexdigest() for name in ("sha256", "sha512", "md5")
+    }
     assert hash_threads() == []
 
 

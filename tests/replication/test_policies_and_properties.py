@@ -33,8 +33,10 @@ def clash(clouds):
 
 
 def _copy(clouds, source_id, policy):
-    return copy_image(CopySource(clouds.driver(SOURCE), source_id, "r1"),
-                      [CopyTarget("t", clouds.driver(TARGET), policy=policy)])
+    return copy_image(
+        CopySource(clouds.driver(SOURCE), source_id, "r1"),
+        [CopyTarget("t", clouds.driver(TARGET), policy=policy)],
+    )
 
 
 def test_report_policy_copies_nothing_and_names_the_clash(clouds, clash):
@@ -82,15 +84,19 @@ def test_replace_that_fails_midway_keeps_the_old_image(clouds, clash):
 
 
 def test_property_sync_makes_properties_equal_without_copying_bytes(clouds):
-    source_id = clouds.make_image(SOURCE, 8 * KIB, hw_disk_bus="virtio", os_distro="ubuntu",
-                                  min_ram=64)
-    result = copy_image(CopySource(clouds.driver(SOURCE), source_id, "r1"),
-                        [CopyTarget("t", clouds.driver(TARGET))])
+    source_id = clouds.make_image(
+        SOURCE, 8 * KIB, hw_disk_bus="virtio", os_distro="ubuntu", min_ram=64
+    )
+    result = copy_image(
+        CopySource(clouds.driver(SOURCE), source_id, "r1"), [CopyTarget("t", clouds.driver(TARGET))]
+    )
     copy_id = result.targets["t"].image_id
     with clouds.driver(SOURCE) as source:
-        source.set_properties(source_id, set={"os_distro": "debian", "hw_vif_model": "e1000",
-                                              "min_ram": 256, "tags": ["new"]},
-                              remove=["hw_disk_bus"])
+        source.set_properties(
+            source_id,
+            set={"os_distro": "debian", "hw_vif_model": "e1000", "min_ram": 256, "tags": ["new"]},
+            remove=["hw_disk_bus"],
+        )
         record = source.get_image(source_id)
     with clouds.driver(TARGET) as target:
         before = target.get_image(copy_id)
@@ -98,7 +104,11 @@ def test_property_sync_makes_properties_equal_without_copying_bytes(clouds):
         after = target.get_image(copy_id)
     assert synced.removed == ["hw_disk_bus"]
     assert {k: synced.set[k] for k in ("os_distro", "hw_vif_model", "min_ram", "tags")} == {
-        "os_distro": "debian", "hw_vif_model": "e1000", "min_ram": 256, "tags": ["new"]}
+        "os_distro": "debian",
+        "hw_vif_model": "e1000",
+        "min_ram": 256,
+        "tags": ["new"],
+    }
     assert after.properties["os_distro"] == "debian"
     assert after.properties["hw_vif_model"] == "e1000"
     assert "hw_disk_bus" not in after.properties
@@ -112,9 +122,11 @@ def test_property_sync_makes_properties_equal_without_copying_bytes(clouds):
 
 def test_allowlist_narrows_what_travels(clouds):
     source_id = clouds.make_image(SOURCE, 4 * KIB, hw_disk_bus="virtio", site_note="x")
-    result = copy_image(CopySource(clouds.driver(SOURCE), source_id, "r1"),
-                        [CopyTarget("t", clouds.driver(TARGET))],
-                        options=_options(PropertyRules(allow=("hw_*",))))
+    result = copy_image(
+        CopySource(clouds.driver(SOURCE), source_id, "r1"),
+        [CopyTarget("t", clouds.driver(TARGET))],
+        options=_options(PropertyRules(allow=("hw_*",))),
+    )
     with clouds.driver(TARGET) as target:
         copy = target.get_image(result.targets["t"].image_id)
     assert copy.properties["hw_disk_bus"] == "virtio"
@@ -128,18 +140,33 @@ def _options(rules):
 
 
 def test_kernel_id_is_remapped_to_the_targets_copy_or_dropped_with_a_warning(clouds):
-    kernel_id = clouds.make_image(SOURCE, 4 * KIB, name=clouds.name("kernel"),
-                                  disk_format="aki", container_format="aki")
-    ramdisk_id = clouds.make_image(SOURCE, 4 * KIB, name=clouds.name("ramdisk"), seed=3,
-                                   disk_format="ari", container_format="ari")
-    image_id = clouds.make_image(SOURCE, 8 * KIB, name=clouds.name("ami"), disk_format="ami",
-                                 container_format="ami", kernel_id=kernel_id,
-                                 ramdisk_id=ramdisk_id)
-    kernel_copy = copy_image(CopySource(clouds.driver(SOURCE), kernel_id, "r1"),
-                             [CopyTarget("t", clouds.driver(TARGET))]).targets["t"]
+    kernel_id = clouds.make_image(
+        SOURCE, 4 * KIB, name=clouds.name("kernel"), disk_format="aki", container_format="aki"
+    )
+    ramdisk_id = clouds.make_image(
+        SOURCE,
+        4 * KIB,
+        name=clouds.name("ramdisk"),
+        seed=3,
+        disk_format="ari",
+        container_format="ari",
+    )
+    image_id = clouds.make_image(
+        SOURCE,
+        8 * KIB,
+        name=clouds.name("ami"),
+        disk_format="ami",
+        container_format="ami",
+        kernel_id=kernel_id,
+        ramdisk_id=ramdisk_id,
+    )
+    kernel_copy = copy_image(
+        CopySource(clouds.driver(SOURCE), kernel_id, "r1"), [CopyTarget("t", clouds.driver(TARGET))]
+    ).targets["t"]
     assert kernel_copy.outcome is TargetOutcome.COPIED
-    result = copy_image(CopySource(clouds.driver(SOURCE), image_id, "r1"),
-                        [CopyTarget("t", clouds.driver(TARGET))])
+    result = copy_image(
+        CopySource(clouds.driver(SOURCE), image_id, "r1"), [CopyTarget("t", clouds.driver(TARGET))]
+    )
     target = result.targets["t"]
     assert target.outcome is TargetOutcome.COPIED
     with clouds.driver(TARGET) as driver:
@@ -153,8 +180,10 @@ def test_visibility_the_project_may_not_set_leaves_the_copy_private_with_a_warni
     """Glance lets only admins publish: asking for "public" as a project member still gives a
     verified copy, private, and says why."""
     source_id = clouds.make_image(SOURCE, 4 * KIB)
-    result = copy_image(CopySource(clouds.driver(SOURCE), source_id, "r1"),
-                        [CopyTarget("t", clouds.driver(TARGET), visibility="public")])
+    result = copy_image(
+        CopySource(clouds.driver(SOURCE), source_id, "r1"),
+        [CopyTarget("t", clouds.driver(TARGET), visibility="public")],
+    )
     target = result.targets["t"]
     assert target.outcome is TargetOutcome.COPIED
     with clouds.driver(TARGET) as driver:

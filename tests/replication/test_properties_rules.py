@@ -8,23 +8,49 @@ from glint.replication import PropertyRules, copy_fields
 
 
 def _record(**properties) -> ImageRecord:
-    return ImageRecord(id="src", name="alma", status="active", disk_format="qcow2",
-                       container_format="bare", min_disk=3, min_ram=512, tags=("a",),
-                       properties=properties)
+    return ImageRecord(
+        id="src",
+        name="alma",
+        status="active",
+        disk_format="qcow2",
+        container_format="bare",
+        min_disk=3,
+        min_ram=512,
+        tags=("a",),
+        properties=properties,
+    )
 
 
 def test_denied_properties_never_travel_and_portable_ones_do():
-    fields, warnings = copy_fields(_record(
-        os_glance_importing_to_stores="file", os_glance_failed_import="",
-        img_signature="x", img_signature_certificate_uuid="y", cinder_encryption_key_id="k",
-        instance_uuid="i", user_id="u", glint_sha256="old", **{
-            "owner_specified.openstack.md5": "old", "trait:CUSTOM_GPU": "required"},
-        hw_firmware_type="uefi", os_distro="almalinux", architecture="x86_64", build="42"))
+    fields, warnings = copy_fields(
+        _record(
+            os_glance_importing_to_stores="file",
+            os_glance_failed_import="",
+            img_signature="x",
+            img_signature_certificate_uuid="y",
+            cinder_encryption_key_id="k",
+            instance_uuid="i",
+            user_id="u",
+            glint_sha256="old",
+            **{"owner_specified.openstack.md5": "old", "trait:CUSTOM_GPU": "required"},
+            hw_firmware_type="uefi",
+            os_distro="almalinux",
+            architecture="x86_64",
+            build="42",
+        )
+    )
     assert warnings == []
     assert {k: v for k, v in fields.items() if k not in ("name", "tags")} == {
-        "disk_format": "qcow2", "container_format": "bare", "min_disk": 3, "min_ram": 512,
-        "trait:CUSTOM_GPU": "required", "hw_firmware_type": "uefi", "os_distro": "almalinux",
-        "architecture": "x86_64", "build": "42"}
+        "disk_format": "qcow2",
+        "container_format": "bare",
+        "min_disk": 3,
+        "min_ram": 512,
+        "trait:CUSTOM_GPU": "required",
+        "hw_firmware_type": "uefi",
+        "os_distro": "almalinux",
+        "architecture": "x86_64",
+        "build": "42",
+    }
 
 
 def test_kernel_id_is_remapped_or_dropped_with_a_warning():

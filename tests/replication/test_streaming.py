@@ -41,7 +41,9 @@ def test_slow_target_does_not_hold_back_the_fast_one(clouds, tmp_path):
         CopySource(clouds.driver(SOURCE), source_id, "r1"),
         [CopyTarget("fast", clouds.driver(TARGETS[0])), CopyTarget("slow", slow)],
         cache=ContentCache(tmp_path, min_free_bytes=0),
-        options=CopyOptions(lag_limit_bytes=4 * MIB), observer=clock)
+        options=CopyOptions(lag_limit_bytes=4 * MIB),
+        observer=clock,
+    )
     assert result.ok, {k: t.error for k, t in result.targets.items()}
     fast_time = clock.ended["fast"] - started
     slow_time = clock.ended["slow"] - started
@@ -54,11 +56,22 @@ def test_slow_target_does_not_hold_back_the_fast_one(clouds, tmp_path):
 
 def copy_in_fresh_process(clouds, source_id: str, cache_dir) -> dict:
     """Copy ``source_id`` from SOURCE to TARGETS in a new interpreter (see rss_copy.py); its report."""
-    request = {"source": clouds.devcloud.cloud_config(SOURCE), "image": source_id, "cache": str(cache_dir),
-               "targets": [clouds.devcloud.cloud_config(cloud) for cloud in TARGETS]}
-    done = subprocess.run([sys.executable, "-m", "tests.replication.rss_copy"], input=json.dumps(request),
-                          env=glint_env(cache_dir), cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
-                          check=False)
+    request = {
+        "source": clouds.devcloud.cloud_config(SOURCE),
+        "image": source_id,
+        "cache": str(cache_dir),
+        "targets": [clouds.devcloud.cloud_config(cloud) for cloud in TARGETS],
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.replication.rss_copy"],
+        input=json.dumps(request),
+        env=glint_env(cache_dir),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -73,15 +86,22 @@ def test_copies_to_two_targets_keep_memory_bounded_whatever_the_size(clouds, tmp
     Sources are uploaded from a generator, never held in memory. (The large copies of this
     package.)"""
     sizes_mib = (200, 800)
-    sources = {size: clouds.make_image(SOURCE, size * MIB, name=clouds.name(f"{size}mib")) for size in sizes_mib}
+    sources = {
+        size: clouds.make_image(SOURCE, size * MIB, name=clouds.name(f"{size}mib"))
+        for size in sizes_mib
+    }
     growth_mib = {size: [] for size in sizes_mib}
     for attempt in range(3):
         for size_mib, source_id in sources.items():
-            report = copy_in_fresh_process(clouds, source_id, tmp_path / f"copy-{size_mib}-{attempt}")
+            report = copy_in_fresh_process(
+                clouds, source_id, tmp_path / f"copy-{size_mib}-{attempt}"
+            )
             assert not any(report["errors"].values()), report["errors"]
             growth_mib[size_mib].append(report["growth_kib"] / 1024)
-            print(f"{size_mib} MiB to 2 targets: {report['seconds']:.1f} s, {size_mib / report['seconds']:.0f} MiB/s, "
-                  f"peak RSS growth {growth_mib[size_mib][-1]:.1f} MiB")
+            print(
+                f"{size_mib} MiB to 2 targets: {report['seconds']:.1f} s, {size_mib / report['seconds']:.0f} MiB/s, "
+                f"peak RSS growth {growth_mib[size_mib][-1]:.1f} MiB"
+            )
             # Keep the disk for the next copy.
             for cloud, image_id in zip(TARGETS, report["image_ids"].values()):
                 with clouds.driver(cloud) as driver:

@@ -41,18 +41,28 @@ def exercise_every_surface(client, repo: Repo, devcloud, canary: str) -> dict[st
     entry = devcloud.cloud_config("devcloud-1")
     group = repo.group_id
     wrong = dict(form_data(entry, name="with-canary", password=canary), group=group)
-    yaml_text = yaml.safe_dump({"clouds": {"canary-cloud": dict(entry, auth=dict(entry["auth"], password=canary))}})
+    yaml_text = yaml.safe_dump(
+        {"clouds": {"canary-cloud": dict(entry, auth=dict(entry["auth"], password=canary))}}
+    )
     responses = {
         "api list": client.get(f"/api/v1/repos/?group={group}"),
         "api detail": client.get(f"/api/v1/repos/{repo.pk}/"),
         "api create refused": post_json(client, "/api/v1/repos/", wrong),
-        "api update refused": post_json(client, f"/api/v1/repos/{repo.pk}/", {"password": canary}, method="patch"),
+        "api update refused": post_json(
+            client, f"/api/v1/repos/{repo.pk}/", {"password": canary}, method="patch"
+        ),
         "api validate": client.post(f"/api/v1/repos/{repo.pk}/validate/"),
-        "api import": post_json(client, "/api/v1/repos/import/", {"group": group, "clouds_yaml": yaml_text}),
+        "api import": post_json(
+            client, "/api/v1/repos/import/", {"group": group, "clouds_yaml": yaml_text}
+        ),
         "page list": client.get(f"/repos/?group={group}"),
         "page edit": client.get(f"/repos/{repo.pk}/edit/"),
-        "page edit refused": client.post(f"/repos/{repo.pk}/edit/", form_data(entry, name=repo.name, password=canary)),
-        "page add refused": client.post(f"/repos/add/?group={group}", form_data(entry, name="another", password=canary)),
+        "page edit refused": client.post(
+            f"/repos/{repo.pk}/edit/", form_data(entry, name=repo.name, password=canary)
+        ),
+        "page add refused": client.post(
+            f"/repos/add/?group={group}", form_data(entry, name="another", password=canary)
+        ),
         "page validate": client.post(f"/repos/{repo.pk}/validate/", follow=True),
         "page delete confirmation": client.get(f"/repos/{repo.pk}/delete/"),
         "page import": client.post(f"/repos/import/?group={group}", {"file": _upload(yaml_text)}),
@@ -71,8 +81,14 @@ def test_canary_password_appears_nowhere(devcloud, group_a, as_manager, caplog, 
     caplog.set_level(logging.DEBUG)
     auth = devcloud.cloud_config("devcloud-1")["auth"]
     repo = make_repo(
-        group_a, name="canary", auth_url=auth["auth_url"], username=auth["username"], password=canary,
-        project_name=auth["project_name"], project_domain_name="Default", user_domain_name="Default",
+        group_a,
+        name="canary",
+        auth_url=auth["auth_url"],
+        username=auth["username"],
+        password=canary,
+        project_name=auth["project_name"],
+        project_domain_name="Default",
+        user_domain_name="Default",
     )
 
     surfaces = exercise_every_surface(as_manager, repo, devcloud, canary)
@@ -84,4 +100,6 @@ def test_canary_password_appears_nowhere(devcloud, group_a, as_manager, caplog, 
     logged = caplog.text + "\n".join(repr(record.__dict__) for record in caplog.records)
     assert canary not in logged, "the canary leaked into the logs"
     assert canary.encode() not in database_dump(tmp_path), "the canary is stored in plain text"
-    assert Repo.objects.get(pk=repo.pk).connection().password == canary  # it is still there, encrypted
+    assert (
+        Repo.objects.get(pk=repo.pk).connection().password == canary
+    )  # it is still there, encrypted

@@ -32,13 +32,26 @@ def test_column_holds_ciphertext_and_connection_decrypts(group_a):
 def test_secret_never_in_repr_or_str(group_a):
     repo = make_repo(group_a, password=SECRET)
     repo.password = SECRET  # even a freshly typed value is sealed at once
-    for text in (repr(repo), str(repo), repr(repo.password), str(repo.password), repr(repo.__dict__), repr(repo.connection())):
+    for text in (
+        repr(repo),
+        str(repo),
+        repr(repo.password),
+        str(repo.password),
+        repr(repo.__dict__),
+        repr(repo.connection()),
+    ):
         assert SECRET not in text
 
 
 def test_empty_secret_means_not_set(group_a):
-    repo = make_repo(group_a, name="appcred", auth_type="application_credential", password="",
-                     application_credential_id="abc", application_credential_secret=SECRET)
+    repo = make_repo(
+        group_a,
+        name="appcred",
+        auth_type="application_credential",
+        password="",
+        application_credential_id="abc",
+        application_credential_secret=SECRET,
+    )
     loaded = Repo.objects.get(pk=repo.pk)
     assert not loaded.password_set and loaded.application_credential_secret_set
     assert raw_passwords() == [""]
@@ -108,6 +121,10 @@ def test_keys_rotate_command(group_a, own_key_file):
     assert dry.exit_code == 0 and "would re-encrypt 1 of 1 secret(s)" in dry.output
     assert len(read_key_file()) == 1
     done = runner.invoke(cli, ["keys", "rotate", "--drop-old"])
-    assert done.exit_code == 0 and "re-encrypted 1 of 1 secret(s)" in done.output and "keys: 1 -> 1" in done.output
+    assert (
+        done.exit_code == 0
+        and "re-encrypted 1 of 1 secret(s)" in done.output
+        and "keys: 1 -> 1" in done.output
+    )
     assert Repo.objects.get().connection().password == SECRET
     assert SECRET not in dry.output + done.output

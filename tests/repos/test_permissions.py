@@ -31,14 +31,31 @@ def test_member_sees_the_list_but_may_not_change(repo, member):
     assert f"/repos/{repo.pk}/edit/" not in page.content.decode()
     for url in page_urls(repo)[1:]:
         assert client.get(url).status_code == 403, url
-    for url in (f"/repos/{repo.pk}/validate/", f"/repos/{repo.pk}/delete/", f"/repos/{repo.pk}/edit/"):
+    for url in (
+        f"/repos/{repo.pk}/validate/",
+        f"/repos/{repo.pk}/delete/",
+        f"/repos/{repo.pk}/edit/",
+    ):
         assert client.post(url, {"name": "x"}).status_code == 403, url
     assert client.get(f"/api/v1/repos/{repo.pk}/").status_code == 200
-    assert post_json(client, f"/api/v1/repos/{repo.pk}/", {"name": "renamed"}, method="patch").status_code == 403
+    assert (
+        post_json(
+            client, f"/api/v1/repos/{repo.pk}/", {"name": "renamed"}, method="patch"
+        ).status_code
+        == 403
+    )
     assert client.delete(f"/api/v1/repos/{repo.pk}/").status_code == 403
     assert client.post(f"/api/v1/repos/{repo.pk}/validate/").status_code == 403
-    assert post_json(client, "/api/v1/repos/", {"group": repo.group_id, "name": "new"}).status_code == 403
-    assert post_json(client, "/api/v1/repos/import/", {"group": repo.group_id, "clouds_yaml": "clouds: {}"}).status_code == 403
+    assert (
+        post_json(client, "/api/v1/repos/", {"group": repo.group_id, "name": "new"}).status_code
+        == 403
+    )
+    assert (
+        post_json(
+            client, "/api/v1/repos/import/", {"group": repo.group_id, "clouds_yaml": "clouds: {}"}
+        ).status_code
+        == 403
+    )
     assert Repo.objects.get(pk=repo.pk).name == repo.name
 
 
@@ -46,15 +63,27 @@ def test_another_groups_member_gets_404_everywhere(repo, outsider):
     client = client_for(outsider)
     for url in page_urls(repo):
         assert client.get(url).status_code == 404, url
-    for url in (f"/repos/{repo.pk}/validate/", f"/repos/{repo.pk}/delete/", f"/repos/{repo.pk}/edit/"):
+    for url in (
+        f"/repos/{repo.pk}/validate/",
+        f"/repos/{repo.pk}/delete/",
+        f"/repos/{repo.pk}/edit/",
+    ):
         assert client.post(url).status_code == 404, url
     assert client.get(f"/api/v1/repos/{repo.pk}/").status_code == 404
     assert client.get(f"/api/v1/repos/?group={repo.group_id}").status_code == 404
     assert client.get("/api/v1/repos/").json()["results"] == []
     assert client.delete(f"/api/v1/repos/{repo.pk}/").status_code == 404
     assert client.post(f"/api/v1/repos/{repo.pk}/validate/").status_code == 404
-    assert post_json(client, "/api/v1/repos/", {"group": repo.group_id, "name": "new"}).status_code == 404
-    assert post_json(client, "/api/v1/repos/import/", {"group": repo.group_id, "clouds_yaml": "x"}).status_code == 404
+    assert (
+        post_json(client, "/api/v1/repos/", {"group": repo.group_id, "name": "new"}).status_code
+        == 404
+    )
+    assert (
+        post_json(
+            client, "/api/v1/repos/import/", {"group": repo.group_id, "clouds_yaml": "x"}
+        ).status_code
+        == 404
+    )
     assert Repo.objects.filter(pk=repo.pk).exists()
 
 
@@ -96,7 +125,9 @@ def test_forms_carry_csrf_and_are_enforced(repo, manager):
     assert Repo.objects.filter(pk=repo.pk).exists()
 
 
-def test_shared_project_marker_names_only_visible_groups(group_a, group_b, manager, outsider, admin):
+def test_shared_project_marker_names_only_visible_groups(
+    group_a, group_b, manager, outsider, admin
+):
     mine = make_repo(group_a, name="mine")
     theirs = make_repo(group_b, name="theirs")
     for repo in (mine, theirs):

@@ -23,7 +23,9 @@ def add_page(client, group, data):
 
 
 def test_right_credentials_are_saved(devcloud, group_a, as_manager):
-    response = add_page(as_manager, group_a, form_data(devcloud.cloud_config("devcloud-1"), name="one"))
+    response = add_page(
+        as_manager, group_a, form_data(devcloud.cloud_config("devcloud-1"), name="one")
+    )
     assert response.status_code == 302, response.content.decode()
     repo = Repo.objects.get(name="one")
     endpoint, project_id = repo.cloud_project.split("#")
@@ -82,7 +84,9 @@ def test_application_credential_variant(devcloud, group_a, as_manager):
     api = post_json(as_manager, "/api/v1/repos/", dict(data, group=group_a.pk))
     assert api.status_code == 201, api.json()
     body = api.json()
-    assert body["auth_type"] == "application_credential" and body["application_credential_secret_set"]
+    assert (
+        body["auth_type"] == "application_credential" and body["application_credential_secret_set"]
+    )
     assert not body["password_set"]
 
     wrong = dict(data, name="appcred-2", application_credential_secret="nope")
@@ -94,26 +98,49 @@ def test_edit_keeps_the_stored_secret_and_revalidates(devcloud, group_a, as_mana
     assert add_page(as_manager, group_a, form_data(entry, name="one")).status_code == 302
     repo = Repo.objects.get(name="one")
     token = repo.password.token
-    response = as_manager.post(f"/repos/{repo.pk}/edit/", form_data(entry, name="one", password="", site="lab"))
+    response = as_manager.post(
+        f"/repos/{repo.pk}/edit/", form_data(entry, name="one", password="", site="lab")
+    )
     assert response.status_code == 302, response.content.decode()
     repo.refresh_from_db()
     assert repo.site == "lab" and repo.password.token == token
 
-    refused = as_manager.post(f"/repos/{repo.pk}/edit/", form_data(entry, name="one", password="wrong"))
+    refused = as_manager.post(
+        f"/repos/{repo.pk}/edit/", form_data(entry, name="one", password="wrong")
+    )
     assert refused.status_code == 200
     repo.refresh_from_db()
     assert repo.password.token == token
 
 
 def test_validate_button_and_action(devcloud, group_a, as_manager):
-    good = make_repo(group_a, name="good", **{k: v for k, v in form_data(devcloud.cloud_config("devcloud-1"), name="good").items()
-                                              if k in ("auth_url", "region", "username", "password", "project_name",
-                                                       "project_domain_name", "user_domain_name")})
+    good = make_repo(
+        group_a,
+        name="good",
+        **{
+            k: v
+            for k, v in form_data(devcloud.cloud_config("devcloud-1"), name="good").items()
+            if k
+            in (
+                "auth_url",
+                "region",
+                "username",
+                "password",
+                "project_name",
+                "project_domain_name",
+                "user_domain_name",
+            )
+        },
+    )
     bad = make_repo(group_a, name="bad", auth_url=f"http://127.0.0.1:{closed_port()}/v3")
 
     assert as_manager.post(f"/api/v1/repos/{good.pk}/validate/").json()["ok"] is True
     result = as_manager.post(f"/api/v1/repos/{bad.pk}/validate/").json()
-    assert result["ok"] is False and result["code"] == "endpoint_unreachable" and result["field"] == "auth_url"
+    assert (
+        result["ok"] is False
+        and result["code"] == "endpoint_unreachable"
+        and result["field"] == "auth_url"
+    )
 
     page = as_manager.post(f"/repos/{bad.pk}/validate/", follow=True).content.decode()
     assert "does not work" in page and "127.0.0.1" in page

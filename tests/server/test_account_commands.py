@@ -30,7 +30,9 @@ def users(data_dir) -> list[tuple]:
 
 
 def test_user_add_stores_the_canonical_dn(data_dir):
-    result = run_glint(data_dir, "user", "add", "--dn", "CN=Jane Doe,OU=Physics,O=Test Grid,C=CA", "--admin")
+    result = run_glint(
+        data_dir, "user", "add", "--dn", "CN=Jane Doe,OU=Physics,O=Test Grid,C=CA", "--admin"
+    )
     assert result.returncode == 0, result.stderr
     assert users(data_dir) == [("/C=CA/O=Test Grid/OU=Physics/CN=Jane Doe", 1)]
 

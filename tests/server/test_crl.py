@@ -27,7 +27,10 @@ def write_crl(ca_dir, ca_hash, pki, revoked) -> None:
 def ca_setup(pki, tmp_path_factory):
     ca_dir = tmp_path_factory.mktemp("certificates")
     ca_hash = subprocess.run(
-        ["openssl", "x509", "-hash", "-noout", "-in", str(pki.ca_file)], capture_output=True, text=True, check=True
+        ["openssl", "x509", "-hash", "-noout", "-in", str(pki.ca_file)],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     (ca_dir / f"{ca_hash}.0").write_bytes(pki.ca_file.read_bytes())
     revoked_cert, _key, _ = pki.person("Rex Revoked")
@@ -70,7 +73,9 @@ def test_revoked_user_and_their_proxy_are_refused_others_are_not(server, pki, tm
 
     assert refusal(server.port, client_context(pki, revoked)) == "SSLV3_ALERT_CERTIFICATE_REVOKED"
     # With CRL checks on the leaf only, this proxy would get in (research/x509.md §2.4).
-    assert refusal(server.port, client_context(pki, proxy_file)) == "SSLV3_ALERT_CERTIFICATE_REVOKED"
+    assert (
+        refusal(server.port, client_context(pki, proxy_file)) == "SSLV3_ALERT_CERTIFICATE_REVOKED"
+    )
     status, body = https_get(server.port, "/api/v1/whoami/", client_context(pki, good))
     assert (status, json.loads(body)["dn"]) == (200, dn)
 

@@ -55,8 +55,13 @@ def test_unregistered_certificate_gets_the_refusal_page_and_leaves_an_access_req
     assert status == 403
     assert "an admin has not added you yet" in body
     assert DN_PREFIX + "Una Registered" in body
-    assert server.query("SELECT dn FROM accounts_accessrequest") == [(DN_PREFIX + "Una Registered",)]
-    assert server.query("SELECT dn FROM accounts_user WHERE dn = ?", DN_PREFIX + "Una Registered") == []
+    assert server.query("SELECT dn FROM accounts_accessrequest") == [
+        (DN_PREFIX + "Una Registered",)
+    ]
+    assert (
+        server.query("SELECT dn FROM accounts_user WHERE dn = ?", DN_PREFIX + "Una Registered")
+        == []
+    )
 
 
 def test_no_certificate_completes_the_handshake_and_is_refused_by_the_app(server, pki):
@@ -74,11 +79,21 @@ def test_probes_and_static_files_need_no_certificate(server, pki):
     assert https_get(server.port, "/static/glint/htmx.min.js", client_context(pki))[0] == 200
 
 
-@pytest.mark.parametrize("path", [
-    "/static/../../x", "/static/glint/../../../../etc/passwd", "/static/..%2f..%2fx",
-    "/static/%2e%2e/%2e%2e/x", "/static/%2e%2e%2f%2e%2e%2fsettings.py", "/static/..%5c..%5cx",
-    "/static/a%00b", "/%2e%2e/%2e%2e/etc/passwd", "/api/v1/..%2f..%2fschema/", "/static/%ff%fe",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/../../x",
+        "/static/glint/../../../../etc/passwd",
+        "/static/..%2f..%2fx",
+        "/static/%2e%2e/%2e%2e/x",
+        "/static/%2e%2e%2f%2e%2e%2fsettings.py",
+        "/static/..%5c..%5cx",
+        "/static/a%00b",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/api/v1/..%2f..%2fschema/",
+        "/static/%ff%fe",
+    ],
+)
 def test_a_path_out_of_the_static_files_is_a_4xx_without_a_traceback(server, pki, path):
     status, _body = https_get(server.port, path, client_context(pki))
     assert 400 <= status < 500, (path, status)
@@ -102,7 +117,9 @@ def test_rfc3820_proxy_certificate_maps_to_its_user(server, pki, tmp_path):
     proxy, proxy_key = make_proxy_cert(user_cert, user_key)
     proxy_of_proxy, proxy_of_proxy_key = make_proxy_cert(proxy, proxy_key)
     single = write_chain_pem(tmp_path / "x509up", [proxy, user_cert], proxy_key)
-    double = write_chain_pem(tmp_path / "x509up2", [proxy_of_proxy, proxy, user_cert], proxy_of_proxy_key)
+    double = write_chain_pem(
+        tmp_path / "x509up2", [proxy_of_proxy, proxy, user_cert], proxy_of_proxy_key
+    )
     assert whoami(server, pki, single) == dn
     assert whoami(server, pki, double) == dn
 
@@ -128,7 +145,9 @@ def test_a_second_connection_from_the_same_client_is_identified_again(server, pk
     for _ in range(2):
         with socket.create_connection(("127.0.0.1", server.port), timeout=15) as raw:
             with context.wrap_socket(raw, server_hostname="127.0.0.1", session=session) as tls:
-                tls.sendall(b"GET /api/v1/whoami/ HTTP/1.1\r\nHost: glint.test\r\nConnection: close\r\n\r\n")
+                tls.sendall(
+                    b"GET /api/v1/whoami/ HTTP/1.1\r\nHost: glint.test\r\nConnection: close\r\n\r\n"
+                )
                 response = b""
                 while chunk := tls.recv(65536):
                     response += chunk

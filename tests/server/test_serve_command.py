@@ -15,7 +15,10 @@ from tests.live import client_context, https_get, raw_http, run_glint, start_ser
         (["--behind-proxy", "--host", "192.0.2.10"], "listens only on a loopback address"),
         (["--behind-proxy", "--host", "glint.example.org"], "listens only on a loopback address"),
         (["--unix-socket", "/tmp/glint-test.sock"], "add --behind-proxy"),
-        ([], "direct TLS needs --cert FILE (GLINT_TLS_CERT), --client-ca FILE or --client-ca-dir DIR"),
+        (
+            [],
+            "direct TLS needs --cert FILE (GLINT_TLS_CERT), --client-ca FILE or --client-ca-dir DIR",
+        ),
     ],
 )
 def test_refuses_unsafe_or_incomplete_options_before_listening(tmp_path, args, message):
@@ -63,10 +66,18 @@ def test_insecure_dev_mode_warns_loudly(tmp_path):
 
 def test_sigterm_stops_the_server_cleanly(tmp_path, pki):
     server = start_server(
-        tmp_path, "--cert", str(pki.server_file), "--key", str(pki.server_file), "--client-ca", str(pki.ca_file)
+        tmp_path,
+        "--cert",
+        str(pki.server_file),
+        "--key",
+        str(pki.server_file),
+        "--client-ca",
+        str(pki.ca_file),
     )
     assert https_get(server.port, "/healthz", client_context(pki))[0] == 200
     assert server.stop() == 0
     log = server.log()
-    assert "direct TLS on https://127.0.0.1:" in log and f"client CAs from file {pki.ca_file}" in log
+    assert (
+        "direct TLS on https://127.0.0.1:" in log and f"client CAs from file {pki.ca_file}" in log
+    )
     assert "glint serve: stopped" in log

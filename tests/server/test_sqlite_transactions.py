@@ -59,8 +59,13 @@ print(sorted(User.objects.values_list("dn", flat=True)))
 
 
 def test_a_transaction_that_read_before_another_write_still_writes(tmp_path):
-    result = subprocess.run([sys.executable, "-c", SCRIPT], env=glint_env(tmp_path), capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        env=glint_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     *errors, users = result.stdout.strip().splitlines()
     assert not any(errors), errors

@@ -48,8 +48,11 @@ def qemu_image(directory: Path, fmt: str, *options: str, size: str = "1M") -> Pa
     Runs in ``directory``: qemu-img creates a relative ``data_file`` in its working directory.
     """
     path = directory / f"disk.{fmt}"
-    subprocess.run(["qemu-img", "create", "-q", "-f", fmt, *options, str(path), size], check=True,
-                   cwd=directory)
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", fmt, *options, str(path), size],
+        check=True,
+        cwd=directory,
+    )
     return path
 
 
@@ -80,11 +83,21 @@ class WebServer:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 agent = self.headers.get("User-Agent", "")
-                server.requests.append({"path": self.path, "host": self.headers.get("Host"), "agent": agent,
-                                        "authorization": self.headers.get("Authorization")})
+                server.requests.append(
+                    {
+                        "path": self.path,
+                        "host": self.headers.get("Host"),
+                        "agent": agent,
+                        "authorization": self.headers.get("Authorization"),
+                    }
+                )
                 files = server.files
                 if agent != "Glint" and self.path in server.for_clouds:
-                    files = {self.path: server.for_clouds[self.path]} if server.for_clouds[self.path] else {}
+                    files = (
+                        {self.path: server.for_clouds[self.path]}
+                        if server.for_clouds[self.path]
+                        else {}
+                    )
                 if self.path in server.redirects:
                     self.send_response(302)
                     self.send_header("Location", server.redirects[self.path])

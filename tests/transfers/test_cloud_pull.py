@@ -45,21 +45,24 @@ def outcomes(job: Job) -> dict[str, str]:
     return {t.repo_name: t.outcome or t.error_code for t in job.targets.all()}
 
 
-def test_clouds_with_web_download_fetch_a_checksummed_link_themselves(devcloud, client, group_a,
-                                                                    sha512_and_sha256_repos, web, settings,
-                                                                    image_name):
+def test_clouds_with_web_download_fetch_a_checksummed_link_themselves(
+    devcloud, client, group_a, sha512_and_sha256_repos, web, settings, image_name
+):
     settings.GLINT_FETCH_ALLOW_CIDRS = ["127.0.0.0/8"]
     path, data, sha256 = serve(web, image_name)
 
-    created = link_upload(client, group_a, sha512_and_sha256_repos, web.url(path), checksum=sha256).json()
+    created = link_upload(
+        client, group_a, sha512_and_sha256_repos, web.url(path), checksum=sha256
+    ).json()
     job = run_job(created["job"])
 
     assert job.state == "done", job.error
     assert outcomes(job) == {"devcloud-1": "pulled", "devcloud-3": "pulled"}
     assert Upload.objects.get(pk=created["id"]).state == "pulled"
     assert job.content_key == f"sha256:{sha256}"
-    assert web.agents(path)[0] == GLINT and GLINT not in web.agents(path)[1:], \
+    assert web.agents(path)[0] == GLINT and GLINT not in web.agents(path)[1:], (
         "Glint read the link once (its head, for the format); the rest were the clouds"
+    )
     assert len(web.agents(path)) == 3
     found = images_named(devcloud, image_name)
     for cloud in ("devcloud-1", "devcloud-3"):
@@ -69,9 +72,12 @@ def test_clouds_with_web_download_fetch_a_checksummed_link_themselves(devcloud, 
     assert found["devcloud-3"][0].hash_value == sha256, "the cloud's own hash is the declared one"
 
 
-def test_a_link_the_clouds_refuse_is_streamed_through_glint(devcloud, client, group_a, repos, web2, settings,
-                                                             image_name):
-    settings.GLINT_FETCH_ALLOW_CIDRS = ["127.0.0.2/32"]  # allowed for Glint; the clouds refuse 127.0.0.2
+def test_a_link_the_clouds_refuse_is_streamed_through_glint(
+    devcloud, client, group_a, repos, web2, settings, image_name
+):
+    settings.GLINT_FETCH_ALLOW_CIDRS = [
+        "127.0.0.2/32"
+    ]  # allowed for Glint; the clouds refuse 127.0.0.2
     path, data, sha256 = serve(web2, image_name)
 
     created = link_upload(client, group_a, repos, web2.url(path), checksum=sha256).json()
@@ -90,8 +96,9 @@ def test_a_link_the_clouds_refuse_is_streamed_through_glint(devcloud, client, gr
 
 
 @pytest.mark.parametrize("cloud_sees", ["nothing", "other bytes"])
-def test_a_failed_cloud_fetch_leaves_nothing_and_the_retry_streams_it(devcloud, client, group_a, repos, web,
-                                                                      settings, image_name, cloud_sees):
+def test_a_failed_cloud_fetch_leaves_nothing_and_the_retry_streams_it(
+    devcloud, client, group_a, repos, web, settings, image_name, cloud_sees
+):
     """The link is unreachable from the clouds (404), or serves them other bytes than it served
     Glint: either way no copy is kept, and the automatic retry sends Glint's verified bytes."""
     settings.GLINT_FETCH_ALLOW_CIDRS = ["127.0.0.0/8"]
@@ -104,7 +111,11 @@ def test_a_failed_cloud_fetch_leaves_nothing_and_the_retry_streams_it(devcloud, 
     expected = "pull_failed" if cloud_sees == "nothing" else "target_verification_failed"
     assert job.state == "failed" and job.next_attempt_at is not None, "a transient failure: retried"
     assert outcomes(job) == {"devcloud-1": expected, "devcloud-2": expected}
-    assert images_named(devcloud, image_name) == {"devcloud-1": [], "devcloud-2": [], "devcloud-3": []}
+    assert images_named(devcloud, image_name) == {
+        "devcloud-1": [],
+        "devcloud-2": [],
+        "devcloud-3": [],
+    }
 
     due = timezone.now()
     Job.objects.filter(pk=job.pk).update(next_attempt_at=due)
@@ -113,15 +124,18 @@ def test_a_failed_cloud_fetch_leaves_nothing_and_the_retry_streams_it(devcloud, 
 
     assert job.state == "done", job.error
     assert outcomes(job) == {"devcloud-1": "copied", "devcloud-2": "copied"}
-    assert web.agents(path).count(GLINT) == 1, "the retry read the bytes Glint kept, not the link again"
+    assert web.agents(path).count(GLINT) == 1, (
+        "the retry read the bytes Glint kept, not the link again"
+    )
     for cloud in ("devcloud-1", "devcloud-2"):
         (image,) = images_named(devcloud, image_name)[cloud]
         assert image.properties["glint_sha256"] == sha256
         assert image.checksum == hashlib.md5(data).hexdigest()
 
 
-def test_cancelling_while_the_clouds_fetch_leaves_nothing(devcloud, client, group_a, repos, web, settings,
-                                                         image_name):
+def test_cancelling_while_the_clouds_fetch_leaves_nothing(
+    devcloud, client, group_a, repos, web, settings, image_name
+):
     settings.GLINT_FETCH_ALLOW_CIDRS = ["127.0.0.0/8"]
     path, data, sha256 = serve(web, image_name)
     web.for_clouds[path] = STALL
@@ -130,7 +144,10 @@ def test_cancelling_while_the_clouds_fetch_leaves_nothing(devcloud, client, grou
     worker = threading.Thread(target=lambda: ended.update(job=run_job(created["job"])))
     worker.start()
     deadline = time.monotonic() + 60
-    while JobTarget.objects.filter(job_id=created["job"], state="writing", image_id__gt="").count() < 2:
+    while (
+        JobTarget.objects.filter(job_id=created["job"], state="writing", image_id__gt="").count()
+        < 2
+    ):
         assert time.monotonic() < deadline, "the clouds never started fetching"
         time.sleep(0.2)
 
@@ -138,12 +155,19 @@ def test_cancelling_while_the_clouds_fetch_leaves_nothing(devcloud, client, grou
     worker.join(60)
 
     assert not worker.is_alive() and ended["job"].state == "cancelled"
-    assert images_named(devcloud, image_name) == {"devcloud-1": [], "devcloud-2": [], "devcloud-3": []}
+    assert images_named(devcloud, image_name) == {
+        "devcloud-1": [],
+        "devcloud-2": [],
+        "devcloud-3": [],
+    }
 
 
-@pytest.mark.parametrize("case", ["no checksum", "credentials in the link", "no size under a limit", "cloud_pull off"])
-def test_a_link_is_streamed_when_a_pull_could_not_be_verified_or_would_leak(devcloud, client, group_a, repos,
-                                                                            web, settings, image_name, case):
+@pytest.mark.parametrize(
+    "case", ["no checksum", "credentials in the link", "no size under a limit", "cloud_pull off"]
+)
+def test_a_link_is_streamed_when_a_pull_could_not_be_verified_or_would_leak(
+    devcloud, client, group_a, repos, web, settings, image_name, case
+):
     settings.GLINT_FETCH_ALLOW_CIDRS = ["127.0.0.0/8"]
     path, data, sha256 = serve(web, image_name)
     url, fields = web.url(path), {"checksum": sha256}
@@ -168,7 +192,8 @@ def test_a_link_is_streamed_when_a_pull_could_not_be_verified_or_would_leak(devc
 
 @pytest.mark.parametrize("listed", [False, True])
 def test_a_link_by_name_is_handed_to_the_clouds_only_when_an_admin_listed_the_name(
-        devcloud, client, group_a, repos, web, settings, image_name, listed):
+    devcloud, client, group_a, repos, web, settings, image_name, listed
+):
     """The clouds resolve a name again, and may get another answer than Glint did (DNS rebinding):
     a link by name goes to the clouds only when its name is in ``cloud_pull_hosts``. The
     devcloud's Glances resolve names under the test network guard, which refuses ``localhost.``
@@ -191,8 +216,9 @@ def test_a_link_by_name_is_handed_to_the_clouds_only_when_an_admin_listed_the_na
     assert Upload.objects.get(pk=created["id"]).sha256 == sha256
 
 
-def test_a_link_that_redirected_glint_is_streamed(devcloud, client, group_a, repos, web, settings,
-                                                  image_name):
+def test_a_link_that_redirected_glint_is_streamed(
+    devcloud, client, group_a, repos, web, settings, image_name
+):
     """A cloud follows a redirect on its own, to a host it resolves itself: such a link is
     streamed."""
     settings.GLINT_FETCH_ALLOW_CIDRS = ["127.0.0.0/8"]

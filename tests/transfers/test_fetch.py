@@ -21,13 +21,15 @@ from tests.transfers.helpers import REFUSED
 LOCAL = fetch.FetchPolicy(allow_cidrs=("127.0.0.0/8",))
 
 
-
 @pytest.mark.parametrize("url", REFUSED)
 def test_refused_before_any_connection(url, connects):
     with pytest.raises(UrlRefused) as refused:
         fetch.open_url(url, fetch.FetchPolicy())
     assert connects == [], "not even a connection was attempted"
-    assert "only http and https" in refused.value.message or "fetch_allow_cidrs" in refused.value.message
+    assert (
+        "only http and https" in refused.value.message
+        or "fetch_allow_cidrs" in refused.value.message
+    )
 
 
 def test_an_allow_listed_range_is_fetched_with_the_name_in_the_host_header(web, connects):
@@ -60,10 +62,17 @@ def test_the_address_is_resolved_once_and_pinned(web, connects, monkeypatch):
 
 
 def test_a_name_with_one_refused_answer_is_refused(connects, monkeypatch):
-    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *a, **k: [
-        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
-        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.1.2.3", port))])
-    with pytest.raises(UrlRefused, match=r"images.example \(10.1.2.3\) is not allowed: a private address"):
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, port, *a, **k: [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.1.2.3", port)),
+        ],
+    )
+    with pytest.raises(
+        UrlRefused, match=r"images.example \(10.1.2.3\) is not allowed: a private address"
+    ):
         fetch.open_url("http://images.example/disk.img", LOCAL)
     assert connects == []
 
@@ -91,27 +100,35 @@ def test_credentials_are_sent_but_never_shown(web):
 def test_an_announced_size_over_the_limit_is_refused_before_reading(web):
     web.add("/big.img", b"x" * 5000)
     with pytest.raises(TooLarge, match="5000 bytes, over the limit of 4096"):
-        fetch.open_url(web.url("/big.img"), fetch.FetchPolicy(allow_cidrs=LOCAL.allow_cidrs, max_bytes=4096))
+        fetch.open_url(
+            web.url("/big.img"), fetch.FetchPolicy(allow_cidrs=LOCAL.allow_cidrs, max_bytes=4096)
+        )
 
 
 def test_an_unannounced_size_stops_at_the_limit(web):
     web.add("/big.img", b"x" * 5000)
     web.unsized.add("/big.img")
-    stream = fetch.open_url(web.url("/big.img"), fetch.FetchPolicy(allow_cidrs=LOCAL.allow_cidrs, max_bytes=4096))
+    stream = fetch.open_url(
+        web.url("/big.img"), fetch.FetchPolicy(allow_cidrs=LOCAL.allow_cidrs, max_bytes=4096)
+    )
     with pytest.raises(TooLarge, match="more than the limit of 4096 bytes"):
         stream.read_all()
 
 
 def test_a_server_that_goes_silent_times_out(web):
     web.stalled.add("/slow.img")
-    stream = fetch.open_url(web.url("/slow.img"), fetch.FetchPolicy(allow_cidrs=LOCAL.allow_cidrs, idle_timeout=0.5))
+    stream = fetch.open_url(
+        web.url("/slow.img"), fetch.FetchPolicy(allow_cidrs=LOCAL.allow_cidrs, idle_timeout=0.5)
+    )
     with pytest.raises(FetchFailed, match="TimeoutError|timed out"):
         stream.read_all()
 
 
 def test_checksum_files_in_gnu_and_bsd_style(web):
     sha256, sha512 = "a" * 64, "b" * 128
-    text = f"{sha256}  other.img\n{sha256.replace('a', 'c')} *disk.img\nSHA512 (big.img) = {sha512}\n"
+    text = (
+        f"{sha256}  other.img\n{sha256.replace('a', 'c')} *disk.img\nSHA512 (big.img) = {sha512}\n"
+    )
     assert fetch.parse_checksums(text, "disk.img") == ("sha256", "c" * 64)
     assert fetch.parse_checksums(text, "big.img") == ("sha512", sha512)
     assert fetch.parse_checksums(text, "missing.img") is None
@@ -121,12 +138,18 @@ def test_checksum_files_in_gnu_and_bsd_style(web):
         fetch.fetch_checksum(web.url("/SHA256SUMS"), "missing.img", LOCAL)
 
 
-@pytest.mark.parametrize("url, name", [
-    ("https://cloud-images.example/jammy/current/jammy-server-cloudimg-amd64.img", "jammy-server-cloudimg-amd64.img"),
-    ("https://example.org/a/ubuntu%2022.04%20(test).qcow2?sig=1", "ubuntu-22.04-test-.qcow2"),
-    ("https://example.org/../..", "image"),
-    ("https://example.org/", "image"),
-])
+@pytest.mark.parametrize(
+    "url, name",
+    [
+        (
+            "https://cloud-images.example/jammy/current/jammy-server-cloudimg-amd64.img",
+            "jammy-server-cloudimg-amd64.img",
+        ),
+        ("https://example.org/a/ubuntu%2022.04%20(test).qcow2?sig=1", "ubuntu-22.04-test-.qcow2"),
+        ("https://example.org/../..", "image"),
+        ("https://example.org/", "image"),
+    ],
+)
 def test_the_default_name_is_the_last_path_segment_made_safe(url, name):
     assert fetch.name_from_url(url) == name
 
@@ -140,26 +163,54 @@ def test_the_plain_modules_import_no_django():
 
     for name in ("fetch", "formats", "sources", "errors"):
         tree = ast.parse((Path(glint.transfers.__file__).parent / f"{name}.py").read_text())
-        imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-        imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        imported = {
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        }
+        imported |= {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module
+        }
         assert not {m for m in imported if m.startswith(("django", "glint.transfers.models"))}, name
 
 
-@pytest.mark.parametrize("url, listed, resolves_to, handed", [
-    ("http://127.0.0.1:8080/disk.img", [], None, True),
-    ("http://10.1.2.3/disk.img", [], None, False),  # not allowed for Glint, so not for the cloud
-    ("http://2130706433/disk.img", [], None, False),  # a spelling the cloud may read otherwise
-    ("http://[::ffff:127.0.0.1]/disk.img", [], None, False),
-    ("http://images.example/disk.img", [], "127.0.0.1", False),  # a name nobody vouched for
-    ("http://images.example/disk.img", ["images.example"], "127.0.0.1", True),
-    ("http://Images.Example./disk.img", ["images.example"], "127.0.0.1", True),
-    ("http://images.example/disk.img", ["images.example"], "10.1.2.3", False),  # resolves inside
-])
+@pytest.mark.parametrize(
+    "url, listed, resolves_to, handed",
+    [
+        ("http://127.0.0.1:8080/disk.img", [], None, True),
+        (
+            "http://10.1.2.3/disk.img",
+            [],
+            None,
+            False,
+        ),  # not allowed for Glint, so not for the cloud
+        ("http://2130706433/disk.img", [], None, False),  # a spelling the cloud may read otherwise
+        ("http://[::ffff:127.0.0.1]/disk.img", [], None, False),
+        ("http://images.example/disk.img", [], "127.0.0.1", False),  # a name nobody vouched for
+        ("http://images.example/disk.img", ["images.example"], "127.0.0.1", True),
+        ("http://Images.Example./disk.img", ["images.example"], "127.0.0.1", True),
+        (
+            "http://images.example/disk.img",
+            ["images.example"],
+            "10.1.2.3",
+            False,
+        ),  # resolves inside
+    ],
+)
 def test_which_links_a_cloud_may_be_handed(url, listed, resolves_to, handed, monkeypatch):
     """A cloud resolves the link's host itself: only hosts that cannot turn into a refused
     address are handed over (IP literals Glint allows, names an admin listed)."""
     real = socket.getaddrinfo
-    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *a, **k: real(host, port, *a, **k)
-                        if host.lower().rstrip(".") != "images.example"
-                        else [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (resolves_to, port))])
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, port, *a, **k: (
+            real(host, port, *a, **k)
+            if host.lower().rstrip(".") != "images.example"
+            else [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (resolves_to, port))]
+        ),
+    )
     assert fetch.cloud_may_fetch(url, LOCAL, listed) is handed

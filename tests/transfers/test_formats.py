@@ -12,22 +12,27 @@ from tests.transfers.helpers import qemu_image
 
 def head_and_tail(path):
     data = path.read_bytes()
-    return data[: formats.HEAD_BYTES], data[-formats.TAIL_BYTES:]
+    return data[: formats.HEAD_BYTES], data[-formats.TAIL_BYTES :]
 
 
-@pytest.mark.parametrize("fmt, options, expected", [
-    ("qcow2", (), "qcow2"),
-    ("vmdk", (), "vmdk"),
-    ("vmdk", ("-o", "subformat=streamOptimized"), "vmdk"),
-    ("vpc", (), "vhd"),
-    ("vpc", ("-o", "subformat=fixed"), "vhd"),
-    ("vhdx", (), "vhdx"),
-    ("raw", (), "raw"),
-])
+@pytest.mark.parametrize(
+    "fmt, options, expected",
+    [
+        ("qcow2", (), "qcow2"),
+        ("vmdk", (), "vmdk"),
+        ("vmdk", ("-o", "subformat=streamOptimized"), "vmdk"),
+        ("vpc", (), "vhd"),
+        ("vpc", ("-o", "subformat=fixed"), "vhd"),
+        ("vhdx", (), "vhdx"),
+        ("raw", (), "raw"),
+    ],
+)
 def test_real_images_are_recognised(tmp_path, fmt, options, expected):
     head, tail = head_and_tail(qemu_image(tmp_path, fmt, *options))
     assert formats.detect(head, tail) == expected
-    assert formats.resolve(None, head, tail) == expected, "nothing declared: the detected format is used"
+    assert formats.resolve(None, head, tail) == expected, (
+        "nothing declared: the detected format is used"
+    )
 
 
 def test_an_iso_is_recognised_by_its_volume_descriptor():
@@ -39,7 +44,9 @@ def test_an_iso_is_recognised_by_its_volume_descriptor():
 def test_a_fixed_vhd_is_only_seen_at_its_end(tmp_path):
     head, tail = head_and_tail(qemu_image(tmp_path, "vpc", "-o", "subformat=fixed"))
     assert formats.detect(head) == "raw", "a stream's head alone looks raw"
-    with pytest.raises(formats.FormatMismatch, match="declared raw but it is a Hyper-V/Virtual PC vhd"):
+    with pytest.raises(
+        formats.FormatMismatch, match="declared raw but it is a Hyper-V/Virtual PC vhd"
+    ):
         formats.check_tail("raw", tail)
     formats.check_tail("vhd", tail)
 
@@ -51,7 +58,10 @@ def test_qcow2_declared_for_raw_bytes_is_refused():
 
 def test_raw_declared_for_a_real_qcow2_is_refused(tmp_path):
     head, _ = head_and_tail(qemu_image(tmp_path, "qcow2"))
-    with pytest.raises(formats.FormatMismatch, match="declared raw but it is a qcow2 image.*declare disk format qcow2"):
+    with pytest.raises(
+        formats.FormatMismatch,
+        match="declared raw but it is a qcow2 image.*declare disk format qcow2",
+    ):
         formats.resolve("raw", head)
 
 
@@ -98,7 +108,7 @@ def test_an_external_data_file_is_refused_by_its_flag_and_by_its_name(tmp_path):
 
     only_the_flag = bytearray(head)
     at = only_the_flag.index(b"DATA")
-    only_the_flag[at:at + 4] = b"\x12\x34\x56\x78"  # an extension type nobody knows: skipped
+    only_the_flag[at : at + 4] = b"\x12\x34\x56\x78"  # an extension type nobody knows: skipped
     assert "with the external data file flag;" in formats.unsafe_reason(only_the_flag)
 
 

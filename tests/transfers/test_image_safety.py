@@ -51,7 +51,8 @@ def put(client, upload: dict, data: bytes):
 @pytest.mark.parametrize("declared", ["qcow2", "raw", ""])
 @pytest.mark.parametrize("hazard", UNSAFE)
 def test_an_unsafe_qcow2_file_is_refused_before_anything_reaches_a_cloud(
-        devcloud, client, group_a, repos, image_name, tmp_path, hazard, declared):
+    devcloud, client, group_a, repos, image_name, tmp_path, hazard, declared
+):
     data = UNSAFE[hazard](tmp_path).read_bytes()
     upload = start(client, group_a, repos, name=image_name, disk_format=declared)
 
@@ -66,7 +67,8 @@ def test_an_unsafe_qcow2_file_is_refused_before_anything_reaches_a_cloud(
 
 
 def test_an_unsafe_qcow2_link_fails_its_job_and_leaves_nothing(
-        devcloud, client, group_a, repos, web, settings, image_name, tmp_path):
+    devcloud, client, group_a, repos, web, settings, image_name, tmp_path
+):
     settings.GLINT_FETCH_ALLOW_CIDRS = ["127.0.0.0/8"]
     data = backing_file_qcow2(tmp_path).read_bytes()
     sha256 = web.add(f"/{image_name}", data)
@@ -84,17 +86,28 @@ def test_an_unsafe_qcow2_link_fails_its_job_and_leaves_nothing(
 
 
 @pytest.mark.parametrize("hazard", UNSAFE)
-def test_an_unsafe_qcow2_in_a_cloud_is_never_copied(devcloud, group_a, image_name, tmp_path,
-                                                    hazard):
+def test_an_unsafe_qcow2_in_a_cloud_is_never_copied(
+    devcloud, group_a, image_name, tmp_path, hazard
+):
     source_repo = add_devcloud_repo(devcloud, group_a, "devcloud-1")
     target_repo = add_devcloud_repo(devcloud, group_a, "devcloud-2")
     data = UNSAFE[hazard](tmp_path).read_bytes()
-    fields = {"name": image_name, "disk_format": "qcow2", "container_format": "ovf",
-              "visibility": "private"}
+    fields = {
+        "name": image_name,
+        "disk_format": "qcow2",
+        "container_format": "ovf",
+        "visibility": "private",
+    }
     with driver_for(devcloud, "devcloud-1") as cloud:
         source = cloud.create_and_write(fields, [data], size=len(data))
-    job = Job.objects.create(kind=states.COPY, group=group_a, source_repo=source_repo,
-                             source_image_id=source.id, image_name=image_name, row_key=image_name)
+    job = Job.objects.create(
+        kind=states.COPY,
+        group=group_a,
+        source_repo=source_repo,
+        source_image_id=source.id,
+        image_name=image_name,
+        row_key=image_name,
+    )
     JobTarget.objects.create(job=job, repo=target_repo, repo_name=target_repo.name)
 
     assert run_in_process(job.pk) == "failed"
@@ -108,12 +121,14 @@ def test_an_unsafe_qcow2_in_a_cloud_is_never_copied(devcloud, group_a, image_nam
 
 
 def test_a_checksum_that_does_not_match_is_a_400_naming_both_values(
-        devcloud, client, group_a, repos, image_name):
+    devcloud, client, group_a, repos, image_name
+):
     data = b"".join(random_chunks(image_name, 2 * 2**20))
     computed = hashlib.sha256(data).hexdigest()
     declared = hashlib.sha256(b"other bytes").hexdigest()
-    upload = start(client, group_a, repos, name=image_name, size=len(data),
-                   checksum=f"sha256:{declared}")
+    upload = start(
+        client, group_a, repos, name=image_name, size=len(data), checksum=f"sha256:{declared}"
+    )
 
     response = put(client, upload, data)
 

@@ -35,9 +35,15 @@ MEMORY_BUDGET = 32 * MiB
 def live(devcloud, pki, tmp_path_factory):
     # Web links to 127.0.0.1 are allowed here (the CLI's --url test serves one); the refusals are
     # tested in test_weblink.py and test_fetch.py.
-    yield from start_live_glint(devcloud, pki, tmp_path_factory.mktemp("transfers-glint"), clouds=CLOUDS,
-                                GLINT_UPLOAD_MAX_BYTES=str(BIG + MiB), GLINT_FETCH_ALLOW_CIDRS="127.0.0.1/32",
-                                **JOB_SETTINGS)
+    yield from start_live_glint(
+        devcloud,
+        pki,
+        tmp_path_factory.mktemp("transfers-glint"),
+        clouds=CLOUDS,
+        GLINT_UPLOAD_MAX_BYTES=str(BIG + MiB),
+        GLINT_FETCH_ALLOW_CIDRS="127.0.0.1/32",
+        **JOB_SETTINGS,
+    )
 
 
 @pytest.fixture
@@ -70,16 +76,26 @@ class RssSampler(threading.Thread):
 
 
 def start_upload(api: LiveAPI, name: str, targets, **fields) -> dict:
-    return api.post("uploads/", {"group": api.group, "name": name, "targets": list(targets), **fields}, expect=201)
+    return api.post(
+        "uploads/",
+        {"group": api.group, "name": name, "targets": list(targets), **fields},
+        expect=201,
+    )
 
 
 def put(api: LiveAPI, upload: dict, chunks, size: int) -> requests.Response:
     """``PUT`` a generated body with its Content-Length, as ``curl -T`` sends a file."""
-    request = requests.Request("PUT", upload["upload_url"], data=chunks, headers={
-        "Content-Type": "application/octet-stream", "Content-Length": str(size)}).prepare()
+    request = requests.Request(
+        "PUT",
+        upload["upload_url"],
+        data=chunks,
+        headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+    ).prepare()
     del request.headers["Transfer-Encoding"]  # requests would announce chunked for a generator
     with requests.Session() as session:
-        return session.send(request, cert=str(api.live.cert_file), verify=str(api.pki.ca_file), timeout=(10, 600))
+        return session.send(
+            request, cert=str(api.live.cert_file), verify=str(api.pki.ca_file), timeout=(10, 600)
+        )
 
 
 def hashed(chunks, digest):
@@ -88,7 +104,9 @@ def hashed(chunks, digest):
         yield chunk
 
 
-def test_300_mib_to_three_repos_in_bounded_memory_then_downloaded_with_resume(devcloud, live, api, image_name):
+def test_300_mib_to_three_repos_in_bounded_memory_then_downloaded_with_resume(
+    devcloud, live, api, image_name
+):
     # Warm the server up (imports, first connections) so the sample measures streaming only.
     warm = start_upload(api, f"{image_name}-warm", CLOUDS)
     assert put(api, warm, iter([b"\0" * MiB]), MiB).status_code == 200
@@ -103,18 +121,28 @@ def test_300_mib_to_three_repos_in_bounded_memory_then_downloaded_with_resume(de
     growth = sampler.growth()
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["state"] == "received" and body["sha256"] == sent.hexdigest() and body["job_state"] == "done"
+    assert (
+        body["state"] == "received"
+        and body["sha256"] == sent.hexdigest()
+        and body["job_state"] == "done"
+    )
     assert growth < MEMORY_BUDGET, f"the web process grew by {growth / MiB:.1f} MiB"
     job = api.job(body["job"])
     assert {t["repo_name"]: t["outcome"] for t in job["targets"]} == {c: "copied" for c in CLOUDS}
     for cloud, found in images_named(devcloud, image_name).items():
         assert [(i.status, i.size, i.properties.get("glint_sha256")) for i in found] == [
-            ("active", BIG, sent.hexdigest())], cloud
+            ("active", BIG, sent.hexdigest())
+        ], cloud
 
     # Download: interrupted after 100 MiB, then resumed with Range; byte-identical, hashes in headers.
     row, _version = api.row(image_name, CLOUDS)
     url = f"{live.url}/api/v1/images/{row['id']}/download/"
-    auth = {"cert": str(live.cert_file), "verify": str(api.pki.ca_file), "timeout": 60, "stream": True}
+    auth = {
+        "cert": str(live.cert_file),
+        "verify": str(api.pki.ca_file),
+        "timeout": 60,
+        "stream": True,
+    }
     received = hashlib.sha256()
     sampler = RssSampler(live.server.process.pid)
     sampler.start()
@@ -132,7 +160,9 @@ def test_300_mib_to_three_repos_in_bounded_memory_then_downloaded_with_resume(de
             got += len(chunk)
             if got >= 100 * MiB:
                 break
-    with requests.get(url, headers={"Range": f"bytes={got}-", "If-Range": first.headers["ETag"]}, **auth) as rest:
+    with requests.get(
+        url, headers={"Range": f"bytes={got}-", "If-Range": first.headers["ETag"]}, **auth
+    ) as rest:
         assert rest.status_code == 206
         assert rest.headers["Content-Range"] == f"bytes {got}-{BIG - 1}/{BIG}"
         assert int(rest.headers["Content-Length"]) == BIG - got
@@ -155,7 +185,9 @@ def test_a_cancelled_upload_leaves_nothing_in_any_cloud(devcloud, live, api, ima
             yield chunk
 
     outcome = {}
-    sender = threading.Thread(target=lambda: outcome.setdefault("put", _quietly(put, api, upload, slowly(), size)))
+    sender = threading.Thread(
+        target=lambda: outcome.setdefault("put", _quietly(put, api, upload, slowly(), size))
+    )
     sender.start()
 
     def writing():
@@ -189,11 +221,29 @@ def test_curl_T_sends_a_file_as_it_is(devcloud, live, api, image_name, tmp_path)
     source = tmp_path / "disk.img"
     source.write_bytes(b"".join(random_chunks(image_name, 2 * MiB)))
     upload = start_upload(api, image_name, CLOUDS[:1])
-    result = subprocess.run(["curl", "--silent", "--show-error", "--fail-with-body", "--cert", str(live.cert_file),
-                             "--cacert", str(api.pki.ca_file), "-T", str(source), upload["upload_url"]],
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [
+            "curl",
+            "--silent",
+            "--show-error",
+            "--fail-with-body",
+            "--cert",
+            str(live.cert_file),
+            "--cacert",
+            str(api.pki.ca_file),
+            "-T",
+            str(source),
+            upload["upload_url"],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert '"state":"received"' in result.stdout.replace(" ", "") and '"job_state":"done"' in result.stdout.replace(" ", "")
+    assert '"state":"received"' in result.stdout.replace(
+        " ", ""
+    ) and '"job_state":"done"' in result.stdout.replace(" ", "")
     (image,) = images_named(devcloud, image_name)["devcloud-1"]
     assert image.properties["glint_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
 
@@ -251,10 +301,26 @@ def cli(tmp_path, live, pki):
 
     def run(*args: str, url: str | None = None) -> subprocess.CompletedProcess:
         if url:
-            login = subprocess.run([GLINT, "login", "--url", url, "--cert", str(live.cert_file), "--ca-file",
-                                    str(pki.ca_file)], env=env, capture_output=True, text=True, timeout=60)
+            login = subprocess.run(
+                [
+                    GLINT,
+                    "login",
+                    "--url",
+                    url,
+                    "--cert",
+                    str(live.cert_file),
+                    "--ca-file",
+                    str(pki.ca_file),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
             assert login.returncode == 0, login.stderr
-        return subprocess.run([GLINT, *args], env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        return subprocess.run(
+            [GLINT, *args], env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path
+        )
 
     return run
 
@@ -264,17 +330,34 @@ def test_cli_upload_then_download_resumes_by_itself(devcloud, live, api, cli, im
     source = tmp_path / "disk.img"
     source.write_bytes(data)
 
-    result = cli("upload", str(source), "--name", image_name, "--to", "devcloud-1", "--to", "devcloud-2",
-                 "--group", LIVE_GROUP, "--wait", url=live.url)
+    result = cli(
+        "upload",
+        str(source),
+        "--name",
+        image_name,
+        "--to",
+        "devcloud-1",
+        "--to",
+        "devcloud-2",
+        "--group",
+        LIVE_GROUP,
+        "--wait",
+        url=live.url,
+    )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Uploading disk.img" in result.stderr and f"sha256 {hashlib.sha256(data).hexdigest()}" in result.stdout
+    assert (
+        "Uploading disk.img" in result.stderr
+        and f"sha256 {hashlib.sha256(data).hexdigest()}" in result.stdout
+    )
     assert "devcloud-1: copied" in result.stdout and "devcloud-2: copied" in result.stdout
     api.row(image_name, ("devcloud-1", "devcloud-2"))
 
     proxy = CuttingProxy(live.server.port, cut=3 * MiB)
     try:
-        result = cli("download", image_name, "--group", LIVE_GROUP, url=f"https://127.0.0.1:{proxy.address}")
+        result = cli(
+            "download", image_name, "--group", LIVE_GROUP, url=f"https://127.0.0.1:{proxy.address}"
+        )
     finally:
         proxy.close()
     assert result.returncode == 0, result.stdout + result.stderr
@@ -290,16 +373,28 @@ def test_cli_upload_then_download_resumes_by_itself(devcloud, live, api, cli, im
     assert (tmp_path / "again.img").read_bytes() == data
 
 
-def test_cli_upload_resumes_by_itself_after_the_connection_broke(devcloud, live, api, cli,
-                                                                  image_name, tmp_path):
+def test_cli_upload_resumes_by_itself_after_the_connection_broke(
+    devcloud, live, api, cli, image_name, tmp_path
+):
     data = b"".join(random_chunks(image_name, 24 * MiB))
     source = tmp_path / "disk.img"
     source.write_bytes(data)
     proxy = CuttingProxy(live.server.port, cut=10 * MiB, upstream=True)
     try:
-        result = cli("upload", str(source), "--name", image_name, "--to", "devcloud-1",
-                     "--to", "devcloud-2", "--group", LIVE_GROUP, "--wait",
-                     url=f"https://127.0.0.1:{proxy.address}")
+        result = cli(
+            "upload",
+            str(source),
+            "--name",
+            image_name,
+            "--to",
+            "devcloud-1",
+            "--to",
+            "devcloud-2",
+            "--group",
+            LIVE_GROUP,
+            "--wait",
+            url=f"https://127.0.0.1:{proxy.address}",
+        )
     finally:
         proxy.close()
 
@@ -315,22 +410,30 @@ def test_cli_upload_resumes_by_itself_after_the_connection_broke(devcloud, live,
         assert (image.status, image.properties["glint_sha256"]) == ("active", sha256)
 
 
-def test_cli_upload_resume_sends_the_rest_of_an_interrupted_upload(devcloud, live, api, cli,
-                                                                   image_name, tmp_path):
+def test_cli_upload_resume_sends_the_rest_of_an_interrupted_upload(
+    devcloud, live, api, cli, image_name, tmp_path
+):
     data = b"".join(random_chunks(image_name, 6 * MiB))
     source = tmp_path / "disk.img"
     source.write_bytes(data)
-    upload = start_upload(api, image_name, ("devcloud-1",), size=len(data),
-                          checksum=f"sha256:{hashlib.sha256(data).hexdigest()}")
+    upload = start_upload(
+        api,
+        image_name,
+        ("devcloud-1",),
+        size=len(data),
+        checksum=f"sha256:{hashlib.sha256(data).hexdigest()}",
+    )
 
     def gives_up():  # a client that dies after 2 MiB
-        yield data[:2 * MiB]
+        yield data[: 2 * MiB]
         raise RuntimeError("the client died")
 
     with pytest.raises(RuntimeError):
         put(api, upload, gives_up(), len(data))
-    _wait_for(lambda: api.get(f"uploads/{upload['id']}/")["state"] == "interrupted",
-              "the upload interrupted")
+    _wait_for(
+        lambda: api.get(f"uploads/{upload['id']}/")["state"] == "interrupted",
+        "the upload interrupted",
+    )
     other = tmp_path / "other.img"
     other.write_bytes(data[:-1] + b"?")
     refused = cli("upload", str(other), "--resume", str(upload["id"]), url=live.url)
@@ -345,22 +448,45 @@ def test_cli_upload_resume_sends_the_rest_of_an_interrupted_upload(devcloud, liv
     assert (image.status, image.properties["glint_sha256"]) == ("active", sha256)
 
 
-def test_cli_upload_of_a_web_link_waits_for_the_clouds_own_fetch(devcloud, live, api, cli, web, image_name):
+def test_cli_upload_of_a_web_link_waits_for_the_clouds_own_fetch(
+    devcloud, live, api, cli, web, image_name
+):
     data = b"".join(random_chunks(image_name, 2 * MiB))
     sha256 = web.add(f"/{image_name}.raw", data)
 
-    result = cli("upload", "--url", web.url(f"/{image_name}.raw"), "--checksum", f"sha256:{sha256}",
-                 "--name", image_name, "--to", "devcloud-1", "--to", "devcloud-3", "--group", LIVE_GROUP, "--wait",
-                 url=live.url)
+    result = cli(
+        "upload",
+        "--url",
+        web.url(f"/{image_name}.raw"),
+        "--checksum",
+        f"sha256:{sha256}",
+        "--name",
+        image_name,
+        "--to",
+        "devcloud-1",
+        "--to",
+        "devcloud-3",
+        "--group",
+        LIVE_GROUP,
+        "--wait",
+        url=live.url,
+    )
 
     assert result.returncode == 0, result.stdout + result.stderr
     job = api.get(f"jobs/{result.stdout.split('job ')[1].split(':')[0]}/")
-    assert "devcloud-1: pulled" in result.stdout and "devcloud-3: pulled" in result.stdout, [t["warnings"] for t in job["targets"]]
-    assert web.agents(f"/{image_name}.raw")[0] == "Glint" and len(web.agents(f"/{image_name}.raw")) == 3
+    assert "devcloud-1: pulled" in result.stdout and "devcloud-3: pulled" in result.stdout, [
+        t["warnings"] for t in job["targets"]
+    ]
+    assert (
+        web.agents(f"/{image_name}.raw")[0] == "Glint"
+        and len(web.agents(f"/{image_name}.raw")) == 3
+    )
     api.row(image_name, ("devcloud-1", "devcloud-3"))
 
 
-@pytest.mark.parametrize("args", [(), ("disk.img", "--url", "http://127.0.0.1/x"), ("disk.img", "--checksum", "x")])
+@pytest.mark.parametrize(
+    "args", [(), ("disk.img", "--url", "http://127.0.0.1/x"), ("disk.img", "--checksum", "x")]
+)
 def test_cli_upload_wants_a_file_or_a_link(live, cli, tmp_path, args):
     (tmp_path / "disk.img").write_bytes(b"x")
     result = cli("upload", *args, "--to", "devcloud-1", url=live.url)

@@ -16,8 +16,9 @@ pytestmark = pytest.mark.django_db
 
 
 def _upload(group, member, state: str, **fields) -> Upload:
-    upload = Upload.objects.create(group=group, requester=member, name=f"img-{state}", state=state,
-                                   **fields)
+    upload = Upload.objects.create(
+        group=group, requester=member, name=f"img-{state}", state=state, **fields
+    )
     part = content_cache().upload_part(upload.part_key, 0)
     part.write(b"x" * 100)
     part.close()

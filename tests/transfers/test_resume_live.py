@@ -27,8 +27,9 @@ NOWHERE = {"devcloud-1": [], "devcloud-2": [], "devcloud-3": []}
 
 @pytest.fixture(scope="module")
 def live(devcloud, pki, tmp_path_factory):
-    yield from start_live_glint(devcloud, pki, tmp_path_factory.mktemp("resume-glint"), clouds=TWO,
-                                **JOB_SETTINGS)
+    yield from start_live_glint(
+        devcloud, pki, tmp_path_factory.mktemp("resume-glint"), clouds=TWO, **JOB_SETTINGS
+    )
 
 
 @pytest.fixture
@@ -41,21 +42,31 @@ def _cache(live):
 
 
 def _start(api, name: str, data: bytes) -> dict:
-    return api.post("uploads/", {
-        "group": api.group, "name": name, "targets": list(TWO), "size": len(data),
-        "checksum": f"sha256:{hashlib.sha256(data).hexdigest()}"}, expect=201)
+    return api.post(
+        "uploads/",
+        {
+            "group": api.group,
+            "name": name,
+            "targets": list(TWO),
+            "size": len(data),
+            "checksum": f"sha256:{hashlib.sha256(data).hexdigest()}",
+        },
+        expect=201,
+    )
 
 
-def _send(api, upload: dict, method: str, body, size: int,
-          offset: int | None = None) -> requests.Response:
+def _send(
+    api, upload: dict, method: str, body, size: int, offset: int | None = None
+) -> requests.Response:
     headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
     if offset is not None:
         headers["Upload-Offset"] = str(offset)
     request = requests.Request(method, upload["upload_url"], data=body, headers=headers).prepare()
     request.headers.pop("Transfer-Encoding", None)  # requests would say chunked for a generator
     with requests.Session() as session:
-        return session.send(request, cert=str(api.live.cert_file), verify=str(api.pki.ca_file),
-                            timeout=(10, 300))
+        return session.send(
+            request, cert=str(api.live.cert_file), verify=str(api.pki.ca_file), timeout=(10, 300)
+        )
 
 
 def _url(api, upload: dict) -> str:
@@ -86,9 +97,12 @@ def _marked_leftovers(devcloud, upload_id: int) -> list:
     found = []
     for cloud in TWO:
         with driver_for(devcloud, cloud) as driver:
-            found += [(cloud, i.id, i.status) for i in driver.list_images()
-                      if i.properties.get("glint_source_id") == f"upload-{upload_id}"
-                      or i.status in ("queued", "saving")]
+            found += [
+                (cloud, i.id, i.status)
+                for i in driver.list_images()
+                if i.properties.get("glint_source_id") == f"upload-{upload_id}"
+                or i.status in ("queued", "saving")
+            ]
     return found
 
 
@@ -98,13 +112,14 @@ def _resume(api, upload: dict, data: bytes) -> requests.Response:
     offset = int(head.headers["Upload-Offset"])
     assert 0 < offset < len(data) and head.headers["Upload-Length"] == str(len(data))
     upload = upload | {"upload_url": _url(api, upload)}
-    wrong = _send(api, upload, "PATCH", data[offset + 1:], len(data) - offset - 1, offset + 1)
+    wrong = _send(api, upload, "PATCH", data[offset + 1 :], len(data) - offset - 1, offset + 1)
     assert wrong.status_code == 409 and wrong.headers["Upload-Offset"] == str(offset), wrong.text
     return _send(api, upload, "PATCH", data[offset:], len(data) - offset, offset)
 
 
-def _assert_verified_in_the_clouds(devcloud, name: str, data: bytes, response: requests.Response,
-                                   live):
+def _assert_verified_in_the_clouds(
+    devcloud, name: str, data: bytes, response: requests.Response, live
+):
     assert response.status_code == 200, response.text
     body = response.json()
     sha256 = hashlib.sha256(data).hexdigest()
@@ -112,29 +127,33 @@ def _assert_verified_in_the_clouds(devcloud, name: str, data: bytes, response: r
     for cloud, found in images_named(devcloud, name).items():
         if cloud in TWO:
             assert [(i.status, i.size, i.properties.get("glint_sha256")) for i in found] == [
-                ("active", len(data), sha256)], cloud
+                ("active", len(data), sha256)
+            ], cloud
     assert (_cache(live) / "objects" / sha256).read_bytes() == data
     assert list((_cache(live) / "uploads").iterdir()) == []
     assert list((_cache(live) / "spool").iterdir()) == []
 
 
 def test_kill_9_mid_upload_leaves_nothing_and_the_upload_resumes_after_the_restart(
-        devcloud, live, api, image_name):
+    devcloud, live, api, image_name
+):
     data = b"".join(random_chunks(image_name, SIZE))
     upload = _start(api, image_name, data)
 
     def slowly():  # ~6 s for the whole image: the kill comes 2-3 s in
         for start in range(0, SIZE, MiB):
             time.sleep(0.18)
-            yield data[start:start + MiB]
+            yield data[start : start + MiB]
 
-    sender = threading.Thread(target=lambda: _quietly(_send, api, upload, "PUT", slowly(), SIZE),
-                              daemon=True)
+    sender = threading.Thread(
+        target=lambda: _quietly(_send, api, upload, "PUT", slowly(), SIZE), daemon=True
+    )
     began = time.monotonic()
     sender.start()
     job_id = _wait(lambda: api.get(f"uploads/{upload['id']}/")["job"], "the upload's job")
-    _wait(lambda: any(t["bytes_done"] for t in api.job(job_id)["targets"]),
-          "a target being written")
+    _wait(
+        lambda: any(t["bytes_done"] for t in api.job(job_id)["targets"]), "a target being written"
+    )
     _wait(lambda: api.get(f"uploads/{upload['id']}/")["bytes_received"], "bytes recorded as safe")
     time.sleep(max(0.0, 2.0 - (time.monotonic() - began)))
     assert list((_cache(live) / "spool").glob("*.part")), "the engine's spool was being written"
@@ -154,13 +173,17 @@ def test_kill_9_mid_upload_leaves_nothing_and_the_upload_resumes_after_the_resta
     job = api.wait(job_id, lambda j: j["state"] == "failed", what="the job failed")
     assert f"after {arrived} of {SIZE} bytes" in job["error"]
     assert {(t["state"], t["error_code"]) for t in job["targets"]} == {
-        ("failed", "upload_interrupted")}
-    assert live.server.query("SELECT state, lease_owner FROM jobs_job WHERE id = ?",
-                             job_id) == [("failed", "")]
+        ("failed", "upload_interrupted")
+    }
+    assert live.server.query("SELECT state, lease_owner FROM jobs_job WHERE id = ?", job_id) == [
+        ("failed", "")
+    ]
     assert images_named(devcloud, image_name) == NOWHERE
     assert _marked_leftovers(devcloud, upload["id"]) == []
-    _wait(lambda: not list((_cache(live) / "spool").iterdir()),
-          "the spool leftover removed at start-up")
+    _wait(
+        lambda: not list((_cache(live) / "spool").iterdir()),
+        "the spool leftover removed at start-up",
+    )
     part = _cache(live) / "uploads" / f"{upload['id']}.part"
     assert part.stat().st_size >= arrived, "the bytes that arrived are kept for the resume"
 
@@ -170,7 +193,8 @@ def test_kill_9_mid_upload_leaves_nothing_and_the_upload_resumes_after_the_resta
 
 
 def test_a_connection_dropped_by_the_client_is_resumed_from_the_reported_offset(
-        devcloud, live, api, image_name):
+    devcloud, live, api, image_name
+):
     data = b"".join(random_chunks(image_name, 8 * MiB))
     upload = _start(api, image_name, data)
     context = ssl.create_default_context(cafile=str(api.pki.ca_file))

@@ -36,10 +36,16 @@ def put(client, upload: dict, data: bytes):
     return client.put(upload["upload_url"], data, content_type="application/octet-stream")
 
 
-def test_a_file_goes_to_two_repos_verified_and_lands_in_the_cache(devcloud, client, group_a, repos, image_name):
+def test_a_file_goes_to_two_repos_verified_and_lands_in_the_cache(
+    devcloud, client, group_a, repos, image_name
+):
     data = b"".join(random_chunks(image_name, 3 * MiB + 17))
-    upload = start(client, group_a, repos, name=image_name, size=len(data), properties={"os_distro": "test"})
-    assert upload["state"] == "waiting" and upload["upload_url"].endswith(f"/uploads/{upload['id']}/data")
+    upload = start(
+        client, group_a, repos, name=image_name, size=len(data), properties={"os_distro": "test"}
+    )
+    assert upload["state"] == "waiting" and upload["upload_url"].endswith(
+        f"/uploads/{upload['id']}/data"
+    )
 
     response = put(client, upload, data)
 
@@ -52,14 +58,19 @@ def test_a_file_goes_to_two_repos_verified_and_lands_in_the_cache(devcloud, clie
     assert job.kind == "upload" and {t.outcome for t in job.targets.all()} == {"copied"}
     for cloud in ("devcloud-1", "devcloud-2"):
         (image,) = images_named(devcloud, image_name)[cloud]
-        assert image.status == "active" and image.size == len(data) and image.visibility == "private"
-        assert image.properties["glint_sha256"] == sha256 and image.properties["os_distro"] == "test"
+        assert (
+            image.status == "active" and image.size == len(data) and image.visibility == "private"
+        )
+        assert (
+            image.properties["glint_sha256"] == sha256 and image.properties["os_distro"] == "test"
+        )
     assert content_cache().get(sha256) is not None, "the bytes landed in the cache"
     assert put(client, upload, data).status_code == 409, "the data of an upload is sent once"
 
 
-def test_a_format_lie_is_refused_before_anything_reaches_a_cloud(devcloud, client, group_a, repos, image_name,
-                                                                 tmp_path):
+def test_a_format_lie_is_refused_before_anything_reaches_a_cloud(
+    devcloud, client, group_a, repos, image_name, tmp_path
+):
     raw = b"".join(random_chunks(image_name, 256 * 1024))
     lie = start(client, group_a, repos, name=image_name, disk_format="qcow2")
     response = put(client, lie, raw)
@@ -73,10 +84,16 @@ def test_a_format_lie_is_refused_before_anything_reaches_a_cloud(devcloud, clien
     assert "declared raw but it is a qcow2 image" in response.json()["detail"]
 
     assert Job.objects.count() == 0, "no job was started"
-    assert images_named(devcloud, image_name) == {"devcloud-1": [], "devcloud-2": [], "devcloud-3": []}
+    assert images_named(devcloud, image_name) == {
+        "devcloud-1": [],
+        "devcloud-2": [],
+        "devcloud-3": [],
+    }
 
 
-def test_a_real_qcow2_is_detected_and_uploaded_as_qcow2(devcloud, client, group_a, repos, image_name, tmp_path):
+def test_a_real_qcow2_is_detected_and_uploaded_as_qcow2(
+    devcloud, client, group_a, repos, image_name, tmp_path
+):
     qcow2 = qemu_image(tmp_path, "qcow2").read_bytes()
     upload = start(client, group_a, repos[:1], name=image_name)
     response = put(client, upload, qcow2)
@@ -86,7 +103,9 @@ def test_a_real_qcow2_is_detected_and_uploaded_as_qcow2(devcloud, client, group_
 
 
 @pytest.mark.parametrize("announced", ["post", "put"])
-def test_over_the_size_limit_is_413_before_the_body_is_read(client, group_a, repos, settings, announced):
+def test_over_the_size_limit_is_413_before_the_body_is_read(
+    client, group_a, repos, settings, announced
+):
     settings.GLINT_UPLOAD_MAX_BYTES = MiB
     if announced == "post":
         response = post_upload(client, group_a, repos[:1], name="big", size=MiB + 1)
@@ -97,7 +116,9 @@ def test_over_the_size_limit_is_413_before_the_body_is_read(client, group_a, rep
     assert response.status_code == 413 and "at most 1048576" in response.json()["detail"]
 
 
-def test_a_body_without_length_stops_at_the_limit_mid_stream(devcloud, member, group_a, repos, settings, image_name):
+def test_a_body_without_length_stops_at_the_limit_mid_stream(
+    devcloud, member, group_a, repos, settings, image_name
+):
     settings.GLINT_UPLOAD_MAX_BYTES = 2 * MiB
     upload = services.create_upload(group_a, requester=member, targets=repos, name=image_name)
     consumed = []
@@ -112,11 +133,16 @@ def test_a_body_without_length_stops_at_the_limit_mid_stream(devcloud, member, g
     assert upload.state == "failed" and upload.error_code == "too_large"
     assert sum(consumed) <= 4 * MiB, "reading stopped right after the limit"
     assert upload.job.state == "failed"
-    assert images_named(devcloud, image_name) == {"devcloud-1": [], "devcloud-2": [], "devcloud-3": []}
+    assert images_named(devcloud, image_name) == {
+        "devcloud-1": [],
+        "devcloud-2": [],
+        "devcloud-3": [],
+    }
 
 
-def test_a_failed_target_continues_from_the_cache_without_a_second_upload(devcloud, client, group_a, repos,
-                                                                           image_name):
+def test_a_failed_target_continues_from_the_cache_without_a_second_upload(
+    devcloud, client, group_a, repos, image_name
+):
     data = b"".join(random_chunks(image_name, 2 * MiB))
     upload = start(client, group_a, repos, name=image_name, size=len(data))
     devcloud.stop("devcloud-2")
@@ -135,12 +161,16 @@ def test_a_failed_target_continues_from_the_cache_without_a_second_upload(devclo
 
     for cloud in ("devcloud-1", "devcloud-2"):
         (image,) = images_named(devcloud, image_name)[cloud]
-        assert image.status == "active" and image.properties["glint_sha256"] == hashlib.sha256(data).hexdigest()
+        assert (
+            image.status == "active"
+            and image.properties["glint_sha256"] == hashlib.sha256(data).hexdigest()
+        )
 
 
 @pytest.mark.parametrize("runner", ["embedded", "celery"])
-def test_a_retry_whose_bytes_left_the_cache_says_to_upload_again(devcloud, client, group_a, repos, image_name,
-                                                                  settings, runner):
+def test_a_retry_whose_bytes_left_the_cache_says_to_upload_again(
+    devcloud, client, group_a, repos, image_name, settings, runner
+):
     """The cache entry of a partial upload expired before its retry: the retry fails with a
     reason a person can act on (and, for a Celery worker, the likelier cause: a cache it does not
     share with glint serve), and leaves nothing in the cloud."""
@@ -162,18 +192,23 @@ def test_a_retry_whose_bytes_left_the_cache_says_to_upload_again(devcloud, clien
     assert claims.claim(job, "test-worker")
     assert execution.run_claimed(job.pk, "test-worker") == "partial"
     failed = job.targets.get(repo_name="devcloud-2")
-    assert failed.state == "failed" and failed.error_code == "not_in_cache", (failed.error_code, failed.error)
+    assert failed.state == "failed" and failed.error_code == "not_in_cache", (
+        failed.error_code,
+        failed.error,
+    )
     assert "upload the image again" in failed.error
     assert ("GLINT_CACHE_DIR must be shared" in failed.error) == (runner == "celery")
     assert images_named(devcloud, image_name)["devcloud-2"] == []
 
 
 def test_a_broken_upload_is_interrupted_then_resumed_from_the_offset_and_verified_whole(
-        devcloud, client, member, group_a, repos, image_name):
+    devcloud, client, member, group_a, repos, image_name
+):
     data = b"".join(random_chunks(image_name, 3 * MiB + 5))
     sha256 = hashlib.sha256(data).hexdigest()
-    upload = start(client, group_a, repos, name=image_name, size=len(data),
-                   checksum=f"sha256:{sha256}")
+    upload = start(
+        client, group_a, repos, name=image_name, size=len(data), checksum=f"sha256:{sha256}"
+    )
     cut = 2 * MiB + 3
     # The client went away at `cut`.
     body = request_chunks(io.BytesIO(data[:cut]), len(data), 256 * 1024)
@@ -193,14 +228,19 @@ def test_a_broken_upload_is_interrupted_then_resumed_from_the_offset_and_verifie
     assert (head["Upload-Offset"], head["Upload-Length"]) == (str(cut), str(len(data)))
 
     octets = "application/octet-stream"
-    wrong = client.patch(url, data[cut - 1:], content_type=octets,
-                         headers={"Upload-Offset": str(cut - 1)})
+    wrong = client.patch(
+        url, data[cut - 1 :], content_type=octets, headers={"Upload-Offset": str(cut - 1)}
+    )
     assert wrong.status_code == 409
     assert wrong["Upload-Offset"] == str(cut) and wrong.json()["offset"] == cut
     assert client.patch(url, data[cut:], content_type=octets).status_code == 400, "no offset"
 
-    response = client.patch(url, data[cut:], content_type="application/octet-stream",
-                            headers={"Upload-Offset": str(cut)})
+    response = client.patch(
+        url,
+        data[cut:],
+        content_type="application/octet-stream",
+        headers={"Upload-Offset": str(cut)},
+    )
 
     assert response.status_code == 200, response.content
     assert response.json()["state"] == "received" and response.json()["sha256"] == sha256
@@ -215,16 +255,27 @@ def test_a_broken_upload_is_interrupted_then_resumed_from_the_offset_and_verifie
 
 
 def test_a_resume_whose_whole_stream_does_not_match_the_checksum_fails_and_keeps_nothing(
-        devcloud, client, group_a, repos, image_name):
+    devcloud, client, group_a, repos, image_name
+):
     data = b"".join(random_chunks(image_name, 2 * MiB))
-    upload = start(client, group_a, repos[:1], name=image_name, size=len(data),
-                   checksum=f"sha256:{hashlib.sha256(data).hexdigest()}")
+    upload = start(
+        client,
+        group_a,
+        repos[:1],
+        name=image_name,
+        size=len(data),
+        checksum=f"sha256:{hashlib.sha256(data).hexdigest()}",
+    )
     broken = request_chunks(io.BytesIO(data[:MiB]), len(data), MiB)
     services.receive(Upload.objects.get(pk=upload["id"]), broken, len(data))
     other = b"\xff" * MiB  # the rest of another file
 
-    response = client.patch(upload["upload_url"], other, content_type="application/octet-stream",
-                            headers={"Upload-Offset": str(MiB)})
+    response = client.patch(
+        upload["upload_url"],
+        other,
+        content_type="application/octet-stream",
+        headers={"Upload-Offset": str(MiB)},
+    )
 
     assert response.json()["state"] == "failed", response.content  # (its status: issue 12 item 4)
     assert images_named(devcloud, image_name)["devcloud-1"] == []

@@ -21,16 +21,22 @@ pytestmark = [pytest.mark.devcloud, pytest.mark.django_db(transaction=True)]
 NOTHING = {"devcloud-1": [], "devcloud-2": [], "devcloud-3": []}
 
 
-def test_a_link_with_a_checksum_is_fetched_verified_and_fanned_out(devcloud, client, group_a, repos, web, settings,
-                                                                   image_name):
+def test_a_link_with_a_checksum_is_fetched_verified_and_fanned_out(
+    devcloud, client, group_a, repos, web, settings, image_name
+):
     settings.GLINT_FETCH_ALLOW_CIDRS = ["127.0.0.0/8"]
     settings.GLINT_CLOUD_PULL = False  # through Glint; test_cloud_pull.py has the clouds fetch it
     data = b"".join(random_chunks(image_name, 2 * 2**20))
     sha256 = web.add(f"/images/{image_name}", data)
     web.add("/images/SHA256SUMS", f"{sha256}  {image_name}\n".encode())
 
-    response = link_upload(client, group_a, repos, web.url(f"/images/{image_name}"),
-                           checksum_url=web.url("/images/SHA256SUMS"))
+    response = link_upload(
+        client,
+        group_a,
+        repos,
+        web.url(f"/images/{image_name}"),
+        checksum_url=web.url("/images/SHA256SUMS"),
+    )
     assert response.status_code == 201, response.content
     created = response.json()
     assert created["name"] == image_name, "the name is the link's last path segment"
@@ -40,20 +46,31 @@ def test_a_link_with_a_checksum_is_fetched_verified_and_fanned_out(devcloud, cli
 
     assert job.state == "done", job.error
     upload = Upload.objects.get(pk=created["id"])
-    assert upload.state == "received" and upload.sha256 == sha256 and upload.expected_digest == sha256
+    assert (
+        upload.state == "received" and upload.sha256 == sha256 and upload.expected_digest == sha256
+    )
     for cloud in ("devcloud-1", "devcloud-2"):
         (image,) = images_named(devcloud, image_name)[cloud]
         assert image.status == "active" and image.properties["glint_sha256"] == sha256
 
 
-@pytest.mark.parametrize("case", ["redirect to 127.0.0.1", "over the size limit", "checksum mismatch"])
-def test_what_only_the_fetch_tells_fails_the_job_and_leaves_nothing(devcloud, client, group_a, repos, web2,
-                                                                    settings, image_name, case):
+@pytest.mark.parametrize(
+    "case", ["redirect to 127.0.0.1", "over the size limit", "checksum mismatch"]
+)
+def test_what_only_the_fetch_tells_fails_the_job_and_leaves_nothing(
+    devcloud, client, group_a, repos, web2, settings, image_name, case
+):
     settings.GLINT_FETCH_ALLOW_CIDRS = ["127.0.0.2/32"]  # the server's address, not 127.0.0.1
     data = b"".join(random_chunks(image_name, 2**20))
     web2.add(f"/{image_name}", data)
-    fields, code = {}, {"redirect to 127.0.0.1": "url_refused", "over the size limit": "too_large",
-                        "checksum mismatch": "checksum_mismatch"}[case]
+    fields, code = (
+        {},
+        {
+            "redirect to 127.0.0.1": "url_refused",
+            "over the size limit": "too_large",
+            "checksum mismatch": "checksum_mismatch",
+        }[case],
+    )
     if case == "redirect to 127.0.0.1":
         web2.redirects[f"/{image_name}"] = f"http://127.0.0.1:{web2.port}/{image_name}"
     elif case == "over the size limit":

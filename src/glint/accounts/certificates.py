@@ -16,7 +16,12 @@ from cryptography.x509.oid import ObjectIdentifier
 
 from glint.accounts.dn import canonical_from_name
 
-__all__ = ["CertificateIdentity", "IdentityError", "identity_from_chain", "identity_from_pem_header"]
+__all__ = [
+    "CertificateIdentity",
+    "IdentityError",
+    "identity_from_chain",
+    "identity_from_pem_header",
+]
 
 PROXY_CERT_INFO = ObjectIdentifier("1.3.6.1.5.5.7.1.14")  # RFC 3820
 PROXY_CERT_INFO_GT3 = ObjectIdentifier("1.3.6.1.4.1.3536.1.222")  # pre-RFC Globus proxies
@@ -56,7 +61,9 @@ def identity_from_chain(chain: list[x509.Certificate]) -> CertificateIdentity:
     """
     for cert in chain:
         if not _is_proxy(cert):
-            return CertificateIdentity(canonical_from_name(cert.subject), canonical_from_name(cert.issuer))
+            return CertificateIdentity(
+                canonical_from_name(cert.subject), canonical_from_name(cert.issuer)
+            )
     raise IdentityError("the certificate chain holds no end-entity certificate")
 
 

@@ -30,11 +30,15 @@ class PersonForm(forms.Form):
     """A DN pasted in any form Glint understands, or a certificate to read it from."""
 
     dn = forms.CharField(
-        label="DN", required=False, max_length=1024,
+        label="DN",
+        required=False,
+        max_length=1024,
         help_text="Slash form (/C=CA/O=Grid/CN=Jane Doe) or RFC 4514 (CN=Jane Doe,O=Grid,C=CA).",
     )
     certificate = forms.FileField(
-        label="or a certificate (PEM)", required=False, help_text="The person's certificate; only its subject is read."
+        label="or a certificate (PEM)",
+        required=False,
+        help_text="The person's certificate; only its subject is read.",
     )
 
     def clean(self):
@@ -63,10 +67,16 @@ class RoleForm(forms.Form):
 
 
 class UserFlagsForm(forms.Form):
-    is_admin = forms.BooleanField(label="Admin", required=False,
-                                  help_text="Admins manage every group, person and access request.")
-    is_active = forms.BooleanField(label="Active", required=False,
-                                   help_text="A deactivated person is refused, but keeps their memberships.")
+    is_admin = forms.BooleanField(
+        label="Admin",
+        required=False,
+        help_text="Admins manage every group, person and access request.",
+    )
+    is_active = forms.BooleanField(
+        label="Active",
+        required=False,
+        help_text="A deactivated person is refused, but keeps their memberships.",
+    )
 
 
 class GroupForm(forms.Form):
@@ -80,7 +90,9 @@ class ApproveForm(forms.Form):
 
 
 class DefaultGroupForm(forms.Form):
-    default_group = forms.ModelChoiceField(queryset=Group.objects.none(), required=False, empty_label="(first group)")
+    default_group = forms.ModelChoiceField(
+        queryset=Group.objects.none(), required=False, empty_label="(first group)"
+    )
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)

@@ -70,14 +70,19 @@ def _identity_from_headers(environ: dict) -> CertificateIdentity | None:
     if cert:
         identity = identity_from_pem_header(cert)
         if subject_dn and subject_dn != identity.subject_dn:
-            logger.warning("proxy headers disagree: certificate of %s, DN header %s; refused",
-                           identity.subject_dn, subject_dn)
+            logger.warning(
+                "proxy headers disagree: certificate of %s, DN header %s; refused",
+                identity.subject_dn,
+                subject_dn,
+            )
             return None
         return identity
     if not subject_dn:
         return None
     issuer = environ.get("HTTP_X_SSL_CLIENT_I_DN", "").strip()
-    return CertificateIdentity(subject_dn, canonical_from_string(_fix_wsgi_latin1(issuer)) if issuer else "")
+    return CertificateIdentity(
+        subject_dn, canonical_from_string(_fix_wsgi_latin1(issuer)) if issuer else ""
+    )
 
 
 def identity_from_environ(environ: dict, trusted_proxies: list[str]) -> CertificateIdentity | None:

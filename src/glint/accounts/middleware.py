@@ -45,7 +45,9 @@ class CertificateIdentityMiddleware:
     def __call__(self, request):
         request.identity = identity_from_environ(request.META, settings.GLINT_TRUSTED_PROXIES)
         request.user = AnonymousUser()
-        if request.path in OPEN_PATHS or request.path.startswith("/" + settings.STATIC_URL.lstrip("/")):
+        if request.path in OPEN_PATHS or request.path.startswith(
+            "/" + settings.STATIC_URL.lstrip("/")
+        ):
             return self.get_response(request)
         if request.identity is None and _bearer_token_for_api(request):
             return self.get_response(request)  # DRF authenticates it (glint.api.authentication)
@@ -54,7 +56,11 @@ class CertificateIdentityMiddleware:
         user = User.objects.filter(dn=request.identity.subject_dn).first()
         if user is None:
             note_access_request(request.identity.subject_dn, request.identity.issuer_dn)
-            return _refuse(request, "Your certificate is valid, but an admin has not added you yet.", request.identity)
+            return _refuse(
+                request,
+                "Your certificate is valid, but an admin has not added you yet.",
+                request.identity,
+            )
         if not user.is_active:
             return _refuse(request, "Your account has been deactivated.", request.identity)
         request.user = user

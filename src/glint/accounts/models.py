@@ -64,7 +64,9 @@ class User(AbstractBaseUser):
         """Groups whose repos and members this person may change."""
         if self.is_admin:
             return Group.objects.all()
-        return Group.objects.filter(memberships__user=self, memberships__role=Role.MANAGER).distinct()
+        return Group.objects.filter(
+            memberships__user=self, memberships__role=Role.MANAGER
+        ).distinct()
 
 
 class Group(models.Model):
@@ -85,7 +87,9 @@ class Membership(models.Model):
     """A person's role in one group."""
 
     user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="memberships")
-    group = models.ForeignKey("accounts.Group", on_delete=models.CASCADE, related_name="memberships")
+    group = models.ForeignKey(
+        "accounts.Group", on_delete=models.CASCADE, related_name="memberships"
+    )
     role = models.CharField(_("role"), max_length=10, choices=Role.choices, default=Role.MEMBER)
 
     class Meta:
@@ -123,7 +127,9 @@ class TokenIdentity(models.Model):
     The pair is the key, never the subject alone: two issuers may hand out the same ``sub``.
     """
 
-    user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="token_identities")
+    user = models.ForeignKey(
+        "accounts.User", on_delete=models.CASCADE, related_name="token_identities"
+    )
     issuer = models.CharField(_("issuer"), max_length=512)
     subject = models.CharField(_("subject"), max_length=255)
 

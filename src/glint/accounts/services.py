@@ -29,7 +29,9 @@ class AccountError(Exception):
 
 
 def _refuse(action: str, message: str, *, details: dict | None = None, **refs) -> None:
-    audit.record(action, outcome=audit.REFUSED, details={**(details or {}), "reason": message}, **refs)
+    audit.record(
+        action, outcome=audit.REFUSED, details={**(details or {}), "reason": message}, **refs
+    )
     raise PermissionDenied(message)
 
 
@@ -40,20 +42,27 @@ def _require_admin(actor: User, action: str, **refs) -> None:
 
 def _require_manager(actor: User, group: Group, action: str) -> None:
     if actor.role_in(group) != Role.MANAGER:
-        _refuse(action, "Only managers of this group (or admins) may change its members.", group=group)
+        _refuse(
+            action, "Only managers of this group (or admins) may change its members.", group=group
+        )
 
 
 def _refuse_self(actor: User, target: User, action: str, **refs) -> None:
     if actor.pk == target.pk:
-        _refuse(action, "Nobody can change their own account, role or membership; ask another admin or manager.",
-                **refs)
+        _refuse(
+            action,
+            "Nobody can change their own account, role or membership; ask another admin or manager.",
+            **refs,
+        )
 
 
 # Command line (the server's own operator: no actor) -------------------------------------------
 
 
 @transaction.atomic
-def add_user(dn: str, *, admin: bool = False, group_name: str | None = None, role: str = Role.MEMBER):
+def add_user(
+    dn: str, *, admin: bool = False, group_name: str | None = None, role: str = Role.MEMBER
+):
     """Add (or update) a person by DN; returns (user, created). ``glint user add``."""
     canonical = canonical_from_string(dn)
     user, created = User.objects.get_or_create(dn=canonical)
@@ -66,11 +75,17 @@ def add_user(dn: str, *, admin: bool = False, group_name: str | None = None, rol
     if group_name:
         group = Group.objects.filter(name=group_name).first()
         if group is None:
-            raise AccountError(f"there is no group named {group_name!r} (create it with `glint group add`)")
+            raise AccountError(
+                f"there is no group named {group_name!r} (create it with `glint group add`)"
+            )
         Membership.objects.update_or_create(user=user, group=group, defaults={"role": role})
     AccessRequest.objects.filter(dn=canonical).delete()
-    audit.record("user.add" if created else "user.update", user=None, group=group,
-                 details={"dn": canonical, "admin": user.is_admin, "role": role if group else None})
+    audit.record(
+        "user.add" if created else "user.update",
+        user=None,
+        group=group,
+        details={"dn": canonical, "admin": user.is_admin, "role": role if group else None},
+    )
     return user, created
 
 
@@ -89,8 +104,12 @@ def link_token_identity(user: User, issuer: str, subject: str) -> TokenIdentity:
     existing = TokenIdentity.objects.filter(issuer=issuer, subject=subject).first()
     if existing and existing.user_id != user.pk:
         raise AccountError(f"{subject} of {issuer} already signs in as {existing.user.dn}")
-    identity, _ = TokenIdentity.objects.get_or_create(issuer=issuer, subject=subject, defaults={"user": user})
-    audit.record("user.token_link", user=None, details={"dn": user.dn, "issuer": issuer, "subject": subject})
+    identity, _ = TokenIdentity.objects.get_or_create(
+        issuer=issuer, subject=subject, defaults={"user": user}
+    )
+    audit.record(
+        "user.token_link", user=None, details={"dn": user.dn, "issuer": issuer, "subject": subject}
+    )
     return identity
 
 
@@ -110,7 +129,9 @@ def create_user(actor: User, dn: str) -> User:
     return user
 
 
-def update_user(actor: User, user: User, *, is_admin: bool | None = None, is_active: bool | None = None) -> User:
+def update_user(
+    actor: User, user: User, *, is_admin: bool | None = None, is_active: bool | None = None
+) -> User:
     """An admin sets another person's admin flag or deactivates/reactivates them."""
     refs = {"details": {"dn": user.dn}}
     _require_admin(actor, "user.update", **refs)
@@ -192,7 +213,9 @@ def group_deletion_effects(group: Group) -> list[str]:
     effects = []
     repos = sorted(repo.name for repo in group.repos.all())
     if repos:
-        effects.append(f"Its {len(repos)} repo(s): {', '.join(repos)} (nothing is deleted in the clouds).")
+        effects.append(
+            f"Its {len(repos)} repo(s): {', '.join(repos)} (nothing is deleted in the clouds)."
+        )
     counts = [(model, len(instances)) for model, instances in collector.data.items()]
     counts += [(queryset.model, queryset.count()) for queryset in collector.fast_deletes]
     for model, count in sorted(counts, key=lambda item: str(item[0]._meta.verbose_name_plural)):
@@ -221,9 +244,14 @@ def set_membership(actor: User, group: Group, user: User, role: str = Role.MEMBE
     _refuse_self(actor, user, "membership.set", group=group, details={"dn": user.dn})
     if role not in Role.values:
         raise AccountError(f"unknown role {role!r} (choose {', '.join(Role.values)})")
-    membership, created = Membership.objects.update_or_create(user=user, group=group, defaults={"role": role})
-    audit.record("membership.add" if created else "membership.role", group=group,
-                 details={"dn": user.dn, "role": role})
+    membership, created = Membership.objects.update_or_create(
+        user=user, group=group, defaults={"role": role}
+    )
+    audit.record(
+        "membership.add" if created else "membership.role",
+        group=group,
+        details={"dn": user.dn, "role": role},
+    )
     return membership
 
 
@@ -234,8 +262,15 @@ def add_member_by_dn(actor: User, group: Group, dn: str, role: str = Role.MEMBER
     """
     _require_manager(actor, group, "membership.set")
     canonical = canonical_from_string(dn)
-    _refuse_self(actor, User(dn=canonical, pk=User.objects.filter(dn=canonical).values_list("pk", flat=True).first()),
-                 "membership.set", group=group, details={"dn": canonical})
+    _refuse_self(
+        actor,
+        User(
+            dn=canonical, pk=User.objects.filter(dn=canonical).values_list("pk", flat=True).first()
+        ),
+        "membership.set",
+        group=group,
+        details={"dn": canonical},
+    )
     with transaction.atomic():
         user, created = User.objects.get_or_create(dn=canonical)
         if created:
@@ -259,12 +294,16 @@ def remove_membership(actor: User, membership: Membership) -> None:
 
 def note_access_request(dn: str, issuer_dn: str) -> None:
     """A valid but unknown certificate visited: keep (or refresh) its request; audit the first visit."""
-    _request, created = AccessRequest.objects.update_or_create(dn=dn, defaults={"issuer_dn": issuer_dn})
+    _request, created = AccessRequest.objects.update_or_create(
+        dn=dn, defaults={"issuer_dn": issuer_dn}
+    )
     if created:
         audit.record("access.request", user=None, dn=dn, details={"issuer_dn": issuer_dn})
 
 
-def approve_request(actor: User, access_request: AccessRequest, group: Group, role: str = Role.MEMBER) -> User:
+def approve_request(
+    actor: User, access_request: AccessRequest, group: Group, role: str = Role.MEMBER
+) -> User:
     """Register the requesting DN and put them in ``group`` (admins)."""
     _require_admin(actor, "access.approve", group=group, details={"dn": access_request.dn})
     with transaction.atomic():

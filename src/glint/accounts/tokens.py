@@ -56,7 +56,11 @@ class TokenIssuer:
             jwks_uri=entry.get("jwks_uri", ""),
             groups_claim=entry.get("groups_claim", "wlcg.groups"),
             required_groups=tuple(entry.get("required_groups", ())),
-            algorithms=tuple(alg for alg in entry.get("algorithms", DEFAULT_ALGORITHMS) if not alg.startswith("HS")),
+            algorithms=tuple(
+                alg
+                for alg in entry.get("algorithms", DEFAULT_ALGORITHMS)
+                if not alg.startswith("HS")
+            ),
         )
 
 
@@ -108,7 +112,9 @@ def verify_token(token: str, issuers: list[TokenIssuer]) -> dict:
         algorithm = jwt.get_unverified_header(token).get("alg")
         if algorithm not in issuer.algorithms or algorithm != key.algorithm_name:
             # An ES256 header on an RSA key (say) must be a clean refusal, not a crash in the library.
-            raise TokenError(f"the token's algorithm {algorithm} does not match its key or is not allowed")
+            raise TokenError(
+                f"the token's algorithm {algorithm} does not match its key or is not allowed"
+            )
         claims = jwt.decode(
             token,
             key.key,
@@ -127,7 +133,9 @@ def verify_token(token: str, issuers: list[TokenIssuer]) -> dict:
         if isinstance(groups, str):
             groups = groups.split()
         if not set(groups) & set(issuer.required_groups):
-            raise TokenError(f"the token's {issuer.groups_claim} holds none of {', '.join(issuer.required_groups)}")
+            raise TokenError(
+                f"the token's {issuer.groups_claim} holds none of {', '.join(issuer.required_groups)}"
+            )
     return claims
 
 
@@ -144,5 +152,7 @@ def user_for_token(token: str, issuer_settings: list[dict]) -> User:
         .first()
     )
     if link is None:
-        raise TokenError(f"the token is valid, but subject {claims['sub']} of {claims['iss']} is not a Glint user")
+        raise TokenError(
+            f"the token is valid, but subject {claims['sub']} of {claims['iss']} is not a Glint user"
+        )
     return link.user

@@ -72,18 +72,24 @@ def _same_section(request) -> str:
 @require_http_methods(["GET", "POST"])
 def my_account(request):
     user = request.user
-    form = DefaultGroupForm(request.POST or None, user=user, initial={"default_group": user.default_group})
+    form = DefaultGroupForm(
+        request.POST or None, user=user, initial={"default_group": user.default_group}
+    )
     if request.method == "POST" and form.is_valid():
         services.set_default_group(user, form.cleaned_data["default_group"])
         messages.success(request, "Default group saved.")
         return redirect("accounts:me")
-    return render(request, "accounts/me.html", {
-        "form": form,
-        "memberships": user.memberships.select_related("group"),
-        "server_url": request.build_absolute_uri("/").rstrip("/"),
-        "token_identities": user.token_identities.all(),
-        "tokens_enabled": bool(settings.GLINT_TOKEN_ISSUERS),
-    })
+    return render(
+        request,
+        "accounts/me.html",
+        {
+            "form": form,
+            "memberships": user.memberships.select_related("group"),
+            "server_url": request.build_absolute_uri("/").rstrip("/"),
+            "token_identities": user.token_identities.all(),
+            "tokens_enabled": bool(settings.GLINT_TOKEN_ISSUERS),
+        },
+    )
 
 
 # People (admins) -----------------------------------------------------------------------------------
@@ -99,7 +105,9 @@ def user_list(request):
         except (services.AccountError, DNError) as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, f"Added {user.dn}. Put them in a group so they can see something.")
+            messages.success(
+                request, f"Added {user.dn}. Put them in a group so they can see something."
+            )
             return redirect("accounts:user_edit", pk=user.pk)
     users = User.objects.prefetch_related("memberships__group")
     return render(request, "accounts/users.html", {"form": form, "users": users})
@@ -109,17 +117,23 @@ def user_list(request):
 def user_edit(request, pk):
     _require_admin(request)
     person = get_object_or_404(User, pk=pk)
-    form = UserFlagsForm(request.POST or None, initial={"is_admin": person.is_admin, "is_active": person.is_active})
+    form = UserFlagsForm(
+        request.POST or None, initial={"is_admin": person.is_admin, "is_active": person.is_active}
+    )
     if request.method == "POST" and form.is_valid():
         services.update_user(request.user, person, **form.cleaned_data)
         messages.success(request, f"Saved {person.dn}.")
         return redirect("accounts:user_edit", pk=person.pk)
-    return render(request, "accounts/user_edit.html", {
-        "person": person,
-        "form": form,
-        "is_self": person.pk == request.user.pk,
-        "memberships": person.memberships.select_related("group"),
-    })
+    return render(
+        request,
+        "accounts/user_edit.html",
+        {
+            "person": person,
+            "form": form,
+            "is_self": person.pk == request.user.pk,
+            "memberships": person.memberships.select_related("group"),
+        },
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -130,9 +144,14 @@ def user_delete(request, pk):
         services.delete_user(request.user, person)
         messages.success(request, f"Deleted {person.dn} and their memberships.")
         return redirect("accounts:users")
-    return render(request, "accounts/user_delete.html", {
-        "person": person, "memberships": person.memberships.select_related("group"),
-    })
+    return render(
+        request,
+        "accounts/user_delete.html",
+        {
+            "person": person,
+            "memberships": person.memberships.select_related("group"),
+        },
+    )
 
 
 # Groups -------------------------------------------------------------------------------------------
@@ -165,19 +184,26 @@ def group_detail(request, pk):
     form = MemberForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:
-            membership = services.add_member_by_dn(request.user, group, form.cleaned_data["dn"],
-                                                   form.cleaned_data["role"])
+            membership = services.add_member_by_dn(
+                request.user, group, form.cleaned_data["dn"], form.cleaned_data["role"]
+            )
         except (services.AccountError, DNError) as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(request, f"{membership.user.dn} is now a {membership.role} of {group.name}.")
+            messages.success(
+                request, f"{membership.user.dn} is now a {membership.role} of {group.name}."
+            )
             return redirect("accounts:group", pk=group.pk)
-    return render(request, "accounts/group.html", {
-        "group": group,
-        "form": form,
-        "memberships": group.memberships.select_related("user"),
-        "roles": RoleForm.base_fields["role"].choices,
-    })
+    return render(
+        request,
+        "accounts/group.html",
+        {
+            "group": group,
+            "form": form,
+            "memberships": group.memberships.select_related("user"),
+            "roles": RoleForm.base_fields["role"].choices,
+        },
+    )
 
 
 @require_POST
@@ -185,8 +211,13 @@ def membership_role(request, pk):
     membership = get_object_or_404(Membership, pk=pk, group__in=request.user.visible_groups())
     form = RoleForm(request.POST)
     if form.is_valid():
-        services.set_membership(request.user, membership.group, membership.user, form.cleaned_data["role"])
-        messages.success(request, f"{membership.user.dn} is now a {form.cleaned_data['role']} of {membership.group}.")
+        services.set_membership(
+            request.user, membership.group, membership.user, form.cleaned_data["role"]
+        )
+        messages.success(
+            request,
+            f"{membership.user.dn} is now a {form.cleaned_data['role']} of {membership.group}.",
+        )
     else:
         messages.error(request, "Choose manager or member.")
     return redirect("accounts:group", pk=membership.group_id)
@@ -204,7 +235,9 @@ def membership_remove(request, pk):
 def group_edit(request, pk):
     _require_admin(request)
     group = get_object_or_404(Group, pk=pk)
-    form = GroupForm(request.POST or None, initial={"name": group.name, "description": group.description})
+    form = GroupForm(
+        request.POST or None, initial={"name": group.name, "description": group.description}
+    )
     if request.method == "POST" and form.is_valid():
         try:
             services.update_group(request.user, group, **form.cleaned_data)
@@ -224,9 +257,14 @@ def group_delete(request, pk):
         services.delete_group(request.user, group)
         messages.success(request, f"Group {group.name} deleted. Nothing was changed in the clouds.")
         return redirect("accounts:groups")
-    return render(request, "accounts/group_delete.html", {
-        "group": group, "effects": services.group_deletion_effects(group),
-    })
+    return render(
+        request,
+        "accounts/group_delete.html",
+        {
+            "group": group,
+            "effects": services.group_deletion_effects(group),
+        },
+    )
 
 
 # Access requests (admins) ---------------------------------------------------------------------------
@@ -234,9 +272,15 @@ def group_delete(request, pk):
 
 def request_list(request):
     _require_admin(request)
-    return render(request, "accounts/requests.html", {
-        "requests": AccessRequest.objects.all(), "form": ApproveForm(auto_id=False), "has_groups": Group.objects.exists(),
-    })
+    return render(
+        request,
+        "accounts/requests.html",
+        {
+            "requests": AccessRequest.objects.all(),
+            "form": ApproveForm(auto_id=False),
+            "has_groups": Group.objects.exists(),
+        },
+    )
 
 
 @require_POST
@@ -247,10 +291,14 @@ def request_approve(request, pk):
     if not form.is_valid():
         messages.error(request, "Choose a group and a role.")
         return redirect("accounts:requests")
-    user = services.approve_request(request.user, access_request, form.cleaned_data["group"],
-                                    form.cleaned_data["role"])
-    messages.success(request, f"{user.dn} can now sign in, as a {form.cleaned_data['role']} of "
-                              f"{form.cleaned_data['group']}.")
+    user = services.approve_request(
+        request.user, access_request, form.cleaned_data["group"], form.cleaned_data["role"]
+    )
+    messages.success(
+        request,
+        f"{user.dn} can now sign in, as a {form.cleaned_data['role']} of "
+        f"{form.cleaned_data['group']}.",
+    )
     return redirect(reverse("accounts:requests"))
 
 

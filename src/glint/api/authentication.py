@@ -49,7 +49,7 @@ class BearerTokenAuthentication(BaseAuthentication):
         if not header.startswith("Bearer ") or not settings.GLINT_TOKEN_ISSUERS:
             return None
         try:
-            user = user_for_token(header[len("Bearer "):].strip(), settings.GLINT_TOKEN_ISSUERS)
+            user = user_for_token(header[len("Bearer ") :].strip(), settings.GLINT_TOKEN_ISSUERS)
         except TokenError as exc:
             raise AuthenticationFailed(str(exc)) from None
         return (user, "bearer")

@@ -32,7 +32,9 @@ logger = logging.getLogger("glint.audit")
 
 def _scrub(value):
     if isinstance(value, dict):
-        return {str(k): (REDACTED if SECRET_KEY.search(str(k)) else _scrub(v)) for k, v in value.items()}
+        return {
+            str(k): (REDACTED if SECRET_KEY.search(str(k)) else _scrub(v)) for k, v in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return [_scrub(item) for item in value]
     if value is None or isinstance(value, (bool, int, float, str)):
@@ -99,7 +101,11 @@ def record(
         details=_scrub(details or {}),
     )
     logger.info(
-        "%s %s by %s%s%s", action, outcome, dn or "glint", f" group={entry.group_name}" if group else "",
+        "%s %s by %s%s%s",
+        action,
+        outcome,
+        dn or "glint",
+        f" group={entry.group_name}" if group else "",
         f" repo={entry.repo_name}" if repo else "",
     )
     return entry

@@ -36,24 +36,35 @@ def may_see_audit(user: User) -> bool:
 
 
 def _day_start(day: dt.date) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time.min, dt.timezone.utc)
+    return dt.datetime.combine(day, dt.time.min, dt.UTC)
 
 
 class AuditFilterSet(django_filters.FilterSet):
     """The filters; ``viewer`` decides which groups the page offers to choose from."""
 
     action = django_filters.CharFilter(
-        method="filter_action", label="Action",
-        help_text="An action code, or its start (repo. for every repo action).")
-    user = django_filters.CharFilter(field_name="user_dn", lookup_expr="icontains", label="User",
-                                     help_text="Part of the DN of who acted.")
+        method="filter_action",
+        label="Action",
+        help_text="An action code, or its start (repo. for every repo action).",
+    )
+    user = django_filters.CharFilter(
+        field_name="user_dn",
+        lookup_expr="icontains",
+        label="User",
+        help_text="Part of the DN of who acted.",
+    )
     group = IntegerFilter(field_name="group_ref", min_value=1, label="Group")
-    outcome = django_filters.ChoiceFilter(choices=Outcome.choices, empty_label="any",
-                                          label="Outcome")
-    since = django_filters.DateFilter(method="filter_since", label="Since",
-                                      help_text="From this day (UTC), YYYY-MM-DD.")
-    until = django_filters.DateFilter(method="filter_until", label="Until",
-                                      help_text="Up to and including this day (UTC), YYYY-MM-DD.")
+    outcome = django_filters.ChoiceFilter(
+        choices=Outcome.choices, empty_label="any", label="Outcome"
+    )
+    since = django_filters.DateFilter(
+        method="filter_since", label="Since", help_text="From this day (UTC), YYYY-MM-DD."
+    )
+    until = django_filters.DateFilter(
+        method="filter_until",
+        label="Until",
+        help_text="Up to and including this day (UTC), YYYY-MM-DD.",
+    )
     request_id = django_filters.CharFilter(max_length=64, label="Request id")
 
     class Meta:
@@ -64,7 +75,8 @@ class AuditFilterSet(django_filters.FilterSet):
         super().__init__(data, queryset, **kwargs)
         groups = viewer.managed_groups()  # an admin manages every group
         self.filters["group"].extra["widget"] = forms.Select(
-            choices=[("", "any")] + [(g.pk, g.name) for g in groups])
+            choices=[("", "any")] + [(g.pk, g.name) for g in groups]
+        )
 
     def filter_action(self, records, name, value):
         if value.endswith("."):

@@ -20,11 +20,17 @@ class AuditRefusalsMiddleware:
         response = self.get_response(request)
         if request.method not in UNSAFE_METHODS or response.status_code != 403:
             return response
-        user = getattr(request, "user", None)  # DRF leaves None behind when its authentication fails
+        user = getattr(
+            request, "user", None
+        )  # DRF leaves None behind when its authentication fails
         user = user if user is not None and user.is_authenticated else None
         if user is None and getattr(request, "identity", None) is None:
             return response
         if not AuditRecord.objects.filter(request_id=request.request_id).exists():
-            audit.record("request.refused", outcome=audit.REFUSED, user=user,
-                         details={"method": request.method, "path": request.path})
+            audit.record(
+                "request.refused",
+                outcome=audit.REFUSED,
+                user=user,
+                details={"method": request.method, "path": request.path},
+            )
         return response

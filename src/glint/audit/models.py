@@ -40,12 +40,19 @@ class AuditRecord(models.Model):
     created = models.DateTimeField(_("when"), auto_now_add=True, db_index=True, editable=False)
     request_id = models.CharField(_("request id"), max_length=64, blank=True, editable=False)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
     )
     user_dn = models.CharField(_("DN"), max_length=1024, blank=True, editable=False)
     action = models.CharField(_("action"), max_length=64, db_index=True, editable=False)
     outcome = models.CharField(_("outcome"), max_length=10, choices=Outcome.choices, editable=False)
-    group_ref = models.BigIntegerField(_("group id"), null=True, blank=True, db_index=True, editable=False)
+    group_ref = models.BigIntegerField(
+        _("group id"), null=True, blank=True, db_index=True, editable=False
+    )
     group_name = models.CharField(_("group"), max_length=100, blank=True, editable=False)
     repo_ref = models.BigIntegerField(_("repo id"), null=True, blank=True, editable=False)
     repo_name = models.CharField(_("repo"), max_length=200, blank=True, editable=False)
@@ -69,7 +76,9 @@ class AuditRecord(models.Model):
     @property
     def filled_details(self) -> dict:
         """The details that have a value: an empty error or URL says nothing on a page."""
-        return {key: value for key, value in self.details.items() if value not in ("", None, [], {})}
+        return {
+            key: value for key, value in self.details.items() if value not in ("", None, [], {})
+        }
 
     def save(self, *args, **kwargs):
         if not self._state.adding:

@@ -14,8 +14,14 @@ def audit_list(request):
         raise PermissionDenied("The audit trail is for admins and group managers.")
     filters = AuditFilterSet(request.GET, visible_records(request.user), viewer=request.user)
     valid = filters.is_valid()
-    page = Paginator(filters.qs if valid else filters.queryset.none(), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(filters.qs if valid else filters.queryset.none(), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "audit/list.html", {"form": filters.form, "page": page, "query": query.urlencode()},
-                  status=200 if valid else 400)
+    return render(
+        request,
+        "audit/list.html",
+        {"form": filters.form, "page": page, "query": query.urlencode()},
+        status=200 if valid else 400,
+    )

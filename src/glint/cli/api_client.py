@@ -39,17 +39,23 @@ class GlintAPI:
         except requests.exceptions.SSLError as exc:
             raise click.ClickException(f"TLS with {self.base} failed: {_tls_reason(exc)}") from None
         except requests.exceptions.ConnectionError:
-            raise click.ClickException(f"cannot connect to {self.base}: is the server running?") from None
+            raise click.ClickException(
+                f"cannot connect to {self.base}: is the server running?"
+            ) from None
         except requests.exceptions.Timeout:
             raise click.ClickException(f"{self.base} did not answer in time") from None
         except OSError as exc:  # requests' own errors are OSErrors too: this is last on purpose
             raise click.ClickException(f"{exc} (moved since `glint login`? Log in again)") from None
         if response.status_code >= 400:
-            raise click.ClickException(f"{method} {path}: HTTP {response.status_code}: {_reason(response)}")
+            raise click.ClickException(
+                f"{method} {path}: HTTP {response.status_code}: {_reason(response)}"
+            )
         return response
 
     def get(self, path: str, **params) -> dict | list:
-        return self.request("GET", path, params={k: v for k, v in params.items() if v is not None}).json()
+        return self.request(
+            "GET", path, params={k: v for k, v in params.items() if v is not None}
+        ).json()
 
     def get_all(self, path: str, **params) -> list:
         """Every item of a paginated list."""
@@ -79,7 +85,16 @@ def _reason(response: requests.Response) -> str:
 
 def _tls_reason(exc: Exception) -> str:
     text = str(exc)
-    for known in ("CERTIFICATE_VERIFY_FAILED", "certificate required", "unknown ca", "certificate revoked"):
+    for known in (
+        "CERTIFICATE_VERIFY_FAILED",
+        "certificate required",
+        "unknown ca",
+        "certificate revoked",
+    ):
         if known.lower() in text.lower():
             return known.replace("_", " ").lower() + " (check --ca-file and your certificate)"
-    return text if isinstance(exc, ssl.SSLError) else "handshake failed (check --ca-file and your certificate)"
+    return (
+        text
+        if isinstance(exc, ssl.SSLError)
+        else "handshake failed (check --ca-file and your certificate)"
+    )

@@ -27,8 +27,12 @@ def print_table(rows: list[dict], columns: list[tuple[str, str]]) -> None:
         click.echo("  ".join(value.ljust(width) for value, width in zip(line, widths)).rstrip())
 
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print the API's JSON instead of a table.")
-group_option = click.option("--group", "group", help="Group id or name (default: your default group).")
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print the API's JSON instead of a table."
+)
+group_option = click.option(
+    "--group", "group", help="Group id or name (default: your default group)."
+)
 
 
 def resolve_group(client: GlintAPI, group: str | None) -> int | None:
@@ -44,12 +48,26 @@ def resolve_group(client: GlintAPI, group: str | None) -> int | None:
 @click.command()
 @click.option("--url", required=True, help="The Glint server, e.g. https://glint.example.org:8443")
 # Absolute paths are saved, so that later commands work from any directory.
-@click.option("--cert", type=click.Path(exists=True, dir_okay=False, resolve_path=True), help="Your certificate (PEM).")
-@click.option("--key", type=click.Path(exists=True, dir_okay=False, resolve_path=True), help="Its private key (PEM).")
-@click.option("--ca-file", type=click.Path(exists=True, dir_okay=False, resolve_path=True),
-              help="CA file that signed the server.")
-@click.option("--ca-dir", type=click.Path(exists=True, file_okay=False, resolve_path=True),
-              help="CA directory (default $X509_CERT_DIR).")
+@click.option(
+    "--cert",
+    type=click.Path(exists=True, dir_okay=False, resolve_path=True),
+    help="Your certificate (PEM).",
+)
+@click.option(
+    "--key",
+    type=click.Path(exists=True, dir_okay=False, resolve_path=True),
+    help="Its private key (PEM).",
+)
+@click.option(
+    "--ca-file",
+    type=click.Path(exists=True, dir_okay=False, resolve_path=True),
+    help="CA file that signed the server.",
+)
+@click.option(
+    "--ca-dir",
+    type=click.Path(exists=True, file_okay=False, resolve_path=True),
+    help="CA directory (default $X509_CERT_DIR).",
+)
 def login(url, cert, key, ca_file, ca_dir):
     """Save the server and your identity, and check that the server knows you.
 
@@ -60,7 +78,9 @@ def login(url, cert, key, ca_file, ca_dir):
     if cert is None:
         proxy = config.grid_proxy_path()
         if proxy is None:
-            raise click.ClickException("no --cert given and no grid proxy found ($X509_USER_PROXY, /tmp/x509up_u<uid>)")
+            raise click.ClickException(
+                "no --cert given and no grid proxy found ($X509_USER_PROXY, /tmp/x509up_u<uid>)"
+            )
         cert = str(proxy)
     settings = config.ClientConfig(url=url, cert=cert, key=key, ca_file=ca_file, ca_dir=ca_dir)
     me = GlintAPI(settings).get("whoami/")
@@ -81,7 +101,9 @@ def whoami(as_json):
         click.echo(f"  {shown(group['name'])}: {shown(group['role'])}")
 
 
-def show_group_list(path: str, group: str | None, as_json: bool, columns, describe, empty: str) -> None:
+def show_group_list(
+    path: str, group: str | None, as_json: bool, columns, describe, empty: str
+) -> None:
     """Print every item of a group-scoped API list as JSON, or as a table after ``describe(item)``."""
     client = api()
     items = client.get_all(path, group=resolve_group(client, group))
@@ -99,10 +121,22 @@ def show_group_list(path: str, group: str | None, as_json: bool, columns, descri
 def repos(group, as_json):
     """List the repos (cloud projects) of your groups, with their last poll."""
     show_group_list(
-        "repos/", group, as_json,
-        [("id", "ID"), ("group", "GROUP"), ("name", "NAME"), ("region", "REGION"), ("auth_url", "AUTH URL"),
-         ("poll", "POLL"), ("last_poll_error", "LAST ERROR")],
-        lambda item: {**item, "poll": {True: "ok", False: "FAILED", None: "never"}[item["last_poll_ok"]]},
+        "repos/",
+        group,
+        as_json,
+        [
+            ("id", "ID"),
+            ("group", "GROUP"),
+            ("name", "NAME"),
+            ("region", "REGION"),
+            ("auth_url", "AUTH URL"),
+            ("poll", "POLL"),
+            ("last_poll_error", "LAST ERROR"),
+        ],
+        lambda item: {
+            **item,
+            "poll": {True: "ok", False: "FAILED", None: "never"}[item["last_poll_ok"]],
+        },
         "No repos yet.",
     )
 
@@ -121,7 +155,11 @@ def images(group, hidden, needle, as_json):
     ✓ a verified copy, ○ a copy owned by another project (public, shared, community), · absent.
     """
     client = api()
-    params = {"group": resolve_group(client, group), "hidden": "true" if hidden else "false", "q": needle}
+    params = {
+        "group": resolve_group(client, group),
+        "hidden": "true" if hidden else "false",
+        "q": needle,
+    }
     first = client.get("images/", **params)
     rows = client.get_all("images/", **params) if first.get("next") else first["results"]
     if as_json:
@@ -130,14 +168,21 @@ def images(group, hidden, needle, as_json):
     repo_names = {repo["id"]: repo["name"] for repo in first["repos"]}
     table = []
     for row in rows:
-        line = {"name": row["name"], "hash": row["content_key"][:19], "size": row["size"], "formats": row["formats"]}
+        line = {
+            "name": row["name"],
+            "hash": row["content_key"][:19],
+            "size": row["size"],
+            "formats": row["formats"],
+        }
         for cell in row["cells"]:
             line[f"repo{cell['repo']}"] = CELL_MARKS.get(cell["state"], cell["state"])
         if row["conflict_types"]:
             line["conflicts"] = ",".join(f"type {t}" for t in row["conflict_types"])
         table.append(line)
     columns = [("name", "NAME"), ("hash", "CONTENT"), ("size", "SIZE"), ("formats", "FORMATS")]
-    columns += [(f"repo{rid}", name) for rid, name in repo_names.items()] + [("conflicts", "CONFLICTS")]
+    columns += [(f"repo{rid}", name) for rid, name in repo_names.items()] + [
+        ("conflicts", "CONFLICTS")
+    ]
     print_table(table, columns)
 
 
@@ -147,11 +192,23 @@ def images(group, hidden, needle, as_json):
 def conflicts(group, as_json):
     """List image conflicts: same name/other content, duplicates, same content/other names."""
     show_group_list(
-        "conflicts/", group, as_json,
-        [("type", "TYPE"), ("kind", "KIND"), ("subject", "SUBJECT"), ("where", "WHERE"), ("images", "IMAGES"),
-         ("ack", "ACKNOWLEDGED")],
-        lambda item: {**item, "where": f"repo {item['repo']}" if item["repo"] else "across repos",
-                      "images": len(item["copies"]), "ack": "yes" if item["acknowledged"] else ""},
+        "conflicts/",
+        group,
+        as_json,
+        [
+            ("type", "TYPE"),
+            ("kind", "KIND"),
+            ("subject", "SUBJECT"),
+            ("where", "WHERE"),
+            ("images", "IMAGES"),
+            ("ack", "ACKNOWLEDGED"),
+        ],
+        lambda item: {
+            **item,
+            "where": f"repo {item['repo']}" if item["repo"] else "across repos",
+            "images": len(item["copies"]),
+            "ack": "yes" if item["acknowledged"] else "",
+        },
         "No conflicts.",
     )
 

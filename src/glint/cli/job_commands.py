@@ -36,12 +36,23 @@ BAR_WIDTH = 20
 def _matrix(client: GlintAPI, group: int | None) -> dict:
     """The group's rows (hidden ones too), repos and inventory version, in one listing."""
     first = client.get("images/", group=group, hidden="all", limit=1000)
-    rows = client.get_all("images/", group=group, hidden="all") if first.get("next") else first["results"]
-    return {"group": first["group"], "version": first["inventory_version"], "repos": first["repos"], "rows": rows}
+    rows = (
+        client.get_all("images/", group=group, hidden="all")
+        if first.get("next")
+        else first["results"]
+    )
+    return {
+        "group": first["group"],
+        "version": first["inventory_version"],
+        "repos": first["repos"],
+        "rows": rows,
+    }
 
 
 def _label(row: dict, repo_names: dict[int, str]) -> str:
-    held = [repo_names.get(cell["repo"], str(cell["repo"])) for cell in row["cells"] if cell["copies"]]
+    held = [
+        repo_names.get(cell["repo"], str(cell["repo"])) for cell in row["cells"] if cell["copies"]
+    ]
     return shown(f"  {row['name']}@{row['content_key'][:23]}  (in {', '.join(held) or 'no repo'})")
 
 
@@ -52,7 +63,11 @@ def resolve_image(matrix: dict, image: str) -> dict:
         click.ClickException: No row matches, or the name is ambiguous (the choices are listed).
     """
     rows = matrix["rows"]
-    by_id = [r for r in rows if any(c["image_id"] == image for cell in r["cells"] for c in cell["copies"])]
+    by_id = [
+        r
+        for r in rows
+        if any(c["image_id"] == image for cell in r["cells"] for c in cell["copies"])
+    ]
     if by_id:
         return by_id[0]
     name, _, content = image.partition("@")
@@ -63,7 +78,8 @@ def resolve_image(matrix: dict, image: str) -> dict:
         names = {repo["id"]: repo["name"] for repo in matrix["repos"]}
         choices = "\n".join(_label(r, names) for r in found)
         raise click.ClickException(
-            f"{name!r} names {len(found)} different images; say which with NAME@HASH:\n{choices}")
+            f"{name!r} names {len(found)} different images; say which with NAME@HASH:\n{choices}"
+        )
     return found[0]
 
 
@@ -101,8 +117,9 @@ def _targets(job: dict) -> str:
 
 
 def _status_line(job: dict) -> str:
-    return (f"job {job['id']} {job['kind']} {shown(job['image_name'])}: {job['state']}  "
-            f"{_targets(job)}")
+    return (
+        f"job {job['id']} {job['kind']} {shown(job['image_name'])}: {job['state']}  {_targets(job)}"
+    )
 
 
 def _summary(job: dict) -> str:
@@ -157,10 +174,17 @@ def _plan_and_apply(group, image, repos, action, wait, force=False):
     matrix = _matrix(client, resolve_group(client, group))
     row = resolve_image(matrix, image)
     targets = resolve_repos(matrix, repos)
-    plan = client.post("plans/", {
-        "group": matrix["group"], "inventory_version": matrix["version"], "force": force,
-        "changes": [{"row": row["id"], "repo": repo["id"], "action": action} for repo in targets],
-    })
+    plan = client.post(
+        "plans/",
+        {
+            "group": matrix["group"],
+            "inventory_version": matrix["version"],
+            "force": force,
+            "changes": [
+                {"row": row["id"], "repo": repo["id"], "action": action} for repo in targets
+            ],
+        },
+    )
     for item in plan["items"]:
         if item["status"] != "planned":
             click.echo(f"{shown(item['repo_name'])}: {item['status']}: {shown(item['reason'])}")
@@ -174,13 +198,22 @@ def _plan_and_apply(group, image, repos, action, wait, force=False):
         sys.exit(wait_for(client, job_ids))
 
 
-wait_option = click.option("--wait", is_flag=True,
-                           help="Follow the job and exit 0 when done, 2 when partial, 1 when failed or cancelled.")
+wait_option = click.option(
+    "--wait",
+    is_flag=True,
+    help="Follow the job and exit 0 when done, 2 when partial, 1 when failed or cancelled.",
+)
 
 
 @click.command()
 @click.argument("image")
-@click.option("--to", "repos", multiple=True, required=True, help="A repo to copy to (name or id); repeat for more.")
+@click.option(
+    "--to",
+    "repos",
+    multiple=True,
+    required=True,
+    help="A repo to copy to (name or id); repeat for more.",
+)
 @group_option
 @wait_option
 def copy(image, repos, group, wait):
@@ -190,8 +223,16 @@ def copy(image, repos, group, wait):
 
 @click.command()
 @click.argument("image")
-@click.option("--from", "repos", multiple=True, required=True, help="A repo to delete it from; repeat for more.")
-@click.option("--force", is_flag=True, help="Admins: also delete public, shared or community images.")
+@click.option(
+    "--from",
+    "repos",
+    multiple=True,
+    required=True,
+    help="A repo to delete it from; repeat for more.",
+)
+@click.option(
+    "--force", is_flag=True, help="Admins: also delete public, shared or community images."
+)
 @group_option
 @wait_option
 def delete(image, repos, force, group, wait):
@@ -218,10 +259,25 @@ def jobs(group, state, watch, as_json):
         if not items:
             click.echo("No jobs.")
         else:
-            print_table([{**item, "targets": _targets(item),
-                          "created": item["created"][:19].replace("T", " ")} for item in items],
-                        [("id", "ID"), ("kind", "KIND"), ("image_name", "IMAGE"), ("state", "STATE"),
-                         ("targets", "TARGETS"), ("requester", "REQUESTER"), ("created", "CREATED")])
+            print_table(
+                [
+                    {
+                        **item,
+                        "targets": _targets(item),
+                        "created": item["created"][:19].replace("T", " "),
+                    }
+                    for item in items
+                ],
+                [
+                    ("id", "ID"),
+                    ("kind", "KIND"),
+                    ("image_name", "IMAGE"),
+                    ("state", "STATE"),
+                    ("targets", "TARGETS"),
+                    ("requester", "REQUESTER"),
+                    ("created", "CREATED"),
+                ],
+            )
         if not watch or all(_final(item) for item in items):
             return
         time.sleep(POLL_SECONDS)

@@ -27,9 +27,13 @@ def keys_rotate(dry_run, drop_old):
         raise click.ClickException(str(exc)) from None
     verb = "would re-encrypt" if dry_run else "re-encrypted"
     click.echo(f"{verb} {report.reencrypted} of {report.secrets} secret(s)")
-    click.echo(f"keys: {report.keys_before} -> {report.keys_after}{' (dry run: key file unchanged)' if dry_run else ''}")
+    click.echo(
+        f"keys: {report.keys_before} -> {report.keys_after}{' (dry run: key file unchanged)' if dry_run else ''}"
+    )
     if report.unreadable:
-        click.echo(f"{len(report.unreadable)} secret(s) fit no key and were left as they are:", err=True)
+        click.echo(
+            f"{len(report.unreadable)} secret(s) fit no key and were left as they are:", err=True
+        )
         for where in report.unreadable:
             click.echo(f"  {where}", err=True)
         raise SystemExit(1)

@@ -7,7 +7,9 @@ from glint.cli.server_commands import setup_django
 
 @click.command()
 @click.option("--host", help="Address to listen on.  [default: GLINT_LISTEN, else 127.0.0.1]")
-@click.option("--port", type=click.IntRange(0, 65535), help="TCP port.  [default: GLINT_PORT, else 8443]")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), help="TCP port.  [default: GLINT_PORT, else 8443]"
+)
 @click.option(
     "--cert",
     "cert_file",
@@ -44,8 +46,16 @@ from glint.cli.server_commands import setup_django
     default="",
     help="Listen on this unix socket (mode 0660) instead of TCP; needs --behind-proxy.",
 )
-@click.option("--insecure-dev", is_flag=True, help="Allow plain HTTP on any address. Development only.")
-@click.option("--threads", type=click.IntRange(1, 1000), default=10, show_default=True, help="Requests served at once.")
+@click.option(
+    "--insecure-dev", is_flag=True, help="Allow plain HTTP on any address. Development only."
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 1000),
+    default=10,
+    show_default=True,
+    help="Requests served at once.",
+)
 @click.option(
     "--ca-reload-seconds",
     type=click.IntRange(1),

@@ -39,7 +39,9 @@ def user():
 @click.option("--dn", required=True, help="Certificate subject DN, slash or RFC 4514 form.")
 @click.option("--admin", is_flag=True, help="Make this person a Glint admin.")
 @click.option("--group", "group_name", help="Also add the person to this group.")
-@click.option("--role", type=click.Choice(["manager", "member"]), default="member", show_default=True)
+@click.option(
+    "--role", type=click.Choice(["manager", "member"]), default="member", show_default=True
+)
 @click.option(
     "--token",
     "token_identity",
@@ -59,7 +61,9 @@ def user_add(dn, admin, group_name, role, token_identity):
             services.link_token_identity(user, *token_identity)
     except (DNError, services.AccountError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"{'added' if created else 'updated'} {user.dn}{' (admin)' if user.is_admin else ''}")
+    click.echo(
+        f"{'added' if created else 'updated'} {user.dn}{' (admin)' if user.is_admin else ''}"
+    )
 
 
 @click.group()

@@ -56,8 +56,10 @@ _FILENAME = re.compile(r'filename="([^"]+)"')
 
 def _sha256_of(path: Path, size: int) -> str:
     digest = hashlib.sha256()
-    with click.progressbar(length=size, label=f"Hashing {path.name}", file=sys.stderr) as bar, \
-            path.open("rb") as handle:
+    with (
+        click.progressbar(length=size, label=f"Hashing {path.name}", file=sys.stderr) as bar,
+        path.open("rb") as handle,
+    ):
         while chunk := handle.read(CHUNK_SIZE):
             digest.update(chunk)
             bar.update(len(chunk))
@@ -91,31 +93,71 @@ def _properties(values: tuple[str, ...]) -> dict[str, str]:
 
 
 @click.command()
-@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @click.option("--url", help="Upload from this http(s) link instead of a FILE.")
 @click.option("--checksum", help="With --url: the link's expected sha256:HEX or sha512:HEX.")
-@click.option("--checksum-url", help="With --url: a SHA256SUMS-style file that lists the link's checksum.")
-@click.option("--checksum-entry", help="The entry to read in --checksum-url (default: the link's file name).")
+@click.option(
+    "--checksum-url", help="With --url: a SHA256SUMS-style file that lists the link's checksum."
+)
+@click.option(
+    "--checksum-entry", help="The entry to read in --checksum-url (default: the link's file name)."
+)
 @click.option("--name", help="The image's name (default: the file's or the link's name).")
-@click.option("--to", "repos", multiple=True,
-              help="A repo to upload to (name or id); repeat for more.")
-@click.option("--resume", "resume_id", type=int, metavar="ID",
-              help="Send the rest of interrupted upload ID (FILE must be its file; the repos are "
-                   "its own).")
-@click.option("--format", "disk_format", help="Disk format (default: detected from the file; a contradiction is refused).")
+@click.option(
+    "--to", "repos", multiple=True, help="A repo to upload to (name or id); repeat for more."
+)
+@click.option(
+    "--resume",
+    "resume_id",
+    type=int,
+    metavar="ID",
+    help="Send the rest of interrupted upload ID (FILE must be its file; the repos are its own).",
+)
+@click.option(
+    "--format",
+    "disk_format",
+    help="Disk format (default: detected from the file; a contradiction is refused).",
+)
 @click.option("--container-format", default="bare", show_default=True)
-@click.option("--visibility", type=click.Choice(["private", "shared", "community", "public"]), default="private",
-              show_default=True)
+@click.option(
+    "--visibility",
+    type=click.Choice(["private", "shared", "community", "public"]),
+    default="private",
+    show_default=True,
+)
 @click.option("--min-disk", type=int, default=0, help="GB.")
 @click.option("--min-ram", type=int, default=0, help="MB.")
 @click.option("--property", "properties", multiple=True, help="KEY=VALUE; repeat for more.")
-@click.option("--conflict-policy", type=click.Choice(["report", "skip", "replace", "rename-old"]), default="report",
-              show_default=True, help="When a repo already has the name with other content.")
+@click.option(
+    "--conflict-policy",
+    type=click.Choice(["report", "skip", "replace", "rename-old"]),
+    default="report",
+    show_default=True,
+    help="When a repo already has the name with other content.",
+)
 @group_option
 @wait_option
-def upload(file, url, checksum, checksum_url, checksum_entry, name, repos, resume_id, disk_format,
-           container_format, visibility, min_disk, min_ram, properties, conflict_policy, group,
-           wait):
+def upload(
+    file,
+    url,
+    checksum,
+    checksum_url,
+    checksum_entry,
+    name,
+    repos,
+    resume_id,
+    disk_format,
+    container_format,
+    visibility,
+    min_disk,
+    min_ram,
+    properties,
+    conflict_policy,
+    group,
+    wait,
+):
     """Upload FILE (or a web link, --url) to repos at once, verified; a repo that fails is retried
     from Glint's cache. A broken upload is resumed (by itself, or later with --resume)."""
     if resume_id is not None:
@@ -128,16 +170,30 @@ def upload(file, url, checksum, checksum_url, checksum_entry, name, repos, resum
     if bool(file) == bool(url):
         raise click.UsageError("give either a FILE or --url, not both or neither")
     if file and (checksum or checksum_url or checksum_entry):
-        raise click.UsageError("--checksum, --checksum-url and --checksum-entry go with --url "
-                               "(a FILE's sha256 is computed here)")
+        raise click.UsageError(
+            "--checksum, --checksum-url and --checksum-entry go with --url "
+            "(a FILE's sha256 is computed here)"
+        )
     client = api()
     matrix = _matrix(client, resolve_group(client, group))
     targets = resolve_repos(matrix, repos)
-    body = {"group": matrix["group"], "targets": [str(r["id"]) for r in targets],
-            "container_format": container_format, "visibility": visibility, "min_disk": min_disk,
-            "min_ram": min_ram, "properties": _properties(properties), "conflict_policy": conflict_policy}
-    optional = {"name": name, "disk_format": disk_format, "checksum": checksum, "checksum_url": checksum_url,
-                "checksum_entry": checksum_entry}
+    body = {
+        "group": matrix["group"],
+        "targets": [str(r["id"]) for r in targets],
+        "container_format": container_format,
+        "visibility": visibility,
+        "min_disk": min_disk,
+        "min_ram": min_ram,
+        "properties": _properties(properties),
+        "conflict_policy": conflict_policy,
+    }
+    optional = {
+        "name": name,
+        "disk_format": disk_format,
+        "checksum": checksum,
+        "checksum_url": checksum_url,
+        "checksum_entry": checksum_entry,
+    }
     body.update({key: value for key, value in optional.items() if value})
     if url:
         _upload_link(client, body, url, wait)
@@ -147,8 +203,10 @@ def upload(file, url, checksum, checksum_url, checksum_entry, name, repos, resum
 
 def _upload_link(client, body: dict, url: str, wait: bool) -> None:
     created = client.post("uploads/", {**body, "url": url})
-    click.echo(f"upload {created['id']} of {shown(created['name'])} from {shown(created['url'])}; "
-               f"job {created['job']}: {created['job_state']}")
+    click.echo(
+        f"upload {created['id']} of {shown(created['name'])} from {shown(created['url'])}; "
+        f"job {created['job']}: {created['job_state']}"
+    )
     if wait:
         sys.exit(wait_for(client, [created["job"]]))
 
@@ -156,7 +214,9 @@ def _upload_link(client, body: dict, url: str, wait: bool) -> None:
 def _upload_file(client, body: dict, file: Path, wait: bool) -> None:
     size = file.stat().st_size
     sha256 = _sha256_of(file, size)
-    created = client.post("uploads/", {"name": file.name, **body, "size": size, "checksum": f"sha256:{sha256}"})
+    created = client.post(
+        "uploads/", {"name": file.name, **body, "size": size, "checksum": f"sha256:{sha256}"}
+    )
     _send_file(client, created["id"], file, size, wait)
 
 
@@ -165,11 +225,13 @@ def _resume_file(client, upload_id: int, file: Path, wait: bool) -> None:
     upload = client.get(f"uploads/{upload_id}/")
     size = file.stat().st_size
     if upload["size"] not in (None, size):
-        raise click.ClickException(f"{file} is {size} bytes but upload {upload_id} is "
-                                   f"{upload['size']}: not its file")
+        raise click.ClickException(
+            f"{file} is {size} bytes but upload {upload_id} is {upload['size']}: not its file"
+        )
     if upload["checksum"] and upload["checksum"] != f"sha256:{_sha256_of(file, size)}":
         raise click.ClickException(
-            f"{file} is not the file of upload {upload_id} (its sha256 differs)")
+            f"{file} is not the file of upload {upload_id} (its sha256 differs)"
+        )
     offset = _offset(client, _data_path(upload_id))
     click.echo(f"resuming at byte {offset}", err=True)
     _send_file(client, upload_id, file, size, wait, offset)
@@ -186,17 +248,21 @@ def _send_file(client, upload_id: int, file: Path, size: int, wait: bool, offset
         response = _send_resuming(client, _data_path(upload_id), file, size, bar, offset)
     if response.status_code >= 400:
         raise click.ClickException(
-            f"upload {upload_id}: HTTP {response.status_code}: {_reason(response)}")
+            f"upload {upload_id}: HTTP {response.status_code}: {_reason(response)}"
+        )
     result = response.json()
-    click.echo(f"upload {result['id']} of {shown(result['name'])}: {result['state']} "
-               f"({result['disk_format']}, "
-               f"sha256 {result['sha256'] or '?'}); job {result['job']}: {result['job_state']}")
+    click.echo(
+        f"upload {result['id']} of {shown(result['name'])}: {result['state']} "
+        f"({result['disk_format']}, "
+        f"sha256 {result['sha256'] or '?'}); job {result['job']}: {result['job_state']}"
+    )
     if wait and result["job"]:
         sys.exit(wait_for(client, [result["job"]]))
 
 
-def _send_resuming(client, path: str, file: Path, size: int, bar,
-                   offset: int = 0) -> requests.Response:
+def _send_resuming(
+    client, path: str, file: Path, size: int, bar, offset: int = 0
+) -> requests.Response:
     """Send the file from ``offset``, and after a broken connection the rest from the offset
     Glint reports."""
     breaks, deadline = 0, None
@@ -218,7 +284,8 @@ def _send_resuming(client, path: str, file: Path, size: int, bar,
         deadline = deadline or time.monotonic() + RESUME_PATIENCE
         if time.monotonic() > deadline:
             raise click.ClickException(
-                "Glint did not let the upload resume in time; run the command again")
+                "Glint did not let the upload resume in time; run the command again"
+            )
         time.sleep(RESUME_WAIT)
         offset = _offset(client, path)
         click.echo(f"resuming at byte {offset}", err=True)
@@ -234,8 +301,12 @@ def _send(client, path: str, file: Path, size: int, offset: int, bar) -> request
     with file.open("rb") as handle:
         handle.seek(offset)
         return client.session.request(
-            "PATCH" if offset else "PUT", client.base + path, timeout=PUT_TIMEOUT,
-            data=_ProgressFile(handle, size - offset, bar), headers=headers)
+            "PATCH" if offset else "PUT",
+            client.base + path,
+            timeout=PUT_TIMEOUT,
+            data=_ProgressFile(handle, size - offset, bar),
+            headers=headers,
+        )
 
 
 def _offset(client, path: str) -> int:
@@ -277,7 +348,9 @@ def _hash_file(path: Path, algo: str):
 
 
 def _open(client, path: str, offset: int) -> requests.Response:
-    return client.request("GET", path, stream=True, headers={"Range": f"bytes={offset}-"} if offset else {})
+    return client.request(
+        "GET", path, stream=True, headers={"Range": f"bytes={offset}-"} if offset else {}
+    )
 
 
 def _default_name(response: requests.Response, row: dict) -> Path:
@@ -287,8 +360,12 @@ def _default_name(response: requests.Response, row: dict) -> Path:
 
 @click.command()
 @click.argument("image")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write it (default: the image's name in this directory).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write it (default: the image's name in this directory).",
+)
 @group_option
 def download(image, output, group):
     """Download IMAGE (a name, NAME@sha256:PREFIX or a cloud image id), resuming if interrupted."""
@@ -311,7 +388,9 @@ def download(image, output, group):
     digest = _hash_file(part, algo) if offset else hashlib.new(algo)
     if offset:
         click.echo(f"resuming at byte {offset}", err=True)
-    with click.progressbar(length=total, label=f"Downloading {target.name}", file=sys.stderr) as bar:
+    with click.progressbar(
+        length=total, label=f"Downloading {target.name}", file=sys.stderr
+    ) as bar:
         bar.update(offset)
         for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
             try:
@@ -329,16 +408,24 @@ def download(image, output, group):
                 break
             response = _open(client, path, offset)
             if response.status_code != 206:
-                raise click.ClickException("the server did not resume the download; run the command again")
+                raise click.ClickException(
+                    "the server did not resume the download; run the command again"
+                )
     if offset != total:
-        raise click.ClickException(f"the download stopped at byte {offset} of {total} after "
-                                   f"{DOWNLOAD_ATTEMPTS} tries; run the command again to resume from {part}")
+        raise click.ClickException(
+            f"the download stopped at byte {offset} of {total} after "
+            f"{DOWNLOAD_ATTEMPTS} tries; run the command again to resume from {part}"
+        )
     if expected and digest.hexdigest() != expected[1]:
         part.unlink()
-        raise click.ClickException(f"the downloaded bytes hash to {algo} {digest.hexdigest()}, not {expected[1]} "
-                                   f"as Glint said: the file was removed; run the command again")
+        raise click.ClickException(
+            f"the downloaded bytes hash to {algo} {digest.hexdigest()}, not {expected[1]} "
+            f"as Glint said: the file was removed; run the command again"
+        )
     part.replace(target)
-    verified = f", {algo} {expected[1]} verified" if expected else " (the server gave no digest to check)"
+    verified = (
+        f", {algo} {expected[1]} verified" if expected else " (the server gave no digest to check)"
+    )
     click.echo(f"{target}: {total} bytes{verified}")
 
 

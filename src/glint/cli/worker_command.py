@@ -11,13 +11,23 @@ BROKER_CHECK_TIMEOUT = 5.0
 
 
 @click.command()
-@click.option("--concurrency", type=click.IntRange(1, 1000),
-              help="Jobs run at once by this worker (processes).  [default: GLINT_JOB_WORKERS, else 4]")
-@click.option("--loglevel", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-              help="Log level.  [default: GLINT_LOG_LEVEL, else INFO]")
-@click.option("--beat/--no-beat", default=True, show_default=True,
-              help="Also run the periodic repairs (lease sweep, re-send, orphan reconciler). "
-              "One worker with beat is enough; more do no harm.")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 1000),
+    help="Jobs run at once by this worker (processes).  [default: GLINT_JOB_WORKERS, else 4]",
+)
+@click.option(
+    "--loglevel",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="Log level.  [default: GLINT_LOG_LEVEL, else INFO]",
+)
+@click.option(
+    "--beat/--no-beat",
+    default=True,
+    show_default=True,
+    help="Also run the periodic repairs (lease sweep, re-send, orphan reconciler). "
+    "One worker with beat is enough; more do no harm.",
+)
 def worker(concurrency, loglevel, beat):
     """Run jobs sent through the broker (GLINT_BROKER_URL) until SIGTERM/SIGINT.
 
@@ -31,22 +41,31 @@ def worker(concurrency, loglevel, beat):
     if settings.GLINT_JOB_RUNNER != "celery":
         raise click.ClickException(
             f"glint worker runs jobs for GLINT_JOB_RUNNER=celery, but it is {settings.GLINT_JOB_RUNNER!r}: "
-            "glint serve runs the jobs itself. Set GLINT_JOB_RUNNER=celery and GLINT_BROKER_URL.")
+            "glint serve runs the jobs itself. Set GLINT_JOB_RUNNER=celery and GLINT_BROKER_URL."
+        )
     try:
         from glint.jobs.celery import BrokerUnavailable, app, check_broker
     except ModuleNotFoundError as exc:
         if exc.name != "celery":
             raise
-        raise click.ClickException("glint worker needs Celery: pip install 'glint[celery]'") from None
+        raise click.ClickException(
+            "glint worker needs Celery: pip install 'glint[celery]'"
+        ) from None
 
     try:
         check_broker(BROKER_CHECK_TIMEOUT)
     except BrokerUnavailable as exc:
         raise click.ClickException(
-            f"cannot reach the broker {redact_url(settings.GLINT_BROKER_URL)}: {type(exc).__name__}: {exc}") from None
-    argv = ["worker", f"--concurrency={concurrency or settings.GLINT_JOB_WORKERS}",
-            f"--loglevel={(loglevel or settings.GLINT['log_level']).upper()}",
-            f"--hostname=glint-{os.getpid()}@%h", "--without-gossip", "--without-mingle"]
+            f"cannot reach the broker {redact_url(settings.GLINT_BROKER_URL)}: {type(exc).__name__}: {exc}"
+        ) from None
+    argv = [
+        "worker",
+        f"--concurrency={concurrency or settings.GLINT_JOB_WORKERS}",
+        f"--loglevel={(loglevel or settings.GLINT['log_level']).upper()}",
+        f"--hostname=glint-{os.getpid()}@%h",
+        "--without-gossip",
+        "--without-mingle",
+    ]
     app.worker_main([*argv, "--beat"] if beat else argv)
 
 

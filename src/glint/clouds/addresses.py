@@ -25,7 +25,6 @@ import re
 import socket
 import sys
 from collections.abc import Callable
-from socket import timeout as SocketTimeout
 
 import requests
 import urllib3
@@ -58,10 +57,19 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 #: 100.64/10) or even public (Azure's): AWS, GCP, OpenStack, Oracle (169.254.169.254), AWS ECS
 #: and EKS (169.254.170.2, 169.254.170.23, fd00:ec2::23), AWS IPv6 (fd00:ec2::254), Alibaba
 #: (100.100.100.200), Azure's wire server (168.63.129.16), Oracle Cloud Classic (192.0.0.192).
-METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in (
-    "169.254.169.254", "169.254.170.2", "169.254.170.23", "fd00:ec2::254", "fd00:ec2::23",
-    "100.100.100.200", "168.63.129.16", "192.0.0.192",
-))
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a)
+    for a in (
+        "169.254.169.254",
+        "169.254.170.2",
+        "169.254.170.23",
+        "fd00:ec2::254",
+        "fd00:ec2::23",
+        "100.100.100.200",
+        "168.63.129.16",
+        "192.0.0.192",
+    )
+)
 
 #: What libc's inet_aton takes for an IPv4 address: 1 to 4 parts, each decimal, octal or hex.
 _NUMERIC_HOST = re.compile(r"^((0x[0-9a-f]*|[0-9]+)\.){0,3}(0x[0-9a-f]*|[0-9]+)$", re.IGNORECASE)
@@ -103,8 +111,11 @@ def literal(host: str) -> Address | None:
         except OSError:
             raise ValueError(f"{host!r} is not a valid address") from None
     if isinstance(address, ipaddress.IPv6Address):
-        for embedded in (address.ipv4_mapped, address.sixtofour,
-                         address.teredo[1] if address.teredo else None):
+        for embedded in (
+            address.ipv4_mapped,
+            address.sixtofour,
+            address.teredo[1] if address.teredo else None,
+        ):
             if embedded is not None:
                 return embedded
     return address
@@ -113,9 +124,14 @@ def literal(host: str) -> Address | None:
 def why_not_public(address: Address) -> str | None:
     """What kind of non-public address ``address`` is (``"loopback"``, ``"private"`` …), or
     None for a globally routable one."""
-    for test, what in (("is_loopback", "loopback"), ("is_link_local", "link-local"),
-                       ("is_multicast", "multicast"), ("is_unspecified", "unspecified"),
-                       ("is_reserved", "reserved"), ("is_private", "private")):
+    for test, what in (
+        ("is_loopback", "loopback"),
+        ("is_link_local", "link-local"),
+        ("is_multicast", "multicast"),
+        ("is_unspecified", "unspecified"),
+        ("is_reserved", "reserved"),
+        ("is_private", "private"),
+    ):
         if getattr(address, test):
             return what
     if isinstance(address, ipaddress.IPv4Address) and address in _SHARED:
@@ -191,12 +207,15 @@ class EndpointPolicy:
                 return None
             return "a loopback address (this machine), never allowed for a cloud endpoint"
         if kind in ("private", "shared (carrier-grade NAT)", "not globally routable") and any(
-                address in network for network in _networks(self.allow_cidrs)):
+            address in network for network in _networks(self.allow_cidrs)
+        ):
             return None
         if kind in ("link-local", "multicast", "unspecified", "reserved"):
             return f"a {kind} address, never allowed for a cloud endpoint"
-        return (f"a {kind} address, allowed for a cloud endpoint only when an admin lists its "
-                f"range in GLINT_CLOUD_ALLOW_CIDRS")
+        return (
+            f"a {kind} address, allowed for a cloud endpoint only when an admin lists its "
+            f"range in GLINT_CLOUD_ALLOW_CIDRS"
+        )
 
     def resolve(self, host: str, port: int, url: str) -> Address:
         """The checked address to connect to for ``host`` (see :func:`resolve`).
@@ -208,11 +227,15 @@ class EndpointPolicy:
         try:
             return resolve(host, port, self.why_refused)
         except AddressRefused as exc:
-            raise EndpointRefused(f"Glint does not connect to {url}: {exc.shown} is {exc.reason}",
-                                  url=url, reason=f"{exc.shown} is {exc.reason}") from None
+            raise EndpointRefused(
+                f"Glint does not connect to {url}: {exc.shown} is {exc.reason}",
+                url=url,
+                reason=f"{exc.shown} is {exc.reason}",
+            ) from None
         except ValueError as exc:
-            raise EndpointRefused(f"Glint does not connect to {url}: {exc}", url=url,
-                                  reason=str(exc)) from None
+            raise EndpointRefused(
+                f"Glint does not connect to {url}: {exc}", url=url, reason=str(exc)
+            ) from None
         except NameNotResolved as exc:
             raise socket.gaierror(socket.EAI_NONAME, str(exc)) from None
 
@@ -233,11 +256,14 @@ class _CheckedConnection(urllib3.connection.HTTPConnection):
         try:
             address = self._policy.resolve(self.host, self.port, f"{scheme}://{shown}:{self.port}")
             sock = urllib3_connection.create_connection(
-                (str(address), self.port), self.timeout, source_address=self.source_address,
-                socket_options=self.socket_options)
+                (str(address), self.port),
+                self.timeout,
+                source_address=self.source_address,
+                socket_options=self.socket_options,
+            )
         except socket.gaierror as exc:
             raise NameResolutionError(self.host, self, exc) from exc
-        except SocketTimeout as exc:
+        except TimeoutError as exc:
             raise ConnectTimeoutError(
                 self, f"Connection to {self.host} timed out. (connect timeout={self.timeout})"
             ) from exc
@@ -276,12 +302,13 @@ class _CheckedAdapter(TCPKeepAliveAdapter):
     def init_poolmanager(self, *args, **kwargs) -> None:
         super().init_poolmanager(*args, **kwargs)  # computes the keep-alive socket options
         self.poolmanager = _CheckedPoolManager(
-            self._policy, num_pools=self._pool_connections,
-            **self.poolmanager.connection_pool_kw)
+            self._policy, num_pools=self._pool_connections, **self.poolmanager.connection_pool_kw
+        )
 
     def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
-        return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert,
-                            proxies={})
+        return super().send(
+            request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies={}
+        )
 
 
 def checked_session(policy: EndpointPolicy) -> requests.Session:

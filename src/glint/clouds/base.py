@@ -125,8 +125,12 @@ class RepoConnection:
         """
         auth = dict(entry.get("auth") or {})
         auth_type = (entry.get("auth_type") or "password").replace("-", "").replace("_", "")
-        if auth_type not in ("password", "v3password", "applicationcredential",
-                             "v3applicationcredential"):
+        if auth_type not in (
+            "password",
+            "v3password",
+            "applicationcredential",
+            "v3applicationcredential",
+        ):
             raise ValueError(f"unsupported auth_type {entry.get('auth_type')!r}")
         ca_bundle = None
         if entry.get("cacert"):

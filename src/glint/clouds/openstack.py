@@ -50,12 +50,35 @@ __all__ = ["OpenStackDriver", "normalise_auth_url", "translate_error", "error_fo
 DEFAULT_PAGE_SIZE = 200
 
 #: Glance image attributes that are not properties (the schema's base attributes).
-CORE_FIELDS = frozenset({
-    "id", "name", "status", "visibility", "protected", "os_hidden", "checksum", "os_hash_algo",
-    "os_hash_value", "owner", "size", "virtual_size", "min_ram", "min_disk", "disk_format",
-    "container_format", "created_at", "updated_at", "tags", "self", "file", "schema",
-    "direct_url", "locations", "stores",
-})
+CORE_FIELDS = frozenset(
+    {
+        "id",
+        "name",
+        "status",
+        "visibility",
+        "protected",
+        "os_hidden",
+        "checksum",
+        "os_hash_algo",
+        "os_hash_value",
+        "owner",
+        "size",
+        "virtual_size",
+        "min_ram",
+        "min_disk",
+        "disk_format",
+        "container_format",
+        "created_at",
+        "updated_at",
+        "tags",
+        "self",
+        "file",
+        "schema",
+        "direct_url",
+        "locations",
+        "stores",
+    }
+)
 
 # ``visibility=all`` returns public, community, our own, and shared images we accepted, but
 # only those with os_hidden=false (Glance 33: glance/db/sqlalchemy/api.py, image_get_all). What it
@@ -121,8 +144,11 @@ def _reason(exc: BaseException) -> str:
     text = str(exc)
     for pattern, reason in (
         (r"Connection refused", "connection refused"),
-        (r"Name or service not known|nodename nor servname|Temporary failure in name resolution"
-         r"|getaddrinfo failed", "host name does not resolve"),
+        (
+            r"Name or service not known|nodename nor servname|Temporary failure in name resolution"
+            r"|getaddrinfo failed",
+            "host name does not resolve",
+        ),
         (r"timed out|Timeout", "timed out"),
         (r"Connection reset|RemoteDisconnected|Connection aborted", "connection closed by peer"),
         (r"No route to host|Network is unreachable", "no route to host"),
@@ -163,8 +189,10 @@ def translate_error(exc: Exception, url: str | None = None) -> errors.CloudError
                 f"certificate."
             )
         return errors.TLSVerificationFailed(f"TLS connection to {host} ({url}) failed: {reason}")
-    if isinstance(exc, (ksa_exc.ConnectionError, requests.exceptions.ConnectionError,
-                        requests.exceptions.Timeout)):
+    if isinstance(
+        exc,
+        (ksa_exc.ConnectionError, requests.exceptions.ConnectionError, requests.exceptions.Timeout),
+    ):
         return errors.EndpointUnreachable(f"cannot reach {url}: {_reason(exc)}")
     if isinstance(exc, ksa_exc.EndpointNotFound):
         return errors.CatalogError(f"service catalog: {exc}")
@@ -174,16 +202,21 @@ def translate_error(exc: Exception, url: str | None = None) -> errors.CloudError
         status = exc.http_status
         if status == 401:
             return errors.AuthenticationFailed(
-                f"the identity service at {url} rejected the credentials (HTTP 401)", status=401)
+                f"the identity service at {url} rejected the credentials (HTTP 401)", status=401
+            )
         if status and status >= 500:
             return errors.ServiceUnavailable(
-                f"the identity service at {url} failed (HTTP {status})", status=status)
+                f"the identity service at {url} failed (HTTP {status})", status=status
+            )
         if status == 404:
             return errors.EndpointUnreachable(
-                f"no Keystone v3 API at {url} (HTTP 404): check auth_url", status=404)
+                f"no Keystone v3 API at {url} (HTTP 404): check auth_url", status=404
+            )
         return errors.AuthenticationFailed(
             f"the identity service at {url} refused to issue a token (HTTP {status}): "
-            f"{exc.message}", status=status)
+            f"{exc.message}",
+            status=status,
+        )
     if isinstance(exc, ksa_exc.AuthorizationFailure):
         return errors.AuthenticationFailed(f"authentication at {url} failed: {exc}")
     if isinstance(exc, (ksa_exc.ClientException, requests.exceptions.RequestException)):
@@ -225,7 +258,8 @@ def _error_text(resp: requests.Response) -> str:
 #: qcow2 does not match stream data raw" (or "Image failed safety checks", "Image format
 #: inspection failed"); older releases answered 400. (glance/location.py, api/v2/image_data.py)
 _FORMAT_REFUSED = re.compile(
-    r"does not match stream data|failed safety check|format inspection failed", re.IGNORECASE)
+    r"does not match stream data|failed safety check|format inspection failed", re.IGNORECASE
+)
 
 
 def error_for_response(resp: requests.Response, what: str) -> errors.CloudError:
@@ -294,8 +328,12 @@ class OpenStackDriver(CloudDriver):
     def _new_session(self, auth: Any) -> ksa_session.Session:
         policy = self.connection.endpoint_policy
         return ksa_session.Session(
-            auth=auth, session=checked_session(policy) if policy else None, verify=self._verify(),
-            timeout=self.connection.read_timeout, app_name="glint")
+            auth=auth,
+            session=checked_session(policy) if policy else None,
+            verify=self._verify(),
+            timeout=self.connection.read_timeout,
+            app_name="glint",
+        )
 
     def _auth_plugin(self, *, scoped: bool) -> Any:
         conn = self.connection
@@ -303,13 +341,17 @@ class OpenStackDriver(CloudDriver):
             return _ApplicationCredential(
                 auth_url=self._auth_url,
                 application_credential_id=conn.application_credential_id,
-                application_credential_secret=conn.application_credential_secret)
-        user_domain = {"user_domain_name": conn.user_domain_name,
-                       "user_domain_id": conn.user_domain_id}
+                application_credential_secret=conn.application_credential_secret,
+            )
+        user_domain = {
+            "user_domain_name": conn.user_domain_name,
+            "user_domain_id": conn.user_domain_id,
+        }
         if not (conn.user_domain_name or conn.user_domain_id):
             user_domain["user_domain_id"] = "default"  # what the openstack CLI assumes too
-        kwargs: dict[str, Any] = dict(auth_url=self._auth_url, username=conn.username,
-                                      password=conn.password, **user_domain)
+        kwargs: dict[str, Any] = dict(
+            auth_url=self._auth_url, username=conn.username, password=conn.password, **user_domain
+        )
         if scoped:
             if conn.project_id:
                 kwargs["project_id"] = conn.project_id
@@ -336,7 +378,9 @@ class OpenStackDriver(CloudDriver):
         except ksa_exc.HttpError:
             return errors.AuthenticationFailed(
                 f"the identity service at {self._auth_url} rejected the username or password "
-                f"of {self.connection.username!r}", status=exc.http_status)
+                f"of {self.connection.username!r}",
+                status=exc.http_status,
+            )
         except Exception as probe_exc:  # noqa: BLE001 - report what the probe met instead
             return translate_error(probe_exc, self._auth_url)
         finally:
@@ -347,7 +391,8 @@ class OpenStackDriver(CloudDriver):
         return errors.ProjectNotFound(
             f"{self.connection.username!r} can log in at {self._auth_url}, but project "
             f"{project!r}{where} does not exist or the user has no role on it",
-            status=exc.http_status)
+            status=exc.http_status,
+        )
 
     def _ks(self, func: Any, *args: Any, url: str | None = None, **kwargs: Any) -> Any:
         """Call into keystoneauth, translating its exceptions."""
@@ -365,13 +410,18 @@ class OpenStackDriver(CloudDriver):
         """The image endpoint from the catalog, without a version suffix."""
         if self._image_base is None:
             conn = self.connection
-            endpoint = self._ks(self._session.get_endpoint, service_type="image",
-                                interface=conn.interface, region_name=conn.region,
-                                url=self._auth_url)
+            endpoint = self._ks(
+                self._session.get_endpoint,
+                service_type="image",
+                interface=conn.interface,
+                region_name=conn.region,
+                url=self._auth_url,
+            )
             if not endpoint:
                 raise errors.CatalogError(
                     f"the service catalog from {self._auth_url} has no image endpoint for "
-                    f"region {conn.region!r} and interface {conn.interface!r}")
+                    f"region {conn.region!r} and interface {conn.interface!r}"
+                )
             self._image_base = re.sub(r"/v2(\.\d+)?$", "", endpoint.rstrip("/"))
         return self._image_base
 
@@ -401,9 +451,13 @@ class OpenStackDriver(CloudDriver):
         """
         if self._closed:
             raise errors.CloudError(f"{what}: this driver was closed")
-        kwargs.update(headers={"Accept": "application/json", **kwargs.pop("headers", {})}, stream=stream,
-                      log=log, allow_reauth=allow_reauth,
-                      timeout=(self.connection.connect_timeout, self.connection.read_timeout))
+        kwargs.update(
+            headers={"Accept": "application/json", **kwargs.pop("headers", {})},
+            stream=stream,
+            log=log,
+            allow_reauth=allow_reauth,
+            timeout=(self.connection.connect_timeout, self.connection.read_timeout),
+        )
         try:
             resp = self._send(method, path, **kwargs)
         except errors.EndpointUnreachable as exc:
@@ -432,7 +486,10 @@ class OpenStackDriver(CloudDriver):
             raise errors.CatalogEndpointRefused(
                 f"the service catalog of {self._auth_url} names {self._image_base} as the image "
                 f"endpoint for region {conn.region!r} and interface {conn.interface!r}, and Glint "
-                f"does not connect there: {exc.reason}", url=exc.url, reason=exc.reason) from None
+                f"does not connect there: {exc.reason}",
+                url=exc.url,
+                reason=exc.reason,
+            ) from None
 
     def _keep_token(self) -> None:
         """Leave a new token for the next driver with these credentials (:mod:`.tokens`)."""
@@ -452,8 +509,11 @@ class OpenStackDriver(CloudDriver):
     # Records
 
     def _record(self, doc: Mapping[str, Any], member_status: str | None = None) -> ImageRecord:
-        if (member_status is None and doc.get("visibility") == "shared"
-                and doc.get("owner") != self._project_id()):
+        if (
+            member_status is None
+            and doc.get("visibility") == "shared"
+            and doc.get("owner") != self._project_id()
+        ):
             member_status = "accepted"  # a plain listing only shows accepted shared images
         if doc.get("status") == "active" and doc.get("os_hash_algo"):
             self._seen_hash_algo = doc["os_hash_algo"]
@@ -487,8 +547,9 @@ class OpenStackDriver(CloudDriver):
         self._drop_reused_token()  # a check tests the credentials: never with a reused token
         access = self._ks(self._auth.get_access, self._session, url=self._auth_url)
         self._request("GET", "/v2/images?limit=1", "list images").close()
-        return ProjectInfo(project_id=access.project_id, project_name=access.project_name,
-                           user_id=access.user_id)
+        return ProjectInfo(
+            project_id=access.project_id, project_name=access.project_name, user_id=access.user_id
+        )
 
     def list_images(self, *, page_size: int | None = None) -> list[ImageRecord]:
         seen: dict[str, ImageRecord] = {}
@@ -512,8 +573,12 @@ class OpenStackDriver(CloudDriver):
         member_status = None
         project_id = self._project_id()
         if doc.get("visibility") == "shared" and doc.get("owner") != project_id:
-            resp = self._request("GET", f"/v2/images/{quote(image_id)}/members/{project_id}",
-                                 f"get membership of image {image_id}", expect=(200, 403, 404))
+            resp = self._request(
+                "GET",
+                f"/v2/images/{quote(image_id)}/members/{project_id}",
+                f"get membership of image {image_id}",
+                expect=(200, 403, 404),
+            )
             if resp.status_code == 200:
                 member_status = resp.json().get("status")
         return self._record(doc, member_status)
@@ -523,9 +588,15 @@ class OpenStackDriver(CloudDriver):
             raise ValueError("offset must be >= 0")
         what = f"download image {image_id}"
         headers = {"Range": f"bytes={offset}-"} if offset else {}
-        resp = self._request("GET", f"/v2/images/{quote(image_id)}/file", what,
-                             expect=(200, 204, 206, 416), stream=True, log=False,
-                             headers=headers)
+        resp = self._request(
+            "GET",
+            f"/v2/images/{quote(image_id)}/file",
+            what,
+            expect=(200, 204, 206, 416),
+            stream=True,
+            log=False,
+            headers=headers,
+        )
         if resp.status_code == 204:
             resp.close()
             raise errors.ImageNotReady(f"{what}: the image has no data (HTTP 204)", status=204)
@@ -535,13 +606,15 @@ class OpenStackDriver(CloudDriver):
             if size is not None and offset == size:
                 return _GlanceReader(None, image_id, offset=offset, size=size)
             raise errors.InvalidRequest(
-                f"{what}: offset {offset} is beyond the image's {size} bytes", status=416)
+                f"{what}: offset {offset} is beyond the image's {size} bytes", status=416
+            )
         return _GlanceReader(resp, image_id, offset=offset)
 
     def create_image(self, fields: Mapping[str, Any]) -> ImageRecord:
         body = {k: (list(v) if k == "tags" else v) for k, v in fields.items()}
-        resp = self._request("POST", "/v2/images", f"create image {fields.get('name')!r}",
-                             expect=(201,), json=body)
+        resp = self._request(
+            "POST", "/v2/images", f"create image {fields.get('name')!r}", expect=(201,), json=body
+        )
         return self._record(resp.json())
 
     def write_data(
@@ -551,21 +624,29 @@ class OpenStackDriver(CloudDriver):
         body = _UploadBody(chunks, size, what)
         try:
             self._request(
-                "PUT", f"/v2/images/{quote(image_id)}/file", what, expect=(204,),
-                data=body if size else iter(body), log=False, allow_reauth=False,
-                headers={"Content-Type": "application/octet-stream"}).close()
+                "PUT",
+                f"/v2/images/{quote(image_id)}/file",
+                what,
+                expect=(204,),
+                data=body if size else iter(body),
+                log=False,
+                allow_reauth=False,
+                headers={"Content-Type": "application/octet-stream"},
+            ).close()
         except Exception as exc:
             if body.source_error is not None:  # the caller's stream failed, not the cloud
                 raise body.source_error from exc
             if isinstance(exc, errors.EndpointUnreachable) and body.sent:
                 raise errors.TransferInterrupted(
-                    f"{what}: the connection broke after {body.sent} bytes: {exc}") from exc
+                    f"{what}: the connection broke after {body.sent} bytes: {exc}"
+                ) from exc
             raise
         return self.get_image(image_id)
 
     def delete(self, image_id: str) -> None:
-        self._request("DELETE", f"/v2/images/{quote(image_id)}", f"delete image {image_id}",
-                      expect=(204,)).close()
+        self._request(
+            "DELETE", f"/v2/images/{quote(image_id)}", f"delete image {image_id}", expect=(204,)
+        ).close()
 
     def set_properties(
         self,
@@ -575,13 +656,20 @@ class OpenStackDriver(CloudDriver):
     ) -> ImageRecord:
         what = f"update properties of image {image_id}"
         current = self._request("GET", f"/v2/images/{quote(image_id)}", what).json()
-        ops = [{"op": "replace" if key in current else "add", "path": _pointer(key),
-                "value": value} for key, value in (set or {}).items()]
+        ops = [
+            {"op": "replace" if key in current else "add", "path": _pointer(key), "value": value}
+            for key, value in (set or {}).items()
+        ]
         ops += [{"op": "remove", "path": _pointer(key)} for key in remove if key in current]
         if not ops:
             return self._record(current)
-        resp = self._request("PATCH", f"/v2/images/{quote(image_id)}", what,
-                             data=json.dumps(ops), headers={"Content-Type": _JSON_PATCH})
+        resp = self._request(
+            "PATCH",
+            f"/v2/images/{quote(image_id)}",
+            what,
+            data=json.dumps(ops),
+            headers={"Content-Type": _JSON_PATCH},
+        )
         return self._record(resp.json())
 
     def capabilities(self) -> Capabilities:
@@ -590,14 +678,23 @@ class OpenStackDriver(CloudDriver):
         resp = self._request("GET", "/v2/info/stores", "read stores", expect=(200, 404, 410))
         stores = tuple(s["id"] for s in resp.json().get("stores", [])) if resp.ok else ()
         resp.close()
-        return Capabilities(import_methods=methods, hash_algo=self._seen_hash_algo,
-                            can_stream_write=True, can_range_read=True, stores=stores)
+        return Capabilities(
+            import_methods=methods,
+            hash_algo=self._seen_hash_algo,
+            can_stream_write=True,
+            can_range_read=True,
+            stores=stores,
+        )
 
     def import_web_download(self, image_id: str, url: str) -> None:
         body = {"method": {"name": "web-download", "uri": url}}
-        self._request("POST", f"/v2/images/{quote(image_id)}/import",
-                      f"start web-download import of image {image_id}", expect=(202,),
-                      json=body).close()
+        self._request(
+            "POST",
+            f"/v2/images/{quote(image_id)}/import",
+            f"start web-download import of image {image_id}",
+            expect=(202,),
+            json=body,
+        ).close()
 
     def close(self) -> None:
         self._closed = True
@@ -655,7 +752,8 @@ class _UploadBody:
         while (chunk := self._next(iterator)) is not None:
             total = self.sent + len(chunk)
             if self._size is not None and (
-                    total > self._size or (total == self._size and self._next(iterator) is not None)):
+                total > self._size or (total == self._size and self._next(iterator) is not None)
+            ):
                 self._refuse(f"the stream gave more than the {self._size} bytes announced")
             self.sent = total
             yield chunk if isinstance(chunk, bytes) else bytes(chunk)
@@ -684,8 +782,9 @@ class _GlanceReader(ImageReader):
     """Streams ``GET /v2/images/{id}/file``; breaks become :class:`TransferInterrupted` that
     say where to resume."""
 
-    def __init__(self, resp: requests.Response | None, image_id: str, *, offset: int,
-                 size: int | None = None):
+    def __init__(
+        self, resp: requests.Response | None, image_id: str, *, offset: int, size: int | None = None
+    ):
         self._resp = resp
         self.image_id = image_id
         self.offset = offset
@@ -717,15 +816,16 @@ class _GlanceReader(ImageReader):
                         continue
                 self.position += len(chunk)
                 yield chunk
-        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError,
-                OSError) as exc:
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise errors.TransferInterrupted(
                 f"download of image {self.image_id} broke off at byte {self.position}: "
-                f"{_reason(exc)}; resume with offset={self.position}") from exc
+                f"{_reason(exc)}; resume with offset={self.position}"
+            ) from exc
         if self.size is not None and self.position != self.size:
             raise errors.TransferInterrupted(
                 f"download of image {self.image_id} ended at byte {self.position} of "
-                f"{self.size}; resume with offset={self.position}")
+                f"{self.size}; resume with offset={self.position}"
+            )
 
     def close(self) -> None:
         if self._resp is not None:

@@ -3,6 +3,7 @@
 Polling and storage only: the matrix built from it is ``glint.matrix`` (the rules) and
 ``glint.jobs.matrix`` (reading it all from the database).
 """
+
 from django.apps import AppConfig
 from django.db import transaction
 from django.db.models.signals import post_save
@@ -22,4 +23,6 @@ class InventoryConfig(AppConfig):
     verbose_name = "Inventory"
 
     def ready(self):
-        post_save.connect(_refresh_saved_repo, sender="repos.Repo", dispatch_uid="inventory-refresh-repo")
+        post_save.connect(
+            _refresh_saved_repo, sender="repos.Repo", dispatch_uid="inventory-refresh-repo"
+        )

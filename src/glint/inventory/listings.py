@@ -36,10 +36,31 @@ BACKOFF_CAP_INTERVALS = 4
 BATCH = 500
 
 _UPDATED_FIELDS = [
-    "name", "status", "size", "virtual_size", "disk_format", "container_format", "checksum",
-    "os_hash_algo", "os_hash_value", "owner", "visibility", "protected", "os_hidden",
-    "member_status", "min_disk", "min_ram", "properties", "tags", "created_at", "updated_at",
-    "glint_sha256", "sdk_sha256", "glint_source_repo", "glint_source_id", "fingerprint",
+    "name",
+    "status",
+    "size",
+    "virtual_size",
+    "disk_format",
+    "container_format",
+    "checksum",
+    "os_hash_algo",
+    "os_hash_value",
+    "owner",
+    "visibility",
+    "protected",
+    "os_hidden",
+    "member_status",
+    "min_disk",
+    "min_ram",
+    "properties",
+    "tags",
+    "created_at",
+    "updated_at",
+    "glint_sha256",
+    "sdk_sha256",
+    "glint_source_repo",
+    "glint_source_id",
+    "fingerprint",
 ]
 
 
@@ -54,7 +75,7 @@ def _timestamp(value: str | None) -> dt.datetime | None:
         return None
     parsed = parse_datetime(value)
     if parsed is not None and timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, dt.timezone.utc)
+        parsed = timezone.make_aware(parsed, dt.UTC)
     return parsed
 
 
@@ -92,17 +113,25 @@ def _fields(record: ImageRecord, fingerprint: str) -> dict:
 
 def _batches(items: list, size: int = BATCH) -> Iterable[list]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def _apply_diff(repo_id: int, records: list[ImageRecord], prints: dict[str, str], now) -> bool:
-    known = {image_id: (pk, fp) for pk, image_id, fp in
-             m.Image.objects.filter(repo_id=repo_id).values_list("pk", "image_id", "fingerprint")}
+    known = {
+        image_id: (pk, fp)
+        for pk, image_id, fp in m.Image.objects.filter(repo_id=repo_id).values_list(
+            "pk", "image_id", "fingerprint"
+        )
+    }
     new, changed = [], []
     for record in records:
         fields = _fields(record, prints[record.id])
         if record.id not in known:
-            new.append(m.Image(repo_id=repo_id, image_id=record.id, first_seen=now, last_seen=now, **fields))
+            new.append(
+                m.Image(
+                    repo_id=repo_id, image_id=record.id, first_seen=now, last_seen=now, **fields
+                )
+            )
         elif known[record.id][1] != prints[record.id]:
             changed.append(m.Image(pk=known[record.id][0], **fields))
     vanished = [pk for image_id, (pk, _fp) in known.items() if image_id not in prints]
@@ -113,8 +142,15 @@ def _apply_diff(repo_id: int, records: list[ImageRecord], prints: dict[str, str]
     return bool(new or changed or vanished)
 
 
-def record_listing(repo_id: int, records: list[ImageRecord], *, project_id: str, duration: float,
-                   started_at: dt.datetime, interval: int) -> bool:
+def record_listing(
+    repo_id: int,
+    records: list[ImageRecord],
+    *,
+    project_id: str,
+    duration: float,
+    started_at: dt.datetime,
+    interval: int,
+) -> bool:
     """Store a successful poll; returns whether the repo's images changed.
 
     Args:
@@ -127,10 +163,14 @@ def record_listing(repo_id: int, records: list[ImageRecord], *, project_id: str,
     """
     now = timezone.now()
     prints = {r.id: image_fingerprint(r) for r in records}
-    listing_print = hashlib.sha256("\n".join(sorted(f"{k} {v}" for k, v in prints.items())).encode()).hexdigest()
+    listing_print = hashlib.sha256(
+        "\n".join(sorted(f"{k} {v}" for k, v in prints.items())).encode()
+    ).hexdigest()
     with transaction.atomic():
         inventory, _ = m.RepoInventory.objects.get_or_create(repo_id=repo_id)
-        changed = inventory.fingerprint != listing_print and _apply_diff(repo_id, records, prints, now)
+        changed = inventory.fingerprint != listing_print and _apply_diff(
+            repo_id, records, prints, now
+        )
         m.Image.objects.filter(repo_id=repo_id).update(last_seen=now)
         m.RepoInventory.objects.filter(pk=repo_id).update(
             project_id=project_id or inventory.project_id,
@@ -141,9 +181,11 @@ def record_listing(repo_id: int, records: list[ImageRecord], *, project_id: str,
             next_poll_at=now + dt.timedelta(seconds=interval),
         )
         m.RepoInventory.objects.filter(pk=repo_id, refresh_requested_at__lte=started_at).update(
-            refresh_requested_at=None)
+            refresh_requested_at=None
+        )
         Repo.objects.filter(pk=repo_id).update(
-            last_poll_at=now, last_poll_ok=True, last_poll_error="", last_poll_duration=duration)
+            last_poll_at=now, last_poll_ok=True, last_poll_error="", last_poll_duration=duration
+        )
     return changed
 
 
@@ -152,8 +194,9 @@ def retry_delay(failures: int, interval: int) -> float:
     return min(BACKOFF_BASE * 2 ** max(failures - 1, 0), BACKOFF_CAP_INTERVALS * interval)
 
 
-def record_failure(repo_id: int, error: str, *, duration: float, started_at: dt.datetime,
-                   interval: int) -> None:
+def record_failure(
+    repo_id: int, error: str, *, duration: float, started_at: dt.datetime, interval: int
+) -> None:
     """Store a failed poll: the reason for people, and the back-off for the poller.
 
     The images of the last good poll stay as they were: an outage is not a deletion.
@@ -169,6 +212,11 @@ def record_failure(repo_id: int, error: str, *, duration: float, started_at: dt.
             next_poll_at=now + dt.timedelta(seconds=retry_delay(failures, interval)),
         )
         m.RepoInventory.objects.filter(pk=repo_id, refresh_requested_at__lte=started_at).update(
-            refresh_requested_at=None)
+            refresh_requested_at=None
+        )
         Repo.objects.filter(pk=repo_id).update(
-            last_poll_at=now, last_poll_ok=False, last_poll_error=error[:2000], last_poll_duration=duration)
+            last_poll_at=now,
+            last_poll_ok=False,
+            last_poll_error=error[:2000],
+            last_poll_duration=duration,
+        )

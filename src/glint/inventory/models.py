@@ -66,9 +66,26 @@ class Image(models.Model):
     last_seen = models.DateTimeField(_("last seen"))
 
     #: The columns ``as_copy`` needs, for ``values_list`` on large inventories.
-    COPY_FIELDS = ("pk", "repo_id", "image_id", "name", "status", "size", "disk_format",
-                   "container_format", "checksum", "os_hash_algo", "os_hash_value", "glint_sha256",
-                   "sdk_sha256", "owner", "visibility", "member_status", "created_at", "updated_at")
+    COPY_FIELDS = (
+        "pk",
+        "repo_id",
+        "image_id",
+        "name",
+        "status",
+        "size",
+        "disk_format",
+        "container_format",
+        "checksum",
+        "os_hash_algo",
+        "os_hash_value",
+        "glint_sha256",
+        "sdk_sha256",
+        "owner",
+        "visibility",
+        "member_status",
+        "created_at",
+        "updated_at",
+    )
 
     class Meta:
         ordering = ["repo_id", "name", "image_id"]
@@ -104,8 +121,9 @@ class RepoInventory(models.Model):
         refresh_requested_at: A person or a job asked for a poll now; cleared when it ran.
     """
 
-    repo = models.OneToOneField("repos.Repo", on_delete=models.CASCADE, primary_key=True,
-                                related_name="inventory")
+    repo = models.OneToOneField(
+        "repos.Repo", on_delete=models.CASCADE, primary_key=True, related_name="inventory"
+    )
     project_id = models.CharField(max_length=255, blank=True)
     version = models.PositiveBigIntegerField(default=0)
     fingerprint = models.CharField(max_length=64, blank=True)
@@ -126,12 +144,15 @@ class HiddenRow(models.Model):
     projects (``glint.matrix.rows.build_rows``).
     """
 
-    group = models.ForeignKey("accounts.Group", on_delete=models.CASCADE, related_name="hidden_rows")
+    group = models.ForeignKey(
+        "accounts.Group", on_delete=models.CASCADE, related_name="hidden_rows"
+    )
     name = models.CharField(max_length=255, blank=True)
     content_key = models.CharField(max_length=300)
     hidden = models.BooleanField()
-    changed_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    changed_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     changed_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -154,11 +175,14 @@ class ConflictAcknowledgement(models.Model):
     brings the conflict back.
     """
 
-    group = models.ForeignKey("accounts.Group", on_delete=models.CASCADE, related_name="acknowledged_conflicts")
+    group = models.ForeignKey(
+        "accounts.Group", on_delete=models.CASCADE, related_name="acknowledged_conflicts"
+    )
     key = models.CharField(max_length=100)
     signature = models.CharField(max_length=64)
-    acknowledged_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.SET_NULL,
-                                        related_name="+")
+    acknowledged_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     acknowledged_at = models.DateTimeField(auto_now=True)
 
     class Meta:

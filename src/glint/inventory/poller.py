@@ -89,7 +89,9 @@ class _Running:
 class _Coordinator:
     """Starts listings in the pool, and records each one when it ends or its deadline passes."""
 
-    def __init__(self, workers: int, timeout: float, interval: int, wake: threading.Event | None = None):
+    def __init__(
+        self, workers: int, timeout: float, interval: int, wake: threading.Event | None = None
+    ):
         self.workers = max(1, workers)
         self.timeout = timeout
         self.interval = interval
@@ -110,10 +112,14 @@ class _Coordinator:
         """
         started_at = timezone.now()
         try:
-            conn = repo.connection(connect_timeout=min(10.0, self.timeout), read_timeout=self.timeout)
+            conn = repo.connection(
+                connect_timeout=min(10.0, self.timeout), read_timeout=self.timeout
+            )
         except Exception as exc:  # an unusable configuration fails like a cloud error, not the loop
             error = f"repo configuration cannot be used: {exc}"
-            listings.record_failure(repo.pk, error, duration=0.0, started_at=started_at, interval=self.interval)
+            listings.record_failure(
+                repo.pk, error, duration=0.0, started_at=started_at, interval=self.interval
+            )
             return PollResult(repo.pk, False, 0.0, error)
         future = self.pool.submit(_list_images, conn, _known_project(repo))
         if self.wake is not None:
@@ -146,13 +152,20 @@ class _Coordinator:
             error = _describe(exc)
             self._fail(repo_id, run, error, duration)
             return PollResult(repo_id, False, duration, error)
-        changed = listings.record_listing(repo_id, records, project_id=project_id, duration=duration,
-                                      started_at=run.started_at, interval=self.interval)
+        changed = listings.record_listing(
+            repo_id,
+            records,
+            project_id=project_id,
+            duration=duration,
+            started_at=run.started_at,
+            interval=self.interval,
+        )
         return PollResult(repo_id, True, duration, images=len(records), changed=changed)
 
     def _fail(self, repo_id: int, run: _Running, error: str, duration: float) -> None:
-        listings.record_failure(repo_id, error, duration=duration, started_at=run.started_at,
-                            interval=self.interval)
+        listings.record_failure(
+            repo_id, error, duration=duration, started_at=run.started_at, interval=self.interval
+        )
 
     def seconds_to_next_deadline(self) -> float | None:
         if not self.running:
@@ -169,12 +182,20 @@ class _Coordinator:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _coordinator(wake: threading.Event | None = None, *, workers=None, timeout=None) -> _Coordinator:
-    return _Coordinator(workers or settings.GLINT_POLL_WORKERS, timeout or settings.GLINT_POLL_TIMEOUT,
-                        settings.GLINT_POLL_INTERVAL, wake)
+def _coordinator(
+    wake: threading.Event | None = None, *, workers=None, timeout=None
+) -> _Coordinator:
+    return _Coordinator(
+        workers or settings.GLINT_POLL_WORKERS,
+        timeout or settings.GLINT_POLL_TIMEOUT,
+        settings.GLINT_POLL_INTERVAL,
+        wake,
+    )
 
 
-def poll_repos(repos: Iterable[Repo], *, workers: int | None = None, timeout: float | None = None) -> list[PollResult]:
+def poll_repos(
+    repos: Iterable[Repo], *, workers: int | None = None, timeout: float | None = None
+) -> list[PollResult]:
     """Poll these repos now, concurrently, and return when each has a result.
 
     Used by tests, the CLI and the demo. No call takes longer than the slowest repo's own deadline
@@ -234,7 +255,9 @@ def request_refresh(repo_ids: Iterable[int]) -> int:
     ids = sorted(set(Repo.objects.filter(pk__in=list(repo_ids)).values_list("pk", flat=True)))
     if not ids:
         return 0
-    RepoInventory.objects.bulk_create([RepoInventory(repo_id=i) for i in ids], ignore_conflicts=True)
+    RepoInventory.objects.bulk_create(
+        [RepoInventory(repo_id=i) for i in ids], ignore_conflicts=True
+    )
     RepoInventory.objects.filter(repo_id__in=ids).update(refresh_requested_at=timezone.now())
     if _background is not None:
         _background.wake.set()

@@ -18,7 +18,11 @@ __all__ = ["acknowledge", "group_repos", "refresh_pending", "set_hidden"]
 
 def group_repos(group: Group) -> list[Repo]:
     """The enabled repos of a group, in column order, with their poll bookkeeping."""
-    return list(Repo.objects.filter(group=group, enabled=True).select_related("inventory").order_by("name", "pk"))
+    return list(
+        Repo.objects.filter(group=group, enabled=True)
+        .select_related("inventory")
+        .order_by("name", "pk")
+    )
 
 
 def refresh_pending(repos) -> bool:
@@ -33,18 +37,28 @@ def set_hidden(group: Group, row: Row, hidden: bool, user: User | None) -> None:
     exactly one choice speaks for the row.
     """
     HiddenRow.objects.filter(group=group, name=row.name, content_key__in=list(row.keys)).exclude(
-        content_key=row.content_key).delete()
+        content_key=row.content_key
+    ).delete()
     HiddenRow.objects.update_or_create(
-        group=group, name=row.name, content_key=row.content_key,
+        group=group,
+        name=row.name,
+        content_key=row.content_key,
         defaults={"hidden": hidden, "changed_by": user},
     )
-    audit.record("image.hide" if hidden else "image.show", user=user, group=group, image=row.name,
-                 details={"row": row.id})
+    audit.record(
+        "image.hide" if hidden else "image.show",
+        user=user,
+        group=group,
+        image=row.name,
+        details={"row": row.id},
+    )
 
 
 def acknowledge(group: Group, conflict: Conflict, user: User | None) -> None:
     """Accept a conflict group as it is now; it comes back if its members change."""
     ConflictAcknowledgement.objects.update_or_create(
-        group=group, key=conflict.key, defaults={"signature": conflict.signature, "acknowledged_by": user},
+        group=group,
+        key=conflict.key,
+        defaults={"signature": conflict.signature, "acknowledged_by": user},
     )
     audit.record("conflict.acknowledge", user=user, group=group, details={"conflict": conflict.key})

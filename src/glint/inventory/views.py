@@ -28,8 +28,14 @@ def _matrix_url(group) -> str:
 def _refresh_target(request):
     """The group and repos a refresh is for: ``repo=`` one repo, else ``group=`` all of them."""
     if request.POST.get("repo"):
-        repo = Repo.objects.filter(pk__in=[request.POST["repo"]] if request.POST["repo"].isdigit() else [],
-                                   group__in=request.user.visible_groups()).select_related("group").first()
+        repo = (
+            Repo.objects.filter(
+                pk__in=[request.POST["repo"]] if request.POST["repo"].isdigit() else [],
+                group__in=request.user.visible_groups(),
+            )
+            .select_related("group")
+            .first()
+        )
         if repo is None:
             raise Http404("No such repo.")
         return repo.group, [repo.pk]
@@ -43,14 +49,18 @@ def refresh(request):
     request_refresh(repo_ids)
     if _is_htmx(request):
         return _poll_status_response(request, group)
-    messages.info(request, "Refresh requested: the matrix shows the new listings once the polls end.")
+    messages.info(
+        request, "Refresh requested: the matrix shows the new listings once the polls end."
+    )
     return redirect(_matrix_url(group))
 
 
 def _poll_status_response(request, group):
     repos = services.group_repos(group)
     pending = services.refresh_pending(repos)
-    response = render(request, "inventory/_poll_status.html", {"repos": repos, "group": group, "pending": pending})
+    response = render(
+        request, "inventory/_poll_status.html", {"repos": repos, "group": group, "pending": pending}
+    )
     if not pending and request.GET.get("was_pending"):
         response["HX-Refresh"] = "true"  # the polls ended: reload the page to show their results
     return response

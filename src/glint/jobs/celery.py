@@ -35,7 +35,16 @@ from kombu.exceptions import OperationalError as BrokerUnavailable
 from glint.jobs import claims, execution, reconcile, states
 from glint.jobs.models import Job
 
-__all__ = ["BrokerUnavailable", "app", "check_broker", "remove_orphans", "resend", "run_job", "send_job", "sweep"]
+__all__ = [
+    "BrokerUnavailable",
+    "app",
+    "check_broker",
+    "remove_orphans",
+    "resend",
+    "run_job",
+    "send_job",
+    "sweep",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +59,12 @@ LIMIT_RETRIES = RESEND_INTERVAL // LIMIT_RETRY_SECONDS
 #: at most about a third of a lease longer than the lease itself.
 SWEEP_INTERVAL = max(1.0, settings.GLINT_JOB_LEASE_SECONDS / 3)
 #: Tries (and seconds) a send may take while the broker does not answer; a web request waits for it.
-SEND_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.5, "interval_step": 0.5, "interval_max": 1}
+SEND_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0.5,
+    "interval_step": 0.5,
+    "interval_max": 1,
+}
 
 
 def _every(task: str, seconds: float) -> dict:
@@ -110,8 +124,11 @@ def run_job(self, job_id: int) -> str | None:
         log.info("job %s still over its repo limits; the next re-send brings it back", job_id)
         return None
     state = execution.run_claimed(job_id, owner)
-    retry_at = Job.objects.filter(pk=job_id, state__in=(states.PARTIAL, states.FAILED)).values_list(
-        "next_attempt_at", flat=True).first()
+    retry_at = (
+        Job.objects.filter(pk=job_id, state__in=(states.PARTIAL, states.FAILED))
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
     if retry_at is not None:
         send_job(job_id, eta=retry_at)
     return state
@@ -129,7 +146,11 @@ def sweep() -> int:
 @app.task(name="glint.jobs.resend")
 def resend() -> int:
     """Send every claimable job again (duplicates are no-ops); returns how many were sent."""
-    job_ids = list(Job.objects.filter(claims.claimable()).order_by("created", "pk").values_list("pk", flat=True))
+    job_ids = list(
+        Job.objects.filter(claims.claimable())
+        .order_by("created", "pk")
+        .values_list("pk", flat=True)
+    )
     for job_id in job_ids:
         send_job(job_id)
     return len(job_ids)

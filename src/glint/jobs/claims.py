@@ -24,8 +24,15 @@ from django.utils import timezone
 from glint.jobs import states
 from glint.jobs.models import Job, JobTarget
 
-__all__ = ["OverLimits", "claim", "claim_one", "claimable", "serialized_claims", "within_limits",
-           "worker_owner"]
+__all__ = [
+    "OverLimits",
+    "claim",
+    "claim_one",
+    "claimable",
+    "serialized_claims",
+    "within_limits",
+    "worker_owner",
+]
 
 #: Key of the PostgreSQL advisory lock taken by :func:`serialized_claims` ("glint" in ASCII).
 CLAIM_LOCK_KEY = 0x676C696E74
@@ -38,8 +45,9 @@ def worker_owner() -> str:
 
 def claimable() -> Q:
     """Jobs a worker may claim now: queued, or waiting for an automatic retry that is due."""
-    return Q(state=states.QUEUED) | Q(state__in=(states.PARTIAL, states.FAILED),
-                                      next_attempt_at__lte=timezone.now())
+    return Q(state=states.QUEUED) | Q(
+        state__in=(states.PARTIAL, states.FAILED), next_attempt_at__lte=timezone.now()
+    )
 
 
 @contextlib.contextmanager
@@ -69,12 +77,17 @@ def claim(job: Job, owner: str) -> bool:
     query = Job.objects.filter(pk=job.pk, state=job.state)
     if job.state != states.QUEUED:
         query = query.filter(state__in=(states.PARTIAL, states.FAILED), next_attempt_at__lte=now)
-    return bool(query.update(
-        state=states.RUNNING, lease_owner=owner,
-        lease_expires=now + datetime.timedelta(seconds=settings.GLINT_JOB_LEASE_SECONDS),
-        attempts=F("attempts") + 1, started=Coalesce("started", now), finished=None,
-        next_attempt_at=None,
-    ))
+    return bool(
+        query.update(
+            state=states.RUNNING,
+            lease_owner=owner,
+            lease_expires=now + datetime.timedelta(seconds=settings.GLINT_JOB_LEASE_SECONDS),
+            attempts=F("attempts") + 1,
+            started=Coalesce("started", now),
+            finished=None,
+            next_attempt_at=None,
+        )
+    )
 
 
 def within_limits(candidates: list[Job], free: int, per_repo: int, per_source: int) -> list[Job]:
@@ -85,14 +98,22 @@ def within_limits(candidates: list[Job], free: int, per_repo: int, per_source: i
     any process: the rows say) and those picked before it. A job being cancelled always fits, so
     its clean-up is never stuck behind other work. Three queries.
     """
-    busy_sources = Counter(Job.objects.filter(state=states.RUNNING).exclude(source_repo=None)
-                           .values_list("source_repo_id", flat=True))
-    busy_targets = Counter(JobTarget.objects.filter(job__state=states.RUNNING)
-                           .exclude(state__in=states.TARGET_FINAL_STATES)
-                           .values_list("repo_id", flat=True))
+    busy_sources = Counter(
+        Job.objects.filter(state=states.RUNNING)
+        .exclude(source_repo=None)
+        .values_list("source_repo_id", flat=True)
+    )
+    busy_targets = Counter(
+        JobTarget.objects.filter(job__state=states.RUNNING)
+        .exclude(state__in=states.TARGET_FINAL_STATES)
+        .values_list("repo_id", flat=True)
+    )
     repos_of: dict[int, set[int]] = {}
-    for job_id, repo_id in (JobTarget.objects.filter(job__in=[j.pk for j in candidates]).exclude(
-            state=states.TargetState.DONE.value).values_list("job_id", "repo_id")):
+    for job_id, repo_id in (
+        JobTarget.objects.filter(job__in=[j.pk for j in candidates])
+        .exclude(state=states.TargetState.DONE.value)
+        .values_list("job_id", "repo_id")
+    ):
         repos_of.setdefault(job_id, set()).add(repo_id)
     picked = []
     for job in candidates:
@@ -126,7 +147,8 @@ def claim_one(job_id: int, owner: str) -> bool:
         job = Job.objects.filter(claimable(), pk=job_id).first()
         if job is None:
             return False
-        if not within_limits([job], 1, settings.GLINT_JOB_PER_REPO_LIMIT,
-                             settings.GLINT_JOB_PER_SOURCE_LIMIT):
+        if not within_limits(
+            [job], 1, settings.GLINT_JOB_PER_REPO_LIMIT, settings.GLINT_JOB_PER_SOURCE_LIMIT
+        ):
             raise OverLimits(f"job {job_id} would exceed a repo's concurrency limit")
         return claim(job, owner)

@@ -41,8 +41,14 @@ from glint.config import redact_url
 from glint.jobs import claims, execution, reconcile
 from glint.jobs.models import Job
 
-__all__ = ["CeleryDispatcher", "Dispatcher", "EmbeddedDispatcher", "notify", "start_dispatcher",
-           "stop_dispatcher"]
+__all__ = [
+    "CeleryDispatcher",
+    "Dispatcher",
+    "EmbeddedDispatcher",
+    "notify",
+    "start_dispatcher",
+    "stop_dispatcher",
+]
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +140,13 @@ class EmbeddedDispatcher(Dispatcher):
 
     def _pick(self, free: int) -> list[Job]:
         """Claimable jobs, oldest first, that fit the concurrency limits (four queries)."""
-        candidates = list(Job.objects.filter(claims.claimable()).exclude(pk__in=list(self.running))
-                          .order_by(F("cancel_requested").asc(nulls_last=True), "created", "pk")[: free * CANDIDATES_PER_SLOT])
+        candidates = list(
+            Job.objects.filter(claims.claimable())
+            .exclude(pk__in=list(self.running))
+            .order_by(F("cancel_requested").asc(nulls_last=True), "created", "pk")[
+                : free * CANDIDATES_PER_SLOT
+            ]
+        )
         return claims.within_limits(candidates, free, self.per_repo, self.per_source)
 
     def _run(self, job_id: int) -> None:
@@ -181,12 +192,17 @@ class CeleryDispatcher(Dispatcher):
         try:
             self.celery.send_job(job_id)
         except self.celery.BrokerUnavailable as exc:
-            log.warning("job %s: not sent to the broker (%s); a worker's periodic re-send will pick it up",
-                        job_id, type(exc).__name__)
+            log.warning(
+                "job %s: not sent to the broker (%s); a worker's periodic re-send will pick it up",
+                job_id,
+                type(exc).__name__,
+            )
 
     def start(self) -> None:
-        log.info("job dispatcher: celery (jobs go to glint worker processes through the broker %s)",
-                 redact_url(settings.GLINT_BROKER_URL))
+        log.info(
+            "job dispatcher: celery (jobs go to glint worker processes through the broker %s)",
+            redact_url(settings.GLINT_BROKER_URL),
+        )
 
     def stop(self) -> None:
         """Nothing to stop: the jobs run elsewhere."""
@@ -199,8 +215,11 @@ _dispatcher_lock = threading.Lock()
 def _new_dispatcher() -> Dispatcher:
     if settings.GLINT_JOB_RUNNER == "celery":
         return CeleryDispatcher()
-    return EmbeddedDispatcher(settings.GLINT_JOB_WORKERS, settings.GLINT_JOB_PER_REPO_LIMIT,
-                              settings.GLINT_JOB_PER_SOURCE_LIMIT)
+    return EmbeddedDispatcher(
+        settings.GLINT_JOB_WORKERS,
+        settings.GLINT_JOB_PER_REPO_LIMIT,
+        settings.GLINT_JOB_PER_SOURCE_LIMIT,
+    )
 
 
 def start_dispatcher() -> Dispatcher:

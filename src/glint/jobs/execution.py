@@ -42,7 +42,11 @@ log = logging.getLogger(__name__)
 #: Seconds between looks at the job row for a cancel (also how often the lease is considered).
 CANCEL_POLL_SECONDS = 1.0
 
-_PENDING, _WRITING, _VERIFYING = TargetState.PENDING.value, TargetState.WRITING.value, TargetState.VERIFYING.value
+_PENDING, _WRITING, _VERIFYING = (
+    TargetState.PENDING.value,
+    TargetState.WRITING.value,
+    TargetState.VERIFYING.value,
+)
 _DONE, _FAILED = TargetState.DONE.value, TargetState.FAILED.value
 
 
@@ -71,8 +75,9 @@ class LeaseKeeper(threading.Thread):
             while not self._stopping.wait(CANCEL_POLL_SECONDS):
                 if time.monotonic() - renewed >= lease / 3:
                     expires = timezone.now() + datetime.timedelta(seconds=lease)
-                    if not Job.objects.filter(pk=self.job_id, lease_owner=self.owner, state=states.RUNNING).update(
-                            lease_expires=expires):
+                    if not Job.objects.filter(
+                        pk=self.job_id, lease_owner=self.owner, state=states.RUNNING
+                    ).update(lease_expires=expires):
                         self.lost.set()
                         self.cancel.set()
                         return
@@ -113,18 +118,34 @@ def run_claimed(job_id: int, owner: str, stream=None) -> str | None:
     targets = list(job.targets.select_related("repo", "repo__inventory"))
     # Redo what is not done: pending or interrupted targets, and failed ones whose automatic
     # retry is due (a person's Retry turned failed targets back into pending ones).
-    todo = [t for t in targets if t.state in (_PENDING, _WRITING, _VERIFYING)
-            or (t.state == _FAILED and t.next_attempt_at is not None)]
+    todo = [
+        t
+        for t in targets
+        if t.state in (_PENDING, _WRITING, _VERIFYING)
+        or (t.state == _FAILED and t.next_attempt_at is not None)
+    ]
     keeper = LeaseKeeper(job.pk, owner)
     keeper.start()
     try:
         if job.cancel_requested is None and todo:
             now = timezone.now()
             JobTarget.objects.filter(pk__in=[t.pk for t in todo]).update(
-                state=_PENDING, attempts=F("attempts") + 1, started=now, finished=None, next_attempt_at=None,
-                bytes_done=0, rate=None, error_code="", error="")
+                state=_PENDING,
+                attempts=F("attempts") + 1,
+                started=now,
+                finished=None,
+                next_attempt_at=None,
+                bytes_done=0,
+                rate=None,
+                error_code="",
+                error="",
+            )
             for target in todo:
-                target.state, target.attempts, target.next_attempt_at = _PENDING, target.attempts + 1, None
+                target.state, target.attempts, target.next_attempt_at = (
+                    _PENDING,
+                    target.attempts + 1,
+                    None,
+                )
             try:
                 run_kind(job, todo, keeper.cancel, stream=stream)
             except Exception as exc:
@@ -147,21 +168,44 @@ def run_claimed(job_id: int, owner: str, stream=None) -> str | None:
 def _finish(job: Job, owner: str, targets: list[JobTarget], cancelled: bool) -> str | None:
     state = _job_state(targets, cancelled)
     failed = [t for t in targets if t.state == _FAILED]
-    retry_at = None if cancelled else min((t.next_attempt_at for t in failed if t.next_attempt_at), default=None)
+    retry_at = (
+        None
+        if cancelled
+        else min((t.next_attempt_at for t in failed if t.next_attempt_at), default=None)
+    )
     first = failed[0] if failed else None
     values = {
-        "state": state, "finished": timezone.now(), "next_attempt_at": retry_at, "lease_owner": "",
+        "state": state,
+        "finished": timezone.now(),
+        "next_attempt_at": retry_at,
+        "lease_owner": "",
         "lease_expires": None,
         "error_code": "cancelled" if cancelled else (first.error_code if first else ""),
-        "error": "Cancelled." if cancelled else (f"{first.repo_name}: {first.error}" if first else ""),
+        "error": "Cancelled."
+        if cancelled
+        else (f"{first.repo_name}: {first.error}" if first else ""),
     }
     if not Job.objects.filter(pk=job.pk, lease_owner=owner, state=states.RUNNING).update(**values):
         return None
-    repos = {t.repo_id for t in targets if t.repo_id} | ({job.source_repo_id} if job.source_repo_id else set())
+    repos = {t.repo_id for t in targets if t.repo_id} | (
+        {job.source_repo_id} if job.source_repo_id else set()
+    )
     request_refresh(repos)
     if retry_at is None:  # the job has come to rest (not waiting for an automatic retry)
-        audit.record("job.end", outcome=audit.OK if state in (states.DONE, states.CANCELLED) else audit.FAILED,
-                     user=job.requester, dn=job.requester_dn, group=job.group, image=job.image_name,
-                     details={"job": job.pk, "kind": job.kind, "state": state, "error": values["error"]})
-    log.info("job %s %s: %s%s", job.pk, job.kind, state, f", retrying at {retry_at:%H:%M:%S}" if retry_at else "")
+        audit.record(
+            "job.end",
+            outcome=audit.OK if state in (states.DONE, states.CANCELLED) else audit.FAILED,
+            user=job.requester,
+            dn=job.requester_dn,
+            group=job.group,
+            image=job.image_name,
+            details={"job": job.pk, "kind": job.kind, "state": state, "error": values["error"]},
+        )
+    log.info(
+        "job %s %s: %s%s",
+        job.pk,
+        job.kind,
+        state,
+        f", retrying at {retry_at:%H:%M:%S}" if retry_at else "",
+    )
     return state

@@ -20,15 +20,20 @@ __all__ = ["JobFilterSet"]
 
 class JobFilterSet(django_filters.FilterSet):
     state = django_filters.ChoiceFilter(
-        choices=[(state, state) for state in states.JOB_STATES], empty_label="any",
-        error_messages={"invalid_choice": f"Use one of {', '.join(states.JOB_STATES)}."})
+        choices=[(state, state) for state in states.JOB_STATES],
+        empty_label="any",
+        error_messages={"invalid_choice": f"Use one of {', '.join(states.JOB_STATES)}."},
+    )
     kind = django_filters.CharFilter()
     requester = django_filters.CharFilter(
-        method="filter_requester", help_text="A user id, or text the requester's DN contains.")
+        method="filter_requester", help_text="A user id, or text the requester's DN contains."
+    )
     repo = IntegerFilter(
-        method="filter_repo", min_value=0,
+        method="filter_repo",
+        min_value=0,
         error_messages={"invalid": "Give the repo's id.", "min_value": "Give the repo's id."},
-        help_text="Jobs that read from or write to this repo.")
+        help_text="Jobs that read from or write to this repo.",
+    )
 
     class Meta:
         model = Job

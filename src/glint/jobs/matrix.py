@@ -53,9 +53,18 @@ from glint.matrix.rows import (
 )
 from glint.repos.models import Repo
 
-__all__ = ["FAILED_CELL_DAYS", "GroupMatrix", "cell_overlays", "failed_job_of_cell",
-           "find_conflict", "find_row", "forget_cached_matrices", "group_matrix", "has_live_jobs",
-           "warm_after_poll"]
+__all__ = [
+    "FAILED_CELL_DAYS",
+    "GroupMatrix",
+    "cell_overlays",
+    "failed_job_of_cell",
+    "find_conflict",
+    "find_row",
+    "forget_cached_matrices",
+    "group_matrix",
+    "has_live_jobs",
+    "warm_after_poll",
+]
 
 #: How long a failed target keeps showing as a "failed" cell (with Retry) in the matrix.
 FAILED_CELL_DAYS = 7
@@ -121,8 +130,14 @@ def _cache_key(group: Group, repos: list[Repo], columns: list[RepoColumn]) -> tu
     state = []
     for repo, column in zip(repos, columns):
         inventory = _inventory(repo)
-        state.append((column, repo.created, inventory.version if inventory else -1,
-                      inventory.fingerprint if inventory else ""))
+        state.append(
+            (
+                column,
+                repo.created,
+                inventory.version if inventory else -1,
+                inventory.fingerprint if inventory else "",
+            )
+        )
     return (group.pk, tuple(state))
 
 
@@ -132,8 +147,12 @@ def _rows_and_conflicts(group: Group, repos: list[Repo], columns: list[RepoColum
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    copies = [Copy(*values) for values in
-              Image.objects.filter(repo__in=[r.pk for r in repos]).order_by().values_list(*Image.COPY_FIELDS)]
+    copies = [
+        Copy(*values)
+        for values in Image.objects.filter(repo__in=[r.pk for r in repos])
+        .order_by()
+        .values_list(*Image.COPY_FIELDS)
+    ]
     rows = build_rows(group.pk, columns, copies)
     built = (rows, find_conflicts(rows, columns))
     with _cache_lock:
@@ -170,9 +189,15 @@ def group_matrix(group: Group, *, with_jobs: bool = False, overlays=None) -> Gro
     repos = group_repos(group)
     columns = [_column(repo) for repo in repos]
     rows, conflicts = _rows_and_conflicts(group, repos, columns)
-    choices = {(name, key): hidden for name, key, hidden in
-               HiddenRow.objects.filter(group=group).values_list("name", "content_key", "hidden")}
-    acknowledged = dict(ConflictAcknowledgement.objects.filter(group=group).values_list("key", "signature"))
+    choices = {
+        (name, key): hidden
+        for name, key, hidden in HiddenRow.objects.filter(group=group).values_list(
+            "name", "content_key", "hidden"
+        )
+    }
+    acknowledged = dict(
+        ConflictAcknowledgement.objects.filter(group=group).values_list("key", "signature")
+    )
     versions = {}
     for repo in repos:
         inventory = _inventory(repo)
@@ -210,13 +235,29 @@ def cell_overlays(group: Group) -> list[JobCell]:
     """
     since = timezone.now() - datetime.timedelta(days=FAILED_CELL_DAYS)
     targets = (
-        JobTarget.objects.filter(job__group=group, job__kind__in=(states.COPY, states.UPLOAD, states.DELETE),
-                                 repo__isnull=False)
-        .filter(Q(job__state__in=states.JOB_ACTIVE_STATES) | Q(job__next_attempt_at__isnull=False)
-                | Q(state=states.TargetState.FAILED.value, job__finished__gte=since))
+        JobTarget.objects.filter(
+            job__group=group,
+            job__kind__in=(states.COPY, states.UPLOAD, states.DELETE),
+            repo__isnull=False,
+        )
+        .filter(
+            Q(job__state__in=states.JOB_ACTIVE_STATES)
+            | Q(job__next_attempt_at__isnull=False)
+            | Q(state=states.TargetState.FAILED.value, job__finished__gte=since)
+        )
         .order_by("-job__created", "-job_id")
-        .values_list("repo_id", "state", "bytes_done", "bytes_total", "error", "next_attempt_at",
-                     "job__kind", "job__image_name", "job__content_key", "job__state")
+        .values_list(
+            "repo_id",
+            "state",
+            "bytes_done",
+            "bytes_total",
+            "error",
+            "next_attempt_at",
+            "job__kind",
+            "job__image_name",
+            "job__content_key",
+            "job__state",
+        )
     )
     found = []
     for repo_id, state, done, total, error, next_at, kind, name, content_key, job_state in targets:
@@ -244,9 +285,18 @@ def failed_job_of_cell(group: Group, row_id: str, repo_id: int) -> Job | None:
     row = group_matrix(group).row(row_id)
     if row is None:
         return None
-    target = (JobTarget.objects.filter(job__group=group, repo_id=repo_id, state=states.TargetState.FAILED.value,
-                                       job__image_name=row.name, job__content_key__in=row.keys)
-              .select_related("job").order_by("-job__created", "-job_id").first())
+    target = (
+        JobTarget.objects.filter(
+            job__group=group,
+            repo_id=repo_id,
+            state=states.TargetState.FAILED.value,
+            job__image_name=row.name,
+            job__content_key__in=row.keys,
+        )
+        .select_related("job")
+        .order_by("-job__created", "-job_id")
+        .first()
+    )
     return target.job if target else None
 
 

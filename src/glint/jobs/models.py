@@ -62,18 +62,21 @@ class Job(models.Model):
 
     kind = models.CharField(_("kind"), max_length=20, choices=JobKind.choices)
     group = models.ForeignKey("accounts.Group", on_delete=models.CASCADE, related_name="jobs")
-    requester = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.SET_NULL,
-                                  related_name="jobs")
+    requester = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
     requester_dn = models.CharField(_("requested by"), max_length=1024, blank=True)
-    source_repo = models.ForeignKey("repos.Repo", null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="source_jobs")
+    source_repo = models.ForeignKey(
+        "repos.Repo", null=True, blank=True, on_delete=models.SET_NULL, related_name="source_jobs"
+    )
     source_image_id = models.CharField(_("source image id"), max_length=255, blank=True)
     image_name = models.CharField(_("image name"), max_length=255, blank=True)
     content_key = models.CharField(_("content key"), max_length=300, blank=True)
     sha256 = models.CharField(max_length=64, blank=True)
     row_key = models.CharField(max_length=64, db_index=True, editable=False)
-    state = models.CharField(_("state"), max_length=20, choices=JobState.choices, default=JobState.QUEUED,
-                             db_index=True)
+    state = models.CharField(
+        _("state"), max_length=20, choices=JobState.choices, default=JobState.QUEUED, db_index=True
+    )
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     error_code = models.CharField(_("error code"), max_length=64, blank=True)
     error = models.TextField(_("error"), blank=True)
@@ -117,10 +120,16 @@ class JobTarget(models.Model):
     """
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="targets")
-    repo = models.ForeignKey("repos.Repo", null=True, on_delete=models.SET_NULL, related_name="job_targets")
+    repo = models.ForeignKey(
+        "repos.Repo", null=True, on_delete=models.SET_NULL, related_name="job_targets"
+    )
     repo_name = models.CharField(_("repo"), max_length=100)
-    state = models.CharField(_("state"), max_length=20, choices=TargetStateChoices.choices,
-                             default=states.TargetState.PENDING.value)
+    state = models.CharField(
+        _("state"),
+        max_length=20,
+        choices=TargetStateChoices.choices,
+        default=states.TargetState.PENDING.value,
+    )
     image_id = models.CharField(_("image id"), max_length=255, blank=True)
     outcome = models.CharField(_("outcome"), max_length=20, blank=True)
     bytes_done = models.BigIntegerField(_("bytes done"), default=0)

@@ -37,7 +37,8 @@ ORPHAN_INTERVAL = 300.0
 def sweep_expired_leases() -> int:
     """Put running jobs whose lease expired back to queued; returns how many."""
     swept = Job.objects.filter(state=states.RUNNING, lease_expires__lt=timezone.now()).update(
-        state=states.QUEUED, lease_owner="", lease_expires=None)
+        state=states.QUEUED, lease_owner="", lease_expires=None
+    )
     if swept:
         log.warning("re-queued %d job(s) whose worker stopped renewing its lease", swept)
     return swept
@@ -53,10 +54,16 @@ def remove_orphans() -> list[tuple[int, str]]:
         The ``(repo id, image id)`` pairs deleted.
     """
     cutoff = timezone.now() - datetime.timedelta(seconds=settings.GLINT_JOB_ORPHAN_GRACE)
-    owned = set(JobTarget.objects.filter(job__in=Job.objects.live()).exclude(image_id="")
-                .values_list("repo_id", "image_id"))
-    candidates = (Image.objects.filter(status__in=STUCK_STATUSES, repo__enabled=True, created_at__lt=cutoff)
-                  .exclude(glint_source_id="").select_related("repo"))
+    owned = set(
+        JobTarget.objects.filter(job__in=Job.objects.live())
+        .exclude(image_id="")
+        .values_list("repo_id", "image_id")
+    )
+    candidates = (
+        Image.objects.filter(status__in=STUCK_STATUSES, repo__enabled=True, created_at__lt=cutoff)
+        .exclude(glint_source_id="")
+        .select_related("repo")
+    )
     removed = []
     for image in candidates:
         if (image.repo_id, image.image_id) in owned:
@@ -64,11 +71,17 @@ def remove_orphans() -> list[tuple[int, str]]:
         try:
             outcome = remove_orphan_image(image.repo, image.image_id)
         except CloudError as exc:
-            log.info("orphan %s in repo %s not deleted now: %s", image.image_id, image.repo.name, exc)
+            log.info(
+                "orphan %s in repo %s not deleted now: %s", image.image_id, image.repo.name, exc
+            )
             continue
         if outcome is DeleteOutcome.DELETED:
-            log.warning("deleted orphan image %s in repo %s (%s, no live job)",
-                        image.image_id, image.repo.name, image.status)
+            log.warning(
+                "deleted orphan image %s in repo %s (%s, no live job)",
+                image.image_id,
+                image.repo.name,
+                image.status,
+            )
         if outcome is not DeleteOutcome.KEPT:
             removed.append((image.repo_id, image.image_id))
     if removed:

@@ -70,7 +70,9 @@ PROGRESS_INTERVAL = 0.5
 
 def retry_delay(attempts: int) -> float:
     """Seconds before automatic try number ``attempts + 1``: exponential, capped."""
-    return min(settings.GLINT_JOB_RETRY_BASE * 2 ** max(0, attempts - 1), settings.GLINT_JOB_RETRY_MAX)
+    return min(
+        settings.GLINT_JOB_RETRY_BASE * 2 ** max(0, attempts - 1), settings.GLINT_JOB_RETRY_MAX
+    )
 
 
 def save_target(target: JobTarget, **values) -> None:
@@ -89,8 +91,13 @@ def failure_values(target: JobTarget, error: BaseException) -> dict:
     message = getattr(error, "message", None) or str(error)
     if next_at is None and retryable:
         message += f" (gave up after {target.attempts} attempts)"
-    return {"state": TargetState.FAILED.value, "error_code": getattr(error, "code", "error"), "error": message,
-            "next_attempt_at": next_at, "finished": timezone.now()}
+    return {
+        "state": TargetState.FAILED.value,
+        "error_code": getattr(error, "code", "error"),
+        "error": message,
+        "next_attempt_at": next_at,
+        "finished": timezone.now(),
+    }
 
 
 def fail_target(target: JobTarget, error: BaseException, **values) -> None:
@@ -135,14 +142,17 @@ class TargetWriter(CopyObserver):
             return
         self.last_write[target_key] = now
         rate = done / max(now - self.started, 1e-3)
-        JobTarget.objects.filter(pk=int(target_key)).update(bytes_done=done, bytes_total=total, rate=rate)
+        JobTarget.objects.filter(pk=int(target_key)).update(
+            bytes_done=done, bytes_total=total, rate=rate
+        )
 
     def warning(self, target_key: str | None, message: str) -> None:
         log.info("job target %s: %s", target_key, message)
 
 
-def open_copy_targets(todo: list[JobTarget], stack: contextlib.ExitStack, *, visibility: str | None,
-                      options: dict) -> list[CopyTarget]:
+def open_copy_targets(
+    todo: list[JobTarget], stack: contextlib.ExitStack, *, visibility: str | None, options: dict
+) -> list[CopyTarget]:
     """The engine's targets for ``todo``, each with a driver of its own closed by ``stack``.
 
     A target whose repo was removed fails here; the others go on.
@@ -153,10 +163,15 @@ def open_copy_targets(todo: list[JobTarget], stack: contextlib.ExitStack, *, vis
         if target.repo is None:
             fail_target(target, CloudError("the target repo was removed"))
             continue
-        targets.append(CopyTarget(
-            key=str(target.pk), driver=stack.enter_context(open_driver(target.repo)),
-            visibility=visibility, policy=policy, previous_image_id=target.image_id or None,
-        ))
+        targets.append(
+            CopyTarget(
+                key=str(target.pk),
+                driver=stack.enter_context(open_driver(target.repo)),
+                visibility=visibility,
+                policy=policy,
+                previous_image_id=target.image_id or None,
+            )
+        )
     return targets
 
 
@@ -165,19 +180,34 @@ def record_outcomes(by_key: dict[str, JobTarget], result: CopyResult) -> None:
     for key, outcome in result.targets.items():
         target = by_key[key]
         if outcome.state is TargetState.DONE:
-            save_target(target, state=TargetState.DONE.value, outcome=outcome.outcome.value,
-                        image_id=outcome.image_id or target.image_id, warnings=outcome.warnings,
-                        finished=timezone.now(), error_code="", error="",
-                        bytes_done=target.bytes_total or outcome.bytes_written)
+            save_target(
+                target,
+                state=TargetState.DONE.value,
+                outcome=outcome.outcome.value,
+                image_id=outcome.image_id or target.image_id,
+                warnings=outcome.warnings,
+                finished=timezone.now(),
+                error_code="",
+                error="",
+                bytes_done=target.bytes_total or outcome.bytes_written,
+            )
         elif outcome.state is TargetState.CANCELLED:
-            save_target(target, state=TargetState.CANCELLED.value, outcome="cancelled",
-                        warnings=outcome.warnings, finished=timezone.now())
+            save_target(
+                target,
+                state=TargetState.CANCELLED.value,
+                outcome="cancelled",
+                warnings=outcome.warnings,
+                finished=timezone.now(),
+            )
         else:
-            fail_target(target, outcome.error or UnexpectedError("no reason"), warnings=outcome.warnings)
+            fail_target(
+                target, outcome.error or UnexpectedError("no reason"), warnings=outcome.warnings
+            )
 
 
-def for_each_target(todo: list[JobTarget], cancel: threading.Event,
-                    work: Callable[[JobTarget, CloudDriver], None]) -> None:
+def for_each_target(
+    todo: list[JobTarget], cancel: threading.Event, work: Callable[[JobTarget, CloudDriver], None]
+) -> None:
     """Run ``work(target, cloud)`` on each target's cloud until cancelled.
 
     A target whose repo was removed, or whose cloud raises (or the engine refuses), fails on
@@ -209,8 +239,9 @@ def discard_partial_images(targets: list[JobTarget], label: str) -> None:
                 discard_image(cloud, target.image_id)
             save_target(target, image_id="")
         except CloudError as exc:  # the orphan reconciler deletes it later
-            log.warning("%s: could not delete %s in %s: %s", label, target.image_id,
-                        target.repo_name, exc)
+            log.warning(
+                "%s: could not delete %s in %s: %s", label, target.image_id, target.repo_name, exc
+            )
 
 
 def discard_unfinished(job: Job, targets: list[JobTarget]) -> None:
@@ -220,8 +251,13 @@ def discard_unfinished(job: Job, targets: list[JobTarget]) -> None:
         discard_partial_images(targets, f"job {job.pk}")
     for target in targets:
         if target.state != TargetState.DONE.value:
-            save_target(target, state=TargetState.CANCELLED.value, outcome="cancelled",
-                        next_attempt_at=None, finished=target.finished or timezone.now())
+            save_target(
+                target,
+                state=TargetState.CANCELLED.value,
+                outcome="cancelled",
+                next_attempt_at=None,
+                finished=target.finished or timezone.now(),
+            )
 
 
 def remove_orphan_image(repo: Repo, image_id: str) -> DeleteOutcome:

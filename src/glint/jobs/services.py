@@ -101,11 +101,15 @@ class Submission:
         """One line for a person: what was queued, what was already under way or in place."""
         parts = []
         if self.job is not None:
-            parts.append(f"job {self.job.pk} queued for {', '.join(t.repo_name for t in self.job.targets.all())}")
+            parts.append(
+                f"job {self.job.pk} queued for {', '.join(t.repo_name for t in self.job.targets.all())}"
+            )
         for repo_id, job in sorted(self.existing.items()):
             parts.append(f"repo {repo_id}: already being done by job {job.pk}")
         if self.present:
-            parts.append(f"repos {', '.join(map(str, self.present))}: already hold the image, nothing to do")
+            parts.append(
+                f"repos {', '.join(map(str, self.present))}: already hold the image, nothing to do"
+            )
         return "; ".join(parts) or "nothing to do"
 
 
@@ -137,21 +141,31 @@ def _row_of(group: Group, images: Sequence[Image]) -> Row:
         if wanted <= held:
             return row
         if wanted & held:
-            raise JobRefused("These images are not all copies of one image (name and content): one job per row.")
+            raise JobRefused(
+                "These images are not all copies of one image (name and content): one job per row."
+            )
     raise JobRefused("The image is not in this group's inventory any more: reload and try again.")
 
 
-def _live_targets(group: Group, kind: str, row: Row, repos: Sequence[Repo], image_ids: Sequence[str] | None = None):
+def _live_targets(
+    group: Group, kind: str, row: Row, repos: Sequence[Repo], image_ids: Sequence[str] | None = None
+):
     """``{repo_id: job}`` of live ``kind`` jobs for ``row`` with an unfinished target in these repos.
 
     A job planned before a copy made the row's content key stronger carries the older key: every
     key the row answers to is looked for.
     """
     keys = [row_key(group, kind, row.name, key) for key in sorted(row.keys)]
-    query = JobTarget.objects.filter(
-        job__row_key__in=keys, job__kind=kind, repo__in=[r.pk for r in repos],
-    ).filter(Q(job__state__in=states.JOB_ACTIVE_STATES) | Q(job__next_attempt_at__isnull=False)).exclude(
-        state__in=(states.TargetState.DONE.value, states.TargetState.CANCELLED.value)).select_related("job")
+    query = (
+        JobTarget.objects.filter(
+            job__row_key__in=keys,
+            job__kind=kind,
+            repo__in=[r.pk for r in repos],
+        )
+        .filter(Q(job__state__in=states.JOB_ACTIVE_STATES) | Q(job__next_attempt_at__isnull=False))
+        .exclude(state__in=(states.TargetState.DONE.value, states.TargetState.CANCELLED.value))
+        .select_related("job")
+    )
     found = {}
     for target in query:
         if image_ids is None or target.image_id in image_ids:
@@ -162,14 +176,29 @@ def _live_targets(group: Group, kind: str, row: Row, repos: Sequence[Repo], imag
 def _create(group, kind, requester, row: Row, targets: list[tuple[Repo, str]], **fields) -> Job:
     sha256 = next((k.partition(":")[2] for k in sorted(row.keys) if k.startswith("sha256:")), "")
     job = Job.objects.create(
-        kind=kind, group=group, requester=requester, requester_dn=requester.dn if requester else "",
-        image_name=row.name, content_key=row.content_key, sha256=sha256,
-        row_key=row_key(group, kind, row.name, row.content_key), **fields,
+        kind=kind,
+        group=group,
+        requester=requester,
+        requester_dn=requester.dn if requester else "",
+        image_name=row.name,
+        content_key=row.content_key,
+        sha256=sha256,
+        row_key=row_key(group, kind, row.name, row.content_key),
+        **fields,
     )
     JobTarget.objects.bulk_create(
-        [JobTarget(job=job, repo=repo, repo_name=repo.name, image_id=image_id) for repo, image_id in targets])
-    audit.record(f"job.{kind}", user=requester, group=group, image=row.name,
-                 details={"job": job.pk, "targets": [repo.name for repo, _ in targets]})
+        [
+            JobTarget(job=job, repo=repo, repo_name=repo.name, image_id=image_id)
+            for repo, image_id in targets
+        ]
+    )
+    audit.record(
+        f"job.{kind}",
+        user=requester,
+        group=group,
+        image=row.name,
+        details={"job": job.pk, "targets": [repo.name for repo, _ in targets]},
+    )
     transaction.on_commit(lambda: _notify(job.pk))
     return job
 
@@ -240,8 +269,12 @@ def submit_copy(
         raise JobRefused(f"The source image is {source.status}, not active: it cannot be copied.")
     row = _row_of(group, [source])
     if not row.verifiable:
-        raise JobRefused(f"{row.name} has no content hash: it cannot be verified, so it is never copied.")
-    present = [r.pk for r in targets if row.cells.get(r.pk) and row.cells[r.pk].state == CellState.PRESENT]
+        raise JobRefused(
+            f"{row.name} has no content hash: it cannot be verified, so it is never copied."
+        )
+    present = [
+        r.pk for r in targets if row.cells.get(r.pk) and row.cells[r.pk].state == CellState.PRESENT
+    ]
     todo = [r for r in targets if r.pk not in present]
     with transaction.atomic():
         _lock_group(group)
@@ -250,8 +283,13 @@ def submit_copy(
         job = None
         if todo:
             job = _create(
-                group, states.COPY, requester, row, [(r, "") for r in todo],
-                source_repo=source.repo, source_image_id=source.image_id,
+                group,
+                states.COPY,
+                requester,
+                row,
+                [(r, "") for r in todo],
+                source_repo=source.repo,
+                source_image_id=source.image_id,
                 options={"visibility": visibility, "conflict_policy": policy.value},
                 idempotency_key=idempotency_key,
             )
@@ -285,13 +323,21 @@ def submit_delete(
     row = _row_of(group, images)
     with transaction.atomic():
         _lock_group(group)
-        existing = _live_targets(group, states.DELETE, row, repos,
-                                 [image.image_id for image in images])
+        existing = _live_targets(
+            group, states.DELETE, row, repos, [image.image_id for image in images]
+        )
         todo = [(image.repo, image.image_id) for image in images if image.repo_id not in existing]
         job = None
         if todo:
-            job = _create(group, states.DELETE, requester, row, todo, options={"force": bool(force)},
-                          idempotency_key=idempotency_key)
+            job = _create(
+                group,
+                states.DELETE,
+                requester,
+                row,
+                todo,
+                options={"force": bool(force)},
+                idempotency_key=idempotency_key,
+            )
     return Submission(job, existing)
 
 
@@ -325,12 +371,22 @@ def submit_property_sync(
     row = _row_of(group, [source, *copies])
     with transaction.atomic():
         _lock_group(group)
-        existing = _live_targets(group, states.PROPERTY_SYNC, row, repos, [copy.image_id for copy in copies])
+        existing = _live_targets(
+            group, states.PROPERTY_SYNC, row, repos, [copy.image_id for copy in copies]
+        )
         todo = [(copy.repo, copy.image_id) for copy in copies if copy.repo_id not in existing]
         job = None
         if todo:
-            job = _create(group, states.PROPERTY_SYNC, requester, row, todo, source_repo=source.repo,
-                          source_image_id=source.image_id, idempotency_key=idempotency_key)
+            job = _create(
+                group,
+                states.PROPERTY_SYNC,
+                requester,
+                row,
+                todo,
+                source_repo=source.repo,
+                source_image_id=source.image_id,
+                idempotency_key=idempotency_key,
+            )
     return Submission(job, existing)
 
 
@@ -361,17 +417,26 @@ def cancel(job: Job, user: User | None) -> Job:
     if Job.objects.filter(pk=job.pk, state=states.QUEUED).filter(never_ran).exists():
         with transaction.atomic():
             if Job.objects.filter(pk=job.pk, state=states.QUEUED).update(
-                    state=states.CANCELLED, finished=now, next_attempt_at=None, error_code="cancelled",
-                    error="Cancelled before it started."):
+                state=states.CANCELLED,
+                finished=now,
+                next_attempt_at=None,
+                error_code="cancelled",
+                error="Cancelled before it started.",
+            ):
                 job.targets.exclude(state=states.TargetState.DONE.value).update(
-                    state=states.TargetState.CANCELLED.value, finished=now, next_attempt_at=None)
+                    state=states.TargetState.CANCELLED.value, finished=now, next_attempt_at=None
+                )
     elif job.state in (states.PARTIAL, states.FAILED):
         # Waiting for an automatic retry: hand it to a worker now, which sees the cancel.
-        Job.objects.filter(pk=job.pk, state=job.state).update(state=states.QUEUED, next_attempt_at=None)
+        Job.objects.filter(pk=job.pk, state=job.state).update(
+            state=states.QUEUED, next_attempt_at=None
+        )
         transaction.on_commit(lambda: _notify(job.pk))
     else:
         transaction.on_commit(lambda: _notify(job.pk))
-    audit.record("job.cancel", user=user, group=job.group, image=job.image_name, details={"job": job.pk})
+    audit.record(
+        "job.cancel", user=user, group=job.group, image=job.image_name, details={"job": job.pk}
+    )
     job.refresh_from_db()
     return job
 
@@ -391,16 +456,34 @@ def retry(job: Job, user: User | None) -> Job:
     allowed = (states.PARTIAL, states.FAILED, states.CANCELLED)
     with transaction.atomic():
         updated = Job.objects.filter(pk=job.pk, state__in=allowed).update(
-            state=states.QUEUED, next_attempt_at=None, cancel_requested=None, finished=None,
-            error_code="", error="", lease_owner="", lease_expires=None)
+            state=states.QUEUED,
+            next_attempt_at=None,
+            cancel_requested=None,
+            finished=None,
+            error_code="",
+            error="",
+            lease_owner="",
+            lease_expires=None,
+        )
         if not updated:
             job.refresh_from_db()
-            raise JobRefused(f"Job {job.pk} is {job.state}: only partial, failed or cancelled jobs are retried.",
-                             code="state")
+            raise JobRefused(
+                f"Job {job.pk} is {job.state}: only partial, failed or cancelled jobs are retried.",
+                code="state",
+            )
         job.targets.exclude(state=states.TargetState.DONE.value).update(
-            state=states.TargetState.PENDING.value, attempts=0, next_attempt_at=None, error_code="", error="",
-            bytes_done=0, rate=None, finished=None)
-        audit.record("job.retry", user=user, group=job.group, image=job.image_name, details={"job": job.pk})
+            state=states.TargetState.PENDING.value,
+            attempts=0,
+            next_attempt_at=None,
+            error_code="",
+            error="",
+            bytes_done=0,
+            rate=None,
+            finished=None,
+        )
+        audit.record(
+            "job.retry", user=user, group=job.group, image=job.image_name, details={"job": job.pk}
+        )
         transaction.on_commit(lambda: _notify(job.pk))
     job.refresh_from_db()
     return job

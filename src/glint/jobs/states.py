@@ -30,25 +30,54 @@ from __future__ import annotations
 from glint.replication import TargetState
 
 __all__ = [
-    "KINDS", "COPY", "DELETE", "UPLOAD", "PROPERTY_SYNC",
-    "QUEUED", "RUNNING", "DONE", "PARTIAL", "FAILED", "CANCELLED",
-    "JOB_STATES", "JOB_FINAL_STATES", "JOB_ACTIVE_STATES",
-    "TargetState", "TARGET_STATES", "TARGET_FINAL_STATES", "TARGET_ACTIVE_STATES",
+    "KINDS",
+    "COPY",
+    "DELETE",
+    "UPLOAD",
+    "PROPERTY_SYNC",
+    "QUEUED",
+    "RUNNING",
+    "DONE",
+    "PARTIAL",
+    "FAILED",
+    "CANCELLED",
+    "JOB_STATES",
+    "JOB_FINAL_STATES",
+    "JOB_ACTIVE_STATES",
+    "TargetState",
+    "TARGET_STATES",
+    "TARGET_FINAL_STATES",
+    "TARGET_ACTIVE_STATES",
     "CLI_EXIT_CODES",
 ]
 
 COPY, DELETE, UPLOAD, PROPERTY_SYNC = "copy", "delete", "upload", "property-sync"
 KINDS = (COPY, DELETE, UPLOAD, PROPERTY_SYNC)
 
-QUEUED, RUNNING, DONE, PARTIAL, FAILED, CANCELLED = "queued", "running", "done", "partial", "failed", "cancelled"
+QUEUED, RUNNING, DONE, PARTIAL, FAILED, CANCELLED = (
+    "queued",
+    "running",
+    "done",
+    "partial",
+    "failed",
+    "cancelled",
+)
 JOB_STATES = (QUEUED, RUNNING, DONE, PARTIAL, FAILED, CANCELLED)
 #: States a job rests in. partial and failed are final unless ``next_attempt_at`` is set.
 JOB_FINAL_STATES = (DONE, PARTIAL, FAILED, CANCELLED)
 JOB_ACTIVE_STATES = (QUEUED, RUNNING)
 
 TARGET_STATES = tuple(state.value for state in TargetState)
-TARGET_FINAL_STATES = (TargetState.DONE.value, TargetState.FAILED.value, TargetState.CANCELLED.value)
-TARGET_ACTIVE_STATES = (TargetState.PENDING.value, TargetState.WRITING.value, TargetState.VERIFYING.value)
+TARGET_FINAL_STATES = (
+    TargetState.DONE.value,
+    TargetState.FAILED.value,
+    TargetState.CANCELLED.value,
+)
+TARGET_ACTIVE_STATES = (
+    TargetState.PENDING.value,
+    TargetState.WRITING.value,
+    TargetState.VERIFYING.value,
+)
 
 #: ``glint copy --wait`` and friends exit with these (issue 4: "exit codes that tell done /
 #: partial / failed apart").

@@ -34,17 +34,31 @@ def job_list(request):
     jobs = Job.objects.filter(group=group).select_related("source_repo").prefetch_related("targets")
     filters = JobFilterSet(request.GET, queryset=jobs)
     valid = filters.is_valid()
-    page = Paginator(filters.qs if valid else jobs.none(), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(filters.qs if valid else jobs.none(), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
     values = {name: request.GET.get(name, "").strip() for name in ("state", "requester", "repo")}
     query = "&".join(f"{k}={v}" for k, v in {"group": group.pk, **values}.items() if v)
-    return render(request, "jobs/list.html", {
-        "group": group, "page": page, "filters": values, "errors": filters.errors, "states": JobState.choices,
-        "query": query, "repos": Repo.objects.filter(group=group).order_by("name"),
-    }, status=200 if valid else 400)
+    return render(
+        request,
+        "jobs/list.html",
+        {
+            "group": group,
+            "page": page,
+            "filters": values,
+            "errors": filters.errors,
+            "states": JobState.choices,
+            "query": query,
+            "repos": Repo.objects.filter(group=group).order_by("name"),
+        },
+        status=200 if valid else 400,
+    )
 
 
 def _visible_job(request, job_id) -> Job:
-    return get_object_or_404(Job.objects.visible_to(request.user).select_related("group", "source_repo"), pk=job_id)
+    return get_object_or_404(
+        Job.objects.visible_to(request.user).select_related("group", "source_repo"), pk=job_id
+    )
 
 
 def job_detail(request, job_id):
@@ -60,7 +74,10 @@ def cancel(request, job_id):
     job = _visible_job(request, job_id)
     try:
         cancel_job(job, request.user)
-        messages.success(request, f"Job {job.pk} is being cancelled; what it wrote and did not finish is removed.")
+        messages.success(
+            request,
+            f"Job {job.pk} is being cancelled; what it wrote and did not finish is removed.",
+        )
     except JobRefused as exc:
         messages.error(request, exc.message)
     return redirect("jobs:detail", job_id=job.pk)
@@ -76,7 +93,9 @@ def retry(request, job_id):
 def _retry(request, job: Job) -> None:
     try:
         retry_job(job, request.user)
-        messages.success(request, f"Job {job.pk} queued again: only the targets that are not done are redone.")
+        messages.success(
+            request, f"Job {job.pk} queued again: only the targets that are not done are redone."
+        )
     except JobRefused as exc:
         messages.error(request, exc.message)
 
@@ -92,4 +111,3 @@ def retry_cell(request):
     else:
         _retry(request, job)
     return redirect(f"{reverse('images:matrix')}?group={group.pk}")
-

@@ -70,8 +70,6 @@ class Conflict:
         return self.kind.type
 
 
-
-
 def _signature(copies: Iterable[Copy]) -> str:
     ids = sorted(f"{c.repo_id}/{c.image_id}" for c in copies)
     return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
@@ -102,7 +100,9 @@ def _variant_groups(rows: list[Row], subject_of, variant_of, within, across, col
                 copies = [c for r in members for c in r.cells[repo_id].copies]
                 found.append((within, repo_id, subject, members, copies))
         if not any(v == all_variants for v in per_repo.values()):
-            found.append((across, None, subject, subject_rows, [c for r in subject_rows for c in r.copies]))
+            found.append(
+                (across, None, subject, subject_rows, [c for r in subject_rows for c in r.copies])
+            )
     return found
 
 
@@ -125,10 +125,22 @@ def find_conflicts(rows: list[Row], columns: Iterable[RepoColumn]) -> list[Confl
     group_projects = {col.project_id for col in columns if col.project_id}
     rows = [r for r in rows if r.verifiable]
 
-    found = _variant_groups(rows, lambda r: r.name, lambda r: r.content_key,
-                            ConflictKind.NAME_CONFLICT, ConflictKind.DRIFT, by_repo)
-    found += _variant_groups(rows, lambda r: r.content_key, lambda r: r.name,
-                             ConflictKind.SAME_CONTENT, ConflictKind.SAME_CONTENT_ACROSS, by_repo)
+    found = _variant_groups(
+        rows,
+        lambda r: r.name,
+        lambda r: r.content_key,
+        ConflictKind.NAME_CONFLICT,
+        ConflictKind.DRIFT,
+        by_repo,
+    )
+    found += _variant_groups(
+        rows,
+        lambda r: r.content_key,
+        lambda r: r.name,
+        ConflictKind.SAME_CONTENT,
+        ConflictKind.SAME_CONTENT_ACROSS,
+        by_repo,
+    )
     for row in rows:
         for repo_id, cell in row.cells.items():
             if len(cell.copies) >= 2:
@@ -136,8 +148,9 @@ def find_conflicts(rows: list[Row], columns: Iterable[RepoColumn]) -> list[Confl
 
     conflicts = []
     for kind, repo_id, subject, members, copies in found:
-        if not any(c.owner in group_projects or owned_by(c, by_repo[c.repo_id].project_id)
-                   for c in copies):
+        if not any(
+            c.owner in group_projects or owned_by(c, by_repo[c.repo_id].project_id) for c in copies
+        ):
             continue
         if kind == ConflictKind.DUPLICATE:
             subject_key = f"{subject}\0{members[0].content_key}"
@@ -153,6 +166,11 @@ def find_conflicts(rows: list[Row], columns: Iterable[RepoColumn]) -> list[Confl
     return conflicts
 
 
-def apply_acknowledgements(conflicts: Iterable[Conflict], acknowledged: Mapping[str, str]) -> list[Conflict]:
+def apply_acknowledgements(
+    conflicts: Iterable[Conflict], acknowledged: Mapping[str, str]
+) -> list[Conflict]:
     """Copies of ``conflicts`` marked acknowledged where ``{key: signature}`` still matches."""
-    return [dataclasses.replace(c, acknowledged=acknowledged.get(c.key) == c.signature) for c in conflicts]
+    return [
+        dataclasses.replace(c, acknowledged=acknowledged.get(c.key) == c.signature)
+        for c in conflicts
+    ]

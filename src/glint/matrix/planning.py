@@ -25,8 +25,16 @@ from dataclasses import dataclass, field
 
 from glint.matrix.rows import Cell, CellState, Copy, Row
 
-__all__ = ["Change", "RepoFacts", "Verdict", "copy_delete_refusal", "parse_version", "plan_changes", "PUBLISHED",
-           "MESSAGES"]
+__all__ = [
+    "Change",
+    "RepoFacts",
+    "Verdict",
+    "copy_delete_refusal",
+    "parse_version",
+    "plan_changes",
+    "PUBLISHED",
+    "MESSAGES",
+]
 
 COPY, DELETE = "copy", "delete"
 PLANNED, NOOP, REFUSED = "planned", "noop", "refused"
@@ -152,7 +160,11 @@ class _Planner:
         verdict.name, verdict.content_key = row.name, row.content_key
         if row.hidden:
             return self._refuse(verdict, "hidden", done=done)
-        return self._copy(verdict, row, repo) if change.action == COPY else self._delete(verdict, row, repo)
+        return (
+            self._copy(verdict, row, repo)
+            if change.action == COPY
+            else self._delete(verdict, row, repo)
+        )
 
     @staticmethod
     def _refuse(verdict: Verdict, code: str, status: str = REFUSED, **values) -> Verdict:
@@ -169,7 +181,9 @@ class _Planner:
         if cell is not None and cell.state == CellState.PRESENT:
             return self._refuse(verdict, "present", NOOP)
         if cell is not None and cell.state == CellState.FOREIGN:
-            return self._refuse(verdict, "foreign", NOOP, visibility=cell.copies[0].visibility or "shared")
+            return self._refuse(
+                verdict, "foreign", NOOP, visibility=cell.copies[0].visibility or "shared"
+            )
         if not row.verifiable:
             return self._refuse(verdict, "unverifiable")
         return verdict  # the source is chosen once every delete of the plan is known
@@ -186,8 +200,16 @@ class _Planner:
         if cell is None or not cell.copies:
             return self._refuse(verdict, "absent", NOOP)
         own = tuple(c for c in cell.copies if c.owner == repo.project_id)
-        refusal = next(filter(None, (copy_delete_refusal(c, repo, self.protected, self.may_force)
-                                     for c in own or cell.copies[:1])), None)
+        refusal = next(
+            filter(
+                None,
+                (
+                    copy_delete_refusal(c, repo, self.protected, self.may_force)
+                    for c in own or cell.copies[:1]
+                ),
+            ),
+            None,
+        )
         if refusal:
             verdict.status, verdict.reason = REFUSED, refusal
             return verdict
@@ -202,9 +224,13 @@ class _Planner:
                 deleting[v.change.row].add(v.change.repo)
         for row_id, repo_ids in deleting.items():
             row = self.rows[row_id]
-            staying = [repo_id for repo_id, cell in row.cells.items()
-                       if cell.copies and repo_id not in repo_ids
-                       and self.overlay(row, repo_id) != CellState.DELETING]
+            staying = [
+                repo_id
+                for repo_id, cell in row.cells.items()
+                if cell.copies
+                and repo_id not in repo_ids
+                and self.overlay(row, repo_id) != CellState.DELETING
+            ]
             if staying:
                 continue
             for v in verdicts:
@@ -214,23 +240,33 @@ class _Planner:
 
     def choose_sources(self, verdicts: list[Verdict]) -> None:
         """Pick each planned copy's source, avoiding copies this plan deletes."""
-        deleted = {(v.change.row, v.change.repo) for v in verdicts
-                   if v.change.action == DELETE and v.status == PLANNED}
+        deleted = {
+            (v.change.row, v.change.repo)
+            for v in verdicts
+            if v.change.action == DELETE and v.status == PLANNED
+        }
         order = {repo_id: i for i, repo_id in enumerate(self.repos)}
         for v in verdicts:
             if v.change.action != COPY or v.status != PLANNED:
                 continue
             row = self.rows[v.change.row]
             candidates = [
-                c for repo_id, cell in row.cells.items()
-                if repo_id in self.repos and self.repos[repo_id].healthy
-                and (row.id, repo_id) not in deleted and self.overlay(row, repo_id) != CellState.DELETING
-                for c in cell.copies if c.status == "active"
+                c
+                for repo_id, cell in row.cells.items()
+                if repo_id in self.repos
+                and self.repos[repo_id].healthy
+                and (row.id, repo_id) not in deleted
+                and self.overlay(row, repo_id) != CellState.DELETING
+                for c in cell.copies
+                if c.status == "active"
             ]
             if not candidates:
                 self._refuse(v, "no_source")
                 continue
-            v.source = min(candidates, key=lambda c: (c.owner not in self.group_projects, order[c.repo_id], c.pk))
+            v.source = min(
+                candidates,
+                key=lambda c: (c.owner not in self.group_projects, order[c.repo_id], c.pk),
+            )
 
 
 def copy_delete_refusal(copy: Copy, repo: RepoFacts, protected: set[int], may_force: bool) -> str:

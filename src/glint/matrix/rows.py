@@ -358,8 +358,14 @@ def build_rows(
             else:
                 cell = Cell(CellState.FOREIGN, tuple(held))
             cells[col.id] = cell
-        owned = any(c.owner in group_projects or owned_by(c, by_repo[c.repo_id].project_id) for c in members)
-        rows.append(Row(rid, name, content_key, keys[members[0].pk][1], cells, owned=owned, hidden=not owned))
+        owned = any(
+            c.owner in group_projects or owned_by(c, by_repo[c.repo_id].project_id) for c in members
+        )
+        rows.append(
+            Row(
+                rid, name, content_key, keys[members[0].pk][1], cells, owned=owned, hidden=not owned
+            )
+        )
     return lay_job_cells(rows, job_cells)[0] if job_cells else rows
 
 
@@ -373,15 +379,25 @@ def apply_hidden(rows: Iterable[Row], choices: Mapping[tuple[str, str], bool]) -
         return list(rows)
     result = []
     for row in rows:
-        choice = next((choices[(row.name, k)] for k in (row.content_key, *sorted(row.keys))
-                       if (row.name, k) in choices), None)
-        result.append(row if choice is None or choice == row.hidden else dataclasses.replace(row, hidden=choice))
+        choice = next(
+            (
+                choices[(row.name, k)]
+                for k in (row.content_key, *sorted(row.keys))
+                if (row.name, k) in choices
+            ),
+            None,
+        )
+        result.append(
+            row
+            if choice is None or choice == row.hidden
+            else dataclasses.replace(row, hidden=choice)
+        )
     return result
 
 
-
 def lay_job_cells(
-    rows: Iterable[Row], job_cells: Iterable[JobCell],
+    rows: Iterable[Row],
+    job_cells: Iterable[JobCell],
 ) -> tuple[list[Row], dict[tuple[str, int], Cell]]:
     """Copies of ``rows`` with the cells that jobs speak for laid over the polled ones.
 
@@ -414,7 +430,8 @@ def lay_job_cells(
             job_cell = job_cells[order].cell
             if job_cell is not None:
                 cells[repo_id] = spoken[(row.id, repo_id)] = dataclasses.replace(
-                    job_cell, copies=row.cells[repo_id].copies)
+                    job_cell, copies=row.cells[repo_id].copies
+                )
         result.append(dataclasses.replace(row, cells={**row.cells, **cells}) if cells else row)
     return result, spoken
 

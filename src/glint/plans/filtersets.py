@@ -42,6 +42,7 @@ class RowFilterForm(forms.Form):
     def rows(self, rows: list[Row]) -> list[Row]:
         """``rows`` narrowed and sorted by the valid filters (call after ``is_valid()``)."""
         hidden, needle = self.cleaned_data["hidden"], self.cleaned_data["q"].strip().lower()
-        rows = [r for r in rows
-                if (hidden is None or r.hidden == hidden) and needle in r.name.lower()]
+        rows = [
+            r for r in rows if (hidden is None or r.hidden == hidden) and needle in r.name.lower()
+        ]
         return sort_rows(rows, self.cleaned_data["sort"])

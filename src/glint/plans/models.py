@@ -26,16 +26,20 @@ class Plan(models.Model):
     """
 
     group = models.ForeignKey("accounts.Group", on_delete=models.CASCADE, related_name="plans")
-    created_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created = models.DateTimeField(auto_now_add=True)
     shown_version = models.CharField(_("version the page showed"), max_length=2000)
     planned_version = models.CharField(_("version planned against"), max_length=2000)
     force = models.BooleanField(_("forced by an admin"), default=False)
-    state = models.CharField(_("state"), max_length=10, choices=PlanState.choices, default=PlanState.OPEN)
+    state = models.CharField(
+        _("state"), max_length=10, choices=PlanState.choices, default=PlanState.OPEN
+    )
     applied_at = models.DateTimeField(_("applied"), null=True, blank=True)
-    applied_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    applied_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     job_ids = models.JSONField(_("jobs"), default=list)
 
     class Meta:
@@ -66,13 +70,16 @@ class PlanItem(models.Model):
     row_id = models.CharField(max_length=64)
     name = models.CharField(max_length=255, blank=True)
     content_key = models.CharField(max_length=300, blank=True)
-    repo = models.ForeignKey("repos.Repo", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    repo = models.ForeignKey(
+        "repos.Repo", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     repo_name = models.CharField(max_length=100, blank=True)
     action = models.CharField(max_length=10, choices=Action.choices)
     status = models.CharField(max_length=10, choices=ItemStatus.choices)
     reason = models.CharField(max_length=500, blank=True)
-    source = models.ForeignKey("inventory.Image", null=True, blank=True, on_delete=models.SET_NULL,
-                               related_name="+")
+    source = models.ForeignKey(
+        "inventory.Image", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     images = models.JSONField(default=list)
     job_id = models.PositiveBigIntegerField(null=True, blank=True)
 
@@ -84,7 +91,7 @@ class PlanItem(models.Model):
 
 
 class KeepEverywhere(models.Model):
-    """"Keep on all repos": a group wants this row in every one of its repos, now and later.
+    """ "Keep on all repos": a group wants this row in every one of its repos, now and later.
 
     Keyed by the row's identity (name + content key), like ``inventory.HiddenRow``.
     ``glint.plans.services.enforce_keep_everywhere`` submits the missing copies, including to
@@ -95,11 +102,14 @@ class KeepEverywhere(models.Model):
         checked_at: When the last check ran.
     """
 
-    group = models.ForeignKey("accounts.Group", on_delete=models.CASCADE, related_name="keep_everywhere")
+    group = models.ForeignKey(
+        "accounts.Group", on_delete=models.CASCADE, related_name="keep_everywhere"
+    )
     name = models.CharField(max_length=255, blank=True)
     content_key = models.CharField(max_length=300)
-    created_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created = models.DateTimeField(auto_now_add=True)
     unreachable = models.JSONField(default=list)
     checked_at = models.DateTimeField(null=True, blank=True)

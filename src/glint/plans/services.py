@@ -78,23 +78,40 @@ def _project_id(repo) -> str:
 
 
 def _repo_facts(matrix: GroupMatrix) -> dict[int, RepoFacts]:
-    return {repo.pk: RepoFacts(repo.pk, repo.name, _project_id(repo), repo.last_poll_ok is not False,
-                               matrix.versions.get(repo.pk, 0))
-            for repo in matrix.repos}
+    return {
+        repo.pk: RepoFacts(
+            repo.pk,
+            repo.name,
+            _project_id(repo),
+            repo.last_poll_ok is not False,
+            matrix.versions.get(repo.pk, 0),
+        )
+        for repo in matrix.repos
+    }
 
 
 def _verdicts(group: Group, changes: list[Change], shown: dict[int, int], may_force: bool):
     """The planner's verdicts against the group's inventory as it is now."""
     matrix = group_matrix(group, with_jobs=True)
     repos = _repo_facts(matrix)
-    protected = Image.objects.filter(repo__in=list(repos), protected=True).values_list("pk", flat=True)
-    verdicts = plan_changes(changes, {row.id: row for row in matrix.polled}, repos, shown=shown,
-                            overlays=matrix.job_cells, protected=protected, may_force=may_force)
+    protected = Image.objects.filter(repo__in=list(repos), protected=True).values_list(
+        "pk", flat=True
+    )
+    verdicts = plan_changes(
+        changes,
+        {row.id: row for row in matrix.polled},
+        repos,
+        shown=shown,
+        overlays=matrix.job_cells,
+        protected=protected,
+        may_force=may_force,
+    )
     return matrix, verdicts
 
 
-def create_plan(group: Group, user: User, changes: list[Change], inventory_version: str, *,
-                force: bool = False) -> Plan:
+def create_plan(
+    group: Group, user: User, changes: list[Change], inventory_version: str, *, force: bool = False
+) -> Plan:
     """Decide ``changes`` against a fresh inventory and store the plan.
 
     Args:
@@ -118,17 +135,38 @@ def create_plan(group: Group, user: User, changes: list[Change], inventory_versi
         raise PlanError(f"inventory_version: {exc}") from None
     matrix, verdicts = _verdicts(group, changes, shown, force)
     with transaction.atomic():
-        plan = Plan.objects.create(group=group, created_by=user, shown_version=inventory_version,
-                                   planned_version=matrix.version, force=force)
-        PlanItem.objects.bulk_create([
-            PlanItem(plan=plan, position=i, row_id=v.change.row, name=v.name, content_key=v.content_key,
-                     repo_id=v.change.repo if v.change.repo in matrix.versions else None,
-                     repo_name=v.repo_name, action=v.change.action, status=v.status, reason=v.reason,
-                     source_id=v.source.pk if v.source else None, images=[c.pk for c in v.images])
-            for i, v in enumerate(verdicts)
-        ])
-    audit.record("plan.create", user=user, group=group,
-                 details={"plan": plan.pk, "planned": sum(v.status == ItemStatus.PLANNED for v in verdicts)})
+        plan = Plan.objects.create(
+            group=group,
+            created_by=user,
+            shown_version=inventory_version,
+            planned_version=matrix.version,
+            force=force,
+        )
+        PlanItem.objects.bulk_create(
+            [
+                PlanItem(
+                    plan=plan,
+                    position=i,
+                    row_id=v.change.row,
+                    name=v.name,
+                    content_key=v.content_key,
+                    repo_id=v.change.repo if v.change.repo in matrix.versions else None,
+                    repo_name=v.repo_name,
+                    action=v.change.action,
+                    status=v.status,
+                    reason=v.reason,
+                    source_id=v.source.pk if v.source else None,
+                    images=[c.pk for c in v.images],
+                )
+                for i, v in enumerate(verdicts)
+            ]
+        )
+    audit.record(
+        "plan.create",
+        user=user,
+        group=group,
+        details={"plan": plan.pk, "planned": sum(v.status == ItemStatus.PLANNED for v in verdicts)},
+    )
     return plan
 
 
@@ -157,12 +195,19 @@ def apply_plan(plan: Plan, user: User) -> list[int]:
         PlanError: The plan was applied already, or is too old (409).
     """
     if timezone.now() - plan.created > PLAN_LIFETIME:
-        raise PlanError("This plan is too old to apply: load the page again and make a new one.", 409)
+        raise PlanError(
+            "This plan is too old to apply: load the page again and make a new one.", 409
+        )
     claimed = Plan.objects.filter(pk=plan.pk, state=PlanState.OPEN).update(
-        state=PlanState.APPLIED, applied_at=timezone.now(), applied_by=user)
+        state=PlanState.APPLIED, applied_at=timezone.now(), applied_by=user
+    )
     if claimed != 1:
         raise PlanError("This plan has been applied already.", 409)
-    items = [i for i in plan.items.select_related("repo", "source__repo") if i.status == ItemStatus.PLANNED]
+    items = [
+        i
+        for i in plan.items.select_related("repo", "source__repo")
+        if i.status == ItemStatus.PLANNED
+    ]
     _refuse_changed_deletes(plan, items)
     batches: dict[tuple, list[PlanItem]] = defaultdict(list)
     for item in items:
@@ -172,34 +217,53 @@ def apply_plan(plan: Plan, user: User) -> list[int]:
     for (action, _row, _source), batch in batches.items():
         first = batch[0]
         if action == Action.COPY and first.source is None:
-            PlanItem.objects.filter(pk__in=[i.pk for i in batch]).update(status=ItemStatus.REFUSED, reason=SOURCE_GONE)
+            PlanItem.objects.filter(pk__in=[i.pk for i in batch]).update(
+                status=ItemStatus.REFUSED, reason=SOURCE_GONE
+            )
             continue
         try:
             if action == Action.COPY:
-                ids = job_submissions.submit_copy(plan.group, user, first.source, [i.repo for i in batch])
+                ids = job_submissions.submit_copy(
+                    plan.group, user, first.source, [i.repo for i in batch]
+                )
             else:
-                images = Image.objects.filter(pk__in=[pk for i in batch for pk in i.images]).select_related("repo")
-                ids = job_submissions.submit_delete(plan.group, user, list(images), force=plan.force)
+                images = Image.objects.filter(
+                    pk__in=[pk for i in batch for pk in i.images]
+                ).select_related("repo")
+                ids = job_submissions.submit_delete(
+                    plan.group, user, list(images), force=plan.force
+                )
         except job_submissions.JobRefused as exc:
-            PlanItem.objects.filter(pk__in=[i.pk for i in batch]).update(status=ItemStatus.REFUSED, reason=exc.message)
+            PlanItem.objects.filter(pk__in=[i.pk for i in batch]).update(
+                status=ItemStatus.REFUSED, reason=exc.message
+            )
             continue
         PlanItem.objects.filter(pk__in=[i.pk for i in batch]).update(job_id=ids[0] if ids else None)
         job_ids += [i for i in ids if i not in job_ids]
     Plan.objects.filter(pk=plan.pk).update(job_ids=job_ids)
     plan.refresh_from_db()
     statuses = list(plan.items.values_list("action", "status"))
-    audit.record("plan.apply", user=user, group=plan.group, details={
-        "plan": plan.pk, "jobs": job_ids,
-        "copies": statuses.count((Action.COPY, ItemStatus.PLANNED)),
-        "deletes": statuses.count((Action.DELETE, ItemStatus.PLANNED)),
-        "refused": sum(status == ItemStatus.REFUSED for _action, status in statuses)})
+    audit.record(
+        "plan.apply",
+        user=user,
+        group=plan.group,
+        details={
+            "plan": plan.pk,
+            "jobs": job_ids,
+            "copies": statuses.count((Action.COPY, ItemStatus.PLANNED)),
+            "deletes": statuses.count((Action.DELETE, ItemStatus.PLANNED)),
+            "refused": sum(status == ItemStatus.REFUSED for _action, status in statuses),
+        },
+    )
     return job_ids
 
 
 # Conflicts page
 
 
-def delete_duplicate(group: Group, conflict, image_pk: int, user: User, *, force: bool = False) -> list[int]:
+def delete_duplicate(
+    group: Group, conflict, image_pk: int, user: User, *, force: bool = False
+) -> list[int]:
     """Delete one copy of a duplicate (the same image twice in one repo), as a job.
 
     The other copy stays, so the last-copy rule cannot apply; the copy's own rules do (owned by
@@ -223,8 +287,9 @@ def delete_duplicate(group: Group, conflict, image_pk: int, user: User, *, force
     if refusal:
         raise PlanError(refusal)
     try:
-        return job_submissions.submit_delete(group, user, [Image.objects.select_related("repo").get(pk=image_pk)],
-                                         force=force)
+        return job_submissions.submit_delete(
+            group, user, [Image.objects.select_related("repo").get(pk=image_pk)], force=force
+        )
     except job_submissions.JobRefused as exc:
         raise PlanError(exc.message) from None
 
@@ -269,18 +334,35 @@ def rename_copy(group: Group, conflict, image_pk: int, name: str, user: User | N
     """
     image = _conflict_copy(conflict, image_pk)
     name = name.strip()
-    details = {"conflict": conflict.key, "image_id": image.image_id, "from": image.name, "to": name[:MAX_NAME]}
+    details = {
+        "conflict": conflict.key,
+        "image_id": image.image_id,
+        "from": image.name,
+        "to": name[:MAX_NAME],
+    }
     refusal = _name_refusal(image, name)
     if refusal:
-        audit.record("image.rename", outcome=audit.REFUSED, user=user, repo=image.repo, image=image.name,
-                     details={**details, "reason": refusal})
+        audit.record(
+            "image.rename",
+            outcome=audit.REFUSED,
+            user=user,
+            repo=image.repo,
+            image=image.name,
+            details={**details, "reason": refusal},
+        )
         raise PlanError(refusal)
     try:
         with open_driver(image.repo) as cloud:
             rename_image(cloud, image.image_id, name)
     except CloudError as exc:
-        audit.record("image.rename", outcome=audit.FAILED, user=user, repo=image.repo, image=image.name,
-                     details={**details, "reason": exc.message})
+        audit.record(
+            "image.rename",
+            outcome=audit.FAILED,
+            user=user,
+            repo=image.repo,
+            image=image.name,
+            details={**details, "reason": exc.message},
+        )
         raise PlanError(f"{image.repo.name} did not rename the image: {exc.message}") from None
     audit.record("image.rename", user=user, repo=image.repo, image=image.name, details=details)
     request_refresh([image.repo_id])
@@ -291,9 +373,17 @@ def rename_copy(group: Group, conflict, image_pk: int, name: str, user: User | N
 
 
 def _record(image: Image) -> ImageRecord:
-    return ImageRecord(id=image.image_id, name=image.name, min_disk=image.min_disk, min_ram=image.min_ram,
-                       tags=tuple(image.tags or ()), os_hidden=image.os_hidden, properties=image.properties or {},
-                       disk_format=image.disk_format or None, container_format=image.container_format or None)
+    return ImageRecord(
+        id=image.image_id,
+        name=image.name,
+        min_disk=image.min_disk,
+        min_ram=image.min_ram,
+        tags=tuple(image.tags or ()),
+        os_hidden=image.os_hidden,
+        properties=image.properties or {},
+        disk_format=image.disk_format or None,
+        container_format=image.container_format or None,
+    )
 
 
 def _synced_fields(image: Image) -> dict:
@@ -327,7 +417,9 @@ def property_differences(images: list[Image]) -> list[tuple[str, list]]:
     return differing
 
 
-def sync_row_properties(group: Group, row: Row, source_repo_id: int, user: User | None) -> list[int]:
+def sync_row_properties(
+    group: Group, row: Row, source_repo_id: int, user: User | None
+) -> list[int]:
     """Make the properties of a row's copies equal to the copy in ``source_repo_id``, as a job.
 
     Only copies that differ and that the repo's project owns are changed (another project's image
@@ -341,17 +433,29 @@ def sync_row_properties(group: Group, row: Row, source_repo_id: int, user: User 
     """
     if row.hidden:
         raise PlanError("A hidden row is never changed: show it first.")
-    images = list(Image.objects.filter(pk__in=[c.pk for c in row.copies]).select_related("repo__inventory"))
+    images = list(
+        Image.objects.filter(pk__in=[c.pk for c in row.copies]).select_related("repo__inventory")
+    )
     sources = [image for image in images if image.repo_id == source_repo_id]
     if len(sources) != 1:
-        raise PlanError("That repo holds no copy of this image." if not sources else
-                        "That repo holds two copies of this image: delete the duplicate first.")
+        raise PlanError(
+            "That repo holds no copy of this image."
+            if not sources
+            else "That repo holds two copies of this image: delete the duplicate first."
+        )
     source = sources[0]
     wanted = _synced_fields(source)
-    copies = [image for image in images if image.pk != source.pk and image.owner == _project_id(image.repo)
-              and _synced_fields(image) != wanted]
+    copies = [
+        image
+        for image in images
+        if image.pk != source.pk
+        and image.owner == _project_id(image.repo)
+        and _synced_fields(image) != wanted
+    ]
     if not copies:
-        raise PlanError("Nothing to change: the copies this group owns already have these properties.")
+        raise PlanError(
+            "Nothing to change: the copies this group owns already have these properties."
+        )
     try:
         return job_submissions.submit_property_sync(group, user, source, copies)
     except job_submissions.JobRefused as exc:
@@ -362,8 +466,14 @@ def sync_row_properties(group: Group, row: Row, source_repo_id: int, user: User 
 
 
 def _flag_of(row: Row, flags: dict[tuple[str, str], KeepEverywhere]) -> KeepEverywhere | None:
-    return next((flags[(row.name, k)] for k in (row.content_key, *sorted(row.keys)) if (row.name, k) in flags),
-                None)
+    return next(
+        (
+            flags[(row.name, k)]
+            for k in (row.content_key, *sorted(row.keys))
+            if (row.name, k) in flags
+        ),
+        None,
+    )
 
 
 def kept_rows(group: Group, rows: list[Row]) -> dict[str, KeepEverywhere]:
@@ -376,11 +486,20 @@ def kept_rows(group: Group, rows: list[Row]) -> dict[str, KeepEverywhere]:
 
 def set_keep_everywhere(group: Group, row: Row, keep: bool, user: User | None) -> None:
     """Flag (or unflag) a row "Keep on all repos"; a new flag is enforced at once."""
-    KeepEverywhere.objects.filter(group=group, name=row.name, content_key__in=list(row.keys)).delete()
+    KeepEverywhere.objects.filter(
+        group=group, name=row.name, content_key__in=list(row.keys)
+    ).delete()
     if keep:
-        KeepEverywhere.objects.create(group=group, name=row.name, content_key=row.content_key, created_by=user)
-    audit.record("image.keep" if keep else "image.unkeep", user=user, group=group, image=row.name,
-                 details={"row": row.id})
+        KeepEverywhere.objects.create(
+            group=group, name=row.name, content_key=row.content_key, created_by=user
+        )
+    audit.record(
+        "image.keep" if keep else "image.unkeep",
+        user=user,
+        group=group,
+        image=row.name,
+        details={"row": row.id},
+    )
     if keep:
         enforce_keep_everywhere(group)
 
@@ -395,7 +514,10 @@ def enforce_keep_everywhere(group: Group) -> list[int]:
     Returns:
         The ids of the jobs submitted.
     """
-    flags = {(f.name, f.content_key): f for f in KeepEverywhere.objects.filter(group=group).select_related("created_by")}
+    flags = {
+        (f.name, f.content_key): f
+        for f in KeepEverywhere.objects.filter(group=group).select_related("created_by")
+    }
     if not flags:
         return []
     matrix = group_matrix(group, with_jobs=True)
@@ -408,29 +530,40 @@ def enforce_keep_everywhere(group: Group) -> list[int]:
         unreachable, targets = [], []
         for repo in matrix.repos:
             overlay = overlays.get((row.id, repo.pk))
-            if row.cells[repo.pk].copies or (overlay is not None and overlay.state != CellState.FAILED):
+            if row.cells[repo.pk].copies or (
+                overlay is not None and overlay.state != CellState.FAILED
+            ):
                 continue
             if repo.last_poll_ok is False:
-                unreachable.append({"repo": repo.pk, "name": repo.name, "reason": repo.last_poll_error})
+                unreachable.append(
+                    {"repo": repo.pk, "name": repo.name, "reason": repo.last_poll_error}
+                )
             elif overlay is not None:
                 unreachable.append({"repo": repo.pk, "name": repo.name, "reason": overlay.reason})
             else:
                 targets.append(Change(row.id, repo.pk, Action.COPY))
         if targets and flag.created_by is not None:
             job_ids += _keep_copies(group, flag.created_by, targets, matrix.version, unreachable)
-        KeepEverywhere.objects.filter(pk=flag.pk).update(unreachable=unreachable, checked_at=timezone.now())
+        KeepEverywhere.objects.filter(pk=flag.pk).update(
+            unreachable=unreachable, checked_at=timezone.now()
+        )
     return job_ids
 
 
-def _keep_copies(group: Group, user: User, changes: list[Change], version: str, unreachable: list) -> list[int]:
+def _keep_copies(
+    group: Group, user: User, changes: list[Change], version: str, unreachable: list
+) -> list[int]:
     """Plan and apply ``changes`` for a kept row; refusals are added to ``unreachable``.
 
     A plan is stored only when something will be copied, so a row that cannot be copied for a
     while does not leave a plan behind at every check.
     """
     _matrix, verdicts = _verdicts(group, changes, parse_version(version), False)
-    unreachable += [{"repo": v.change.repo, "name": v.repo_name, "reason": v.reason}
-                    for v in verdicts if v.status == ItemStatus.REFUSED]
+    unreachable += [
+        {"repo": v.change.repo, "name": v.repo_name, "reason": v.reason}
+        for v in verdicts
+        if v.status == ItemStatus.REFUSED
+    ]
     planned = [v.change for v in verdicts if v.status == ItemStatus.PLANNED]
     if not planned:
         return []

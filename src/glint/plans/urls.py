@@ -16,11 +16,18 @@ urlpatterns = [
 
 #: ``/images/``: the matrix pages (url names ``images:…``), mounted after the inventory's
 #: ``/images/refresh/`` and ``/images/poll-status/``.
-image_urlpatterns = ([
-    path("", views.matrix, name="matrix"),
-    path("conflicts/", views.conflicts, name="conflicts"),
-    path("conflicts/<slug:conflict_id>/acknowledge/", views.acknowledge_conflict, name="acknowledge"),
-    path("<slug:row_id>/", views.detail_of_row, name="detail"),
-    path("<slug:row_id>/hide/", views.hide, name="hide"),
-    path("<slug:row_id>/show/", views.show, name="show"),
-], "images")
+image_urlpatterns = (
+    [
+        path("", views.matrix, name="matrix"),
+        path("conflicts/", views.conflicts, name="conflicts"),
+        path(
+            "conflicts/<slug:conflict_id>/acknowledge/",
+            views.acknowledge_conflict,
+            name="acknowledge",
+        ),
+        path("<slug:row_id>/", views.detail_of_row, name="detail"),
+        path("<slug:row_id>/hide/", views.hide, name="hide"),
+        path("<slug:row_id>/show/", views.show, name="show"),
+    ],
+    "images",
+)

@@ -83,11 +83,19 @@ def create(request):
     if len(changes) > MAX_CHANGES:
         return HttpResponseBadRequest(f"Too many changes at once (at most {MAX_CHANGES}).")
     if not changes:
-        messages.info(request, "Nothing changed: tick a cell to copy the image there, untick one to delete it.")
+        messages.info(
+            request,
+            "Nothing changed: tick a cell to copy the image there, untick one to delete it.",
+        )
         return redirect(_matrix_url(group))
     try:
-        plan = services.create_plan(group, request.user, changes, request.POST.get("inventory_version", ""),
-                                    force=request.POST.get("force") == "1")
+        plan = services.create_plan(
+            group,
+            request.user,
+            changes,
+            request.POST.get("inventory_version", ""),
+            force=request.POST.get("force") == "1",
+        )
     except services.PlanError as exc:
         messages.error(request, exc.message)
         return redirect(_matrix_url(group))
@@ -95,22 +103,29 @@ def create(request):
 
 
 def _visible_plan(request, plan_id) -> Plan:
-    return get_object_or_404(Plan.objects.select_related("group", "created_by"), pk=plan_id,
-                             group__in=request.user.visible_groups())
+    return get_object_or_404(
+        Plan.objects.select_related("group", "created_by"),
+        pk=plan_id,
+        group__in=request.user.visible_groups(),
+    )
 
 
 def detail(request, plan_id):
     plan = _visible_plan(request, plan_id)
     items = list(plan.items.select_related("source__repo"))
     planned = [i for i in items if i.status == ItemStatus.PLANNED]
-    return render(request, "plans/detail.html", {
-        "plan": plan,
-        "group": plan.group,
-        "copies": [i for i in planned if i.action == Action.COPY],
-        "deletes": [i for i in planned if i.action == Action.DELETE],
-        "noops": [i for i in items if i.status == ItemStatus.NOOP],
-        "refused": [i for i in items if i.status == ItemStatus.REFUSED],
-    })
+    return render(
+        request,
+        "plans/detail.html",
+        {
+            "plan": plan,
+            "group": plan.group,
+            "copies": [i for i in planned if i.action == Action.COPY],
+            "deletes": [i for i in planned if i.action == Action.DELETE],
+            "noops": [i for i in items if i.status == ItemStatus.NOOP],
+            "refused": [i for i in items if i.status == ItemStatus.REFUSED],
+        },
+    )
 
 
 @require_POST
@@ -123,13 +138,19 @@ def apply(request, plan_id):
         return redirect("plans:detail", plan_id=plan.pk)
     refused = plan.items.filter(status=ItemStatus.REFUSED).count()
     if job_ids:
-        messages.success(request, f"Applied: {len(job_ids)} job{'s' if len(job_ids) != 1 else ''} started. "
-                                  "The cells below follow them.")
+        messages.success(
+            request,
+            f"Applied: {len(job_ids)} job{'s' if len(job_ids) != 1 else ''} started. "
+            "The cells below follow them.",
+        )
     else:
         messages.info(request, "Nothing to do: the plan held no copy or delete.")
     if refused:
-        messages.warning(request, f"{refused} change{'s were' if refused != 1 else ' was'} refused; "
-                                  f"see plan {plan.pk} for the reasons.")
+        messages.warning(
+            request,
+            f"{refused} change{'s were' if refused != 1 else ' was'} refused; "
+            f"see plan {plan.pk} for the reasons.",
+        )
     return redirect(_matrix_url(plan.group))
 
 
@@ -141,8 +162,15 @@ def keep(request, row_id):
         raise PermissionDenied("A hidden row is never copied: show it first.")
     wanted = request.POST.get("keep") == "1"
     services.set_keep_everywhere(matrix.group, row, wanted, request.user)
-    messages.success(request, f"“{row.name}” {'is kept on all repos' if wanted else 'is no longer kept on all repos'}.")
-    return redirect(request.POST.get("next") if str(request.POST.get("next", "")).startswith("/") else _matrix_url(matrix.group))
+    messages.success(
+        request,
+        f"“{row.name}” {'is kept on all repos' if wanted else 'is no longer kept on all repos'}.",
+    )
+    return redirect(
+        request.POST.get("next")
+        if str(request.POST.get("next", "")).startswith("/")
+        else _matrix_url(matrix.group)
+    )
 
 
 @require_POST
@@ -150,8 +178,13 @@ def delete_duplicate(request, conflict_id):
     """The conflicts page's "Delete this copy" of a duplicate."""
     matrix, conflict = find_conflict(request.user, conflict_id)
     try:
-        job_ids = services.delete_duplicate(matrix.group, conflict, _posted_id(request, "image"),
-                                            request.user, force=request.POST.get("force") == "1")
+        job_ids = services.delete_duplicate(
+            matrix.group,
+            conflict,
+            _posted_id(request, "image"),
+            request.user,
+            force=request.POST.get("force") == "1",
+        )
         messages.success(request, f"Deleting the copy: job {', '.join(map(str, job_ids))}.")
     except services.PlanError as exc:
         messages.error(request, exc.message)
@@ -163,9 +196,17 @@ def rename_copy(request, conflict_id):
     """The conflicts page's "Rename" of one copy."""
     matrix, conflict = find_conflict(request.user, conflict_id)
     try:
-        renamed = services.rename_copy(matrix.group, conflict, _posted_id(request, "image"),
-                                       request.POST.get("name", ""), request.user)
-        messages.success(request, f"Renamed in {renamed.repo.name}; the page shows the new name after the next poll.")
+        renamed = services.rename_copy(
+            matrix.group,
+            conflict,
+            _posted_id(request, "image"),
+            request.POST.get("name", ""),
+            request.user,
+        )
+        messages.success(
+            request,
+            f"Renamed in {renamed.repo.name}; the page shows the new name after the next poll.",
+        )
     except services.PlanError as exc:
         messages.error(request, exc.message)
     return redirect(f"{reverse('images:conflicts')}?group={matrix.group.pk}")
@@ -176,9 +217,12 @@ def sync_properties(request, row_id):
     """The image page's "Make properties equal (from <repo>)"."""
     matrix, row = find_row(request.user, row_id)
     try:
-        job_ids = services.sync_row_properties(matrix.group, row, _posted_id(request, "source_repo"),
-                                               request.user)
-        messages.success(request, f"Making the properties equal: job {', '.join(map(str, job_ids))}.")
+        job_ids = services.sync_row_properties(
+            matrix.group, row, _posted_id(request, "source_repo"), request.user
+        )
+        messages.success(
+            request, f"Making the properties equal: job {', '.join(map(str, job_ids))}."
+        )
     except services.PlanError as exc:
         messages.error(request, exc.message)
     return redirect("images:detail", row_id=row.id)
@@ -203,37 +247,55 @@ def matrix(request):
     rows = filters.rows(data.rows) if valid else []
     page = Paginator(rows, ROWS_PER_PAGE).get_page(request.GET.get("page"))
     kept = services.kept_rows(group, page.object_list)
-    return render(request, "plans/matrix.html", {
-        "matrix": data,
-        "group": group,
-        "page": page,
-        "lines": [(row, [(repo, row.cells[repo.pk]) for repo in data.repos], kept.get(row.id)) for row in page],
-        "editable": not hidden_view,  # hidden rows are never changed by an apply
-        "live_states": LIVE_STATES,
-        "watching": any(cell.state.value in LIVE_STATES for row in page for cell in row.cells.values()),
-        "hidden_view": hidden_view,
-        "hidden_count": sum(1 for r in data.rows if r.hidden),
-        "shown_count": sum(1 for r in data.rows if not r.hidden),
-        "text": text,
-        "order": order,
-        "orders": ORDERS,
-        "errors": filters.errors,
-        "pending": inventory.refresh_pending(data.repos),
-    }, status=200 if valid else 400)
+    return render(
+        request,
+        "plans/matrix.html",
+        {
+            "matrix": data,
+            "group": group,
+            "page": page,
+            "lines": [
+                (row, [(repo, row.cells[repo.pk]) for repo in data.repos], kept.get(row.id))
+                for row in page
+            ],
+            "editable": not hidden_view,  # hidden rows are never changed by an apply
+            "live_states": LIVE_STATES,
+            "watching": any(
+                cell.state.value in LIVE_STATES for row in page for cell in row.cells.values()
+            ),
+            "hidden_view": hidden_view,
+            "hidden_count": sum(1 for r in data.rows if r.hidden),
+            "shown_count": sum(1 for r in data.rows if not r.hidden),
+            "text": text,
+            "order": order,
+            "orders": ORDERS,
+            "errors": filters.errors,
+            "pending": inventory.refresh_pending(data.repos),
+        },
+        status=200 if valid else 400,
+    )
 
 
 def detail_of_row(request, row_id):
     data, row = find_row(request.user, row_id)
-    images = list(Image.objects.filter(pk__in=[c.pk for c in row.copies]).select_related("repo__inventory").order_by("repo__name", "image_id"))
-    return render(request, "plans/image_detail.html", {
-        "matrix": data,
-        "group": data.group,
-        "row": row,
-        "images": images,
-        "conflicts": [c for c in data.conflicts if any(r.id == row.id for r in c.rows)],
-        "absent": [repo for repo in data.repos if not row.cells[repo.pk].copies],
-        "differences": services.property_differences(images),
-    })
+    images = list(
+        Image.objects.filter(pk__in=[c.pk for c in row.copies])
+        .select_related("repo__inventory")
+        .order_by("repo__name", "image_id")
+    )
+    return render(
+        request,
+        "plans/image_detail.html",
+        {
+            "matrix": data,
+            "group": data.group,
+            "row": row,
+            "images": images,
+            "conflicts": [c for c in data.conflicts if any(r.id == row.id for r in c.rows)],
+            "absent": [repo for repo in data.repos if not row.cells[repo.pk].copies],
+            "differences": services.property_differences(images),
+        },
+    )
 
 
 def conflicts(request):
@@ -242,12 +304,16 @@ def conflicts(request):
         return render(request, "web/no_group.html")
     data = group_matrix(group)
     items = [_conflict_item(group, data, c) for c in data.conflicts]
-    return render(request, "plans/conflicts.html", {
-        "matrix": data,
-        "group": group,
-        "open": [i for i in items if not i["conflict"].acknowledged],
-        "acknowledged": [i for i in items if i["conflict"].acknowledged],
-    })
+    return render(
+        request,
+        "plans/conflicts.html",
+        {
+            "matrix": data,
+            "group": group,
+            "open": [i for i in items if not i["conflict"].acknowledged],
+            "acknowledged": [i for i in items if i["conflict"].acknowledged],
+        },
+    )
 
 
 def _conflict_item(group, data, conflict) -> dict:
@@ -258,7 +324,10 @@ def _conflict_item(group, data, conflict) -> dict:
         "conflict": conflict,
         "id": f"{group.pk}-{conflict.key}",
         "where": names.get(conflict.repo_id, "") if conflict.repo_id else "across repos",
-        "entries": [(names[c.repo_id], c, row_of[c.pk]) for c in sorted(conflict.copies, key=lambda c: (names[c.repo_id], c.name))],
+        "entries": [
+            (names[c.repo_id], c, row_of[c.pk])
+            for c in sorted(conflict.copies, key=lambda c: (names[c.repo_id], c.name))
+        ],
     }
 
 
@@ -266,8 +335,11 @@ def _set_hidden(request, row_id, hidden: bool):
     data, row = find_row(request.user, row_id)
     inventory.set_hidden(data.group, row, hidden, request.user)
     if _is_htmx(request):
-        return render(request, "plans/_row_moved.html", {
-            "row": row, "hidden": hidden, "colspan": len(data.repos) + 2, "group": data.group})
+        return render(
+            request,
+            "plans/_row_moved.html",
+            {"row": row, "hidden": hidden, "colspan": len(data.repos) + 2, "group": data.group},
+        )
     messages.success(request, f"“{row.name}” {'hidden' if hidden else 'shown'}.")
     return redirect(request.POST.get("next") or _matrix_url(data.group))
 
@@ -324,15 +396,31 @@ def live_cells(request):
             return _reload(request)
         cell = row.cells[repo_id]
         refreshing = (row.id, repo_id) not in matrix.job_cells and inventory.refresh_pending([repo])
-        cells.append({"row": row, "repo": repo, "cell": cell, "refreshing": refreshing,
-                      "busy": refreshing or cell.state.value in LIVE_STATES})
+        cells.append(
+            {
+                "row": row,
+                "repo": repo,
+                "cell": cell,
+                "refreshing": refreshing,
+                "busy": refreshing or cell.state.value in LIVE_STATES,
+            }
+        )
     busy = any(c["busy"] for c in cells) or has_live_jobs(group)
     idle = 0 if busy else int(request.GET.get("idle", "0") or 0) + 1
     if idle >= IDLE_POLLS:
         return _reload(request)
-    return render(request, "plans/_live_cells.html", {
-        "group": group, "cells": cells, "watching": True, "idle": idle, "editable": True,
-        "live_states": LIVE_STATES})
+    return render(
+        request,
+        "plans/_live_cells.html",
+        {
+            "group": group,
+            "cells": cells,
+            "watching": True,
+            "idle": idle,
+            "editable": True,
+            "live_states": LIVE_STATES,
+        },
+    )
 
 
 def _reload(request):

@@ -72,8 +72,14 @@ class ContentCache:
         min_free_bytes: Free space the disk must keep after a reservation.
     """
 
-    def __init__(self, root: str | os.PathLike, *, quota_bytes: int | None = None,
-                 max_age: float = 7 * DAY, min_free_bytes: int = 1024**3):
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        *,
+        quota_bytes: int | None = None,
+        max_age: float = 7 * DAY,
+        min_free_bytes: int = 1024**3,
+    ):
         self.root = Path(root)
         self.quota_bytes = quota_bytes
         self.max_age = max_age
@@ -118,8 +124,13 @@ class ContentCache:
             return None
         if not path.exists():
             return None
-        return CacheEntry(sha256=data["hashes"]["sha256"], size=data["size"], path=path,
-                          hashes=data["hashes"], last_used=last_used)
+        return CacheEntry(
+            sha256=data["hashes"]["sha256"],
+            size=data["size"],
+            path=path,
+            hashes=data["hashes"],
+            last_used=last_used,
+        )
 
     def _touch(self, entry: CacheEntry | None) -> CacheEntry | None:
         if entry is not None:
@@ -191,10 +202,12 @@ class ContentCache:
 
     def _full_message(self, size: int) -> str:
         free = shutil.disk_usage(self.root).free
-        return (f"the cache at {self.root} cannot take {size} bytes: quota "
-                f"{self.quota_bytes if self.quota_bytes is not None else 'none'}, "
-                f"{self.usage()} bytes in use, {free} bytes free on disk, "
-                f"{self.min_free_bytes} must stay free")
+        return (
+            f"the cache at {self.root} cannot take {size} bytes: quota "
+            f"{self.quota_bytes if self.quota_bytes is not None else 'none'}, "
+            f"{self.usage()} bytes in use, {free} bytes free on disk, "
+            f"{self.min_free_bytes} must stay free"
+        )
 
     def _remove(self, entry: CacheEntry) -> None:
         for path in (entry.path.with_suffix(".json"), entry.path):
@@ -267,8 +280,14 @@ class Spool:
     :meth:`close` (see the module docstring).
     """
 
-    def __init__(self, cache: ContentCache | None, path: Path, *, size: int | None = None,
-                 resume_at: int | None = None):
+    def __init__(
+        self,
+        cache: ContentCache | None,
+        path: Path,
+        *,
+        size: int | None = None,
+        resume_at: int | None = None,
+    ):
         self._cache = cache
         self.path = path
         #: False for a finished cache entry that is only read (see :meth:`of_file`).
@@ -306,7 +325,7 @@ class Spool:
     def write(self, chunk: bytes) -> None:
         view = memoryview(chunk)
         while view:
-            view = view[os.write(self._fd, view):]
+            view = view[os.write(self._fd, view) :]
         with self._cond:
             self.written += len(chunk)
             self._cond.notify_all()

@@ -51,7 +51,6 @@ __all__ = ["copy_image"]
 log = logging.getLogger(__name__)
 
 
-
 def copy_image(
     source: CopySource,
     targets: Sequence[CopyTarget],
@@ -79,17 +78,29 @@ def copy_image(
     Returns:
         The result per target, and the digests of the bytes read.
     """
-    run = Copy(source, targets, cache, options or CopyOptions(), observer or CopyObserver(),
-                cancel or threading.Event())
+    run = Copy(
+        source,
+        targets,
+        cache,
+        options or CopyOptions(),
+        observer or CopyObserver(),
+        cancel or threading.Event(),
+    )
     return run.run()
 
 
 class Copy:
     """The state of one :func:`copy_image` call."""
 
-    def __init__(self, source: CopySource, targets: Sequence[CopyTarget],
-                 cache: ContentCache | None, options: CopyOptions, observer: CopyObserver,
-                 cancel: threading.Event):
+    def __init__(
+        self,
+        source: CopySource,
+        targets: Sequence[CopyTarget],
+        cache: ContentCache | None,
+        options: CopyOptions,
+        observer: CopyObserver,
+        cancel: threading.Event,
+    ):
         if len({t.key for t in targets}) != len(targets):
             raise ValueError("target keys must be unique")
         self.source = source
@@ -113,12 +124,13 @@ class Copy:
             for target_run in self.runs:
                 target_run.fail(exc)
             return self._result()
-        threads = [threading.Thread(target=r.main, name=f"glint-copy-{r.target.key}",
-                                    daemon=True) for r in self.runs]
+        threads = [
+            threading.Thread(target=r.main, name=f"glint-copy-{r.target.key}", daemon=True)
+            for r in self.runs
+        ]
         for thread in threads:
             thread.start()
-        self.pump.run_until(lambda: all(r.prepared.is_set() for r in self.runs),
-                            self._check_cancel)
+        self.pump.run_until(lambda: all(r.prepared.is_set() for r in self.runs), self._check_cancel)
         try:
             self._start_fanout()
         except BaseException as exc:  # noqa: BLE001 - every writer fails with it
@@ -139,11 +151,17 @@ class Copy:
         if record.status != "active":
             raise SourceNotUsable(
                 f"source image {record.id} ({record.name!r}) is {record.status}, not active: "
-                f"it has no data to copy yet")
-        if not ((record.hash_algo and record.hash_value) or record.checksum or self.source.trusted_stream):
+                f"it has no data to copy yet"
+            )
+        if not (
+            (record.hash_algo and record.hash_value)
+            or record.checksum
+            or self.source.trusted_stream
+        ):
             raise SourceNotUsable(
                 f"source image {record.id} ({record.name!r}) has no stored hash, so its bytes "
-                f"cannot be verified; Glint does not copy unverifiable images")
+                f"cannot be verified; Glint does not copy unverifiable images"
+            )
         self._inspect_head(record)
         for key in props.IMAGE_REFERENCES:
             ref = record.properties.get(key)
@@ -172,8 +190,9 @@ class Copy:
                         break
         reason = self.source.inspect_head(head[:HEAD_BYTES])
         if reason:
-            raise SourceUnsafe(f"source image {record.id} ({record.name!r}) is {reason}; "
-                               f"Glint does not copy it")
+            raise SourceUnsafe(
+                f"source image {record.id} ({record.name!r}) is {reason}; Glint does not copy it"
+            )
 
     # Fan-out
 
@@ -199,9 +218,15 @@ class Copy:
             if throttle.ready() or done == record.size:
                 self.pump.post(self.observer.progress, None, "copy.reading", done, record.size)
 
-        self.fanout = FanOut(chunks, algorithms, [r.feed for r in writers], self.spool,
-                             write_spool=not from_cache, on_read=on_read,
-                             verdict=lambda digests, size: check_source(record, digests, size))
+        self.fanout = FanOut(
+            chunks,
+            algorithms,
+            [r.feed for r in writers],
+            self.spool,
+            write_spool=not from_cache,
+            on_read=on_read,
+            verdict=lambda digests, size: check_source(record, digests, size),
+        )
         self.fanout.start()
 
     def _cached_spool(self, record: ImageRecord) -> Spool | None:
@@ -224,8 +249,11 @@ class Copy:
         try:
             return self.cache.spool(record.size)
         except CacheFull as exc:
-            self.pump.post(self.observer.warning, None,
-                           f"{exc}; copying without a spool, so a slow target slows the others")
+            self.pump.post(
+                self.observer.warning,
+                None,
+                f"{exc}; copying without a spool, so a slow target slows the others",
+            )
             return None
 
     def _finish_cache(self) -> None:
@@ -245,8 +273,12 @@ class Copy:
     def _result(self) -> CopyResult:
         fanout = self.fanout
         digests = dict(fanout.digests) if fanout and fanout.digests and not fanout.error else {}
-        return CopyResult(source=self.record, sha256=digests.get("sha256"), hashes=digests,
-                          targets={r.target.key: r.result for r in self.runs})
+        return CopyResult(
+            source=self.record,
+            sha256=digests.get("sha256"),
+            hashes=digests,
+            targets={r.target.key: r.result for r in self.runs},
+        )
 
 
 def _resuming_read(driver: CloudDriver, image_id: str, attempts: int) -> Iterator[bytes]:

@@ -64,7 +64,8 @@ def delete_image(
         raise ImageProtected(f"image {record.id} is protected in {repo_name}: not deleted")
     if record.owner != (project_id or driver.check().project_id):
         raise NotOwned(
-            f"image {record.id} belongs to another project, not {repo_name}'s: not deleted")
+            f"image {record.id} belongs to another project, not {repo_name}'s: not deleted"
+        )
     driver.delete(image_id)
     on_verifying()
     try:

@@ -40,8 +40,9 @@ class EventPump:
         self._queue.put((func, args, future))
         return future.result()
 
-    def run_until(self, done: Callable[[], bool], on_tick: Callable[[], None] | None = None,
-                  tick: float = 0.1) -> None:
+    def run_until(
+        self, done: Callable[[], bool], on_tick: Callable[[], None] | None = None, tick: float = 0.1
+    ) -> None:
         """Run posted calls until ``done()`` is true and nothing is left to run.
 
         Args:

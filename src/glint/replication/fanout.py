@@ -103,8 +103,12 @@ class Feed:
                     self._offered += len(chunk)
                     self._cond.notify_all()
                     return
-                while (self._buffered and self._buffered + len(chunk) > self._limit
-                       and not self._closed and self._verdict is None):
+                while (
+                    self._buffered
+                    and self._buffered + len(chunk) > self._limit
+                    and not self._closed
+                    and self._verdict is None
+                ):
                     self._cond.wait()
                 if self._closed or self._verdict is not None:
                     return
@@ -195,9 +199,17 @@ class FanOut:
             reject the stream. Its outcome ends every feed.
     """
 
-    def __init__(self, chunks: Iterable[bytes], algorithms: Iterable[str], feeds: list[Feed],
-                 spool: Spool | None, *, write_spool: bool, on_read: Callable[[int], None],
-                 verdict: Callable[[dict[str, str], int], None]):
+    def __init__(
+        self,
+        chunks: Iterable[bytes],
+        algorithms: Iterable[str],
+        feeds: list[Feed],
+        spool: Spool | None,
+        *,
+        write_spool: bool,
+        on_read: Callable[[int], None],
+        verdict: Callable[[dict[str, str], int], None],
+    ):
         self._chunks = chunks
         self._hasher = MultiHasher(algorithms)
         self._feeds = feeds
@@ -213,8 +225,10 @@ class FanOut:
         self.digests: dict[str, str] | None = None
         self.size = 0
         self.error: BaseException | None = None
-        self._threads = [threading.Thread(target=self._read, name="glint-copy-read", daemon=True),
-                         threading.Thread(target=self._sink, name="glint-copy-hash", daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._read, name="glint-copy-read", daemon=True),
+            threading.Thread(target=self._sink, name="glint-copy-hash", daemon=True),
+        ]
 
     def start(self) -> None:
         for thread in self._threads:
@@ -300,8 +314,9 @@ class FanOut:
         try:
             self._spool.write(chunk)
         except OSError as exc:
-            raise CacheFull(f"writing the cache spool {self._spool.path} failed: "
-                            f"{exc.strerror or exc}") from exc
+            raise CacheFull(
+                f"writing the cache spool {self._spool.path} failed: {exc.strerror or exc}"
+            ) from exc
 
     def _get_sink(self) -> object:
         while True:

@@ -48,7 +48,9 @@ class MultiHasher:
         self._hashes = {name: hashlib.new(name) for name in algorithms}
         self.size = 0
         helpers = len(self._hashes) - 1
-        self._pool = ThreadPoolExecutor(helpers, thread_name_prefix="glint-hash") if helpers else None
+        self._pool = (
+            ThreadPoolExecutor(helpers, thread_name_prefix="glint-hash") if helpers else None
+        )
 
     def update(self, chunk: bytes) -> None:
         first, *others = self._hashes.values()
@@ -82,11 +84,16 @@ def check_source(source: ImageRecord, digests: dict[str, str], size: int) -> Non
     if source.size is not None and size != source.size:
         raise SourceVerificationFailed(
             f"{what}: read {size} bytes but the cloud says it holds {source.size}; the source "
-            f"is damaged or changed while it was read, so no target keeps a copy")
+            f"is damaged or changed while it was read, so no target keeps a copy"
+        )
     checks = [(source.hash_algo, source.hash_value), ("md5", source.checksum)]
     for algo, stored in checks:
         if algo and stored and algo in digests and digests[algo] != stored.lower():
             raise SourceVerificationFailed(
                 f"{what}: its bytes hash to {algo} {digests[algo]} but the cloud stored "
                 f"{stored} when it was uploaded; the source data is corrupt, so no target "
-                f"keeps a copy", algo=algo, computed=digests[algo], stored=stored.lower())
+                f"keeps a copy",
+                algo=algo,
+                computed=digests[algo],
+                stored=stored.lower(),
+            )

@@ -51,9 +51,11 @@ def unsafe_reason(head: bytes) -> str | None:
     hazards = _qcow2_hazards(head)
     if not hazards:
         return None
-    return (f"a qcow2 image with {' and '.join(hazards)}; a qcow2 that names (or may name) other "
-            f"files for the cloud to open on its hosts is refused, as Glance refuses it: flatten "
-            f"it first (qemu-img convert -O qcow2 IN OUT, without -o data_file)")
+    return (
+        f"a qcow2 image with {' and '.join(hazards)}; a qcow2 that names (or may name) other "
+        f"files for the cloud to open on its hosts is refused, as Glance refuses it: flatten "
+        f"it first (qemu-img convert -O qcow2 IN OUT, without -o data_file)"
+    )
 
 
 def _qcow2_hazards(head: bytes) -> list[str]:
@@ -70,8 +72,9 @@ def _qcow2_hazards(head: bytes) -> list[str]:
     if version == 3:
         if len(head) < _QCOW2_V2.size + _QCOW2_V3.size:
             return hazards + ["a header cut short"]
-        incompatible, _compatible, _autoclear, _order, header_length = \
-            _QCOW2_V3.unpack_from(head, _QCOW2_V2.size)
+        incompatible, _compatible, _autoclear, _order, header_length = _QCOW2_V3.unpack_from(
+            head, _QCOW2_V2.size
+        )
         if incompatible & (1 << _DATA_FILE_BIT):
             hazards.append("the external data file flag")
         if incompatible & ~_KNOWN_INCOMPATIBLE:
@@ -101,5 +104,5 @@ def _named(head: bytes, offset: int, length: int) -> str:
     """`` ('name')``: the file a header names, if it lies in the head (escaped by repr)."""
     if length <= 0 or offset + length > len(head):
         return ""
-    name = head[offset:offset + length].decode("utf-8", "replace")
+    name = head[offset : offset + length].decode("utf-8", "replace")
     return f" ({name[:_NAME_SHOWN]!r})"

@@ -51,16 +51,41 @@ DEFAULT_ALLOW: tuple[str, ...] = ("*",)
 
 DEFAULT_DENY: tuple[str, ...] = (
     # Glance's own bookkeeping: set by the target cloud itself.
-    "os_glance_*", "os_hash_algo", "os_hash_value", "checksum", "owner", "locations",
-    "direct_url", "stores", "created_at", "updated_at", "size", "virtual_size", "status",
+    "os_glance_*",
+    "os_hash_algo",
+    "os_hash_value",
+    "checksum",
+    "owner",
+    "locations",
+    "direct_url",
+    "stores",
+    "created_at",
+    "updated_at",
+    "size",
+    "virtual_size",
+    "status",
     # Security material tied to the source's key manager.
-    "img_signature*", "cinder_encryption_key_id", "cinder_encryption_key_deletion_policy",
+    "img_signature*",
+    "cinder_encryption_key_id",
+    "cinder_encryption_key_deletion_policy",
     # References to the source cloud's instances, users and volumes (snapshot metadata).
-    "instance_uuid", "base_image_ref", "image_location", "image_state", "image_type",
-    "user_id", "owner_id", "owner_project_name", "owner_user_name", "boot_roles",
-    "block_device_mapping", "bdm_v2", "root_device_name",
+    "instance_uuid",
+    "base_image_ref",
+    "image_location",
+    "image_state",
+    "image_type",
+    "user_id",
+    "owner_id",
+    "owner_project_name",
+    "owner_user_name",
+    "boot_roles",
+    "block_device_mapping",
+    "bdm_v2",
+    "root_device_name",
     # Markers rewritten for the copy, and image references remapped separately.
-    "glint_*", "owner_specified.openstack.*", *IMAGE_REFERENCES,
+    "glint_*",
+    "owner_specified.openstack.*",
+    *IMAGE_REFERENCES,
 )
 
 
@@ -78,8 +103,9 @@ class PropertyRules:
 
     def carries(self, key: str) -> bool:
         """Whether property ``key`` travels with a copy."""
-        return (any(fnmatch.fnmatchcase(key, p) for p in self.allow)
-                and not any(fnmatch.fnmatchcase(key, p) for p in self.deny))
+        return any(fnmatch.fnmatchcase(key, p) for p in self.allow) and not any(
+            fnmatch.fnmatchcase(key, p) for p in self.deny
+        )
 
 
 def copy_fields(
@@ -132,7 +158,8 @@ def _remapped_references(
         else:
             warnings.append(
                 f"{key} {ref} was dropped: the target has no verified copy of that image; copy "
-                f"it first, then sync properties")
+                f"it first, then sync properties"
+            )
     return mapped, warnings
 
 
@@ -220,18 +247,27 @@ def sync_properties(
     desired, warnings = copy_fields(source, rules=rules, image_map=image_map)
     current = target.get_image(target_image_id)
     have: dict[str, Any] = {
-        "min_disk": current.min_disk, "min_ram": current.min_ram,
-        "tags": sorted(current.tags), "os_hidden": current.os_hidden,
+        "min_disk": current.min_disk,
+        "min_ram": current.min_ram,
+        "tags": sorted(current.tags),
+        "os_hidden": current.os_hidden,
         **{k: _text(v) for k, v in current.properties.items()},
     }
     want = {k: desired.get(k, False if k == "os_hidden" else None) for k in _SYNCED_CORE}
     want["tags"] = sorted(want["tags"] or ())
-    want.update({k: v for k, v in desired.items()
-                 if k not in ("name", "disk_format", "container_format", *_SYNCED_CORE)})
+    want.update(
+        {
+            k: v
+            for k, v in desired.items()
+            if k not in ("name", "disk_format", "container_format", *_SYNCED_CORE)
+        }
+    )
     changes = {k: v for k, v in want.items() if v is not None and have.get(k) != v}
     removed = sorted(
-        k for k in current.properties
-        if k not in want and (rules.carries(k) or k in IMAGE_REFERENCES))
+        k
+        for k in current.properties
+        if k not in want and (rules.carries(k) or k in IMAGE_REFERENCES)
+    )
     if changes or removed:
         target.set_properties(target_image_id, set=changes, remove=removed)
     return PropertySyncResult(target_image_id, changes, removed, warnings)

@@ -147,8 +147,10 @@ class TargetRun:
                 break
             except CloudError as exc:
                 if pause is None or not (exc.retryable or isinstance(exc, Conflict)):
-                    self._warn(f"could not delete the unfinished image {self.image_id}: {exc}; "
-                               f"the reconciler removes it later")
+                    self._warn(
+                        f"could not delete the unfinished image {self.image_id}: {exc}; "
+                        f"the reconciler removes it later"
+                    )
                     break
                 time.sleep(pause)
         self.image_id = None
@@ -163,8 +165,9 @@ class TargetRun:
         if self.target.previous_image_id and self._reuse_previous(source):
             return
         listing = self.driver.list_images()
-        self.target_algo = next((i.hash_algo for i in listing
-                                 if i.status == "active" and i.hash_algo), None)
+        self.target_algo = next(
+            (i.hash_algo for i in listing if i.status == "active" and i.hash_algo), None
+        )
         self.name = self.target.name if self.target.name is not None else source.name
         same_name = [i for i in listing if i.name == self.name and i.status == "active"]
         existing = next((i for i in same_name if same_content(source, i)), None)
@@ -175,14 +178,17 @@ class TargetRun:
         self.clashes = [i for i in same_name if i.owner == owner]
         for other in same_name:
             if other.owner != owner:
-                self._warn(f"image {other.id} of another project is also named {self.name!r} "
-                           f"with other content")
+                self._warn(
+                    f"image {other.id} of another project is also named {self.name!r} "
+                    f"with other content"
+                )
         if self.clashes and self.target.policy is ConflictPolicy.REPORT:
             ids = ", ".join(i.id for i in self.clashes)
             raise NameConflict(
                 f"the target already has an image named {self.name!r} with other content "
                 f"({ids}); the group's conflict policy is 'report', so nothing was copied. "
-                f"Rename or delete it, or choose the replace, rename-old or skip policy")
+                f"Rename or delete it, or choose the replace, rename-old or skip policy"
+            )
         if self.clashes and self.target.policy is ConflictPolicy.SKIP:
             self._done(TargetOutcome.SKIPPED, None)
             return
@@ -211,10 +217,15 @@ class TargetRun:
         return False
 
     def _create(self, source: ImageRecord, listing: list[ImageRecord]) -> None:
-        image_map = {ref.id: i.id for ref in self.copy.references for i in listing
-                     if i.status == "active" and same_content(ref, i)}
-        fields, warnings = props.copy_fields(source, rules=self.copy.options.property_rules,
-                                             name=self.name, image_map=image_map)
+        image_map = {
+            ref.id: i.id
+            for ref in self.copy.references
+            for i in listing
+            if i.status == "active" and same_content(ref, i)
+        }
+        fields, warnings = props.copy_fields(
+            source, rules=self.copy.options.property_rules, name=self.name, image_map=image_map
+        )
         for warning in warnings:
             self._warn(warning)
         fields.update(props.provenance(self.copy.source.repo_ref, source.id))
@@ -241,8 +252,10 @@ class TargetRun:
         try:
             self.driver.import_web_download(self.image_id, url)
         except (InvalidRequest, Forbidden, Conflict) as exc:
-            self._warn(f"the target cloud would not fetch the link itself ({exc.message}); "
-                       f"Glint streams the image to it")
+            self._warn(
+                f"the target cloud would not fetch the link itself ({exc.message}); "
+                f"Glint streams the image to it"
+            )
             return False
         return True
 
@@ -257,8 +270,7 @@ class TargetRun:
             for chunk in self.feed:
                 yield chunk
                 if throttle.ready():
-                    pump.post(observer.progress, key, "copy.writing", self.feed.sent,
-                              source.size)
+                    pump.post(observer.progress, key, "copy.writing", self.feed.sent, source.size)
 
         self.written_record = self.driver.write_data(self.image_id, body(), size=source.size)
         self.result.bytes_written = self.feed.sent
@@ -269,8 +281,10 @@ class TargetRun:
         try:
             return self.driver.capabilities().import_methods
         except CloudError as exc:  # a cloud without the discovery call, or it failed: stream to it
-            self._warn(f"could not ask the target cloud whether it fetches links itself ({exc.message}); "
-                       f"Glint streams the image to it")
+            self._warn(
+                f"could not ask the target cloud whether it fetches links itself ({exc.message}); "
+                f"Glint streams the image to it"
+            )
             return ()
 
     def _await_pull(self) -> None:
@@ -279,10 +293,17 @@ class TargetRun:
         source = self.copy.record
         assert source is not None and self.image_id is not None
         self._state(TargetState.WRITING)
-        self.copy.pump.post(self.copy.observer.progress, self.target.key, "copy.pulling", 0, source.size)
+        self.copy.pump.post(
+            self.copy.observer.progress, self.target.key, "copy.pulling", 0, source.size
+        )
         options = self.copy.options
-        record = wait_active(self.driver, self.image_id, timeout=options.pull_timeout,
-                             interval=options.poll_interval, cancel=self.copy.cancel)
+        record = wait_active(
+            self.driver,
+            self.image_id,
+            timeout=options.pull_timeout,
+            interval=options.poll_interval,
+            cancel=self.copy.cancel,
+        )
         self._state(TargetState.VERIFYING)
         digests = _stored_digests(source)
         check_copy(self.driver, record, source.size, digests)
@@ -293,9 +314,14 @@ class TargetRun:
         assert fanout is not None and fanout.digests is not None and self.image_id is not None
         self._state(TargetState.VERIFYING)
         options = self.copy.options
-        record = wait_active(self.driver, self.image_id, record=self.written_record,
-                             timeout=options.verify_timeout, interval=options.poll_interval,
-                             cancel=self.copy.cancel)
+        record = wait_active(
+            self.driver,
+            self.image_id,
+            record=self.written_record,
+            timeout=options.verify_timeout,
+            interval=options.poll_interval,
+            cancel=self.copy.cancel,
+        )
         check_copy(self.driver, record, fanout.size, fanout.digests)
         self._keep(record, fanout.digests, TargetOutcome.COPIED)
 
@@ -310,8 +336,11 @@ class TargetRun:
         """Give a verified copy its markers and final visibility."""
         source = self.copy.record
         assert source is not None
-        sha256 = digests.get("sha256") or record.properties.get(props.GLINT_SHA256) or (
-            source.properties.get(props.GLINT_SHA256))
+        sha256 = (
+            digests.get("sha256")
+            or record.properties.get(props.GLINT_SHA256)
+            or (source.properties.get(props.GLINT_SHA256))
+        )
         markers = props.content_markers(record.name, sha256, record.checksum) if sha256 else {}
         visibility = self.target.visibility or source.visibility or "private"
         if visibility == "shared" and source.visibility == "shared" and not self.target.visibility:
@@ -326,8 +355,10 @@ class TargetRun:
         except Forbidden:
             changes.pop("visibility", None)
             self._set_patiently(record.id, changes)
-            self._warn(f"the target project may not make images {visibility}; the copy stays "
-                       f"{record.visibility}")
+            self._warn(
+                f"the target project may not make images {visibility}; the copy stays "
+                f"{record.visibility}"
+            )
 
     def _set_patiently(self, image_id: str, changes: dict) -> None:
         """``set_properties``, tried again after a transient error (see :data:`_FINISH_PAUSES`)."""
@@ -342,15 +373,16 @@ class TargetRun:
 
     def _settle_clashes(self) -> None:
         """Replace or rename the old images of the same name, now that the copy is verified."""
-        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
         for old in self.clashes:
             try:
                 if self.target.policy is ConflictPolicy.REPLACE:
                     self.driver.delete(old.id)
                     self.result.replaced_image_ids.append(old.id)
                 elif self.target.policy is ConflictPolicy.RENAME_OLD:
-                    self.driver.set_properties(old.id, set={
-                        "name": f"{self.name}.old-{stamp}", "visibility": "private"})
+                    self.driver.set_properties(
+                        old.id, set={"name": f"{self.name}.old-{stamp}", "visibility": "private"}
+                    )
                     self.result.renamed_image_ids.append(old.id)
             except CloudError as exc:
                 self._warn(f"the old image {old.id} named {self.name!r} was kept: {exc}")

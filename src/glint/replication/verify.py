@@ -54,16 +54,19 @@ def wait_active(
                 return record
             if record.status in ("killed", "deleted", "pending_delete"):
                 raise TargetVerificationFailed(
-                    f"image {image_id} went {record.status} after its upload")
+                    f"image {image_id} went {record.status} after its upload"
+                )
             if record.properties.get(FAILED_IMPORT):
                 raise PullFailed(
                     f"the target cloud could not fetch the image from the link itself (its import "
                     f"into store {record.properties[FAILED_IMPORT]!r} failed); the retry streams it "
-                    f"through Glint")
+                    f"through Glint"
+                )
         if time.monotonic() >= deadline:
             status = record.status if record else "unknown"
             raise VerificationTimeout(
-                f"image {image_id} is still {status} {timeout:.0f} s after its upload")
+                f"image {image_id} is still {status} {timeout:.0f} s after its upload"
+            )
         if cancel is not None and cancel.wait(interval):
             raise CopyCancelled("the copy was cancelled while waiting for the target")
         if cancel is None:
@@ -88,8 +91,7 @@ def check_copy(
     """
     what = f"target image {record.id}"
     if record.size is not None and size is not None and record.size != size:
-        raise TargetVerificationFailed(
-            f"{what} holds {record.size} bytes but {size} were sent")
+        raise TargetVerificationFailed(f"{what} holds {record.size} bytes but {size} were sent")
     algo, stored = record.hash_algo, record.hash_value
     if algo and stored and algo in digests:
         expected = digests[algo]
@@ -104,7 +106,8 @@ def check_copy(
     if stored.lower() != expected:
         raise TargetVerificationFailed(
             f"{what} stored {algo} {stored} but the bytes sent hash to {expected}; the copy "
-            f"was damaged on the way and has been deleted")
+            f"was damaged on the way and has been deleted"
+        )
 
 
 def _read_back(driver: CloudDriver, image_id: str, algo: str) -> str:

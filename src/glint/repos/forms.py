@@ -18,10 +18,14 @@ class RepoForm(forms.ModelForm):
     """Add or edit a repo. The cloud check happens in ``services.save_repo`` after this form."""
 
     password = forms.CharField(
-        required=False, strip=False, widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
     )
     application_credential_secret = forms.CharField(
-        required=False, strip=False, widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
     )
 
     field_order = [
@@ -63,10 +67,13 @@ class ImportForm(forms.Form):
 
     file = forms.FileField(label="clouds.yaml")
     clouds = forms.CharField(
-        required=False, help_text="Only these clouds (names separated by spaces or commas); empty imports all."
+        required=False,
+        help_text="Only these clouds (names separated by spaces or commas); empty imports all.",
     )
     ca_bundle = forms.FileField(
-        required=False, label="CA bundle", help_text="PEM file used for every cloud whose entry names a cacert."
+        required=False,
+        label="CA bundle",
+        help_text="PEM file used for every cloud whose entry names a cacert.",
     )
 
     def clean_file(self):

@@ -64,7 +64,9 @@ def write_key_file(keys: list[str], path: Path | None = None) -> None:
     os.replace(temporary, path)
 
 
-def _reencrypt(keyring: MultiFernet, primary: Fernet, report: RotationReport, dry_run: bool) -> None:
+def _reencrypt(
+    keyring: MultiFernet, primary: Fernet, report: RotationReport, dry_run: bool
+) -> None:
     for model, names in encrypted_columns():
         last_pk = None
         while True:
@@ -79,10 +81,14 @@ def _reencrypt(keyring: MultiFernet, primary: Fernet, report: RotationReport, dr
                 for pk, *values in batch:
                     for name, sealed in zip(names, values):
                         if sealed:
-                            _reencrypt_one(model, pk, name, sealed, keyring, primary, report, dry_run)
+                            _reencrypt_one(
+                                model, pk, name, sealed, keyring, primary, report, dry_run
+                            )
 
 
-def _reencrypt_one(model, pk, name, sealed: SealedSecret, keyring, primary, report, dry_run) -> None:
+def _reencrypt_one(
+    model, pk, name, sealed: SealedSecret, keyring, primary, report, dry_run
+) -> None:
     report.secrets += 1
     token = sealed.token.encode()
     try:
@@ -97,7 +103,9 @@ def _reencrypt_one(model, pk, name, sealed: SealedSecret, keyring, primary, repo
         return
     report.reencrypted += 1
     if not dry_run:
-        model._base_manager.filter(pk=pk, **{name: sealed}).update(**{name: SealedSecret(new_token)})
+        model._base_manager.filter(pk=pk, **{name: sealed}).update(
+            **{name: SealedSecret(new_token)}
+        )
 
 
 def _all_readable_with(primary: Fernet) -> bool:
@@ -139,7 +147,9 @@ def rotate(*, dry_run: bool = False, drop_old: bool = False) -> RotationReport:
             )
         if not dry_run:
             if not _all_readable_with(primary):
-                raise KeyRotationError("a secret was saved under an old key meanwhile; run the rotation again")
+                raise KeyRotationError(
+                    "a secret was saved under an old key meanwhile; run the rotation again"
+                )
             write_key_file([new_key], path)
         report.dropped_old_keys = len(old_keys)
         report.keys_after = 1

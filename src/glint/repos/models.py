@@ -40,7 +40,7 @@ def normalize_auth_url(url: str) -> str:
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     port = parts.port
-    if port and not ((scheme, port) in (("https", 443), ("http", 80))):
+    if port and (scheme, port) not in (("https", 443), ("http", 80)):
         host = f"{host}:{port}"
     path = parts.path.rstrip("/")
     if path.endswith("/v3"):
@@ -70,21 +70,31 @@ class Repo(models.Model):
 
     group = models.ForeignKey("accounts.Group", on_delete=models.CASCADE, related_name="repos")
     name = models.CharField(_("name"), max_length=100)
-    kind = models.CharField(_("cloud kind"), max_length=20, choices=CloudKind.choices, default=CloudKind.OPENSTACK)
+    kind = models.CharField(
+        _("cloud kind"), max_length=20, choices=CloudKind.choices, default=CloudKind.OPENSTACK
+    )
     auth_url = models.URLField(_("auth URL"), max_length=500)
     region = models.CharField(_("region"), max_length=100, blank=True)
-    interface = models.CharField(_("interface"), max_length=10, choices=Interface.choices, default=Interface.PUBLIC)
+    interface = models.CharField(
+        _("interface"), max_length=10, choices=Interface.choices, default=Interface.PUBLIC
+    )
     project_name = models.CharField(_("project name"), max_length=200, blank=True)
     project_id = models.CharField(_("project id"), max_length=100, blank=True)
     project_domain_name = models.CharField(_("project domain name"), max_length=200, blank=True)
     project_domain_id = models.CharField(_("project domain id"), max_length=100, blank=True)
     user_domain_name = models.CharField(_("user domain name"), max_length=200, blank=True)
     user_domain_id = models.CharField(_("user domain id"), max_length=100, blank=True)
-    auth_type = models.CharField(_("authentication"), max_length=30, choices=AuthType.choices, default=AuthType.PASSWORD)
+    auth_type = models.CharField(
+        _("authentication"), max_length=30, choices=AuthType.choices, default=AuthType.PASSWORD
+    )
     username = models.CharField(_("username"), max_length=200, blank=True)
     password = EncryptedTextField(_("password"), blank=True)
-    application_credential_id = models.CharField(_("application credential id"), max_length=100, blank=True)
-    application_credential_secret = EncryptedTextField(_("application credential secret"), blank=True)
+    application_credential_id = models.CharField(
+        _("application credential id"), max_length=100, blank=True
+    )
+    application_credential_secret = EncryptedTextField(
+        _("application credential secret"), blank=True
+    )
     ca_bundle = models.TextField(_("CA bundle (PEM)"), blank=True)
     site = models.CharField(_("site"), max_length=100, blank=True)
     enabled = models.BooleanField(_("enabled"), default=True)
@@ -95,7 +105,9 @@ class Repo(models.Model):
     last_poll_at = models.DateTimeField(_("last poll"), null=True, blank=True, editable=False)
     last_poll_ok = models.BooleanField(_("last poll succeeded"), null=True, editable=False)
     last_poll_error = models.TextField(_("last poll error"), blank=True, editable=False)
-    last_poll_duration = models.FloatField(_("last poll duration (s)"), null=True, blank=True, editable=False)
+    last_poll_duration = models.FloatField(
+        _("last poll duration (s)"), null=True, blank=True, editable=False
+    )
 
     class Meta:
         ordering = ["group__name", "name"]
@@ -124,7 +136,11 @@ class Repo(models.Model):
         if self.project_name:
             domain = self.project_domain_name or self.project_domain_id
             return f"{domain}/{self.project_name}" if domain else self.project_name
-        return self.project_id or (f"app credential {self.application_credential_id}" if self.application_credential_id else "")
+        return self.project_id or (
+            f"app credential {self.application_credential_id}"
+            if self.application_credential_id
+            else ""
+        )
 
     def clean(self) -> None:
         """Refuse a name with unsafe characters, incomplete credentials, credentials inside the URL,
@@ -135,12 +151,16 @@ class Repo(models.Model):
             errors["name"] = problem + "."
         parts = urlsplit(self.auth_url or "")
         if parts.username or parts.password:
-            errors["auth_url"] = "Put no credentials in the auth URL; use the username and password fields."
+            errors["auth_url"] = (
+                "Put no credentials in the auth URL; use the username and password fields."
+            )
         if self.auth_type == AuthType.APPLICATION_CREDENTIAL:
             if not self.application_credential_id:
                 errors["application_credential_id"] = "An application credential needs its id."
             if not self.application_credential_secret:
-                errors["application_credential_secret"] = "An application credential needs its secret."
+                errors["application_credential_secret"] = (
+                    "An application credential needs its secret."
+                )
         else:
             if not self.username:
                 errors["username"] = "Password authentication needs a username."
@@ -152,7 +172,9 @@ class Repo(models.Model):
             try:
                 x509.load_pem_x509_certificates(self.ca_bundle.encode())
             except ValueError:
-                errors["ca_bundle"] = "The CA bundle must be PEM certificates (-----BEGIN CERTIFICATE----- ...)."
+                errors["ca_bundle"] = (
+                    "The CA bundle must be PEM certificates (-----BEGIN CERTIFICATE----- ...)."
+                )
         if errors:
             raise ValidationError(errors)
 
@@ -198,15 +220,18 @@ def endpoint_policy() -> EndpointPolicy:
     dev_loopback = tuple(settings.GLINT_CLOUD_DEV_LOOPBACK)
     if dev_loopback:
         _warn_dev_loopback(dev_loopback)
-    return EndpointPolicy(allow_cidrs=tuple(settings.GLINT_CLOUD_ALLOW_CIDRS),
-                          dev_loopback=dev_loopback)
+    return EndpointPolicy(
+        allow_cidrs=tuple(settings.GLINT_CLOUD_ALLOW_CIDRS), dev_loopback=dev_loopback
+    )
 
 
 @functools.cache
 def _warn_dev_loopback(ranges: tuple[str, ...]) -> None:
-    log.warning("GLINT_CLOUD_DEV_LOOPBACK is set (%s): cloud endpoints on this machine are "
-                "allowed. This is for development and tests only; never set it in production.",
-                ", ".join(ranges))
+    log.warning(
+        "GLINT_CLOUD_DEV_LOOPBACK is set (%s): cloud endpoints on this machine are "
+        "allowed. This is for development and tests only; never set it in production.",
+        ", ".join(ranges),
+    )
 
 
 def _reveal(sealed) -> str | None:

@@ -126,7 +126,9 @@ def check_connection(connection: RepoConnection) -> ProjectInfo:
 def check_repo(repo: Repo) -> ProjectInfo:
     """Check a repo's stored (or about to be stored) settings against its cloud."""
     try:
-        connection = repo.connection(connect_timeout=CHECK_CONNECT_TIMEOUT, read_timeout=CHECK_READ_TIMEOUT)
+        connection = repo.connection(
+            connect_timeout=CHECK_CONNECT_TIMEOUT, read_timeout=CHECK_READ_TIMEOUT
+        )
     except ValueError as exc:  # the connection is incomplete
         raise RepoValidationError(str(exc)) from None
     return check_connection(connection)
@@ -153,12 +155,19 @@ def save_repo(repo: Repo) -> ProjectInfo:
     try:
         project = check_repo(repo)
     except RepoValidationError as exc:
-        audit.record(action, outcome=audit.FAILED, group=repo.group, details={"name": repo.name, "reason": exc.message})
+        audit.record(
+            action,
+            outcome=audit.FAILED,
+            group=repo.group,
+            details={"name": repo.name, "reason": exc.message},
+        )
         raise
     repo.set_cloud_project(project.project_id)
     repo.save()
     audit.record(action, repo=repo, details={"project": project.project_id})
-    log.info("repo %s of group %s saved (project %s)", repo.name, repo.group.name, project.project_id)
+    log.info(
+        "repo %s of group %s saved (project %s)", repo.name, repo.group.name, project.project_id
+    )
     return project
 
 
@@ -249,7 +258,9 @@ def parse_clouds_yaml(text: str) -> dict[str, dict]:
         raise RepoValidationError(f"this is not valid YAML: {exc}", field="file") from None
     clouds = document.get("clouds") if isinstance(document, dict) else None
     if not isinstance(clouds, dict) or not clouds:
-        raise RepoValidationError("this clouds.yaml has no 'clouds:' section with entries", field="file")
+        raise RepoValidationError(
+            "this clouds.yaml has no 'clouds:' section with entries", field="file"
+        )
     return clouds
 
 
@@ -261,8 +272,12 @@ def local_ca_reader(base_dir: Path) -> Callable[[str], str]:
         try:
             return full.read_text()
         except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a text file"
-            raise RepoValidationError(f"cannot read cacert {path}: {reason}", field="ca_bundle") from None
+            reason = (
+                exc.strerror if isinstance(exc, OSError) and exc.strerror else "not a text file"
+            )
+            raise RepoValidationError(
+                f"cannot read cacert {path}: {reason}", field="ca_bundle"
+            ) from None
 
     return read
 
@@ -276,7 +291,9 @@ def refuse_ca_path(path: str) -> str:
     )
 
 
-def repo_from_cloud_entry(group: Group, name: str, entry: dict, read_ca: Callable[[str], str]) -> Repo:
+def repo_from_cloud_entry(
+    group: Group, name: str, entry: dict, read_ca: Callable[[str], str]
+) -> Repo:
     """An unsaved Repo for one ``clouds:`` entry.
 
     Raises:
@@ -315,7 +332,9 @@ def repo_from_cloud_entry(group: Group, name: str, entry: dict, read_ca: Callabl
 
 
 def _already_there(group: Group, name: str) -> ImportResult:
-    return ImportResult(name, ImportStatus.SKIPPED, f"group {group.name} already has a repo named {name}")
+    return ImportResult(
+        name, ImportStatus.SKIPPED, f"group {group.name} already has a repo named {name}"
+    )
 
 
 def _prepare(group: Group, name: str, entry, read_ca) -> ImportResult:
@@ -331,7 +350,9 @@ def _prepare(group: Group, name: str, entry, read_ca) -> ImportResult:
     except RepoValidationError as exc:
         return ImportResult(name, ImportStatus.FAILED, exc.message)
     except ValidationError as exc:
-        reasons = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())
+        reasons = "; ".join(
+            f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items()
+        )
         return ImportResult(name, ImportStatus.FAILED, reasons)
     return ImportResult(name, "", repo=repo)
 
@@ -363,7 +384,9 @@ def import_clouds_yaml(
     results = [
         _prepare(group, name, clouds[name], read_ca)
         if name in clouds
-        else ImportResult(name, ImportStatus.FAILED, f"there is no cloud named {name} in this clouds.yaml")
+        else ImportResult(
+            name, ImportStatus.FAILED, f"there is no cloud named {name} in this clouds.yaml"
+        )
         for name in wanted
     ]
     pending = [result for result in results if result.repo is not None]
@@ -380,8 +403,12 @@ def import_clouds_yaml(
     for result, outcome in zip(pending, outcomes):
         if isinstance(outcome, RepoValidationError):
             result.status, result.reason, result.repo = ImportStatus.FAILED, outcome.message, None
-            audit.record("repo.import", outcome=audit.FAILED, group=group,
-                         details={"name": result.cloud, "reason": outcome.message})
+            audit.record(
+                "repo.import",
+                outcome=audit.FAILED,
+                group=group,
+                details={"name": result.cloud, "reason": outcome.message},
+            )
             continue
         result.repo.set_cloud_project(outcome.project_id)
         try:

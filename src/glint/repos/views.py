@@ -76,7 +76,9 @@ def repo_add(request):
     group = _managed_group(request)
     form = RepoForm(request.POST or None, instance=Repo(group=group))
     if request.method == "POST" and _save_form(form, group):
-        messages.success(request, f"Repo {form.instance.name} added: the cloud accepted its credentials.")
+        messages.success(
+            request, f"Repo {form.instance.name} added: the cloud accepted its credentials."
+        )
         return redirect(_list_url(group))
     return render(request, "repos/form.html", {"form": form, "group": group, "repo": None})
 
@@ -99,7 +101,10 @@ def repo_validate(request, pk):
     except services.RepoValidationError as exc:
         messages.error(request, f"Repo {repo.name} does not work: {exc.message}")
     else:
-        messages.success(request, f"Repo {repo.name} works: project {project.project_name or ''} ({project.project_id}).")
+        messages.success(
+            request,
+            f"Repo {repo.name} works: project {project.project_name or ''} ({project.project_id}).",
+        )
     return redirect(_list_url(repo.group))
 
 
@@ -112,7 +117,9 @@ def repo_delete(request, pk):
         messages.success(request, f"Repo {repo.name} deleted. Nothing was changed in the cloud.")
         return redirect(_list_url(group))
     return render(
-        request, "repos/confirm_delete.html", {"repo": repo, "group": repo.group, "effects": services.deletion_effects(repo)}
+        request,
+        "repos/confirm_delete.html",
+        {"repo": repo, "group": repo.group, "effects": services.deletion_effects(repo)},
     )
 
 

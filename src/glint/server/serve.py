@@ -98,7 +98,9 @@ def choose_mode(options: ServeOptions) -> Mode:
     if not options.cert_file:
         missing.append("--cert FILE (GLINT_TLS_CERT)")
     if not (options.client_ca_file or options.client_ca_dir):
-        missing.append("--client-ca FILE or --client-ca-dir DIR (GLINT_TLS_CLIENT_CA, GLINT_TLS_CLIENT_CA_DIR)")
+        missing.append(
+            "--client-ca FILE or --client-ca-dir DIR (GLINT_TLS_CLIENT_CA, GLINT_TLS_CLIENT_CA_DIR)"
+        )
     if missing:
         raise ServeError(
             f"direct TLS needs {', '.join(missing)}; to run behind nginx or Apache instead, use --behind-proxy"
@@ -165,7 +167,9 @@ def _start_line(mode: Mode, server, options: ServeOptions) -> str:
     if mode is Mode.DIRECT:
         source = describe_client_ca(options.client_ca_file, options.client_ca_dir)
     else:
-        source = f"identity from proxy headers of trusted proxies {server.trusted_proxies or 'none'}"
+        source = (
+            f"identity from proxy headers of trusted proxies {server.trusted_proxies or 'none'}"
+        )
     return f"glint serve: {mode.value} on {address}; {source}; {options.threads} threads"
 
 
@@ -204,7 +208,9 @@ def run(options: ServeOptions) -> None:
     if mode is Mode.INSECURE_DEV:
         logger.warning(INSECURE_WARNING.format(address=options.address()))
     if mode is Mode.DIRECT and server.trusted_proxies:
-        logger.warning("GLINT_TRUSTED_PROXIES is ignored in direct TLS mode: identity comes from the TLS handshake")
+        logger.warning(
+            "GLINT_TRUSTED_PROXIES is ignored in direct TLS mode: identity comes from the TLS handshake"
+        )
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -29,7 +29,13 @@ from pathlib import Path
 
 from cryptography import x509
 
-__all__ = ["TLSConfigError", "build_server_context", "crls_present", "describe_client_ca", "verified_chain"]
+__all__ = [
+    "TLSConfigError",
+    "build_server_context",
+    "crls_present",
+    "describe_client_ca",
+    "verified_chain",
+]
 
 # OpenSSL's hashed-directory names: <hash>.0 for certificates, <hash>.r0 for CRLs.
 CRL_IN_CA_DIR = re.compile(r"^[0-9a-f]{8}\.r\d+$")
@@ -58,14 +64,18 @@ def describe_client_ca(ca_file: str | None, ca_dir: str | None) -> str:
     return f"client CAs from {' and '.join(sources)} ({crl})"
 
 
-def build_server_context(*, cert_file: str, key_file: str, ca_file: str | None, ca_dir: str | None) -> ssl.SSLContext:
+def build_server_context(
+    *, cert_file: str, key_file: str, ca_file: str | None, ca_dir: str | None
+) -> ssl.SSLContext:
     """A server context that asks for a client certificate and verifies it as the module explains.
 
     Raises:
         TLSConfigError: a file is missing or unreadable, or no client CA is given.
     """
     if not (ca_file or ca_dir):
-        raise TLSConfigError("a client CA file or CA directory is needed to verify client certificates")
+        raise TLSConfigError(
+            "a client CA file or CA directory is needed to verify client certificates"
+        )
     if ca_dir and not Path(ca_dir).is_dir():
         raise TLSConfigError(f"client CA directory {ca_dir} does not exist")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -73,7 +83,9 @@ def build_server_context(*, cert_file: str, key_file: str, ca_file: str | None, 
     try:
         context.load_cert_chain(cert_file, key_file or None)
     except (OSError, ssl.SSLError) as exc:
-        raise TLSConfigError(f"cannot load server certificate {cert_file} / key {key_file}: {exc}") from None
+        raise TLSConfigError(
+            f"cannot load server certificate {cert_file} / key {key_file}: {exc}"
+        ) from None
     try:
         context.load_verify_locations(cafile=ca_file or None, capath=ca_dir or None)
         crls = crls_present(ca_file, ca_dir)
@@ -101,5 +113,8 @@ def verified_chain(sock: ssl.SSLSocket) -> list[x509.Certificate]:
     else:
         import _ssl
 
-        ders = [cert.public_bytes(_ssl.ENCODING_DER) for cert in (sock._sslobj.get_verified_chain() or [])]
+        ders = [
+            cert.public_bytes(_ssl.ENCODING_DER)
+            for cert in (sock._sslobj.get_verified_chain() or [])
+        ]
     return [x509.load_der_x509_certificate(der) for der in ders]

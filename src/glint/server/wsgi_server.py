@@ -96,7 +96,9 @@ class GlintGateway(wsgi.Gateway_10):
             return environ
         if isinstance(server.bind_addr, str):
             environ[UNIX_SOCKET_KEY] = True
-        if environ.get("HTTP_X_FORWARDED_PROTO") == "https" and is_trusted_proxy(environ, server.trusted_proxies):
+        if environ.get("HTTP_X_FORWARDED_PROTO") == "https" and is_trusted_proxy(
+            environ, server.trusted_proxies
+        ):
             environ["wsgi.url_scheme"] = "https"
         return environ
 
@@ -114,7 +116,9 @@ class GlintWSGIServer(wsgi.Server):
 
     ConnectionClass = GlintHTTPConnection
 
-    def __init__(self, bind_addr, wsgi_app, *, numthreads: int, direct_tls: bool, trusted_proxies: list[str]):
+    def __init__(
+        self, bind_addr, wsgi_app, *, numthreads: int, direct_tls: bool, trusted_proxies: list[str]
+    ):
         super().__init__(bind_addr, wsgi_app, numthreads=numthreads)
         self.gateway = GlintGateway
         self.direct_tls = direct_tls

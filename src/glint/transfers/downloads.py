@@ -31,8 +31,15 @@ from glint.transfers.services import DownloadSource, UploadRefused, download_sou
 __all__ = ["content_disposition", "download_response", "parse_range"]
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-_UNSAFE = re.compile(r'[^A-Za-z0-9._+-]+')
-_EXTENSIONS = {"qcow2": ".qcow2", "raw": ".img", "vmdk": ".vmdk", "vhd": ".vhd", "vhdx": ".vhdx", "iso": ".iso"}
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+_EXTENSIONS = {
+    "qcow2": ".qcow2",
+    "raw": ".img",
+    "vmdk": ".vmdk",
+    "vhd": ".vhd",
+    "vhdx": ".vhdx",
+    "iso": ".iso",
+}
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
@@ -103,8 +110,11 @@ def download_response(request, row_id: str) -> HttpResponse:
     except UploadRefused as exc:
         return HttpResponse(exc.message, status=exc.status, content_type="text/plain")
     size = source.size or 0
-    headers = {"Accept-Ranges": "bytes", "Content-Disposition": content_disposition(source.name, source.disk_format),
-               **_hash_headers(source)}
+    headers = {
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": content_disposition(source.name, source.disk_format),
+        **_hash_headers(source),
+    }
     wanted = parse_range(request.META.get("HTTP_RANGE"), size)
     if_range = request.META.get("HTTP_IF_RANGE")
     if wanted is not None and if_range and if_range != headers.get("ETag"):
@@ -115,21 +125,34 @@ def download_response(request, row_id: str) -> HttpResponse:
     try:
         body = _stream(source, first, last)
         if last >= first:
-            first_chunk = next(body, b"")  # opens the cloud stream now: its errors become a 502 here
+            first_chunk = next(
+                body, b""
+            )  # opens the cloud stream now: its errors become a 502 here
         else:
             first_chunk = b""
     except CloudError as exc:
-        return HttpResponse(f"{source.repo.name}: {exc.message}", status=502, content_type="text/plain")
+        return HttpResponse(
+            f"{source.repo.name}: {exc.message}", status=502, content_type="text/plain"
+        )
 
     def chunks():
         yield first_chunk
         yield from body
 
-    response = StreamingHttpResponse(chunks(), status=206 if wanted else 200,
-                                     content_type="application/octet-stream", headers=headers)
+    response = StreamingHttpResponse(
+        chunks(),
+        status=206 if wanted else 200,
+        content_type="application/octet-stream",
+        headers=headers,
+    )
     response["Content-Length"] = str(max(0, last - first + 1))
     if wanted:
         response["Content-Range"] = f"bytes {first}-{last}/{size}"
-    audit.record("image.download", group=matrix.group, repo=source.repo, image=row.name,
-                 details={"image_id": source.image_id, "range": f"{first}-{last}" if wanted else "all"})
+    audit.record(
+        "image.download",
+        group=matrix.group,
+        repo=source.repo,
+        image=row.name,
+        details={"image_id": source.image_id, "range": f"{first}-{last}" if wanted else "all"},
+    )
     return response

@@ -52,8 +52,10 @@ class ChecksumMismatch(TransferError):
     @classmethod
     def of(cls, algo: str, declared: str, computed: str) -> ChecksumMismatch:
         """The mismatch, naming both values (the person compares them with their own)."""
-        return cls(f"the checksum does not match: declared {algo}:{declared}, but the bytes "
-                   f"received hash to {algo}:{computed}; nothing was kept")
+        return cls(
+            f"the checksum does not match: declared {algo}:{declared}, but the bytes "
+            f"received hash to {algo}:{computed}; nothing was kept"
+        )
 
 
 class UploadInterrupted(TransferError):

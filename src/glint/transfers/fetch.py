@@ -126,7 +126,9 @@ def resolve(url: str, policy: FetchPolicy) -> tuple[Address, str, int]:
     except ValueError as exc:
         raise UrlRefused(f"not a valid URL: {exc}") from None
     if parts.scheme not in ("http", "https"):
-        raise UrlRefused(f"only http and https links can be fetched, not {parts.scheme or 'a bare path'!r}")
+        raise UrlRefused(
+            f"only http and https links can be fetched, not {parts.scheme or 'a bare path'!r}"
+        )
     host = (parts.hostname or "").rstrip(".")
     if not host:
         raise UrlRefused("the link names no host")
@@ -134,8 +136,10 @@ def resolve(url: str, policy: FetchPolicy) -> tuple[Address, str, int]:
     try:
         address = addresses.resolve(host, port, lambda found: _why_refused(found, policy))
     except addresses.AddressRefused as exc:
-        raise UrlRefused(f"{exc.shown} is not allowed: a {exc.reason} address. Glint does not fetch "
-                         f"from it unless an admin allow-lists its range (fetch_allow_cidrs)") from None
+        raise UrlRefused(
+            f"{exc.shown} is not allowed: a {exc.reason} address. Glint does not fetch "
+            f"from it unless an admin allow-lists its range (fetch_allow_cidrs)"
+        ) from None
     except addresses.NameNotResolved as exc:
         raise FetchFailed(str(exc)) from None
     except ValueError as exc:
@@ -169,19 +173,23 @@ def cloud_may_fetch(url: str, policy: FetchPolicy, pull_hosts: Iterable[str]) ->
 # The connection
 
 
-def _connection(scheme: str, host: str, port: int, address: Address,
-                policy: FetchPolicy) -> http.client.HTTPConnection:
+def _connection(
+    scheme: str, host: str, port: int, address: Address, policy: FetchPolicy
+) -> http.client.HTTPConnection:
     """An HTTP(S) connection to ``address`` that speaks to ``host`` (Host header, SNI, cert)."""
 
     def connect_pinned(_address, timeout, source_address=None):
-        sock = socket.create_connection((str(address), port), policy.connect_timeout, source_address)
+        sock = socket.create_connection(
+            (str(address), port), policy.connect_timeout, source_address
+        )
         sock.settimeout(policy.idle_timeout)
         return sock
 
     if scheme == "https":
         context = ssl.create_default_context(cafile=policy.ca_file)
         conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-            host, port, timeout=policy.connect_timeout, context=context)
+            host, port, timeout=policy.connect_timeout, context=context
+        )
     else:
         conn = http.client.HTTPConnection(host, port, timeout=policy.connect_timeout)
     conn._create_connection = connect_pinned  # the one hook http.client offers for this
@@ -197,8 +205,13 @@ class FetchStream:
         received: Bytes read so far.
     """
 
-    def __init__(self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse,
-                 url: str, max_bytes: int | None):
+    def __init__(
+        self,
+        conn: http.client.HTTPConnection,
+        response: http.client.HTTPResponse,
+        url: str,
+        max_bytes: int | None,
+    ):
         self._conn, self._response = conn, response
         self.url = url
         length = response.getheader("Content-Length")
@@ -210,11 +223,16 @@ class FetchStream:
         try:
             while True:
                 try:
-                    chunk = self._response.read1(CHUNK_SIZE) if hasattr(self._response, "read1") \
+                    chunk = (
+                        self._response.read1(CHUNK_SIZE)
+                        if hasattr(self._response, "read1")
                         else self._response.read(CHUNK_SIZE)
+                    )
                 except (OSError, http.client.HTTPException) as exc:
-                    raise FetchFailed(f"reading {self.url} failed after {self.received} bytes: "
-                                      f"{type(exc).__name__}: {exc}") from None
+                    raise FetchFailed(
+                        f"reading {self.url} failed after {self.received} bytes: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from None
                 if not chunk:
                     break
                 self.received += len(chunk)
@@ -250,15 +268,21 @@ def open_url(url: str, policy: FetchPolicy) -> FetchStream:
     parts = urlsplit(url)
     auth = None
     if parts.username is not None:
-        auth = "Basic " + base64.b64encode(
-            f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()).decode()
+        auth = (
+            "Basic "
+            + base64.b64encode(
+                f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            ).decode()
+        )
     current = url
     for _hop in range(MAX_REDIRECTS + 1):
         address, host, port = resolve(current, policy)
         here = urlsplit(current)
         shown = redact(current)
         conn = _connection(here.scheme, host, port, address, policy)
-        target = quote(here.path or "/", safe="/%:@!$&'()*+,;=~-._") + (f"?{here.query}" if here.query else "")
+        target = quote(here.path or "/", safe="/%:@!$&'()*+,;=~-._") + (
+            f"?{here.query}" if here.query else ""
+        )
         headers = {"User-Agent": "Glint", "Accept-Encoding": "identity"}
         if auth and urlsplit(current).hostname == parts.hostname:
             headers["Authorization"] = auth  # never sent on to another host
@@ -282,7 +306,11 @@ def open_url(url: str, policy: FetchPolicy) -> FetchStream:
             conn.close()
             raise FetchFailed(f"{shown} answered HTTP {response.status} {response.reason}")
         stream = FetchStream(conn, response, shown, policy.max_bytes)
-        if policy.max_bytes is not None and stream.size is not None and stream.size > policy.max_bytes:
+        if (
+            policy.max_bytes is not None
+            and stream.size is not None
+            and stream.size > policy.max_bytes
+        ):
             stream.close()
             raise TooLarge(f"{shown} is {stream.size} bytes, over the limit of {policy.max_bytes}")
         return stream
@@ -330,4 +358,3 @@ def fetch_checksum(url: str, entry: str, policy: FetchPolicy) -> tuple[str, str]
     if found is None:
         raise FetchFailed(f"{redact(url)} lists no sha256 or sha512 checksum for {entry!r}")
     return found
-

@@ -101,7 +101,7 @@ def detect(head: bytes, tail: bytes = b"") -> str:
         return "vhdx"
     if head.startswith(b"conectix") or tail[-TAIL_BYTES:].startswith(b"conectix"):
         return "vhd"
-    if any(head[offset:offset + 5] == b"CD001" for offset in _ISO_OFFSETS):
+    if any(head[offset : offset + 5] == b"CD001" for offset in _ISO_OFFSETS):
         return "iso"
     return "raw"
 
@@ -125,8 +125,12 @@ def resolve(declared: str | None, head: bytes, tail: bytes = b"") -> str:
         # than the one declared (ami/ari/aki/vdi/ploop are only believed for unrecognised bytes).
         raise FormatMismatch(
             f"the file was declared {declared} but it is {_DESCRIPTIONS[detected]}; declare "
-            f"disk format {detected}" + (f" or convert it (qemu-img convert -O {declared})"
-                                          if declared in ("raw", "qcow2", "vmdk", "vhdx") else "")
+            f"disk format {detected}"
+            + (
+                f" or convert it (qemu-img convert -O {declared})"
+                if declared in ("raw", "qcow2", "vmdk", "vhdx")
+                else ""
+            )
         )
     return declared
 
@@ -138,8 +142,10 @@ def check_tail(disk_format: str, tail: bytes) -> None:
         FormatMismatch: The stream ends with a VHD footer but the format is not ``vhd``.
     """
     if disk_format in ("raw", "ami") and tail[-TAIL_BYTES:].startswith(b"conectix"):
-        raise FormatMismatch(f"the file was declared {disk_format} but it is {_DESCRIPTIONS['vhd']}; "
-                             f"declare disk format vhd")
+        raise FormatMismatch(
+            f"the file was declared {disk_format} but it is {_DESCRIPTIONS['vhd']}; "
+            f"declare disk format vhd"
+        )
 
 
 def check_safe(head: bytes) -> None:

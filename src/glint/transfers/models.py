@@ -71,8 +71,9 @@ class Upload(models.Model):
     """
 
     group = models.ForeignKey("accounts.Group", on_delete=models.CASCADE, related_name="uploads")
-    requester = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.SET_NULL,
-                                  related_name="uploads")
+    requester = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="uploads"
+    )
     requester_dn = models.CharField(_("requested by"), max_length=1024, blank=True)
     name = models.CharField(_("name"), max_length=255)
     disk_format = models.CharField(_("disk format"), max_length=20, blank=True)
@@ -81,7 +82,9 @@ class Upload(models.Model):
     min_ram = models.PositiveIntegerField(_("min RAM (MB)"), default=0)
     visibility = models.CharField(_("visibility"), max_length=16, default="private")
     properties = models.JSONField(_("properties"), default=dict, blank=True)
-    conflict_policy = models.CharField(_("when a target has the name"), max_length=20, default="report")
+    conflict_policy = models.CharField(
+        _("when a target has the name"), max_length=20, default="report"
+    )
     targets = models.ManyToManyField("repos.Repo", related_name="uploads")
     source_url = EncryptedTextField(_("web link"), blank=True)
     url_shown = models.CharField(_("web link"), max_length=2000, blank=True)
@@ -93,10 +96,14 @@ class Upload(models.Model):
     bytes_received = models.BigIntegerField(_("bytes received"), default=0)
     interrupted_at = models.DateTimeField(null=True, blank=True)
     sha256 = models.CharField(max_length=64, blank=True)
-    state = models.CharField(_("state"), max_length=20, choices=UploadState.choices, default=UploadState.WAITING)
+    state = models.CharField(
+        _("state"), max_length=20, choices=UploadState.choices, default=UploadState.WAITING
+    )
     error_code = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)
-    job = models.OneToOneField("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="upload")
+    job = models.OneToOneField(
+        "jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="upload"
+    )
     created = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

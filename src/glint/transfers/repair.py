@@ -41,27 +41,41 @@ def repair() -> dict[str, int]:
     spools = cache.remove_abandoned_spools()
     expired = _expire_interrupted()
     jobless = Upload.objects.filter(
-        state=UploadState.RECEIVING, job__isnull=True, url_shown="",
+        state=UploadState.RECEIVING,
+        job__isnull=True,
+        url_shown="",
         created__lt=timezone.now() - datetime.timedelta(seconds=settings.GLINT_JOB_LEASE_SECONDS),
-    ).update(state=UploadState.FAILED, error_code="upload_interrupted",
-             error="Glint stopped before it kept any of the bytes; upload the image again.")
-    owning = {str(pk) for pk in
-              Upload.objects.filter(state__in=_OWNING).values_list("pk", flat=True)}
+    ).update(
+        state=UploadState.FAILED,
+        error_code="upload_interrupted",
+        error="Glint stopped before it kept any of the bytes; upload the image again.",
+    )
+    owning = {
+        str(pk) for pk in Upload.objects.filter(state__in=_OWNING).values_list("pk", flat=True)
+    }
     parts = [key for key in cache.upload_part_keys() if key not in owning]
     for key in parts:
         cache.remove_upload_part(key)
-    counts = {"spools": len(spools), "expired_uploads": expired, "jobless_uploads": jobless,
-              "parts": len(parts)}
+    counts = {
+        "spools": len(spools),
+        "expired_uploads": expired,
+        "jobless_uploads": jobless,
+        "parts": len(parts),
+    }
     if any(counts.values()):
-        log.warning("removed upload leftovers: %s",
-                    ", ".join(f"{n} {what}" for what, n in counts.items() if n))
+        log.warning(
+            "removed upload leftovers: %s",
+            ", ".join(f"{n} {what}" for what, n in counts.items() if n),
+        )
     return counts
 
 
 def _expire_interrupted() -> int:
     hours = settings.GLINT_UPLOAD_RESUME_HOURS
-    message = (f"Not resumed within {hours:g} h: the bytes that arrived were removed; "
-               "upload the image again.")
+    message = (
+        f"Not resumed within {hours:g} h: the bytes that arrived were removed; "
+        "upload the image again."
+    )
     cutoff = timezone.now() - datetime.timedelta(hours=hours)
     stale = Upload.objects.filter(state=UploadState.INTERRUPTED, interrupted_at__lt=cutoff)
     jobs = list(stale.exclude(job=None).values_list("job", flat=True))

@@ -50,8 +50,16 @@ from glint.transfers.parts import UploadPart
 from glint.transfers.sources import IncomingStream, read_head
 from glint.transfers.upload_job import fetch_policy
 
-__all__ = ["DownloadSource", "OffsetMismatch", "UploadRefused", "cancel_upload", "create_upload",
-           "download_source", "receive", "resume_offset"]
+__all__ = [
+    "DownloadSource",
+    "OffsetMismatch",
+    "UploadRefused",
+    "cancel_upload",
+    "create_upload",
+    "download_source",
+    "receive",
+    "resume_offset",
+]
 
 VISIBILITIES = ("private", "shared", "community", "public")
 HEX_LENGTHS = {"sha256": 64, "sha512": 128}
@@ -93,9 +101,14 @@ def _check_checksum(algo: str, digest: str) -> tuple[str, str]:
     if not digest:
         return "", ""
     algo = algo or {64: "sha256", 128: "sha512"}.get(len(digest), "")
-    if algo not in HEX_LENGTHS or len(digest) != HEX_LENGTHS[algo] or not all(
-            c in "0123456789abcdefABCDEF" for c in digest):
-        raise UploadRefused("The checksum must be a sha256 (64 hex digits) or sha512 (128 hex digits).")
+    if (
+        algo not in HEX_LENGTHS
+        or len(digest) != HEX_LENGTHS[algo]
+        or not all(c in "0123456789abcdefABCDEF" for c in digest)
+    ):
+        raise UploadRefused(
+            "The checksum must be a sha256 (64 hex digits) or sha512 (128 hex digits)."
+        )
     return algo, digest.lower()
 
 
@@ -127,7 +140,9 @@ def create_upload(
     """
     _check_targets(group, targets)
     if disk_format and disk_format not in formats.DISK_FORMATS:
-        raise UploadRefused(f"Unknown disk format {disk_format!r}; use one of {', '.join(formats.DISK_FORMATS)}.")
+        raise UploadRefused(
+            f"Unknown disk format {disk_format!r}; use one of {', '.join(formats.DISK_FORMATS)}."
+        )
     if container_format not in formats.CONTAINER_FORMATS:
         raise UploadRefused(f"Unknown container format {container_format!r}.")
     if visibility not in VISIBILITIES:
@@ -138,8 +153,11 @@ def create_upload(
         raise UploadRefused(f"Unknown conflict policy {conflict_policy!r}.") from None
     limit = settings.GLINT_UPLOAD_MAX_BYTES
     if size is not None and limit and size > limit:
-        raise UploadRefused(f"The image is {size} bytes; this Glint accepts at most {limit} (upload_max_bytes).",
-                            status=413, code="too_large")
+        raise UploadRefused(
+            f"The image is {size} bytes; this Glint accepts at most {limit} (upload_max_bytes).",
+            status=413,
+            code="too_large",
+        )
     algo, digest = _check_checksum(checksum_algo, checksum)
     url_shown = ""
     if url:
@@ -159,16 +177,38 @@ def create_upload(
         raise UploadRefused(problem + ".", code="unsafe_text")
     with transaction.atomic():
         upload = Upload.objects.create(
-            group=group, requester=requester, requester_dn=requester.dn if requester else "", name=name.strip(),
-            disk_format=disk_format, container_format=container_format, min_disk=min_disk, min_ram=min_ram,
-            visibility=visibility, properties=properties or {}, conflict_policy=policy.value, size=size, expected_algo=algo,
-            expected_digest=digest, source_url=url, url_shown=url_shown, checksum_url=checksum_url,
+            group=group,
+            requester=requester,
+            requester_dn=requester.dn if requester else "",
+            name=name.strip(),
+            disk_format=disk_format,
+            container_format=container_format,
+            min_disk=min_disk,
+            min_ram=min_ram,
+            visibility=visibility,
+            properties=properties or {},
+            conflict_policy=policy.value,
+            size=size,
+            expected_algo=algo,
+            expected_digest=digest,
+            source_url=url,
+            url_shown=url_shown,
+            checksum_url=checksum_url,
             checksum_entry=checksum_entry if checksum_url else "",
         )
         upload.targets.set(targets)
-        audit.record("upload.create", user=requester, group=group, image=upload.name,
-                     details={"upload": upload.pk, "targets": [r.name for r in targets],
-                              "url": url_shown, "size": size})
+        audit.record(
+            "upload.create",
+            user=requester,
+            group=group,
+            image=upload.name,
+            details={
+                "upload": upload.pk,
+                "targets": [r.name for r in targets],
+                "url": url_shown,
+                "size": size,
+            },
+        )
         if url:
             _create_job(upload, claimed_by=None)
     return upload
@@ -178,21 +218,37 @@ def _claim(owner: str) -> dict:
     """The values of a job row claimed by ``owner``, the request that receives its bytes."""
     now = timezone.now()
     lease = datetime.timedelta(seconds=settings.GLINT_JOB_LEASE_SECONDS)
-    return {"state": states.RUNNING, "lease_owner": owner, "started": now, "finished": None,
-            "next_attempt_at": None, "lease_expires": now + lease}
+    return {
+        "state": states.RUNNING,
+        "lease_owner": owner,
+        "started": now,
+        "finished": None,
+        "next_attempt_at": None,
+        "lease_expires": now + lease,
+    }
 
 
 def _create_job(upload: Upload, claimed_by: str | None) -> Job:
     """The upload's fan-out job: queued for a worker, or already claimed by ``claimed_by``."""
     claim = {**_claim(claimed_by), "attempts": 1} if claimed_by else {}
     job = Job.objects.create(
-        kind=states.UPLOAD, group=upload.group, requester=upload.requester, requester_dn=upload.requester_dn,
-        image_name=upload.name, row_key=job_services.row_key(upload.group, states.UPLOAD, upload.name,
-                                                             f"upload:{upload.pk}"),
-        options={"visibility": upload.visibility, "conflict_policy": upload.conflict_policy}, **claim,
+        kind=states.UPLOAD,
+        group=upload.group,
+        requester=upload.requester,
+        requester_dn=upload.requester_dn,
+        image_name=upload.name,
+        row_key=job_services.row_key(
+            upload.group, states.UPLOAD, upload.name, f"upload:{upload.pk}"
+        ),
+        options={"visibility": upload.visibility, "conflict_policy": upload.conflict_policy},
+        **claim,
     )
-    JobTarget.objects.bulk_create([JobTarget(job=job, repo=repo, repo_name=repo.name, bytes_total=upload.size)
-                                   for repo in upload.targets.order_by("name")])
+    JobTarget.objects.bulk_create(
+        [
+            JobTarget(job=job, repo=repo, repo_name=repo.name, bytes_total=upload.size)
+            for repo in upload.targets.order_by("name")
+        ]
+    )
     Upload.objects.filter(pk=upload.pk).update(job=job)
     upload.job = job
     if not claimed_by:
@@ -213,8 +269,9 @@ def resume_offset(upload: Upload) -> int:
     return 0
 
 
-def receive(upload: Upload, chunks: Iterator[bytes], length: int | None,
-            offset: int | None = None) -> Upload:
+def receive(
+    upload: Upload, chunks: Iterator[bytes], length: int | None, offset: int | None = None
+) -> Upload:
     """Run a pass of a file upload in this request, while its bytes arrive: the first one, or,
     with ``offset``, a resume of an interrupted upload.
 
@@ -237,11 +294,16 @@ def receive(upload: Upload, chunks: Iterator[bytes], length: int | None,
     start = offset or 0
     limit = settings.GLINT_UPLOAD_MAX_BYTES or None
     if limit and length is not None and start + length > limit:
-        raise UploadRefused(f"The upload is {start + length} bytes; this Glint accepts at most "
-                            f"{limit} (upload_max_bytes).", status=413, code="too_large")
+        raise UploadRefused(
+            f"The upload is {start + length} bytes; this Glint accepts at most "
+            f"{limit} (upload_max_bytes).",
+            status=413,
+            code="too_large",
+        )
     if upload.size is not None and length is not None and start + length != upload.size:
-        raise UploadRefused(f"The upload was announced as {upload.size} bytes but "
-                            f"{start + length} are being sent.")
+        raise UploadRefused(
+            f"The upload was announced as {upload.size} bytes but {start + length} are being sent."
+        )
     owner = f"upload:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     if start == 0 and upload.state == UploadState.WAITING:
         job, chunks = _first_pass(upload, chunks, length, owner)
@@ -250,37 +312,63 @@ def receive(upload: Upload, chunks: Iterator[bytes], length: int | None,
     cache = content_cache()
     part = UploadPart(cache.upload_part(upload.part_key, start))
     try:
-        execution.run_claimed(job.pk, owner, stream=IncomingStream(
-            part.chunks(chunks), upload.disk_format, limit, part=part))
+        execution.run_claimed(
+            job.pk,
+            owner,
+            stream=IncomingStream(part.chunks(chunks), upload.disk_format, limit, part=part),
+        )
     finally:
         part.close()
     upload.refresh_from_db()
     outcome = audit.OK if upload.state == UploadState.RECEIVED else audit.FAILED
-    audit.record("upload.receive", outcome=outcome, user=upload.requester, group=upload.group,
-                 image=upload.name,
-                 details={"upload": upload.pk, "job": job.pk, "offset": start,
-                          "bytes": upload.bytes_received, "sha256": upload.sha256,
-                          "reason": upload.error})
+    audit.record(
+        "upload.receive",
+        outcome=outcome,
+        user=upload.requester,
+        group=upload.group,
+        image=upload.name,
+        details={
+            "upload": upload.pk,
+            "job": job.pk,
+            "offset": start,
+            "bytes": upload.bytes_received,
+            "sha256": upload.sha256,
+            "reason": upload.error,
+        },
+    )
     return upload
 
 
-def _first_pass(upload: Upload, chunks: Iterator[bytes], length: int | None, owner: str
-                ) -> tuple[Job, Iterator[bytes]]:
+def _first_pass(
+    upload: Upload, chunks: Iterator[bytes], length: int | None, owner: str
+) -> tuple[Job, Iterator[bytes]]:
     """Take a waiting upload for this request: check the first bytes, create its job claimed.
     Returns the job and the body from its start again."""
     if not Upload.objects.filter(pk=upload.pk, state=UploadState.WAITING).update(
-            state=UploadState.RECEIVING, size=length if length is not None else upload.size):
+        state=UploadState.RECEIVING, size=length if length is not None else upload.size
+    ):
         upload.refresh_from_db()
-        raise UploadRefused(f"Upload {upload.pk} is {upload.state}: its data was sent already.", status=409,
-                            code="state")
+        raise UploadRefused(
+            f"Upload {upload.pk} is {upload.state}: its data was sent already.",
+            status=409,
+            code="state",
+        )
     upload.refresh_from_db()
     try:
         head, chunks = read_head(chunks)
         disk_format = formats.resolve(upload.disk_format or None, head)
     except TransferError as exc:  # a format lie, or the client gave up within the first bytes
-        Upload.objects.filter(pk=upload.pk).update(state=UploadState.FAILED, error_code=exc.code, error=exc.message)
-        audit.record("upload.receive", outcome=audit.REFUSED, user=upload.requester, group=upload.group,
-                     image=upload.name, details={"upload": upload.pk, "reason": exc.message})
+        Upload.objects.filter(pk=upload.pk).update(
+            state=UploadState.FAILED, error_code=exc.code, error=exc.message
+        )
+        audit.record(
+            "upload.receive",
+            outcome=audit.REFUSED,
+            user=upload.requester,
+            group=upload.group,
+            image=upload.name,
+            details={"upload": upload.pk, "reason": exc.message},
+        )
         raise UploadRefused(exc.message, code=exc.code) from None
     Upload.objects.filter(pk=upload.pk).update(disk_format=disk_format)
     upload.disk_format = disk_format
@@ -293,31 +381,46 @@ def _resume(upload: Upload, offset: int, owner: str) -> Job:
     targets not done are redone over the whole stream."""
     expected = resume_offset(upload)
     if upload.state == UploadState.RECEIVING:
-        raise UploadRefused(f"Upload {upload.pk} is still being received (by a request or a server "
-                            f"that stopped: that is noticed within "
-                            f"{settings.GLINT_JOB_LEASE_SECONDS} s); try again then.",
-                            status=409, code="busy")
+        raise UploadRefused(
+            f"Upload {upload.pk} is still being received (by a request or a server "
+            f"that stopped: that is noticed within "
+            f"{settings.GLINT_JOB_LEASE_SECONDS} s); try again then.",
+            status=409,
+            code="busy",
+        )
     if upload.state != UploadState.INTERRUPTED:
-        raise UploadRefused(f"Upload {upload.pk} is {upload.state}: there is nothing to resume.",
-                            status=409, code="state")
+        raise UploadRefused(
+            f"Upload {upload.pk} is {upload.state}: there is nothing to resume.",
+            status=409,
+            code="state",
+        )
     if offset != expected:
-        raise OffsetMismatch(f"Upload {upload.pk} continues at byte {expected}, not {offset}.",
-                             expected)
+        raise OffsetMismatch(
+            f"Upload {upload.pk} continues at byte {expected}, not {offset}.", expected
+        )
     with transaction.atomic():
         resumed = Upload.objects.filter(pk=upload.pk, state=UploadState.INTERRUPTED).update(
-            state=UploadState.RECEIVING, bytes_received=offset, error_code="", error="",
-            interrupted_at=None)
+            state=UploadState.RECEIVING,
+            bytes_received=offset,
+            error_code="",
+            error="",
+            interrupted_at=None,
+        )
         claimed = resumed and Job.objects.filter(
-            pk=upload.job_id, state__in=(states.FAILED, states.PARTIAL),
+            pk=upload.job_id,
+            state__in=(states.FAILED, states.PARTIAL),
             cancel_requested__isnull=True,
         ).update(attempts=F("attempts") + 1, **_claim(owner))
         if not claimed:
             transaction.set_rollback(True)
             raise UploadRefused(
                 f"Upload {upload.pk} is being resumed or cancelled by another request.",
-                status=409, code="busy")
+                status=409,
+                code="busy",
+            )
         not_done = JobTarget.objects.filter(job=upload.job_id).exclude(
-            state=states.TargetState.DONE.value)
+            state=states.TargetState.DONE.value
+        )
         not_done.update(state=states.TargetState.PENDING.value, next_attempt_at=None)
     upload.refresh_from_db()
     return upload.job
@@ -333,8 +436,10 @@ def cancel_upload(upload: Upload, user: User | None) -> Upload:
     if upload.state == UploadState.INTERRUPTED:
         # Its job has ended (failed, waiting for the rest): the part is all there is to drop.
         if not Upload.objects.filter(pk=upload.pk, state=UploadState.INTERRUPTED).update(
-                state=UploadState.CANCELLED, error_code="cancelled",
-                error="Cancelled while interrupted."):
+            state=UploadState.CANCELLED,
+            error_code="cancelled",
+            error="Cancelled while interrupted.",
+        ):
             raise UploadRefused(f"Upload {upload.pk} is being resumed.", status=409, code="state")
         content_cache().remove_upload_part(upload.part_key)
     elif upload.job_id is not None:
@@ -343,9 +448,18 @@ def cancel_upload(upload: Upload, user: User | None) -> Upload:
         except job_services.JobRefused as exc:
             raise UploadRefused(exc.message, status=409, code="state") from None
     elif not Upload.objects.filter(pk=upload.pk, state=UploadState.WAITING).update(
-            state=UploadState.CANCELLED, error_code="cancelled", error="Cancelled before any data arrived."):
+        state=UploadState.CANCELLED,
+        error_code="cancelled",
+        error="Cancelled before any data arrived.",
+    ):
         raise UploadRefused(f"Upload {upload.pk} is {upload.state}.", status=409, code="state")
-    audit.record("upload.cancel", user=user, group=upload.group, image=upload.name, details={"upload": upload.pk})
+    audit.record(
+        "upload.cancel",
+        user=user,
+        group=upload.group,
+        image=upload.name,
+        details={"upload": upload.pk},
+    )
     upload.refresh_from_db()
     return upload
 
@@ -376,21 +490,37 @@ def download_source(group: Group, row: Row) -> DownloadSource:
         UploadRefused: The row cannot be verified, or no healthy repo holds an active copy (409).
     """
     if not row.verifiable:
-        raise UploadRefused(f"{row.name} has no content hash: Glint serves only verifiable images.", status=409)
+        raise UploadRefused(
+            f"{row.name} has no content hash: Glint serves only verifiable images.", status=409
+        )
     repos = {r.pk: r for r in Repo.objects.filter(group=group, enabled=True)}
     candidates = []
     for repo_id, cell in row.cells.items():
         repo = repos.get(repo_id)
-        if repo is None or repo.last_poll_ok is False or cell.state not in (CellState.PRESENT, CellState.FOREIGN):
+        if (
+            repo is None
+            or repo.last_poll_ok is False
+            or cell.state not in (CellState.PRESENT, CellState.FOREIGN)
+        ):
             continue
         for copy in cell.copies:
             if copy.status == "active":
                 candidates.append((cell.state is not CellState.PRESENT, repo.name, repo, copy))
     if not candidates:
-        raise UploadRefused(f"No healthy repo holds an active copy of {row.name} right now.", status=409)
+        raise UploadRefused(
+            f"No healthy repo holds an active copy of {row.name} right now.", status=409
+        )
     *_, repo, copy = min(candidates, key=lambda c: c[:2])
     algo, _, value = row.content_key.partition(":")
     sha256 = copy.glint_sha256 or (value if algo == "sha256" else "")
-    return DownloadSource(repo=repo, image_id=copy.image_id, name=copy.name, size=copy.size,
-                          disk_format=copy.disk_format, sha256=sha256, hash_algo=copy.os_hash_algo,
-                          hash_value=copy.os_hash_value, md5=copy.checksum)
+    return DownloadSource(
+        repo=repo,
+        image_id=copy.image_id,
+        name=copy.name,
+        size=copy.size,
+        disk_format=copy.disk_format,
+        sha256=sha256,
+        hash_algo=copy.os_hash_algo,
+        hash_value=copy.os_hash_value,
+        md5=copy.checksum,
+    )

@@ -36,6 +36,7 @@ from glint.transfers.parts import UploadPart
 
 __all__ = ["IncomingStream", "UploadSource", "read_head", "request_chunks", "upload_record"]
 
+
 def request_chunks(body, length: int | None, chunk_size: int) -> Iterator[bytes]:
     """The raw request body, ``chunk_size`` bytes at a time, never more than ``length``.
 
@@ -96,10 +97,16 @@ class IncomingStream:
         error: The error the stream raised, if any.
     """
 
-    def __init__(self, chunks: Iterable[bytes], disk_format: str, max_bytes: int | None,
-                 on_progress: Callable[[int], None] | None = None,
-                 on_close: Callable[[], None] | None = None, source_url: str | None = None,
-                 part: UploadPart | None = None):
+    def __init__(
+        self,
+        chunks: Iterable[bytes],
+        disk_format: str,
+        max_bytes: int | None,
+        on_progress: Callable[[int], None] | None = None,
+        on_close: Callable[[], None] | None = None,
+        source_url: str | None = None,
+        part: UploadPart | None = None,
+    ):
         self._chunks = iter(chunks)
         self.source_url = source_url
         self.part = part
@@ -123,10 +130,15 @@ class IncomingStream:
             for chunk in self._chunks:
                 self.received += len(chunk)
                 if self.max_bytes is not None and self.received > self.max_bytes:
-                    raise TooLarge(f"the upload is larger than the limit of {self.max_bytes} bytes "
-                                   f"(upload_max_bytes)")
-                tail = (tail + chunk)[-formats.TAIL_BYTES:] if len(chunk) < formats.TAIL_BYTES \
-                    else chunk[-formats.TAIL_BYTES:]
+                    raise TooLarge(
+                        f"the upload is larger than the limit of {self.max_bytes} bytes "
+                        f"(upload_max_bytes)"
+                    )
+                tail = (
+                    (tail + chunk)[-formats.TAIL_BYTES :]
+                    if len(chunk) < formats.TAIL_BYTES
+                    else chunk[-formats.TAIL_BYTES :]
+                )
                 if self._on_progress is not None:
                     self._on_progress(self.received)
                 yield chunk
@@ -164,10 +176,17 @@ def upload_record(upload, disk_format: str) -> ImageRecord:
     else:
         algo, digest = upload.expected_algo, upload.expected_digest
     return ImageRecord(
-        id=f"upload-{upload.pk}", name=upload.name, status="active", size=upload.size,
-        disk_format=disk_format, container_format=upload.container_format or "bare",
-        hash_algo=algo, hash_value=digest, visibility=upload.visibility,
-        min_disk=upload.min_disk, min_ram=upload.min_ram,
+        id=f"upload-{upload.pk}",
+        name=upload.name,
+        status="active",
+        size=upload.size,
+        disk_format=disk_format,
+        container_format=upload.container_format or "bare",
+        hash_algo=algo,
+        hash_value=digest,
+        visibility=upload.visibility,
+        min_disk=upload.min_disk,
+        min_ram=upload.min_ram,
         properties={str(k): str(v) for k, v in (upload.properties or {}).items()},
     )
 
@@ -185,8 +204,13 @@ class UploadSource(CloudDriver):
     kind = "glint-upload"
     label = "upload"
 
-    def __init__(self, record: ImageRecord, stream: IncomingStream | None, *,
-                 missing_reason: str = "expired or evicted"):
+    def __init__(
+        self,
+        record: ImageRecord,
+        stream: IncomingStream | None,
+        *,
+        missing_reason: str = "expired or evicted",
+    ):
         self.connection = None
         self.record = record
         self.stream = stream
@@ -203,10 +227,14 @@ class UploadSource(CloudDriver):
 
     def open_read(self, image_id: str, offset: int = 0) -> ImageReader:
         if self.stream is None:
-            raise NotInCache(f"the uploaded bytes are not in Glint's cache: {self.missing_reason}; "
-                             "upload the image again")
+            raise NotInCache(
+                f"the uploaded bytes are not in Glint's cache: {self.missing_reason}; "
+                "upload the image again"
+            )
         if offset or self.stream.started:
-            raise UploadInterrupted("an upload stream cannot be read twice; the bytes were not kept")
+            raise UploadInterrupted(
+                "an upload stream cannot be read twice; the bytes were not kept"
+            )
         return _StreamReader(self.stream, self.record.size)
 
     def _read_only(self, *_args, **_kwargs):
@@ -216,4 +244,3 @@ class UploadSource(CloudDriver):
 
     def capabilities(self) -> Capabilities:
         return Capabilities(can_range_read=False)
-

@@ -68,8 +68,10 @@ PROGRESS_INTERVAL = 0.5
 
 def fetch_policy(max_bytes: int | None = None) -> fetch.FetchPolicy:
     """The web-link rules of this deployment (settings ``fetch_allow_cidrs``, ``upload_max_bytes``)."""
-    return fetch.FetchPolicy(allow_cidrs=tuple(settings.GLINT_FETCH_ALLOW_CIDRS),
-                             max_bytes=max_bytes or settings.GLINT_UPLOAD_MAX_BYTES or None)
+    return fetch.FetchPolicy(
+        allow_cidrs=tuple(settings.GLINT_FETCH_ALLOW_CIDRS),
+        max_bytes=max_bytes or settings.GLINT_UPLOAD_MAX_BYTES or None,
+    )
 
 
 class _Recorder(TargetWriter):
@@ -97,7 +99,9 @@ def _open_link(upload: Upload) -> IncomingStream:
     redirect, an HTTP error, an over-size body or a format lie leaves nothing anywhere."""
     policy = fetch_policy()
     if upload.checksum_url and not upload.expected_digest:
-        algo, digest = fetch.fetch_checksum(upload.checksum_url.reveal(), upload.checksum_entry, policy)
+        algo, digest = fetch.fetch_checksum(
+            upload.checksum_url.reveal(), upload.checksum_entry, policy
+        )
         Upload.objects.filter(pk=upload.pk).update(expected_algo=algo, expected_digest=digest)
         upload.expected_algo, upload.expected_digest = algo, digest
     response = fetch.open_url(upload.source_url.reveal(), policy)
@@ -110,8 +114,9 @@ def _open_link(upload: Upload) -> IncomingStream:
     Upload.objects.filter(pk=upload.pk).update(disk_format=disk_format, size=response.size)
     upload.disk_format, upload.size = disk_format, response.size
     part = UploadPart(content_cache().upload_part(upload.part_key, 0))
-    return IncomingStream(part.chunks(chunks), disk_format, policy.max_bytes, part=part,
-                          on_close=response.close)
+    return IncomingStream(
+        part.chunks(chunks), disk_format, policy.max_bytes, part=part, on_close=response.close
+    )
 
 
 def _land(stream: IncomingStream, upload: Upload) -> dict[str, str]:
@@ -145,8 +150,9 @@ def _content_key(hashes) -> str:
     return f"{algo}:{hashes[algo]}" if algo in hashes else ""
 
 
-def run_upload(job: Job, todo: list[JobTarget], cancel: threading.Event,
-               stream: IncomingStream | None = None) -> None:
+def run_upload(
+    job: Job, todo: list[JobTarget], cancel: threading.Event, stream: IncomingStream | None = None
+) -> None:
     """Write an upload to the targets in ``todo`` (the job runner calls this with the lease held).
 
     Args:
@@ -159,12 +165,15 @@ def run_upload(job: Job, todo: list[JobTarget], cancel: threading.Event,
         _interrupt(upload, todo, "Glint stopped while receiving it")
         return
     if stream is None and not upload.sha256 and upload.from_url:
-        Upload.objects.filter(pk=upload.pk).update(state=UploadState.RECEIVING, error_code="", error="")
+        Upload.objects.filter(pk=upload.pk).update(
+            state=UploadState.RECEIVING, error_code="", error=""
+        )
         try:
             stream = _open_link(upload)
         except CloudError as exc:
-            Upload.objects.filter(pk=upload.pk).update(state=UploadState.FAILED, error_code=exc.code,
-                                                       error=exc.message)
+            Upload.objects.filter(pk=upload.pk).update(
+                state=UploadState.FAILED, error_code=exc.code, error=exc.message
+            )
             fail_targets(todo, exc)
             return
     try:
@@ -174,20 +183,31 @@ def run_upload(job: Job, todo: list[JobTarget], cancel: threading.Event,
             stream.part.close()  # a file upload's part is closed by the request that opened it
 
 
-def _fan_out(job: Job, upload: Upload, todo: list[JobTarget], cancel: threading.Event,
-             stream: IncomingStream | None) -> None:
+def _fan_out(
+    job: Job,
+    upload: Upload,
+    todo: list[JobTarget],
+    cancel: threading.Event,
+    stream: IncomingStream | None,
+) -> None:
     options = job.options or {}
     record = upload_record(upload, upload.disk_format or "raw")
     by_key = {str(t.pk): t for t in todo}
     # An upload is the person's own bytes: copied even without a declared checksum.
     uploaded = UploadSource(record, stream, missing_reason=_why_not_in_cache())
-    source = CopySource(uploaded, record.id, repo_ref="upload",
-                        pull_url=_pull_url(upload, todo, stream), trusted_stream=True)
+    source = CopySource(
+        uploaded,
+        record.id,
+        repo_ref="upload",
+        pull_url=_pull_url(upload, todo, stream),
+        trusted_stream=True,
+    )
     observer = _Recorder(by_key, upload, stream.part if stream is not None else None)
     with contextlib.ExitStack() as stack:
         targets = open_copy_targets(todo, stack, visibility=upload.visibility, options=options)
-        result = copy_image(source, targets, cache=content_cache(), observer=observer,
-                            cancel=cancel)
+        result = copy_image(
+            source, targets, cache=content_cache(), observer=observer, cancel=cancel
+        )
     _blame_declared_checksum(upload, result)
     record_outcomes(by_key, result)
     if stream is not None:  # the first pass or a resume: the bytes were arriving
@@ -199,8 +219,11 @@ def _blame_declared_checksum(upload: Upload, result) -> None:
     is the person's declared checksum: say that, with both values, in each failed target."""
     for target in result.targets.values():
         error = target.error
-        if (isinstance(error, SourceVerificationFailed) and error.algo == upload.expected_algo
-                and error.stored == upload.expected_digest):
+        if (
+            isinstance(error, SourceVerificationFailed)
+            and error.algo == upload.expected_algo
+            and error.stored == upload.expected_digest
+        ):
             target.error = ChecksumMismatch.of(error.algo, error.stored, error.computed)
 
 
@@ -218,7 +241,10 @@ def _pull_url(upload: Upload, todo: list[JobTarget], stream: IncomingStream | No
     ``cloud_pull_hosts``), and only a link that did not redirect Glint (the cloud would follow
     the redirect on its own).
     """
-    if not (settings.GLINT_CLOUD_PULL and upload.from_url and upload.expected_digest) or upload.sha256:
+    if (
+        not (settings.GLINT_CLOUD_PULL and upload.from_url and upload.expected_digest)
+        or upload.sha256
+    ):
         return None
     if settings.GLINT_UPLOAD_MAX_BYTES and upload.size is None:
         return None
@@ -228,17 +254,24 @@ def _pull_url(upload: Upload, todo: list[JobTarget], stream: IncomingStream | No
     if fetch.redact(url) != url or stream is None or stream.source_url != url:
         return None
     if not fetch.cloud_may_fetch(url, fetch_policy(), settings.GLINT_CLOUD_PULL_HOSTS):
-        log.info("upload %s: the clouds are not handed %s (its host is neither an allowed address "
-                 "nor listed in cloud_pull_hosts): Glint streams it", upload.pk, url)
+        log.info(
+            "upload %s: the clouds are not handed %s (its host is neither an allowed address "
+            "nor listed in cloud_pull_hosts): Glint streams it",
+            upload.pk,
+            url,
+        )
         return None
     return url
 
 
-def _settle_incoming(job: Job, upload: Upload, todo: list[JobTarget], stream: IncomingStream,
-                     result, cancel) -> None:
+def _settle_incoming(
+    job: Job, upload: Upload, todo: list[JobTarget], stream: IncomingStream, result, cancel
+) -> None:
     """Record how the incoming leg ended; land untouched bytes in the cache for the retry."""
     sha256, hashes = result.sha256, dict(result.hashes)
-    if not stream.started and any(t.outcome is TargetOutcome.PULLED for t in result.targets.values()):
+    if not stream.started and any(
+        t.outcome is TargetOutcome.PULLED for t in result.targets.values()
+    ):
         _settle_pulled(job, upload, stream)
         return
     if not stream.started and not cancel.is_set():
@@ -249,8 +282,9 @@ def _settle_incoming(job: Job, upload: Upload, todo: list[JobTarget], stream: In
             stream.error = exc
     if stream.error is None and not sha256 and not cancel.is_set():
         # The bytes arrived but the engine rejected them (e.g. the declared checksum): say why.
-        stream.error = next((t.error for t in result.targets.values() if t.error), None) or \
-            UploadInterrupted("the upload did not complete")
+        stream.error = next(
+            (t.error for t in result.targets.values() if t.error), None
+        ) or UploadInterrupted("the upload did not complete")
     if isinstance(stream.error, UploadInterrupted) and not upload.from_url and not cancel.is_set():
         _interrupt(upload, todo, "the connection broke", safe=stream.part.safe)
         return
@@ -259,17 +293,26 @@ def _settle_incoming(job: Job, upload: Upload, todo: list[JobTarget], stream: In
     if stream.error is not None:
         error = stream.error
         Upload.objects.filter(pk=upload.pk).update(
-            state=UploadState.FAILED, bytes_received=stream.received,
-            error_code=getattr(error, "code", "error"), error=getattr(error, "message", str(error)))
+            state=UploadState.FAILED,
+            bytes_received=stream.received,
+            error_code=getattr(error, "code", "error"),
+            error=getattr(error, "message", str(error)),
+        )
         return
     if cancel.is_set() and not sha256:
         Upload.objects.filter(pk=upload.pk).update(state=UploadState.CANCELLED)
         return
     _keep_in_cache(stream, upload, hashes)
     size = stream.received
-    Upload.objects.filter(pk=upload.pk).update(state=UploadState.RECEIVED, sha256=sha256 or "", size=size,
-                                               bytes_received=size or 0, error_code="", error="",
-                                               interrupted_at=None)
+    Upload.objects.filter(pk=upload.pk).update(
+        state=UploadState.RECEIVED,
+        sha256=sha256 or "",
+        size=size,
+        bytes_received=size or 0,
+        error_code="",
+        error="",
+        interrupted_at=None,
+    )
     Job.objects.filter(pk=job.pk).update(sha256=sha256 or "", content_key=_content_key(hashes))
 
 
@@ -277,10 +320,12 @@ def interrupted_message(upload: Upload, offset: int, why: str) -> str:
     """What an interrupted upload says (on itself, and on each target of its job): what
     happened, how much arrived, and what to do."""
     total = f"{offset} of {upload.size}" if upload.size is not None else f"{offset}"
-    return (f"the upload was interrupted ({why}) after {total} bytes; resume it within "
-            f"{settings.GLINT_UPLOAD_RESUME_HOURS:g} h by sending the rest from byte {offset} "
-            f"(glint upload resumes by itself, or later: glint upload FILE --resume {upload.pk}; "
-            f"the API: PATCH the upload URL with Upload-Offset: {offset}), or cancel it")
+    return (
+        f"the upload was interrupted ({why}) after {total} bytes; resume it within "
+        f"{settings.GLINT_UPLOAD_RESUME_HOURS:g} h by sending the rest from byte {offset} "
+        f"(glint upload resumes by itself, or later: glint upload FILE --resume {upload.pk}; "
+        f"the API: PATCH the upload URL with Upload-Offset: {offset}), or cancel it"
+    )
 
 
 def _interrupt(upload: Upload, todo: list[JobTarget], why: str, safe: int | None = None) -> None:
@@ -292,8 +337,12 @@ def _interrupt(upload: Upload, todo: list[JobTarget], why: str, safe: int | None
     else:
         error = UploadInterrupted(interrupted_message(upload, offset, why))
     Upload.objects.filter(pk=upload.pk, state=UploadState.RECEIVING).update(
-        state=UploadState.INTERRUPTED, bytes_received=offset, error_code=error.code,
-        error=error.message, interrupted_at=timezone.now())
+        state=UploadState.INTERRUPTED,
+        bytes_received=offset,
+        error_code=error.code,
+        error=error.message,
+        interrupted_at=timezone.now(),
+    )
     discard_partial_images(todo, f"upload {upload.pk}")
     fail_targets([t for t in todo if t.state != TargetState.DONE.value], error)
 
@@ -305,13 +354,16 @@ def _settle_pulled(job: Job, upload: Upload, stream: IncomingStream) -> None:
     content_cache().remove_upload_part(upload.part_key)
     Upload.objects.filter(pk=upload.pk).update(state=UploadState.PULLED)
     Job.objects.filter(pk=job.pk).update(
-        content_key=_content_key({upload.expected_algo: upload.expected_digest}))
+        content_key=_content_key({upload.expected_algo: upload.expected_digest})
+    )
 
 
 def _why_not_in_cache() -> str:
     """What may have taken a retry's bytes from the cache. A ``glint worker`` sees only its own
     ``GLINT_CACHE_DIR``: say so there, since an evicted entry is then not the likely cause."""
     if settings.GLINT_JOB_RUNNER == "celery":
-        return ("expired or evicted, or not on storage this worker shares with glint serve "
-                "(GLINT_CACHE_DIR must be shared when GLINT_JOB_RUNNER=celery)")
+        return (
+            "expired or evicted, or not on storage this worker shares with glint serve "
+            "(GLINT_CACHE_DIR must be shared when GLINT_JOB_RUNNER=celery)"
+        )
     return "expired or evicted"

@@ -16,8 +16,15 @@ from glint.transfers.services import VISIBILITIES
 def upload_page(request):
     group = current_group(request)
     repos = group.repos.filter(enabled=True).order_by("name") if group is not None else []
-    return render(request, "transfers/upload.html", {
-        "group": group, "repos": repos, "disk_formats": formats.DISK_FORMATS,
-        "container_formats": formats.CONTAINER_FORMATS, "visibilities": VISIBILITIES,
-        "policies": [p.value for p in ConflictPolicy],
-    })
+    return render(
+        request,
+        "transfers/upload.html",
+        {
+            "group": group,
+            "repos": repos,
+            "disk_formats": formats.DISK_FORMATS,
+            "container_formats": formats.CONTAINER_FORMATS,
+            "visibilities": VISIBILITIES,
+            "policies": [p.value for p in ConflictPolicy],
+        },
+    )

@@ -11,4 +11,6 @@ from django.views.debug import SafeExceptionReporterFilter
 
 
 class GlintReporterFilter(SafeExceptionReporterFilter):
-    hidden_settings = re.compile("API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE|BROKER", flags=re.I)
+    hidden_settings = re.compile(
+        "API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE|BROKER", flags=re.I
+    )

@@ -20,15 +20,25 @@ from glint.current_request import current_request, current_request_id
 from glint.current_request import request_id_var as _request_id
 from glint.current_request import request_var as _request
 
-__all__ = ["RequestContextMiddleware", "RequestIdLogFilter", "current_request", "current_request_id"]
+__all__ = [
+    "RequestContextMiddleware",
+    "RequestIdLogFilter",
+    "current_request",
+    "current_request_id",
+]
 
 HEADER = "X-Request-ID"
 #: What a proxy-supplied id may look like: short and printable, so it is safe in logs and headers.
 ACCEPTED_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
+
 def _request_id_for(request) -> str:
     offered = request.META.get("HTTP_X_REQUEST_ID", "")
-    if offered and ACCEPTED_ID.match(offered) and is_trusted_proxy(request.META, settings.GLINT_TRUSTED_PROXIES):
+    if (
+        offered
+        and ACCEPTED_ID.match(offered)
+        and is_trusted_proxy(request.META, settings.GLINT_TRUSTED_PROXIES)
+    ):
         return offered
     return uuid.uuid4().hex
 

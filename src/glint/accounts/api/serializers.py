@@ -26,7 +26,10 @@ class WhoAmISerializer(serializers.ModelSerializer):
         fields = ["id", "dn", "display_dn", "is_admin", "default_group", "groups"]
 
     def get_groups(self, user) -> list[dict]:
-        return [{"id": m.group_id, "name": m.group.name, "role": m.role} for m in user.memberships.select_related("group")]
+        return [
+            {"id": m.group_id, "name": m.group.name, "role": m.role}
+            for m in user.memberships.select_related("group")
+        ]
 
 
 class DNField(serializers.CharField):
@@ -50,7 +53,9 @@ class UserSerializer(serializers.ModelSerializer):
         read_only_fields = ["created"]
 
     def get_groups(self, user) -> list[dict]:
-        return [{"id": m.group_id, "name": m.group.name, "role": m.role} for m in user.memberships.all()]
+        return [
+            {"id": m.group_id, "name": m.group.name, "role": m.role} for m in user.memberships.all()
+        ]
 
 
 class UserUpdateSerializer(serializers.Serializer):

@@ -47,7 +47,9 @@ class GroupViewSet(viewsets.ModelViewSet):
 
     def perform_create(self, serializer):
         try:
-            serializer.instance = services.create_group(self.request.user, **serializer.validated_data)
+            serializer.instance = services.create_group(
+                self.request.user, **serializer.validated_data
+            )
         except services.AccountError as exc:
             raise _account_error(exc) from None
 
@@ -84,7 +86,9 @@ class UserViewSet(viewsets.ModelViewSet):
 
     def perform_create(self, serializer):
         try:
-            serializer.instance = services.create_user(self.request.user, serializer.validated_data["dn"])
+            serializer.instance = services.create_user(
+                self.request.user, serializer.validated_data["dn"]
+            )
         except services.AccountError as exc:
             raise _account_error(exc) from None
 
@@ -92,26 +96,35 @@ class UserViewSet(viewsets.ModelViewSet):
         services.delete_user(self.request.user, instance)
 
 
-class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                        mixins.DestroyModelMixin, viewsets.GenericViewSet):
+class MembershipViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
     """Who is in which group. Managers of a group (and admins) add people, set roles and remove them."""
 
     serializer_class = MembershipSerializer
     queryset = Membership.objects.none()
 
     def get_queryset(self):
-        memberships = Membership.objects.filter(group__in=self.request.user.visible_groups()).select_related(
-            "user", "group")
+        memberships = Membership.objects.filter(
+            group__in=self.request.user.visible_groups()
+        ).select_related("user", "group")
         group = self.request.query_params.get("group")
         if group:
-            memberships = memberships.filter(Q(group__pk=group) if group.isdigit() else Q(group__name=group))
+            memberships = memberships.filter(
+                Q(group__pk=group) if group.isdigit() else Q(group__name=group)
+            )
         return memberships
 
     def perform_create(self, serializer):
         data = serializer.validated_data
         try:
             serializer.instance = services.add_member_by_dn(
-                self.request.user, data["group"], data["user"]["dn"], data["role"])
+                self.request.user, data["group"], data["user"]["dn"], data["role"]
+            )
         except services.AccountError as exc:
             raise _account_error(exc) from None
 
@@ -122,16 +135,21 @@ class MembershipViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins
         membership = self.get_object()
         body = MembershipRoleSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        membership = services.set_membership(request.user, membership.group, membership.user,
-                                             body.validated_data["role"])
+        membership = services.set_membership(
+            request.user, membership.group, membership.user, body.validated_data["role"]
+        )
         return Response(MembershipSerializer(membership, context={"request": request}).data)
 
     def perform_destroy(self, instance):
         services.remove_membership(self.request.user, instance)
 
 
-class AccessRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
-                           viewsets.GenericViewSet):
+class AccessRequestViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
     """Valid certificates waiting to be added (admins). DELETE dismisses one; ``approve/`` adds it."""
 
     serializer_class = AccessRequestSerializer
@@ -145,8 +163,9 @@ class AccessRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mix
         access_request = self.get_object()
         body = ApproveSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        user = services.approve_request(request.user, access_request, body.validated_data["group"],
-                                        body.validated_data["role"])
+        user = services.approve_request(
+            request.user, access_request, body.validated_data["group"], body.validated_data["role"]
+        )
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance):

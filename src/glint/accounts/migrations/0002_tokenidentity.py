@@ -6,23 +6,40 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='TokenIdentity',
+            name="TokenIdentity",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('issuer', models.CharField(max_length=512, verbose_name='issuer')),
-                ('subject', models.CharField(max_length=255, verbose_name='subject')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='token_identities', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("issuer", models.CharField(max_length=512, verbose_name="issuer")),
+                ("subject", models.CharField(max_length=255, verbose_name="subject")),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="token_identities",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['issuer', 'subject'],
-                'constraints': [models.UniqueConstraint(fields=('issuer', 'subject'), name='accounts_tokenidentity_unique_issuer_subject', violation_error_message='This token identity already belongs to someone.')],
+                "ordering": ["issuer", "subject"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("issuer", "subject"),
+                        name="accounts_tokenidentity_unique_issuer_subject",
+                        violation_error_message="This token identity already belongs to someone.",
+                    )
+                ],
             },
         ),
     ]

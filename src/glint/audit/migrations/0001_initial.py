@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,24 +14,99 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='AuditRecord',
+            name="AuditRecord",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='when')),
-                ('request_id', models.CharField(blank=True, editable=False, max_length=64, verbose_name='request id')),
-                ('user_dn', models.CharField(blank=True, editable=False, max_length=1024, verbose_name='DN')),
-                ('action', models.CharField(db_index=True, editable=False, max_length=64, verbose_name='action')),
-                ('outcome', models.CharField(choices=[('ok', 'ok'), ('refused', 'refused'), ('failed', 'failed')], editable=False, max_length=10, verbose_name='outcome')),
-                ('group_ref', models.BigIntegerField(blank=True, db_index=True, editable=False, null=True, verbose_name='group id')),
-                ('group_name', models.CharField(blank=True, editable=False, max_length=100, verbose_name='group')),
-                ('repo_ref', models.BigIntegerField(blank=True, editable=False, null=True, verbose_name='repo id')),
-                ('repo_name', models.CharField(blank=True, editable=False, max_length=200, verbose_name='repo')),
-                ('image', models.CharField(blank=True, editable=False, max_length=512, verbose_name='image')),
-                ('details', models.JSONField(blank=True, default=dict, editable=False, verbose_name='details')),
-                ('user', models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "created",
+                    models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="when"),
+                ),
+                (
+                    "request_id",
+                    models.CharField(
+                        blank=True, editable=False, max_length=64, verbose_name="request id"
+                    ),
+                ),
+                (
+                    "user_dn",
+                    models.CharField(
+                        blank=True, editable=False, max_length=1024, verbose_name="DN"
+                    ),
+                ),
+                (
+                    "action",
+                    models.CharField(
+                        db_index=True, editable=False, max_length=64, verbose_name="action"
+                    ),
+                ),
+                (
+                    "outcome",
+                    models.CharField(
+                        choices=[("ok", "ok"), ("refused", "refused"), ("failed", "failed")],
+                        editable=False,
+                        max_length=10,
+                        verbose_name="outcome",
+                    ),
+                ),
+                (
+                    "group_ref",
+                    models.BigIntegerField(
+                        blank=True,
+                        db_index=True,
+                        editable=False,
+                        null=True,
+                        verbose_name="group id",
+                    ),
+                ),
+                (
+                    "group_name",
+                    models.CharField(
+                        blank=True, editable=False, max_length=100, verbose_name="group"
+                    ),
+                ),
+                (
+                    "repo_ref",
+                    models.BigIntegerField(
+                        blank=True, editable=False, null=True, verbose_name="repo id"
+                    ),
+                ),
+                (
+                    "repo_name",
+                    models.CharField(
+                        blank=True, editable=False, max_length=200, verbose_name="repo"
+                    ),
+                ),
+                (
+                    "image",
+                    models.CharField(
+                        blank=True, editable=False, max_length=512, verbose_name="image"
+                    ),
+                ),
+                (
+                    "details",
+                    models.JSONField(
+                        blank=True, default=dict, editable=False, verbose_name="details"
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        editable=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created', '-pk'],
+                "ordering": ["-created", "-pk"],
             },
         ),
     ]

@@ -25,13 +25,37 @@ class ImageSerializer(serializers.ModelSerializer):
     class Meta:
         model = Image
         fields = [
-            "repo", "image_id", "name", "status", "size", "virtual_size", "disk_format",
-            "container_format", "checksum", "os_hash_algo", "os_hash_value", "owner", "visibility",
-            "protected", "os_hidden", "member_status", "min_disk", "min_ram", "properties", "tags",
-            "created_at", "updated_at", "glint_sha256", "glint_source_repo", "glint_source_id",
-            "first_seen", "last_seen",
+            "repo",
+            "image_id",
+            "name",
+            "status",
+            "size",
+            "virtual_size",
+            "disk_format",
+            "container_format",
+            "checksum",
+            "os_hash_algo",
+            "os_hash_value",
+            "owner",
+            "visibility",
+            "protected",
+            "os_hidden",
+            "member_status",
+            "min_disk",
+            "min_ram",
+            "properties",
+            "tags",
+            "created_at",
+            "updated_at",
+            "glint_sha256",
+            "glint_source_repo",
+            "glint_source_id",
+            "first_seen",
+            "last_seen",
         ]
 
 
 class RefreshSerializer(serializers.Serializer):
-    requested = serializers.ListField(child=serializers.IntegerField(), help_text="Repos to be polled.")
+    requested = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Repos to be polled."
+    )

@@ -6,96 +6,213 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('repos', '0001_initial'),
+        ("accounts", "0001_initial"),
+        ("repos", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='RepoInventory',
+            name="RepoInventory",
             fields=[
-                ('repo', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='inventory', serialize=False, to='repos.repo')),
-                ('project_id', models.CharField(blank=True, max_length=255)),
-                ('version', models.PositiveBigIntegerField(default=0)),
-                ('fingerprint', models.CharField(blank=True, max_length=64)),
-                ('failures', models.PositiveIntegerField(default=0)),
-                ('errors_total', models.PositiveBigIntegerField(default=0)),
-                ('polls_total', models.PositiveBigIntegerField(default=0)),
-                ('next_poll_at', models.DateTimeField(blank=True, null=True)),
-                ('refresh_requested_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "repo",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="inventory",
+                        serialize=False,
+                        to="repos.repo",
+                    ),
+                ),
+                ("project_id", models.CharField(blank=True, max_length=255)),
+                ("version", models.PositiveBigIntegerField(default=0)),
+                ("fingerprint", models.CharField(blank=True, max_length=64)),
+                ("failures", models.PositiveIntegerField(default=0)),
+                ("errors_total", models.PositiveBigIntegerField(default=0)),
+                ("polls_total", models.PositiveBigIntegerField(default=0)),
+                ("next_poll_at", models.DateTimeField(blank=True, null=True)),
+                ("refresh_requested_at", models.DateTimeField(blank=True, null=True)),
             ],
         ),
         migrations.CreateModel(
-            name='ConflictAcknowledgement',
+            name="ConflictAcknowledgement",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=100)),
-                ('signature', models.CharField(max_length=64)),
-                ('acknowledged_at', models.DateTimeField(auto_now=True)),
-                ('acknowledged_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('group', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='acknowledged_conflicts', to='accounts.group')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.CharField(max_length=100)),
+                ("signature", models.CharField(max_length=64)),
+                ("acknowledged_at", models.DateTimeField(auto_now=True)),
+                (
+                    "acknowledged_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "group",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="acknowledged_conflicts",
+                        to="accounts.group",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('group', 'key'), name='inventory_conflictacknowledgement_unique_group_key', violation_error_message='This conflict is already acknowledged.')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("group", "key"),
+                        name="inventory_conflictacknowledgement_unique_group_key",
+                        violation_error_message="This conflict is already acknowledged.",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='HiddenRow',
+            name="HiddenRow",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(blank=True, max_length=255)),
-                ('content_key', models.CharField(max_length=300)),
-                ('hidden', models.BooleanField()),
-                ('changed_at', models.DateTimeField(auto_now=True)),
-                ('changed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('group', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='hidden_rows', to='accounts.group')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(blank=True, max_length=255)),
+                ("content_key", models.CharField(max_length=300)),
+                ("hidden", models.BooleanField()),
+                ("changed_at", models.DateTimeField(auto_now=True)),
+                (
+                    "changed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "group",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="hidden_rows",
+                        to="accounts.group",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('group', 'name', 'content_key'), name='inventory_hiddenrow_unique_group_row', violation_error_message='This row already has a Hide/Show choice.')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("group", "name", "content_key"),
+                        name="inventory_hiddenrow_unique_group_row",
+                        violation_error_message="This row already has a Hide/Show choice.",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Image',
+            name="Image",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('image_id', models.CharField(max_length=255, verbose_name='image id')),
-                ('name', models.CharField(blank=True, max_length=255, verbose_name='name')),
-                ('status', models.CharField(max_length=30, verbose_name='status')),
-                ('size', models.BigIntegerField(blank=True, null=True, verbose_name='size')),
-                ('virtual_size', models.BigIntegerField(blank=True, null=True, verbose_name='virtual size')),
-                ('disk_format', models.CharField(blank=True, max_length=30, verbose_name='disk format')),
-                ('container_format', models.CharField(blank=True, max_length=30, verbose_name='container format')),
-                ('checksum', models.CharField(blank=True, max_length=64, verbose_name='md5 checksum')),
-                ('os_hash_algo', models.CharField(blank=True, max_length=32, verbose_name='hash algorithm')),
-                ('os_hash_value', models.CharField(blank=True, max_length=256, verbose_name='hash value')),
-                ('owner', models.CharField(blank=True, max_length=255, verbose_name='owner project')),
-                ('visibility', models.CharField(blank=True, max_length=16, verbose_name='visibility')),
-                ('protected', models.BooleanField(default=False, verbose_name='protected')),
-                ('os_hidden', models.BooleanField(default=False, verbose_name='hidden in Glance')),
-                ('member_status', models.CharField(blank=True, max_length=16, verbose_name='member status')),
-                ('min_disk', models.PositiveIntegerField(default=0, verbose_name='min disk (GB)')),
-                ('min_ram', models.PositiveIntegerField(default=0, verbose_name='min RAM (MB)')),
-                ('properties', models.JSONField(default=dict, verbose_name='properties')),
-                ('tags', models.JSONField(default=list, verbose_name='tags')),
-                ('created_at', models.DateTimeField(blank=True, null=True, verbose_name='created in the cloud')),
-                ('updated_at', models.DateTimeField(blank=True, null=True, verbose_name='updated in the cloud')),
-                ('glint_sha256', models.CharField(blank=True, max_length=64)),
-                ('sdk_sha256', models.CharField(blank=True, max_length=64)),
-                ('glint_source_repo', models.CharField(blank=True, max_length=255)),
-                ('glint_source_id', models.CharField(blank=True, max_length=255)),
-                ('fingerprint', models.CharField(max_length=64)),
-                ('first_seen', models.DateTimeField(verbose_name='first seen')),
-                ('last_seen', models.DateTimeField(verbose_name='last seen')),
-                ('repo', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='images', to='repos.repo')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("image_id", models.CharField(max_length=255, verbose_name="image id")),
+                ("name", models.CharField(blank=True, max_length=255, verbose_name="name")),
+                ("status", models.CharField(max_length=30, verbose_name="status")),
+                ("size", models.BigIntegerField(blank=True, null=True, verbose_name="size")),
+                (
+                    "virtual_size",
+                    models.BigIntegerField(blank=True, null=True, verbose_name="virtual size"),
+                ),
+                (
+                    "disk_format",
+                    models.CharField(blank=True, max_length=30, verbose_name="disk format"),
+                ),
+                (
+                    "container_format",
+                    models.CharField(blank=True, max_length=30, verbose_name="container format"),
+                ),
+                (
+                    "checksum",
+                    models.CharField(blank=True, max_length=64, verbose_name="md5 checksum"),
+                ),
+                (
+                    "os_hash_algo",
+                    models.CharField(blank=True, max_length=32, verbose_name="hash algorithm"),
+                ),
+                (
+                    "os_hash_value",
+                    models.CharField(blank=True, max_length=256, verbose_name="hash value"),
+                ),
+                (
+                    "owner",
+                    models.CharField(blank=True, max_length=255, verbose_name="owner project"),
+                ),
+                (
+                    "visibility",
+                    models.CharField(blank=True, max_length=16, verbose_name="visibility"),
+                ),
+                ("protected", models.BooleanField(default=False, verbose_name="protected")),
+                ("os_hidden", models.BooleanField(default=False, verbose_name="hidden in Glance")),
+                (
+                    "member_status",
+                    models.CharField(blank=True, max_length=16, verbose_name="member status"),
+                ),
+                ("min_disk", models.PositiveIntegerField(default=0, verbose_name="min disk (GB)")),
+                ("min_ram", models.PositiveIntegerField(default=0, verbose_name="min RAM (MB)")),
+                ("properties", models.JSONField(default=dict, verbose_name="properties")),
+                ("tags", models.JSONField(default=list, verbose_name="tags")),
+                (
+                    "created_at",
+                    models.DateTimeField(
+                        blank=True, null=True, verbose_name="created in the cloud"
+                    ),
+                ),
+                (
+                    "updated_at",
+                    models.DateTimeField(
+                        blank=True, null=True, verbose_name="updated in the cloud"
+                    ),
+                ),
+                ("glint_sha256", models.CharField(blank=True, max_length=64)),
+                ("sdk_sha256", models.CharField(blank=True, max_length=64)),
+                ("glint_source_repo", models.CharField(blank=True, max_length=255)),
+                ("glint_source_id", models.CharField(blank=True, max_length=255)),
+                ("fingerprint", models.CharField(max_length=64)),
+                ("first_seen", models.DateTimeField(verbose_name="first seen")),
+                ("last_seen", models.DateTimeField(verbose_name="last seen")),
+                (
+                    "repo",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="images",
+                        to="repos.repo",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['repo_id', 'name', 'image_id'],
-                'constraints': [models.UniqueConstraint(fields=('repo', 'image_id'), name='inventory_image_unique_repo_image', violation_error_message='This repo already lists an image with this id.')],
+                "ordering": ["repo_id", "name", "image_id"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("repo", "image_id"),
+                        name="inventory_image_unique_repo_image",
+                        violation_error_message="This repo already lists an image with this id.",
+                    )
+                ],
             },
         ),
     ]

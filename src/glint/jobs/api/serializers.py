@@ -8,13 +8,31 @@ __all__ = ["JobSerializer", "JobTargetSerializer"]
 
 
 class JobTargetSerializer(serializers.ModelSerializer):
-    progress = serializers.IntegerField(read_only=True, allow_null=True, help_text="Percent of bytes done.")
+    progress = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="Percent of bytes done."
+    )
 
     class Meta:
         model = JobTarget
-        fields = ["id", "repo", "repo_name", "state", "outcome", "image_id", "bytes_done", "bytes_total",
-                  "progress", "rate", "attempts", "next_attempt_at", "error_code", "error", "warnings",
-                  "started", "finished"]
+        fields = [
+            "id",
+            "repo",
+            "repo_name",
+            "state",
+            "outcome",
+            "image_id",
+            "bytes_done",
+            "bytes_total",
+            "progress",
+            "rate",
+            "attempts",
+            "next_attempt_at",
+            "error_code",
+            "error",
+            "warnings",
+            "started",
+            "finished",
+        ]
         read_only_fields = fields
 
 
@@ -25,9 +43,28 @@ class JobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Job
-        fields = ["id", "kind", "group", "requester", "state", "image_name", "content_key", "sha256",
-                  "source_repo", "source_image_id", "options", "attempts", "error_code", "error", "created",
-                  "started", "finished", "next_attempt_at", "cancel_requested", "targets"]
+        fields = [
+            "id",
+            "kind",
+            "group",
+            "requester",
+            "state",
+            "image_name",
+            "content_key",
+            "sha256",
+            "source_repo",
+            "source_image_id",
+            "options",
+            "attempts",
+            "error_code",
+            "error",
+            "created",
+            "started",
+            "finished",
+            "next_attempt_at",
+            "cancel_requested",
+            "targets",
+        ]
         read_only_fields = fields
 
     def get_cancel_requested(self, job) -> bool:

@@ -19,9 +19,13 @@ from glint.jobs.models import Job
 
 LIST_PARAMETERS = [
     OpenApiParameter("group", int, description="Only this group's jobs."),
-    OpenApiParameter("state", str, enum=list(states.JOB_STATES), description="Only jobs in this state."),
+    OpenApiParameter(
+        "state", str, enum=list(states.JOB_STATES), description="Only jobs in this state."
+    ),
     OpenApiParameter("kind", str, enum=list(states.KINDS)),
-    OpenApiParameter("requester", str, description="A user id, or text the requester's DN contains."),
+    OpenApiParameter(
+        "requester", str, description="A user id, or text the requester's DN contains."
+    ),
     OpenApiParameter("repo", int, description="Jobs that read from or write to this repo."),
 ]
 
@@ -54,8 +58,10 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
             job = act(job, request.user)
         except services.JobRefused as exc:
             return _refused(exc)
-        return Response(JobSerializer(Job.objects.prefetch_related("targets").get(pk=job.pk)).data,
-                        status=status.HTTP_202_ACCEPTED)
+        return Response(
+            JobSerializer(Job.objects.prefetch_related("targets").get(pk=job.pk)).data,
+            status=status.HTTP_202_ACCEPTED,
+        )
 
     @extend_schema(request=None, responses={202: JobSerializer})
     @action(detail=True, methods=["post"])

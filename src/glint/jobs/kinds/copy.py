@@ -28,15 +28,21 @@ def run(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None:
     by_key = {str(t.pk): t for t in todo}
     with contextlib.ExitStack() as stack:
         source_driver = stack.enter_context(open_driver(job.source_repo))
-        targets = open_copy_targets(todo, stack, visibility=options.get("visibility"),
-                                    options=options)
+        targets = open_copy_targets(
+            todo, stack, visibility=options.get("visibility"), options=options
+        )
         if not targets:
             return
         # A qcow2 naming a backing or data file is refused before any target is created.
-        source = CopySource(source_driver, job.source_image_id, repo_ref=str(job.source_repo.pk),
-                            inspect_head=unsafe_reason)
-        result = copy_image(source, targets, cache=content_cache(), observer=TargetWriter(by_key),
-                            cancel=cancel)
+        source = CopySource(
+            source_driver,
+            job.source_image_id,
+            repo_ref=str(job.source_repo.pk),
+            inspect_head=unsafe_reason,
+        )
+        result = copy_image(
+            source, targets, cache=content_cache(), observer=TargetWriter(by_key), cancel=cancel
+        )
     if result.sha256 and not job.sha256:
         Job.objects.filter(pk=job.pk).update(sha256=result.sha256)
     record_outcomes(by_key, result)

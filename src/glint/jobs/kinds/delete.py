@@ -24,10 +24,20 @@ def run(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None:
 
 def _delete_one(target: JobTarget, cloud: CloudDriver) -> None:
     outcome = delete_image(
-        cloud, target.image_id, repo_name=target.repo_name, project_id=_known_project(target),
-        on_verifying=lambda: save_target(target, state=TargetState.VERIFYING.value))
-    save_target(target, state=TargetState.DONE.value, outcome=outcome.value,
-                finished=timezone.now(), error_code="", error="")
+        cloud,
+        target.image_id,
+        repo_name=target.repo_name,
+        project_id=_known_project(target),
+        on_verifying=lambda: save_target(target, state=TargetState.VERIFYING.value),
+    )
+    save_target(
+        target,
+        state=TargetState.DONE.value,
+        outcome=outcome.value,
+        finished=timezone.now(),
+        error_code="",
+        error="",
+    )
 
 
 def _known_project(target: JobTarget) -> str | None:

@@ -28,9 +28,14 @@ def run(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None:
 
     def sync_one(target: JobTarget, cloud: CloudDriver) -> None:
         result = sync_properties(record, cloud, target.image_id)
-        save_target(target, state=TargetState.DONE.value,
-                    outcome="synced" if result.changed else "unchanged",
-                    warnings=list(result.warnings), finished=timezone.now(), error_code="",
-                    error="")
+        save_target(
+            target,
+            state=TargetState.DONE.value,
+            outcome="synced" if result.changed else "unchanged",
+            warnings=list(result.warnings),
+            finished=timezone.now(),
+            error_code="",
+            error="",
+        )
 
     for_each_target(todo, cancel, sync_one)

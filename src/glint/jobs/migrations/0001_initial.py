@@ -7,71 +7,202 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0002_tokenidentity'),
-        ('repos', '0001_initial'),
+        ("accounts", "0002_tokenidentity"),
+        ("repos", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Job',
+            name="Job",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('copy', 'copy'), ('delete', 'delete'), ('upload', 'upload'), ('property-sync', 'property sync')], max_length=20, verbose_name='kind')),
-                ('requester_dn', models.CharField(blank=True, max_length=1024, verbose_name='requested by')),
-                ('source_image_id', models.CharField(blank=True, max_length=255, verbose_name='source image id')),
-                ('image_name', models.CharField(blank=True, max_length=255, verbose_name='image name')),
-                ('content_key', models.CharField(blank=True, max_length=300, verbose_name='content key')),
-                ('sha256', models.CharField(blank=True, max_length=64)),
-                ('row_key', models.CharField(db_index=True, editable=False, max_length=64)),
-                ('state', models.CharField(choices=[('queued', 'queued'), ('running', 'running'), ('done', 'done'), ('partial', 'partial'), ('failed', 'failed'), ('cancelled', 'cancelled')], db_index=True, default='queued', max_length=20, verbose_name='state')),
-                ('attempts', models.PositiveIntegerField(default=0, verbose_name='attempts')),
-                ('error_code', models.CharField(blank=True, max_length=64, verbose_name='error code')),
-                ('error', models.TextField(blank=True, verbose_name='error')),
-                ('created', models.DateTimeField(db_index=True, default=django.utils.timezone.now, verbose_name='created')),
-                ('started', models.DateTimeField(blank=True, null=True, verbose_name='started')),
-                ('finished', models.DateTimeField(blank=True, null=True, verbose_name='finished')),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True, verbose_name='next automatic retry')),
-                ('cancel_requested', models.DateTimeField(blank=True, null=True, verbose_name='cancel requested')),
-                ('lease_owner', models.CharField(blank=True, max_length=200)),
-                ('lease_expires', models.DateTimeField(blank=True, null=True)),
-                ('options', models.JSONField(blank=True, default=dict, verbose_name='options')),
-                ('idempotency_key', models.CharField(blank=True, max_length=200)),
-                ('group', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='jobs', to='accounts.group')),
-                ('requester', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='jobs', to=settings.AUTH_USER_MODEL)),
-                ('source_repo', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='source_jobs', to='repos.repo')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("copy", "copy"),
+                            ("delete", "delete"),
+                            ("upload", "upload"),
+                            ("property-sync", "property sync"),
+                        ],
+                        max_length=20,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "requester_dn",
+                    models.CharField(blank=True, max_length=1024, verbose_name="requested by"),
+                ),
+                (
+                    "source_image_id",
+                    models.CharField(blank=True, max_length=255, verbose_name="source image id"),
+                ),
+                (
+                    "image_name",
+                    models.CharField(blank=True, max_length=255, verbose_name="image name"),
+                ),
+                (
+                    "content_key",
+                    models.CharField(blank=True, max_length=300, verbose_name="content key"),
+                ),
+                ("sha256", models.CharField(blank=True, max_length=64)),
+                ("row_key", models.CharField(db_index=True, editable=False, max_length=64)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("queued", "queued"),
+                            ("running", "running"),
+                            ("done", "done"),
+                            ("partial", "partial"),
+                            ("failed", "failed"),
+                            ("cancelled", "cancelled"),
+                        ],
+                        db_index=True,
+                        default="queued",
+                        max_length=20,
+                        verbose_name="state",
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0, verbose_name="attempts")),
+                (
+                    "error_code",
+                    models.CharField(blank=True, max_length=64, verbose_name="error code"),
+                ),
+                ("error", models.TextField(blank=True, verbose_name="error")),
+                (
+                    "created",
+                    models.DateTimeField(
+                        db_index=True, default=django.utils.timezone.now, verbose_name="created"
+                    ),
+                ),
+                ("started", models.DateTimeField(blank=True, null=True, verbose_name="started")),
+                ("finished", models.DateTimeField(blank=True, null=True, verbose_name="finished")),
+                (
+                    "next_attempt_at",
+                    models.DateTimeField(
+                        blank=True, null=True, verbose_name="next automatic retry"
+                    ),
+                ),
+                (
+                    "cancel_requested",
+                    models.DateTimeField(blank=True, null=True, verbose_name="cancel requested"),
+                ),
+                ("lease_owner", models.CharField(blank=True, max_length=200)),
+                ("lease_expires", models.DateTimeField(blank=True, null=True)),
+                ("options", models.JSONField(blank=True, default=dict, verbose_name="options")),
+                ("idempotency_key", models.CharField(blank=True, max_length=200)),
+                (
+                    "group",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="jobs",
+                        to="accounts.group",
+                    ),
+                ),
+                (
+                    "requester",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="jobs",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "source_repo",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="source_jobs",
+                        to="repos.repo",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created', '-pk'],
+                "ordering": ["-created", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='JobTarget',
+            name="JobTarget",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('repo_name', models.CharField(max_length=100, verbose_name='repo')),
-                ('state', models.CharField(choices=[('pending', 'pending'), ('writing', 'writing'), ('verifying', 'verifying'), ('done', 'done'), ('failed', 'failed'), ('cancelled', 'cancelled')], default='pending', max_length=20, verbose_name='state')),
-                ('image_id', models.CharField(blank=True, max_length=255, verbose_name='image id')),
-                ('outcome', models.CharField(blank=True, max_length=20, verbose_name='outcome')),
-                ('bytes_done', models.BigIntegerField(default=0, verbose_name='bytes done')),
-                ('bytes_total', models.BigIntegerField(blank=True, null=True, verbose_name='bytes in all')),
-                ('rate', models.FloatField(blank=True, null=True, verbose_name='rate (bytes/s)')),
-                ('attempts', models.PositiveIntegerField(default=0, verbose_name='attempts')),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True, verbose_name='next automatic retry')),
-                ('error_code', models.CharField(blank=True, max_length=64, verbose_name='error code')),
-                ('error', models.TextField(blank=True, verbose_name='error')),
-                ('warnings', models.JSONField(blank=True, default=list, verbose_name='warnings')),
-                ('started', models.DateTimeField(blank=True, null=True, verbose_name='started')),
-                ('finished', models.DateTimeField(blank=True, null=True, verbose_name='finished')),
-                ('job', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='targets', to='jobs.job')),
-                ('repo', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='job_targets', to='repos.repo')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("repo_name", models.CharField(max_length=100, verbose_name="repo")),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "pending"),
+                            ("writing", "writing"),
+                            ("verifying", "verifying"),
+                            ("done", "done"),
+                            ("failed", "failed"),
+                            ("cancelled", "cancelled"),
+                        ],
+                        default="pending",
+                        max_length=20,
+                        verbose_name="state",
+                    ),
+                ),
+                ("image_id", models.CharField(blank=True, max_length=255, verbose_name="image id")),
+                ("outcome", models.CharField(blank=True, max_length=20, verbose_name="outcome")),
+                ("bytes_done", models.BigIntegerField(default=0, verbose_name="bytes done")),
+                (
+                    "bytes_total",
+                    models.BigIntegerField(blank=True, null=True, verbose_name="bytes in all"),
+                ),
+                ("rate", models.FloatField(blank=True, null=True, verbose_name="rate (bytes/s)")),
+                ("attempts", models.PositiveIntegerField(default=0, verbose_name="attempts")),
+                (
+                    "next_attempt_at",
+                    models.DateTimeField(
+                        blank=True, null=True, verbose_name="next automatic retry"
+                    ),
+                ),
+                (
+                    "error_code",
+                    models.CharField(blank=True, max_length=64, verbose_name="error code"),
+                ),
+                ("error", models.TextField(blank=True, verbose_name="error")),
+                ("warnings", models.JSONField(blank=True, default=list, verbose_name="warnings")),
+                ("started", models.DateTimeField(blank=True, null=True, verbose_name="started")),
+                ("finished", models.DateTimeField(blank=True, null=True, verbose_name="finished")),
+                (
+                    "job",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="targets",
+                        to="jobs.job",
+                    ),
+                ),
+                (
+                    "repo",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="job_targets",
+                        to="repos.repo",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['job_id', 'repo_name', 'pk'],
+                "ordering": ["job_id", "repo_name", "pk"],
             },
         ),
     ]

@@ -24,8 +24,9 @@ class PlanRequestSerializer(serializers.Serializer):
     group = serializers.IntegerField()
     changes = ChangeSerializer(many=True, allow_empty=False, max_length=10_000)
     inventory_version = serializers.CharField(max_length=2000)
-    force = serializers.BooleanField(default=False, help_text="Admins only: delete public, shared or "
-                                                              "community images too.")
+    force = serializers.BooleanField(
+        default=False, help_text="Admins only: delete public, shared or community images too."
+    )
 
 
 class PlanItemSerializer(serializers.ModelSerializer):
@@ -55,8 +56,18 @@ class PlanSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Plan
-        fields = ["id", "group", "state", "created", "created_by", "inventory_version", "planned_version",
-                  "force", "items", "jobs"]
+        fields = [
+            "id",
+            "group",
+            "state",
+            "created",
+            "created_by",
+            "inventory_version",
+            "planned_version",
+            "force",
+            "items",
+            "jobs",
+        ]
 
 
 class ApplySerializer(serializers.Serializer):
@@ -80,8 +91,10 @@ class CellSerializer(serializers.Serializer):
     job speaks for the cell (in the list; a row's own page shows the polled cells)."""
 
     repo = serializers.IntegerField()
-    state = serializers.CharField(help_text="present, foreign or absent (polled); queued, copying, verifying, "
-                                            "deleting or failed (a job's)")
+    state = serializers.CharField(
+        help_text="present, foreign or absent (polled); queued, copying, verifying, "
+        "deleting or failed (a job's)"
+    )
     progress = serializers.IntegerField(allow_null=True, help_text="Percent copied, while copying.")
     reason = serializers.CharField(help_text="Why a job's target failed (or is being retried).")
     copies = CopySerializer(many=True)
@@ -104,8 +117,15 @@ class RowSerializer(serializers.Serializer):
 
     def get_cells(self, row) -> list[dict]:
         return [
-            CellSerializer({"repo": repo_id, "state": cell.state.value, "progress": cell.progress,
-                            "reason": cell.reason, "copies": cell.copies}).data
+            CellSerializer(
+                {
+                    "repo": repo_id,
+                    "state": cell.state.value,
+                    "progress": cell.progress,
+                    "reason": cell.reason,
+                    "copies": cell.copies,
+                }
+            ).data
             for repo_id, cell in row.cells.items()
         ]
 
@@ -147,13 +167,21 @@ class ConflictSerializer(serializers.Serializer):
 class SyncPropertiesSerializer(serializers.Serializer):
     """Which copy's properties the others are made equal to."""
 
-    source_repo = serializers.IntegerField(help_text="The repo holding the copy whose properties win.")
+    source_repo = serializers.IntegerField(
+        help_text="The repo holding the copy whose properties win."
+    )
 
 
 class RenameSerializer(serializers.Serializer):
     """One copy of a conflict, by its cloud image id (and repo, if two repos share the id), and its new name."""
 
     image = serializers.CharField(max_length=255, help_text="The copy's image id in its cloud.")
-    repo = serializers.IntegerField(required=False, help_text="The copy's repo, when the image id alone is ambiguous.")
-    name = serializers.CharField(allow_blank=True, trim_whitespace=False, max_length=10_000,
-                                 help_text="The new name (1 to 255 characters, not used in that repo yet).")
+    repo = serializers.IntegerField(
+        required=False, help_text="The copy's repo, when the image id alone is ambiguous."
+    )
+    name = serializers.CharField(
+        allow_blank=True,
+        trim_whitespace=False,
+        max_length=10_000,
+        help_text="The new name (1 to 255 characters, not used in that repo yet).",
+    )

@@ -54,13 +54,20 @@ class PlanViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gen
     lookup_value_regex = r"[0-9]+"
 
     def get_queryset(self):
-        plans = Plan.objects.filter(group__in=self.request.user.visible_groups()).prefetch_related(
-            "items__source").select_related("created_by")
+        plans = (
+            Plan.objects.filter(group__in=self.request.user.visible_groups())
+            .prefetch_related("items__source")
+            .select_related("created_by")
+        )
         if self.action == "list" and self.request.query_params.get("group"):
-            plans = plans.filter(group=visible_group(self.request.user, self.request.query_params["group"]))
+            plans = plans.filter(
+                group=visible_group(self.request.user, self.request.query_params["group"])
+            )
         return plans
 
-    @extend_schema(parameters=[OpenApiParameter("group", int, description="Only this group's plans.")])
+    @extend_schema(
+        parameters=[OpenApiParameter("group", int, description="Only this group's plans.")]
+    )
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
@@ -72,8 +79,13 @@ class PlanViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gen
         group = visible_group(request.user, data.validated_data["group"])
         changes = [Change(c["row"], c["repo"], c["action"]) for c in data.validated_data["changes"]]
         try:
-            plan = services.create_plan(group, request.user, changes, data.validated_data["inventory_version"],
-                                        force=data.validated_data["force"])
+            plan = services.create_plan(
+                group,
+                request.user,
+                changes,
+                data.validated_data["inventory_version"],
+                force=data.validated_data["force"],
+            )
         except services.PlanError as exc:
             raise PlanRefused(exc) from None
         return Response(PlanSerializer(plan).data, status=status.HTTP_201_CREATED)
@@ -90,7 +102,9 @@ class PlanViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gen
         return Response({"jobs": job_ids}, status=status.HTTP_202_ACCEPTED)
 
 
-GROUP_PARAM = OpenApiParameter("group", int, description="The group; the caller's default group if absent.")
+GROUP_PARAM = OpenApiParameter(
+    "group", int, description="The group; the caller's default group if absent."
+)
 
 
 def _group(request):
@@ -109,7 +123,12 @@ class ImageRowViewSet(viewsets.ViewSet):
         parameters=[
             GROUP_PARAM,
             OpenApiParameter("q", str, description="Only rows whose name contains this text."),
-            OpenApiParameter("hidden", str, enum=["true", "false", "all"], description="Hidden rows, shown rows, or both (default)."),
+            OpenApiParameter(
+                "hidden",
+                str,
+                enum=["true", "false", "all"],
+                description="Hidden rows, shown rows, or both (default).",
+            ),
             OpenApiParameter("sort", str, enum=ORDERS),
         ],
         responses=RowSerializer(many=True),
@@ -131,7 +150,9 @@ class ImageRowViewSet(viewsets.ViewSet):
     @extend_schema(responses=RowDetailSerializer)
     def retrieve(self, request, pk=None):
         _matrix, row = find_row(request.user, pk)
-        images = Image.objects.filter(pk__in=[c.pk for c in row.copies]).order_by("repo_id", "image_id")
+        images = Image.objects.filter(pk__in=[c.pk for c in row.copies]).order_by(
+            "repo_id", "image_id"
+        )
         return Response(RowDetailSerializer(row, context={"images": images}).data)
 
     def _set_hidden(self, request, pk, hidden: bool):
@@ -164,7 +185,9 @@ class ImageRowViewSet(viewsets.ViewSet):
         data = SyncPropertiesSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            job_ids = services.sync_row_properties(matrix.group, row, data.validated_data["source_repo"], request.user)
+            job_ids = services.sync_row_properties(
+                matrix.group, row, data.validated_data["source_repo"], request.user
+            )
         except services.PlanError as exc:
             raise PlanRefused(exc) from None
         job = Job.objects.prefetch_related("targets").get(pk=job_ids[0])
@@ -180,7 +203,9 @@ class ConflictViewSet(viewsets.ViewSet):
     @extend_schema(parameters=[GROUP_PARAM], responses=ConflictSerializer(many=True))
     def list(self, request):
         matrix = group_matrix(_group(request))
-        return Response(ConflictSerializer(matrix.conflicts, many=True, context={"group": matrix.group}).data)
+        return Response(
+            ConflictSerializer(matrix.conflicts, many=True, context={"group": matrix.group}).data
+        )
 
     def _conflict(self, request, pk):
         return find_conflict(request.user, pk)
@@ -211,13 +236,25 @@ class ConflictViewSet(viewsets.ViewSet):
         data = RenameSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         wanted = data.validated_data
-        copies = [c for c in conflict.copies
-                  if c.image_id == wanted["image"] and wanted.get("repo") in (None, c.repo_id)]
+        copies = [
+            c
+            for c in conflict.copies
+            if c.image_id == wanted["image"] and wanted.get("repo") in (None, c.repo_id)
+        ]
         if len(copies) != 1:
-            raise ValidationError({"image": "No copy of this conflict has that image id." if not copies else
-                                   "Two repos hold that image id: name the repo too."})
+            raise ValidationError(
+                {
+                    "image": "No copy of this conflict has that image id."
+                    if not copies
+                    else "Two repos hold that image id: name the repo too."
+                }
+            )
         try:
-            image = services.rename_copy(matrix.group, conflict, copies[0].pk, wanted["name"], request.user)
+            image = services.rename_copy(
+                matrix.group, conflict, copies[0].pk, wanted["name"], request.user
+            )
         except services.PlanError as exc:
             raise PlanRefused(exc) from None
-        return Response({"image": image.image_id, "repo": image.repo_id, "name": wanted["name"].strip()})
+        return Response(
+            {"image": image.image_id, "repo": image.repo_id, "name": wanted["name"].strip()}
+        )

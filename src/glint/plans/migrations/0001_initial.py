@@ -6,72 +6,187 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0002_tokenidentity'),
-        ('inventory', '0001_initial'),
-        ('repos', '0001_initial'),
+        ("accounts", "0002_tokenidentity"),
+        ("inventory", "0001_initial"),
+        ("repos", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Plan',
+            name="Plan",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('shown_version', models.CharField(max_length=2000, verbose_name='version the page showed')),
-                ('planned_version', models.CharField(max_length=2000, verbose_name='version planned against')),
-                ('force', models.BooleanField(default=False, verbose_name='forced by an admin')),
-                ('state', models.CharField(choices=[('open', 'open'), ('applied', 'applied')], default='open', max_length=10, verbose_name='state')),
-                ('applied_at', models.DateTimeField(blank=True, null=True, verbose_name='applied')),
-                ('job_ids', models.JSONField(default=list, verbose_name='jobs')),
-                ('applied_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('group', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='plans', to='accounts.group')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                (
+                    "shown_version",
+                    models.CharField(max_length=2000, verbose_name="version the page showed"),
+                ),
+                (
+                    "planned_version",
+                    models.CharField(max_length=2000, verbose_name="version planned against"),
+                ),
+                ("force", models.BooleanField(default=False, verbose_name="forced by an admin")),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("open", "open"), ("applied", "applied")],
+                        default="open",
+                        max_length=10,
+                        verbose_name="state",
+                    ),
+                ),
+                ("applied_at", models.DateTimeField(blank=True, null=True, verbose_name="applied")),
+                ("job_ids", models.JSONField(default=list, verbose_name="jobs")),
+                (
+                    "applied_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "group",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="plans",
+                        to="accounts.group",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created'],
+                "ordering": ["-created"],
             },
         ),
         migrations.CreateModel(
-            name='PlanItem',
+            name="PlanItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveIntegerField()),
-                ('row_id', models.CharField(max_length=64)),
-                ('name', models.CharField(blank=True, max_length=255)),
-                ('content_key', models.CharField(blank=True, max_length=300)),
-                ('repo_name', models.CharField(blank=True, max_length=100)),
-                ('action', models.CharField(choices=[('copy', 'copy'), ('delete', 'delete')], max_length=10)),
-                ('status', models.CharField(choices=[('planned', 'planned'), ('noop', 'nothing to do'), ('refused', 'refused')], max_length=10)),
-                ('reason', models.CharField(blank=True, max_length=500)),
-                ('images', models.JSONField(default=list)),
-                ('job_id', models.PositiveBigIntegerField(blank=True, null=True)),
-                ('plan', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='items', to='plans.plan')),
-                ('repo', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='repos.repo')),
-                ('source', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='inventory.image')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("position", models.PositiveIntegerField()),
+                ("row_id", models.CharField(max_length=64)),
+                ("name", models.CharField(blank=True, max_length=255)),
+                ("content_key", models.CharField(blank=True, max_length=300)),
+                ("repo_name", models.CharField(blank=True, max_length=100)),
+                (
+                    "action",
+                    models.CharField(
+                        choices=[("copy", "copy"), ("delete", "delete")], max_length=10
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("planned", "planned"),
+                            ("noop", "nothing to do"),
+                            ("refused", "refused"),
+                        ],
+                        max_length=10,
+                    ),
+                ),
+                ("reason", models.CharField(blank=True, max_length=500)),
+                ("images", models.JSONField(default=list)),
+                ("job_id", models.PositiveBigIntegerField(blank=True, null=True)),
+                (
+                    "plan",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="items",
+                        to="plans.plan",
+                    ),
+                ),
+                (
+                    "repo",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="repos.repo",
+                    ),
+                ),
+                (
+                    "source",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="inventory.image",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['plan', 'position'],
+                "ordering": ["plan", "position"],
             },
         ),
         migrations.CreateModel(
-            name='KeepEverywhere',
+            name="KeepEverywhere",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(blank=True, max_length=255)),
-                ('content_key', models.CharField(max_length=300)),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('unreachable', models.JSONField(default=list)),
-                ('checked_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('group', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='keep_everywhere', to='accounts.group')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(blank=True, max_length=255)),
+                ("content_key", models.CharField(max_length=300)),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                ("unreachable", models.JSONField(default=list)),
+                ("checked_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "group",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="keep_everywhere",
+                        to="accounts.group",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('group', 'name', 'content_key'), name='plans_keepeverywhere_unique_group_row', violation_error_message='This row is already kept on all repos.')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("group", "name", "content_key"),
+                        name="plans_keepeverywhere_unique_group_row",
+                        violation_error_message="This row is already kept on all repos.",
+                    )
+                ],
             },
         ),
     ]

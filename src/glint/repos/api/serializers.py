@@ -49,12 +49,23 @@ class RepoSerializer(serializers.ModelSerializer):
             "user_domain_name", "user_domain_id", "ca_bundle", "enabled", "shared_with",
             "last_poll_at", "last_poll_ok", "last_poll_error", "last_poll_duration", "created", "updated",
         ]  # fmt: skip
-        read_only_fields = ["last_poll_at", "last_poll_ok", "last_poll_error", "last_poll_duration", "created", "updated"]
+        read_only_fields = [
+            "last_poll_at",
+            "last_poll_ok",
+            "last_poll_error",
+            "last_poll_duration",
+            "created",
+            "updated",
+        ]
         validators = []  # (group, name) uniqueness is checked by the model, with its own message
 
     def get_fields(self):
         fields = super().get_fields()
-        if self.instance is not None and not isinstance(self.instance, (list, tuple)) and hasattr(self.instance, "pk"):
+        if (
+            self.instance is not None
+            and not isinstance(self.instance, (list, tuple))
+            and hasattr(self.instance, "pk")
+        ):
             fields["group"].read_only = True  # a repo stays in its group
         return fields
 
@@ -88,8 +99,12 @@ class ValidationResultSerializer(serializers.Serializer):
     ok = serializers.BooleanField()
     project_id = serializers.CharField(required=False)
     project_name = serializers.CharField(required=False, allow_null=True)
-    code = serializers.CharField(required=False, help_text="The cloud error's stable code, when not ok.")
-    field = serializers.CharField(required=False, allow_null=True, help_text="The setting to correct, if known.")
+    code = serializers.CharField(
+        required=False, help_text="The cloud error's stable code, when not ok."
+    )
+    field = serializers.CharField(
+        required=False, allow_null=True, help_text="The setting to correct, if known."
+    )
     detail = serializers.CharField(required=False, help_text="Why the repo does not work.")
 
 
@@ -99,9 +114,13 @@ class RepoImportSerializer(serializers.Serializer):
     group = serializers.IntegerField()
     file = serializers.FileField(required=False)
     clouds_yaml = serializers.CharField(required=False, trim_whitespace=False)
-    clouds = serializers.ListField(child=serializers.CharField(), required=False, help_text="Only these clouds.")
+    clouds = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="Only these clouds."
+    )
     ca_bundle = serializers.CharField(
-        required=False, trim_whitespace=False, help_text="PEM used for every cloud whose entry names a cacert."
+        required=False,
+        trim_whitespace=False,
+        help_text="PEM used for every cloud whose entry names a cacert.",
     )
 
     def validate(self, attrs):
@@ -110,9 +129,13 @@ class RepoImportSerializer(serializers.Serializer):
             try:
                 attrs["clouds_yaml"] = upload.read().decode("utf-8")
             except UnicodeDecodeError:
-                raise serializers.ValidationError({"file": ["The clouds.yaml must be UTF-8 text."]}) from None
+                raise serializers.ValidationError(
+                    {"file": ["The clouds.yaml must be UTF-8 text."]}
+                ) from None
         if not attrs.get("clouds_yaml"):
-            raise serializers.ValidationError({"file": ["Send a clouds.yaml as 'file' (upload) or 'clouds_yaml' (text)."]})
+            raise serializers.ValidationError(
+                {"file": ["Send a clouds.yaml as 'file' (upload) or 'clouds_yaml' (text)."]}
+            )
         return attrs
 
 

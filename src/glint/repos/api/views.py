@@ -24,7 +24,11 @@ def _posted_group(request):
     return request.data.get("group") if isinstance(request.data, Mapping) else None
 
 
-@extend_schema_view(list=extend_schema(parameters=[OpenApiParameter("group", int, description="Only this group's repos.")]))
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[OpenApiParameter("group", int, description="Only this group's repos.")]
+    )
+)
 class RepoViewSet(viewsets.ModelViewSet):
     """Cloud projects of groups. Adding or changing one checks it against the cloud first."""
 
@@ -34,7 +38,9 @@ class RepoViewSet(viewsets.ModelViewSet):
     def get_queryset(self):
         repos = services.visible_repos(self.request.user)
         if self.request.query_params.get("group"):
-            repos = repos.filter(group=visible_group(self.request.user, self.request.query_params["group"]))
+            repos = repos.filter(
+                group=visible_group(self.request.user, self.request.query_params["group"])
+            )
         return repos
 
     def create(self, request, *args, **kwargs):
@@ -60,11 +66,20 @@ class RepoViewSet(viewsets.ModelViewSet):
         try:
             project = services.validate_repo(repo)
         except services.RepoValidationError as exc:
-            return Response({"ok": False, "code": exc.code, "field": exc.field, "detail": exc.message})
-        return Response({"ok": True, "project_id": project.project_id, "project_name": project.project_name})
+            return Response(
+                {"ok": False, "code": exc.code, "field": exc.field, "detail": exc.message}
+            )
+        return Response(
+            {"ok": True, "project_id": project.project_id, "project_name": project.project_name}
+        )
 
     @extend_schema(request=RepoImportSerializer, responses=ImportResponseSerializer)
-    @action(detail=False, methods=["post"], url_path="import", parser_classes=[MultiPartParser, FormParser, JSONParser])
+    @action(
+        detail=False,
+        methods=["post"],
+        url_path="import",
+        parser_classes=[MultiPartParser, FormParser, JSONParser],
+    )
     def import_clouds_yaml(self, request):
         """Add the clouds of a clouds.yaml to a group; each is checked first and reported on."""
         group = visible_group(request.user, _posted_group(request))

@@ -7,49 +7,151 @@ import glint.repos.fields
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Repo',
+            name="Repo",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, verbose_name='name')),
-                ('kind', models.CharField(choices=[('openstack', 'OpenStack')], default='openstack', max_length=20, verbose_name='cloud kind')),
-                ('auth_url', models.URLField(max_length=500, verbose_name='auth URL')),
-                ('region', models.CharField(blank=True, max_length=100, verbose_name='region')),
-                ('interface', models.CharField(choices=[('public', 'public'), ('internal', 'internal'), ('admin', 'admin')], default='public', max_length=10, verbose_name='interface')),
-                ('project_name', models.CharField(blank=True, max_length=200, verbose_name='project name')),
-                ('project_id', models.CharField(blank=True, max_length=100, verbose_name='project id')),
-                ('project_domain_name', models.CharField(blank=True, max_length=200, verbose_name='project domain name')),
-                ('project_domain_id', models.CharField(blank=True, max_length=100, verbose_name='project domain id')),
-                ('user_domain_name', models.CharField(blank=True, max_length=200, verbose_name='user domain name')),
-                ('user_domain_id', models.CharField(blank=True, max_length=100, verbose_name='user domain id')),
-                ('auth_type', models.CharField(choices=[('password', 'Password'), ('application_credential', 'Application credential')], default='password', max_length=30, verbose_name='authentication')),
-                ('username', models.CharField(blank=True, max_length=200, verbose_name='username')),
-                ('password', glint.repos.fields.EncryptedTextField(blank=True, verbose_name='password')),
-                ('application_credential_id', models.CharField(blank=True, max_length=100, verbose_name='application credential id')),
-                ('application_credential_secret', glint.repos.fields.EncryptedTextField(blank=True, verbose_name='application credential secret')),
-                ('ca_bundle', models.TextField(blank=True, verbose_name='CA bundle (PEM)')),
-                ('site', models.CharField(blank=True, max_length=100, verbose_name='site')),
-                ('enabled', models.BooleanField(default=True, verbose_name='enabled')),
-                ('cloud_project', models.CharField(blank=True, db_index=True, editable=False, max_length=700)),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('updated', models.DateTimeField(auto_now=True)),
-                ('last_poll_at', models.DateTimeField(blank=True, editable=False, null=True, verbose_name='last poll')),
-                ('last_poll_ok', models.BooleanField(editable=False, null=True, verbose_name='last poll succeeded')),
-                ('last_poll_error', models.TextField(blank=True, editable=False, verbose_name='last poll error')),
-                ('last_poll_duration', models.FloatField(blank=True, editable=False, null=True, verbose_name='last poll duration (s)')),
-                ('group', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='repos', to='accounts.group')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, verbose_name="name")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("openstack", "OpenStack")],
+                        default="openstack",
+                        max_length=20,
+                        verbose_name="cloud kind",
+                    ),
+                ),
+                ("auth_url", models.URLField(max_length=500, verbose_name="auth URL")),
+                ("region", models.CharField(blank=True, max_length=100, verbose_name="region")),
+                (
+                    "interface",
+                    models.CharField(
+                        choices=[
+                            ("public", "public"),
+                            ("internal", "internal"),
+                            ("admin", "admin"),
+                        ],
+                        default="public",
+                        max_length=10,
+                        verbose_name="interface",
+                    ),
+                ),
+                (
+                    "project_name",
+                    models.CharField(blank=True, max_length=200, verbose_name="project name"),
+                ),
+                (
+                    "project_id",
+                    models.CharField(blank=True, max_length=100, verbose_name="project id"),
+                ),
+                (
+                    "project_domain_name",
+                    models.CharField(
+                        blank=True, max_length=200, verbose_name="project domain name"
+                    ),
+                ),
+                (
+                    "project_domain_id",
+                    models.CharField(blank=True, max_length=100, verbose_name="project domain id"),
+                ),
+                (
+                    "user_domain_name",
+                    models.CharField(blank=True, max_length=200, verbose_name="user domain name"),
+                ),
+                (
+                    "user_domain_id",
+                    models.CharField(blank=True, max_length=100, verbose_name="user domain id"),
+                ),
+                (
+                    "auth_type",
+                    models.CharField(
+                        choices=[
+                            ("password", "Password"),
+                            ("application_credential", "Application credential"),
+                        ],
+                        default="password",
+                        max_length=30,
+                        verbose_name="authentication",
+                    ),
+                ),
+                ("username", models.CharField(blank=True, max_length=200, verbose_name="username")),
+                (
+                    "password",
+                    glint.repos.fields.EncryptedTextField(blank=True, verbose_name="password"),
+                ),
+                (
+                    "application_credential_id",
+                    models.CharField(
+                        blank=True, max_length=100, verbose_name="application credential id"
+                    ),
+                ),
+                (
+                    "application_credential_secret",
+                    glint.repos.fields.EncryptedTextField(
+                        blank=True, verbose_name="application credential secret"
+                    ),
+                ),
+                ("ca_bundle", models.TextField(blank=True, verbose_name="CA bundle (PEM)")),
+                ("site", models.CharField(blank=True, max_length=100, verbose_name="site")),
+                ("enabled", models.BooleanField(default=True, verbose_name="enabled")),
+                (
+                    "cloud_project",
+                    models.CharField(blank=True, db_index=True, editable=False, max_length=700),
+                ),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                ("updated", models.DateTimeField(auto_now=True)),
+                (
+                    "last_poll_at",
+                    models.DateTimeField(
+                        blank=True, editable=False, null=True, verbose_name="last poll"
+                    ),
+                ),
+                (
+                    "last_poll_ok",
+                    models.BooleanField(
+                        editable=False, null=True, verbose_name="last poll succeeded"
+                    ),
+                ),
+                (
+                    "last_poll_error",
+                    models.TextField(blank=True, editable=False, verbose_name="last poll error"),
+                ),
+                (
+                    "last_poll_duration",
+                    models.FloatField(
+                        blank=True, editable=False, null=True, verbose_name="last poll duration (s)"
+                    ),
+                ),
+                (
+                    "group",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="repos",
+                        to="accounts.group",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['group__name', 'name'],
-                'constraints': [models.UniqueConstraint(fields=('group', 'name'), name='repos_repo_unique_group_name', violation_error_message='This group already has a repo with this name.')],
+                "ordering": ["group__name", "name"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("group", "name"),
+                        name="repos_repo_unique_group_name",
+                        violation_error_message="This group already has a repo with this name.",
+                    )
+                ],
             },
         ),
     ]

@@ -25,15 +25,19 @@ def offset_header(request) -> int | None:
         return None
     if not value.strip().isdigit():
         raise ValidationError(
-            {OFFSET_HEADER: f"{value!r} is not a byte offset (a non-negative integer)."})
+            {OFFSET_HEADER: f"{value!r} is not a byte offset (a non-negative integer)."}
+        )
     return int(value)
 
 
 def offset_response(upload: Upload) -> Response:
     """The answer to ``HEAD``: where the upload stands. ``no-store``: it changes as bytes arrive."""
     complete = upload.state in (UploadState.RECEIVED, UploadState.PULLED)
-    headers = {OFFSET_HEADER: str(services.resume_offset(upload)), "Cache-Control": "no-store",
-               "Upload-Complete": "?1" if complete else "?0"}
+    headers = {
+        OFFSET_HEADER: str(services.resume_offset(upload)),
+        "Cache-Control": "no-store",
+        "Upload-Complete": "?1" if complete else "?0",
+    }
     if upload.size is not None:
         headers["Upload-Length"] = str(upload.size)
     return Response(status=204, headers=headers)

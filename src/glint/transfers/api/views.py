@@ -61,30 +61,53 @@ class UploadViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = UploadSerializer
 
     def get_queryset(self):
-        uploads = Upload.objects.filter(group__in=self.request.user.visible_groups()).select_related("job")
+        uploads = Upload.objects.filter(
+            group__in=self.request.user.visible_groups()
+        ).select_related("job")
         if self.request.query_params.get("group"):
-            uploads = uploads.filter(group=visible_group(self.request.user, self.request.query_params["group"]))
+            uploads = uploads.filter(
+                group=visible_group(self.request.user, self.request.query_params["group"])
+            )
         return uploads.prefetch_related("targets")
 
-    @extend_schema(request=UploadCreateSerializer, responses={201: UploadSerializer, 413: OpenApiResponse(
-        description="The announced size is over the limit (upload_max_bytes).")})
+    @extend_schema(
+        request=UploadCreateSerializer,
+        responses={
+            201: UploadSerializer,
+            413: OpenApiResponse(
+                description="The announced size is over the limit (upload_max_bytes)."
+            ),
+        },
+    )
     def create(self, request):
         """Start an upload: metadata and targets; then PUT the bytes to ``upload_url`` (a file),
         or Glint fetches ``url`` (a web link; refused at once if its address may not be reached)."""
         data = UploadCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
-        group = visible_group(request.user, values.pop("group")) if "group" in values else current_group(request)
+        group = (
+            visible_group(request.user, values.pop("group"))
+            if "group" in values
+            else current_group(request)
+        )
         if group is None:
             raise ValidationError({"group": "You belong to no group yet."})
         algo, _, digest = values.pop("checksum", "").rpartition(":")
         try:
             upload = services.create_upload(
-                group, requester=request.user, targets=_repos(group, values.pop("targets")),
-                checksum_algo=algo, checksum=digest, **values)
+                group,
+                requester=request.user,
+                targets=_repos(group, values.pop("targets")),
+                checksum_algo=algo,
+                checksum=digest,
+                **values,
+            )
         except services.UploadRefused as exc:
             return _refused(exc)
-        return Response(UploadSerializer(upload, context={"request": request}).data, status=status.HTTP_201_CREATED)
+        return Response(
+            UploadSerializer(upload, context={"request": request}).data,
+            status=status.HTTP_201_CREATED,
+        )
 
     @extend_schema(request=None, responses={202: UploadSerializer})
     @action(detail=True, methods=["post"])
@@ -94,22 +117,35 @@ class UploadViewSet(viewsets.ReadOnlyModelViewSet):
             upload = services.cancel_upload(self.get_object(), request.user)
         except services.UploadRefused as exc:
             return _refused(exc)
-        return Response(UploadSerializer(upload, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+        return Response(
+            UploadSerializer(upload, context={"request": request}).data,
+            status=status.HTTP_202_ACCEPTED,
+        )
 
 
 _DATA_RESPONSES = {
     200: UploadSerializer,
-    400: OpenApiResponse(description=(
-        "A declared format or checksum the bytes contradict, a qcow2 naming a backing or data "
-        "file, or the upload broke off (then it is interrupted: resume it).")),
-    409: OpenApiResponse(description=(
-        "The data was sent already, the upload is busy, or (resume) the Upload-Offset is not the "
-        "server's, which the answer's Upload-Offset gives.")),
+    400: OpenApiResponse(
+        description=(
+            "A declared format or checksum the bytes contradict, a qcow2 naming a backing or data "
+            "file, or the upload broke off (then it is interrupted: resume it)."
+        )
+    ),
+    409: OpenApiResponse(
+        description=(
+            "The data was sent already, the upload is busy, or (resume) the Upload-Offset is not the "
+            "server's, which the answer's Upload-Offset gives."
+        )
+    ),
     413: OpenApiResponse(description="Over the size limit (upload_max_bytes)."),
 }
 _BINARY = {"application/octet-stream": {"type": "string", "format": "binary"}}
-_OFFSET = OpenApiParameter(OFFSET_HEADER, int, OpenApiParameter.HEADER, description=(
-    "Where the body starts in the image: the Upload-Offset a HEAD answered (resume)."))
+_OFFSET = OpenApiParameter(
+    OFFSET_HEADER,
+    int,
+    OpenApiParameter.HEADER,
+    description=("Where the body starts in the image: the Upload-Offset a HEAD answered (resume)."),
+)
 
 
 class UploadDataView(APIView):
@@ -121,9 +157,17 @@ class UploadDataView(APIView):
         visible = Upload.objects.filter(group__in=request.user.visible_groups())
         return get_object_or_404(visible, pk=pk)
 
-    @extend_schema(request=None, responses={204: OpenApiResponse(description=(
-        "Upload-Offset: the bytes Glint holds (send the rest from there); Upload-Length: the "
-        "size, when announced; Upload-Complete: ?1 once all arrived."))})
+    @extend_schema(
+        request=None,
+        responses={
+            204: OpenApiResponse(
+                description=(
+                    "Upload-Offset: the bytes Glint holds (send the rest from there); Upload-Length: the "
+                    "size, when announced; Upload-Complete: ?1 once all arrived."
+                )
+            )
+        },
+    )
     def head(self, request, pk):
         """Where an upload stands: the offset a resume continues from."""
         return offset_response(self._upload(request, pk))
@@ -145,15 +189,22 @@ class UploadDataView(APIView):
         not resumed within ``GLINT_UPLOAD_RESUME_HOURS`` fails."""
         offset = offset_header(request)
         if offset is None:
-            return Response({"detail": f"A PATCH needs the {OFFSET_HEADER} header (HEAD tells it).",
-                             "code": "invalid"}, status=status.HTTP_400_BAD_REQUEST)
+            return Response(
+                {
+                    "detail": f"A PATCH needs the {OFFSET_HEADER} header (HEAD tells it).",
+                    "code": "invalid",
+                },
+                status=status.HTTP_400_BAD_REQUEST,
+            )
         return self._receive(request, pk, offset)
 
     def _receive(self, request, pk, offset: int | None):
         upload = self._upload(request, pk)
         if upload.requester_id != request.user.pk:
-            return Response({"detail": "Only the person who started this upload may send its data."},
-                            status=status.HTTP_403_FORBIDDEN)
+            return Response(
+                {"detail": "Only the person who started this upload may send its data."},
+                status=status.HTTP_403_FORBIDDEN,
+            )
         meta = request._request.META
         length = meta.get("CONTENT_LENGTH")
         length = int(length) if length and length.isdigit() else None
@@ -161,13 +212,20 @@ class UploadDataView(APIView):
         try:
             upload = services.receive(upload, body, length, offset)
         except services.OffsetMismatch as exc:
-            return Response({"detail": exc.message, "code": exc.code, "offset": exc.offset},
-                            status=exc.status, headers={OFFSET_HEADER: str(exc.offset)})
+            return Response(
+                {"detail": exc.message, "code": exc.code, "offset": exc.offset},
+                status=exc.status,
+                headers={OFFSET_HEADER: str(exc.offset)},
+            )
         except services.UploadRefused as exc:
             return _refused(exc)
         data = UploadSerializer(upload, context={"request": request}).data
-        code = {"too_large": 413, "format_mismatch": 400, "checksum_mismatch": 400,
-                "upload_interrupted": 400}.get(upload.error_code, 200)
+        code = {
+            "too_large": 413,
+            "format_mismatch": 400,
+            "checksum_mismatch": 400,
+            "upload_interrupted": 400,
+        }.get(upload.error_code, 200)
         if upload.state == "cancelled":
             code = status.HTTP_409_CONFLICT
         if code >= 400:
@@ -180,11 +238,17 @@ class DownloadView(APIView):
     """The bytes of a matrix row, streamed from a healthy repo that holds an active copy."""
 
     @extend_schema(
-        parameters=[OpenApiParameter("Range", str, OpenApiParameter.HEADER, description="bytes=START-[END]: resume.")],
-        responses={(200, "application/octet-stream"): OpenApiResponse(description="The image."),
-                   (206, "application/octet-stream"): OpenApiResponse(description="The range asked for."),
-                   409: OpenApiResponse(description="No healthy repo holds a verified copy."),
-                   416: OpenApiResponse(description="The range is outside the image.")},
+        parameters=[
+            OpenApiParameter(
+                "Range", str, OpenApiParameter.HEADER, description="bytes=START-[END]: resume."
+            )
+        ],
+        responses={
+            (200, "application/octet-stream"): OpenApiResponse(description="The image."),
+            (206, "application/octet-stream"): OpenApiResponse(description="The range asked for."),
+            409: OpenApiResponse(description="No healthy repo holds a verified copy."),
+            416: OpenApiResponse(description="The range is outside the image."),
+        },
     )
     def get(self, request, pk):
         """Download the image: Content-Length, Range (206), ETag and Repr-Digest (sha-256) when known."""

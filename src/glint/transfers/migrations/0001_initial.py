@@ -9,50 +9,127 @@ import glint.repos.fields
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0002_tokenidentity'),
-        ('jobs', '0001_initial'),
-        ('repos', '0001_initial'),
+        ("accounts", "0002_tokenidentity"),
+        ("jobs", "0001_initial"),
+        ("repos", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Upload',
+            name="Upload",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('requester_dn', models.CharField(blank=True, max_length=1024, verbose_name='requested by')),
-                ('name', models.CharField(max_length=255, verbose_name='name')),
-                ('disk_format', models.CharField(blank=True, max_length=20, verbose_name='disk format')),
-                ('container_format', models.CharField(default='bare', max_length=20, verbose_name='container format')),
-                ('min_disk', models.PositiveIntegerField(default=0, verbose_name='min disk (GB)')),
-                ('min_ram', models.PositiveIntegerField(default=0, verbose_name='min RAM (MB)')),
-                ('visibility', models.CharField(default='private', max_length=16, verbose_name='visibility')),
-                ('properties', models.JSONField(blank=True, default=dict, verbose_name='properties')),
-                ('conflict_policy', models.CharField(default='report', max_length=20, verbose_name='when a target has the name')),
-                ('source_url', glint.repos.fields.EncryptedTextField(blank=True, verbose_name='web link')),
-                ('url_shown', models.CharField(blank=True, max_length=2000, verbose_name='web link')),
-                ('expected_algo', models.CharField(blank=True, max_length=10)),
-                ('expected_digest', models.CharField(blank=True, max_length=128)),
-                ('checksum_url', glint.repos.fields.EncryptedTextField(blank=True, verbose_name='checksum file')),
-                ('checksum_entry', models.CharField(blank=True, max_length=255)),
-                ('size', models.BigIntegerField(blank=True, null=True, verbose_name='size')),
-                ('bytes_received', models.BigIntegerField(default=0, verbose_name='bytes received')),
-                ('sha256', models.CharField(blank=True, max_length=64)),
-                ('state', models.CharField(choices=[('waiting', 'waiting for data'), ('receiving', 'receiving'), ('received', 'received'), ('failed', 'failed'), ('cancelled', 'cancelled')], default='waiting', max_length=20, verbose_name='state')),
-                ('error_code', models.CharField(blank=True, max_length=64)),
-                ('error', models.TextField(blank=True)),
-                ('created', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('group', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='uploads', to='accounts.group')),
-                ('job', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='upload', to='jobs.job')),
-                ('requester', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='uploads', to=settings.AUTH_USER_MODEL)),
-                ('targets', models.ManyToManyField(related_name='uploads', to='repos.repo')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "requester_dn",
+                    models.CharField(blank=True, max_length=1024, verbose_name="requested by"),
+                ),
+                ("name", models.CharField(max_length=255, verbose_name="name")),
+                (
+                    "disk_format",
+                    models.CharField(blank=True, max_length=20, verbose_name="disk format"),
+                ),
+                (
+                    "container_format",
+                    models.CharField(
+                        default="bare", max_length=20, verbose_name="container format"
+                    ),
+                ),
+                ("min_disk", models.PositiveIntegerField(default=0, verbose_name="min disk (GB)")),
+                ("min_ram", models.PositiveIntegerField(default=0, verbose_name="min RAM (MB)")),
+                (
+                    "visibility",
+                    models.CharField(default="private", max_length=16, verbose_name="visibility"),
+                ),
+                (
+                    "properties",
+                    models.JSONField(blank=True, default=dict, verbose_name="properties"),
+                ),
+                (
+                    "conflict_policy",
+                    models.CharField(
+                        default="report", max_length=20, verbose_name="when a target has the name"
+                    ),
+                ),
+                (
+                    "source_url",
+                    glint.repos.fields.EncryptedTextField(blank=True, verbose_name="web link"),
+                ),
+                (
+                    "url_shown",
+                    models.CharField(blank=True, max_length=2000, verbose_name="web link"),
+                ),
+                ("expected_algo", models.CharField(blank=True, max_length=10)),
+                ("expected_digest", models.CharField(blank=True, max_length=128)),
+                (
+                    "checksum_url",
+                    glint.repos.fields.EncryptedTextField(blank=True, verbose_name="checksum file"),
+                ),
+                ("checksum_entry", models.CharField(blank=True, max_length=255)),
+                ("size", models.BigIntegerField(blank=True, null=True, verbose_name="size")),
+                (
+                    "bytes_received",
+                    models.BigIntegerField(default=0, verbose_name="bytes received"),
+                ),
+                ("sha256", models.CharField(blank=True, max_length=64)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("waiting", "waiting for data"),
+                            ("receiving", "receiving"),
+                            ("received", "received"),
+                            ("failed", "failed"),
+                            ("cancelled", "cancelled"),
+                        ],
+                        default="waiting",
+                        max_length=20,
+                        verbose_name="state",
+                    ),
+                ),
+                ("error_code", models.CharField(blank=True, max_length=64)),
+                ("error", models.TextField(blank=True)),
+                ("created", models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
+                (
+                    "group",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="uploads",
+                        to="accounts.group",
+                    ),
+                ),
+                (
+                    "job",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="upload",
+                        to="jobs.job",
+                    ),
+                ),
+                (
+                    "requester",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="uploads",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                ("targets", models.ManyToManyField(related_name="uploads", to="repos.repo")),
             ],
             options={
-                'ordering': ['-created', '-pk'],
+                "ordering": ["-created", "-pk"],
             },
         ),
     ]

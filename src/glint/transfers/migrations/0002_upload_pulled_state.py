@@ -4,15 +4,26 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('transfers', '0001_initial'),
+        ("transfers", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='upload',
-            name='state',
-            field=models.CharField(choices=[('waiting', 'waiting for data'), ('receiving', 'receiving'), ('received', 'received'), ('pulled', 'fetched by the target clouds'), ('failed', 'failed'), ('cancelled', 'cancelled')], default='waiting', max_length=20, verbose_name='state'),
+            model_name="upload",
+            name="state",
+            field=models.CharField(
+                choices=[
+                    ("waiting", "waiting for data"),
+                    ("receiving", "receiving"),
+                    ("received", "received"),
+                    ("pulled", "fetched by the target clouds"),
+                    ("failed", "failed"),
+                    ("cancelled", "cancelled"),
+                ],
+                default="waiting",
+                max_length=20,
+                verbose_name="state",
+            ),
         ),
     ]

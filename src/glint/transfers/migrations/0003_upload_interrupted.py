@@ -4,20 +4,32 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('transfers', '0002_upload_pulled_state'),
+        ("transfers", "0002_upload_pulled_state"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='upload',
-            name='interrupted_at',
+            model_name="upload",
+            name="interrupted_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AlterField(
-            model_name='upload',
-            name='state',
-            field=models.CharField(choices=[('waiting', 'waiting for data'), ('receiving', 'receiving'), ('interrupted', 'interrupted: resume it'), ('received', 'received'), ('pulled', 'fetched by the target clouds'), ('failed', 'failed'), ('cancelled', 'cancelled')], default='waiting', max_length=20, verbose_name='state'),
+            model_name="upload",
+            name="state",
+            field=models.CharField(
+                choices=[
+                    ("waiting", "waiting for data"),
+                    ("receiving", "receiving"),
+                    ("interrupted", "interrupted: resume it"),
+                    ("received", "received"),
+                    ("pulled", "fetched by the target clouds"),
+                    ("failed", "failed"),
+                    ("cancelled", "cancelled"),
+                ],
+                default="waiting",
+                max_length=20,
+                verbose_name="state",
+            ),
         ),
     ]
