@@ -22,6 +22,8 @@ def dn_from_pem(data: bytes) -> str:
     try:
         chain = x509.load_pem_x509_certificates(data)
         return identity_from_chain(chain).subject_dn
+    except DNError as exc:
+        raise forms.ValidationError(f"This certificate's subject cannot be used: {exc}") from None
     except (ValueError, IdentityError) as exc:
         raise forms.ValidationError(f"This is not a PEM certificate: {exc}") from None
 
@@ -30,8 +32,9 @@ class PersonForm(forms.Form):
     """A DN pasted in any form Glint understands, or a certificate to read it from."""
 
     dn = forms.CharField(
-        label="DN", required=False, max_length=1024,
-        help_text="Slash form (/C=CA/O=Grid/CN=Jane Doe) or RFC 4514 (CN=Jane Doe,O=Grid,C=CA).",
+        label="DN", required=False,
+        help_text="Slash form (/C=CA/O=Grid/CN=Jane Doe; \\/ for a / inside a value) or RFC 4514 "
+                  "(CN=Jane Doe,O=Grid,C=CA).",
     )
     certificate = forms.FileField(
         label="or a certificate (PEM)", required=False, help_text="The person's certificate; only its subject is read."
