@@ -75,17 +75,19 @@ def make_user_cert(
     server_names: list[str] | None = None,
     days: int = 30,
     expired: bool = False,
+    subject: x509.Name | None = None,
 ):
     """A leaf certificate: a client certificate, or a server one when ``server_names`` is given.
 
-    ``expired`` makes one whose validity ended yesterday.
+    ``expired`` makes one whose validity ended yesterday; ``subject`` replaces the usual
+    ``C=CA, O=Glint Test Grid[, OU=…], CN=<cn>`` with any name.
     """
     key = ec.generate_private_key(ec.SECP256R1())
     not_before = _now() - dt.timedelta(days=days + 1 if expired else 1)
     not_after = _now() - dt.timedelta(days=1) if expired else _now() + dt.timedelta(days=days)
     builder = (
         x509.CertificateBuilder()
-        .subject_name(_name(cn, ou=extra_ou))
+        .subject_name(subject if subject is not None else _name(cn, ou=extra_ou))
         .issuer_name(ca.cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())

@@ -18,8 +18,9 @@ from urllib.parse import quote
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from tests.identity.lookalikes import CANONICAL, LOOKALIKES, REGISTER, REGISTERED, make_credentials
 from tests.identity.reverse_proxies import DEPLOY, start_apache, start_nginx, tls_http
-from tests.live import DN_PREFIX, client_context, raw_http, start_server
+from tests.live import DN_PREFIX, client_context, raw_http, run_glint, start_server
 from tests.pki import CADirectory, make_crl
 
 PEOPLE = ("Nina Proxied", "Jürgen Müller", "Mallory Proxied", "Rex Revoked")
@@ -44,10 +45,19 @@ def front_files(pki, tmp_path_factory):
     shutil.rmtree(public, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def lookalikes(pki, tmp_path_factory):
+    """The look-alike subjects' certificates (tests/identity/lookalikes.py)."""
+    return make_credentials(pki.ca, tmp_path_factory.mktemp("lookalikes"))
+
+
 def _register(server, pki):
     for name in PEOPLE:
         server.add_user(name)
         pki.person(name)
+    for dn, extra in REGISTER.values():
+        result = run_glint(server.data_dir, "user", "add", "--dn", *dn, *extra)
+        assert result.returncode == 0, result.stderr
 
 
 @pytest.fixture(scope="module", params=["nginx", "apache"])
@@ -153,6 +163,28 @@ def test_glint_ignores_identity_headers_from_anyone_but_its_proxy(front, pki):
     headers = [line for line in spoofed_headers(pki, "Mallory Proxied") if line.startswith("X-")]
     status, _body = raw_http(headers, port=glint.port, source="127.0.0.2")
     assert status == 403
+
+
+@pytest.mark.parametrize("key", REGISTERED)
+def test_behind_the_front_end_a_registered_certificate_is_itself(front, pki, lookalikes, key):
+    front_end, _glint = front
+    status, body = tls_http(front_end.port, client_context(pki, lookalikes[key][2]), [])
+    assert status == 200, body
+    me = json.loads(body)
+    assert me["dn"] == CANONICAL[key] and me["is_admin"] == ("--admin" in REGISTER[key][1])
+
+
+@pytest.mark.parametrize("key", LOOKALIKES)
+def test_behind_the_front_end_a_lookalike_is_a_stranger_not_the_admin(front, pki, lookalikes, key):
+    """nginx and Apache forward the look-alike's certificate and RFC 2253 DN: a new person, refused."""
+    front_end, glint = front
+    context = client_context(pki, lookalikes[key][2])
+    status, body = tls_http(front_end.port, context, [])
+    assert status == 403 and "an admin has not added you yet" in body, body
+    assert tls_http(front_end.port, context, [], "/api/v1/users/")[0] == 403
+    assert glint.query("SELECT dn FROM accounts_accessrequest WHERE dn = ?", CANONICAL[key]) == [
+        (CANONICAL[key],)
+    ]
 
 
 @pytest.mark.parametrize("site", ["nginx", "apache"])

@@ -15,6 +15,7 @@ from urllib.parse import quote
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from glint.accounts.dn import display_from_canonical
 from tests.live import raw_http, start_server
 
 PROXY = "127.0.0.2"
@@ -40,7 +41,8 @@ def people(server, pki):
 
 
 def verified(dn: str) -> list[str]:
-    return ["X-SSL-Client-Verify: SUCCESS", f"X-SSL-Client-S-DN: {dn}"]
+    """What nginx and Apache send for ``dn``: the verify status and the DN in RFC 2253 form."""
+    return ["X-SSL-Client-Verify: SUCCESS", f"X-SSL-Client-S-DN: {display_from_canonical(dn)}"]
 
 
 def cert_header(cert) -> str:

@@ -58,6 +58,7 @@ def identity_from_chain(chain: list[x509.Certificate]) -> CertificateIdentity:
 
     Raises:
         IdentityError: the chain is empty or made only of proxies.
+        DNError: the subject or issuer has no canonical form (empty, or over ``MAX_DN_LENGTH``).
     """
     for cert in chain:
         if not _is_proxy(cert):

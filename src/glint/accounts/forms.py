@@ -22,6 +22,8 @@ def dn_from_pem(data: bytes) -> str:
     try:
         chain = x509.load_pem_x509_certificates(data)
         return identity_from_chain(chain).subject_dn
+    except DNError as exc:
+        raise forms.ValidationError(f"This certificate's subject cannot be used: {exc}") from None
     except (ValueError, IdentityError) as exc:
         raise forms.ValidationError(f"This is not a PEM certificate: {exc}") from None
 
@@ -32,8 +34,8 @@ class PersonForm(forms.Form):
     dn = forms.CharField(
         label="DN",
         required=False,
-        max_length=1024,
-        help_text="Slash form (/C=CA/O=Grid/CN=Jane Doe) or RFC 4514 (CN=Jane Doe,O=Grid,C=CA).",
+        help_text="Slash form (/C=CA/O=Grid/CN=Jane Doe; \\/ for a / inside a value) or RFC 4514 "
+        "(CN=Jane Doe,O=Grid,C=CA).",
     )
     certificate = forms.FileField(
         label="or a certificate (PEM)",

@@ -9,6 +9,13 @@ Proxy mode: nginx or Apache verify the certificate and pass ``X-SSL-Client-Verif
 an address in ``GLINT_TRUSTED_PROXIES`` (``unix`` stands for Glint's own unix socket), and only
 with a verify status of exactly ``SUCCESS``. The server drops header names containing ``_`` before
 they reach here, because WSGI would otherwise merge ``X_SSL_Client_S_DN`` with the real header.
+
+The certificate header is the identity; the DN header is then only checked against it. Without a
+certificate header, the DN header must be in RFC 2253/4514 form (what nginx's ``$ssl_client_s_dn``
+and Apache's ``SSL_CLIENT_S_DN`` give): OpenSSL escapes every special character there. The legacy
+slash form (``$ssl_client_s_dn_legacy``, ``+LegacyDNStringFormat``) is refused on its own, because
+two different subjects can print the same slash string: OpenSSL before 3.0 does not escape ``/`` or
+``+`` inside values, and no version escapes a backslash.
 """
 
 from __future__ import annotations
@@ -56,6 +63,19 @@ def _fix_wsgi_latin1(value: str) -> str:
         return value
 
 
+def _header_dn(value: str, *, allow_slash: bool) -> str:
+    """The canonical DN of a DN header ('' when absent)."""
+    value = _fix_wsgi_latin1(value.strip())
+    if not value:
+        return ""
+    if value.startswith("/") and not allow_slash:
+        raise DNError(
+            f"a slash-form DN header without a certificate header is ambiguous ({value[:200]!r}): "
+            f"forward the certificate, or the DN in RFC 2253 form"
+        )
+    return canonical_from_string(value)
+
+
 def _identity_from_headers(environ: dict) -> CertificateIdentity | None:
     """The certificate header when there is one (cross-checked with the DN header), else the DN header.
 
@@ -64,9 +84,8 @@ def _identity_from_headers(environ: dict) -> CertificateIdentity | None:
     """
     if environ.get("HTTP_X_SSL_CLIENT_VERIFY") != "SUCCESS":
         return None
-    subject = environ.get("HTTP_X_SSL_CLIENT_S_DN", "").strip()
-    subject_dn = canonical_from_string(_fix_wsgi_latin1(subject)) if subject else ""
     cert = environ.get("HTTP_X_SSL_CLIENT_CERT", "").strip()
+    subject_dn = _header_dn(environ.get("HTTP_X_SSL_CLIENT_S_DN", ""), allow_slash=bool(cert))
     if cert:
         identity = identity_from_pem_header(cert)
         if subject_dn and subject_dn != identity.subject_dn:
@@ -79,10 +98,9 @@ def _identity_from_headers(environ: dict) -> CertificateIdentity | None:
         return identity
     if not subject_dn:
         return None
-    issuer = environ.get("HTTP_X_SSL_CLIENT_I_DN", "").strip()
-    return CertificateIdentity(
-        subject_dn, canonical_from_string(_fix_wsgi_latin1(issuer)) if issuer else ""
-    )
+    # The issuer only labels an access request, so its string form names nobody: any form will do.
+    issuer_dn = _header_dn(environ.get("HTTP_X_SSL_CLIENT_I_DN", ""), allow_slash=True)
+    return CertificateIdentity(subject_dn, issuer_dn)
 
 
 def identity_from_environ(environ: dict, trusted_proxies: list[str]) -> CertificateIdentity | None:
@@ -93,6 +111,7 @@ def identity_from_environ(environ: dict, trusted_proxies: list[str]) -> Certific
             return identity_from_chain(chain)
         if is_trusted_proxy(environ, trusted_proxies):
             return _identity_from_headers(environ)
-    except (IdentityError, DNError):
+    except (IdentityError, DNError) as exc:
+        logger.warning("client identity refused: %s", exc)
         return None
     return None

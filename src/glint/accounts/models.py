@@ -1,8 +1,9 @@
 """People, groups and memberships.
 
-A person is their certificate's canonical subject DN (``glint.accounts.dn``); there are no
-passwords. Admin is a global flag set only by an admin or on the server's command line. Every other
-right comes from a membership role in a group.
+A person is their certificate's canonical subject DN (``glint.accounts.dn``: one string per RDN
+sequence, at most ``MAX_DN_LENGTH`` characters); there are no passwords. Admin is a global flag
+set only by an admin or on the server's command line. Every other right comes from a membership
+role in a group.
 """
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager
@@ -10,7 +11,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from glint.accounts.choices import Role
-from glint.accounts.dn import canonical_from_string, display_from_canonical
+from glint.accounts.dn import MAX_DN_LENGTH, canonical_from_string, display_from_canonical
 
 __all__ = ["AccessRequest", "Group", "Membership", "TokenIdentity", "User"]
 
@@ -26,7 +27,7 @@ class UserManager(BaseUserManager):
 class User(AbstractBaseUser):
     """A person, known by the canonical subject DN of their grid certificate."""
 
-    dn = models.CharField(_("DN"), max_length=1024, unique=True)
+    dn = models.CharField(_("DN"), max_length=MAX_DN_LENGTH, unique=True)
     is_admin = models.BooleanField(_("admin"), default=False)
     is_active = models.BooleanField(_("active"), default=True)
     default_group = models.ForeignKey(
@@ -109,8 +110,8 @@ class Membership(models.Model):
 class AccessRequest(models.Model):
     """A valid certificate whose DN no admin has added yet: all a first visit creates."""
 
-    dn = models.CharField(_("DN"), max_length=1024, unique=True)
-    issuer_dn = models.CharField(_("issuer DN"), max_length=1024, blank=True)
+    dn = models.CharField(_("DN"), max_length=MAX_DN_LENGTH, unique=True)
+    issuer_dn = models.CharField(_("issuer DN"), max_length=MAX_DN_LENGTH, blank=True)
     first_seen = models.DateTimeField(auto_now_add=True)
     last_seen = models.DateTimeField(auto_now=True)
 

@@ -36,7 +36,12 @@ def user():
 
 
 @user.command("add")
-@click.option("--dn", required=True, help="Certificate subject DN, slash or RFC 4514 form.")
+@click.option(
+    "--dn",
+    required=True,
+    help="Certificate subject DN: slash form with OpenSSL -subj escaping (\\/ \\+ \\, inside a value, "
+    "+ between the parts of a multi-valued RDN), or RFC 4514 form.",
+)
 @click.option("--admin", is_flag=True, help="Make this person a Glint admin.")
 @click.option("--group", "group_name", help="Also add the person to this group.")
 @click.option(

@@ -33,7 +33,11 @@ class WhoAmISerializer(serializers.ModelSerializer):
 
 
 class DNField(serializers.CharField):
-    """A DN in any accepted form, returned canonical."""
+    """A DN in any accepted form, returned canonical; an ambiguous or too long DN is a 400.
+
+    Its length is checked on the canonical form, by ``glint.accounts.dn`` (``MAX_DN_LENGTH``), the
+    same limit as for every other way a DN enters Glint.
+    """
 
     def to_internal_value(self, data):
         try:
@@ -43,7 +47,7 @@ class DNField(serializers.CharField):
 
 
 class UserSerializer(serializers.ModelSerializer):
-    dn = DNField(max_length=1024)
+    dn = DNField(help_text="The person's certificate subject, slash or RFC 4514 form.")
     display_dn = serializers.CharField(read_only=True)
     groups = serializers.SerializerMethodField()
 
