@@ -21,7 +21,7 @@ from glint.jobs.models import Job, JobTarget
 from glint.transfers.models import Upload
 from tests.devcloud_repos import add_devcloud_repo
 from tests.jobs.images import images_named, random_chunks
-from tests.transfers.helpers import STALL, link_upload, run_job
+from tests.transfers.helpers import STALL, link_upload, qemu_image, run_job
 
 pytestmark = [pytest.mark.devcloud, pytest.mark.django_db(transaction=True)]
 
@@ -231,3 +231,33 @@ def test_a_link_that_redirected_glint_is_streamed(
     assert job.state == "done", job.error
     assert outcomes(job) == {"devcloud-1": "copied", "devcloud-2": "copied"}
     assert web.agents(path) == [GLINT]
+
+
+def test_an_unsafe_image_the_clouds_fetched_is_not_kept(
+    devcloud, client, group_a, sha512_and_sha256_repos, web, settings, image_name, tmp_path
+):
+    """The link serves Glint a plain raw image and the clouds a qcow2 naming a backing file,
+    whose checksum the uploader declared: Glint's check of its own fetch passes, so the cloud's
+    copy is inspected before it is kept. (``ovf``: this Glance inspects only ``bare`` images.)"""
+    settings.GLINT_FETCH_ALLOW_CIDRS = ["127.0.0.0/8"]
+    qemu_image(tmp_path, "raw")
+    unsafe = qemu_image(tmp_path, "qcow2", "-b", "disk.raw", "-F", "raw").read_bytes()
+    path, _data, _sha256 = serve(web, image_name, size=len(unsafe))  # the same announced size
+    web.for_clouds[path] = unsafe
+    checksum = hashlib.sha256(unsafe).hexdigest()
+
+    created = link_upload(
+        client,
+        group_a,
+        sha512_and_sha256_repos,
+        web.url(path),
+        checksum=checksum,
+        disk_format="raw",
+        container_format="ovf",
+    ).json()
+    job = run_job(created["job"])
+
+    assert job.state == "failed", outcomes(job)
+    assert set(outcomes(job).values()) == {"unsafe_image"}
+    assert "backing file" in job.targets.first().error
+    assert not any(images_named(devcloud, image_name).values()), "the clouds' copies were deleted"

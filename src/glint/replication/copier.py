@@ -43,7 +43,7 @@ from glint.replication.errors import (
 from glint.replication.events import EventPump, Throttle
 from glint.replication.fanout import FanOut, Feed
 from glint.replication.hashing import algorithms_for, check_source
-from glint.replication.image_safety import HEAD_BYTES
+from glint.replication.image_safety import HEAD_BYTES, read_head
 from glint.replication.target_run import TargetRun
 
 __all__ = ["copy_image"]
@@ -182,12 +182,7 @@ class Copy:
             finally:
                 spool.close()
         else:
-            head = b""
-            with self.source.driver.open_read(record.id, 0) as reader:
-                for chunk in reader:
-                    head += chunk
-                    if len(head) >= HEAD_BYTES:
-                        break
+            head = read_head(self.source.driver, record.id)
         reason = self.source.inspect_head(head[:HEAD_BYTES])
         if reason:
             raise SourceUnsafe(

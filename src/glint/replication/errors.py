@@ -43,7 +43,8 @@ class SourceNotUsable(ReplicationError):
 
 class SourceUnsafe(SourceNotUsable):
     """The source's own bytes say it must not be copied (:attr:`CopySource.inspect_head`):
-    nothing was created at any target."""
+    nothing was created at any target; or a cloud's own fetch of a link brought such bytes (its
+    image is deleted)."""
 
     code = "unsafe_image"
 

@@ -12,10 +12,22 @@ from __future__ import annotations
 
 import struct
 
-__all__ = ["HEAD_BYTES", "unsafe_reason"]
+__all__ = ["HEAD_BYTES", "read_head", "unsafe_reason"]
 
 #: Bytes of an image inspected: a qcow2 header and its extensions fit in them.
 HEAD_BYTES = 64 * 1024
+
+
+def read_head(driver, image_id: str) -> bytes:
+    """The first :data:`HEAD_BYTES` of an image in a cloud (fewer if it is shorter)."""
+    head = b""
+    with driver.open_read(image_id, 0) as reader:
+        for chunk in reader:
+            head += chunk
+            if len(head) >= HEAD_BYTES:
+                break
+    return head[:HEAD_BYTES]
+
 
 # qcow2 safety (the header layout: qemu's docs/interop/qcow2.txt)
 

@@ -35,10 +35,12 @@ from glint.replication.errors import (
     CopyCancelled,
     NameConflict,
     ReplicationError,
+    SourceUnsafe,
     UnexpectedError,
 )
 from glint.replication.events import Throttle
 from glint.replication.fanout import Feed
+from glint.replication.image_safety import read_head, unsafe_reason
 from glint.replication.policies import ConflictPolicy
 from glint.replication.verify import check_copy, same_content, wait_active
 
@@ -307,6 +309,11 @@ class TargetRun:
         self._state(TargetState.VERIFYING)
         digests = _stored_digests(source)
         check_copy(self.driver, record, source.size, digests)
+        # Glint inspected the bytes it fetched, not the ones the cloud fetched: a link may serve
+        # each a different file, so the cloud's copy is inspected before it is kept.
+        reason = unsafe_reason(read_head(self.driver, self.image_id))
+        if reason:
+            raise SourceUnsafe(f"the image the cloud fetched is {reason}; Glint does not keep it")
         self._keep(record, digests, TargetOutcome.PULLED)
 
     def _verify_and_finish(self) -> None:
