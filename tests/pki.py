@@ -140,11 +140,12 @@ PROXY_CERT_INFO_INHERIT_ALL = bytes.fromhex("300c300a06082b06010505071501")
 
 
 def make_proxy_cert(user_cert: x509.Certificate, user_key, *, hours: int = 12, akid: bool = True):
-    """An RFC 3820 proxy of ``user_cert``, as ``grid-proxy-init`` makes: returns (proxy cert, proxy key).
+    """An RFC 3820 proxy of ``user_cert``, as ``grid-proxy-init`` makes: returns (proxy cert, proxy
+    key).
 
     Its subject is the user's subject plus ``CN=<serial digits>`` (the naming rule OpenSSL checks).
-    ``akid=False`` leaves out the Authority Key Identifier, as many real proxy tools do (Python 3.13's
-    default ``VERIFY_X509_STRICT`` rejects those; research/x509.md §2.3).
+    ``akid=False`` leaves out the Authority Key Identifier, as many real proxy tools do (Python
+    3.13's default ``VERIFY_X509_STRICT`` rejects those; research/x509.md §2.3).
     """
     key = ec.generate_private_key(ec.SECP256R1())
     serial = x509.random_serial_number()
@@ -200,7 +201,8 @@ def make_crl(ca: CA, revoked: list[x509.Certificate] = ()) -> x509.CertificateRe
 
 
 def write_chain_pem(path: Path, chain: list[x509.Certificate], key) -> Path:
-    """A client credential file as grid tools write it: leaf first, then its issuers, then the key."""
+    """A client credential file as grid tools write it: leaf first, then its issuers, then the
+    key."""
     data = b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in chain)
     data += key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -220,7 +222,8 @@ def subject_hash(pem_path) -> str:
 
 
 class CADirectory:
-    """A hashed CA directory; ``publish_crl`` replaces a CRL the way fetch-crl does (write, rename)."""
+    """A hashed CA directory; ``publish_crl`` replaces a CRL the way fetch-crl does (write,
+    rename)."""
 
     def __init__(self, path):
         self.path = path

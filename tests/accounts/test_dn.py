@@ -1,4 +1,5 @@
-"""DN canonicalisation: every string form of one subject maps to one key, and different subjects to different keys."""
+"""DN canonicalisation: every string form of one subject maps to one key, and different subjects
+to different keys."""
 
 import subprocess
 
@@ -19,7 +20,7 @@ from glint.accounts.dn import (
 from tests.identity.lookalikes import CANONICAL, SUBJECTS, name, openssl_subject
 from tests.pki import make_ca, make_user_cert
 
-CN, O, OU, UID = (
+CN, ORG, OU, UID = (
     NameOID.COMMON_NAME,
     NameOID.ORGANIZATION_NAME,
     NameOID.ORGANIZATIONAL_UNIT_NAME,
@@ -82,7 +83,7 @@ def test_bad_strings_are_refused_with_a_reason(bad):
         canonical_from_string(bad)
 
 
-# Look-alikes ---------------------------------------------------------------------------------------
+# Look-alikes --------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("key", sorted(SUBJECTS))
@@ -99,7 +100,8 @@ def test_every_spelling_of_a_lookalike_subject_reads_back_to_its_key(key):
 
 
 def test_the_slash_form_without_escapes_is_the_four_rdn_admin_and_the_multi_valued_rdn():
-    """The plain slash form keeps the meaning OpenSSL -subj gives it; a look-alike needs its escapes."""
+    """The plain slash form keeps the meaning OpenSSL -subj gives it; a look-alike needs its
+    escapes."""
     assert (
         canonical_from_string("/C=CA/O=Glint Test Grid/OU=Admins/CN=Sec Admin")
         == CANONICAL["admin"]

@@ -24,7 +24,8 @@ USERS = {
     "/C=CA/O=Glint Test Grid/CN=Doe, John+UID=jd": CANONICAL["multi"],
     "/C=CA/O=Glint Test Grid/CN=host/node.example.org": CANONICAL["host"],
     "/C=CA/O=Glint Test Grid/CN=host/CN=node.example.org": CANONICAL["host-lookalike"],
-    "/C=CA/UID=jd+CN=x": "/C=CA/UID=jd\\+CN=x",  # not in sorted order: one UID value, never a second row's key
+    # not in sorted order: one UID value, never a second row's key
+    "/C=CA/UID=jd+CN=x": "/C=CA/UID=jd\\+CN=x",
     "/C=CA/CN=x+UID=jd": "/C=CA/CN=x+UID=jd",
     "/C=CA/CN=a\\b": "/C=CA/CN=a\\\\b",
     "/C=CA/CN=C++": "/C=CA/CN=C\\+\\+",

@@ -8,7 +8,8 @@ because it did not escape ``/`` or ``+`` inside a value:
 - ``multi``: a multi-valued last RDN ``CN=Doe, John + UID=jd``, and a single CN
   ``Doe, John+UID=jd``;
 - ``host``: a grid host certificate ``CN=host/node.example.org``; its look-alike is two CNs,
-  ``CN=host`` then ``CN=node.example.org`` (old Glint told these apart already; they must stay apart).
+  ``CN=host`` then ``CN=node.example.org`` (old Glint told these apart already; they must stay
+  apart).
 
 The first of each pair is registered (the first two as admins); the look-alike never is.
 """
@@ -88,7 +89,8 @@ def make_credentials(ca, directory: Path) -> dict[str, tuple[x509.Certificate, o
 
 
 def openssl_subject(cert: x509.Certificate, nameopt: str) -> str:
-    """The subject as ``openssl x509 -nameopt NAMEOPT`` prints it (nginx and Apache use the same code)."""
+    """The subject as ``openssl x509 -nameopt NAMEOPT`` prints it (nginx and Apache use the same
+    code)."""
     result = subprocess.run(
         ["openssl", "x509", "-noout", "-subject", "-nameopt", nameopt],
         input=cert.public_bytes(Encoding.PEM),

@@ -2,8 +2,8 @@
 one length limit (``glint.accounts.dn.MAX_DN_LENGTH``).
 
 The API and the pages add people and memberships by DN; a certificate leaves an access request; an
-uploaded certificate file names a person. (``glint user add`` is in tests/accounts/test_user_add_cli.py,
-the TLS and proxy sign-ins in test_lookalike_dns.py.)
+uploaded certificate file names a person. (``glint user add`` is in
+tests/accounts/test_user_add_cli.py, the TLS and proxy sign-ins in test_lookalike_dns.py.)
 """
 
 from __future__ import annotations

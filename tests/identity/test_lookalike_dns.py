@@ -127,7 +127,8 @@ def test_a_proxy_of_the_lookalike_is_the_lookalike_and_a_proxy_of_the_admin_the_
 def test_once_added_the_lookalike_is_a_second_person_without_the_admins_rights(
     direct, pki, credentials
 ):
-    """The admin adds the look-alike by its RFC 4514 form (as nginx prints it): a new row, no admin flag."""
+    """The admin adds the look-alike by its RFC 4514 form (as nginx prints it): a new row, no admin
+    flag."""
     rfc = openssl_subject(credentials["admin-lookalike"][0], "RFC2253")
     assert rfc == "CN=Sec Admin,O=Glint Test Grid/OU=Admins,C=CA"
     status, created = https_post_json(
@@ -172,7 +173,8 @@ def test_behind_a_proxy_each_registered_certificate_is_itself(behind_proxy, cred
 
 @pytest.mark.parametrize("key", LOOKALIKES)
 def test_behind_a_proxy_a_lookalike_is_a_stranger(behind_proxy, credentials, key):
-    """By certificate header, by RFC 2253 DN header alone, and by both: never the registered person."""
+    """By certificate header, by RFC 2253 DN header alone, and by both: never the registered
+    person."""
     cert = credentials[key][0]
     rfc2253 = openssl_subject(cert, "RFC2253")
     for lines in (headers(cert, rfc2253), headers(cert), headers(None, rfc2253)):
@@ -183,7 +185,8 @@ def test_behind_a_proxy_a_lookalike_is_a_stranger(behind_proxy, credentials, key
 
 
 def test_a_slash_dn_header_alone_is_refused_as_ambiguous(behind_proxy, credentials):
-    """The legacy slash form does not escape everything (OpenSSL < 3 prints the two admins alike)."""
+    """The legacy slash form does not escape everything (OpenSSL < 3 prints the two admins
+    alike)."""
     admin = credentials["admin"][0]
     for dn in (CANONICAL["admin"], openssl_subject(admin, "compat")):
         status, body = via_proxy(behind_proxy, headers(None, dn))

@@ -1,4 +1,5 @@
-"""Proxy mode with the real front ends: nginx → Glint on a unix socket, Apache → Glint on loopback TCP.
+"""Proxy mode with the real front ends: nginx → Glint on a unix socket, Apache → Glint on loopback
+TCP.
 
 Both run the site files in ``deploy/`` (tests/identity/reverse_proxies.py). The attacks are sent
 as raw bytes over TLS, so header names arrive exactly as written (``X_SSL_…`` included).
@@ -28,7 +29,8 @@ PEOPLE = ("Nina Proxied", "Jürgen Müller", "Mallory Proxied", "Rex Revoked")
 
 @pytest.fixture(scope="module")
 def front_files(pki, tmp_path_factory):
-    """The CA as nginx wants it (bundle files) and as Apache wants it (a hashed directory), with a CRL."""
+    """The CA as nginx wants it (bundle files) and as Apache wants it (a hashed directory), with a
+    CRL."""
     directory = tmp_path_factory.mktemp("front-pki")
     revoked = pki.person("Rex Revoked")[0]
     crl = directory / "crl-bundle.pem"
@@ -123,7 +125,8 @@ def spoofed_headers(pki, name: str) -> list[str]:
 
 @pytest.mark.parametrize("name", ["Nina Proxied", "Jürgen Müller"], ids=["ascii", "non-ascii"])
 def test_a_good_certificate_signs_in_with_its_dn(front, pki, name):
-    """The non-ASCII DN arrives from Apache as raw UTF-8 and from nginx \\-escaped; both must match the certificate."""
+    """The non-ASCII DN arrives from Apache as raw UTF-8 and from nginx \\-escaped; both must match
+    the certificate."""
     front_end, _glint = front
     assert signed_in_as(tls_http(front_end.port, context_of(pki, name), [])) == DN_PREFIX + name
 
@@ -176,7 +179,8 @@ def test_behind_the_front_end_a_registered_certificate_is_itself(front, pki, loo
 
 @pytest.mark.parametrize("key", LOOKALIKES)
 def test_behind_the_front_end_a_lookalike_is_a_stranger_not_the_admin(front, pki, lookalikes, key):
-    """nginx and Apache forward the look-alike's certificate and RFC 2253 DN: a new person, refused."""
+    """nginx and Apache forward the look-alike's certificate and RFC 2253 DN: a new person,
+    refused."""
     front_end, glint = front
     context = client_context(pki, lookalikes[key][2])
     status, body = tls_http(front_end.port, context, [])

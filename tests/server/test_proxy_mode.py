@@ -81,7 +81,8 @@ def test_underscore_forms_are_ignored_even_from_the_trusted_proxy(server, people
     mallory, _ = people["Mallory Proxied"]
     only_underscores = ["X_SSL_Client_Verify: SUCCESS", f"X_SSL_Client_S_DN: {alice}"]
     assert raw_http(only_underscores, port=server.port, source=PROXY)[0] == 403
-    # The proxy's genuine header must not be overwritten by the client's underscore twin, whichever comes last.
+    # The proxy's genuine header must not be overwritten by the client's underscore twin, whichever
+    # comes last.
     twin = f"X_SSL_Client_S_DN: {alice}"
     assert (
         signed_in_as(raw_http([*verified(mallory), twin], port=server.port, source=PROXY))

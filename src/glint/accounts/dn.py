@@ -6,8 +6,8 @@ subjects get the same string only if they are the same sequence of RDNs.
 **The canonical form** is OpenSSL's slash form with every special character escaped:
 
 - the RDNs in ASN.1 order (most general first), each after a ``/``;
-- OpenSSL's short attribute names (``C``, ``O``, ``OU``, ``CN``, ``DC``, ``UID``, ``emailAddress``…),
-  or the dotted OID for any other attribute;
+- OpenSSL's short attribute names (``C``, ``O``, ``OU``, ``CN``, ``DC``, ``UID``,
+  ``emailAddress``…), or the dotted OID for any other attribute;
 - the AVAs of a multi-valued RDN sorted and joined with ``+``;
 - values as Unicode, never case-folded, with a backslash before ``\\``, ``/`` and ``+`` (and before
   a leading ``#``), and control, format and line-separator characters (C0, DEL, C1, bidirectional
@@ -183,7 +183,8 @@ def canonical_from_rdns(rdns: Iterable[Iterable[AVA]]) -> str:
     canonical = "".join(parts)
     if len(canonical) > MAX_DN_LENGTH:
         raise DNError(
-            f"the DN is {len(canonical):,} characters long; Glint accepts at most {MAX_DN_LENGTH:,}, "
+            f"the DN is {len(canonical):,} characters long; "
+            f"Glint accepts at most {MAX_DN_LENGTH:,}, "
             f"more than any certificate subject needs ({canonical[:80]}…)"
         )
     return canonical
@@ -275,7 +276,8 @@ def _known(name: str) -> bool:
 
 
 def _type_ahead(tokens: list[Token], index: int) -> tuple[str, int, bool] | None:
-    """If ``tokens[index:]`` reads ``NAME=`` (maybe with spaces around NAME): (NAME, index after '=', spaced)."""
+    """If ``tokens[index:]`` reads ``NAME=`` (maybe with spaces around NAME): (NAME, index after
+    '=', spaced)."""
     position, spaced = index, False
     while position < len(tokens) and tokens[position] == (" ", False):
         position, spaced = position + 1, True
@@ -298,7 +300,8 @@ def _type_ahead(tokens: list[Token], index: int) -> tuple[str, int, bool] | None
 
 
 def _slash_value(tokens: list[Token]) -> Value:
-    """A value; an unescaped ``#`` and nothing but pairs of hex digits is a binary value (as stored)."""
+    """A value; an unescaped ``#`` and nothing but pairs of hex digits is a binary value (as
+    stored)."""
     if (
         len(tokens) > 2
         and tokens[0] == ("#", False)
@@ -343,9 +346,10 @@ def _parse_slash(text: str) -> list[list[AVA]]:
         if spaced or not _known(following):
             what = "a new RDN" if char == "/" else "another AVA of this RDN"
             raise DNError(
-                f"DN {_shown(text)} is ambiguous: {_shown(_text(tokens[index:after]))} may start {what} "
-                f"or belong to the {name} value; write '\\{char}' if the '{char}' is part of the value, or a known attribute "
-                f"type without spaces if it is not"
+                f"DN {_shown(text)} is ambiguous: {_shown(_text(tokens[index:after]))} "
+                f"may start {what} or belong to the {name} value; write '\\{char}' if the "
+                f"'{char}' is part of the value, or a known attribute type without spaces if "
+                f"it is not"
             )
         avas.append((name, _slash_value(value)))
         if char == "/":
@@ -405,9 +409,10 @@ def _parse_rfc4514(text: str) -> list[list[AVA]]:
                 value_tokens and value_tokens[0] == (" ", False)
             ):
                 raise DNError(
-                    f"DN {_shown(text)} has spaces around '=', as OpenSSL's one-line output does, which lists the RDNs "
-                    f"in the opposite order of RFC 4514: give the DN in slash form "
-                    f"(openssl x509 -noout -subject -nameopt compat) or RFC 4514 (-nameopt RFC2253)"
+                    f"DN {_shown(text)} has spaces around '=', as OpenSSL's one-line output does, "
+                    f"which lists the RDNs in the opposite order of RFC 4514: give the DN in "
+                    f"slash form (openssl x509 -noout -subject -nameopt compat) or RFC 4514 "
+                    f"(-nameopt RFC2253)"
                 )
             if not _TYPE_SHAPE.fullmatch(name):
                 raise DNError(

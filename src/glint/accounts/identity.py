@@ -77,7 +77,8 @@ def _header_dn(value: str, *, allow_slash: bool) -> str:
 
 
 def _identity_from_headers(environ: dict) -> CertificateIdentity | None:
-    """The certificate header when there is one (cross-checked with the DN header), else the DN header.
+    """The certificate header when there is one (cross-checked with the DN header), else the DN
+    header.
 
     A DN header that names someone else than the certificate means the front end is misconfigured
     or something in between rewrote a header: refuse rather than guess which one to believe.

@@ -123,7 +123,8 @@ class AccessRequest(models.Model):
 
 
 class TokenIdentity(models.Model):
-    """A bearer-token identity (issuer, subject) that signs in as a person (``glint.accounts.tokens``).
+    """A bearer-token identity (issuer, subject) that signs in as a person
+    (``glint.accounts.tokens``).
 
     The pair is the key, never the subject alone: two issuers may hand out the same ``sub``.
     """

@@ -39,7 +39,8 @@ def user():
 @click.option(
     "--dn",
     required=True,
-    help="Certificate subject DN: slash form with OpenSSL -subj escaping (\\/ \\+ \\, inside a value, "
+    help="Certificate subject DN: slash form with OpenSSL -subj escaping "
+    "(\\/ \\+ \\, inside a value, "
     "+ between the parts of a multi-valued RDN), or RFC 4514 form.",
 )
 @click.option("--admin", is_flag=True, help="Make this person a Glint admin.")

@@ -68,12 +68,12 @@ OLD_SHORT_NAMES = (
     "postalCode",
     "businessCategory",
 )
-_NAME = r"(?:%s|[0-9]+(?:\.[0-9]+)+)" % "|".join(
-    re.escape(name) for name in sorted(OLD_SHORT_NAMES, key=len, reverse=True)
+_NAME = r"(?:{}|[0-9]+(?:\.[0-9]+)+)".format(
+    "|".join(re.escape(name) for name in sorted(OLD_SHORT_NAMES, key=len, reverse=True))
 )
-_RDN_SPLIT = re.compile(r"/(?=%s=)" % _NAME)
-_AVA_SPLIT = re.compile(r"\+(?=%s=)" % _NAME)
-_AVA = re.compile(r"(%s)=(.*)" % _NAME, re.DOTALL)
+_RDN_SPLIT = re.compile(rf"/(?={_NAME}=)")
+_AVA_SPLIT = re.compile(rf"\+(?={_NAME}=)")
+_AVA = re.compile(rf"({_NAME})=(.*)", re.DOTALL)
 _INVISIBLE = ("Cc", "Cf", "Zl", "Zp")
 
 
@@ -99,7 +99,8 @@ def read_old(dn: str) -> list[list[tuple[str, str]]]:
 
 
 def _escape(value: str) -> str:
-    """A value in the new canonical form (glint.accounts.dn._escape_canonical as introduced here)."""
+    """A value in the new canonical form (glint.accounts.dn._escape_canonical as introduced
+    here)."""
     if any("\ud800" <= char <= "\udfff" for char in value):
         raise Unreadable(value)
     out = []
@@ -145,11 +146,13 @@ def old_form(new: str) -> str:
 
 
 def _rewrite(model, field: str, convert, unreadable, *, unique: bool) -> None:
-    """Give every row ``convert(old)``; rows ``convert`` refuses keep their value and go to ``unreadable``.
+    """Give every row ``convert(old)``; rows ``convert`` refuses keep their value and go to
+    ``unreadable``.
 
     With ``unique``, a row whose new value another row would also hold keeps its old value too (and
     goes to ``unreadable``); this cannot happen for rows ``read_old`` reads, only against rows kept
-    as they were. Changed rows move in two passes, so none briefly takes a value another still holds.
+    as they were. Changed rows move in two passes, so none briefly takes a value another still
+    holds.
     """
     olds = dict(model.objects.values_list("pk", field))
     final, refused = {}, set()
