@@ -294,7 +294,8 @@ def _big_inventory(group, rows: int, repos: int):
 
 
 def _time_requests(client, path: str, count: int) -> tuple[list[float], int, float]:
-    """Times of ``count`` requests (after a first, cold one), queries of the last, and the cold time."""
+    """Times of ``count`` requests (after a first, cold one), queries of the last, and the cold
+    time."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 

@@ -174,7 +174,8 @@ def manual(
 def glint_upload(
     glint: Glint, stack: Stack, path: Path, targets: list[str], meter: CpuMeter
 ) -> float:
-    """Seconds for an upload through the API (create, then PUT the file) until every target has it."""
+    """Seconds for an upload through the API (create, then PUT the file) until every target has
+    it."""
     glint.clear_cache()
     name = _name("upload")
     size = path.stat().st_size

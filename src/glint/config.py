@@ -135,7 +135,8 @@ def _ranges(name: str, value: object) -> list[ipaddress.IPv4Network | ipaddress.
 
 
 def fetch_allow_cidrs(value: object) -> list[str]:
-    """``fetch_allow_cidrs`` checked: each entry an address range (``10.1.2.0/24``, ``fd00::/8``)."""
+    """``fetch_allow_cidrs`` checked: each entry an address range (``10.1.2.0/24``,
+    ``fd00::/8``)."""
     _ranges("fetch_allow_cidrs", value)
     return _list(value)
 

@@ -88,7 +88,8 @@ def server(pki, grid, tmp_path_factory):
 
 
 def proxy_file(grid, name, *, depth=1, akid=True):
-    """A proxy (``depth`` 2: a proxy of a proxy) of ``name``, as a credential file with its chain."""
+    """A proxy (``depth`` 2: a proxy of a proxy) of ``name``, as a credential file with its
+    chain."""
     cert, key, _ = grid["people"][name]
     chain = [cert] + (
         [grid["intermediate"].cert] if cert.issuer == grid["intermediate"].cert.subject else []
@@ -125,7 +126,8 @@ def test_rfc3820_proxies_sign_in_as_their_user(server, pki, grid, depth):
 
 
 def test_a_proxy_without_authority_key_identifier_signs_in(server, pki, grid):
-    """Strict X.509 checks (Python 3.13's default) would refuse it; real proxy tools make such proxies."""
+    """Strict X.509 checks (Python 3.13's default) would refuse it; real proxy tools make such
+    proxies."""
     credential = proxy_file(grid, "Iris Intermediate", akid=False)
     assert signed_in_as(server, pki, credential) == DN_PREFIX + "Iris Intermediate"
 

@@ -55,7 +55,8 @@ def test_slow_target_does_not_hold_back_the_fast_one(clouds, tmp_path):
 
 
 def copy_in_fresh_process(clouds, source_id: str, cache_dir) -> dict:
-    """Copy ``source_id`` from SOURCE to TARGETS in a new interpreter (see rss_copy.py); its report."""
+    """Copy ``source_id`` from SOURCE to TARGETS in a new interpreter (see rss_copy.py); its
+    report."""
     request = {
         "source": clouds.devcloud.cloud_config(SOURCE),
         "image": source_id,

@@ -36,7 +36,8 @@ JWKS_CACHE_SECONDS = 600
 
 
 class TokenError(Exception):
-    """The token is not accepted; the message says why (safe to show: it holds no token material)."""
+    """The token is not accepted; the message says why (safe to show: it holds no token
+    material)."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,8 @@ def verify_token(token: str, issuers: list[TokenIssuer]) -> dict:
         key = _jwks_client(issuer).get_signing_key_from_jwt(token)
         algorithm = jwt.get_unverified_header(token).get("alg")
         if algorithm not in issuer.algorithms or algorithm != key.algorithm_name:
-            # An ES256 header on an RSA key (say) must be a clean refusal, not a crash in the library.
+            # An ES256 header on an RSA key (say) must be a clean refusal, not a crash in the
+            # library.
             raise TokenError(
                 f"the token's algorithm {algorithm} does not match its key or is not allowed"
             )

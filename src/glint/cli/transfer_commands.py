@@ -330,7 +330,8 @@ def _code(response: requests.Response) -> str:
 
 
 def _expected_digest(response: requests.Response) -> tuple[str, str] | None:
-    """The strongest digest of ``Repr-Digest`` (RFC 9530) this command can check: (hashlib name, hex)."""
+    """The strongest digest of ``Repr-Digest`` (RFC 9530) this command can check: (hashlib name,
+    hex)."""
     found = {}
     for item in response.headers.get("Repr-Digest", "").split(","):
         algo, _, value = item.strip().partition("=")

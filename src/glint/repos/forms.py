@@ -1,4 +1,5 @@
-"""Forms of the repo pages. Secrets are typed, never shown: an empty secret field keeps the stored one."""
+"""Forms of the repo pages. Secrets are typed, never shown: an empty secret field keeps the stored
+one."""
 
 from django import forms
 from django.db import models

@@ -125,7 +125,8 @@ class GlintWSGIServer(wsgi.Server):
         self.trusted_proxies = trusted_proxies
 
     def error_log(self, msg="", level=logging.INFO, traceback=False):
-        """cheroot's messages (refused handshakes, worker errors) go to Glint's log, one line each."""
+        """cheroot's messages (refused handshakes, worker errors) go to Glint's log, one line
+        each."""
         logger.log(level, msg, exc_info=traceback)
 
     def bind_unix_socket(self, bind_addr):

@@ -67,7 +67,8 @@ PROGRESS_INTERVAL = 0.5
 
 
 def fetch_policy(max_bytes: int | None = None) -> fetch.FetchPolicy:
-    """The web-link rules of this deployment (settings ``fetch_allow_cidrs``, ``upload_max_bytes``)."""
+    """The web-link rules of this deployment (settings ``fetch_allow_cidrs``,
+    ``upload_max_bytes``)."""
     return fetch.FetchPolicy(
         allow_cidrs=tuple(settings.GLINT_FETCH_ALLOW_CIDRS),
         max_bytes=max_bytes or settings.GLINT_UPLOAD_MAX_BYTES or None,

@@ -1,4 +1,5 @@
-"""Repo API serializers. Secrets are write-only: reads say only whether one is set (Pulp's pattern)."""
+"""Repo API serializers. Secrets are write-only: reads say only whether one is set (Pulp's
+pattern)."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers

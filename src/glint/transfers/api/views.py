@@ -55,7 +55,8 @@ def _repos(group, names: list[str]) -> list[Repo]:
 
 
 class UploadViewSet(viewsets.ReadOnlyModelViewSet):
-    """Images brought to Glint from a file or a web link, each fanned out to some of a group's repos."""
+    """Images brought to Glint from a file or a web link, each fanned out to some of a group's
+    repos."""
 
     queryset = Upload.objects.none()  # for the schema; get_queryset picks the caller's uploads
     serializer_class = UploadSerializer
@@ -251,5 +252,6 @@ class DownloadView(APIView):
         },
     )
     def get(self, request, pk):
-        """Download the image: Content-Length, Range (206), ETag and Repr-Digest (sha-256) when known."""
+        """Download the image: Content-Length, Range (206), ETag and Repr-Digest (sha-256) when
+        known."""
         return download_response(request, pk)
