@@ -1,4 +1,5 @@
-"""Direct TLS against an IGTF-style CA directory, as ``/etc/grid-security/certificates`` is laid out.
+"""Direct TLS against an IGTF-style CA directory, as ``/etc/grid-security/certificates`` is laid
+out.
 
 The directory holds a root CA, an intermediate CA and a second intermediate that the root has
 revoked, each as ``<subject hash>.0`` with its CRL as ``<hash>.r0`` (names computed by

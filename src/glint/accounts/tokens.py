@@ -9,8 +9,9 @@ A token is accepted when:
 - ``aud`` holds the issuer's configured audience; ``exp`` is in the future and ``nbf``/``iat`` not
   ahead of us (60 s of clock skew allowed);
 - when ``required_groups`` is set, the groups claim (``wlcg.groups`` by default) holds one of them;
-- ``(iss, sub)`` is linked to an active Glint user (``glint user add --dn DN --token ISSUER SUBJECT``).
-  The subject alone is never enough: two issuers can hand out the same ``sub``.
+- ``(iss, sub)`` is linked to an active Glint user
+  (``glint user add --dn DN --token ISSUER SUBJECT``). The subject alone is never enough: two
+  issuers can hand out the same ``sub``.
 
 Keys are fetched on first use and cached per issuer by PyJWT's ``PyJWKClient`` (refetched when a
 token names an unknown ``kid``, so key rotation needs no restart).

@@ -53,7 +53,8 @@ def repo():
 def repo_import(file, group_name, clouds):
     """Add the clouds of a clouds.yaml to a group, each checked against its cloud first.
 
-    cacert files are read from this machine, relative to the clouds.yaml. Exits 1 if any cloud failed.
+    cacert files are read from this machine, relative to the clouds.yaml. Exits 1 if any cloud
+    failed.
     """
     setup_django()
     from glint.accounts.models import Group

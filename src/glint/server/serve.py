@@ -4,8 +4,8 @@ Modes (ARCHITECTURE.md "Authentication"):
 
 - direct TLS (the default): Glint terminates TLS and verifies client certificates (``tls``).
 - behind a reverse proxy (``--behind-proxy``): plain HTTP on a loopback address or a unix socket
-  only, so nothing but the local proxy can reach it; identity comes from the proxy's headers, believed
-  only from ``GLINT_TRUSTED_PROXIES``.
+  only, so nothing but the local proxy can reach it; identity comes from the proxy's headers,
+  believed only from ``GLINT_TRUSTED_PROXIES``.
 - insecure development (``--insecure-dev``): plain HTTP on any address, with a loud warning.
 
 Cookie flags stay as settings has them (``Secure``) in every mode: Django only sets the attribute,
