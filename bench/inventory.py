@@ -132,7 +132,8 @@ def poll_figures(
     started = time.perf_counter()
     fill_projects(stack, clouds, images)
     report.printer(
-        f"  ({len(clouds)} projects × {images} images ready in {time.perf_counter() - started:.0f}s)"
+        f"  ({len(clouds)} projects × {images} images ready in "
+        f"{time.perf_counter() - started:.0f}s)"
     )
     group = add_group("bench-poll")
     repos = _import_repos(stack, group, clouds)

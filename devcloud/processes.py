@@ -89,7 +89,7 @@ def run(
                 break
             except subprocess.TimeoutExpired:
                 if abort is not None and abort.is_set():
-                    raise DevcloudError(f"{what}: abandoned, another service failed")
+                    raise DevcloudError(f"{what}: abandoned, another service failed") from None
                 if time.monotonic() > deadline:
                     rc = f"timeout after {timeout:.0f} s"
                     break

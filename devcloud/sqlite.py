@@ -60,13 +60,16 @@ def _noting_writers(scope):
     return noted
 
 
-enginefacade._TransactionContext._session = _noting_writers(enginefacade._TransactionContext._session)
-enginefacade._TransactionContext._connection = _noting_writers(enginefacade._TransactionContext._connection)
+enginefacade._TransactionContext._session = _noting_writers(\
+enginefacade._TransactionContext._session)
+enginefacade._TransactionContext._connection = _noting_writers(\
+enginefacade._TransactionContext._connection)
 
 
 @event.listens_for(Engine, "begin")
 def _begin_immediate(conn):
-    if getattr(_scope, "writing", False) and conn.dialect.name == "sqlite" and "in_transaction" not in conn.info:
+    if getattr(_scope, "writing", False) and conn.dialect.name == "sqlite" and \
+"in_transaction" not in conn.info:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
         conn.info["in_transaction"] = True
 '''

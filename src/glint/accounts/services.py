@@ -51,7 +51,8 @@ def _refuse_self(actor: User, target: User, action: str, **refs) -> None:
     if actor.pk == target.pk:
         _refuse(
             action,
-            "Nobody can change their own account, role or membership; ask another admin or manager.",
+            "Nobody can change their own account, role or membership; "
+            "ask another admin or manager.",
             **refs,
         )
 

@@ -137,7 +137,8 @@ def verify_token(token: str, issuers: list[TokenIssuer]) -> dict:
             groups = groups.split()
         if not set(groups) & set(issuer.required_groups):
             raise TokenError(
-                f"the token's {issuer.groups_claim} holds none of {', '.join(issuer.required_groups)}"
+                f"the token's {issuer.groups_claim} holds none of "
+                f"{', '.join(issuer.required_groups)}"
             )
     return claims
 
@@ -156,6 +157,7 @@ def user_for_token(token: str, issuer_settings: list[dict]) -> User:
     )
     if link is None:
         raise TokenError(
-            f"the token is valid, but subject {claims['sub']} of {claims['iss']} is not a Glint user"
+            f"the token is valid, but subject {claims['sub']} of {claims['iss']} "
+            "is not a Glint user"
         )
     return link.user

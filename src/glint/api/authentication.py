@@ -81,5 +81,8 @@ class BearerTokenAuthenticationScheme(OpenApiAuthenticationExtension):
             "type": "http",
             "scheme": "bearer",
             "bearerFormat": "JWT",
-            "description": "A WLCG/OIDC token from an issuer this Glint trusts, whose (iss, sub) is linked to a user.",
+            "description": (
+                "A WLCG/OIDC token from an issuer this Glint trusts, "
+                "whose (iss, sub) is linked to a user."
+            ),
         }

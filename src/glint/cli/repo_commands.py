@@ -28,7 +28,8 @@ def keys_rotate(dry_run, drop_old):
     verb = "would re-encrypt" if dry_run else "re-encrypted"
     click.echo(f"{verb} {report.reencrypted} of {report.secrets} secret(s)")
     click.echo(
-        f"keys: {report.keys_before} -> {report.keys_after}{' (dry run: key file unchanged)' if dry_run else ''}"
+        f"keys: {report.keys_before} -> {report.keys_after}"
+        f"{' (dry run: key file unchanged)' if dry_run else ''}"
     )
     if report.unreadable:
         click.echo(

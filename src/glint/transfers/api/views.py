@@ -134,8 +134,8 @@ _DATA_RESPONSES = {
     ),
     409: OpenApiResponse(
         description=(
-            "The data was sent already, the upload is busy, or (resume) the Upload-Offset is not the "
-            "server's, which the answer's Upload-Offset gives."
+            "The data was sent already, the upload is busy, or (resume) the Upload-Offset is not "
+            "the server's, which the answer's Upload-Offset gives."
         )
     ),
     413: OpenApiResponse(description="Over the size limit (upload_max_bytes)."),
@@ -163,8 +163,8 @@ class UploadDataView(APIView):
         responses={
             204: OpenApiResponse(
                 description=(
-                    "Upload-Offset: the bytes Glint holds (send the rest from there); Upload-Length: the "
-                    "size, when announced; Upload-Complete: ?1 once all arrived."
+                    "Upload-Offset: the bytes Glint holds (send the rest from there); "
+                    "Upload-Length: the size, when announced; Upload-Complete: ?1 once all arrived."
                 )
             )
         },
