@@ -110,8 +110,8 @@ def main(argv=None) -> None:
 
     clouds_per_variant = variant.targets + 1
     say(
-        f"bench: {variant.name} variant in {work}; booting a devcloud of {clouds_per_variant} clouds "
-        f"× {variant.projects_per_cloud} projects"
+        f"bench: {variant.name} variant in {work}; booting a devcloud of "
+        f"{clouds_per_variant} clouds × {variant.projects_per_cloud} projects"
     )
     dc = boot_devcloud(work / "devcloud", clouds_per_variant, variant.projects_per_cloud)
     glint = None

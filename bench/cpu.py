@@ -123,7 +123,8 @@ class CpuMeter:
         wall = time.perf_counter() - self._started
         machine = _machine_seconds() - self._machine
         after = self._sample()
-        # A process that ended meanwhile reads 0: count nothing for it rather than less than nothing.
+        # A process that ended meanwhile reads 0: count nothing for it rather than less than
+        # nothing.
         spent = {pid: max(0.0, after[pid] - self._before[pid]) for pid in after}
         self.use = CpuUse(
             wall,

@@ -183,7 +183,8 @@ def _fanout_rows(report: Report, times, errors, what: str, manual_how: str) -> N
 
 
 def _memory(report: Report, stack, glint, variant, source, targets, growth, errors) -> None:
-    """RSS growth of ``glint serve`` while it copies each size (the fan-out size: from its rounds)."""
+    """RSS growth of ``glint serve`` while it copies each size (the fan-out size: from its
+    rounds)."""
     for size in variant.memory_sizes:
         if size in growth:
             continue

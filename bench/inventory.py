@@ -132,7 +132,8 @@ def poll_figures(
     started = time.perf_counter()
     fill_projects(stack, clouds, images)
     report.printer(
-        f"  ({len(clouds)} projects × {images} images ready in {time.perf_counter() - started:.0f}s)"
+        f"  ({len(clouds)} projects × {images} images ready in "
+        f"{time.perf_counter() - started:.0f}s)"
     )
     group = add_group("bench-poll")
     repos = _import_repos(stack, group, clouds)
@@ -294,7 +295,8 @@ def _big_inventory(group, rows: int, repos: int):
 
 
 def _time_requests(client, path: str, count: int) -> tuple[list[float], int, float]:
-    """Times of ``count`` requests (after a first, cold one), queries of the last, and the cold time."""
+    """Times of ``count`` requests (after a first, cold one), queries of the last, and the cold
+    time."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 

@@ -111,10 +111,14 @@ def staged(
 # What `openstack image save` / `image create --file` do, for when python-openstackclient is not
 # installed (the smoke test may not reach PyPI): the same openstacksdk calls, from a fresh
 # interpreter, so start-up is paid per step as it is with the CLI.
-_SDK_SAVE = "import openstack,sys; openstack.connect(cloud=sys.argv[1]).image.download_image(sys.argv[2], output=sys.argv[3])"
+_SDK_SAVE = (
+    "import openstack,sys; openstack.connect(cloud=sys.argv[1])"
+    ".image.download_image(sys.argv[2], output=sys.argv[3])"
+)
 _SDK_CREATE = (
-    "import openstack,sys; openstack.connect(cloud=sys.argv[1]).image.create_image(name=sys.argv[2], "
-    "filename=sys.argv[3], disk_format='raw', container_format='bare', allow_duplicates=True, wait=True)"
+    "import openstack,sys; openstack.connect(cloud=sys.argv[1])"
+    ".image.create_image(name=sys.argv[2], filename=sys.argv[3], disk_format='raw', "
+    "container_format='bare', allow_duplicates=True, wait=True)"
 )
 
 
@@ -174,7 +178,8 @@ def manual(
 def glint_upload(
     glint: Glint, stack: Stack, path: Path, targets: list[str], meter: CpuMeter
 ) -> float:
-    """Seconds for an upload through the API (create, then PUT the file) until every target has it."""
+    """Seconds for an upload through the API (create, then PUT the file) until every target has
+    it."""
     glint.clear_cache()
     name = _name("upload")
     size = path.stat().st_size

@@ -31,14 +31,16 @@ RAW = {"disk_format": "raw", "container_format": "bare"}
 
 
 def boot_devcloud(directory: Path, clouds: int, projects_per_cloud: int) -> devcloud.Devcloud:
-    """A devcloud of ``clouds`` Glances on 2 Keystones (plain HTTP: TLS costs the same everywhere)."""
+    """A devcloud of ``clouds`` Glances on 2 Keystones (plain HTTP: TLS costs the same
+    everywhere)."""
     return devcloud.up(
         directory, clouds=clouds, keystones=min(2, clouds), projects_per_cloud=projects_per_cloud
     )
 
 
 def write_random_file(path: Path, size: int) -> Path:
-    """``size`` random bytes (Glance takes them as ``raw``), written once and reused by every route."""
+    """``size`` random bytes (Glance takes them as ``raw``), written once and reused by every
+    route."""
     if path.exists() and path.stat().st_size == size:
         return path
     block = 16 * CHUNK_SIZE
@@ -271,7 +273,8 @@ class Glint:
         self.post(f"groups/{self.group}/refresh/")
 
     def row(self, name: str, holders: set[str], timeout: float = 120) -> tuple[dict, str]:
-        """The matrix row ``name`` once exactly ``holders`` hold it (refreshing the inventory first)."""
+        """The matrix row ``name`` once exactly ``holders`` hold it (refreshing the inventory
+        first)."""
         self.refresh()
         wanted = {self.repos[h] for h in holders}
         deadline = time.monotonic() + timeout

@@ -41,7 +41,8 @@ def free_port() -> int:
 
 
 def spawn(argv: list[str], env: dict[str, str], log_file: Path, cwd: Path) -> int:
-    """Start ``argv`` in a new session with stdout/stderr appended to ``log_file``; return its pid."""
+    """Start ``argv`` in a new session with stdout/stderr appended to ``log_file``; return its
+    pid."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as log:
         log.write(f"\n==== devcloud: starting {' '.join(argv)}\n".encode())
@@ -88,7 +89,7 @@ def run(
                 break
             except subprocess.TimeoutExpired:
                 if abort is not None and abort.is_set():
-                    raise DevcloudError(f"{what}: abandoned, another service failed")
+                    raise DevcloudError(f"{what}: abandoned, another service failed") from None
                 if time.monotonic() > deadline:
                     rc = f"timeout after {timeout:.0f} s"
                     break

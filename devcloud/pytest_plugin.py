@@ -7,8 +7,8 @@ both run. ``down`` is idempotent, so running it twice is harmless.
 
 - ``devcloud``: 3 clouds on 2 Keystones (clouds 1 and 3 on keystone-1, cloud 2 on
   keystone-2), 2 projects per cloud, cloud 3's Glance on sha256, plain HTTP.
-- ``devcloud_tls``: 1 cloud on 1 Keystone, 2 projects, HTTPS with devcloud's own CA, and tokens that live
-  ``TLS_TOKEN_EXPIRATION`` seconds (Keystone has no minimum; it truncates ``issued_at`` to the
+- ``devcloud_tls``: 1 cloud on 1 Keystone, 2 projects, HTTPS with devcloud's own CA, and tokens that
+  live ``TLS_TOKEN_EXPIRATION`` seconds (Keystone has no minimum; it truncates ``issued_at`` to the
   second, so a token can live up to a second less), for token-refresh tests.
 """
 

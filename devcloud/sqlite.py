@@ -1,10 +1,10 @@
 """SQLite settings that let Keystone and Glance serve concurrent requests on a small machine.
 
 Both services keep their state in SQLite here. In SQLite's default rollback-journal mode a writer
-locks out readers, and under load (many token requests while ``up`` creates users, or tests
-running side by side) requests then fail with "database is locked". Write-ahead logging lets
-readers go on while one writer commits, and a busy timeout makes writers wait for each other
-rather than fail. WAL is a property of the database file, so it is set once after the schema is made.
+locks out readers, and under load (many token requests while ``up`` creates users, or tests running
+side by side) requests then fail with "database is locked". Write-ahead logging lets readers go on
+while one writer commits, and a busy timeout makes writers wait for each other rather than fail. WAL
+is a property of the database file, so it is set once after the schema is made.
 
 That is not enough on its own: oslo.db starts every transaction with a plain (deferred) ``BEGIN``,
 and Keystone's password login reads the user, then writes its ``last_active_at`` in the same
@@ -60,13 +60,16 @@ def _noting_writers(scope):
     return noted
 
 
-enginefacade._TransactionContext._session = _noting_writers(enginefacade._TransactionContext._session)
-enginefacade._TransactionContext._connection = _noting_writers(enginefacade._TransactionContext._connection)
+enginefacade._TransactionContext._session = _noting_writers(\
+enginefacade._TransactionContext._session)
+enginefacade._TransactionContext._connection = _noting_writers(\
+enginefacade._TransactionContext._connection)
 
 
 @event.listens_for(Engine, "begin")
 def _begin_immediate(conn):
-    if getattr(_scope, "writing", False) and conn.dialect.name == "sqlite" and "in_transaction" not in conn.info:
+    if getattr(_scope, "writing", False) and conn.dialect.name == "sqlite" and \
+"in_transaction" not in conn.info:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
         conn.info["in_transaction"] = True
 '''

@@ -101,17 +101,25 @@ def upload_sample_image(clouds: devcloud.Devcloud) -> None:
 
 
 def instructions(pki: Path, url: str) -> str:
-    return f"""
-Glint demo is running at {url}
-
-  Browser: import {pki / "admin.p12"} (password: {P12_PASSWORD}) into your browser's
-           certificates, trust {pki / "ca.pem"} as a CA, then open {url}
-  curl:    curl --cacert {pki / "ca.pem"} --cert {pki / "admin.pem"} --key {pki / "admin-key.pem"} {url}api/v1/whoami/
-  CLI:     .venv/bin/glint login --url {url} --cert {pki / "admin.pem"} --key {pki / "admin-key.pem"} --ca-file {pki / "ca.pem"}
-           .venv/bin/glint images
-
-Press Ctrl-C to stop Glint and the demo clouds.
-"""
+    p12, ca, cert, key = pki / "admin.p12", pki / "ca.pem", pki / "admin.pem", pki / "admin-key.pem"
+    return "\n".join(
+        [
+            "",
+            f"Glint demo is running at {url}",
+            "",
+            f"  Browser: import {p12} (password: {P12_PASSWORD}) into your browser's",
+            f"           certificates, trust {ca} as a CA, then open {url}",
+            f"  curl:    curl --cacert {ca} --cert {cert} --key {key} {url}api/v1/whoami/",
+            (
+                f"  CLI:     .venv/bin/glint login --url {url} --cert {cert} --key {key} "
+                f"--ca-file {ca}"
+            ),
+            "           .venv/bin/glint images",
+            "",
+            "Press Ctrl-C to stop Glint and the demo clouds.",
+            "",
+        ]
+    )
 
 
 def serve_until_stopped(command: list[str], env: dict[str, str]) -> int:

@@ -32,7 +32,8 @@ DN_PREFIX = "/C=CA/O=Glint Test Grid/CN="
 
 
 def glint_env(data_dir: Path, **settings: str) -> dict[str, str]:
-    """Environment of a Glint subprocess: no inherited GLINT_* values, its own data dir, the guard."""
+    """Environment of a Glint subprocess: no inherited GLINT_* values, its own data dir, the
+    guard."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("GLINT_")}
     env.update(
         GLINT_DATA_DIR=str(data_dir),
@@ -48,7 +49,8 @@ def glint_env(data_dir: Path, **settings: str) -> dict[str, str]:
 
 
 def run_glint(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run a ``glint`` command against ``data_dir`` and return its result (never raises on failure)."""
+    """Run a ``glint`` command against ``data_dir`` and return its result (never raises on
+    failure)."""
     return subprocess.run(
         [GLINT, *args], env=glint_env(data_dir), capture_output=True, text=True, timeout=120
     )
@@ -107,7 +109,8 @@ def _connectable(server: RunningServer) -> bool:
 def start_server(
     data_dir: Path, *args: str, unix_socket: Path | None = None, **settings: str
 ) -> RunningServer:
-    """Start ``glint serve ARGS`` (on a free 127.0.0.1 port unless ``unix_socket``) and wait until it accepts."""
+    """Start ``glint serve ARGS`` (on a free 127.0.0.1 port unless ``unix_socket``) and wait until
+    it accepts."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = None if unix_socket else free_port()
     listen = (
@@ -136,7 +139,7 @@ def start_server(
     return server
 
 
-# PKI -----------------------------------------------------------------------------------------------
+# PKI ----------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -159,7 +162,8 @@ class PKI:
 
 
 def make_pki(directory: Path) -> PKI:
-    """A client CA, a server certificate for 127.0.0.1/localhost, and room for people's credentials."""
+    """A client CA, a server certificate for 127.0.0.1/localhost, and room for people's
+    credentials."""
     ca = make_ca("Glint Test CA")
     server_cert, server_key = make_user_cert(
         ca, "localhost", server_names=["127.0.0.1", "localhost"]
@@ -172,7 +176,7 @@ def make_pki(directory: Path) -> PKI:
     )
 
 
-# Clients -------------------------------------------------------------------------------------------
+# Clients ------------------------------------------------------------------------------------------
 
 
 def client_context(pki: PKI, credential: Path | None = None) -> ssl.SSLContext:
@@ -221,7 +225,8 @@ def raw_http(
     source: str = "127.0.0.1",
     unix_socket: Path | None = None,
 ) -> tuple[int, str]:
-    """Send a hand-written plain HTTP request (exact header names, any source address); (status, body)."""
+    """Send a hand-written plain HTTP request (exact header names, any source address); (status,
+    body)."""
     request = "\r\n".join(
         [f"GET {path} HTTP/1.1", "Host: glint.test", "Connection: close", *header_lines, "", ""]
     )
@@ -241,7 +246,7 @@ def raw_http(
     return int(head.split(" ", 2)[1]), body
 
 
-# A server with repos -------------------------------------------------------------------------------
+# A server with repos ------------------------------------------------------------------------------
 
 
 LIVE_GROUP = "browser"
@@ -263,7 +268,8 @@ class LiveGlint:
         return result
 
     def restart(self) -> None:
-        """Start ``glint serve`` again on the same data directory (after a stop or a kill), on a new port."""
+        """Start ``glint serve`` again on the same data directory (after a stop or a kill), on a new
+        port."""
         self.server.stop()
         self.server = start_server(self.server.data_dir, *self.serve_args, **self.settings)
         self.url = f"https://127.0.0.1:{self.server.port}"

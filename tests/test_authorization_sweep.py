@@ -80,7 +80,8 @@ def _snapshot() -> dict[str, int | tuple]:
 
 @pytest.fixture
 def sweep_world(devcloud):
-    """Group A with one member and nothing else; group B with a repo on the devcloud and an image."""
+    """Group A with one member and nothing else; group B with a repo on the devcloud and an
+    image."""
     # B's objects are made first and A owns nothing but its membership, so an id of B's can never
     # also name one of A's objects by accident.
     group_b = add_group(f"{B_MARKER}-group")

@@ -1,4 +1,5 @@
-"""Configuration: environment over TOML file over defaults, clear errors, secrets made once and private."""
+"""Configuration: environment over TOML file over defaults, clear errors, secrets made once and
+private."""
 
 import stat
 

@@ -30,7 +30,8 @@ DEFAULTS: dict[str, object] = {
     "poll_interval": 300,  # seconds between inventory refreshes of one repo
     "poll_timeout": 60,  # seconds one repo's listing may take before it counts as failed
     "poll_workers": 8,  # repos polled at once
-    "job_runner": "embedded",  # who runs jobs: "embedded" (threads of glint serve) or "celery" (glint worker)
+    # who runs jobs: "embedded" (threads of glint serve) or "celery" (glint worker)
+    "job_runner": "embedded",
     "broker_url": "",  # the Celery broker when job_runner is "celery", e.g. redis://127.0.0.1:6379/0
     "job_workers": 4,  # jobs run at once by the embedded dispatcher
     "job_per_repo_limit": 2,  # running jobs that write to one repo at once
@@ -44,7 +45,8 @@ DEFAULTS: dict[str, object] = {
     "cache_quota_bytes": 50 * 2**30,  # the most the content cache may hold
     "upload_max_bytes": 100 * 2**30,  # largest image accepted by upload or web link (0: no limit)
     "upload_resume_hours": 24,  # an interrupted upload may be resumed this long; then it fails
-    "fetch_allow_cidrs": [],  # address ranges web links may reach although not public, e.g. a site mirror
+    # address ranges web links may reach although not public, e.g. a site mirror
+    "fetch_allow_cidrs": [],
     "cloud_pull": True,  # let a target cloud with web-download fetch a checksummed web link itself
     "cloud_pull_hosts": [],  # web-link host names the clouds may fetch from themselves
     "cloud_allow_cidrs": [],  # private ranges cloud endpoints may be in, e.g. 10.0.0.0/8
@@ -56,7 +58,8 @@ DEFAULTS: dict[str, object] = {
     "listen": "127.0.0.1",  # address `glint serve` binds (0.0.0.0 or :: to accept remote clients)
     "port": 8443,
     "log_level": "INFO",
-    "api_rate_limit": "1200/minute",  # API calls per person (n/second|minute|hour|day); "off" for none
+    # API calls per person (n/second|minute|hour|day); "off" for none
+    "api_rate_limit": "1200/minute",
     "token_issuers": "",  # bearer-token issuers: a TOML array of tables, or JSON in the environment
 }
 
@@ -135,7 +138,8 @@ def _ranges(name: str, value: object) -> list[ipaddress.IPv4Network | ipaddress.
 
 
 def fetch_allow_cidrs(value: object) -> list[str]:
-    """``fetch_allow_cidrs`` checked: each entry an address range (``10.1.2.0/24``, ``fd00::/8``)."""
+    """``fetch_allow_cidrs`` checked: each entry an address range (``10.1.2.0/24``,
+    ``fd00::/8``)."""
     _ranges("fetch_allow_cidrs", value)
     return _list(value)
 

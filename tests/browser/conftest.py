@@ -26,7 +26,8 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="session")
 def live_glint(devcloud, pki, tmp_path_factory):
-    """One real ``glint serve`` (TLS) for the browser tests, with devcloud repos and a signed-in admin."""
+    """One real ``glint serve`` (TLS) for the browser tests, with devcloud repos and a signed-in
+    admin."""
     from tests.live import start_live_glint
 
     yield from start_live_glint(

@@ -1,6 +1,6 @@
 """A person's tour of the matrix in a real browser: switch group, filter, hide and show a row,
-download an image, open the conflicts page and an image's detail page. The run also takes the README's
-screenshot when ``GLINT_SCREENSHOT`` names a file to write it to."""
+download an image, open the conflicts page and an image's detail page. The run also takes the
+README's screenshot when ``GLINT_SCREENSHOT`` names a file to write it to."""
 
 from __future__ import annotations
 

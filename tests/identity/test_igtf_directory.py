@@ -1,4 +1,5 @@
-"""Direct TLS against an IGTF-style CA directory, as ``/etc/grid-security/certificates`` is laid out.
+"""Direct TLS against an IGTF-style CA directory, as ``/etc/grid-security/certificates`` is laid
+out.
 
 The directory holds a root CA, an intermediate CA and a second intermediate that the root has
 revoked, each as ``<subject hash>.0`` with its CRL as ``<hash>.r0`` (names computed by
@@ -88,7 +89,8 @@ def server(pki, grid, tmp_path_factory):
 
 
 def proxy_file(grid, name, *, depth=1, akid=True):
-    """A proxy (``depth`` 2: a proxy of a proxy) of ``name``, as a credential file with its chain."""
+    """A proxy (``depth`` 2: a proxy of a proxy) of ``name``, as a credential file with its
+    chain."""
     cert, key, _ = grid["people"][name]
     chain = [cert] + (
         [grid["intermediate"].cert] if cert.issuer == grid["intermediate"].cert.subject else []
@@ -125,7 +127,8 @@ def test_rfc3820_proxies_sign_in_as_their_user(server, pki, grid, depth):
 
 
 def test_a_proxy_without_authority_key_identifier_signs_in(server, pki, grid):
-    """Strict X.509 checks (Python 3.13's default) would refuse it; real proxy tools make such proxies."""
+    """Strict X.509 checks (Python 3.13's default) would refuse it; real proxy tools make such
+    proxies."""
     credential = proxy_file(grid, "Iris Intermediate", akid=False)
     assert signed_in_as(server, pki, credential) == DN_PREFIX + "Iris Intermediate"
 

@@ -66,7 +66,8 @@ def test_an_htmx_call_needs_the_token_header_the_page_puts_in_hx_headers(admin):
 
 
 def test_a_browser_api_call_needs_the_csrf_token_but_the_command_line_does_not(admin):
-    """A certificate is sent by the browser to any site's form that posts to Glint, like a cookie."""
+    """A certificate is sent by the browser to any site's form that posts to Glint, like a
+    cookie."""
     browser = strict_client(admin)
     cross_site = browser.post(
         "/api/v1/groups/",

@@ -1,4 +1,5 @@
-"""WLCG/OIDC bearer tokens for the API, verified against a local issuer whose keys are served on loopback."""
+"""WLCG/OIDC bearer tokens for the API, verified against a local issuer whose keys are served on
+loopback."""
 
 from __future__ import annotations
 

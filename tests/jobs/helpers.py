@@ -56,7 +56,8 @@ class LiveAPI:
     def row(
         self, name: str, holders: tuple[str, ...] = ("devcloud-1",), timeout: float = 60
     ) -> tuple[dict, str]:
-        """The matrix row called ``name`` once ``holders`` list it (polling as needed), and the version."""
+        """The matrix row called ``name`` once ``holders`` list it (polling as needed), and the
+        version."""
         self.post(f"groups/{self.group}/refresh/")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -59,7 +59,8 @@ def delete_named(devcloud, name: str) -> None:
 def assert_one_verified_copy_each(
     devcloud, name: str, clouds=("devcloud-1", "devcloud-2", "devcloud-3")
 ):
-    """Exactly one active copy per cloud, all with the source's md5, and nothing half-made anywhere."""
+    """Exactly one active copy per cloud, all with the source's md5, and nothing half-made
+    anywhere."""
     found = images_named(devcloud, name)
     for cloud in clouds:
         assert [image.status for image in found[cloud]] == ["active"], f"{cloud}: {found[cloud]}"

@@ -33,7 +33,8 @@ pytestmark = pytest.mark.timeout(300)
 REDIS_PASSWORD = "redis-secret-4f1c"
 START_TIMEOUT = 60  # seconds a process may take to be ready
 SMALL = 4 * 2**20
-IDLE = 4  # seconds in which glint serve's own threads would have claimed a job (they look every second)
+# seconds in which glint serve's own threads would have claimed a job (they look every second)
+IDLE = 4
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,8 @@ KIB = 1024
 
 
 def copies_of(devcloud, name: str) -> dict[str, tuple]:
-    """``{cloud: (id, md5, hash, properties)}`` of the image called ``name`` in each cloud holding one."""
+    """``{cloud: (id, md5, hash, properties)}`` of the image called ``name`` in each cloud holding
+    one."""
     return {
         cloud: (r.id, r.checksum, r.hash_value, dict(r.properties))
         for cloud, records in images_named(devcloud, name).items()

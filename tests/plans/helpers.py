@@ -17,7 +17,8 @@ _ids = itertools.count(1)
 
 
 def add_repo(group, name: str, project: str) -> Repo:
-    """An enabled repo whose last poll succeeded, with project ``project`` and an empty inventory."""
+    """An enabled repo whose last poll succeeded, with project ``project`` and an empty
+    inventory."""
     repo = Repo.objects.create(
         group=group,
         name=name,
@@ -34,7 +35,8 @@ def add_repo(group, name: str, project: str) -> Repo:
 
 
 def add_image(repo: Repo, name: str, content: bytes = b"centos", **fields) -> Image:
-    """An image as a poll would have written it (md5 of ``content``), owned by the repo's project."""
+    """An image as a poll would have written it (md5 of ``content``), owned by the repo's
+    project."""
     now = timezone.now()
     values = {
         "status": "active",

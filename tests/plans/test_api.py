@@ -1,4 +1,5 @@
-"""``/api/v1/plans/``: the shape the CLI relies on, the rules as the API reports them, and access."""
+"""``/api/v1/plans/``: the shape the CLI relies on, the rules as the API reports them, and
+access."""
 
 from __future__ import annotations
 

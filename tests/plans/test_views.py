@@ -29,7 +29,8 @@ def test_the_matrix_offers_a_checkbox_per_cell_and_sends_the_version_it_shows(wo
     assert f'name="inventory_version" value="{version(group)}"' in page
     for repo, ticked in ((one, True), (two, True), (three, False)):
         box = re.search(
-            rf'<input type="checkbox" form="apply-form" name="cell" value="{cell(row, repo)}"( checked)?',
+            r'<input type="checkbox" form="apply-form" name="cell" '
+            rf'value="{cell(row, repo)}"( checked)?',
             page,
         )
         assert box and bool(box.group(1)) == ticked

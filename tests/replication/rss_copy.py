@@ -29,7 +29,8 @@ def rss_kib() -> int:
 
 
 class PeakRss:
-    """Samples this process's RSS in a thread while a ``with`` block runs; ``peak`` is the highest."""
+    """Samples this process's RSS in a thread while a ``with`` block runs; ``peak`` is the
+    highest."""
 
     def __init__(self, interval: float = 0.02):
         self.interval, self.peak = interval, rss_kib()

@@ -55,7 +55,8 @@ def test_slow_target_does_not_hold_back_the_fast_one(clouds, tmp_path):
 
 
 def copy_in_fresh_process(clouds, source_id: str, cache_dir) -> dict:
-    """Copy ``source_id`` from SOURCE to TARGETS in a new interpreter (see rss_copy.py); its report."""
+    """Copy ``source_id`` from SOURCE to TARGETS in a new interpreter (see rss_copy.py); its
+    report."""
     request = {
         "source": clouds.devcloud.cloud_config(SOURCE),
         "image": source_id,
@@ -99,7 +100,8 @@ def test_copies_to_two_targets_keep_memory_bounded_whatever_the_size(clouds, tmp
             assert not any(report["errors"].values()), report["errors"]
             growth_mib[size_mib].append(report["growth_kib"] / 1024)
             print(
-                f"{size_mib} MiB to 2 targets: {report['seconds']:.1f} s, {size_mib / report['seconds']:.0f} MiB/s, "
+                f"{size_mib} MiB to 2 targets: {report['seconds']:.1f} s, "
+                f"{size_mib / report['seconds']:.0f} MiB/s, "
                 f"peak RSS growth {growth_mib[size_mib][-1]:.1f} MiB"
             )
             # Keep the disk for the next copy.

@@ -115,8 +115,8 @@ def test_cli_import_reads_cacert_files_and_refuses_unreadable_ones(devcloud_tls,
     assert result.exit_code == 1, result.output
     assert "devcloud-1: added" in result.output
     assert (
-        f"unreadable: failed: cannot read cacert {tmp_path / 'no-such-ca.pem'}: No such file or directory"
-        in result.output
+        f"unreadable: failed: cannot read cacert {tmp_path / 'no-such-ca.pem'}: "
+        "No such file or directory" in result.output
     )
     assert Repo.objects.get(name="devcloud-1").ca_bundle == devcloud_tls.ca_file.read_text()
 

@@ -1,4 +1,5 @@
-"""Adding and editing a repo checks it against a real cloud (devcloud) and says exactly why it fails."""
+"""Adding and editing a repo checks it against a real cloud (devcloud) and says exactly why it
+fails."""
 
 import html
 import socket

@@ -1,4 +1,5 @@
-"""Revocation with an IGTF-style CA directory (``<hash>.0`` + ``<hash>.r0``), as fetch-crl keeps it."""
+"""Revocation with an IGTF-style CA directory (``<hash>.0`` + ``<hash>.r0``), as fetch-crl keeps
+it."""
 
 from __future__ import annotations
 

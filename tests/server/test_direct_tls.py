@@ -65,7 +65,8 @@ def test_unregistered_certificate_gets_the_refusal_page_and_leaves_an_access_req
 
 
 def test_no_certificate_completes_the_handshake_and_is_refused_by_the_app(server, pki):
-    """Client certificates are optional at the TLS layer so probes work and browsers get a readable page."""
+    """Client certificates are optional at the TLS layer so probes work and browsers get a readable
+    page."""
     status, body = https_get(server.port, "/api/v1/whoami/", client_context(pki))
     assert status == 403
     assert "client certificate is required" in body
@@ -106,7 +107,8 @@ def test_certificate_from_another_ca_is_refused_at_the_handshake(server, pki, tm
     credential = write_pem(tmp_path / "stranger.pem", cert, key)
     with socket.create_connection(("127.0.0.1", server.port), timeout=15) as raw:
         with client_context(pki, credential).wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-            # TLS 1.3: the client finishes its side first; the server's alert arrives on the first read.
+            # TLS 1.3: the client finishes its side first; the server's alert arrives on the first
+            # read.
             with pytest.raises(ssl.SSLError, match="alert unknown ca"):
                 tls.recv(1)
 

@@ -17,7 +17,10 @@ from tests.live import client_context, https_get, raw_http, run_glint, start_ser
         (["--unix-socket", "/tmp/glint-test.sock"], "add --behind-proxy"),
         (
             [],
-            "direct TLS needs --cert FILE (GLINT_TLS_CERT), --client-ca FILE or --client-ca-dir DIR",
+            (
+                "direct TLS needs --cert FILE (GLINT_TLS_CERT), "
+                "--client-ca FILE or --client-ca-dir DIR"
+            ),
         ),
     ],
 )

@@ -1,8 +1,8 @@
 """SQLite (the default database): concurrent writers wait for each other instead of failing.
 
 ``glint serve`` writes every second (the job dispatcher's claim, the poller) while an operator runs
-``glint user add``: a CI run once failed with "database is locked" there. In SQLite's deferred mode a
-transaction that read before another connection committed can never write; settings.py makes every
+``glint user add``: a CI run once failed with "database is locked" there. In SQLite's deferred mode
+a transaction that read before another connection committed can never write; settings.py makes every
 transaction IMMEDIATE so that it waits for the write lock at its start instead.
 """
 

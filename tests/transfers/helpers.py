@@ -154,6 +154,7 @@ def link_upload(client, group, repos, url: str, **fields):
 
 
 def run_job(job_id: int) -> Job:
-    """What the job runner of ``glint serve`` does with the queued job, here and now; the job after."""
+    """What the job runner of ``glint serve`` does with the queued job, here and now; the job
+    after."""
     run_in_process(job_id)
     return Job.objects.get(pk=job_id)

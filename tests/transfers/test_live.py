@@ -134,7 +134,8 @@ def test_300_mib_to_three_repos_in_bounded_memory_then_downloaded_with_resume(
             ("active", BIG, sent.hexdigest())
         ], cloud
 
-    # Download: interrupted after 100 MiB, then resumed with Range; byte-identical, hashes in headers.
+    # Download: interrupted after 100 MiB, then resumed with Range; byte-identical, hashes in
+    # headers.
     row, _version = api.row(image_name, CLOUDS)
     url = f"{live.url}/api/v1/images/{row['id']}/download/"
     auth = {

@@ -51,7 +51,8 @@ def _refuse_self(actor: User, target: User, action: str, **refs) -> None:
     if actor.pk == target.pk:
         _refuse(
             action,
-            "Nobody can change their own account, role or membership; ask another admin or manager.",
+            "Nobody can change their own account, role or membership; "
+            "ask another admin or manager.",
             **refs,
         )
 
@@ -97,7 +98,8 @@ def add_group(name: str, description: str = "") -> Group:
 
 
 def link_token_identity(user: User, issuer: str, subject: str) -> TokenIdentity:
-    """Let bearer tokens of ``issuer`` with ``sub`` = ``subject`` sign in as ``user`` (command line)."""
+    """Let bearer tokens of ``issuer`` with ``sub`` = ``subject`` sign in as ``user`` (command
+    line)."""
     issuer, subject = issuer.strip(), subject.strip()
     if not issuer or not subject:
         raise AccountError("a token identity needs an issuer and a subject")
@@ -204,7 +206,8 @@ def update_group(actor: User, group: Group, *, name: str, description: str) -> G
 
 
 def group_deletion_effects(group: Group) -> list[str]:
-    """What deleting ``group`` takes with it, in words: its repos by name, then counts of every row."""
+    """What deleting ``group`` takes with it, in words: its repos by name, then counts of every
+    row."""
     collector = Collector(using="default")
     try:
         collector.collect([group])
@@ -239,7 +242,8 @@ def delete_group(actor: User, group: Group) -> None:
 
 
 def set_membership(actor: User, group: Group, user: User, role: str = Role.MEMBER) -> Membership:
-    """Add ``user`` to ``group`` with ``role``, or change their role (the group's managers, admins)."""
+    """Add ``user`` to ``group`` with ``role``, or change their role (the group's managers,
+    admins)."""
     _require_manager(actor, group, "membership.set")
     _refuse_self(actor, user, "membership.set", group=group, details={"dn": user.dn})
     if role not in Role.values:
@@ -293,7 +297,8 @@ def remove_membership(actor: User, membership: Membership) -> None:
 
 
 def note_access_request(dn: str, issuer_dn: str) -> None:
-    """A valid but unknown certificate visited: keep (or refresh) its request; audit the first visit."""
+    """A valid but unknown certificate visited: keep (or refresh) its request; audit the first
+    visit."""
     _request, created = AccessRequest.objects.update_or_create(
         dn=dn, defaults={"issuer_dn": issuer_dn}
     )

@@ -9,8 +9,9 @@ A token is accepted when:
 - ``aud`` holds the issuer's configured audience; ``exp`` is in the future and ``nbf``/``iat`` not
   ahead of us (60 s of clock skew allowed);
 - when ``required_groups`` is set, the groups claim (``wlcg.groups`` by default) holds one of them;
-- ``(iss, sub)`` is linked to an active Glint user (``glint user add --dn DN --token ISSUER SUBJECT``).
-  The subject alone is never enough: two issuers can hand out the same ``sub``.
+- ``(iss, sub)`` is linked to an active Glint user
+  (``glint user add --dn DN --token ISSUER SUBJECT``). The subject alone is never enough: two
+  issuers can hand out the same ``sub``.
 
 Keys are fetched on first use and cached per issuer by PyJWT's ``PyJWKClient`` (refetched when a
 token names an unknown ``kid``, so key rotation needs no restart).
@@ -36,7 +37,8 @@ JWKS_CACHE_SECONDS = 600
 
 
 class TokenError(Exception):
-    """The token is not accepted; the message says why (safe to show: it holds no token material)."""
+    """The token is not accepted; the message says why (safe to show: it holds no token
+    material)."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,8 @@ def verify_token(token: str, issuers: list[TokenIssuer]) -> dict:
         key = _jwks_client(issuer).get_signing_key_from_jwt(token)
         algorithm = jwt.get_unverified_header(token).get("alg")
         if algorithm not in issuer.algorithms or algorithm != key.algorithm_name:
-            # An ES256 header on an RSA key (say) must be a clean refusal, not a crash in the library.
+            # An ES256 header on an RSA key (say) must be a clean refusal, not a crash in the
+            # library.
             raise TokenError(
                 f"the token's algorithm {algorithm} does not match its key or is not allowed"
             )
@@ -134,7 +137,8 @@ def verify_token(token: str, issuers: list[TokenIssuer]) -> dict:
             groups = groups.split()
         if not set(groups) & set(issuer.required_groups):
             raise TokenError(
-                f"the token's {issuer.groups_claim} holds none of {', '.join(issuer.required_groups)}"
+                f"the token's {issuer.groups_claim} holds none of "
+                f"{', '.join(issuer.required_groups)}"
             )
     return claims
 
@@ -153,6 +157,7 @@ def user_for_token(token: str, issuer_settings: list[dict]) -> User:
     )
     if link is None:
         raise TokenError(
-            f"the token is valid, but subject {claims['sub']} of {claims['iss']} is not a Glint user"
+            f"the token is valid, but subject {claims['sub']} of {claims['iss']} "
+            "is not a Glint user"
         )
     return link.user

@@ -1,4 +1,5 @@
-"""DRF authentication: the certificate the middleware verified, or a configured issuer's bearer token.
+"""DRF authentication: the certificate the middleware verified, or a configured issuer's bearer
+token.
 
 Certificates are ambient credentials, like cookies: a browser presents them to any page that posts
 to Glint. So a state-changing API call that comes from a browser (it carries an ``Origin``,
@@ -80,5 +81,8 @@ class BearerTokenAuthenticationScheme(OpenApiAuthenticationExtension):
             "type": "http",
             "scheme": "bearer",
             "bearerFormat": "JWT",
-            "description": "A WLCG/OIDC token from an issuer this Glint trusts, whose (iss, sub) is linked to a user.",
+            "description": (
+                "A WLCG/OIDC token from an issuer this Glint trusts, "
+                "whose (iss, sub) is linked to a user."
+            ),
         }

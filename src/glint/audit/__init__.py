@@ -3,9 +3,11 @@
 Services call :func:`record` once per action, after they know the outcome::
 
     from glint import audit
-    audit.record("repo.add", repo=repo)                       # who: the person of the current request
+    audit.record("repo.add", repo=repo)  # who: the person of the current request
     audit.record("repo.add", group=group, outcome=audit.FAILED, details={"reason": exc.message})
-    audit.record("job.copy", user=job.requester, group=job.group, image=name, details={"job": job.pk})
+    audit.record(
+        "job.copy", user=job.requester, group=job.group, image=name, details={"job": job.pk}
+    )
 
 Action codes are dotted ``<object>.<verb>`` strings (``repo.delete``, ``user.add``,
 ``membership.role``, ``access.request``, ...). Refused state-changing requests are recorded by

@@ -1,8 +1,9 @@
 """Refused state-changing requests go into the audit trail, wherever the refusal came from.
 
-A 403 to a POST/PUT/PATCH/DELETE (a role check, a missing CSRF token, an account not yet added)
-is recorded as ``request.refused`` unless the view recorded the refusal itself. Requests without any
-certificate or token identity are not recorded: they are anonymous noise, and the access log has them.
+A 403 to a POST/PUT/PATCH/DELETE (a role check, a missing CSRF token, an account not yet added) is
+recorded as ``request.refused`` unless the view recorded the refusal itself. Requests without any
+certificate or token identity are not recorded: they are anonymous noise, and the access log has
+them.
 """
 
 from glint import audit

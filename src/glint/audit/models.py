@@ -65,7 +65,10 @@ class AuditRecord(models.Model):
         ordering = ["-created", "-pk"]
 
     def __str__(self) -> str:
-        return f"{self.created:%Y-%m-%d %H:%M:%S} {self.user_dn or 'system'} {self.action} {self.outcome}"
+        return (
+            f"{self.created:%Y-%m-%d %H:%M:%S} {self.user_dn or 'system'} "
+            f"{self.action} {self.outcome}"
+        )
 
     @property
     def who(self) -> str:

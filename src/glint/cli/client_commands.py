@@ -104,7 +104,8 @@ def whoami(as_json):
 def show_group_list(
     path: str, group: str | None, as_json: bool, columns, describe, empty: str
 ) -> None:
-    """Print every item of a group-scoped API list as JSON, or as a table after ``describe(item)``."""
+    """Print every item of a group-scoped API list as JSON, or as a table after
+    ``describe(item)``."""
     client = api()
     items = client.get_all(path, group=resolve_group(client, group))
     if as_json:

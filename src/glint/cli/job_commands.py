@@ -1,9 +1,10 @@
-"""Client commands for jobs: ``glint copy``, ``glint delete``, ``glint jobs``, ``glint cancel/retry``.
+"""Client commands for jobs: ``glint copy``, ``glint delete``, ``glint jobs``,
+``glint cancel/retry``.
 
 ``copy`` and ``delete`` go through the same plan as the matrix page (``POST /api/v1/plans/``, then
 ``POST /api/v1/plans/{id}/apply/``), so the command line gets the same refusals, with the same
-reasons. With ``--wait`` they follow the jobs and exit with :data:`glint.jobs.states.CLI_EXIT_CODES`:
-0 done, 2 partial, 1 failed or cancelled.
+reasons. With ``--wait`` they follow the jobs and exit with
+:data:`glint.jobs.states.CLI_EXIT_CODES`: 0 done, 2 partial, 1 failed or cancelled.
 """
 
 from __future__ import annotations

@@ -28,7 +28,8 @@ def keys_rotate(dry_run, drop_old):
     verb = "would re-encrypt" if dry_run else "re-encrypted"
     click.echo(f"{verb} {report.reencrypted} of {report.secrets} secret(s)")
     click.echo(
-        f"keys: {report.keys_before} -> {report.keys_after}{' (dry run: key file unchanged)' if dry_run else ''}"
+        f"keys: {report.keys_before} -> {report.keys_after}"
+        f"{' (dry run: key file unchanged)' if dry_run else ''}"
     )
     if report.unreadable:
         click.echo(
@@ -53,7 +54,8 @@ def repo():
 def repo_import(file, group_name, clouds):
     """Add the clouds of a clouds.yaml to a group, each checked against its cloud first.
 
-    cacert files are read from this machine, relative to the clouds.yaml. Exits 1 if any cloud failed.
+    cacert files are read from this machine, relative to the clouds.yaml. Exits 1 if any cloud
+    failed.
     """
     setup_django()
     from glint.accounts.models import Group

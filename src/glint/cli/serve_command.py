@@ -26,7 +26,10 @@ from glint.cli.server_commands import setup_django
     "--client-ca",
     "client_ca_file",
     type=click.Path(dir_okay=False),
-    help="CA file (CRLs may follow) that client certificates chain to.  [default: GLINT_TLS_CLIENT_CA]",
+    help=(
+        "CA file (CRLs may follow) that client certificates chain to.  "
+        "[default: GLINT_TLS_CLIENT_CA]"
+    ),
 )
 @click.option(
     "--client-ca-dir",

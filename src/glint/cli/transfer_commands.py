@@ -12,8 +12,8 @@ themselves, when the link has a checksum; see ``GLINT_CLOUD_PULL``): nothing is 
 here, and ``--wait`` follows the job.
 
 ``download`` writes ``FILE.part`` and renames it to ``FILE`` once the digest the server gave
-(``Repr-Digest``: sha-256, else the cloud's sha-512) matches. A broken transfer is resumed with ``Range`` from the byte it reached,
-both within one run and when the command is run again.
+(``Repr-Digest``: sha-256, else the cloud's sha-512) matches. A broken transfer is resumed with
+``Range`` from the byte it reached, both within one run and when the command is run again.
 """
 
 from __future__ import annotations
@@ -330,7 +330,8 @@ def _code(response: requests.Response) -> str:
 
 
 def _expected_digest(response: requests.Response) -> tuple[str, str] | None:
-    """The strongest digest of ``Repr-Digest`` (RFC 9530) this command can check: (hashlib name, hex)."""
+    """The strongest digest of ``Repr-Digest`` (RFC 9530) this command can check: (hashlib name,
+    hex)."""
     found = {}
     for item in response.headers.get("Repr-Digest", "").split(","):
         algo, _, value = item.strip().partition("=")

@@ -40,7 +40,8 @@ def worker(concurrency, loglevel, beat):
 
     if settings.GLINT_JOB_RUNNER != "celery":
         raise click.ClickException(
-            f"glint worker runs jobs for GLINT_JOB_RUNNER=celery, but it is {settings.GLINT_JOB_RUNNER!r}: "
+            "glint worker runs jobs for GLINT_JOB_RUNNER=celery, "
+            f"but it is {settings.GLINT_JOB_RUNNER!r}: "
             "glint serve runs the jobs itself. Set GLINT_JOB_RUNNER=celery and GLINT_BROKER_URL."
         )
     try:
@@ -56,7 +57,8 @@ def worker(concurrency, loglevel, beat):
         check_broker(BROKER_CHECK_TIMEOUT)
     except BrokerUnavailable as exc:
         raise click.ClickException(
-            f"cannot reach the broker {redact_url(settings.GLINT_BROKER_URL)}: {type(exc).__name__}: {exc}"
+            f"cannot reach the broker {redact_url(settings.GLINT_BROKER_URL)}: "
+            f"{type(exc).__name__}: {exc}"
         ) from None
     argv = [
         "worker",

@@ -1,4 +1,5 @@
-"""API permission classes. Group-level checks live in ``glint.accounts.access`` and are shared by views."""
+"""API permission classes. Group-level checks live in ``glint.accounts.access`` and are shared by
+views."""
 
 from rest_framework.permissions import BasePermission
 

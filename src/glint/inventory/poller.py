@@ -1,4 +1,5 @@
-"""The inventory poller: lists every enabled repo's images, concurrently, on an interval and on demand.
+"""The inventory poller: lists every enabled repo's images, concurrently, on an interval and on
+demand.
 
 Shape. One coordinator (the background thread of ``glint serve``, or the caller of
 :func:`poll_repos`) hands listings to a bounded pool of worker threads and writes their results to

@@ -102,7 +102,8 @@ class Submission:
         parts = []
         if self.job is not None:
             parts.append(
-                f"job {self.job.pk} queued for {', '.join(t.repo_name for t in self.job.targets.all())}"
+                f"job {self.job.pk} queued for "
+                f"{', '.join(t.repo_name for t in self.job.targets.all())}"
             )
         for repo_id, job in sorted(self.existing.items()):
             parts.append(f"repo {repo_id}: already being done by job {job.pk}")
@@ -150,7 +151,8 @@ def _row_of(group: Group, images: Sequence[Image]) -> Row:
 def _live_targets(
     group: Group, kind: str, row: Row, repos: Sequence[Repo], image_ids: Sequence[str] | None = None
 ):
-    """``{repo_id: job}`` of live ``kind`` jobs for ``row`` with an unfinished target in these repos.
+    """``{repo_id: job}`` of live ``kind`` jobs for ``row`` with an unfinished target in these
+    repos.
 
     A job planned before a copy made the row's content key stronger carries the older key: every
     key the row answers to is looked for.

@@ -1,4 +1,5 @@
-"""Jobs pages: the list (filters: ``glint.jobs.filtersets``) and a job's detail with Cancel and Retry.
+"""Jobs pages: the list (filters: ``glint.jobs.filtersets``) and a job's detail with Cancel and
+Retry.
 
 Served at ``/jobs/`` (url names ``jobs:list``, ``jobs:detail``, ...). Acting on jobs goes through
 ``glint.jobs.services``. Members see and act on their group's jobs; another group's job is a 404.

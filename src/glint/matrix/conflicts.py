@@ -21,7 +21,8 @@ __all__ = ["Conflict", "ConflictKind", "apply_acknowledgements", "find_conflicts
 
 
 class ConflictKind(str, enum.Enum):
-    """The conflict table (``docs/architecture.md``), one value per (type, scope) that is a problem."""
+    """The conflict table (``docs/architecture.md``), one value per (type, scope) that is a
+    problem."""
 
     NAME_CONFLICT = "name_conflict"  # type 1 within a repo: one name, two contents
     DRIFT = "drift"  # type 1 across repos: the copies of a name differ

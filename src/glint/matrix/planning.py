@@ -55,15 +55,21 @@ MESSAGES = {
     "foreign": "already there (owned by another project, {visibility})",
     "queued": "already queued",
     "being_deleted": "not copied: it is being deleted there; try again when that ends",
-    "unverifiable": "not copied: the cloud has no hash for this image, so no copy of it could be verified",
+    "unverifiable": (
+        "not copied: the cloud has no hash for this image, so no copy of it could be verified"
+    ),
     "no_source": "not copied: no active copy in a reachable repo to copy from",
     "absent": "already absent",
     "deleting": "already being deleted",
     "incoming": "not deleted: a copy to this repo is in progress",
-    "project_unknown": "not deleted: Glint does not know yet which project {repo} is; refresh it first",
+    "project_unknown": (
+        "not deleted: Glint does not know yet which project {repo} is; refresh it first"
+    ),
     "not_owned": "not deleted: {repo}'s project does not own it (owner {owner})",
     "protected": "not deleted: it is protected in {repo}",
-    "published": "not deleted: it is {visibility} and others may use it; only an admin can force this",
+    "published": (
+        "not deleted: it is {visibility} and others may use it; only an admin can force this"
+    ),
     "last_copy": "not deleted: it is the last copy in the group",
 }
 

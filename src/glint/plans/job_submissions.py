@@ -26,7 +26,8 @@ def submit_copy(group, user, source, repos) -> list[int]:
 
 
 def submit_delete(group, user, images, *, force: bool = False) -> list[int]:
-    """Queue one delete job of ``images`` (``inventory.Image`` rows of one row); the ids that carry it."""
+    """Queue one delete job of ``images`` (``inventory.Image`` rows of one row); the ids that carry
+    it."""
     return [
         job.pk for job in jobs.submit_delete(group, images=images, requester=user, force=force).jobs
     ]

@@ -313,7 +313,10 @@ def _name_refusal(image: Image, name: str) -> str:
     if Image.objects.filter(repo_id=image.repo_id, name=name).exists():
         return f"Repo {image.repo.name} already has an image called “{name}”: choose another name."
     if image.owner != _project_id(image.repo):
-        return f"This copy belongs to another project, not {image.repo.name}'s: only its owner can rename it."
+        return (
+            f"This copy belongs to another project, not {image.repo.name}'s: "
+            "only its owner can rename it."
+        )
     return ""
 
 

@@ -68,7 +68,8 @@ def changes_from_form(post) -> list[Change]:
 
 
 def _posted_id(request, field: str) -> int:
-    """A posted object id; -1 (matches nothing, so the service says "no such …") when not a number."""
+    """A posted object id; -1 (matches nothing, so the service says "no such …") when not a
+    number."""
     value = request.POST.get(field, "")
     return int(value) if value.isdigit() else -1
 

@@ -59,8 +59,8 @@ def wait_active(
             if record.properties.get(FAILED_IMPORT):
                 raise PullFailed(
                     f"the target cloud could not fetch the image from the link itself (its import "
-                    f"into store {record.properties[FAILED_IMPORT]!r} failed); the retry streams it "
-                    f"through Glint"
+                    f"into store {record.properties[FAILED_IMPORT]!r} failed); the retry streams "
+                    f"it through Glint"
                 )
         if time.monotonic() >= deadline:
             status = record.status if record else "unknown"

@@ -35,7 +35,8 @@ class EncryptedTextField(models.TextField):
         if self._unique or self.db_index:
             errors.append(
                 checks.Error(
-                    "EncryptedTextField cannot be unique or indexed: equal secrets encrypt differently.",
+                    "EncryptedTextField cannot be unique or indexed: "
+                    "equal secrets encrypt differently.",
                     obj=self,
                     id="repos.E001",
                 )

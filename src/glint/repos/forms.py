@@ -1,4 +1,5 @@
-"""Forms of the repo pages. Secrets are typed, never shown: an empty secret field keeps the stored one."""
+"""Forms of the repo pages. Secrets are typed, never shown: an empty secret field keeps the stored
+one."""
 
 from django import forms
 from django.db import models
@@ -30,7 +31,8 @@ class RepoForm(forms.ModelForm):
 
     field_order = [
         "name", "site", "kind", "auth_url", "region", "interface",
-        "auth_type", "username", "password", "application_credential_id", "application_credential_secret",
+        "auth_type", "username", "password", "application_credential_id",
+        "application_credential_secret",
         "project_name", "project_id", "project_domain_name", "project_domain_id",
         "user_domain_name", "user_domain_id", "ca_bundle", "enabled",
     ]  # fmt: skip

@@ -142,8 +142,8 @@ def rotate(*, dry_run: bool = False, drop_old: bool = False) -> RotationReport:
     if drop_old:
         if report.unreadable:
             raise KeyRotationError(
-                f"{len(report.unreadable)} secret(s) fit none of the keys, so the old keys are kept: "
-                + ", ".join(report.unreadable)
+                f"{len(report.unreadable)} secret(s) fit none of the keys, "
+                "so the old keys are kept: " + ", ".join(report.unreadable)
             )
         if not dry_run:
             if not _all_readable_with(primary):

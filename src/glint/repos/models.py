@@ -35,7 +35,8 @@ SECRET_FIELDS = ("password", "application_credential_secret")
 
 
 def normalize_auth_url(url: str) -> str:
-    """One spelling per identity endpoint: lower-case host, no default port, no ``/v3``, no ``/``."""
+    """One spelling per identity endpoint: lower-case host, no default port, no ``/v3``, no
+    ``/``."""
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()

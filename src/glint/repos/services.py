@@ -211,7 +211,8 @@ def related_rows_effect(repo: Repo) -> list[str]:
 
 
 def deletion_effects(repo: Repo) -> list[str]:
-    """Everything deleting ``repo`` does besides removing it, in words, for the confirmation page."""
+    """Everything deleting ``repo`` does besides removing it, in words, for the confirmation
+    page."""
     effects = related_rows_effect(repo)
     for describe in DELETION_EFFECTS:
         effects.extend(describe(repo))
@@ -265,7 +266,8 @@ def parse_clouds_yaml(text: str) -> dict[str, dict]:
 
 
 def local_ca_reader(base_dir: Path) -> Callable[[str], str]:
-    """A ``cacert`` reader for files on this machine (the command line), relative to ``base_dir``."""
+    """A ``cacert`` reader for files on this machine (the command line), relative to
+    ``base_dir``."""
 
     def read(path: str) -> str:
         full = (base_dir / Path(path).expanduser()).resolve()

@@ -4,8 +4,8 @@ Modes (ARCHITECTURE.md "Authentication"):
 
 - direct TLS (the default): Glint terminates TLS and verifies client certificates (``tls``).
 - behind a reverse proxy (``--behind-proxy``): plain HTTP on a loopback address or a unix socket
-  only, so nothing but the local proxy can reach it; identity comes from the proxy's headers, believed
-  only from ``GLINT_TRUSTED_PROXIES``.
+  only, so nothing but the local proxy can reach it; identity comes from the proxy's headers,
+  believed only from ``GLINT_TRUSTED_PROXIES``.
 - insecure development (``--insecure-dev``): plain HTTP on any address, with a loud warning.
 
 Cookie flags stay as settings has them (``Secure``) in every mode: Django only sets the attribute,
@@ -90,8 +90,8 @@ def choose_mode(options: ServeOptions) -> Mode:
         return Mode.INSECURE_DEV
     if options.behind_proxy:
         raise ServeError(
-            f"--behind-proxy serves plain HTTP, so it listens only on a loopback address (127.0.0.1, ::1) "
-            f"or a unix socket (--unix-socket PATH); {options.host} is neither. "
+            "--behind-proxy serves plain HTTP, so it listens only on a loopback address "
+            f"(127.0.0.1, ::1) or a unix socket (--unix-socket PATH); {options.host} is neither. "
             "Add --insecure-dev to serve plain HTTP there anyway, for development only."
         )
     missing = []
@@ -103,7 +103,8 @@ def choose_mode(options: ServeOptions) -> Mode:
         )
     if missing:
         raise ServeError(
-            f"direct TLS needs {', '.join(missing)}; to run behind nginx or Apache instead, use --behind-proxy"
+            f"direct TLS needs {', '.join(missing)}; "
+            "to run behind nginx or Apache instead, use --behind-proxy"
         )
     return Mode.DIRECT
 
@@ -209,7 +210,8 @@ def run(options: ServeOptions) -> None:
         logger.warning(INSECURE_WARNING.format(address=options.address()))
     if mode is Mode.DIRECT and server.trusted_proxies:
         logger.warning(
-            "GLINT_TRUSTED_PROXIES is ignored in direct TLS mode: identity comes from the TLS handshake"
+            "GLINT_TRUSTED_PROXIES is ignored in direct TLS mode: "
+            "identity comes from the TLS handshake"
         )
 
     stop = threading.Event()

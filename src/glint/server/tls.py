@@ -47,7 +47,8 @@ class TLSConfigError(Exception):
 
 
 def crls_present(ca_file: str | None, ca_dir: str | None) -> bool:
-    """True when revocation lists sit beside the CAs (``<hash>.rN`` files, or CRL blocks in the file)."""
+    """True when revocation lists sit beside the CAs (``<hash>.rN`` files, or CRL blocks in the
+    file)."""
     if ca_dir and any(CRL_IN_CA_DIR.match(entry.name) for entry in Path(ca_dir).iterdir()):
         return True
     return bool(ca_file) and CRL_PEM_MARKER in Path(ca_file).read_text(errors="replace")

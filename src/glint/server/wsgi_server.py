@@ -13,13 +13,14 @@ The environ contract (read by ``glint.accounts.identity``):
 - In direct mode every incoming ``X-SSL-Client-*`` header is dropped: Glint itself terminated TLS,
   so a header claiming a front end's verification can only be forged.
 
-Header names containing ``_`` are dropped as the request is read. WSGI turns both ``X-SSL-Client-S-DN``
-and ``X_SSL_Client_S_DN`` into ``HTTP_X_SSL_CLIENT_S_DN``, so a client could otherwise overwrite the
-proxy's header (research/x509.md §4.2; cheroot's own ``DropUnderscoreHeaderReader`` crashes on
-Python 3, cherrypy/cheroot#17). Once the environ is built the raw names are gone, so no WSGI
-middleware can do this. Under another server: gunicorn >= 22 and waitress drop such headers, and so
-does nginx in front (``underscores_in_headers off``, its default); Apache's mod_proxy forwards them
-unchanged, so an Apache front end needs a backend that drops them, such as ``glint serve``.
+Header names containing ``_`` are dropped as the request is read. WSGI turns both
+``X-SSL-Client-S-DN`` and ``X_SSL_Client_S_DN`` into ``HTTP_X_SSL_CLIENT_S_DN``, so a client could
+otherwise overwrite the proxy's header (research/x509.md §4.2; cheroot's own
+``DropUnderscoreHeaderReader`` crashes on Python 3, cherrypy/cheroot#17). Once the environ is built
+the raw names are gone, so no WSGI middleware can do this. Under another server: gunicorn >= 22 and
+waitress drop such headers, and so does nginx in front (``underscores_in_headers off``, its
+default); Apache's mod_proxy forwards them unchanged, so an Apache front end needs a backend that
+drops them, such as ``glint serve``.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ UNIX_SOCKET_MODE = 0o660  # the proxy reaches it through the socket's group, nob
 
 
 class ClientChainTLSAdapter(BuiltinSSLAdapter):
-    """cheroot's builtin TLS adapter with our context, exporting the verified chain and no DN strings.
+    """cheroot's builtin TLS adapter with our context, exporting the verified chain and no DN
+    strings.
 
     The context is read once per new connection, so assigning ``adapter.context`` swaps it
     atomically for the connections that follow (that is how new CRLs take effect).
@@ -125,7 +127,8 @@ class GlintWSGIServer(wsgi.Server):
         self.trusted_proxies = trusted_proxies
 
     def error_log(self, msg="", level=logging.INFO, traceback=False):
-        """cheroot's messages (refused handshakes, worker errors) go to Glint's log, one line each."""
+        """cheroot's messages (refused handshakes, worker errors) go to Glint's log, one line
+        each."""
         logger.log(level, msg, exc_info=traceback)
 
     def bind_unix_socket(self, bind_addr):

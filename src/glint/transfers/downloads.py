@@ -43,7 +43,8 @@ _EXTENSIONS = {
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
-    """``(first, last)`` byte positions asked for; None for the whole image; False if unsatisfiable."""
+    """``(first, last)`` byte positions asked for; None for the whole image; False if
+    unsatisfiable."""
     if not header or "," in header:
         return None
     match = _RANGE.match(header.strip())

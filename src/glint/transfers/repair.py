@@ -7,8 +7,8 @@
 - A file upload that stopped between taking its first bytes and creating its job (it has no
   job to resume): it fails.
 
-A file upload whose server died mid-stream needs nothing here: its job's lease expires, the job
-is run again without the bytes and makes the upload ``interrupted`` (``glint.transfers.upload_job``).
+A file upload whose server died mid-stream needs nothing here: its job's lease expires, the job is
+run again without the bytes and makes the upload ``interrupted`` (``glint.transfers.upload_job``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The ``upload`` kind of job: fan an upload's bytes out to its target repos.
 
-Named in the jobs app's table of kinds (``glint.jobs.kinds.KINDS``), so an upload job is claimed, leased, cancelled, retried and finished like every other job. It runs in two
-places:
+Named in the jobs app's table of kinds (``glint.jobs.kinds.KINDS``), so an upload job is claimed,
+leased, cancelled, retried and finished like every other job. It runs in two places:
 
 - the first pass of a file upload, and its resumes, run in the web process, in the request that
   carries the bytes: ``services.receive`` claims the job and hands the request body to
@@ -67,7 +67,8 @@ PROGRESS_INTERVAL = 0.5
 
 
 def fetch_policy(max_bytes: int | None = None) -> fetch.FetchPolicy:
-    """The web-link rules of this deployment (settings ``fetch_allow_cidrs``, ``upload_max_bytes``)."""
+    """The web-link rules of this deployment (settings ``fetch_allow_cidrs``,
+    ``upload_max_bytes``)."""
     return fetch.FetchPolicy(
         allow_cidrs=tuple(settings.GLINT_FETCH_ALLOW_CIDRS),
         max_bytes=max_bytes or settings.GLINT_UPLOAD_MAX_BYTES or None,

@@ -1,4 +1,5 @@
-"""The request being served, for code far from the view: its id (logs, audit) and its person (audit).
+"""The request being served, for code far from the view: its id (logs, audit) and its person
+(audit).
 
 Every request gets an id: the ``X-Request-ID`` a trusted reverse proxy sent (so one id follows a
 request through nginx/Apache and Glint), or a new random one. It is returned in the response's

@@ -1,7 +1,7 @@
 """The Content-Security-Policy header: only Glint's own files may run or style a page.
 
-No inline script, no inline style, no eval, no framing, forms post only to Glint. Pages follow
-from it: behaviour lives in ``glint.js``, styles in ``glint.css``, and htmx is told not to inject its
+No inline script, no inline style, no eval, no framing, forms post only to Glint. Pages follow from
+it: behaviour lives in ``glint.js``, styles in ``glint.css``, and htmx is told not to inject its
 indicator ``<style>`` (``<meta name="htmx-config">`` in the base template; the indicator CSS is in
 ``glint.css``). Django's SecurityMiddleware and settings give the other headers (HSTS on HTTPS,
 nosniff, Referrer-Policy) and XFrameOptionsMiddleware gives X-Frame-Options.

@@ -33,7 +33,8 @@ def _account_error(exc: services.AccountError):
 
 
 class GroupViewSet(viewsets.ModelViewSet):
-    """The groups the caller belongs to (all groups for admins); admins add, rename and delete them."""
+    """The groups the caller belongs to (all groups for admins); admins add, rename and delete
+    them."""
 
     serializer_class = GroupSerializer
     queryset = Group.objects.none()  # typed path parameters for the schema; real rows below
@@ -66,7 +67,8 @@ class GroupViewSet(viewsets.ModelViewSet):
 
 
 class UserViewSet(viewsets.ModelViewSet):
-    """People (admins only). The DN is fixed once added; the admin flag is never one's own to change."""
+    """People (admins only). The DN is fixed once added; the admin flag is never one's own to
+    change."""
 
     serializer_class = UserSerializer
     queryset = User.objects.none()
@@ -103,7 +105,8 @@ class MembershipViewSet(
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
-    """Who is in which group. Managers of a group (and admins) add people, set roles and remove them."""
+    """Who is in which group. Managers of a group (and admins) add people, set roles and remove
+    them."""
 
     serializer_class = MembershipSerializer
     queryset = Membership.objects.none()
@@ -150,7 +153,8 @@ class AccessRequestViewSet(
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
-    """Valid certificates waiting to be added (admins). DELETE dismisses one; ``approve/`` adds it."""
+    """Valid certificates waiting to be added (admins). DELETE dismisses one; ``approve/`` adds
+    it."""
 
     serializer_class = AccessRequestSerializer
     queryset = AccessRequest.objects.all()

@@ -1,4 +1,5 @@
-"""Shape of an audit record in the API (read-only: the trail is written once, by ``glint.audit``)."""
+"""Shape of an audit record in the API (read-only: the trail is written once, by
+``glint.audit``)."""
 
 from rest_framework import serializers
 

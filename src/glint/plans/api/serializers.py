@@ -173,7 +173,8 @@ class SyncPropertiesSerializer(serializers.Serializer):
 
 
 class RenameSerializer(serializers.Serializer):
-    """One copy of a conflict, by its cloud image id (and repo, if two repos share the id), and its new name."""
+    """One copy of a conflict, by its cloud image id (and repo, if two repos share the id), and its
+    new name."""
 
     image = serializers.CharField(max_length=255, help_text="The copy's image id in its cloud.")
     repo = serializers.IntegerField(

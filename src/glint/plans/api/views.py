@@ -47,7 +47,8 @@ class PlanRefused(APIException):
 
 
 class PlanViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
-    """Plans of matrix changes, each decided against a fresh inventory, each applied at most once."""
+    """Plans of matrix changes, each decided against a fresh inventory, each applied at most
+    once."""
 
     serializer_class = PlanSerializer
     queryset = Plan.objects.none()  # for the schema; get_queryset scopes it to the caller's groups
@@ -163,7 +164,8 @@ class ImageRowViewSet(viewsets.ViewSet):
     @extend_schema(request=None, responses=RowSerializer)
     @action(detail=True, methods=["post"])
     def hide(self, request, pk=None):
-        """List the row under "Hidden images": never changed by a matrix apply, never a copy source."""
+        """List the row under "Hidden images": never changed by a matrix apply, never a copy
+        source."""
         return self._set_hidden(request, pk, True)
 
     @extend_schema(request=None, responses=RowSerializer)

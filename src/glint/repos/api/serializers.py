@@ -1,4 +1,5 @@
-"""Repo API serializers. Secrets are write-only: reads say only whether one is set (Pulp's pattern)."""
+"""Repo API serializers. Secrets are write-only: reads say only whether one is set (Pulp's
+pattern)."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
@@ -35,7 +36,10 @@ class RepoSerializer(serializers.ModelSerializer):
     password_set = serializers.BooleanField(read_only=True)
     application_credential_secret_set = serializers.BooleanField(read_only=True)
     shared_with = serializers.SerializerMethodField(
-        help_text='Other groups using the same cloud project; groups you are not in appear as "another group".'
+        help_text=(
+            "Other groups using the same cloud project; groups you are not in appear as "
+            '"another group".'
+        )
     )
 
     class Meta:
@@ -44,10 +48,12 @@ class RepoSerializer(serializers.ModelSerializer):
         fields = [
             "id", "group", "name", "site", "kind", "auth_url", "region", "interface", "auth_type",
             "username", "password", "password_set",
-            "application_credential_id", "application_credential_secret", "application_credential_secret_set",
+            "application_credential_id", "application_credential_secret",
+            "application_credential_secret_set",
             "project_name", "project_id", "project_domain_name", "project_domain_id",
             "user_domain_name", "user_domain_id", "ca_bundle", "enabled", "shared_with",
-            "last_poll_at", "last_poll_ok", "last_poll_error", "last_poll_duration", "created", "updated",
+            "last_poll_at", "last_poll_ok", "last_poll_error", "last_poll_duration",
+            "created", "updated",
         ]  # fmt: skip
         read_only_fields = [
             "last_poll_at",

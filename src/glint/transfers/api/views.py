@@ -55,7 +55,8 @@ def _repos(group, names: list[str]) -> list[Repo]:
 
 
 class UploadViewSet(viewsets.ReadOnlyModelViewSet):
-    """Images brought to Glint from a file or a web link, each fanned out to some of a group's repos."""
+    """Images brought to Glint from a file or a web link, each fanned out to some of a group's
+    repos."""
 
     queryset = Upload.objects.none()  # for the schema; get_queryset picks the caller's uploads
     serializer_class = UploadSerializer
@@ -133,8 +134,8 @@ _DATA_RESPONSES = {
     ),
     409: OpenApiResponse(
         description=(
-            "The data was sent already, the upload is busy, or (resume) the Upload-Offset is not the "
-            "server's, which the answer's Upload-Offset gives."
+            "The data was sent already, the upload is busy, or (resume) the Upload-Offset is not "
+            "the server's, which the answer's Upload-Offset gives."
         )
     ),
     413: OpenApiResponse(description="Over the size limit (upload_max_bytes)."),
@@ -162,8 +163,8 @@ class UploadDataView(APIView):
         responses={
             204: OpenApiResponse(
                 description=(
-                    "Upload-Offset: the bytes Glint holds (send the rest from there); Upload-Length: the "
-                    "size, when announced; Upload-Complete: ?1 once all arrived."
+                    "Upload-Offset: the bytes Glint holds (send the rest from there); "
+                    "Upload-Length: the size, when announced; Upload-Complete: ?1 once all arrived."
                 )
             )
         },
@@ -251,5 +252,6 @@ class DownloadView(APIView):
         },
     )
     def get(self, request, pk):
-        """Download the image: Content-Length, Range (206), ETag and Repr-Digest (sha-256) when known."""
+        """Download the image: Content-Length, Range (206), ETag and Repr-Digest (sha-256) when
+        known."""
         return download_response(request, pk)
