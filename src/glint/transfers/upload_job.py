@@ -116,7 +116,12 @@ def _open_link(upload: Upload) -> IncomingStream:
     upload.disk_format, upload.size = disk_format, response.size
     part = UploadPart(content_cache().upload_part(upload.part_key, 0))
     return IncomingStream(
-        part.chunks(chunks), disk_format, policy.max_bytes, part=part, on_close=response.close
+        part.chunks(chunks),
+        disk_format,
+        policy.max_bytes,
+        part=part,
+        on_close=response.close,
+        source_url=response.url,
     )
 
 
