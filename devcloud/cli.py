@@ -1,4 +1,5 @@
-"""``python -m devcloud up|stop|start|down``: the contract in ARCHITECTURE.md.
+"""``python -m devcloud up|stop|start|down`` (docs/architecture.md "Tests, devcloud and network
+safety").
 
 ``up`` prints ``clouds.yaml`` on stdout and its progress on stderr, so
 ``python -m devcloud up ... > clouds.yaml`` works. Every failure exits non-zero with the

@@ -1,7 +1,7 @@
 """The gunicorn command line shared by Keystone and Glance.
 
 gunicorn with gthread workers, because uwsgi's ``--http-socket`` reset connections under
-concurrent large uploads on this machine (ARCHITECTURE.md). One worker with several threads:
+concurrent large uploads on this machine. One worker with several threads:
 CI has two cores, and a Glance upload spends its time in I/O and hashing, not in Python.
 """
 

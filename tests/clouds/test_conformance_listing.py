@@ -1,6 +1,6 @@
 """Conformance: a listing shows everything the project can see, once; properties round-trip.
 
-ARCHITECTURE.md "Listing": visibility=all plus what that leaves out (hidden images, community
+docs/architecture.md "Listing": visibility=all plus what that leaves out (hidden images, community
 images of other projects, shared images pending acceptance), each with owner, visibility,
 status and protected flag. A second project of the same cloud owns the foreign images.
 """

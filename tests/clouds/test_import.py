@@ -1,8 +1,9 @@
 """Conformance: a server-side ``web-download`` import from a loopback HTTP server.
 
 The image is served by :mod:`http.server` in a thread bound to 127.0.0.1; devcloud's Glances
-allow web-download from loopback (ARCHITECTURE.md "devcloud"). The import is asynchronous: the
-test polls the record until Glance marks it active, or reports the import failed.
+allow web-download from loopback (docs/architecture.md "Tests, devcloud and network safety").
+The import is asynchronous: the test polls the record until Glance marks it active, or reports
+the import failed.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Refuse every network connection and name lookup that is not loopback (ARCHITECTURE.md
-"Network safety in tests").
+"""Refuse every network connection and name lookup that is not loopback (docs/architecture.md
+"Tests, devcloud and network safety").
 
 Enabled in every Python process a test starts: the test runner puts this directory on PYTHONPATH
 and sets ``GLINT_NETGUARD=1``, so Python imports this module at start-up. libc name lookups would

@@ -1,4 +1,4 @@
-"""The planner's rules (issue 4 "Delete", ARCHITECTURE.md "Identity of an image, and the matrix").
+"""The planner's rules (issue 4 "Delete", docs/architecture.md "The matrix, in one place").
 
 Pure: rows are built by the matrix module from plain copies, as the service builds them from the
 inventory, so every verdict and its message is checked without a database or a cloud.

@@ -206,7 +206,8 @@ def test_observer_runs_in_the_calling_thread_and_can_veto_a_target():
 
 
 def test_engine_imports_no_django():
-    """The engine stays plain Python (ARCHITECTURE.md): no module of it imports Django."""
+    """The engine stays plain Python (docs/architecture.md "The layers"): no module of it
+    imports Django."""
     import pathlib
 
     import glint.replication

@@ -6,7 +6,7 @@ that subclasses :class:`CloudDriver` and registers itself with :func:`register_d
 obtain drivers with :func:`get_driver` and never name a concrete class.
 
 Nothing in this package imports Django or reads settings: every value a driver needs arrives in
-a :class:`RepoConnection` (ARCHITECTURE.md "Shape of the code").
+a :class:`RepoConnection` (docs/architecture.md "The layers").
 """
 
 from __future__ import annotations
@@ -306,7 +306,7 @@ class CloudDriver(abc.ABC):
 
     @abc.abstractmethod
     def list_images(self, *, page_size: int | None = None) -> list[ImageRecord]:
-        """List every image the project can see, each once (ARCHITECTURE.md "Listing").
+        """List every image the project can see, each once (docs/architecture.md "Listing").
 
         That is what a plain listing returns plus what it leaves out: hidden images, community
         images of other projects and images shared with this project but not yet accepted.

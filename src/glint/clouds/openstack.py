@@ -82,9 +82,9 @@ CORE_FIELDS = frozenset(
 
 # ``visibility=all`` returns public, community, our own, and shared images we accepted, but
 # only those with os_hidden=false (Glance 33: glance/db/sqlalchemy/api.py, image_get_all). What it
-# leaves out takes one more query per gap, results merged by id (ARCHITECTURE.md "Listing"): the
-# hidden ones, and shared images still pending our acceptance. The second item is the member
-# status an image found by that query has for us.
+# leaves out takes one more query per gap, results merged by id (docs/architecture.md
+# "Listing"): the hidden ones, and shared images still pending our acceptance. The second item is
+# the member status an image found by that query has for us.
 _LIST_QUERIES: tuple[tuple[dict[str, str], str | None], ...] = tuple(
     (dict(query, **hidden), member_status)
     for query, member_status in (

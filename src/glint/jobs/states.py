@@ -4,7 +4,7 @@ Target states are the engine's own (:class:`glint.replication.TargetState`), so 
 and the engine that drives it cannot disagree. Job states and kinds live here (the engine knows
 nothing of jobs). The Django choices in ``glint.jobs.choices`` are built from these tuples.
 
-Job state machine (ARCHITECTURE.md "Jobs")::
+Job state machine (docs/architecture.md "Jobs")::
 
     queued ──claim──▶ running ──▶ done        every target done
       ▲                  │   ├──▶ partial     some targets done, some failed

@@ -1,7 +1,7 @@
 """The content-addressed local cache: the spool of slow targets, and a copy source for retries.
 
-ARCHITECTURE.md "Jobs": one cache keyed by sha256 serves as the spool that lets a slow or failed
-target catch up without reading the source again, the landing place of uploads, and a copy
+docs/architecture.md "Jobs": one cache keyed by sha256 serves as the spool that lets a slow or
+failed target catch up without reading the source again, the landing place of uploads, and a copy
 source. Layout under ``root``::
 
     objects/<sha256>        the bytes of one image

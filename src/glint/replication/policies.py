@@ -1,6 +1,6 @@
 """What a copy does when the target already has an image of the same name with other content.
 
-ARCHITECTURE.md "Conflicts", type 1. Whatever the policy, nothing at the target is deleted or
+docs/architecture.md "Conflicts", type 1. Whatever the policy, nothing at the target is deleted or
 renamed before the new copy is written and verified, so a copy that fails midway leaves the
 target as it was.
 """

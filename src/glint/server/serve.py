@@ -1,6 +1,6 @@
 """Run Glint: choose the mode, check where it may listen, migrate, serve until SIGTERM or SIGINT.
 
-Modes (ARCHITECTURE.md "Authentication"):
+Modes (docs/architecture.md "Identity" and the README's "Deployment"):
 
 - direct TLS (the default): Glint terminates TLS and verifies client certificates (``tls``).
 - behind a reverse proxy (``--behind-proxy``): plain HTTP on a loopback address or a unix socket

@@ -198,7 +198,7 @@ class ImageRowViewSet(viewsets.ViewSet):
 
 # The docstring below is the API schema's description of the endpoint: kept word for word.
 class ConflictViewSet(viewsets.ViewSet):
-    """Conflict groups of a group's images (ARCHITECTURE.md "Conflicts")."""
+    """Conflict groups of a group's images (docs/architecture.md "Conflicts")."""
 
     lookup_value_regex = r"[0-9]+-[a-z_]+-(?:[0-9]+|all)-[0-9a-f]{16}"
 
