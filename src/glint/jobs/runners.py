@@ -34,10 +34,12 @@ from glint.replication import (
     ContentCache,
     CopyObserver,
     CopyResult,
+    CopySource,
     CopyTarget,
     DeleteOutcome,
     TargetState,
     UnexpectedError,
+    copy_image,
     discard_image,
     remove_orphan,
 )
@@ -173,6 +175,33 @@ def open_copy_targets(
             )
         )
     return targets
+
+
+def copy_to_targets(
+    todo: list[JobTarget],
+    source_of: Callable[[contextlib.ExitStack], CopySource],
+    *,
+    visibility: str | None,
+    options: dict,
+    observer: CopyObserver,
+    cancel: threading.Event,
+    read_without_targets: bool = False,
+) -> CopyResult | None:
+    """The skeleton every kind that writes an image's bytes shares (copy, upload): each target
+    gets a driver of its own, ``source_of`` opens the source on the same stack, the engine copies
+    once to them all, and every driver is closed at the end, whatever happened.
+
+    A target whose repo was removed fails here and the others go on. When none is left, the
+    source is read only if ``read_without_targets`` (an upload's bytes must still land in the
+    cache for the retry); otherwise nothing is opened and None is returned.
+    """
+    with contextlib.ExitStack() as stack:
+        targets = open_copy_targets(todo, stack, visibility=visibility, options=options)
+        if not targets and not read_without_targets:
+            return None
+        return copy_image(
+            source_of(stack), targets, cache=content_cache(), observer=observer, cancel=cancel
+        )
 
 
 def record_outcomes(by_key: dict[str, JobTarget], result: CopyResult) -> None:

@@ -19,7 +19,6 @@ later request resumes it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -31,9 +30,9 @@ from glint.jobs.models import Job, JobTarget
 from glint.jobs.runners import (
     TargetWriter,
     content_cache,
+    copy_to_targets,
     discard_partial_images,
     fail_targets,
-    open_copy_targets,
     record_outcomes,
 )
 from glint.matrix.rows import ALGORITHM_STRENGTH
@@ -45,7 +44,6 @@ from glint.replication import (
     SourceVerificationFailed,
     TargetOutcome,
     TargetState,
-    copy_image,
 )
 from glint.transfers import fetch, formats
 from glint.transfers.errors import ChecksumMismatch, UploadInterrupted
@@ -209,11 +207,15 @@ def _fan_out(
         trusted_stream=True,
     )
     observer = _Recorder(by_key, upload, stream.part if stream is not None else None)
-    with contextlib.ExitStack() as stack:
-        targets = open_copy_targets(todo, stack, visibility=upload.visibility, options=options)
-        result = copy_image(
-            source, targets, cache=content_cache(), observer=observer, cancel=cancel
-        )
+    result = copy_to_targets(
+        todo,
+        lambda _stack: source,
+        visibility=upload.visibility,
+        options=options,
+        observer=observer,
+        cancel=cancel,
+        read_without_targets=True,  # the bytes still land in the cache for the retry
+    )
     _blame_declared_checksum(upload, result)
     record_outcomes(by_key, result)
     if stream is not None:  # the first pass or a resume: the bytes were arriving

@@ -8,13 +8,12 @@ import threading
 from glint.jobs.models import Job, JobTarget
 from glint.jobs.runners import (
     TargetWriter,
-    content_cache,
+    copy_to_targets,
     fail_targets,
-    open_copy_targets,
     open_driver,
     record_outcomes,
 )
-from glint.replication import CloudError, CopySource, copy_image, unsafe_reason
+from glint.replication import CloudError, CopySource, unsafe_reason
 
 __all__ = ["run"]
 
@@ -26,23 +25,26 @@ def run(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None:
         return
     options = job.options or {}
     by_key = {str(t.pk): t for t in todo}
-    with contextlib.ExitStack() as stack:
-        source_driver = stack.enter_context(open_driver(job.source_repo))
-        targets = open_copy_targets(
-            todo, stack, visibility=options.get("visibility"), options=options
-        )
-        if not targets:
-            return
+
+    def open_source(stack: contextlib.ExitStack) -> CopySource:
         # A qcow2 naming a backing or data file is refused before any target is created.
-        source = CopySource(
-            source_driver,
+        return CopySource(
+            stack.enter_context(open_driver(job.source_repo)),
             job.source_image_id,
             repo_ref=str(job.source_repo.pk),
             inspect_head=unsafe_reason,
         )
-        result = copy_image(
-            source, targets, cache=content_cache(), observer=TargetWriter(by_key), cancel=cancel
-        )
+
+    result = copy_to_targets(
+        todo,
+        open_source,
+        visibility=options.get("visibility"),
+        options=options,
+        observer=TargetWriter(by_key),
+        cancel=cancel,
+    )
+    if result is None:
+        return
     if result.sha256 and not job.sha256:
         Job.objects.filter(pk=job.pk).update(sha256=result.sha256)
     record_outcomes(by_key, result)
