@@ -43,6 +43,7 @@ def glint_env(data_dir: Path, **settings: str) -> dict[str, str]:
             filter(None, [str(GUARD_DIR), os.environ.get("PYTHONPATH", "")])
         ),
         DJANGO_SETTINGS_MODULE="glint.settings",
+        GLINT_WORKERS="1",  # one process, as cheap as before; tests/server/test_workers.py forks
     )
     env.update(settings)
     return env

@@ -57,6 +57,7 @@ DEFAULTS: dict[str, object] = {
     "tls_client_ca_dir": "",  # IGTF-style CA directory (<hash>.0, <hash>.r0)
     "listen": "127.0.0.1",  # address `glint serve` binds (0.0.0.0 or :: to accept remote clients)
     "port": 8443,
+    "workers": 0,  # `glint serve` worker processes; 0: the number of cores
     "log_level": "INFO",
     # API calls per person (n/second|minute|hour|day); "off" for none
     "api_rate_limit": "1200/minute",

@@ -1,5 +1,7 @@
 """``glint serve``: the embedded server (glint.server), with defaults from the configuration."""
 
+import os
+
 import click
 
 from glint.cli.server_commands import setup_django
@@ -60,6 +62,13 @@ from glint.cli.server_commands import setup_django
     help="Requests served at once.",
 )
 @click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Worker processes sharing one listener; background work runs in one of them.  "
+    "[default: GLINT_WORKERS, else the number of cores]",
+)
+@click.option(
     "--ca-reload-seconds",
     type=click.IntRange(1),
     default=300,
@@ -77,6 +86,7 @@ def serve(
     unix_socket,
     insecure_dev,
     threads,
+    workers,
     ca_reload_seconds,
 ):
     """Migrate the database, then serve Glint (and its background workers) until SIGTERM/SIGINT."""
@@ -99,6 +109,7 @@ def serve(
         unix_socket=unix_socket,
         threads=threads,
         ca_reload_seconds=ca_reload_seconds,
+        workers=workers or configured["workers"] or os.cpu_count() or 1,
     )
     try:
         run(options)

@@ -12,6 +12,13 @@ Cookie flags stay as settings has them (``Secure``) in every mode: Django only s
 and the browser speaks HTTPS to whoever terminates TLS. What plain HTTP behind a proxy does need is
 the original scheme, for Django's CSRF origin check; the server takes it from a trusted proxy's
 ``X-Forwarded-Proto`` (``wsgi_server``).
+
+Process model (docs/architecture.md "Process model"): with ``--workers N`` above 1 the parent binds
+the listener once, closes its database connections and forks N workers that accept on it. The
+parent stays single-threaded so it can fork again: it restarts a worker that dies and forwards
+SIGTERM/SIGINT (stop) and SIGHUP (reload the TLS context now) to every worker. Worker 0 alone runs
+the background work (poller, job runner, repairs), so it runs once however many workers serve;
+its replacement takes it over. Each worker rebuilds its own TLS context on the reload timer.
 """
 
 from __future__ import annotations
@@ -19,8 +26,10 @@ from __future__ import annotations
 import enum
 import ipaddress
 import logging
+import os
 import signal
 import threading
+import time
 from dataclasses import dataclass
 
 from glint.server.background import start_background_workers
@@ -61,6 +70,7 @@ class ServeOptions:
     unix_socket: str = ""
     threads: int = 10
     ca_reload_seconds: int = 300
+    workers: int = 1
 
     def address(self) -> str:
         return f"unix:{self.unix_socket}" if self.unix_socket else f"{self.host}:{self.port}"
@@ -145,19 +155,23 @@ def _context_for(options: ServeOptions):
     )
 
 
-def _reload_context_periodically(adapter, options: ServeOptions, stop: threading.Event) -> None:
+def _reload_context(adapter, options: ServeOptions, why: str) -> None:
     """Rebuild the TLS context so new CRLs (and a renewed server certificate) take effect.
 
     OpenSSL keeps a CRL once loaded (research/x509.md §2.5); a fresh context reads the files again.
     A failed rebuild (say, fetch-crl halfway through a write) keeps the previous context.
     """
+    try:
+        adapter.context = _context_for(options)
+    except Exception as exc:  # keep serving with the last good context
+        logger.error("could not reload the TLS context, keeping the previous one: %s", exc)
+    else:
+        logger.debug("TLS context reloaded (%s)", why)
+
+
+def _reload_context_periodically(adapter, options: ServeOptions, stop: threading.Event) -> None:
     while not stop.wait(options.ca_reload_seconds):
-        try:
-            adapter.context = _context_for(options)
-        except Exception as exc:  # keep serving with the last good context
-            logger.error("could not reload the TLS context, keeping the previous one: %s", exc)
-        else:
-            logger.debug("TLS context reloaded")
+        _reload_context(adapter, options, "timer")
 
 
 def _start_line(mode: Mode, server, options: ServeOptions) -> str:
@@ -171,7 +185,10 @@ def _start_line(mode: Mode, server, options: ServeOptions) -> str:
         source = (
             f"identity from proxy headers of trusted proxies {server.trusted_proxies or 'none'}"
         )
-    return f"glint serve: {mode.value} on {address}; {source}; {options.threads} threads"
+    return (
+        f"glint serve: {mode.value} on {address}; {source}; "
+        f"{options.workers} worker(s) x {options.threads} threads"
+    )
 
 
 def run(options: ServeOptions) -> None:
@@ -181,15 +198,96 @@ def run(options: ServeOptions) -> None:
         ServeError: bad options, or the address cannot be bound.
         glint.server.tls.TLSConfigError: the TLS files cannot be used.
     """
-    from django.conf import settings
     from django.core.management import call_command
+    from django.db import connections
+
+    from glint.server.wsgi_server import bind_listener
+
+    mode = choose_mode(options)
+    if mode is Mode.DIRECT:
+        _context_for(options)  # refuse bad TLS files before anything listens
+    call_command("migrate", interactive=False, verbosity=0)
+    if options.workers <= 1:
+        _serve(mode, options, listener=None, background=True)
+        return
+    bind_addr = options.unix_socket or (options.host, options.port)
+    try:
+        listener = bind_listener(bind_addr)
+    except OSError as exc:
+        raise ServeError(f"cannot listen on {options.address()}: {exc}") from None
+    connections.close_all()  # a connection shared across fork is corrupted by both sides
+    _supervise(mode, options, listener)
+
+
+def _supervise(mode: Mode, options: ServeOptions, listener) -> None:
+    """Fork the workers, restart any that dies, forward signals; return once all have stopped."""
+    stopping = threading.Event()
+    workers: dict[int, int] = {}  # pid -> worker index
+
+    def forward(signum, _frame):
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            stopping.set()
+        for pid in list(workers):
+            try:
+                os.kill(pid, signal.SIGTERM if signum == signal.SIGINT else signum)
+            except ProcessLookupError:
+                pass
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+
+    def spawn(index: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
+                for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                    signal.signal(signum, signal.SIG_DFL)
+                _serve(mode, options, listener=listener, background=index == 0, index=index)
+                status = 0
+            except BaseException:
+                logger.exception("worker %d of glint serve failed", index)
+            finally:
+                logging.shutdown()
+                os._exit(status)
+        workers[pid] = index
+
+    for index in range(options.workers):
+        spawn(index)
+    logger.info("supervising %d glint serve workers (pids %s)", len(workers), sorted(workers))
+    last_restart: dict[int, float] = {}
+    while workers:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        index = workers.pop(pid, None)
+        if index is None or stopping.is_set():
+            continue
+        logger.error(
+            "worker %d of glint serve (pid %d) died (%s); restarting it",
+            index,
+            pid,
+            os.waitstatus_to_exitcode(status),
+        )
+        if time.monotonic() - last_restart.get(index, 0.0) < 1.0:
+            time.sleep(1.0)  # a worker that dies at once must not fork in a tight loop
+        last_restart[index] = time.monotonic()
+        spawn(index)
+    listener.close()
+    logger.info("glint serve: stopped")
+
+
+def _serve(mode: Mode, options: ServeOptions, *, listener, background: bool, index: int = 0):
+    """One serving process: its own threads, TLS context and (if ``background``) the background
+    work; until SIGTERM or SIGINT."""
+    from django.conf import settings
 
     from glint.server.wsgi_server import ClientChainTLSAdapter, GlintWSGIServer
 
-    mode = choose_mode(options)
     context = _context_for(options) if mode is Mode.DIRECT else None
-    call_command("migrate", interactive=False, verbosity=0)
-
     bind_addr = options.unix_socket or (options.host, options.port)
     server = GlintWSGIServer(
         bind_addr,
@@ -197,6 +295,7 @@ def run(options: ServeOptions) -> None:
         numthreads=options.threads,
         direct_tls=mode is Mode.DIRECT,
         trusted_proxies=list(settings.GLINT_TRUSTED_PROXIES),
+        listener=listener,
     )
     if context is not None:
         server.ssl_adapter = ClientChainTLSAdapter(context)
@@ -205,20 +304,27 @@ def run(options: ServeOptions) -> None:
     except OSError as exc:
         raise ServeError(f"cannot listen on {options.address()}: {exc}") from None
 
-    logger.info(_start_line(mode, server, options))
-    if mode is Mode.INSECURE_DEV:
-        logger.warning(INSECURE_WARNING.format(address=options.address()))
-    if mode is Mode.DIRECT and server.trusted_proxies:
-        logger.warning(
-            "GLINT_TRUSTED_PROXIES is ignored in direct TLS mode: "
-            "identity comes from the TLS handshake"
-        )
+    if index == 0:
+        logger.info(_start_line(mode, server, options))
+        if mode is Mode.INSECURE_DEV:
+            logger.warning(INSECURE_WARNING.format(address=options.address()))
+        if mode is Mode.DIRECT and server.trusted_proxies:
+            logger.warning(
+                "GLINT_TRUSTED_PROXIES is ignored in direct TLS mode: "
+                "identity comes from the TLS handshake"
+            )
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    start_background_workers()
+    if background:
+        start_background_workers()
+    if context is None and listener is not None:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # nothing to reload; a worker must not die
     if context is not None:
+        signal.signal(
+            signal.SIGHUP, lambda *_: _reload_context(server.ssl_adapter, options, "SIGHUP")
+        )
         threading.Thread(
             target=_reload_context_periodically,
             args=(server.ssl_adapter, options, stop),
@@ -229,8 +335,9 @@ def run(options: ServeOptions) -> None:
     serving.start()
     while serving.is_alive() and not stop.wait(1.0):
         pass
-    logger.info("glint serve: stopping, finishing requests in flight")
+    logger.info("glint serve: worker %d stopping, finishing requests in flight", index)
     stop.set()
     server.stop()
     serving.join()
-    logger.info("glint serve: stopped")
+    if listener is None:
+        logger.info("glint serve: stopped")

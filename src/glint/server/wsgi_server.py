@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import ssl
+import stat
 
 from cheroot import server as cheroot_server
 from cheroot import wsgi
@@ -37,7 +39,7 @@ from cheroot.ssl.builtin import BuiltinSSLAdapter
 from glint.accounts.identity import is_trusted_proxy
 from glint.server.tls import verified_chain
 
-__all__ = ["ClientChainTLSAdapter", "GlintWSGIServer"]
+__all__ = ["ClientChainTLSAdapter", "GlintWSGIServer", "bind_listener"]
 
 CLIENT_CHAIN_KEY = "glint.client_chain"
 UNIX_SOCKET_KEY = "glint.unix_socket"
@@ -114,17 +116,35 @@ class GlintWSGIServer(wsgi.Server):
         numthreads: worker threads (requests served at once).
         direct_tls: True when Glint terminates TLS itself (set ``ssl_adapter`` too).
         trusted_proxies: ``GLINT_TRUSTED_PROXIES``, for ``X-Forwarded-Proto``.
+        listener: a socket bound by ``bind_listener`` in the parent of several worker processes;
+            every worker accepts on it instead of binding its own.
     """
 
     ConnectionClass = GlintHTTPConnection
 
     def __init__(
-        self, bind_addr, wsgi_app, *, numthreads: int, direct_tls: bool, trusted_proxies: list[str]
+        self,
+        bind_addr,
+        wsgi_app,
+        *,
+        numthreads: int,
+        direct_tls: bool,
+        trusted_proxies: list[str],
+        listener: socket.socket | None = None,
     ):
         super().__init__(bind_addr, wsgi_app, numthreads=numthreads)
         self.gateway = GlintGateway
         self.direct_tls = direct_tls
         self.trusted_proxies = trusted_proxies
+        self.listener = listener
+
+    def bind(self, family, type, proto=0):
+        """cheroot's ``prepare`` binds here (TCP); a worker takes the parent's listener instead."""
+        if self.listener is None:
+            return super().bind(family, type, proto)
+        self.socket = self.listener
+        self.bind_addr = self.resolve_real_bind_addr(self.listener)
+        return self.socket
 
     def error_log(self, msg="", level=logging.INFO, traceback=False):
         """cheroot's messages (refused handshakes, worker errors) go to Glint's log, one line
@@ -136,9 +156,41 @@ class GlintWSGIServer(wsgi.Server):
 
         The umask covers the moment between bind and chmod (this runs before any other thread).
         """
+        if self.listener is not None:
+            self.socket = self.listener
+            return self.socket
         previous_umask = os.umask(0o777 & ~UNIX_SOCKET_MODE)
         try:
             super().bind_unix_socket(bind_addr)
         finally:
             os.umask(previous_umask)
         os.chmod(bind_addr, UNIX_SOCKET_MODE)
+
+
+def bind_listener(bind_addr, backlog: int = 128) -> socket.socket:
+    """A listening socket for ``bind_addr`` (``(host, port)`` or a unix socket path), bound once
+    in the parent so that every forked worker accepts on the same one.
+
+    The kernel hands each new connection to one of the workers blocked in ``accept``. A unix socket
+    gets the same mode as a single server's (``UNIX_SOCKET_MODE``, umask held over the bind).
+    """
+    if isinstance(bind_addr, str):
+        if os.path.exists(bind_addr) and stat.S_ISSOCK(os.stat(bind_addr).st_mode):
+            os.unlink(bind_addr)  # left by a previous run, as cheroot does
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        previous_umask = os.umask(0o777 & ~UNIX_SOCKET_MODE)
+        try:
+            sock.bind(bind_addr)
+        except OSError:
+            sock.close()
+            raise
+        finally:
+            os.umask(previous_umask)
+        os.chmod(bind_addr, UNIX_SOCKET_MODE)
+        sock.listen(backlog)
+        return sock
+    host, port = bind_addr
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    sock = socket.create_server((host, port), family=family, backlog=backlog)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
