@@ -31,6 +31,7 @@ import socket
 import ssl
 import stat
 
+from cheroot import errors as cheroot_errors
 from cheroot import server as cheroot_server
 from cheroot import wsgi
 from cheroot.ssl import Adapter
@@ -46,6 +47,16 @@ UNIX_SOCKET_KEY = "glint.unix_socket"
 PROXY_IDENTITY_PREFIX = "HTTP_X_SSL_CLIENT_"
 logger = logging.getLogger("glint.server")
 
+OVERLOAD_RETRY_AFTER_SECONDS = 1
+PROBE_PATHS = {b"/healthz", b"/readyz"}
+OVERLOADED_RESPONSE = (
+    b"HTTP/1.1 503 Service Unavailable\r\n"
+    b"Retry-After: %d\r\n"
+    b"Content-Type: text/plain\r\n"
+    b"Content-Length: 32\r\n"
+    b"Connection: close\r\n\r\n"
+    b"Every worker is busy; try again."
+) % OVERLOAD_RETRY_AFTER_SECONDS
 UNIX_SOCKET_MODE = 0o660  # the proxy reaches it through the socket's group, nobody else can
 
 
@@ -108,7 +119,13 @@ class GlintGateway(wsgi.Gateway_10):
 
 
 class GlintWSGIServer(wsgi.Server):
-    """cheroot's WSGI server with Glint's header reader and gateway.
+    """cheroot's WSGI server with Glint's header reader and gateway, and a bounded wait.
+
+    cheroot keeps idle keep-alive connections in its selector, not in a thread; a connection with a
+    request to read goes to a queue the threads take from. That queue is unbounded by default, so
+    an overloaded server let clients wait until they timed out. Here it holds at most
+    ``numthreads`` connections; one more is answered at once by cheroot's "unservicable" thread:
+    503 with ``Retry-After``, or the probe (``/healthz``, ``/readyz``) it asks for.
 
     Args:
         bind_addr: ``(host, port)``, or a path for a unix socket.
@@ -132,7 +149,13 @@ class GlintWSGIServer(wsgi.Server):
         trusted_proxies: list[str],
         listener: socket.socket | None = None,
     ):
-        super().__init__(bind_addr, wsgi_app, numthreads=numthreads)
+        super().__init__(
+            bind_addr,
+            wsgi_app,
+            numthreads=numthreads,
+            accepted_queue_size=numthreads,
+            accepted_queue_timeout=0,  # a full queue refuses at once, never stalls accepting
+        )
         self.gateway = GlintGateway
         self.direct_tls = direct_tls
         self.trusted_proxies = trusted_proxies
@@ -145,6 +168,31 @@ class GlintWSGIServer(wsgi.Server):
         self.socket = self.listener
         self.bind_addr = self.resolve_real_bind_addr(self.listener)
         return self.socket
+
+    def _serve_unservicable(self):
+        """cheroot's loop for connections the full queue refused (its 503 has no Retry-After)."""
+        while self.ready:
+            conn = self._unservicable_conns.get()
+            if conn is cheroot_server._STOPPING_FOR_INTERRUPT:
+                return
+            self._answer_overloaded(conn)
+
+    def _answer_overloaded(self, conn) -> None:
+        conn.socket.settimeout(OVERLOAD_RETRY_AFTER_SECONDS)  # a slow client must not stall this
+        request = conn.RequestHandlerClass(self, conn)
+        try:
+            request.parse_request()
+            if request.ready and request.path in PROBE_PATHS:
+                request.respond()  # probes answer even when every thread is busy
+            elif request.ready:
+                conn.wfile.write(OVERLOADED_RESPONSE)
+            conn.wfile.flush()
+        except (OSError, cheroot_errors.FatalSSLAlert):
+            pass  # the client left; the refusal was only a courtesy
+        except Exception as exc:  # this thread must keep answering the ones that follow
+            logger.error("could not answer an overloaded request: %r", exc)
+        conn.linger = True
+        conn.close()
 
     def error_log(self, msg="", level=logging.INFO, traceback=False):
         """cheroot's messages (refused handshakes, worker errors) go to Glint's log, one line

@@ -1,0 +1,86 @@
+"""A full ``glint serve`` refuses at once with 503 + Retry-After and still answers its probes; an
+idle keep-alive connection holds no thread. One worker with one thread makes "full" exact: a
+client that sends half a request holds the thread while it reads, a second waits in the queue."""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import time
+
+import pytest
+
+from tests.live import client_context, start_server
+
+HELD_TIMEOUT = 15  # longer than any answer here may take
+
+
+@pytest.fixture(scope="module")
+def server(pki, tmp_path_factory):
+    running = start_server(
+        tmp_path_factory.mktemp("overload"),
+        "--cert",
+        str(pki.server_file),
+        "--key",
+        str(pki.server_file),
+        "--client-ca",
+        str(pki.ca_file),
+        "--threads",
+        "1",
+        GLINT_WORKERS="1",
+    )
+    yield running
+    running.stop()
+
+
+def connect(server, pki):
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=HELD_TIMEOUT)
+    return client_context(pki).wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def get(server, pki, path: str) -> http.client.HTTPResponse:
+    connection = http.client.HTTPSConnection(
+        "127.0.0.1", server.port, context=client_context(pki), timeout=HELD_TIMEOUT
+    )
+    connection.request("GET", path)
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response
+
+
+def test_an_idle_keep_alive_connection_does_not_stop_another_client(server, pki):
+    idle = http.client.HTTPSConnection(
+        "127.0.0.1", server.port, context=client_context(pki), timeout=HELD_TIMEOUT
+    )
+    idle.request("GET", "/healthz")
+    first = idle.getresponse()
+    first.read()
+    assert first.status == 200 and not first.will_close  # kept alive, now idle
+    try:
+        started = time.monotonic()
+        assert get(server, pki, "/static/glint/htmx.min.js").status == 200
+        # with the thread held by the idle connection this would wait for cheroot's 10 s timeout
+        assert time.monotonic() - started < 5
+    finally:
+        idle.close()
+
+
+def test_a_full_server_answers_503_with_retry_after_and_still_answers_probes(server, pki):
+    held = []
+    try:
+        for _ in range(2):  # one in the only thread, one in the queue of one
+            tls = connect(server, pki)
+            tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # headers never end
+            held.append(tls)
+            time.sleep(0.5)
+        refused = get(server, pki, "/api/v1/whoami/")
+        assert refused.status == 503
+        assert refused.getheader("Retry-After") == "1"
+        assert get(server, pki, "/healthz").status == 200
+        assert get(server, pki, "/readyz").status == 200
+    finally:
+        for tls in held:
+            tls.close()
+    time.sleep(0.5)
+    assert get(server, pki, "/healthz").status == 200  # served normally again
