@@ -59,8 +59,10 @@ DEFAULTS: dict[str, object] = {
     "port": 8443,
     "workers": 0,  # `glint serve` worker processes; 0: the number of cores
     "log_level": "INFO",
-    # API calls per person (n/second|minute|hour|day); "off" for none
-    "api_rate_limit": "1200/minute",
+    # API calls per person (n/second|minute|hour|day); "off" for none. 300/minute is 5/s, a fifth
+    # or less of what one `glint serve` worker answers (README "Deployment"), so one person's
+    # script cannot take the whole server.
+    "api_rate_limit": "300/minute",
     "token_issuers": "",  # bearer-token issuers: a TOML array of tables, or JSON in the environment
 }
 

@@ -1,5 +1,5 @@
-"""Per-person API rate limit: ``GLINT_API_RATE_LIMIT`` calls (default generous), then 429 +
-Retry-After.
+"""Per-person API rate limit: ``GLINT_API_RATE_LIMIT`` calls (default 300/minute, a fraction of
+what one server worker answers: README "Configuration"), then 429 + Retry-After.
 
 Keyed by the person (certificate or token alike), not the address: many users share a NAT, and one
 person's script should not slow everyone else down. Counts live in Django's cache, so each server

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import ssl
+import time
 
 import click
 import requests
@@ -16,6 +17,9 @@ from glint.cli.config import ClientConfig
 from glint.cli.output import shown
 
 TIMEOUT = (10, 120)  # (connect, read) seconds
+BUSY_STATUSES = {429, 503}  # over the rate limit, every worker busy: both say when to come back
+BUSY_RETRIES = 3
+BUSY_WAIT_MAX_SECONDS = 60
 
 
 class GlintAPI:
@@ -33,6 +37,24 @@ class GlintAPI:
             self.session.verify = config.ca_dir or os.environ["X509_CERT_DIR"]
 
     def request(self, method: str, path: str, *, timeout=TIMEOUT, **kwargs) -> requests.Response:
+        """One call; a GET refused as busy (429, 503) is tried again after its ``Retry-After``, a
+        few times, so ``--watch`` and long listings slow down instead of failing."""
+        for _attempt in range(BUSY_RETRIES):
+            response = self._send(method, path, timeout=timeout, **kwargs)
+            wait = _busy_wait(response)
+            if method != "GET" or wait is None:
+                break
+            click.echo(
+                f"server busy (HTTP {response.status_code}); trying again in {wait:g}s", err=True
+            )
+            time.sleep(wait)
+        if response.status_code >= 400:
+            raise click.ClickException(
+                f"{method} {path}: HTTP {response.status_code}: {_reason(response)}"
+            )
+        return response
+
+    def _send(self, method: str, path: str, *, timeout, **kwargs) -> requests.Response:
         url = self.base + path.lstrip("/")
         try:
             response = self.session.request(method, url, timeout=timeout, **kwargs)
@@ -46,10 +68,6 @@ class GlintAPI:
             raise click.ClickException(f"{self.base} did not answer in time") from None
         except OSError as exc:  # requests' own errors are OSErrors too: this is last on purpose
             raise click.ClickException(f"{exc} (moved since `glint login`? Log in again)") from None
-        if response.status_code >= 400:
-            raise click.ClickException(
-                f"{method} {path}: HTTP {response.status_code}: {_reason(response)}"
-            )
         return response
 
     def get(self, path: str, **params) -> dict | list:
@@ -71,6 +89,17 @@ class GlintAPI:
 
     def post(self, path: str, json: dict | None = None) -> dict:
         return self.request("POST", path, json=json or {}).json()
+
+
+def _busy_wait(response: requests.Response) -> float | None:
+    """Seconds a busy refusal asks the client to wait (``Retry-After`` in seconds), else None."""
+    if response.status_code not in BUSY_STATUSES:
+        return None
+    try:
+        wait = float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+    return min(max(wait, 0.0), BUSY_WAIT_MAX_SECONDS)
 
 
 def _reason(response: requests.Response) -> str:
