@@ -20,9 +20,9 @@ Modules: ``copier`` (one copy from start to end), ``target_run`` (what happens a
 ``fanout`` (one read, N concurrent writes, the spool for slow targets), ``events`` (observer
 calls delivered in the caller's thread), ``hashing``, ``verify``, ``properties`` (what a copy
 carries; property syncs and renames), ``deletes`` (deletes with their re-checks, clean-up,
-orphans), ``policies``, ``cache``, ``copy_types`` (the values a copy is described and reported
-with), ``errors``; ``chunk_memory`` (how the chunks' memory goes back to the system, set once
-per process).
+orphans), ``policies``, ``cache``, ``conversion`` (disk formats for other clouds, through the
+cache), ``copy_types`` (the values a copy is described and reported with), ``errors``;
+``chunk_memory`` (how the chunks' memory goes back to the system, set once per process).
 
 This package is the apps' one door to the layers below: it also exports what they need of the
 cloud drivers (the connection and image records, the errors they catch, and ``get_driver``,
@@ -41,6 +41,11 @@ from glint.clouds import (
 )
 from glint.clouds.addresses import EndpointPolicy
 from glint.replication.cache import CacheEntry, ContentCache
+from glint.replication.conversion import (
+    CONVERSION_FORMATS,
+    ConversionFailed,
+    convert,
+)
 from glint.replication.copier import copy_image
 from glint.replication.copy_types import (
     CopyObserver,
@@ -88,6 +93,7 @@ from glint.replication.properties import (
 
 __all__ = [
     "CHUNK_SIZE",
+    "CONVERSION_FORMATS",
     "STUCK_STATUSES",
     "CacheEntry",
     "CacheFull",
@@ -95,6 +101,7 @@ __all__ = [
     "CloudError",
     "ConflictPolicy",
     "ContentCache",
+    "ConversionFailed",
     "CopyCancelled",
     "CopyObserver",
     "CopyOptions",
@@ -125,6 +132,7 @@ __all__ = [
     "TargetVerificationFailed",
     "UnexpectedError",
     "VerificationTimeout",
+    "convert",
     "copy_fields",
     "copy_image",
     "delete_image",

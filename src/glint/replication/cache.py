@@ -8,6 +8,8 @@ source. Layout under ``root``::
     objects/<sha256>.json   its size and every digest known (to find it by the cloud's hash)
     spool/<random>.part     streams being written; renamed into objects/ once verified
     uploads/<key>.part      the bytes received so far of a resumable upload (owned by it)
+    converted/<sha256>-<format>       an entry's bytes converted to another disk format
+    converted/<sha256>-<format>.json  its size and sha256 (``glint.replication.conversion``)
 
 A stream lands in ``objects/`` only after its digests were checked against the source, so an
 entry is always good. Files are renamed into place atomically, and readers keep an open file
@@ -87,7 +89,8 @@ class ContentCache:
         self._objects = self.root / "objects"
         self._spools = self.root / "spool"
         self._uploads = self.root / "uploads"
-        for directory in (self._objects, self._spools, self._uploads):
+        self._converted = self.root / "converted"
+        for directory in (self._objects, self._spools, self._uploads, self._converted):
             directory.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
 
@@ -96,7 +99,8 @@ class ContentCache:
     def entries(self) -> list[CacheEntry]:
         """All complete entries, least recently used first."""
         found = []
-        for meta in self._objects.glob("*.json"):
+        metas = [*self._objects.glob("*.json"), *self._converted.glob("*.json")]
+        for meta in metas:
             entry = self._load(meta)
             if entry is not None:
                 found.append(entry)
@@ -105,6 +109,15 @@ class ContentCache:
     def get(self, sha256: str) -> CacheEntry | None:
         """The entry for a sha256, marking it used; None if absent."""
         return self._touch(self._load(self._objects / f"{sha256}.json"))
+
+    def converted(self, source_sha256: str, disk_format: str) -> CacheEntry | None:
+        """The conversion of entry ``source_sha256`` to ``disk_format``, marking it used."""
+        return self._touch(self._load(self._converted_path(source_sha256, disk_format + ".json")))
+
+    def _converted_path(self, source_sha256: str, suffix: str) -> Path:
+        if not all(c in "0123456789abcdef" for c in source_sha256) or "/" in suffix:
+            raise ValueError(f"not a cache key: {source_sha256!r}")
+        return self._converted / f"{source_sha256}-{suffix}"
 
     def find(self, algo: str, hexdigest: str) -> CacheEntry | None:
         """The entry whose ``algo`` digest is ``hexdigest`` (e.g. a cloud's sha512), if any."""
@@ -145,7 +158,7 @@ class ContentCache:
     def usage(self) -> int:
         """Bytes taken by entries, spools and upload parts."""
         total = 0
-        for directory in (self._objects, self._spools, self._uploads):
+        for directory in (self._objects, self._spools, self._uploads, self._converted):
             for path in directory.iterdir():
                 with contextlib.suppress(FileNotFoundError):  # removed meanwhile
                     total += path.stat().st_size
@@ -257,9 +270,19 @@ class ContentCache:
         with contextlib.suppress(FileNotFoundError):
             self.upload_part_path(key).unlink()
 
+    def commit_converted(
+        self, part: Path, source_sha256: str, disk_format: str, hashes: dict[str, str]
+    ) -> CacheEntry:
+        """Keep a finished conversion (a spool's file written by another program) as the entry
+        of (``source_sha256``, ``disk_format``), its own digests in ``hashes``."""
+        path = self._converted_path(source_sha256, disk_format)
+        return self._place(part, path, part.stat().st_size, hashes)
+
     def _commit(self, part: Path, size: int, hashes: dict[str, str]) -> CacheEntry:
+        return self._place(part, self._objects / hashes["sha256"], size, hashes)
+
+    def _place(self, part: Path, path: Path, size: int, hashes: dict[str, str]) -> CacheEntry:
         sha256 = hashes["sha256"]
-        path = self._objects / sha256
         os.replace(part, path)
         meta = path.with_suffix(".json")
         tmp = meta.with_suffix(".json.tmp")
@@ -321,6 +344,11 @@ class Spool:
         """A finished, read-only spool over a cache entry's file: lagging targets of a copy
         that reads from the cache read the file themselves."""
         return cls(None, path, size=size)
+
+    def fileno(self) -> int:
+        """The descriptor holding the spool's lock: a program that writes the file for this
+        process inherits it, so the spool is not abandoned while that program runs."""
+        return self._fd
 
     def write(self, chunk: bytes) -> None:
         view = memoryview(chunk)
