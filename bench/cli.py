@@ -17,6 +17,7 @@ import traceback
 from pathlib import Path
 
 from bench.report import Report
+from bench.soak import SoakSettings
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MiB = 2**20
@@ -39,13 +40,39 @@ class Variant:
     slow_timeout: (
         float  # the silent repo's deadline: well above a healthy listing on a busy machine
     )
+    soak: SoakSettings
 
 
 FULL = Variant(
-    "full", 1024 * MiB, 3, 5, (256 * MiB, 1024 * MiB, 4096 * MiB), 1, 300, (200, 2000), 20, 3, 20
+    "full",
+    1024 * MiB,
+    3,
+    5,
+    (256 * MiB, 1024 * MiB, 4096 * MiB),
+    1,
+    300,
+    (200, 2000),
+    20,
+    3,
+    20,
+    SoakSettings(people=10, clients_per_person=10, seconds=60, rows=2000, repos=20),
 )
-SMALL = Variant("small", 64 * MiB, 2, 2, (16 * MiB, 64 * MiB), 1, 10, (50, 200), 5, 1, 5)
-FIGURES = ("hashing", "fanout", "memory", "inventory", "matrix", "upload")
+SMALL = Variant(
+    "small",
+    64 * MiB,
+    2,
+    2,
+    (16 * MiB, 64 * MiB),
+    1,
+    10,
+    (50, 200),
+    5,
+    1,
+    5,
+    SoakSettings(people=2, clients_per_person=3, seconds=3, rows=50, repos=5),
+)
+FIGURES = ("hashing", "fanout", "memory", "inventory", "matrix", "upload", "soak")
+CLOUD_FIGURES = {"fanout", "memory", "upload", "inventory"}  # the others need no devcloud
 
 
 def _mib(size: int) -> str:
@@ -102,8 +129,23 @@ def main(argv=None) -> None:
         from bench.hashing import hashing_figures
 
         _guard(report, "hashing", lambda: hashing_figures(report, variant.size // 2, variant.runs))
+    if CLOUD_FIGURES & set(figures):
+        _cloud_figures(report, variant, figures, work, args, extra)
+    if {"matrix", "soak"} & set(figures):
+        _django_figures(report, variant, figures, work)
+    report.info("bench: total time", time.perf_counter() - started, unit="s")
+    path = report.write(args.results, extra)
+    say(f"bench: report written to {path}")
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _cloud_figures(report: Report, variant: Variant, figures, work: Path, args, extra) -> None:
+    """The figures that need clouds: fan-out, memory and upload through a real ``glint serve``,
+    and the inventory poll, on one devcloud booted for them."""
     from bench import tools
 
+    say = report.printer
     tools.tools_venv(install=not args.no_install, log=say)
     # Imported here: the tools' check above needs no Django, these do (and tests.live needs pytest).
     from bench.stack import Glint, Stack, boot_devcloud
@@ -135,45 +177,58 @@ def main(argv=None) -> None:
                 profile_dir=None if args.no_profile else args.results,
                 extra=extra,
             )
-        if {"inventory", "matrix"} & set(figures):
-            from bench.django_side import setup_django
+        if "inventory" in figures:
+            _django(work)
+            from bench.inventory import poll_figures
 
-            setup_django(work / "django")
-            from bench.inventory import matrix_figures, poll_figures
-
-            if "inventory" in figures:
-                _guard(
+            _guard(
+                report,
+                "inventory",
+                lambda: poll_figures(
                     report,
-                    "inventory",
-                    lambda: poll_figures(
-                        report,
-                        stack,
-                        [c for c in dc.cloud_names() if not c.endswith("-appcred")],
-                        variant.inventory_images,
-                        variant.runs,
-                        variant.slow_timeout,
-                    ),
-                )
-            if "matrix" in figures:
-                _guard(
-                    report,
-                    "matrix",
-                    lambda: matrix_figures(
-                        report,
-                        variant.matrix_rows,
-                        variant.matrix_repos,
-                        15 if variant.runs > 1 else 5,
-                    ),
-                )
+                    stack,
+                    [c for c in dc.cloud_names() if not c.endswith("-appcred")],
+                    variant.inventory_images,
+                    variant.runs,
+                    variant.slow_timeout,
+                ),
+            )
     finally:
         if glint is not None:
             glint.stop()
         dc.down()
-    report.info("bench: total time", time.perf_counter() - started, unit="s")
-    path = report.write(args.results, extra)
-    say(f"bench: report written to {path}")
-    if args.work is None:
-        shutil.rmtree(work, ignore_errors=True)
+
+
+def _django_figures(report: Report, variant: Variant, figures, work: Path) -> None:
+    """The figures on rows written straight into Glint's database: the matrix views in Django's
+    handler, and the soak against real ``glint serve`` processes on that database."""
+    data_dir = _django(work)
+    if "matrix" in figures:
+        from bench.inventory import matrix_figures
+
+        _guard(
+            report,
+            "matrix",
+            lambda: matrix_figures(
+                report, variant.matrix_rows, variant.matrix_repos, 15 if variant.runs > 1 else 5
+            ),
+        )
+    if "soak" in figures:
+        from bench.soak import soak_figures
+
+        _guard(report, "soak", lambda: soak_figures(report, data_dir, work, variant.soak))
+
+
+def _django(work: Path) -> Path:
+    """Django in this process on the bench's own data directory, set up on first use."""
+    data_dir = work / "django"
+    from django.apps import apps
+
+    if not apps.ready:
+        from bench.django_side import setup_django
+
+        setup_django(data_dir)
+    return data_dir
 
 
 def _guard(report: Report, figure: str, run) -> None:

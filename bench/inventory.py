@@ -238,7 +238,7 @@ def _poll_rows(
     )
 
 
-def _big_inventory(group, rows: int, repos: int):
+def big_inventory(group, rows: int, repos: int):
     """``rows`` images in each of ``repos`` offline repos, straight into the database."""
     from django.utils import timezone
 
@@ -323,7 +323,7 @@ def matrix_figures(report, sizes: tuple[int, int], repos: int, requests: int) ->
     queries = {}
     for rows in sizes:
         group = add_group(f"bench-matrix-{rows}")
-        _big_inventory(group, rows, repos)
+        big_inventory(group, rows, repos)
         client = client_for(make_user(f"Bench Viewer {rows}", group=group, role="member"))
         for what, path in (
             ("page", f"/images/?group={group.pk}"),

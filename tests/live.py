@@ -108,10 +108,14 @@ def _connectable(server: RunningServer) -> bool:
 
 
 def start_server(
-    data_dir: Path, *args: str, unix_socket: Path | None = None, **settings: str
+    data_dir: Path,
+    *args: str,
+    unix_socket: Path | None = None,
+    log_name: str = "serve.log",
+    **settings: str,
 ) -> RunningServer:
     """Start ``glint serve ARGS`` (on a free 127.0.0.1 port unless ``unix_socket``) and wait until
-    it accepts."""
+    it accepts. A second server on the same data directory needs its own ``log_name``."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = None if unix_socket else free_port()
     listen = (
@@ -119,7 +123,7 @@ def start_server(
         if unix_socket
         else ["--host", "127.0.0.1", "--port", str(port)]
     )
-    log_path = data_dir / "serve.log"
+    log_path = data_dir / log_name
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [GLINT, "serve", *listen, *args],

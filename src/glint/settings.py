@@ -147,6 +147,26 @@ GLINT_CLOUD_ALLOW_CIDRS = config.cloud_allow_cidrs(GLINT["cloud_allow_cidrs"])
 GLINT_CLOUD_DEV_LOOPBACK = config.cloud_dev_loopback(GLINT["cloud_dev_loopback"])
 
 GLINT_API_RATE_LIMIT = config.api_rate_limit(str(GLINT["api_rate_limit"]))
+
+# What processes must count together (the per-person API limit): in Redis when a broker is
+# configured, so every machine of a cluster shares it; otherwise in files under the data
+# directory, shared by every worker of one `glint serve` and by other processes on this machine.
+if GLINT_BROKER_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": GLINT_BROKER_URL,
+            "KEY_PREFIX": "glint",
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "shared-counts"),
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        }
+    }
 GLINT_TOKEN_ISSUERS = config.token_issuers(GLINT["token_issuers"])
 
 REST_FRAMEWORK = {
