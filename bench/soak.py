@@ -220,6 +220,7 @@ def soak_figures(report: Report, data_dir: Path, work: Path, settings: SoakSetti
     """The soak rows: each pace with N workers and with 1, then capacity, N against 1."""
     from tests.live import make_pki
 
+    (work / "soak-pki").mkdir(parents=True, exist_ok=True)
     pki = make_pki(work / "soak-pki")
     group_id, people = _prepare(data_dir, settings, pki)
     cores = os.cpu_count() or 1
