@@ -33,11 +33,11 @@ from glint.plans import services
 from glint.plans.choices import Action, ItemStatus
 from glint.plans.filtersets import ORDERS, RowFilterForm
 from glint.plans.models import Plan
+from glint.plans.templatetags.matrix_cells import LIVE_STATES
 
 #: Rows per matrix page: a page of 20 repos stays a few thousand cells, quick to render and read.
 ROWS_PER_PAGE = 100
 #: Cell states of a job at work: the page follows these cells live.
-LIVE_STATES = ("queued", "copying", "verifying", "deleting")
 #: Polls in a row with nothing busy after which the matrix page reloads itself.
 IDLE_POLLS = 2
 #: Most cells one apply may change (a full page is 100 rows × a few dozen repos).
@@ -260,7 +260,6 @@ def matrix(request):
                 for row in page
             ],
             "editable": not hidden_view,  # hidden rows are never changed by an apply
-            "live_states": LIVE_STATES,
             "watching": any(
                 cell.state.value in LIVE_STATES for row in page for cell in row.cells.values()
             ),
@@ -419,7 +418,6 @@ def live_cells(request):
             "watching": True,
             "idle": idle,
             "editable": True,
-            "live_states": LIVE_STATES,
         },
     )
 
