@@ -72,6 +72,8 @@ FAILED_CELL_DAYS = 7
 CACHE_SIZE = 16
 _cache: OrderedDict[tuple, tuple[list[Row], list[Conflict]]] = OrderedDict()
 _cache_lock = threading.Lock()
+#: The lock of each matrix being built, by cache key.
+_building: dict[tuple, threading.Lock] = {}
 
 
 @dataclass
@@ -147,18 +149,27 @@ def _rows_and_conflicts(group: Group, repos: list[Repo], columns: list[RepoColum
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    copies = [
-        Copy(*values)
-        for values in Image.objects.filter(repo__in=[r.pk for r in repos])
-        .order_by()
-        .values_list(*Image.COPY_FIELDS)
-    ]
-    rows = build_rows(group.pk, columns, copies)
-    built = (rows, find_conflicts(rows, columns))
-    with _cache_lock:
-        _cache[key] = built
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
+        building = _building.setdefault(key, threading.Lock())
+    # One thread builds a matrix; the others asking for it meanwhile wait for that one. Without
+    # this, every thread of a busy process rebuilt the same big matrix at once after each poll,
+    # each slowed by the others, and requests piled up behind them.
+    with building:
+        with _cache_lock:
+            if key in _cache:
+                return _cache[key]
+        copies = [
+            Copy(*values)
+            for values in Image.objects.filter(repo__in=[r.pk for r in repos])
+            .order_by()
+            .values_list(*Image.COPY_FIELDS)
+        ]
+        rows = build_rows(group.pk, columns, copies)
+        built = (rows, find_conflicts(rows, columns))
+        with _cache_lock:
+            _cache[key] = built
+            _building.pop(key, None)
+            while len(_cache) > CACHE_SIZE:
+                _cache.popitem(last=False)
     return built
 
 

@@ -19,6 +19,12 @@ LIVE_STATES = ("queued", "copying", "verifying", "deleting")
 
 
 @register.simple_tag(takes_context=True)
+def matrix_row_cells(context, row, cells):
+    """Every cell of ``row``, from its ``(repo, cell)`` pairs: one tag per row, not per cell."""
+    return mark_safe("".join(matrix_cell(context, row, repo, cell) for repo, cell in cells))
+
+
+@register.simple_tag(takes_context=True)
 def matrix_cell(context, row, repo, cell, live=False, refreshing=False, oob=False):
     """The ``<td>`` of ``row`` in ``repo``: its checkbox (tick to copy, untick to delete), what the
     repo holds, and a job's progress. ``editable`` comes from the page's context; ``live`` and
