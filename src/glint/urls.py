@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from glint.inventory.metrics import metrics
 from glint.plans.urls import image_urlpatterns
+from glint.transfers.urls import download_urlpatterns
 from glint.web import views as web_views
 
 urlpatterns = [
@@ -19,5 +20,6 @@ urlpatterns = [
     path("plans/", include("glint.plans.urls")),
     path("jobs/", include("glint.jobs.urls")),
     path("uploads/", include("glint.transfers.urls")),
+    path("downloads/", include(download_urlpatterns)),
     path("api/v1/", include("glint.api.urls")),
 ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.client
+import json
 import os
 import socket
 import ssl
@@ -512,3 +513,112 @@ def _wait_for(ready, what: str, timeout: float = 60):
             return value
         time.sleep(0.2)
     raise AssertionError(f"never saw {what}")
+
+
+# Downloads in the formats other clouds import
+
+
+def _disk(directory: Path, name: str) -> tuple[Path, bytes]:
+    """A 4 MiB disk with random bytes in its first MiB, as a qcow2 file; and its raw bytes."""
+    raw = directory / "disk.raw"
+    raw.write_bytes(b"".join(random_chunks(name, MiB)) + bytes(3 * MiB))
+    qcow2 = directory / "disk.qcow2"
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, qcow2], check=True)
+    return qcow2, raw.read_bytes()
+
+
+def _qemu_info(path: Path) -> dict:
+    result = subprocess.run(
+        ["qemu-img", "info", "--output=json", str(path)], check=True, capture_output=True
+    )
+    return json.loads(result.stdout)
+
+
+def _as_raw(path: Path, qemu_format: str) -> bytes:
+    out = path.with_suffix(".back.raw")
+    subprocess.run(["qemu-img", "convert", "-f", qemu_format, "-O", "raw", path, out], check=True)
+    return out.read_bytes()
+
+
+def test_cli_downloads_the_formats_other_clouds_import(
+    devcloud, live, api, cli, image_name, tmp_path
+):
+    qcow2, disk = _disk(tmp_path, image_name)
+    result = cli(
+        "upload", str(qcow2), "--name", image_name, "--to", "devcloud-1", "--group", LIVE_GROUP,
+        "--wait", url=live.url,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    for fmt, qemu_format, extra in (
+        ("vmdk", "vmdk", {"create-type": "streamOptimized"}),
+        ("vhd", "vpc", {}),
+        ("raw", "raw", {}),
+    ):
+        result = cli("download", image_name, "--group", LIVE_GROUP, "--format", fmt)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"converting the image to {fmt}" in result.stderr
+        assert "convert" in result.stdout and "done" in result.stdout, "the job's progress line"
+        (saved,) = [p for p in tmp_path.glob(f"{image_name}*") if p.suffix == f".{fmt}"] or [
+            tmp_path / f"{image_name}.img"
+        ]
+        info = _qemu_info(saved)
+        assert info["format"] == qemu_format, info
+        assert info["virtual-size"] >= len(disk)
+        for key, value in extra.items():
+            assert info["format-specific"]["data"][key] == value
+        assert _as_raw(saved, qemu_format)[: len(disk)] == disk, f"the {fmt} file holds the disk"
+        assert "sha256" in result.stdout and "verified" in result.stdout
+
+    # vhd for Azure: fixed, its virtual size a whole number of MiB.
+    assert _qemu_info(tmp_path / f"{image_name}.vhd")["virtual-size"] % MiB == 0
+
+    # gce: disk.raw in a gzip-compressed tar.
+    result = cli("download", image_name, "--group", LIVE_GROUP, "--format", "gce", "-o", "g.tgz")
+    assert result.returncode == 0, result.stdout + result.stderr
+    listing = subprocess.run(
+        ["tar", "-tzf", str(tmp_path / "g.tgz")], check=True, capture_output=True, text=True
+    )
+    assert listing.stdout.split() == ["disk.raw"]
+
+    # Asked again, the vmdk comes from the cache: no second conversion.
+    result = cli("download", image_name, "--group", LIVE_GROUP, "--format", "vmdk", "-o", "2.vmdk")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "converting" not in result.stderr
+    assert (tmp_path / "2.vmdk").read_bytes() == (tmp_path / f"{image_name}.vmdk").read_bytes()
+
+    # A range of the converted file, and an unknown format refused with the formats named.
+    row, _version = api.row(image_name, ("devcloud-1",))
+    path = f"images/{row['id']}/download/"
+    part = api.call("GET", path, params={"format": "vmdk"}, headers={"Range": "bytes=0-3"})
+    assert part.status_code == 206 and part.content == b"KDMV"
+    vmdk = (tmp_path / "2.vmdk").read_bytes()
+    assert part.headers["ETag"] == f'"sha256-{hashlib.sha256(vmdk).hexdigest()}"'
+    bad = api.call("GET", path, params={"format": "ova"})
+    assert bad.status_code == 400 and "raw, qcow2, vmdk, vhd, gce" in bad.text
+
+
+def test_a_conversion_that_fails_says_why_and_leaves_nothing(
+    devcloud, live, api, cli, image_name, tmp_path
+):
+    # A vmdk descriptor names its extents, other files: Glint refuses to let qemu-img open them.
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "vmdk", "-o", "subformat=monolithicFlat"]
+        + ["d.vmdk", "1M"],
+        check=True,
+        cwd=tmp_path,
+    )
+    result = cli(
+        "upload", str(tmp_path / "d.vmdk"), "--name", image_name, "--format", "vmdk",
+        "--to", "devcloud-1", "--group", LIVE_GROUP, "--wait", url=live.url,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    result = cli("download", image_name, "--group", LIVE_GROUP, "--format", "raw")
+    assert result.returncode == 1
+    assert "vmdk descriptor" in result.stdout and "did not succeed" in result.stderr
+    assert not list(tmp_path.glob(f"{image_name}*")), "no file is written"
+    cache = live.server.data_dir / "cache"
+    source_sha256 = hashlib.sha256((tmp_path / "d.vmdk").read_bytes()).hexdigest()
+    assert not list((cache / "converted").glob(f"{source_sha256}*")), "no conversion is kept"
+    assert not list((cache / "spool").iterdir()), "no spool is left behind"

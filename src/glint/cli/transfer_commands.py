@@ -40,6 +40,7 @@ from glint.cli.job_commands import (
 )
 from glint.cli.output import shown
 from glint.clouds import CHUNK_SIZE
+from glint.replication.conversion import CONVERSION_FORMATS
 
 #: (connect, read) seconds for the upload's PUT: it answers once every target has verified its
 #: copy, which for a large image takes a while after the last byte.
@@ -354,6 +355,24 @@ def _open(client, path: str, offset: int) -> requests.Response:
     )
 
 
+def _wait_for_conversion(client, path: str, disk_format: str) -> None:
+    """Ask for the download until Glint has the file in ``disk_format``, following the job that
+    converts it."""
+    while True:
+        response = client.request("GET", path, stream=True)
+        try:
+            if response.status_code != 202:
+                return
+            job_id = response.json()["job"]
+        finally:
+            response.close()
+        click.echo(f"Glint is converting the image to {disk_format} (job {job_id})", err=True)
+        if wait_for(client, [job_id]) != 0:
+            raise click.ClickException(
+                f"the conversion to {disk_format} did not succeed (job {job_id}, above)"
+            )
+
+
 def _default_name(response: requests.Response, row: dict) -> Path:
     match = _FILENAME.search(response.headers.get("Content-Disposition", ""))
     return Path(shown(os.path.basename(match.group(1)) if match else row["name"]))
@@ -367,12 +386,22 @@ def _default_name(response: requests.Response, row: dict) -> Path:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Where to write it (default: the image's name in this directory).",
 )
+@click.option(
+    "--format",
+    "disk_format",
+    type=click.Choice(CONVERSION_FORMATS),
+    help="The disk format to download it in: raw, qcow2, vmdk (VMware), vhd (Azure) or gce "
+    "(Compute Engine's disk.raw in a tar.gz). Glint converts it first, with a progress line. "
+    "Default: as stored.",
+)
 @group_option
-def download(image, output, group):
+def download(image, output, group, disk_format):
     """Download IMAGE (a name, NAME@sha256:PREFIX or a cloud image id), resuming if interrupted."""
     client = api()
     row = resolve_image(_matrix(client, resolve_group(client, group)), image)
-    path = f"images/{row['id']}/download/"
+    path = f"images/{row['id']}/download/" + (f"?format={disk_format}" if disk_format else "")
+    if disk_format:
+        _wait_for_conversion(client, path, disk_format)
     response = None if output else _open(client, path, 0)
     target = output or _default_name(response, row)
     part = target.with_name(target.name + ".part")

@@ -13,6 +13,7 @@ class JobKind(models.TextChoices):
     DELETE = states.DELETE, _("delete")
     UPLOAD = states.UPLOAD, _("upload")
     PROPERTY_SYNC = states.PROPERTY_SYNC, _("property sync")
+    CONVERT = states.CONVERT, _("conversion")
 
 
 class JobState(models.TextChoices):

@@ -42,6 +42,8 @@ __all__ = [
     "submit_copy",
     "submit_delete",
     "submit_property_sync",
+    "submit_conversion",
+    "live_conversion",
     "cancel",
     "retry",
     "cell_overlays",  # built in glint.jobs.matrix, named here too for callers of this module
@@ -390,6 +392,49 @@ def submit_property_sync(
                 idempotency_key=idempotency_key,
             )
     return Submission(job, existing)
+
+
+def submit_conversion(
+    group: Group,
+    row: Row,
+    *,
+    source: Repo,
+    image_id: str,
+    disk_format: str,
+    requester: User | None = None,
+) -> Job:
+    """Prepare ``row`` (read from ``image_id`` in ``source``) as a ``disk_format`` file in the
+    content cache, for a download in that format; the live job doing it if there is one.
+
+    The job's one target stands for the file (it has no repo).
+    """
+    with transaction.atomic():
+        _lock_group(group)
+        live = live_conversion(group, row, disk_format)
+        if live is not None:
+            return live
+        job = _create(
+            group,
+            states.CONVERT,
+            requester,
+            row,
+            [],
+            source_repo=source,
+            source_image_id=image_id,
+            options={"format": disk_format},
+        )
+        JobTarget.objects.create(job=job, repo=None, repo_name=f"{disk_format} file")
+    return job
+
+
+def live_conversion(group: Group, row: Row, disk_format: str) -> Job | None:
+    """The live job converting ``row`` to ``disk_format``, if any."""
+    keys = [row_key(group, states.CONVERT, row.name, key) for key in sorted(row.keys)]
+    return (
+        Job.objects.live()
+        .filter(row_key__in=keys, kind=states.CONVERT, options__format=disk_format)
+        .first()
+    )
 
 
 # Acting on a job

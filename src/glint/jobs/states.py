@@ -52,7 +52,9 @@ __all__ = [
 ]
 
 COPY, DELETE, UPLOAD, PROPERTY_SYNC = "copy", "delete", "upload", "property-sync"
-KINDS = (COPY, DELETE, UPLOAD, PROPERTY_SYNC)
+#: A download in another disk format, prepared in the content cache (no cloud is written).
+CONVERT = "convert"
+KINDS = (COPY, DELETE, UPLOAD, PROPERTY_SYNC, CONVERT)
 
 QUEUED, RUNNING, DONE, PARTIAL, FAILED, CANCELLED = (
     "queued",

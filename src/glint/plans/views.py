@@ -34,9 +34,12 @@ from glint.plans.choices import Action, ItemStatus
 from glint.plans.filtersets import ORDERS, RowFilterForm
 from glint.plans.models import Plan
 from glint.plans.templatetags.matrix_cells import LIVE_STATES
+from glint.replication import FORMAT_LABELS
 
 #: Rows per matrix page: a page of 20 repos stays a few thousand cells, quick to render and read.
 ROWS_PER_PAGE = 100
+#: The image page's links to the other formats: (format, label).
+OTHER_FORMATS = tuple(FORMAT_LABELS.items())
 #: Cell states of a job at work: the page follows these cells live.
 #: Polls in a row with nothing busy after which the matrix page reloads itself.
 IDLE_POLLS = 2
@@ -294,6 +297,7 @@ def detail_of_row(request, row_id):
             "conflicts": [c for c in data.conflicts if any(r.id == row.id for r in c.rows)],
             "absent": [repo for repo in data.repos if not row.cells[repo.pk].copies],
             "differences": services.property_differences(images),
+            "other_formats": OTHER_FORMATS,
         },
     )
 

@@ -43,10 +43,13 @@ from glint.clouds.addresses import EndpointPolicy
 from glint.replication.cache import CacheEntry, ContentCache
 from glint.replication.conversion import (
     CONVERSION_FORMATS,
+    FORMAT_LABELS,
     ConversionFailed,
     convert,
+    needs_conversion,
+    qemu_input_format,
 )
-from glint.replication.copier import copy_image
+from glint.replication.copier import cache_image, copy_image
 from glint.replication.copy_types import (
     CopyObserver,
     CopyOptions,
@@ -94,6 +97,7 @@ from glint.replication.properties import (
 __all__ = [
     "CHUNK_SIZE",
     "CONVERSION_FORMATS",
+    "FORMAT_LABELS",
     "STUCK_STATUSES",
     "CacheEntry",
     "CacheFull",
@@ -133,7 +137,10 @@ __all__ = [
     "UnexpectedError",
     "VerificationTimeout",
     "convert",
+    "needs_conversion",
+    "qemu_input_format",
     "copy_fields",
+    "cache_image",
     "copy_image",
     "delete_image",
     "discard_image",

@@ -30,14 +30,24 @@ from glint.replication.image_safety import HEAD_BYTES, unsafe_reason
 
 __all__ = [
     "CONVERSION_FORMATS",
+    "FORMAT_LABELS",
     "INPUT_FORMATS",
     "ConversionFailed",
     "convert",
+    "needs_conversion",
     "qemu_input_format",
 ]
 
 #: Formats a cache entry can be converted to.
 CONVERSION_FORMATS = ("raw", "qcow2", "vmdk", "vhd", "gce")
+#: Each format as a person looks for it: by the cloud that imports it.
+FORMAT_LABELS = {
+    "raw": "raw disk",
+    "qcow2": "qcow2 (OpenStack, KVM)",
+    "vmdk": "vmdk (VMware)",
+    "vhd": "vhd (Azure)",
+    "gce": "disk.raw in a tar.gz (Compute Engine)",
+}
 #: Glance disk formats qemu-img reads, and qemu's name for each.
 INPUT_FORMATS = {"raw": "raw", "qcow2": "qcow2", "vmdk": "vmdk", "vhd": "vpc", "vhdx": "vhdx"}
 _OUTPUT_OPTIONS = {
@@ -75,6 +85,12 @@ def qemu_input_format(disk_format: str) -> str:
         ) from None
 
 
+def needs_conversion(disk_format: str, target: str) -> bool:
+    """Whether bytes stored as ``disk_format`` must be converted to be ``target``: a raw or qcow2
+    image already is; a vmdk or vhd is made again, in the variant the other cloud imports."""
+    return not (disk_format == target and target in ("raw", "qcow2"))
+
+
 def convert(
     cache: ContentCache,
     entry: CacheEntry,
@@ -100,7 +116,7 @@ def convert(
             f"unknown format {target!r}; use one of {', '.join(CONVERSION_FORMATS)}"
         )
     qemu_format = qemu_input_format(disk_format)
-    if disk_format == target and target in ("raw", "qcow2"):
+    if not needs_conversion(disk_format, target):
         return entry
     found = cache.converted(entry.sha256, target)
     if found is not None:

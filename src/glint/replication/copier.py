@@ -21,11 +21,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from glint.clouds import CHUNK_SIZE, CloudDriver, CloudError, ImageRecord
 from glint.replication import properties as props
-from glint.replication.cache import ContentCache, Spool
+from glint.replication.cache import CacheEntry, ContentCache, Spool
 from glint.replication.copy_types import (
     CopyObserver,
     CopyOptions,
@@ -46,7 +46,7 @@ from glint.replication.hashing import algorithms_for, check_source
 from glint.replication.image_safety import HEAD_BYTES, read_head
 from glint.replication.target_run import TargetRun
 
-__all__ = ["copy_image"]
+__all__ = ["cache_image", "copy_image"]
 
 log = logging.getLogger(__name__)
 
@@ -227,16 +227,13 @@ class Copy:
     def _cached_spool(self, record: ImageRecord) -> Spool | None:
         """The source's bytes from the cache, if a verified copy is there: a retry then reads
         no byte from the source cloud (the bytes are still checked against its hash)."""
-        if self.cache is None:
+        entry = _cached_entry(self.cache, record) if self.cache is not None else None
+        if entry is None:
             return None
-        for algo, value in ((record.hash_algo, record.hash_value), ("md5", record.checksum)):
-            entry = self.cache.find(algo, value) if algo and value else None
-            if entry is not None and entry.size == record.size:
-                try:
-                    return Spool.of_file(entry.path, entry.size)
-                except FileNotFoundError:  # evicted just now
-                    return None
-        return None
+        try:
+            return Spool.of_file(entry.path, entry.size)
+        except FileNotFoundError:  # evicted just now
+            return None
 
     def _new_spool(self, record: ImageRecord) -> Spool | None:
         if self.cache is None:
@@ -274,6 +271,72 @@ class Copy:
             hashes=digests,
             targets={r.target.key: r.result for r in self.runs},
         )
+
+
+def _cached_entry(cache: ContentCache, record: ImageRecord) -> CacheEntry | None:
+    """The cache's entry holding ``record``'s bytes, found by the cloud's own hash and size."""
+    for algo, value in ((record.hash_algo, record.hash_value), ("md5", record.checksum)):
+        entry = cache.find(algo, value) if algo and value else None
+        if entry is not None and entry.size == record.size:
+            return entry
+    return None
+
+
+def cache_image(
+    driver: CloudDriver,
+    image_id: str,
+    cache: ContentCache,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    read_attempts: int = CopyOptions.read_attempts,
+) -> tuple[ImageRecord, CacheEntry]:
+    """The cloud image ``image_id`` and its bytes in ``cache``, verified against the cloud's hash.
+
+    For work on the bytes themselves (a conversion to another disk format): an entry already in
+    the cache is used as it is; otherwise the image is read once, hashed (sha256 and the cloud's
+    own algorithm) and kept only if it matches what the cloud says it stores.
+
+    Args:
+        progress: ``progress(bytes_read, size)`` while reading, from the reading thread.
+
+    Raises:
+        CloudError: The cloud failed (after ``read_attempts`` resumed reads).
+        SourceNotUsable: The image is not active.
+        SourceVerificationFailed: The bytes read differ from the cloud's record; nothing is kept.
+        CacheFull: No room for the image.
+    """
+    record = driver.get_image(image_id)
+    if record.status != "active":
+        raise SourceNotUsable(f"image {image_id} is {record.status}, not active")
+    if not ((record.hash_algo and record.hash_value) or record.checksum):
+        raise SourceNotUsable(f"image {image_id} has no hash to check its bytes by")
+    entry = _cached_entry(cache, record)
+    if entry is not None:
+        return record, entry
+    spool = cache.spool(record.size)
+    report = progress or (lambda done, total: None)
+    fanout = FanOut(
+        _resuming_read(driver, image_id, read_attempts),
+        algorithms_for(record, []),
+        [],
+        spool,
+        write_spool=True,
+        on_read=lambda done: report(done, record.size or 0),
+        verdict=lambda digests, size: check_source(record, digests, size),
+    )
+    entry = None
+    try:
+        fanout.start()
+        fanout.join()
+        if fanout.error is not None:
+            raise fanout.error
+        assert fanout.digests is not None
+        entry = spool.commit(fanout.digests)
+    finally:
+        if entry is None:
+            spool.discard()
+        spool.close()
+    return record, entry
 
 
 def _resuming_read(driver: CloudDriver, image_id: str, attempts: int) -> Iterator[bytes]:

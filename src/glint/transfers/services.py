@@ -41,7 +41,13 @@ from glint.jobs.dispatch import notify
 from glint.jobs.models import Job, JobTarget
 from glint.jobs.runners import content_cache
 from glint.matrix.rows import CellState, Row
-from glint.replication import ConflictPolicy
+from glint.replication import (
+    CacheEntry,
+    ConflictPolicy,
+    ConversionFailed,
+    needs_conversion,
+    qemu_input_format,
+)
 from glint.repos.models import Repo
 from glint.transfers import fetch, formats, parts
 from glint.transfers.errors import TransferError
@@ -524,3 +530,57 @@ def download_source(group: Group, row: Row) -> DownloadSource:
         hash_value=copy.os_hash_value,
         md5=copy.checksum,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class Conversion:
+    """A download in another disk format: the file in the cache once made (``entry``), else the
+    job making it; neither when the stored bytes already are in that format."""
+
+    entry: CacheEntry | None
+    job: Job | None
+    source_sha256: str = ""
+
+
+def prepare_conversion(
+    group: Group, row: Row, source: DownloadSource, disk_format: str, requester: User | None
+) -> Conversion:
+    """The ``disk_format`` file of ``row`` from the cache, or the job that makes it (started now
+    unless one is at work).
+
+    Raises:
+        UploadRefused: The stored format is one Glint cannot convert (422).
+    """
+    if not needs_conversion(source.disk_format, disk_format):
+        return Conversion(None, None)
+    try:
+        qemu_input_format(source.disk_format)
+    except ConversionFailed as exc:
+        raise UploadRefused(exc.message, status=422) from None
+    cache = content_cache()
+    for sha256 in _source_sha256s(group, row, source):
+        entry = cache.converted(sha256, disk_format)
+        if entry is not None:
+            return Conversion(entry, None, sha256)
+    job = job_services.submit_conversion(
+        group,
+        row,
+        source=source.repo,
+        image_id=source.image_id,
+        disk_format=disk_format,
+        requester=requester,
+    )
+    return Conversion(None, job)
+
+
+def _source_sha256s(group: Group, row: Row, source: DownloadSource) -> list[str]:
+    """The sha256s the row's bytes are known by: Glint's own, else what earlier conversions
+    read (a row whose clouds hash with sha512 or md5 only)."""
+    keys = [job_services.row_key(group, states.CONVERT, row.name, key) for key in sorted(row.keys)]
+    found = (
+        Job.objects.filter(row_key__in=keys, kind=states.CONVERT, state=states.DONE)
+        .exclude(sha256="")
+        .order_by("-finished")
+        .values_list("sha256", flat=True)[:3]
+    )
+    return [sha256 for sha256 in dict.fromkeys([source.sha256, *found]) if sha256]

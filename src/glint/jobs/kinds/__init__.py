@@ -4,8 +4,8 @@ Each kind is a function ``run(job, todo, cancel)``, called by ``glint.jobs.execu
 lease held, for the targets to (re)do: it records each target through ``glint.jobs.runners``,
 and everything else (claim, lease, cancel, retries, the job's final state, the audit) stays in
 ``execution``. The table names the functions by dotted path, as a task queue names its tasks:
-the upload kind belongs to the transfers app, which is built on this one (its rows point at
-jobs), so this app names it instead of importing it.
+the upload and convert kinds belong to the transfers app, which is built on this one (its rows
+point at jobs), so this app names them instead of importing them.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ KINDS: dict[str, str] = {
     states.DELETE: "glint.jobs.kinds.delete.run",
     states.PROPERTY_SYNC: "glint.jobs.kinds.property_sync.run",
     states.UPLOAD: "glint.transfers.upload_job.run_upload",
+    states.CONVERT: "glint.transfers.conversion_job.run_conversion",
 }
 
 
