@@ -84,3 +84,39 @@ def test_a_full_server_answers_503_with_retry_after_and_still_answers_probes(ser
             tls.close()
     time.sleep(0.5)
     assert get(server, pki, "/healthz").status == 200  # served normally again
+
+
+def test_a_refused_request_without_a_body_keeps_its_connection(server, pki):
+    held = []
+    client = http.client.HTTPSConnection(
+        "127.0.0.1", server.port, context=client_context(pki), timeout=HELD_TIMEOUT
+    )
+    try:
+        for _ in range(2):
+            tls = connect(server, pki)
+            tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            held.append(tls)
+            time.sleep(0.5)
+        client.request("GET", "/api/v1/whoami/")
+        refused = client.getresponse()
+        refused.read()
+        assert refused.status == 503 and not refused.will_close, "no new TLS handshake needed"
+        client.request("POST", "/api/v1/plans/", body=b"{}")
+        with_body = client.getresponse()
+        with_body.read()
+        assert with_body.status == 503 and with_body.will_close, "an unread body closes it"
+        client.close()
+        client.request("GET", "/api/v1/whoami/")
+        client.getresponse().read()  # refused again, on a new connection kept open
+        for tls in held:
+            tls.close()
+        held.clear()
+        time.sleep(0.5)
+        client.request("GET", "/healthz")
+        again = client.getresponse()
+        again.read()
+        assert again.status == 200, "the kept connection is served once a thread is free"
+    finally:
+        for tls in held:
+            tls.close()
+        client.close()

@@ -49,14 +49,18 @@ logger = logging.getLogger("glint.server")
 
 OVERLOAD_RETRY_AFTER_SECONDS = 1
 PROBE_PATHS = {b"/healthz", b"/readyz"}
-OVERLOADED_RESPONSE = (
+_OVERLOADED = (
     b"HTTP/1.1 503 Service Unavailable\r\n"
     b"Retry-After: %d\r\n"
     b"Content-Type: text/plain\r\n"
     b"Content-Length: 32\r\n"
-    b"Connection: close\r\n\r\n"
+    b"%s\r\n"
     b"Every worker is busy; try again."
-) % OVERLOAD_RETRY_AFTER_SECONDS
+)
+OVERLOADED_RESPONSE = _OVERLOADED % (OVERLOAD_RETRY_AFTER_SECONDS, b"Connection: close\r\n")
+#: The refusal of a request without a body: the connection stays open for the next request, so a
+#: busy server does not also pay for the client's new TLS handshake.
+OVERLOADED_KEEP_ALIVE = _OVERLOADED % (OVERLOAD_RETRY_AFTER_SECONDS, b"")
 UNIX_SOCKET_MODE = 0o660  # the proxy reaches it through the socket's group, nobody else can
 
 
@@ -180,17 +184,25 @@ class GlintWSGIServer(wsgi.Server):
     def _answer_overloaded(self, conn) -> None:
         conn.socket.settimeout(OVERLOAD_RETRY_AFTER_SECONDS)  # a slow client must not stall this
         request = conn.RequestHandlerClass(self, conn)
+        keep = False
         try:
             request.parse_request()
             if request.ready and request.path in PROBE_PATHS:
                 request.respond()  # probes answer even when every thread is busy
+                keep = not request.close_connection
             elif request.ready:
-                conn.wfile.write(OVERLOADED_RESPONSE)
+                keep = _may_keep_open(request)
+                conn.wfile.write(OVERLOADED_KEEP_ALIVE if keep else OVERLOADED_RESPONSE)
             conn.wfile.flush()
         except (OSError, cheroot_errors.FatalSSLAlert):
-            pass  # the client left; the refusal was only a courtesy
+            keep = False  # the client left; the refusal was only a courtesy
         except Exception as exc:  # this thread must keep answering the ones that follow
+            keep = False
             logger.error("could not answer an overloaded request: %r", exc)
+        if keep:
+            conn.socket.settimeout(self.timeout)
+            self.put_conn(conn)  # back to the selector, holding no thread, like any idle one
+            return
         conn.linger = True
         conn.close()
 
@@ -213,6 +225,18 @@ class GlintWSGIServer(wsgi.Server):
         finally:
             os.umask(previous_umask)
         os.chmod(bind_addr, UNIX_SOCKET_MODE)
+
+
+def _may_keep_open(request) -> bool:
+    """Whether a refused request's connection can serve the next one: HTTP/1.1, not asked to
+    close, and no body (one not read would be taken for the next request)."""
+    headers = request.inheaders
+    return (
+        request.response_protocol == "HTTP/1.1"
+        and headers.get(b"Connection", b"").lower() != b"close"
+        and headers.get(b"Content-Length", b"0") in (b"", b"0")
+        and b"Transfer-Encoding" not in headers
+    )
 
 
 def bind_listener(bind_addr, backlog: int = 128) -> socket.socket:
