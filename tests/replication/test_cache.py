@@ -45,8 +45,16 @@ def test_quota_evicts_the_least_recently_used_then_refuses(tmp_path):
     cache.get(used.sha256)
     _store(cache, os.urandom(4000))
     assert cache.get(old.sha256) is None and cache.get(used.sha256) is not None
-    with pytest.raises(CacheFull, match="quota 10000"):
+    writing = cache.spool(8_000)
+    writing.write(os.urandom(8_000))
+    with pytest.raises(CacheFull, match="quota 10000") as busy:
+        cache.spool(4_000)  # fits once the spool being written is done: worth a retry
+    assert busy.value.retryable
+    writing.discard()
+    writing.close()
+    with pytest.raises(CacheFull, match="more than the whole quota") as never:
         cache.spool(20_000)
+    assert not never.value.retryable, "it will never fit: no automatic retry"
 
 
 def test_expired_entries_go_and_the_free_space_floor_holds(tmp_path):

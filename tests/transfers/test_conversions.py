@@ -42,7 +42,8 @@ def test_the_image_page_converts_for_another_cloud_and_serves_the_file(
     # Asked again while it is queued: the same job, not a second one.
     assert member.get(f"/downloads/{row.id}/vmdk/")["Location"] == started["Location"]
     api = member.get(f"/api/v1/images/{row.id}/download/", {"format": "vmdk"})
-    assert api.status_code == 202 and api.json()["job"] == job.pk and api["Retry-After"] == "2"
+    assert api.status_code == 202, api.content
+    assert api.json()["job"] == job.pk and api["Retry-After"] == "2"
     assert api["Location"] == f"/api/v1/jobs/{job.pk}/"
 
     assert run_job(job.pk).state == states.DONE

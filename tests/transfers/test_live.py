@@ -527,9 +527,12 @@ def _disk(directory: Path, name: str) -> tuple[Path, bytes]:
     return qcow2, raw.read_bytes()
 
 
-def _qemu_info(path: Path) -> dict:
+def _qemu_info(path: Path, qemu_format: str | None = None) -> dict:
+    """What ``qemu-img info`` says of ``path``; probed unless ``qemu_format`` is named (a fixed
+    vhd, its footer at the end, probes as raw)."""
+    named = ["-f", qemu_format] if qemu_format else []
     result = subprocess.run(
-        ["qemu-img", "info", "--output=json", str(path)], check=True, capture_output=True
+        ["qemu-img", "info", "--output=json", *named, str(path)], check=True, capture_output=True
     )
     return json.loads(result.stdout)
 
@@ -562,7 +565,7 @@ def test_cli_downloads_the_formats_other_clouds_import(
         (saved,) = [p for p in tmp_path.glob(f"{image_name}*") if p.suffix == f".{fmt}"] or [
             tmp_path / f"{image_name}.img"
         ]
-        info = _qemu_info(saved)
+        info = _qemu_info(saved, "vpc" if fmt == "vhd" else None)
         assert info["format"] == qemu_format, info
         assert info["virtual-size"] >= len(disk)
         for key, value in extra.items():
@@ -570,8 +573,11 @@ def test_cli_downloads_the_formats_other_clouds_import(
         assert _as_raw(saved, qemu_format)[: len(disk)] == disk, f"the {fmt} file holds the disk"
         assert "sha256" in result.stdout and "verified" in result.stdout
 
-    # vhd for Azure: fixed, its virtual size a whole number of MiB.
-    assert _qemu_info(tmp_path / f"{image_name}.vhd")["virtual-size"] % MiB == 0
+    # vhd for Azure: fixed (the disk's bytes, then the footer), a whole number of MiB.
+    vhd = (tmp_path / f"{image_name}.vhd").read_bytes()
+    virtual_size = _qemu_info(tmp_path / f"{image_name}.vhd", "vpc")["virtual-size"]
+    assert virtual_size % MiB == 0 and len(vhd) == virtual_size + 512
+    assert vhd[-512:].startswith(b"conectix") and vhd[: len(disk)] == disk
 
     # gce: disk.raw in a gzip-compressed tar.
     result = cli("download", image_name, "--group", LIVE_GROUP, "--format", "gce", "-o", "g.tgz")
@@ -601,24 +607,22 @@ def test_cli_downloads_the_formats_other_clouds_import(
 def test_a_conversion_that_fails_says_why_and_leaves_nothing(
     devcloud, live, api, cli, image_name, tmp_path
 ):
-    # A vmdk descriptor names its extents, other files: Glint refuses to let qemu-img open them.
+    # A small qcow2 of a 1 TiB disk: its raw form would not fit in the content cache.
     subprocess.run(
-        ["qemu-img", "create", "-q", "-f", "vmdk", "-o", "subformat=monolithicFlat"]
-        + ["d.vmdk", "1M"],
-        check=True,
-        cwd=tmp_path,
+        ["qemu-img", "create", "-q", "-f", "qcow2", "big.qcow2", "1T"], check=True, cwd=tmp_path
     )
     result = cli(
-        "upload", str(tmp_path / "d.vmdk"), "--name", image_name, "--format", "vmdk",
-        "--to", "devcloud-1", "--group", LIVE_GROUP, "--wait", url=live.url,
+        "upload", str(tmp_path / "big.qcow2"), "--name", image_name, "--to", "devcloud-1",
+        "--group", LIVE_GROUP, "--wait", url=live.url,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
 
     result = cli("download", image_name, "--group", LIVE_GROUP, "--format", "raw")
-    assert result.returncode == 1
-    assert "vmdk descriptor" in result.stdout and "did not succeed" in result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "more than the whole quota" in result.stdout, result.stdout
+    assert "did not succeed" in result.stderr and "retrying" not in result.stdout
     assert not list(tmp_path.glob(f"{image_name}*")), "no file is written"
     cache = live.server.data_dir / "cache"
-    source_sha256 = hashlib.sha256((tmp_path / "d.vmdk").read_bytes()).hexdigest()
+    source_sha256 = hashlib.sha256((tmp_path / "big.qcow2").read_bytes()).hexdigest()
     assert not list((cache / "converted").glob(f"{source_sha256}*")), "no conversion is kept"
     assert not list((cache / "spool").iterdir()), "no spool is left behind"

@@ -197,8 +197,15 @@ class ContentCache:
 
         Raises:
             CacheFull: The quota or the free-space floor cannot be met even with the cache empty
-                of finished entries.
+                of finished entries; not retryable when ``size`` is more than the whole quota.
         """
+        if self.quota_bytes is not None and size > self.quota_bytes:
+            never = CacheFull(
+                f"{self._full_message(size)}; that is more than the whole quota "
+                f"(cache_quota_bytes), so it will not fit later either"
+            )
+            never.retryable = False
+            raise never
         with self._lock:
             self.remove_abandoned_spools()
             self.evict_expired()

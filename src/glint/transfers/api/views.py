@@ -25,11 +25,13 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from glint.accounts.access import current_group, visible_group
 from glint.clouds import CHUNK_SIZE
+from glint.replication import CONVERSION_FORMATS
 from glint.repos.models import Repo
 from glint.transfers import services
 from glint.transfers.api.resume import OFFSET_HEADER, offset_header, offset_response
@@ -235,18 +237,39 @@ class UploadDataView(APIView):
         return Response(data, status=code, headers={OFFSET_HEADER: str(offset)})
 
 
+class _DiskFormatNegotiation(DefaultContentNegotiation):
+    """Answers are the image's bytes or plain text, whatever renderer the request names; and
+    ``?format=`` here is the disk format, which DRF would take for a renderer's name (404)."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 class DownloadView(APIView):
-    """The bytes of a matrix row, streamed from a healthy repo that holds an active copy."""
+    """The bytes of a matrix row, streamed from a healthy repo that holds an active copy, or
+    converted to another disk format (``?format=``)."""
+
+    content_negotiation_class = _DiskFormatNegotiation
 
     @extend_schema(
         parameters=[
             OpenApiParameter(
                 "Range", str, OpenApiParameter.HEADER, description="bytes=START-[END]: resume."
-            )
+            ),
+            OpenApiParameter(
+                "format",
+                str,
+                enum=list(CONVERSION_FORMATS),
+                description="The disk format to serve it in, converted by Glint first (202 with "
+                "the job until the file is made); default: as stored.",
+            ),
         ],
         responses={
             (200, "application/octet-stream"): OpenApiResponse(description="The image."),
             (206, "application/octet-stream"): OpenApiResponse(description="The range asked for."),
+            202: OpenApiResponse(description="Converting: the job, its progress, Retry-After."),
+            400: OpenApiResponse(description="An unknown format."),
+            422: OpenApiResponse(description="The stored format cannot be converted."),
             409: OpenApiResponse(description="No healthy repo holds a verified copy."),
             416: OpenApiResponse(description="The range is outside the image."),
         },
