@@ -175,12 +175,7 @@ class _Server:
         self.ca_file = pki.ca_file
         self.running = start_server(
             data_dir,
-            "--cert",
-            str(pki.server_file),
-            "--key",
-            str(pki.server_file),
-            "--client-ca",
-            str(pki.ca_file),
+            *pki.serve_args,
             log_name=f"serve-{workers}w-{rate_limit.replace('/', '-')}.log",
             GLINT_WORKERS=str(workers),
             GLINT_API_RATE_LIMIT=rate_limit,

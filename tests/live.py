@@ -157,6 +157,18 @@ class PKI:
     server_file: Path
     credentials: dict[str, tuple[object, object, Path]] = field(default_factory=dict)
 
+    @property
+    def serve_args(self) -> tuple[str, ...]:
+        """``glint serve``'s arguments for direct TLS with this PKI's server certificate and CA."""
+        return (
+            "--cert",
+            str(self.server_file),
+            "--key",
+            str(self.server_file),
+            "--client-ca",
+            str(self.ca_file),
+        )
+
     def person(self, common_name: str):
         """(certificate, key, PEM file) of ``common_name``, made on first use."""
         if common_name not in self.credentials:
@@ -314,14 +326,7 @@ def start_live_glint(
         result = run_glint(data_dir, *args)
         assert result.returncode == 0, result.stderr
     _cert, _key, cert_file = pki.person(LIVE_ADMIN_CN)
-    serve_args = (
-        "--cert",
-        str(pki.server_file),
-        "--key",
-        str(pki.server_file),
-        "--client-ca",
-        str(pki.ca_file),
-    )
+    serve_args = pki.serve_args
     server = start_server(data_dir, *serve_args, **settings)
     live = LiveGlint(server, f"https://127.0.0.1:{server.port}", cert_file, serve_args, settings)
     try:

@@ -14,12 +14,7 @@ from tests.live import start_server
 def server(pki, tmp_path_factory):
     running = start_server(
         tmp_path_factory.mktemp("busy"),
-        "--cert",
-        str(pki.server_file),
-        "--key",
-        str(pki.server_file),
-        "--client-ca",
-        str(pki.ca_file),
+        *pki.serve_args,
         GLINT_API_RATE_LIMIT="1/second",
     )
     yield running

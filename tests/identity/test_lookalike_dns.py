@@ -44,12 +44,7 @@ def register(server) -> None:
 def direct(pki, tmp_path_factory):
     server = start_server(
         tmp_path_factory.mktemp("lookalike-direct"),
-        "--cert",
-        str(pki.server_file),
-        "--key",
-        str(pki.server_file),
-        "--client-ca",
-        str(pki.ca_file),
+        *pki.serve_args,
     )
     register(server)
     yield server

@@ -25,12 +25,7 @@ def server(pki, tmp_path_factory):
     # 127.0.0.1 is a trusted proxy here only to show that direct mode ignores proxy headers anyway.
     running = start_server(
         tmp_path_factory.mktemp("direct"),
-        "--cert",
-        str(pki.server_file),
-        "--key",
-        str(pki.server_file),
-        "--client-ca",
-        str(pki.ca_file),
+        *pki.serve_args,
         GLINT_TRUSTED_PROXIES="127.0.0.1",
     )
     yield running

@@ -19,12 +19,7 @@ HELD_TIMEOUT = 15  # longer than any answer here may take
 def server(pki, tmp_path_factory):
     running = start_server(
         tmp_path_factory.mktemp("overload"),
-        "--cert",
-        str(pki.server_file),
-        "--key",
-        str(pki.server_file),
-        "--client-ca",
-        str(pki.ca_file),
+        *pki.serve_args,
         "--threads",
         "1",
         GLINT_WORKERS="1",
