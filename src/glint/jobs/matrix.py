@@ -24,6 +24,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -64,6 +65,7 @@ __all__ = [
     "group_matrix",
     "has_live_jobs",
     "warm_after_poll",
+    "warm_every_matrix",
 ]
 
 #: How long a failed target keeps showing as a "failed" cell (with Retry) in the matrix.
@@ -177,6 +179,16 @@ def forget_cached_matrices() -> None:
     """Drop every cached matrix (for code that writes images without bumping a version: tests)."""
     with _cache_lock:
         _cache.clear()
+
+
+def warm_every_matrix() -> None:
+    """Build every group's matrix into this process's cache (a serving process does this as it
+    starts, so its first pages need not; a request meanwhile waits for the one build)."""
+    try:
+        for group in Group.objects.all():
+            group_matrix(group)
+    finally:
+        connection.close()
 
 
 def warm_after_poll(sender=None, repo_ids=(), **kwargs) -> None:

@@ -285,6 +285,7 @@ def _serve(mode: Mode, options: ServeOptions, *, listener, background: bool, ind
     work; until SIGTERM or SIGINT."""
     from django.conf import settings
 
+    from glint.jobs.matrix import warm_every_matrix
     from glint.server.wsgi_server import ClientChainTLSAdapter, GlintWSGIServer
 
     context = _context_for(options) if mode is Mode.DIRECT else None
@@ -319,6 +320,7 @@ def _serve(mode: Mode, options: ServeOptions, *, listener, background: bool, ind
         signal.signal(signum, lambda *_: stop.set())
     if background:
         start_background_workers()
+    threading.Thread(target=warm_every_matrix, name="glint-warm-matrices", daemon=True).start()
     if context is None and listener is not None:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # nothing to reload; a worker must not die
     if context is not None:
