@@ -27,6 +27,7 @@ from tests.jobs.images import (
 )
 from tests.live import GLINT, free_port, glint_env, run_glint, start_live_glint
 from tests.plans.helpers import add_repo
+from tests.redis_server import running_redis
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -40,45 +41,8 @@ IDLE = 4
 @pytest.fixture(scope="module")
 def broker_url(tmp_path_factory):
     """A throw-away redis-server on a free 127.0.0.1 port (no persistence), killed afterwards."""
-    directory = tmp_path_factory.mktemp("redis")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            "/usr/bin/redis-server",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(directory),
-            "--requirepass",
-            REDIS_PASSWORD,
-        ],
-        stdout=(directory / "redis.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    client = redis.Redis(host="127.0.0.1", port=port, password=REDIS_PASSWORD, socket_timeout=5)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(
-                        f"redis-server did not start:\n{(directory / 'redis.log').read_text()}"
-                    )
-                time.sleep(0.1)
-        yield f"redis://:{REDIS_PASSWORD}@127.0.0.1:{port}/0"
-    finally:
-        client.close()
-        process.kill()
-        process.wait(timeout=10)
+    with running_redis(tmp_path_factory.mktemp("redis"), REDIS_PASSWORD) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

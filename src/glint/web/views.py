@@ -1,8 +1,12 @@
 """Pages that belong to no single app: home, and the probes."""
 
+from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import redirect
+
+#: Seconds the readiness probe waits for the broker.
+BROKER_TIMEOUT = 2
 
 
 def home(request):
@@ -15,10 +19,27 @@ def healthz(request):
 
 
 def readyz(request):
-    """Readiness: the database answers."""
+    """Readiness: the database answers, and so does the broker when one is configured (jobs and
+    the shared per-person counts go through it). Says which is down, nothing more."""
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except Exception:
         return JsonResponse({"status": "database unavailable"}, status=503)
+    if settings.GLINT_BROKER_URL and not _broker_answers(settings.GLINT_BROKER_URL):
+        return JsonResponse({"status": "broker unavailable"}, status=503)
     return JsonResponse({"status": "ready"})
+
+
+def _broker_answers(url: str) -> bool:
+    import redis  # with a broker configured, the celery extra (and redis-py) is installed
+
+    client = redis.Redis.from_url(
+        url, socket_connect_timeout=BROKER_TIMEOUT, socket_timeout=BROKER_TIMEOUT
+    )
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
