@@ -49,11 +49,17 @@ def glint_env(data_dir: Path, **settings: str) -> dict[str, str]:
     return env
 
 
-def run_glint(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run a ``glint`` command against ``data_dir`` and return its result (never raises on
-    failure)."""
+def run_glint(
+    data_dir: Path, *args: str, program: str = GLINT, **settings: str
+) -> subprocess.CompletedProcess:
+    """Run a ``glint`` command (or another ``program`` of its virtualenv) against ``data_dir``
+    with ``settings`` (``GLINT_*`` values) and return its result (never raises on failure)."""
     return subprocess.run(
-        [GLINT, *args], env=glint_env(data_dir), capture_output=True, text=True, timeout=120
+        [program, *args],
+        env=glint_env(data_dir, **settings),
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
 
 

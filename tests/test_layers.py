@@ -12,9 +12,9 @@ The layers, top to bottom:
 - drivers: ``glint.clouds``: nothing of Glint above them.
 
 Shared plumbing that any layer may use: ``glint.errors``, ``glint.config``, ``glint.settings``,
-``glint.current_request``, ``glint.filtersets`` and ``glint.drf`` (what the apps' filters and API
-views share). Within the apps, inventory is polling and storage: it imports neither plans nor
-jobs.
+``glint.current_request``, ``glint.logs``, ``glint.filtersets`` and ``glint.drf`` (what the apps'
+filters and API views share). Within the apps, inventory is polling and storage: it imports
+neither plans nor jobs.
 
 Every rule holds for the whole tree: there is no list of exceptions.
 """
@@ -32,7 +32,16 @@ FACES = {"web", "api", "cli", "server", "urls", "wsgi"}
 APPS = {"accounts", "repos", "inventory", "jobs", "plans", "audit", "transfers"}
 ENGINE = {"replication", "matrix"}
 DRIVERS = {"clouds"}
-PLUMBING = {"errors", "config", "settings", "drf", "current_request", "filtersets", "__main__"}
+PLUMBING = {
+    "errors",
+    "config",
+    "settings",
+    "drf",
+    "current_request",
+    "logs",
+    "filtersets",
+    "__main__",
+}
 
 
 def _module_name(path: pathlib.Path) -> str:

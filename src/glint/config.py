@@ -59,6 +59,7 @@ DEFAULTS: dict[str, object] = {
     "port": 8443,
     "workers": 0,  # `glint serve` worker processes; 0: the number of cores
     "log_level": "INFO",
+    "log_format": "plain",  # or "json": one JSON object a line (glint.logs)
     # API calls per person (n/second|minute|hour|day); "off" for none. 300/minute is 5/s, a fifth
     # or less of what one `glint serve` worker answers (README "Deployment"), so one person's
     # script cannot take the whole server.
@@ -345,13 +346,18 @@ def read_or_create_secret(path: Path, make: callable) -> str:
     return path.read_text().strip()
 
 
+#: The files of the data directory that hold keys: Django's secret key, and the keys that decrypt
+#: every repo's credentials (a backup carries both; see ``glint backup``).
+SECRET_KEY_FILE, CREDENTIAL_KEYS_FILE = "secret_key", "credential_keys"
+
+
 def secret_key(data_dir: Path) -> str:
-    return read_or_create_secret(data_dir / "secret_key", lambda: secrets.token_urlsafe(50))
+    return read_or_create_secret(data_dir / SECRET_KEY_FILE, lambda: secrets.token_urlsafe(50))
 
 
 def credential_keys(data_dir: Path) -> list[str]:
     """Fernet keys for repo credentials, newest first (one per line; see ``glint keys rotate``)."""
     stored = read_or_create_secret(
-        data_dir / "credential_keys", lambda: Fernet.generate_key().decode()
+        data_dir / CREDENTIAL_KEYS_FILE, lambda: Fernet.generate_key().decode()
     )
     return [line.strip() for line in stored.splitlines() if line.strip()]

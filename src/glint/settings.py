@@ -191,17 +191,20 @@ SPECTACULAR_SETTINGS = {
     "OAS_VERSION": "3.1.0",  # for the mutualTLS security scheme (certificate sign-in)
 }
 
+if GLINT["log_format"] not in ("plain", "json"):
+    raise config.ConfigError(f"GLINT_LOG_FORMAT is {GLINT['log_format']!r}: use plain or json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"}
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"},
+        "json": {"()": "glint.logs.JsonFormatter"},
     },
     "filters": {"request_id": {"()": "glint.web.request_context.RequestIdLogFilter"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": "plain",
+            "formatter": GLINT["log_format"],
             "filters": ["request_id"],
         }
     },

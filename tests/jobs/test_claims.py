@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from django.db import connection, transaction
@@ -12,21 +11,9 @@ from glint.jobs import claims, states
 from glint.jobs.models import Job
 from tests.jobs.helpers import copy_job
 from tests.plans.helpers import add_repo
+from tests.postgres import wait_until_blocked
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def wait_until_blocked(cursor, sessions: int, seconds: float = 15) -> None:
-    """Until ``sessions`` other database sessions wait for a lock."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        cursor.execute(
-            "SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted"
-        )  # live, not a snapshot
-        if cursor.fetchone()[0] >= sessions:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{sessions} workers never both reached their claim")
 
 
 def test_two_workers_never_both_take_a_repos_last_free_slot(group_a, settings):

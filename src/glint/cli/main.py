@@ -1,14 +1,15 @@
 """Entry point of the ``glint`` console script.
 
 Commands that manage the server itself (``serve``, ``worker``, ``user add``, ``group add``,
-``keys rotate``, ``repo import``, ``migrate``) run against the local database with Django set up;
-client commands (``login``, ``whoami``, ``repos``, ``images``, ``conflicts``) only speak HTTPS to
-the REST API.
+``keys rotate``, ``repo import``, ``migrate``, ``backup``, ``restore``) run against the local
+database with Django set up; client commands (``login``, ``whoami``, ``repos``, ``images``,
+``conflicts``) only speak HTTPS to the REST API.
 """
 
 import click
 
 from glint.cli import (
+    backup_commands,
     client_commands,
     job_commands,
     repo_commands,
@@ -33,6 +34,7 @@ client_commands.register(cli)
 repo_commands.register(cli)
 job_commands.register(cli)
 transfer_commands.register(cli)
+backup_commands.register(cli)
 
 
 def main() -> None:

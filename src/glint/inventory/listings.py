@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterable
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -142,6 +142,28 @@ def _apply_diff(repo_id: int, records: list[ImageRecord], prints: dict[str, str]
     return bool(new or changed or vanished)
 
 
+def claim_poll(repo_id: int, owner: str, seconds: float) -> bool:
+    """Take the poll of ``repo_id`` for ``seconds``, if it is still due and no other process
+    holds it; whether this process may poll it now.
+
+    One compare-and-set on the inventory row, so of several Glint processes on one database
+    (web replicas, each with its poller) exactly one polls a due repo; the poll's record releases
+    it, and a lease whose process died runs out.
+    """
+    now = timezone.now()
+    m.RepoInventory.objects.bulk_create([m.RepoInventory(repo_id=repo_id)], ignore_conflicts=True)
+    return bool(
+        m.RepoInventory.objects.filter(pk=repo_id)
+        .filter(Q(poll_lease_expires__isnull=True) | Q(poll_lease_expires__lt=now))
+        .filter(
+            Q(next_poll_at__isnull=True)
+            | Q(next_poll_at__lte=now)
+            | Q(refresh_requested_at__isnull=False)
+        )
+        .update(poll_lease_owner=owner, poll_lease_expires=now + dt.timedelta(seconds=seconds))
+    )
+
+
 def record_listing(
     repo_id: int,
     records: list[ImageRecord],
@@ -179,6 +201,7 @@ def record_listing(
             failures=0,
             polls_total=F("polls_total") + 1,
             next_poll_at=now + dt.timedelta(seconds=interval),
+            **_RELEASED,
         )
         m.RepoInventory.objects.filter(pk=repo_id, refresh_requested_at__lte=started_at).update(
             refresh_requested_at=None
@@ -187,6 +210,10 @@ def record_listing(
             last_poll_at=now, last_poll_ok=True, last_poll_error="", last_poll_duration=duration
         )
     return changed
+
+
+#: The poll lease's fields once the poll is recorded.
+_RELEASED = {"poll_lease_owner": "", "poll_lease_expires": None}
 
 
 def retry_delay(failures: int, interval: int) -> float:
@@ -210,6 +237,7 @@ def record_failure(
             errors_total=F("errors_total") + 1,
             polls_total=F("polls_total") + 1,
             next_poll_at=now + dt.timedelta(seconds=retry_delay(failures, interval)),
+            **_RELEASED,
         )
         m.RepoInventory.objects.filter(pk=repo_id, refresh_requested_at__lte=started_at).update(
             refresh_requested_at=None

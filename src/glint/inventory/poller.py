@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Iterable
@@ -43,6 +45,8 @@ log = logging.getLogger(__name__)
 
 #: Longest the background thread sleeps before looking for due repos again.
 TICK_SECONDS = 2.0
+#: Seconds a poll lease outlives the listing's own deadline (the record is written after it).
+LEASE_MARGIN = 30
 
 
 @dataclasses.dataclass(frozen=True)
@@ -294,7 +298,12 @@ class _BackgroundPoller(threading.Thread):
         results = coordinator.collect()
         for result in results:
             if not result.ok:
-                log.info("repo %s poll failed: %s", result.repo_id, result.error)
+                log.info(
+                    "repo %s poll failed: %s",
+                    result.repo_id,
+                    result.error,
+                    extra={"repo": result.repo_id},
+                )
         changed = [r.repo_id for r in results if r.changed]
         if changed:  # the matrix rebuilds its cached rows now, so the next page load need not
             inventory_changed.send(sender=_BackgroundPoller, repo_ids=changed)
@@ -302,7 +311,14 @@ class _BackgroundPoller(threading.Thread):
         if free <= 0:
             return
         for repo in due_repos().exclude(pk__in=list(coordinator.running))[:free]:
-            coordinator.start(repo)
+            # Another Glint process on this database may be polling it, or just has.
+            if listings.claim_poll(repo.pk, _owner(), coordinator.timeout + LEASE_MARGIN):
+                coordinator.start(repo)
+
+
+def _owner() -> str:
+    """This process, as the holder of the polls it takes (read when polling: after any fork)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 _background: _BackgroundPoller | None = None

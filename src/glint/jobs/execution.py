@@ -33,6 +33,7 @@ from glint.jobs import states
 from glint.jobs.kinds import run_kind
 from glint.jobs.models import Job, JobTarget
 from glint.jobs.runners import discard_unfinished, fail_target
+from glint.logs import job_context
 from glint.replication import TargetState, UnexpectedError
 
 __all__ = ["LeaseKeeper", "run_claimed"]
@@ -147,7 +148,8 @@ def run_claimed(job_id: int, owner: str, stream=None) -> str | None:
                     None,
                 )
             try:
-                run_kind(job, todo, keeper.cancel, stream=stream)
+                with job_context(job.pk):
+                    run_kind(job, todo, keeper.cancel, stream=stream)
             except Exception as exc:
                 log.exception("job %s failed unexpectedly", job.pk)
                 error = UnexpectedError(internal_error_message(exc))

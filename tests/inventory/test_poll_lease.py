@@ -1,0 +1,66 @@
+"""Several Glint processes on one database (web replicas, each with its poller) poll a due repo
+once between them: the poll lease (``listings.claim_poll``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from glint.inventory import listings
+from glint.inventory.models import RepoInventory
+from glint.inventory.poller import request_refresh
+from tests.plans.helpers import add_repo
+from tests.postgres import wait_until_blocked
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_of_processes_claiming_a_due_poll_at_once_one_polls(group_a):
+    """The moment is forced by PostgreSQL: the test holds the inventory table locked until every
+    claimer waits on it; without one compare-and-set, each would then see the repo due and
+    free, and all would poll."""
+    repo = add_repo(group_a, "raced", "p1")
+    RepoInventory.objects.filter(repo=repo).update(next_poll_at=None)
+    outcomes = []
+
+    def claimer(name: str) -> None:
+        try:
+            outcomes.append(listings.claim_poll(repo.pk, name, 60))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claimer, args=(f"process-{n}",)) for n in range(3)]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {RepoInventory._meta.db_table} IN ACCESS EXCLUSIVE MODE")
+        for thread in threads:
+            thread.start()
+        wait_until_blocked(cursor, 3)
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes) == [False, False, True]
+
+
+def test_the_record_releases_the_lease_and_a_dead_holder_s_runs_out(group_a):
+    repo = add_repo(group_a, "leased", "p1")
+    RepoInventory.objects.filter(repo=repo).update(next_poll_at=None)
+    started = timezone.now()
+    assert listings.claim_poll(repo.pk, "web-1", 60)
+    assert not listings.claim_poll(repo.pk, "web-2", 60), "held by web-1"
+
+    listings.record_listing(
+        repo.pk, [], project_id="p1", duration=0.1, started_at=started, interval=300
+    )
+    inventory = RepoInventory.objects.get(repo=repo)
+    assert inventory.poll_lease_owner == "" and inventory.poll_lease_expires is None
+    assert not listings.claim_poll(repo.pk, "web-2", 60), "polled just now: not due"
+
+    request_refresh([repo.pk])  # a person asks for a poll now
+    assert listings.claim_poll(repo.pk, "web-2", 60)
+    RepoInventory.objects.filter(repo=repo).update(
+        poll_lease_expires=timezone.now() - dt.timedelta(seconds=1)
+    )  # web-2 died mid-poll
+    assert listings.claim_poll(repo.pk, "web-3", 60), "a lost holder's lease runs out"

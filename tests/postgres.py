@@ -1,0 +1,61 @@
+"""PostgreSQL for tests: fresh databases on the test run's server (``scripts/test`` starts one and
+names it in ``GLINT_DATABASE_URL``) for Glint processes of their own, and a way to line sessions
+up at a lock."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+
+@contextlib.contextmanager
+def fresh_databases(count: int) -> Iterator[list[str]]:
+    """``count`` new, empty databases; their URLs. Dropped afterwards."""
+    server = os.environ.get("GLINT_DATABASE_URL", "")
+    if not server.startswith("postgresql"):
+        pytest.skip("no PostgreSQL server in GLINT_DATABASE_URL (scripts/test starts one)")
+    names = [f"glint_{uuid.uuid4().hex[:10]}" for _ in range(count)]
+    with psycopg.connect(server, autocommit=True) as admin:
+        for name in names:
+            admin.execute(f'CREATE DATABASE "{name}"')
+    base = server.rsplit("/", 1)[0]
+    try:
+        yield [f"{base}/{name}" for name in names]
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            for name in names:
+                _drop(admin, name)
+
+
+def _drop(admin, name: str) -> None:
+    """Drop a test database once the Glint processes' connections to it have gone (the test's
+    role may not end other sessions itself)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            return
+        except psycopg.errors.ObjectInUse:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def wait_until_blocked(cursor, sessions: int, seconds: float = 15) -> None:
+    """Until ``sessions`` other database sessions wait for a lock (a test holding a table lock
+    then knows they are all on their way to the same step)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        cursor.execute(
+            "SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted"
+        )  # live, not a snapshot
+        if cursor.fetchone()[0] >= sessions:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{sessions} sessions never all reached the lock")
