@@ -47,7 +47,22 @@ def _drop(admin, name: str) -> None:
             time.sleep(0.2)
 
 
-def wait_until_blocked(cursor, sessions: int, seconds: float = 15) -> None:
+def run_at_once(model, threads) -> None:
+    """Start ``threads`` (each with its own database session) while ``model``'s table is locked,
+    release it once every one waits for the lock, and join them: they reach the table at the
+    same moment, as processes racing for one row would."""
+    from django.db import connection, transaction
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {model._meta.db_table} IN ACCESS EXCLUSIVE MODE")
+        for thread in threads:
+            thread.start()
+        _wait_until_blocked(cursor, len(threads))
+    for thread in threads:
+        thread.join(30)
+
+
+def _wait_until_blocked(cursor, sessions: int, seconds: float = 15) -> None:
     """Until ``sessions`` other database sessions wait for a lock (a test holding a table lock
     then knows they are all on their way to the same step)."""
     deadline = time.monotonic() + seconds

@@ -7,14 +7,14 @@ import datetime as dt
 import threading
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from glint.inventory import listings
 from glint.inventory.models import RepoInventory
 from glint.inventory.poller import request_refresh
 from tests.plans.helpers import add_repo
-from tests.postgres import wait_until_blocked
+from tests.postgres import run_at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,14 +33,9 @@ def test_of_processes_claiming_a_due_poll_at_once_one_polls(group_a):
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=claimer, args=(f"process-{n}",)) for n in range(3)]
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"LOCK TABLE {RepoInventory._meta.db_table} IN ACCESS EXCLUSIVE MODE")
-        for thread in threads:
-            thread.start()
-        wait_until_blocked(cursor, 3)
-    for thread in threads:
-        thread.join(30)
+    run_at_once(
+        RepoInventory, [threading.Thread(target=claimer, args=(f"web-{n}",)) for n in range(3)]
+    )
     assert sorted(outcomes) == [False, False, True]
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 
 from glint.jobs import claims, states
 from glint.jobs.models import Job
 from tests.jobs.helpers import copy_job
 from tests.plans.helpers import add_repo
-from tests.postgres import wait_until_blocked
+from tests.postgres import run_at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,13 +38,6 @@ def test_two_workers_never_both_take_a_repos_last_free_slot(group_a, settings):
         finally:
             connection.close()
 
-    workers = [threading.Thread(target=worker, args=(job.pk,)) for job in jobs]
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(f"LOCK TABLE {Job._meta.db_table} IN ACCESS EXCLUSIVE MODE")
-        for thread in workers:
-            thread.start()
-        wait_until_blocked(cursor, 2)
-    for thread in workers:
-        thread.join(30)
+    run_at_once(Job, [threading.Thread(target=worker, args=(job.pk,)) for job in jobs])
     assert sorted(outcomes.values()) == ["claimed", "over the limit"], outcomes
     assert Job.objects.filter(state=states.RUNNING).count() == 1
