@@ -2,7 +2,6 @@
 
 from django.urls import include, path
 
-from glint.inventory.metrics import metrics
 from glint.plans.urls import image_urlpatterns
 from glint.transfers.urls import download_urlpatterns
 from glint.web import views as web_views
@@ -11,7 +10,7 @@ urlpatterns = [
     path("", web_views.home, name="home"),
     path("healthz", web_views.healthz, name="healthz"),
     path("readyz", web_views.readyz, name="readyz"),
-    path("metrics", metrics, name="metrics"),
+    path("metrics", web_views.metrics, name="metrics"),
     path("accounts/", include("glint.accounts.urls")),
     path("audit/", include("glint.audit.urls")),
     path("repos/", include("glint.repos.urls")),

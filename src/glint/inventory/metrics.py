@@ -1,17 +1,13 @@
-"""``/metrics``: inventory polling in the Prometheus text format (version 0.0.4).
+"""The inventory's part of ``/metrics``: polling, in the Prometheus text format (version 0.0.4).
 
 Probes reach it without a certificate, so it names repos and groups by id only: no names, DNs,
 URLs or error texts (an error can quote a cloud's URL). Two queries, whatever the inventory size.
 """
 
 from django.db.models import Count
-from django.http import HttpResponse
-from django.views.decorators.http import require_GET
 
 from glint.inventory.models import Image
 from glint.repos.models import Repo
-
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 #: (metric, type, help, value of one repo's row from ``_repo_rows``)
 REPO_METRICS = [
@@ -81,7 +77,7 @@ def _repo_rows():
     return [dict(row, images=counts.get(row["pk"], 0)) for row in rows]
 
 
-def render_metrics() -> str:
+def render_metrics() -> list[str]:
     rows = _repo_rows()
     lines = []
     for name, kind, help_text, value_of in REPO_METRICS:
@@ -99,10 +95,4 @@ def render_metrics() -> str:
         f'glint_repos{{enabled="true"}} {sum(1 for row in rows if row["enabled"])}',
         f'glint_repos{{enabled="false"}} {sum(1 for row in rows if not row["enabled"])}',
     ]
-    return "\n".join(lines) + "\n"
-
-
-@require_GET
-def metrics(request):
-    """Prometheus scrape endpoint; GET only, no identity needed, nothing private."""
-    return HttpResponse(render_metrics(), content_type=CONTENT_TYPE)
+    return lines

@@ -2,15 +2,28 @@
 
 from django.conf import settings
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect
+from django.views.decorators.http import require_GET
 
+from glint.inventory.metrics import render_metrics
+from glint.jobs.metrics import render_job_metrics
+
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 #: Seconds the readiness probe waits for the broker.
 BROKER_TIMEOUT = 2
 
 
 def home(request):
     return redirect("images:matrix")
+
+
+@require_GET
+def metrics(request):
+    """Prometheus scrape endpoint; GET only, no identity needed, nothing private: the
+    inventory's polls, then the jobs."""
+    lines = [*render_metrics(), *render_job_metrics()]
+    return HttpResponse("\n".join(lines) + "\n", content_type=METRICS_CONTENT_TYPE)
 
 
 def healthz(request):
