@@ -163,6 +163,9 @@ def test_serve_only_sends_the_job_id_and_a_worker_carries_out_the_copy(
     assert REDIS_PASSWORD not in live.server.log() + workers.logs(), (
         "a log shows the broker password"
     )
+    runners = {w["kind"]: w for w in api.get("workers/")}
+    assert set(runners) == {"celery"}, "the web server runs no job, the worker beats"
+    assert runners["celery"]["alive"] and runners["celery"]["name"].startswith("glint-")
 
 
 @pytest.mark.devcloud

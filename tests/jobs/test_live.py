@@ -145,3 +145,8 @@ def test_job_rows_and_api_hold_no_secret(devcloud, live, api):
     assert "jobs-" in rows and "jobs-" in listing, "there are job rows to look at"
     for secret in secrets:
         assert secret not in rows and secret not in listing
+
+
+def test_the_cluster_lists_the_server_s_own_job_runner(live, api):
+    (runner,) = api.get("workers/")
+    assert runner["kind"] == "embedded" and runner["alive"] and runner["pid"] > 0

@@ -13,7 +13,7 @@ from glint.accounts.api.views import (
 )
 from glint.audit.api.views import AuditRecordViewSet
 from glint.inventory.api.views import GroupRefreshView, RepoRefreshView
-from glint.jobs.api.views import JobViewSet
+from glint.jobs.api.views import JobViewSet, WorkerViewSet
 from glint.plans.api.views import ConflictViewSet, ImageRowViewSet, PlanViewSet
 from glint.repos.api.views import RepoViewSet
 from glint.transfers.api.views import UploadViewSet
@@ -28,6 +28,7 @@ router.register("memberships", MembershipViewSet, basename="membership")
 router.register("access-requests", AccessRequestViewSet, basename="access-request")
 router.register("audit", AuditRecordViewSet, basename="audit")
 router.register("jobs", JobViewSet, basename="job")
+router.register("workers", WorkerViewSet, basename="worker")
 router.register("plans", PlanViewSet, basename="plan")
 router.register("uploads", UploadViewSet, basename="upload")
 

@@ -1,6 +1,7 @@
 """``glint worker``: a Celery worker (with beat) that runs jobs for ``GLINT_JOB_RUNNER=celery``."""
 
 import os
+import socket
 
 import click
 
@@ -60,15 +61,24 @@ def worker(concurrency, loglevel, beat):
             f"cannot reach the broker {redact_url(settings.GLINT_BROKER_URL)}: "
             f"{type(exc).__name__}: {exc}"
         ) from None
+    from glint.jobs.heartbeat import NAME_VARIABLE, Heartbeat
+
+    name = f"glint-{os.getpid()}@{socket.gethostname()}"
+    os.environ[NAME_VARIABLE] = name  # before Celery forks its pool: the leases carry the name
     argv = [
         "worker",
         f"--concurrency={concurrency or settings.GLINT_JOB_WORKERS}",
         f"--loglevel={(loglevel or settings.GLINT['log_level']).upper()}",
-        f"--hostname=glint-{os.getpid()}@%h",
+        f"--hostname={name}",
         "--without-gossip",
         "--without-mingle",
     ]
-    app.worker_main([*argv, "--beat"] if beat else argv)
+    heartbeat = Heartbeat("celery")
+    heartbeat.start()
+    try:
+        app.worker_main([*argv, "--beat"] if beat else argv)
+    finally:
+        heartbeat.stop()
 
 
 def register(cli: click.Group) -> None:

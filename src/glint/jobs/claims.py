@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
-import socket
 import uuid
 from collections import Counter
 
@@ -22,6 +21,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from glint.jobs import states
+from glint.jobs.heartbeat import worker_name
 from glint.jobs.models import Job, JobTarget
 
 __all__ = [
@@ -39,8 +39,9 @@ CLAIM_LOCK_KEY = 0x676C696E74
 
 
 def worker_owner() -> str:
-    """A lease owner name no other worker uses: host, process, and a random part."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """A lease owner name no other worker uses: the runner's name (``heartbeat.worker_name``),
+    the process, and a random part."""
+    return f"{worker_name()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def claimable() -> Q:

@@ -39,6 +39,7 @@ from django.db.models import F
 
 from glint.config import redact_url
 from glint.jobs import claims, execution, reconcile
+from glint.jobs.heartbeat import Heartbeat
 from glint.jobs.models import Job
 
 __all__ = [
@@ -86,6 +87,7 @@ class EmbeddedDispatcher(Dispatcher):
     def __init__(self, workers: int, per_repo: int, per_source: int):
         self.workers, self.per_repo, self.per_source = workers, per_repo, per_source
         self.owner = claims.worker_owner()
+        self.heartbeat = Heartbeat("embedded")
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="glint-job")
         self.running: dict[int, Future] = {}
         self.wake = threading.Event()
@@ -101,6 +103,7 @@ class EmbeddedDispatcher(Dispatcher):
     def start(self) -> None:
         for thread in self.threads:
             thread.start()
+        self.heartbeat.start()
         log.info("job dispatcher %s started with %d workers", self.owner, self.workers)
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -108,6 +111,7 @@ class EmbeddedDispatcher(Dispatcher):
         self.wake.set()
         for thread in self.threads:
             thread.join(timeout)
+        self.heartbeat.stop(timeout)
         self.pool.shutdown(wait=False, cancel_futures=True)
 
     # The dispatcher

@@ -22,7 +22,7 @@ from django.utils.translation import gettext_lazy as _
 from glint.jobs import states
 from glint.jobs.choices import JobKind, JobState, TargetStateChoices
 
-__all__ = ["Job", "JobTarget"]
+__all__ = ["Job", "JobTarget", "Worker"]
 
 
 class JobQuerySet(models.QuerySet):
@@ -155,3 +155,31 @@ class JobTarget(models.Model):
         if not self.bytes_total:
             return None
         return min(100, int(self.bytes_done * 100 / self.bytes_total))
+
+
+class Worker(models.Model):
+    """A process that runs jobs (the embedded runner of a ``glint serve``, or a ``glint worker``),
+    as it last said it was alive (``glint.jobs.heartbeat``).
+
+    Fields:
+        name: ``host:pid`` of an embedded runner, ``glint-PID@host`` of a Celery worker: the
+            prefix of the leases it takes (``Job.lease_owner``), so its running jobs are found.
+        kind: ``embedded`` or ``celery``.
+        started, last_seen: When it started, and its last heartbeat.
+    """
+
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    kind = models.CharField(_("kind"), max_length=20)
+    host = models.CharField(_("host"), max_length=255)
+    pid = models.PositiveIntegerField(_("process id"))
+    started = models.DateTimeField(_("started"), default=timezone.now)
+    last_seen = models.DateTimeField(_("last heartbeat"), default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} worker {self.name}"
+
+    def running_jobs(self):
+        return Job.objects.filter(state=states.RUNNING, lease_owner__startswith=f"{self.name}:")

@@ -19,6 +19,7 @@ group's jobs.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import hashlib
 from collections.abc import Iterable, Sequence
 
@@ -30,8 +31,9 @@ from glint import audit
 from glint.accounts.models import Group, User
 from glint.inventory.models import Image
 from glint.jobs import states
+from glint.jobs.heartbeat import HEARTBEAT_SECONDS
 from glint.jobs.matrix import FAILED_CELL_DAYS, cell_overlays, group_matrix
-from glint.jobs.models import Job, JobTarget
+from glint.jobs.models import Job, JobTarget, Worker
 from glint.matrix.rows import CellState, Row
 from glint.replication import ConflictPolicy
 from glint.repos.models import Repo
@@ -46,6 +48,7 @@ __all__ = [
     "live_conversion",
     "cancel",
     "retry",
+    "workers_with_jobs",
     "cell_overlays",  # built in glint.jobs.matrix, named here too for callers of this module
     "FAILED_CELL_DAYS",
 ]
@@ -534,3 +537,25 @@ def retry(job: Job, user: User | None) -> Job:
         transaction.on_commit(lambda: _notify(job.pk))
     job.refresh_from_db()
     return job
+
+
+# The cluster
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerStatus:
+    """A job runner as the cluster page shows it: its row, whether it is alive, and its jobs."""
+
+    worker: Worker
+    alive: bool
+    running: list[Job]
+
+
+def workers_with_jobs() -> list[WorkerStatus]:
+    """Every job runner that has sent a heartbeat, alive ones first, with the jobs it runs."""
+    gone = timezone.now() - datetime.timedelta(seconds=3 * HEARTBEAT_SECONDS)
+    found = [
+        WorkerStatus(w, w.last_seen >= gone, list(w.running_jobs().order_by("pk")))
+        for w in Worker.objects.all()
+    ]
+    return sorted(found, key=lambda s: (not s.alive, s.worker.name))

@@ -9,6 +9,7 @@ A live job's detail re-draws its targets every few seconds.
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -19,7 +20,7 @@ from glint.jobs.choices import JobState
 from glint.jobs.filtersets import JobFilterSet
 from glint.jobs.matrix import failed_job_of_cell
 from glint.jobs.models import Job
-from glint.jobs.services import JobRefused
+from glint.jobs.services import JobRefused, workers_with_jobs
 from glint.jobs.services import cancel as cancel_job
 from glint.jobs.services import retry as retry_job
 from glint.repos.models import Repo
@@ -54,6 +55,13 @@ def job_list(request):
         },
         status=200 if valid else 400,
     )
+
+
+def worker_list(request):
+    """The cluster: every job runner, when it was last heard of, and the jobs it runs (admins)."""
+    if not request.user.is_admin:
+        raise PermissionDenied("The cluster page is for Glint admins.")
+    return render(request, "jobs/workers.html", {"workers": workers_with_jobs()})
 
 
 def _visible_job(request, job_id) -> Job:

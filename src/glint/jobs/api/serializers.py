@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from glint.jobs.models import Job, JobTarget
 
-__all__ = ["JobSerializer", "JobTargetSerializer"]
+__all__ = ["JobSerializer", "JobTargetSerializer", "WorkerStatusSerializer"]
 
 
 class JobTargetSerializer(serializers.ModelSerializer):
@@ -69,3 +69,19 @@ class JobSerializer(serializers.ModelSerializer):
 
     def get_cancel_requested(self, job) -> bool:
         return job.cancel_requested is not None
+
+
+class WorkerStatusSerializer(serializers.Serializer):
+    """A job runner: its name, kind, host and process, heartbeats, and the ids of its jobs."""
+
+    name = serializers.CharField(source="worker.name")
+    kind = serializers.CharField(source="worker.kind")
+    host = serializers.CharField(source="worker.host")
+    pid = serializers.IntegerField(source="worker.pid")
+    started = serializers.DateTimeField(source="worker.started")
+    last_seen = serializers.DateTimeField(source="worker.last_seen")
+    alive = serializers.BooleanField(help_text="Heard of within the last three heartbeats.")
+    running_jobs = serializers.SerializerMethodField()
+
+    def get_running_jobs(self, status) -> list[int]:
+        return [job.pk for job in status.running]

@@ -12,8 +12,9 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from glint.accounts.access import visible_group
+from glint.drf.permissions import IsAdmin, IsRegisteredUser
 from glint.jobs import services, states
-from glint.jobs.api.serializers import JobSerializer
+from glint.jobs.api.serializers import JobSerializer, WorkerStatusSerializer
 from glint.jobs.filtersets import JobFilterSet
 from glint.jobs.models import Job
 
@@ -80,3 +81,13 @@ class JobViewSet(viewsets.ReadOnlyModelViewSet):
         Any member of the job's group may retry it. 409 if the job is still live or all done.
         """
         return self._act(request, services.retry)
+
+
+class WorkerViewSet(viewsets.ViewSet):
+    """The cluster (admins): every job runner, its last heartbeat and the jobs it runs."""
+
+    permission_classes = [IsRegisteredUser, IsAdmin]
+
+    @extend_schema(responses=WorkerStatusSerializer(many=True))
+    def list(self, request):
+        return Response(WorkerStatusSerializer(services.workers_with_jobs(), many=True).data)
