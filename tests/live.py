@@ -286,7 +286,7 @@ class LiveGlint:
     settings: dict[str, str] = field(default_factory=dict)
 
     def glint(self, *args: str):
-        result = run_glint(self.server.data_dir, *args)
+        result = run_glint(self.server.data_dir, *args, **self.settings)
         assert result.returncode == 0, result.stderr
         return result
 
@@ -329,7 +329,7 @@ def start_live_glint(
             *[a for c in clouds for a in ("--cloud", c)],
         ),
     ):
-        result = run_glint(data_dir, *args)
+        result = run_glint(data_dir, *args, **settings)
         assert result.returncode == 0, result.stderr
     _cert, _key, cert_file = pki.person(LIVE_ADMIN_CN)
     serve_args = pki.serve_args
