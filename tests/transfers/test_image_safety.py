@@ -1,6 +1,7 @@
 """Images that must never reach a cloud, against the devcloud: a qcow2 naming a backing file or an
-external data file (refused by Glint itself on upload, web link and copy, whatever the cloud's
-Glance would do), and bytes that do not match the checksum the person declared.
+external data file, or a vmdk descriptor (refused by Glint itself on upload, web link and copy,
+whatever the cloud's Glance would do), and bytes that do not match the checksum the person
+declared.
 
 The copy's source is put in the cloud as ``container_format=ovf``: this Glance inspects only
 ``bare`` images, so it stores the unsafe qcow2, as an older Glance would store any.
@@ -64,6 +65,20 @@ def test_an_unsafe_qcow2_file_is_refused_before_anything_reaches_a_cloud(
     assert Upload.objects.get(pk=upload["id"]).error_code == "unsafe_image"
     assert not Job.objects.exists(), "no job was started"
     assert images_named(devcloud, image_name) == NOTHING
+
+
+@pytest.mark.parametrize("declared", ["vmdk", "raw"])
+def test_a_vmdk_descriptor_is_refused_before_anything_reaches_a_cloud(
+    devcloud, client, group_a, repos, image_name, tmp_path, declared
+):
+    descriptor = qemu_image(tmp_path, "vmdk", "-o", "subformat=monolithicFlat")
+    upload = start(client, group_a, repos, name=image_name, disk_format=declared)
+
+    response = put(client, upload, descriptor.read_bytes())
+
+    assert response.status_code == 400, response.content
+    assert response.json()["detail"].startswith("the file is a vmdk descriptor, whose extents")
+    assert not Job.objects.exists() and images_named(devcloud, image_name) == NOTHING
 
 
 def test_an_unsafe_qcow2_link_fails_its_job_and_leaves_nothing(

@@ -141,8 +141,6 @@ def _check_self_contained(path: Path) -> None:
     with path.open("rb") as handle:
         head = handle.read(HEAD_BYTES)
     reason = unsafe_reason(head)
-    if reason is None and head.startswith(b"# Disk DescriptorFile"):
-        reason = "a vmdk descriptor, whose extents are other files"
     if reason:
         raise ConversionFailed(f"the image is {reason}; Glint does not convert it")
 

@@ -1,6 +1,7 @@
-"""Whether an image's first bytes are safe for a cloud to use: a qcow2 that names other files.
+"""Whether an image's first bytes are safe for a cloud to use: a qcow2 that names other files, or a
+vmdk descriptor (a text file whose extents are other files).
 
-A backing file or an external data file is opened by whoever runs the image (qemu on a
+A backing file, an external data file or an extent is opened by whoever runs the image (qemu on a
 hypervisor, a conversion on the Glance host), so such an image reads files of the host. Newer
 Glance refuses them on upload (its format inspector), older ones and images not declared ``bare``
 do not; Glint refuses them itself: on upload (``glint.transfers.formats.check_safe``) and before
@@ -32,6 +33,8 @@ def read_head(driver, image_id: str) -> bytes:
 # qcow2 safety (the header layout: qemu's docs/interop/qcow2.txt)
 
 _QCOW2_MAGIC = b"QFI\xfb"
+#: How a vmdk descriptor file begins (a monolithic vmdk begins with ``KDMV`` instead).
+_VMDK_DESCRIPTOR = b"# Disk DescriptorFile"
 #: Version 2 header: magic, version, backing_file_offset, backing_file_size, cluster_bits, size,
 #: crypt_method, l1_size, l1_table_offset, refcount_table_offset, refcount_table_clusters,
 #: nb_snapshots, snapshots_offset.
@@ -56,8 +59,14 @@ def unsafe_reason(head: bytes) -> str | None:
 
     Returns:
         ``"a qcow2 image with a backing file ('base.raw')…"`` and the like, or None for
-        anything that is not a qcow2 naming another file.
+        anything that is neither a qcow2 naming another file nor a vmdk descriptor.
     """
+    if head.startswith(_VMDK_DESCRIPTOR):
+        return (
+            "a vmdk descriptor, whose extents are other files for the cloud to open on its "
+            "hosts; Glint refuses it, as Glance does: make one self-contained vmdk first "
+            "(qemu-img convert -O vmdk -o subformat=streamOptimized IN OUT)"
+        )
     if not head.startswith(_QCOW2_MAGIC):
         return None
     hazards = _qcow2_hazards(head)
