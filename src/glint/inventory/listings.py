@@ -142,9 +142,10 @@ def _apply_diff(repo_id: int, records: list[ImageRecord], prints: dict[str, str]
     return bool(new or changed or vanished)
 
 
-def claim_poll(repo_id: int, owner: str, seconds: float) -> bool:
-    """Take the poll of ``repo_id`` for ``seconds``, if it is still due and no other process
-    holds it; whether this process may poll it now.
+def claim_poll(repo_id: int, owner: str, seconds: float, *, due_only: bool = True) -> bool:
+    """Take the poll of ``repo_id`` for ``seconds``, if it is still due (or ``due_only`` is
+    False: a repo of the same cloud project as one being polled) and no other process holds it;
+    whether this process may poll it now.
 
     One compare-and-set on the inventory row, so of several Glint processes on one database
     (web replicas, each with its poller) exactly one polls a due repo; the poll's record releases
@@ -152,15 +153,17 @@ def claim_poll(repo_id: int, owner: str, seconds: float) -> bool:
     """
     now = timezone.now()
     m.RepoInventory.objects.bulk_create([m.RepoInventory(repo_id=repo_id)], ignore_conflicts=True)
-    return bool(
-        m.RepoInventory.objects.filter(pk=repo_id)
-        .filter(Q(poll_lease_expires__isnull=True) | Q(poll_lease_expires__lt=now))
-        .filter(
+    free = m.RepoInventory.objects.filter(pk=repo_id).filter(
+        Q(poll_lease_expires__isnull=True) | Q(poll_lease_expires__lt=now)
+    )
+    if due_only:
+        free = free.filter(
             Q(next_poll_at__isnull=True)
             | Q(next_poll_at__lte=now)
             | Q(refresh_requested_at__isnull=False)
         )
-        .update(poll_lease_owner=owner, poll_lease_expires=now + dt.timedelta(seconds=seconds))
+    return bool(
+        free.update(poll_lease_owner=owner, poll_lease_expires=now + dt.timedelta(seconds=seconds))
     )
 
 

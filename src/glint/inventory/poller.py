@@ -89,6 +89,8 @@ class _Running:
     started: float  # monotonic
     started_at: object  # wall clock, for the refresh flag
     deadline: float
+    #: Other repos of the same cloud project: the one listing is recorded for them too.
+    sharing: tuple[int, ...] = ()
 
 
 class _Coordinator:
@@ -109,8 +111,9 @@ class _Coordinator:
         self.abandoned = {f for f in self.abandoned if not f.done()}
         return self.workers - len(self.running) - len(self.abandoned)
 
-    def start(self, repo: Repo) -> PollResult | None:
-        """Begin polling ``repo`` (the caller checked :meth:`free_slots` and ``running``).
+    def start(self, repo: Repo, sharing: tuple[int, ...] = ()) -> PollResult | None:
+        """Begin polling ``repo`` (the caller checked :meth:`free_slots` and ``running``), for
+        the repos ``sharing`` its cloud project as well.
 
         Returns a failed result at once when the repo's configuration cannot even be turned
         into a connection, else None.
@@ -130,7 +133,7 @@ class _Coordinator:
         if self.wake is not None:
             future.add_done_callback(lambda _f: self.wake.set())
         now = time.monotonic()
-        self.running[repo.pk] = _Running(future, now, started_at, now + self.timeout)
+        self.running[repo.pk] = _Running(future, now, started_at, now + self.timeout, sharing)
         return None
 
     def collect(self) -> list[PollResult]:
@@ -140,37 +143,39 @@ class _Coordinator:
         for repo_id, run in list(self.running.items()):
             if run.future.done():
                 del self.running[repo_id]
-                results.append(self._record(repo_id, run))
+                results += self._record(repo_id, run)
             elif now >= run.deadline:
                 del self.running[repo_id]
                 self.abandoned.add(run.future)
                 error = f"the cloud did not finish listing images within {self.timeout:g} s"
-                self._fail(repo_id, run, error, now - run.started)
-                results.append(PollResult(repo_id, False, now - run.started, error))
+                results += self._fail(repo_id, run, error, now - run.started)
         return results
 
-    def _record(self, repo_id: int, run: _Running) -> PollResult:
+    def _record(self, repo_id: int, run: _Running) -> list[PollResult]:
         duration = time.monotonic() - run.started
         try:
             records, project_id = run.future.result()
         except Exception as exc:
-            error = _describe(exc)
-            self._fail(repo_id, run, error, duration)
-            return PollResult(repo_id, False, duration, error)
-        changed = listings.record_listing(
-            repo_id,
-            records,
-            project_id=project_id,
-            duration=duration,
-            started_at=run.started_at,
-            interval=self.interval,
-        )
-        return PollResult(repo_id, True, duration, images=len(records), changed=changed)
+            return self._fail(repo_id, run, _describe(exc), duration)
+        results = []
+        for each in (repo_id, *run.sharing):
+            changed = listings.record_listing(
+                each,
+                records,
+                project_id=project_id,
+                duration=duration,
+                started_at=run.started_at,
+                interval=self.interval,
+            )
+            results.append(PollResult(each, True, duration, images=len(records), changed=changed))
+        return results
 
-    def _fail(self, repo_id: int, run: _Running, error: str, duration: float) -> None:
-        listings.record_failure(
-            repo_id, error, duration=duration, started_at=run.started_at, interval=self.interval
-        )
+    def _fail(self, repo_id: int, run: _Running, error: str, duration: float) -> list[PollResult]:
+        for each in (repo_id, *run.sharing):
+            listings.record_failure(
+                each, error, duration=duration, started_at=run.started_at, interval=self.interval
+            )
+        return [PollResult(each, False, duration, error) for each in (repo_id, *run.sharing)]
 
     def seconds_to_next_deadline(self) -> float | None:
         if not self.running:
@@ -214,13 +219,13 @@ def poll_repos(
     Returns:
         One result per repo, in the order they finished.
     """
-    pending = list({repo.pk: repo for repo in repos}.values())
+    pending = _by_cloud_project({repo.pk: repo for repo in repos}.values())
     coordinator = _coordinator(workers=workers, timeout=timeout)
     results: list[PollResult] = []
     try:
         while pending or coordinator.running:
             while pending and coordinator.free_slots() > 0:
-                failed = coordinator.start(pending.pop(0))
+                failed = coordinator.start(*pending.pop(0))
                 if failed:
                     results.append(failed)
             coordinator.wait_for_any(coordinator.seconds_to_next_deadline())
@@ -228,6 +233,15 @@ def poll_repos(
     finally:
         coordinator.close()
     return results
+
+
+def _by_cloud_project(repos: Iterable[Repo]) -> list[tuple[Repo, tuple[int, ...]]]:
+    """Each cloud project's first repo, with the ids of the others: one listing serves them all
+    (repos of two groups, or of one, that reach the same project see the same images)."""
+    projects: dict[str, list[Repo]] = {}
+    for repo in repos:
+        projects.setdefault(repo.cloud_project or f"repo {repo.pk}", []).append(repo)
+    return [(first, tuple(r.pk for r in rest)) for first, *rest in projects.values()]
 
 
 def due_repos():
@@ -310,10 +324,25 @@ class _BackgroundPoller(threading.Thread):
         free = coordinator.free_slots()
         if free <= 0:
             return
-        for repo in due_repos().exclude(pk__in=list(coordinator.running))[:free]:
+        lease = coordinator.timeout + LEASE_MARGIN
+        due = due_repos().exclude(pk__in=list(coordinator.running))[:free]
+        for repo, _due_alike in _by_cloud_project(due):
             # Another Glint process on this database may be polling it, or just has.
-            if listings.claim_poll(repo.pk, _owner(), coordinator.timeout + LEASE_MARGIN):
-                coordinator.start(repo)
+            if not listings.claim_poll(repo.pk, _owner(), lease):
+                continue
+            # Every other repo of its cloud project takes this listing too, due or not, so from
+            # now on they come due together and the project is listed once an interval.
+            alike = (
+                Repo.objects.filter(enabled=True, cloud_project=repo.cloud_project)
+                .exclude(pk__in=[repo.pk, *coordinator.running])
+                .values_list("pk", flat=True)
+                if repo.cloud_project
+                else []
+            )
+            sharing = tuple(
+                pk for pk in alike if listings.claim_poll(pk, _owner(), lease, due_only=False)
+            )
+            coordinator.start(repo, sharing)
 
 
 def _owner() -> str:
