@@ -141,37 +141,44 @@ def _ranges(name: str, value: object) -> list[ipaddress.IPv4Network | ipaddress.
     return networks
 
 
-def fetch_allow_cidrs(value: object) -> list[str]:
-    """``fetch_allow_cidrs`` checked: each entry an address range (``10.1.2.0/24``,
-    ``fd00::/8``)."""
-    _ranges("fetch_allow_cidrs", value)
-    return _list(value)
-
-
+#: Kinds of address a web link never reaches, whatever fetch_allow_cidrs says.
+_NEVER_FETCHED = ("link-local", "multicast", "unspecified", "reserved")
 #: Kinds of address a cloud endpoint never has, whatever cloud_allow_cidrs says.
-_NEVER_CLOUD = ("loopback", "link-local", "multicast", "unspecified", "reserved")
+_NEVER_CLOUD = ("loopback", *_NEVER_FETCHED)
+
+
+def fetch_allow_cidrs(value: object) -> list[str]:
+    """``fetch_allow_cidrs`` checked: address ranges (``10.1.2.0/24``, ``fd00::/8``, loopback
+    for a mirror on this machine), none that starts or ends in link-local (the clouds' metadata
+    services), multicast, unspecified or reserved space: never fetched from, so such an entry
+    would do nothing, or be a much broader allowance than meant."""
+    _refuse_ranges_reaching("fetch_allow_cidrs", value, _NEVER_FETCHED, "web links")
+    return _list(value)
 
 
 def cloud_allow_cidrs(value: object) -> list[str]:
     """``cloud_allow_cidrs`` checked: address ranges, none that starts or ends in loopback,
-    link-local, multicast, unspecified or reserved space (those are never allowed for a cloud,
-    so such an entry would do nothing, or be a much broader allowance than meant)."""
+    link-local, multicast, unspecified or reserved space (never allowed for a cloud)."""
+    _refuse_ranges_reaching("cloud_allow_cidrs", value, _NEVER_CLOUD, "cloud endpoints")
+    return _list(value)
+
+
+def _refuse_ranges_reaching(name: str, value: object, kinds: tuple[str, ...], what: str) -> None:
     from glint.clouds.addresses import why_not_public
 
-    for network in _ranges("cloud_allow_cidrs", value):
+    for network in _ranges(name, value):
         for end in (network.network_address, network.broadcast_address):
             kind = why_not_public(end)
-            if kind in _NEVER_CLOUD:
+            if kind in kinds:
                 hint = (
                     " (for a development cloud on this machine: GLINT_CLOUD_DEV_LOOPBACK)"
                     if kind == "loopback"
                     else ""
                 )
                 raise ConfigError(
-                    f"GLINT_CLOUD_ALLOW_CIDRS: {network} reaches {kind} addresses "
-                    f"({end}), which are never allowed for cloud endpoints{hint}"
+                    f"GLINT_{name.upper()}: {network} reaches {kind} addresses "
+                    f"({end}), which are never allowed for {what}{hint}"
                 )
-    return _list(value)
 
 
 def cloud_dev_loopback(value: object) -> list[str]:

@@ -29,7 +29,36 @@ def test_refused_before_any_connection(url, connects):
     assert (
         "only http and https" in refused.value.message
         or "fetch_allow_cidrs" in refused.value.message
+        or "never fetches from one" in refused.value.message
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        ("http://169.254.169.254/latest/meta-data/", "cloud metadata"),
+        ("http://[fd00:ec2::254]/latest/meta-data/", "cloud metadata"),
+        ("http://169.254.10.1/image", "link-local"),
+        ("http://[fe80::1]/image", "link-local"),
+        ("http://224.0.0.1/image", "multicast"),
+    ],
+)
+def test_no_allow_list_opens_the_metadata_services_or_link_local(url, kind, connects):
+    """An admin's allow-list, however wide, never reaches the clouds' metadata services (which
+    hand out credentials), link-local or multicast addresses."""
+    everything = fetch.FetchPolicy(allow_cidrs=("0.0.0.0/0", "::/0"))
+    with pytest.raises(UrlRefused, match=f"a {kind} address. Glint never fetches from one"):
+        fetch.open_url(url, everything)
+    assert connects == []
+
+
+def test_the_allow_list_setting_refuses_ranges_that_reach_link_local():
+    from glint import config
+
+    for value in ("169.254.0.0/16", "fe80::/10", "224.0.0.0/4"):
+        with pytest.raises(config.ConfigError, match="never allowed for web links"):
+            config.fetch_allow_cidrs(value)
+    assert config.fetch_allow_cidrs("10.1.2.0/24, 127.0.0.1") == ["10.1.2.0/24", "127.0.0.1"]
 
 
 def test_an_allow_listed_range_is_fetched_with_the_name_in_the_host_header(web, connects):

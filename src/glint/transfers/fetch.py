@@ -37,7 +37,7 @@ from collections.abc import Iterable, Iterator
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
 from glint.clouds import CHUNK_SIZE, addresses
-from glint.clouds.addresses import Address, why_not_public
+from glint.clouds.addresses import METADATA_ADDRESSES, Address, why_not_public
 from glint.transfers.errors import FetchFailed, TooLarge, UrlRefused
 
 __all__ = [
@@ -104,10 +104,22 @@ def name_from_url(url: str) -> str:
 # Addresses
 
 
+#: Kinds of address no web link reaches, whatever ``fetch_allow_cidrs`` says: a link-local
+#: range holds the clouds' metadata services (which hand out credentials); the others are no
+#: server's.
+NEVER_FETCHED = ("link-local", "multicast", "unspecified", "reserved")
+CLOUD_METADATA = "cloud metadata"
+
+
 def _why_refused(address: Address, policy: FetchPolicy) -> str | None:
+    if address in METADATA_ADDRESSES:
+        return CLOUD_METADATA
+    kind = why_not_public(address)
+    if kind in NEVER_FETCHED:
+        return kind
     if any(address in network for network in policy.networks()):
         return None
-    return why_not_public(address)
+    return kind
 
 
 def resolve(url: str, policy: FetchPolicy) -> tuple[Address, str, int]:
@@ -136,9 +148,15 @@ def resolve(url: str, policy: FetchPolicy) -> tuple[Address, str, int]:
     try:
         address = addresses.resolve(host, port, lambda found: _why_refused(found, policy))
     except addresses.AddressRefused as exc:
+        never = exc.reason in NEVER_FETCHED or exc.reason == CLOUD_METADATA
         raise UrlRefused(
-            f"{exc.shown} is not allowed: a {exc.reason} address. Glint does not fetch "
-            f"from it unless an admin allow-lists its range (fetch_allow_cidrs)"
+            f"{exc.shown} is not allowed: a {exc.reason} address. Glint "
+            + (
+                "never fetches from one"
+                if never
+                else "does not fetch from it unless an admin allow-lists its range "
+                "(fetch_allow_cidrs)"
+            )
         ) from None
     except addresses.NameNotResolved as exc:
         raise FetchFailed(str(exc)) from None
