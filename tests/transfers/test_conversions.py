@@ -38,6 +38,8 @@ def test_the_image_page_converts_for_another_cloud_and_serves_the_file(
     assert started["Location"] == f"/downloads/{row.id}/vmdk/?job={job.pk}"
     waiting = member.get(started["Location"], **HTMX)
     assert "hx-trigger" in waiting.content.decode() and "HX-Redirect" not in waiting
+    other = member.get(f"/downloads/{row.id}/vhd/?job={job.pk}")
+    assert other.status_code == 404, "the vmdk job is not the vhd file's"
 
     # Asked again while it is queued: the same job, not a second one.
     assert member.get(f"/downloads/{row.id}/vmdk/")["Location"] == started["Location"]

@@ -72,7 +72,12 @@ def conversion_page(request, row_id, disk_format):
             return redirect(download)
         return redirect(f"{request.path}?job={conversion.job.pk}")
     job = get_object_or_404(
-        Job.objects.visible_to(request.user).filter(kind=states.CONVERT, group=matrix.group),
+        Job.objects.visible_to(request.user).filter(
+            kind=states.CONVERT,
+            group=matrix.group,
+            image_name=row.name,
+            options__format=disk_format,
+        ),
         pk=job_id if job_id.isdigit() else 0,
     )
     context = {
