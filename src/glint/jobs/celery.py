@@ -58,6 +58,8 @@ LIMIT_RETRIES = RESEND_INTERVAL // LIMIT_RETRY_SECONDS
 #: Seconds between lease sweeps: as often as a lease is renewed, so a dead worker's job waits
 #: at most about a third of a lease longer than the lease itself.
 SWEEP_INTERVAL = max(1.0, settings.GLINT_JOB_LEASE_SECONDS / 3)
+#: Seconds a job's message stays with its worker, unacknowledged, before Redis redelivers it.
+VISIBILITY_TIMEOUT = 12 * 3600
 #: Tries (and seconds) a send may take while the broker does not answer; a web request waits for it.
 SEND_RETRY_POLICY = {
     "max_retries": 2,
@@ -76,7 +78,13 @@ app = Celery("glint")
 app.conf.update(
     broker_url=settings.GLINT_BROKER_URL,
     broker_connection_retry_on_startup=True,
-    broker_transport_options={"socket_connect_timeout": 5},
+    # An unacknowledged message (acks_late: a job still running) is handed to another worker
+    # after the visibility timeout; Redis's default hour is shorter than a big transfer. The
+    # redelivery would be a no-op (the job's lease is held), but it is noise: make it rare.
+    broker_transport_options={
+        "socket_connect_timeout": 5,
+        "visibility_timeout": VISIBILITY_TIMEOUT,
+    },
     task_acks_late=True,
     task_ignore_result=True,
     task_publish_retry_policy=SEND_RETRY_POLICY,
