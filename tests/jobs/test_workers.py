@@ -20,7 +20,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_admins_see_each_runner_alive_or_gone_with_its_running_jobs(group_a):
+    long_gone = Worker.objects.create(
+        name="glint-1@lost-host", kind="celery", host="lost-host", pid=1,
+        last_seen=timezone.now() - dt.timedelta(days=2),
+    )  # fmt: skip
     Heartbeat("embedded").beat()
+    assert not Worker.objects.filter(pk=long_gone.pk).exists(), "forgotten after a day"
     Worker.objects.create(
         name="glint-99@old-host",
         kind="celery",

@@ -9,6 +9,7 @@ processes claim carry the name of the worker the heartbeat is about.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import socket
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 #: Seconds between heartbeats; a worker silent for three of them is shown as gone.
 HEARTBEAT_SECONDS = 10
 NAME_VARIABLE = "GLINT_WORKER_NAME"
+#: A runner not heard of for this long (it died, or its machine went away) is dropped from the
+#: list by the others' heartbeats.
+FORGOTTEN_AFTER = datetime.timedelta(days=1)
 
 
 def worker_name() -> str:
@@ -43,6 +47,7 @@ class Heartbeat(threading.Thread):
         self.stopping = threading.Event()
 
     def beat(self) -> None:
+        Worker.objects.filter(last_seen__lt=timezone.now() - FORGOTTEN_AFTER).delete()
         Worker.objects.update_or_create(
             name=self.name,
             defaults={
