@@ -44,6 +44,7 @@ __all__ = [
     "submit_copy",
     "submit_delete",
     "submit_property_sync",
+    "row_keys",
     "submit_conversion",
     "live_conversion",
     "cancel",
@@ -124,6 +125,12 @@ def row_key(group: Group, kind: str, name: str, content_key: str) -> str:
     return hashlib.sha256(f"{group.pk}\0{kind}\0{name}\0{content_key}".encode()).hexdigest()
 
 
+def row_keys(group: Group, kind: str, row: Row) -> list[str]:
+    """The row keys a ``kind`` job for ``row`` may carry: one per content key the row answers to
+    (a job planned before a copy made the row's key stronger carries the older one)."""
+    return [row_key(group, kind, row.name, key) for key in sorted(row.keys)]
+
+
 # Submitting
 
 
@@ -162,10 +169,9 @@ def _live_targets(
     A job planned before a copy made the row's content key stronger carries the older key: every
     key the row answers to is looked for.
     """
-    keys = [row_key(group, kind, row.name, key) for key in sorted(row.keys)]
     query = (
         JobTarget.objects.filter(
-            job__row_key__in=keys,
+            job__row_key__in=row_keys(group, kind, row),
             job__kind=kind,
             repo__in=[r.pk for r in repos],
         )
@@ -432,10 +438,13 @@ def submit_conversion(
 
 def live_conversion(group: Group, row: Row, disk_format: str) -> Job | None:
     """The live job converting ``row`` to ``disk_format``, if any."""
-    keys = [row_key(group, states.CONVERT, row.name, key) for key in sorted(row.keys)]
     return (
         Job.objects.live()
-        .filter(row_key__in=keys, kind=states.CONVERT, options__format=disk_format)
+        .filter(
+            row_key__in=row_keys(group, states.CONVERT, row),
+            kind=states.CONVERT,
+            options__format=disk_format,
+        )
         .first()
     )
 

@@ -1,11 +1,12 @@
 """The ``convert`` kind of job: a matrix row's bytes in the disk format another cloud imports.
 
 ``GET /api/v1/images/{id}/download/?format=vmdk`` (and the image page's format links) start one
-when the cache holds no such conversion yet (``glint.transfers.conversions``). The job reads the
-image once from a repo that holds it into the content cache, verified against the cloud's hash
-(``glint.replication.cache_image``), then converts it there (``glint.replication.convert``); the
-download is then served from the cache. Its one target stands for the file being made (no repo):
-its progress is the read, then the conversion, each counted as half of the image's size.
+when the cache holds no such conversion yet (``glint.transfers.services.prepare_conversion``).
+The job reads the image once from a repo that holds it into the content cache, verified against
+the cloud's hash (``glint.replication.cache_image``), then converts it there
+(``glint.replication.convert``); the download is then served from the cache. Its one target
+stands for the file being made (no repo): its progress is the read, then the conversion, each
+counted as half of the image's size.
 
 Named in the jobs app's table of kinds, so a conversion is claimed, leased, retried and shown like
 every other job; it writes to no cloud, so a cancel or a crash leaves nothing but what the

@@ -73,12 +73,11 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | bool:
 def content_disposition(name: str, disk_format: str) -> str:
     """``attachment`` with a file name no client can misread (no quotes, slashes or controls)."""
     extension = _EXTENSIONS.get(disk_format, "")
-    stem = name
+    full = name
     if extension and not name.lower().endswith(extension):
         # A converted image keeps its name, not the extension of the format it was stored in.
         stored = next((e for e in _EXTENSIONS.values() if name.lower().endswith(e)), "")
-        stem = name[: -len(stored)] if stored and len(name) > len(stored) else name
-    full = name if not extension or name.lower().endswith(extension) else stem + extension
+        full = (name[: -len(stored)] if stored and len(name) > len(stored) else name) + extension
     plain = _UNSAFE.sub("_", full).strip("._") or "image"
     return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(full, safe='')}"
 

@@ -576,9 +576,12 @@ def prepare_conversion(
 def _source_sha256s(group: Group, row: Row, source: DownloadSource) -> list[str]:
     """The sha256s the row's bytes are known by: Glint's own, else what earlier conversions
     read (a row whose clouds hash with sha512 or md5 only)."""
-    keys = [job_services.row_key(group, states.CONVERT, row.name, key) for key in sorted(row.keys)]
     found = (
-        Job.objects.filter(row_key__in=keys, kind=states.CONVERT, state=states.DONE)
+        Job.objects.filter(
+            row_key__in=job_services.row_keys(group, states.CONVERT, row),
+            kind=states.CONVERT,
+            state=states.DONE,
+        )
         .exclude(sha256="")
         .order_by("-finished")
         .values_list("sha256", flat=True)[:3]
