@@ -116,9 +116,9 @@ def sweep_world(devcloud):
         plan = create_plan(
             group_b, manager_b, [Change(rows[0].id, repo.pk, "delete")], matrix.version
         )
-        job = submit_delete(
+        (job,) = submit_delete(
             group_b, images=Image.objects.filter(repo=repo), requester=manager_b
-        ).job
+        ).new_jobs
         yield member_a, group_b, repo, rows, cloud, [plan.pk, job.pk]
         cloud.delete(image.id)
 

@@ -10,11 +10,19 @@ group, or an image property, refuses them with :func:`text_problem`'s reason: th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from django.core.exceptions import ValidationError
 
-__all__ = ["check_properties", "text_problem", "unsafe_kind", "validate_text"]
+__all__ = [
+    "SITE_NAME_PATTERN",
+    "check_properties",
+    "text_problem",
+    "unsafe_kind",
+    "validate_site_name",
+    "validate_text",
+]
 
 #: Bidirectional embeddings and overrides (U+202A–U+202E) and isolates (U+2066–U+2069).
 _BIDI_CONTROLS = frozenset(range(0x202A, 0x202F)) | frozenset(range(0x2066, 0x206A))
@@ -76,3 +84,22 @@ def check_properties(properties: Mapping[str, object]) -> str | None:
         if problem:
             return problem
     return None
+
+
+#: A site's name: it names the Celery queue of the site's jobs (``glint.site.NAME``) and is typed
+#: as ``glint worker --site NAME``, so it is kept to letters, digits, dots, dashes and underscores.
+SITE_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,49}")
+
+
+def validate_site_name(value: str) -> None:
+    """A Django validator of a site's name (see :data:`SITE_NAME_PATTERN`); empty means no site.
+
+    Raises:
+        ValidationError: With the reason, code ``invalid_site``.
+    """
+    if value and not SITE_NAME_PATTERN.fullmatch(value):
+        raise ValidationError(
+            "A site is up to 50 letters, digits, dots, dashes and underscores, starting with a "
+            "letter or digit (it names the queue of the site's workers).",
+            code="invalid_site",
+        )

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from glint.accounts.choices import CopiesRunAt
 from glint.inventory.models import Image
 from glint.inventory.poller import poll_repos
 from glint.jobs import services
@@ -35,12 +36,14 @@ def test_the_same_copy_requested_twice_is_one_job(devcloud, group_a, repos, imag
     first = services.submit_copy(group_a, source=source, targets=[two])
     again = services.submit_copy(group_a, source=source, targets=[two, three])
 
-    assert first.created and [t.repo_id for t in first.job.targets.all()] == [two.pk]
-    assert again.existing == {two.pk: first.job}, "the copy to repo two is already under way"
-    assert [t.repo_id for t in again.job.targets.all()] == [three.pk], (
+    (first_job,) = first.new_jobs
+    assert [t.repo_id for t in first_job.targets.all()] == [two.pk]
+    assert again.existing == {two.pk: first_job}, "the copy to repo two is already under way"
+    (again_job,) = again.new_jobs
+    assert [t.repo_id for t in again_job.targets.all()] == [three.pk], (
         "only the new target became work"
     )
-    assert services.submit_copy(group_a, source=source, targets=[two, three]).job is None
+    assert not services.submit_copy(group_a, source=source, targets=[two, three]).created
     assert Job.objects.count() == 2
 
     # The matrix shows both copies queued, over the polled cells (which keep their copies).
@@ -63,7 +66,7 @@ def test_a_copy_to_a_repo_that_holds_the_image_is_no_work(devcloud, group_a, rep
         group_a, source=Image.objects.get(repo=one, image_id=image_id), targets=[two]
     )
 
-    assert submission.job is None and submission.present == [two.pk]
+    assert not submission.created and submission.present == [two.pk]
     assert "nothing to do" in submission.describe()
     assert not Job.objects.exists()
 
@@ -112,4 +115,51 @@ def test_a_live_job_still_speaks_for_its_row_after_a_copy_made_the_row_key_stron
     )
     assert row.cells[three.pk].state == CellState.QUEUED
     again = services.submit_copy(group_a, source=source, targets=[three])
-    assert again.job is None and again.existing == {three.pk: first.job}
+    assert not again.created and again.existing == {three.pk: first.new_jobs[0]}
+
+
+def place(repos, *sites):
+    for repo, site in zip(repos, sites):
+        repo.site = site
+        repo.save(update_fields=["site"])
+
+
+def test_a_copy_to_repos_at_two_sites_is_one_job_per_site(devcloud, group_a, repos, image_name):
+    one, two, three = repos
+    place(repos, "here", "a", "b")
+    image_id = upload(devcloud, "devcloud-1", image_name, 4096)
+    poll_repos(repos)
+    source = Image.objects.select_related("repo").get(repo=one, image_id=image_id)
+
+    submission = services.submit_copy(group_a, source=source, targets=[two, three])
+
+    by_site = {job.site: [t.repo_id for t in job.targets.all()] for job in submission.new_jobs}
+    assert by_site == {"a": [two.pk], "b": [three.pk]}, "each site's worker does its own targets"
+    assert all(job.source_image_id == image_id for job in submission.new_jobs)
+    assert "(site a)" in submission.describe() and "(site b)" in submission.describe()
+    again = services.submit_copy(group_a, source=source, targets=[two, three])
+    assert not again.created and set(again.existing) == {two.pk, three.pk}
+
+    # Deleting copies at two sites: one job per site too.
+    for job in submission.new_jobs:
+        services.cancel(job, None)
+    copies = [upload(devcloud, cloud, image_name, 4096) for cloud in ("devcloud-2", "devcloud-3")]
+    poll_repos(repos)
+    deleted = services.submit_delete(
+        group_a, images=Image.objects.filter(image_id__in=copies).select_related("repo")
+    )
+    assert sorted(job.site for job in deleted.new_jobs) == ["a", "b"]
+
+
+def test_a_group_may_run_its_copies_at_the_source_s_site(devcloud, group_a, repos, image_name):
+    one, two, three = repos
+    place(repos, "here", "a", "b")
+    group_a.copies_run_at = CopiesRunAt.SOURCE
+    group_a.save()
+    image_id = upload(devcloud, "devcloud-1", image_name, 4096)
+    poll_repos(repos)
+    source = Image.objects.select_related("repo").get(repo=one, image_id=image_id)
+
+    (job,) = services.submit_copy(group_a, source=source, targets=[two, three]).new_jobs
+
+    assert job.site == "here" and {t.repo_id for t in job.targets.all()} == {two.pk, three.pk}

@@ -16,12 +16,13 @@ from glint.repos.models import Repo
 _ids = itertools.count(1)
 
 
-def add_repo(group, name: str, project: str) -> Repo:
-    """An enabled repo whose last poll succeeded, with project ``project`` and an empty
-    inventory."""
+def add_repo(group, name: str, project: str, site: str = "") -> Repo:
+    """An enabled repo (at ``site``) whose last poll succeeded, with project ``project`` and an
+    empty inventory."""
     repo = Repo.objects.create(
         group=group,
         name=name,
+        site=site,
         auth_url="https://keystone.example.invalid/v3",
         username="glint",
         project_name=name,

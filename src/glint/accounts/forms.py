@@ -6,7 +6,7 @@ from cryptography import x509
 from django import forms
 
 from glint.accounts.certificates import IdentityError, identity_from_chain
-from glint.accounts.choices import Role
+from glint.accounts.choices import CopiesRunAt, Role
 from glint.accounts.dn import DNError, canonical_from_string
 from glint.accounts.models import Group
 
@@ -84,6 +84,19 @@ class UserFlagsForm(forms.Form):
 class GroupForm(forms.Form):
     name = forms.CharField(max_length=100)
     description = forms.CharField(max_length=200, required=False)
+    copies_run_at = forms.ChoiceField(
+        label="Copies run at",
+        choices=CopiesRunAt.choices,
+        required=False,
+        initial=CopiesRunAt.TARGET,
+        help_text=Group._meta.get_field("copies_run_at").help_text,
+    )
+
+    def clean_copies_run_at(self) -> str:
+        """Not sent: as it was (a new group: each target's site)."""
+        return self.cleaned_data["copies_run_at"] or self.initial.get(
+            "copies_run_at", CopiesRunAt.TARGET
+        )
 
 
 class ApproveForm(forms.Form):

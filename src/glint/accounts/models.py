@@ -10,7 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser, BaseUserManager
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from glint.accounts.choices import Role
+from glint.accounts.choices import CopiesRunAt, Role
 from glint.accounts.dn import MAX_DN_LENGTH, canonical_from_string, display_from_canonical
 
 __all__ = ["AccessRequest", "Group", "Membership", "TokenIdentity", "User"]
@@ -75,6 +75,16 @@ class Group(models.Model):
 
     name = models.CharField(_("name"), max_length=100, unique=True)
     description = models.CharField(_("description"), max_length=200, blank=True)
+    copies_run_at = models.CharField(
+        _("copies run at"),
+        max_length=10,
+        choices=CopiesRunAt.choices,
+        default=CopiesRunAt.TARGET,
+        help_text=_(
+            "Which site's workers run a copy: each target's (a copy to two sites is split, one "
+            "job per site) or the source's. Only matters with separate workers per site."
+        ),
+    )
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models.deletion import Collector, ProtectedError
 
 from glint import audit, validators
-from glint.accounts.choices import Role
+from glint.accounts.choices import CopiesRunAt, Role
 from glint.accounts.dn import canonical_from_string
 from glint.accounts.models import AccessRequest, Group, Membership, TokenIdentity, User
 
@@ -90,9 +90,9 @@ def add_user(
     return user, created
 
 
-def add_group(name: str, description: str = "") -> Group:
+def add_group(name: str, description: str = "", copies_run_at: str = CopiesRunAt.TARGET) -> Group:
     """``glint group add``."""
-    group = _new_group(name, description)
+    group = _new_group(name, description, copies_run_at)
     audit.record("group.add", user=None, group=group)
     return group
 
@@ -176,23 +176,35 @@ def _check_group_name(name: str) -> None:
         raise AccountError(problem)
 
 
-def _new_group(name: str, description: str) -> Group:
+def _new_group(name: str, description: str, copies_run_at: str) -> Group:
     name = name.strip()
     _check_group_name(name)
     if Group.objects.filter(name=name).exists():
         raise AccountError(f"a group named {name!r} already exists")
-    return Group.objects.create(name=name, description=description)
+    return Group.objects.create(
+        name=name, description=description, copies_run_at=_copies_run_at(copies_run_at)
+    )
 
 
-def create_group(actor: User, name: str, description: str = "") -> Group:
+def _copies_run_at(value: str) -> str:
+    if value not in CopiesRunAt.values:
+        raise AccountError(f"copies run at {' or '.join(CopiesRunAt.values)}, not {value!r}")
+    return value
+
+
+def create_group(
+    actor: User, name: str, description: str = "", copies_run_at: str = CopiesRunAt.TARGET
+) -> Group:
     _require_admin(actor, "group.add")
-    group = _new_group(name, description)
+    group = _new_group(name, description, copies_run_at)
     audit.record("group.add", group=group)
     return group
 
 
-def update_group(actor: User, group: Group, *, name: str, description: str) -> Group:
-    """Rename a group or change its description (admins)."""
+def update_group(
+    actor: User, group: Group, *, name: str, description: str, copies_run_at: str
+) -> Group:
+    """Rename a group, change its description, or where its copies run (admins)."""
     _require_admin(actor, "group.update", group=group)
     name = name.strip()
     _check_group_name(name)
@@ -200,8 +212,13 @@ def update_group(actor: User, group: Group, *, name: str, description: str) -> G
         raise AccountError(f"a group named {name!r} already exists")
     old_name = group.name
     group.name, group.description = name, description
-    group.save(update_fields=["name", "description"])
-    audit.record("group.update", group=group, details={"old_name": old_name, "name": name})
+    group.copies_run_at = _copies_run_at(copies_run_at)
+    group.save(update_fields=["name", "description", "copies_run_at"])
+    audit.record(
+        "group.update",
+        group=group,
+        details={"old_name": old_name, "name": name, "copies_run_at": group.copies_run_at},
+    )
     return group
 
 

@@ -236,7 +236,12 @@ def group_edit(request, pk):
     _require_admin(request)
     group = get_object_or_404(Group, pk=pk)
     form = GroupForm(
-        request.POST or None, initial={"name": group.name, "description": group.description}
+        request.POST or None,
+        initial={
+            "name": group.name,
+            "description": group.description,
+            "copies_run_at": group.copies_run_at,
+        },
     )
     if request.method == "POST" and form.is_valid():
         try:

@@ -51,7 +51,10 @@ def repo():
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--group", "group_name", required=True, help="The group that gets the repos.")
 @click.option("--cloud", "clouds", multiple=True, help="Import only this cloud (repeatable).")
-def repo_import(file, group_name, clouds):
+@click.option(
+    "--site", default="", help="The site of every imported repo (see glint worker --site)."
+)
+def repo_import(file, group_name, clouds, site):
     """Add the clouds of a clouds.yaml to a group, each checked against its cloud first.
 
     cacert files are read from this machine, relative to the clouds.yaml. Exits 1 if any cloud
@@ -70,7 +73,11 @@ def repo_import(file, group_name, clouds):
         raise click.ClickException(f"cannot read {file}: {exc}") from None
     try:
         results = services.import_clouds_yaml(
-            text, group, names=clouds, read_ca=services.local_ca_reader(file.resolve().parent)
+            text,
+            group,
+            names=clouds,
+            read_ca=services.local_ca_reader(file.resolve().parent),
+            site=site,
         )
     except services.RepoValidationError as exc:
         raise click.ClickException(f"{file}: {exc.message}") from None

@@ -80,13 +80,20 @@ def group():
 @group.command("add")
 @click.argument("name")
 @click.option("--description", default="")
-def group_add(name, description):
+@click.option(
+    "--copies-run-at",
+    type=click.Choice(["target", "source"]),
+    default="target",
+    show_default=True,
+    help="Which site's workers run the group's copies: each target's, or the source's.",
+)
+def group_add(name, description, copies_run_at):
     """Create a group."""
     setup_django()
     from glint.accounts import services
 
     try:
-        created = services.add_group(name, description)
+        created = services.add_group(name, description, copies_run_at)
     except services.AccountError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"added group {created.name}")

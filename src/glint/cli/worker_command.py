@@ -6,9 +6,20 @@ import socket
 import click
 
 from glint.cli.server_commands import setup_django
+from glint.validators import SITE_NAME_PATTERN
 
 #: Seconds ``glint worker`` waits for the broker before it gives up at start.
 BROKER_CHECK_TIMEOUT = 5.0
+
+
+def _site_names(_context, _parameter, sites: tuple[str, ...]) -> list[str]:
+    for site in sites:
+        if not SITE_NAME_PATTERN.fullmatch(site):
+            raise click.BadParameter(
+                f"{site!r} is no site name: up to 50 letters, digits, dots, dashes and "
+                "underscores, starting with a letter or digit"
+            )
+    return list(dict.fromkeys(sites))
 
 
 @click.command()
@@ -29,7 +40,15 @@ BROKER_CHECK_TIMEOUT = 5.0
     help="Also run the periodic repairs (lease sweep, re-send, orphan reconciler). "
     "One worker with beat is enough; more do no harm.",
 )
-def worker(concurrency, loglevel, beat):
+@click.option(
+    "--site",
+    "sites",
+    multiple=True,
+    callback=_site_names,
+    help="Also run the jobs of the repos at this site (repeatable); "
+    "without it, only jobs of repos with no site.",
+)
+def worker(concurrency, loglevel, beat, sites):
     """Run jobs sent through the broker (GLINT_BROKER_URL) until SIGTERM/SIGINT.
 
     Needs the same database and data directory (credential keys) as `glint serve`.
@@ -61,12 +80,16 @@ def worker(concurrency, loglevel, beat):
             f"cannot reach the broker {redact_url(settings.GLINT_BROKER_URL)}: "
             f"{type(exc).__name__}: {exc}"
         ) from None
-    from glint.jobs.heartbeat import NAME_VARIABLE, Heartbeat
+    from glint.jobs.celery import DEFAULT_QUEUE, site_queue
+    from glint.jobs.heartbeat import NAME_VARIABLE, SITES_VARIABLE, Heartbeat
 
     name = f"glint-{os.getpid()}@{socket.gethostname()}"
-    os.environ[NAME_VARIABLE] = name  # before Celery forks its pool: the leases carry the name
+    # Before Celery forks its pool: the leases carry the name, the claims keep to the sites.
+    os.environ[NAME_VARIABLE] = name
+    os.environ[SITES_VARIABLE] = ",".join(sites)
     argv = [
         "worker",
+        f"--queues={','.join([DEFAULT_QUEUE, *map(site_queue, sites)])}",
         f"--concurrency={concurrency or settings.GLINT_JOB_WORKERS}",
         f"--loglevel={(loglevel or settings.GLINT['log_level']).upper()}",
         f"--hostname={name}",

@@ -12,6 +12,10 @@ costs nothing:
   (``claims.within_limits``, the embedded dispatcher's rule) it lets Celery retry the message after
   :data:`LIMIT_RETRY_SECONDS`. A run that ends waiting for an automatic retry sends the job again
   with that time as its ``eta``.
+- A job of a site (``Job.site``, from its repos' sites) goes to that site's queue,
+  :func:`site_queue`; ``glint worker --site NAME`` consumes it besides the default queue, and
+  claims no other site's job even if a message reaches it. A job of no site goes to the default
+  queue, which every worker consumes.
 - Messages are acknowledged late (``task_acks_late``), when the task returns, and a worker
   prefetches one at a time, since a job may take an hour.
 - Beat (embedded in ``glint worker`` unless ``--no-beat``) runs the repairs that ``glint serve``
@@ -33,6 +37,7 @@ from django.conf import settings
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from glint.jobs import claims, execution, reconcile, states
+from glint.jobs.heartbeat import worker_sites
 from glint.jobs.models import Job
 
 __all__ = [
@@ -43,6 +48,7 @@ __all__ = [
     "resend",
     "run_job",
     "send_job",
+    "site_queue",
     "sweep",
 ]
 
@@ -99,13 +105,27 @@ app.conf.update(
 )
 
 
-def send_job(job_id: int, eta: datetime.datetime | None = None) -> None:
-    """Send ``job_id`` to the workers (at ``eta``, if given).
+#: The queue of the jobs of no site; every worker consumes it.
+DEFAULT_QUEUE = "celery"
+
+
+def site_queue(site: str) -> str:
+    """The queue of ``site``'s jobs (the default queue for no site)."""
+    return f"glint.site.{site}" if site else DEFAULT_QUEUE
+
+
+def send_job(job_id: int, eta: datetime.datetime | None = None, site: str | None = None) -> None:
+    """Send ``job_id`` to the workers of its site (at ``eta``, if given).
+
+    Args:
+        site: The job's site, when the caller has read it; None reads it from the job's row.
 
     Raises:
         BrokerUnavailable: the broker did not answer within :data:`SEND_RETRY_POLICY`.
     """
-    run_job.apply_async((job_id,), eta=eta)
+    if site is None:
+        site = Job.objects.filter(pk=job_id).values_list("site", flat=True).first() or ""
+    run_job.apply_async((job_id,), eta=eta, queue=site_queue(site))
 
 
 def check_broker(timeout: float = 5.0) -> None:
@@ -124,7 +144,7 @@ def run_job(self, job_id: int) -> str | None:
     when the message was a no-op (the job is not claimable, or stays over its limits)."""
     owner = claims.worker_owner()
     try:
-        if not claims.claim_one(job_id, owner):
+        if not claims.claim_one(job_id, owner, worker_sites()):
             return None
     except claims.OverLimits:
         if self.request.retries < self.max_retries:
@@ -132,13 +152,13 @@ def run_job(self, job_id: int) -> str | None:
         log.info("job %s still over its repo limits; the next re-send brings it back", job_id)
         return None
     state = execution.run_claimed(job_id, owner)
-    retry_at = (
+    retry_at, site = (
         Job.objects.filter(pk=job_id, state__in=(states.PARTIAL, states.FAILED))
-        .values_list("next_attempt_at", flat=True)
+        .values_list("next_attempt_at", "site")
         .first()
-    )
+    ) or (None, "")
     if retry_at is not None:
-        send_job(job_id, eta=retry_at)
+        send_job(job_id, eta=retry_at, site=site)
     return state
 
 
@@ -154,14 +174,12 @@ def sweep() -> int:
 @app.task(name="glint.jobs.resend")
 def resend() -> int:
     """Send every claimable job again (duplicates are no-ops); returns how many were sent."""
-    job_ids = list(
-        Job.objects.filter(claims.claimable())
-        .order_by("created", "pk")
-        .values_list("pk", flat=True)
+    jobs = list(
+        Job.objects.filter(claims.claimable()).order_by("created", "pk").values_list("pk", "site")
     )
-    for job_id in job_ids:
-        send_job(job_id)
-    return len(job_ids)
+    for job_id, site in jobs:
+        send_job(job_id, site=site)
+    return len(jobs)
 
 
 @app.task(name="glint.jobs.remove_orphans")

@@ -136,16 +136,20 @@ class OverLimits(Exception):
     """The job is claimable but would take a repo past its concurrency limit: try later."""
 
 
-def claim_one(job_id: int, owner: str) -> bool:
+def claim_one(job_id: int, owner: str, sites: list[str] | None = None) -> bool:
     """Claim job ``job_id`` for ``owner`` if it is claimable and fits the limits (a dispatcher
     that is handed one job id: ``glint worker``). Returns whether ``owner`` now holds it; False
-    when the job is not claimable or another worker won it.
+    when the job is not claimable, another worker won it, or it is a job of a site not in
+    ``sites`` (None: any site), which only a worker of that site may run.
 
     Raises:
         OverLimits: it is claimable, but running it now would exceed a limit.
     """
     with serialized_claims():
-        job = Job.objects.filter(claimable(), pk=job_id).first()
+        query = Job.objects.filter(claimable(), pk=job_id)
+        if sites is not None:
+            query = query.filter(site__in=["", *sites])
+        job = query.first()
         if job is None:
             return False
         if not within_limits(

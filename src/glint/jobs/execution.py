@@ -30,6 +30,7 @@ from glint import audit
 from glint.errors import internal_error_message
 from glint.inventory.poller import request_refresh
 from glint.jobs import states
+from glint.jobs.heartbeat import worker_name
 from glint.jobs.kinds import run_kind
 from glint.jobs.models import Job, JobTarget
 from glint.jobs.runners import discard_unfinished, fail_target
@@ -134,6 +135,7 @@ def run_claimed(job_id: int, owner: str, stream=None) -> str | None:
                 state=_PENDING,
                 attempts=F("attempts") + 1,
                 started=now,
+                ran_by=worker_name(),
                 finished=None,
                 next_attempt_at=None,
                 bytes_done=0,

@@ -3,8 +3,9 @@ cluster page and ``/api/v1/workers/`` can list the runners, when each was last h
 jobs it holds.
 
 A runner's name is the prefix of every lease it takes (``claims.worker_owner``). ``glint worker``
-names itself in ``GLINT_WORKER_NAME`` before Celery forks its pool, so the jobs its pool
-processes claim carry the name of the worker the heartbeat is about.
+names itself in ``GLINT_WORKER_NAME``, and its sites in ``GLINT_WORKER_SITES``, before Celery
+forks its pool, so the jobs its pool processes claim carry the name of the worker the heartbeat
+is about, and they claim only the jobs of its sites.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from django.utils import timezone
 
 from glint.jobs.models import Worker
 
-__all__ = ["HEARTBEAT_SECONDS", "Heartbeat", "worker_name"]
+__all__ = ["HEARTBEAT_SECONDS", "Heartbeat", "worker_name", "worker_sites"]
 
 log = logging.getLogger(__name__)
 
 #: Seconds between heartbeats; a worker silent for three of them is shown as gone.
 HEARTBEAT_SECONDS = 10
 NAME_VARIABLE = "GLINT_WORKER_NAME"
+SITES_VARIABLE = "GLINT_WORKER_SITES"
 #: A runner not heard of for this long (it died, or its machine went away) is dropped from the
 #: list by the others' heartbeats.
 FORGOTTEN_AFTER = datetime.timedelta(days=1)
@@ -35,6 +37,16 @@ FORGOTTEN_AFTER = datetime.timedelta(days=1)
 def worker_name() -> str:
     """This runner's name: ``GLINT_WORKER_NAME`` (a Celery worker and its pool), else host:pid."""
     return os.environ.get(NAME_VARIABLE) or f"{socket.gethostname()}:{os.getpid()}"
+
+
+def worker_sites() -> list[str] | None:
+    """The sites whose jobs this runner takes besides the jobs of no site (``glint worker
+    --site``, comma-separated in ``GLINT_WORKER_SITES``); None when it takes every job (the
+    embedded runner of ``glint serve``)."""
+    value = os.environ.get(SITES_VARIABLE)
+    if value is None:
+        return None
+    return [site for site in value.split(",") if site]
 
 
 class Heartbeat(threading.Thread):
@@ -54,6 +66,7 @@ class Heartbeat(threading.Thread):
                 "kind": self.kind,
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
+                "sites": worker_sites() or [],
                 "last_seen": timezone.now(),
             },
         )

@@ -1,5 +1,7 @@
-"""The jobs' part of ``/metrics`` (Prometheus text format 0.0.4): jobs by kind and state, bytes
-copied, copy throughput, and verification failures.
+"""The jobs' part of ``/metrics`` (Prometheus text format 0.0.4): jobs by kind, state and site,
+bytes copied, copy throughput, and verification failures.
+
+Sites are the operator's names of places (validated like queue names), so they may be labels.
 
 Like the inventory's part it names nothing (no image names, repos by id only, no DNs or error
 texts), and costs a few aggregate queries whatever the number of jobs.
@@ -11,6 +13,7 @@ from django.db.models import Count, Sum
 
 from glint.jobs import states
 from glint.jobs.models import Job, JobTarget
+from glint.repos.models import Repo
 
 __all__ = ["THROUGHPUT_BUCKETS", "render_job_metrics"]
 
@@ -25,19 +28,24 @@ WRITING_KINDS = (states.COPY, states.UPLOAD)
 
 def render_job_metrics() -> list[str]:
     lines = [
-        "# HELP glint_jobs Jobs by kind and state.",
+        "# HELP glint_jobs Jobs by kind, state and site (the site whose workers run them; "
+        "empty: any worker).",
         "# TYPE glint_jobs gauge",
     ]
     counts = {
-        (kind, state): n
-        for kind, state, n in Job.objects.order_by()
-        .values_list("kind", "state")
+        (kind, state, site): n
+        for kind, state, site, n in Job.objects.order_by()
+        .values_list("kind", "state", "site")
         .annotate(n=Count("pk"))
     }
-    for kind in states.KINDS:
-        for state in states.JOB_STATES:
-            n = counts.get((kind, state), 0)
-            lines.append(f'glint_jobs{{kind="{kind}",state="{state}"}} {n}')
+    # Every site a repo or a job names gets every series, so a series never comes and goes.
+    sites = {""} | {site for _kind, _state, site in counts}
+    sites |= set(Repo.objects.exclude(site="").values_list("site", flat=True).distinct())
+    for site in sorted(sites):
+        for kind in states.KINDS:
+            for state in states.JOB_STATES:
+                n = counts.get((kind, state, site), 0)
+                lines.append(f'glint_jobs{{kind="{kind}",state="{state}",site="{site}"}} {n}')
     copied = JobTarget.objects.filter(
         job__kind__in=WRITING_KINDS, state=states.TargetState.DONE.value, outcome="copied"
     )

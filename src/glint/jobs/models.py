@@ -58,6 +58,8 @@ class Job(models.Model):
             to queued.
         options: Plain JSON choices: ``visibility``, ``conflict_policy``, ``force``.
         idempotency_key: A caller's own key for a request (the API's ``Idempotency-Key``).
+        site: The site whose workers run the job (``glint worker --site``), set when it is
+            submitted from its repos' sites; empty: any worker.
     """
 
     kind = models.CharField(_("kind"), max_length=20, choices=JobKind.choices)
@@ -89,6 +91,7 @@ class Job(models.Model):
     lease_expires = models.DateTimeField(null=True, blank=True)
     options = models.JSONField(_("options"), default=dict, blank=True)
     idempotency_key = models.CharField(max_length=200, blank=True)
+    site = models.CharField(_("site"), max_length=100, blank=True, db_index=True)
 
     objects = JobQuerySet.as_manager()
 
@@ -117,6 +120,7 @@ class JobTarget(models.Model):
         attempts, next_attempt_at: Tries so far; when the next automatic one is due.
         error_code, error: The last failure (a stable code and a message safe to show).
         warnings: Things a person should know that did not fail the target.
+        ran_by: The runner (``Worker.name``) of the target's latest attempt.
     """
 
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="targets")
@@ -142,6 +146,7 @@ class JobTarget(models.Model):
     warnings = models.JSONField(_("warnings"), default=list, blank=True)
     started = models.DateTimeField(_("started"), null=True, blank=True)
     finished = models.DateTimeField(_("finished"), null=True, blank=True)
+    ran_by = models.CharField(_("ran by"), max_length=200, blank=True)
 
     class Meta:
         ordering = ["job_id", "repo_name", "pk"]
@@ -165,6 +170,8 @@ class Worker(models.Model):
         name: ``host:pid`` of an embedded runner, ``glint-PID@host`` of a Celery worker: the
             prefix of the leases it takes (``Job.lease_owner``), so its running jobs are found.
         kind: ``embedded`` or ``celery``.
+        sites: The sites whose jobs a Celery worker takes (``glint worker --site``), besides the
+            jobs of no site; an embedded runner takes every job.
         started, last_seen: When it started, and its last heartbeat.
     """
 
@@ -172,6 +179,7 @@ class Worker(models.Model):
     kind = models.CharField(_("kind"), max_length=20)
     host = models.CharField(_("host"), max_length=255)
     pid = models.PositiveIntegerField(_("process id"))
+    sites = models.JSONField(_("sites"), default=list, blank=True)
     started = models.DateTimeField(_("started"), default=timezone.now)
     last_seen = models.DateTimeField(_("last heartbeat"), default=timezone.now)
 

@@ -28,6 +28,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from glint import audit
+from glint.accounts.choices import CopiesRunAt
 from glint.accounts.models import Group, User
 from glint.inventory.models import Image
 from glint.jobs import states
@@ -50,6 +51,7 @@ __all__ = [
     "cancel",
     "retry",
     "workers_with_jobs",
+    "no_site_worker",
     "cell_overlays",  # built in glint.jobs.matrix, named here too for callers of this module
     "FAILED_CELL_DAYS",
 ]
@@ -74,43 +76,34 @@ class Submission:
     """What a ``submit_*`` call did.
 
     Attributes:
-        job: The job created now, or None when nothing new was needed.
+        new_jobs: The jobs created now: one per site whose workers run some of the targets
+            (``Repo.site``, ``Group.copies_run_at``), none when nothing new was needed.
         existing: ``{repo_id: job}``: repos a live job is already doing this for (not repeated).
         present: Repo ids whose current inventory already holds the row (copy: no work).
     """
 
-    job: Job | None
+    new_jobs: list[Job]
     existing: dict[int, Job] = dataclasses.field(default_factory=dict)
     present: list[int] = dataclasses.field(default_factory=list)
 
     @property
     def created(self) -> bool:
-        return self.job is not None
-
-    @property
-    def pk(self) -> int | None:
-        """The id of the job doing the work: the new one, else the first existing one; None
-        when nothing needed doing. For callers that want one job id per request."""
-        if self.job is not None:
-            return self.job.pk
-        return min((job.pk for job in self.existing.values()), default=None)
+        return bool(self.new_jobs)
 
     @property
     def jobs(self) -> list[Job]:
-        """The new job and the existing ones, each once."""
+        """The new jobs and the existing ones, each once."""
         found = {job.pk: job for job in self.existing.values()}
-        if self.job is not None:
-            found[self.job.pk] = self.job
+        found.update((job.pk, job) for job in self.new_jobs)
         return list(found.values())
 
     def describe(self) -> str:
         """One line for a person: what was queued, what was already under way or in place."""
-        parts = []
-        if self.job is not None:
-            parts.append(
-                f"job {self.job.pk} queued for "
-                f"{', '.join(t.repo_name for t in self.job.targets.all())}"
-            )
+        parts = [
+            f"job {job.pk} queued for {', '.join(t.repo_name for t in job.targets.all())}"
+            + (f" (site {job.site})" if job.site else "")
+            for job in self.new_jobs
+        ]
         for repo_id, job in sorted(self.existing.items()):
             parts.append(f"repo {repo_id}: already being done by job {job.pk}")
         if self.present:
@@ -231,6 +224,24 @@ def _repos_of(group: Group, images: Sequence[Image]) -> list[Repo]:
     return _group_repos(group, {image.repo_id: image.repo for image in images}.values())
 
 
+def _by_site(
+    group: Group, targets: list[tuple[Repo, str]], source: Repo | None = None
+) -> list[tuple[str, list[tuple[Repo, str]]]]:
+    """The targets of one request, by the site whose workers will run them, one job per site.
+
+    A target runs at its repo's site, unless the group runs copies at the source's site
+    (``Group.copies_run_at``); a job with a source reads it once, so a copy to two sites reads
+    the source once per site. A job's site never changes, so its messages always go to the
+    same queue (``glint.jobs.celery``).
+    """
+    if source is not None and group.copies_run_at == CopiesRunAt.SOURCE:
+        return [(source.site, targets)]
+    by_site: dict[str, list[tuple[Repo, str]]] = {}
+    for repo, image_id in targets:
+        by_site.setdefault(repo.site, []).append((repo, image_id))
+    return sorted(by_site.items())
+
+
 def submit_copy(
     group: Group,
     *,
@@ -241,7 +252,8 @@ def submit_copy(
     conflict_policy: str = ConflictPolicy.REPORT.value,
     idempotency_key: str = "",
 ) -> Submission:
-    """Copy one image to some of the group's repos, as one job with a target per repo.
+    """Copy one image to some of the group's repos: a job with a target per repo (one job per
+    site, when the repos are at several sites: see :func:`_by_site`).
 
     The job is about the source's matrix row (name + content), so asking again for the same row
     and repo while a job is live returns that job instead of a second one.
@@ -257,7 +269,7 @@ def submit_copy(
         idempotency_key: The caller's key for this request, stored with the job.
 
     Returns:
-        The :class:`Submission`: the new job (None when every target is already done or under
+        The :class:`Submission`: the new jobs (none when every target is already done or under
         way), the live jobs already copying to some targets, and the targets that already hold
         the row (cell ``present``: no work).
 
@@ -292,21 +304,23 @@ def submit_copy(
     with transaction.atomic():
         _lock_group(group)
         existing = _live_targets(group, states.COPY, row, todo)
-        todo = [r for r in todo if r.pk not in existing]
-        job = None
-        if todo:
-            job = _create(
+        todo = [(r, "") for r in todo if r.pk not in existing]
+        jobs = [
+            _create(
                 group,
                 states.COPY,
                 requester,
                 row,
-                [(r, "") for r in todo],
+                site_targets,
+                site=site,
                 source_repo=source.repo,
                 source_image_id=source.image_id,
                 options={"visibility": visibility, "conflict_policy": policy.value},
                 idempotency_key=idempotency_key,
             )
-    return Submission(job, existing, present)
+            for site, site_targets in _by_site(group, todo, source.repo)
+        ]
+    return Submission(jobs, existing, present)
 
 
 def submit_delete(
@@ -317,7 +331,7 @@ def submit_delete(
     force: bool = False,
     idempotency_key: str = "",
 ) -> Submission:
-    """Delete specific copies of one matrix row (``inventory.Image`` rows), as one job.
+    """Delete specific copies of one matrix row (``inventory.Image`` rows), as one job (per site).
 
     The planner has already refused what must not be deleted, against a fresh inventory; right
     before each delete the worker asks the cloud again and refuses a protected image or one the
@@ -340,18 +354,20 @@ def submit_delete(
             group, states.DELETE, row, repos, [image.image_id for image in images]
         )
         todo = [(image.repo, image.image_id) for image in images if image.repo_id not in existing]
-        job = None
-        if todo:
-            job = _create(
+        jobs = [
+            _create(
                 group,
                 states.DELETE,
                 requester,
                 row,
-                todo,
+                site_targets,
+                site=site,
                 options={"force": bool(force)},
                 idempotency_key=idempotency_key,
             )
-    return Submission(job, existing)
+            for site, site_targets in _by_site(group, todo)
+        ]
+    return Submission(jobs, existing)
 
 
 def submit_property_sync(
@@ -362,7 +378,8 @@ def submit_property_sync(
     requester: User | None = None,
     idempotency_key: str = "",
 ) -> Submission:
-    """Make the properties of ``copies`` equal to ``source``'s, as one job, without copying bytes.
+    """Make the properties of ``copies`` equal to ``source``'s without copying bytes, as one job
+    (per site).
 
     Only the properties the engine carries with a copy are set or removed
     (``glint.replication.sync_properties``).
@@ -388,19 +405,21 @@ def submit_property_sync(
             group, states.PROPERTY_SYNC, row, repos, [copy.image_id for copy in copies]
         )
         todo = [(copy.repo, copy.image_id) for copy in copies if copy.repo_id not in existing]
-        job = None
-        if todo:
-            job = _create(
+        jobs = [
+            _create(
                 group,
                 states.PROPERTY_SYNC,
                 requester,
                 row,
-                todo,
+                site_targets,
+                site=site,
                 source_repo=source.repo,
                 source_image_id=source.image_id,
                 idempotency_key=idempotency_key,
             )
-    return Submission(job, existing)
+            for site, site_targets in _by_site(group, todo, source.repo)
+        ]
+    return Submission(jobs, existing)
 
 
 def submit_conversion(
@@ -560,11 +579,26 @@ class WorkerStatus:
     running: list[Job]
 
 
+def _gone_before() -> datetime.datetime:
+    """A runner last heard of before this is gone (three heartbeats missed)."""
+    return timezone.now() - datetime.timedelta(seconds=3 * HEARTBEAT_SECONDS)
+
+
 def workers_with_jobs() -> list[WorkerStatus]:
     """Every job runner that has sent a heartbeat, alive ones first, with the jobs it runs."""
-    gone = timezone.now() - datetime.timedelta(seconds=3 * HEARTBEAT_SECONDS)
+    gone = _gone_before()
     found = [
         WorkerStatus(w, w.last_seen >= gone, list(w.running_jobs().order_by("pk")))
         for w in Worker.objects.all()
     ]
     return sorted(found, key=lambda s: (not s.alive, s.worker.name))
+
+
+def no_site_worker(job: Job) -> bool:
+    """Whether ``job`` waits for a worker of its site and no runner that takes that site's jobs
+    is alive (so it cannot start until one is: the job page says which ``glint worker`` to start).
+    """
+    if not job.site or job.state != states.QUEUED:
+        return False
+    alive = Worker.objects.filter(last_seen__gte=_gone_before())
+    return not any(w.kind == "embedded" or job.site in w.sites for w in alive)

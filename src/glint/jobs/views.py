@@ -20,7 +20,7 @@ from glint.jobs.choices import JobState
 from glint.jobs.filtersets import JobFilterSet
 from glint.jobs.matrix import failed_job_of_cell
 from glint.jobs.models import Job
-from glint.jobs.services import JobRefused, workers_with_jobs
+from glint.jobs.services import JobRefused, no_site_worker, workers_with_jobs
 from glint.jobs.services import cancel as cancel_job
 from glint.jobs.services import retry as retry_job
 from glint.repos.models import Repo
@@ -72,7 +72,12 @@ def _visible_job(request, job_id) -> Job:
 
 def job_detail(request, job_id):
     job = _visible_job(request, job_id)
-    context = {"job": job, "group": job.group, "targets": list(job.targets.all())}
+    context = {
+        "job": job,
+        "group": job.group,
+        "targets": list(job.targets.all()),
+        "no_site_worker": no_site_worker(job),
+    }
     if request.headers.get("HX-Request") == "true":
         return render(request, "jobs/_job_live.html", context)
     return render(request, "jobs/detail.html", context)

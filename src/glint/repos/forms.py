@@ -5,6 +5,7 @@ from django import forms
 from django.db import models
 
 from glint.repos.models import Repo
+from glint.validators import validate_site_name
 
 KEEP_SECRET_HELP = "Leave empty to keep the stored one."
 
@@ -76,6 +77,12 @@ class ImportForm(forms.Form):
         required=False,
         label="CA bundle",
         help_text="PEM file used for every cloud whose entry names a cacert.",
+    )
+    site = forms.CharField(
+        required=False,
+        max_length=50,
+        validators=[validate_site_name],
+        help_text="The site of every imported repo (see a repo's site).",
     )
 
     def clean_file(self):

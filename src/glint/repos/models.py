@@ -63,7 +63,9 @@ class Repo(models.Model):
         password, application_credential_secret: Encrypted at rest; see ``glint.repos.crypto``.
         ca_bundle: PEM certificates that verify the cloud's TLS endpoints; empty means the system
             trust store.
-        site: A free label (e.g. the data centre) shown beside the name.
+        site: Where the cloud is (e.g. the data centre), shown beside the name; with
+            ``GLINT_JOB_RUNNER=celery`` its jobs go to the workers of that site
+            (``glint worker --site``). Empty: any worker.
         enabled: Disabled repos are not polled and are no copy source or target.
         cloud_project: Normalized auth URL + confirmed project id, set when validated.
         last_poll_*: Written by the inventory poller.
@@ -97,7 +99,16 @@ class Repo(models.Model):
         _("application credential secret"), blank=True
     )
     ca_bundle = models.TextField(_("CA bundle (PEM)"), blank=True)
-    site = models.CharField(_("site"), max_length=100, blank=True)
+    site = models.CharField(
+        _("site"),
+        max_length=100,
+        blank=True,
+        validators=[validators.validate_site_name],
+        help_text=_(
+            "Where the cloud is. With separate workers, copies to this repo run on the workers "
+            "started with glint worker --site NAME; empty: any worker."
+        ),
+    )
     enabled = models.BooleanField(_("enabled"), default=True)
     cloud_project = models.CharField(max_length=700, blank=True, db_index=True, editable=False)
     created = models.DateTimeField(auto_now_add=True)

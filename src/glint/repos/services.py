@@ -339,7 +339,7 @@ def _already_there(group: Group, name: str) -> ImportResult:
     )
 
 
-def _prepare(group: Group, name: str, entry, read_ca) -> ImportResult:
+def _prepare(group: Group, name: str, entry, read_ca, site: str) -> ImportResult:
     """Build and model-check one cloud's repo, without asking the cloud yet."""
     problem = validators.text_problem(name)
     if problem:  # before the name reaches a query: a lone surrogate is no text to the database
@@ -348,6 +348,7 @@ def _prepare(group: Group, name: str, entry, read_ca) -> ImportResult:
         return _already_there(group, name)
     try:
         repo = repo_from_cloud_entry(group, name, entry, read_ca)
+        repo.site = site
         repo.full_clean()
     except RepoValidationError as exc:
         return ImportResult(name, ImportStatus.FAILED, exc.message)
@@ -365,6 +366,7 @@ def import_clouds_yaml(
     *,
     names: Iterable[str] = (),
     read_ca: Callable[[str], str] = refuse_ca_path,
+    site: str = "",
 ) -> list[ImportResult]:
     """Add the clouds of a clouds.yaml to ``group``, each checked against its cloud first.
 
@@ -373,6 +375,7 @@ def import_clouds_yaml(
         group: The group that gets the repos (named as in the file).
         names: Only these clouds (default: all of them).
         read_ca: Turns a ``cacert`` path into PEM text, or refuses it.
+        site: The repos' site (``Repo.site``; a clouds.yaml names none).
 
     Returns:
         One result per cloud, in file order: added, skipped (the group has that name) or failed
@@ -384,7 +387,7 @@ def import_clouds_yaml(
     clouds = parse_clouds_yaml(text)
     wanted = list(dict.fromkeys(names)) or list(clouds)
     results = [
-        _prepare(group, name, clouds[name], read_ca)
+        _prepare(group, name, clouds[name], read_ca, site)
         if name in clouds
         else ImportResult(
             name, ImportStatus.FAILED, f"there is no cloud named {name} in this clouds.yaml"

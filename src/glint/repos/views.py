@@ -136,6 +136,7 @@ def repo_import(request):
                 group,
                 names=form.cleaned_data["clouds"],
                 read_ca=(lambda path: ca_bundle) if ca_bundle else services.refuse_ca_path,
+                site=form.cleaned_data["site"],
             )
         except services.RepoValidationError as exc:
             form.add_error("file", exc.message)

@@ -56,7 +56,12 @@ class GroupViewSet(viewsets.ModelViewSet):
 
     def perform_update(self, serializer):
         group = serializer.instance
-        data = {"name": group.name, "description": group.description, **serializer.validated_data}
+        data = {
+            "name": group.name,
+            "description": group.description,
+            "copies_run_at": group.copies_run_at,
+            **serializer.validated_data,
+        }
         try:
             services.update_group(self.request.user, group, **data)
         except services.AccountError as exc:

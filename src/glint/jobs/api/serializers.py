@@ -32,6 +32,7 @@ class JobTargetSerializer(serializers.ModelSerializer):
             "warnings",
             "started",
             "finished",
+            "ran_by",
         ]
         read_only_fields = fields
 
@@ -54,6 +55,7 @@ class JobSerializer(serializers.ModelSerializer):
             "sha256",
             "source_repo",
             "source_image_id",
+            "site",
             "options",
             "attempts",
             "error_code",
@@ -78,6 +80,11 @@ class WorkerStatusSerializer(serializers.Serializer):
     kind = serializers.CharField(source="worker.kind")
     host = serializers.CharField(source="worker.host")
     pid = serializers.IntegerField(source="worker.pid")
+    sites = serializers.ListField(
+        child=serializers.CharField(),
+        source="worker.sites",
+        help_text="The sites whose jobs it takes besides those of no site (a Celery worker).",
+    )
     started = serializers.DateTimeField(source="worker.started")
     last_seen = serializers.DateTimeField(source="worker.last_seen")
     alive = serializers.BooleanField(help_text="Heard of within the last three heartbeats.")

@@ -7,6 +7,7 @@ from rest_framework import serializers
 from glint.accounts.models import Group
 from glint.repos import services
 from glint.repos.models import SECRET_FIELDS, Repo
+from glint.validators import validate_site_name
 
 
 def _secret_field() -> serializers.CharField:
@@ -127,6 +128,13 @@ class RepoImportSerializer(serializers.Serializer):
         required=False,
         trim_whitespace=False,
         help_text="PEM used for every cloud whose entry names a cacert.",
+    )
+    site = serializers.CharField(
+        required=False,
+        default="",
+        allow_blank=True,
+        validators=[validate_site_name],
+        help_text="The site of every imported repo.",
     )
 
     def validate(self, attrs):

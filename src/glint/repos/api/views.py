@@ -93,6 +93,7 @@ class RepoViewSet(viewsets.ModelViewSet):
                 group,
                 names=params.validated_data.get("clouds", ()),
                 read_ca=(lambda path: ca_bundle) if ca_bundle else services.refuse_ca_path,
+                site=params.validated_data["site"],
             )
         except services.RepoValidationError as exc:
             return Response(exc.as_dict(), status=status.HTTP_400_BAD_REQUEST)
