@@ -6,6 +6,7 @@ import pytest
 
 from tests.devcloud_repos import add_devcloud_repo
 from tests.jobs.helpers import CLOUDS, JOB_SETTINGS, LiveAPI, fresh_image_name
+from tests.jobs.workers import Workers
 from tests.live import start_live_glint
 
 
@@ -31,3 +32,11 @@ def repos(devcloud, group_a):
 def image_name(devcloud):
     """A fresh image name; every image of that name is deleted from every cloud afterwards."""
     yield from fresh_image_name(devcloud, "jobs")
+
+
+@pytest.fixture
+def workers(live):
+    """``glint worker`` processes on the module's ``live`` server, stopped afterwards."""
+    manager = Workers(live)
+    yield manager
+    manager.stop_all()

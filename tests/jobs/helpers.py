@@ -76,6 +76,12 @@ class LiveAPI:
 
     def copy(self, name: str, targets: tuple[str, ...]) -> int:
         """Plan and apply a copy of row ``name`` to ``targets``; returns the job id."""
+        (job_id,) = self.copy_jobs(name, targets)
+        return job_id
+
+    def copy_jobs(self, name: str, targets: tuple[str, ...]) -> list[int]:
+        """Plan and apply a copy of row ``name`` to ``targets``; returns the jobs' ids (one per
+        site of the targets)."""
         row, version = self.row(name)
         plan = self.post(
             "plans/",
@@ -89,8 +95,7 @@ class LiveAPI:
             expect=201,
         )
         assert all(item["status"] == "planned" for item in plan["items"]), plan["items"]
-        (job_id,) = self.post(f"plans/{plan['id']}/apply/")["jobs"]
-        return job_id
+        return self.post(f"plans/{plan['id']}/apply/")["jobs"]
 
     def job(self, job_id: int) -> dict:
         return self.get(f"jobs/{job_id}/")

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import redis
@@ -27,22 +24,26 @@ from tests.jobs.images import (
 )
 from tests.live import GLINT, free_port, glint_env, run_glint, start_live_glint
 from tests.plans.helpers import add_repo
-from tests.redis_server import running_redis
+from tests.redis_server import running_redis_server
 
 pytestmark = pytest.mark.timeout(300)
 
 REDIS_PASSWORD = "redis-secret-4f1c"
-START_TIMEOUT = 60  # seconds a process may take to be ready
 SMALL = 4 * 2**20
 # seconds in which glint serve's own threads would have claimed a job (they look every second)
 IDLE = 4
 
 
 @pytest.fixture(scope="module")
-def broker_url(tmp_path_factory):
+def broker(tmp_path_factory):
     """A throw-away redis-server on a free 127.0.0.1 port (no persistence), killed afterwards."""
-    with running_redis(tmp_path_factory.mktemp("redis"), REDIS_PASSWORD) as url:
-        yield url
+    with running_redis_server(tmp_path_factory.mktemp("redis"), REDIS_PASSWORD) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def broker_url(broker):
+    return broker.url
 
 
 @pytest.fixture(scope="module")
@@ -57,70 +58,6 @@ def live(devcloud, pki, tmp_path_factory, broker_url):
         GLINT_BROKER_URL=broker_url,
         **JOB_SETTINGS,
     )
-
-
-class Workers:
-    """``glint worker`` processes on the live server's data directory (so its database and
-    credential keys), each in its own session so a kill takes its pool processes too."""
-
-    def __init__(self, live):
-        self.live = live
-        self.processes: list[tuple[subprocess.Popen, Path]] = []
-
-    def start(self) -> subprocess.Popen:
-        data_dir = self.live.server.data_dir
-        log_path = data_dir / f"worker-{len(list(data_dir.glob('worker-*.log')))}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [GLINT, "worker", "--concurrency", "2"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=glint_env(self.live.server.data_dir, **self.live.settings),
-                start_new_session=True,
-            )
-        self.processes.append((process, log_path))
-        deadline = time.monotonic() + START_TIMEOUT
-        while " ready." not in log_path.read_text(errors="replace"):
-            if process.poll() is not None or time.monotonic() > deadline:
-                self.stop_all()
-                pytest.fail(
-                    f"glint worker did not get ready:\n{log_path.read_text(errors='replace')}"
-                )
-            time.sleep(0.1)
-        return process
-
-    def kill(self, process: subprocess.Popen) -> None:
-        """SIGKILL the worker and its pool processes: a machine that died, no clean-up runs."""
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-    def stop(self, process: subprocess.Popen) -> None:
-        """SIGTERM (Celery's warm shutdown), SIGKILL if it lingers."""
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill(process)
-        else:  # its pool processes may outlive it
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-    def stop_all(self) -> None:
-        for process, _log in self.processes:
-            self.stop(process)
-
-    def logs(self) -> str:
-        return "".join(log.read_text(errors="replace") for _process, log in self.processes)
-
-
-@pytest.fixture
-def workers(live):
-    manager = Workers(live)
-    yield manager
-    manager.stop_all()
 
 
 def queued_messages(broker: str) -> list[str]:
@@ -193,6 +130,32 @@ def test_kill_9_of_the_worker_mid_copy_then_a_new_worker_finishes_with_one_copy_
     assert all(len(images) == 1 for images in images_named(devcloud, image_name).values()), (
         "a duplicate image"
     )
+
+
+@pytest.mark.devcloud
+def test_the_broker_down_for_10_s_during_a_run_loses_no_job_and_runs_none_twice(
+    devcloud, live, api, workers, broker, image_name
+):
+    workers.start()
+    upload(devcloud, "devcloud-1", image_name, MOVING)
+    running = api.copy(image_name, ("devcloud-2",))
+    api.wait(running, writing, timeout=60, what="writing")
+
+    broker.stop()
+    down_at = time.monotonic()
+    asked_while_down = api.copy(image_name, ("devcloud-3",))  # committed; its message is lost
+    assert api.job(asked_while_down)["state"] == "queued"
+    time.sleep(max(0.0, down_at + 10 - time.monotonic()))
+    broker.start()
+
+    # The running copy went on; the workers' periodic re-send brings the other one.
+    for job_id in (running, asked_while_down):
+        job = api.wait(
+            job_id, lambda j: j["state"] not in ("queued", "running"), timeout=240, what="finished"
+        )
+        assert (job["state"], job["attempts"]) == ("done", 1), job
+    assert_one_verified_copy_each(devcloud, image_name)
+    assert f"job {asked_while_down}: not sent to the broker" in live.server.log()
 
 
 def test_glint_worker_refuses_the_embedded_runner_and_an_unreachable_broker(tmp_path):
