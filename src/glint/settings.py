@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "glint.plans",
     "glint.audit",
     "glint.transfers",
+    "glint.subscriptions",
     "glint.web",
     "glint.api",
 ]

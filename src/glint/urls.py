@@ -19,6 +19,7 @@ urlpatterns = [
     path("plans/", include("glint.plans.urls")),
     path("jobs/", include("glint.jobs.urls")),
     path("uploads/", include("glint.transfers.urls")),
+    path("subscriptions/", include("glint.subscriptions.urls")),
     path("downloads/", include(download_urlpatterns)),
     path("api/v1/", include("glint.api.urls")),
 ]

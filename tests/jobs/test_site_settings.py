@@ -85,6 +85,8 @@ def test_the_job_page_says_when_no_worker_of_its_site_runs(group_a):
 def test_glint_worker_refuses_a_site_that_cannot_name_a_queue(tmp_path):
     result = run_glint(tmp_path, "worker", "--site", BAD_SITE, GLINT_JOB_RUNNER="celery")
     assert result.returncode == 2 and "is no site name" in result.stderr, result.stderr
+    from_env = run_glint(tmp_path, "worker", GLINT_JOB_RUNNER="celery", GLINT_SITES="a b!")
+    assert from_env.returncode == 2 and "'b!' is no site name" in from_env.stderr, from_env.stderr
 
 
 @pytest.mark.django_db(transaction=True)

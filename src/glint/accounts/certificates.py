@@ -8,7 +8,9 @@ rules; here we only walk the chain, and refuse it if it holds no end-entity cert
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import unquote
 
 from cryptography import x509
@@ -19,6 +21,7 @@ from glint.accounts.dn import canonical_from_name
 __all__ = [
     "CertificateIdentity",
     "IdentityError",
+    "crls_present",
     "identity_from_chain",
     "identity_from_pem_header",
 ]
@@ -26,6 +29,17 @@ __all__ = [
 PROXY_CERT_INFO = ObjectIdentifier("1.3.6.1.5.5.7.1.14")  # RFC 3820
 PROXY_CERT_INFO_GT3 = ObjectIdentifier("1.3.6.1.4.1.3536.1.222")  # pre-RFC Globus proxies
 LEGACY_PROXY_CNS = ("proxy", "limited proxy")  # Globus GT2 proxies
+# OpenSSL's hashed-directory names: <hash>.0 for certificates, <hash>.r0 for CRLs.
+CRL_IN_CA_DIR = re.compile(r"^[0-9a-f]{8}\.r\d+$")
+CRL_PEM_MARKER = "-----BEGIN X509 CRL-----"
+
+
+def crls_present(ca_file: str | None, ca_dir: str | None) -> bool:
+    """True when revocation lists sit beside the CAs (``<hash>.rN`` files, or CRL blocks in the
+    file): then every chain verified against this trust store is checked for revocation."""
+    if ca_dir and any(CRL_IN_CA_DIR.match(entry.name) for entry in Path(ca_dir).iterdir()):
+        return True
+    return bool(ca_file) and CRL_PEM_MARKER in Path(ca_file).read_text(errors="replace")
 
 
 class IdentityError(ValueError):

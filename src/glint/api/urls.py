@@ -16,6 +16,7 @@ from glint.inventory.api.views import GroupRefreshView, RepoRefreshView
 from glint.jobs.api.views import JobViewSet, WorkerViewSet
 from glint.plans.api.views import ConflictViewSet, ImageRowViewSet, PlanViewSet
 from glint.repos.api.views import RepoViewSet
+from glint.subscriptions.api.views import SubscriptionViewSet
 from glint.transfers.api.views import UploadViewSet
 
 router = DefaultRouter()
@@ -31,6 +32,7 @@ router.register("jobs", JobViewSet, basename="job")
 router.register("workers", WorkerViewSet, basename="worker")
 router.register("plans", PlanViewSet, basename="plan")
 router.register("uploads", UploadViewSet, basename="upload")
+router.register("subscriptions", SubscriptionViewSet, basename="subscription")
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

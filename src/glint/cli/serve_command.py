@@ -111,6 +111,10 @@ def serve(
         ca_reload_seconds=ca_reload_seconds,
         workers=workers or configured["workers"] or os.cpu_count() or 1,
     )
+    # The server's trust store is also the one signed image lists are verified against
+    # (glint.subscriptions), so their endorsers are revoked by the same CRLs as its clients.
+    configured["tls_client_ca"] = options.client_ca_file
+    configured["tls_client_ca_dir"] = options.client_ca_dir
     try:
         run(options)
     except (ServeError, TLSConfigError) as exc:

@@ -44,9 +44,10 @@ def _site_names(_context, _parameter, sites: tuple[str, ...]) -> list[str]:
     "--site",
     "sites",
     multiple=True,
+    envvar="GLINT_SITES",
     callback=_site_names,
-    help="Also run the jobs of the repos at this site (repeatable); "
-    "without it, only jobs of repos with no site.",
+    help="Also run the jobs of the repos at this site (repeatable; or GLINT_SITES, names "
+    "separated by spaces); without it, only jobs of repos with no site.",
 )
 def worker(concurrency, loglevel, beat, sites):
     """Run jobs sent through the broker (GLINT_BROKER_URL) until SIGTERM/SIGINT.

@@ -20,6 +20,7 @@ BACKGROUND_WORKERS = (
     ("glint.plans.keep_everywhere", "start_keeper"),
     ("glint.jobs.dispatch", "start_dispatcher"),
     ("glint.transfers.repair", "start_repair"),
+    ("glint.subscriptions.refresher", "start_refresher"),
 )
 
 

@@ -23,11 +23,12 @@ Choices, each tested in research/x509.md:
 
 from __future__ import annotations
 
-import re
 import ssl
 from pathlib import Path
 
 from cryptography import x509
+
+from glint.accounts.certificates import crls_present
 
 __all__ = [
     "TLSConfigError",
@@ -37,21 +38,9 @@ __all__ = [
     "verified_chain",
 ]
 
-# OpenSSL's hashed-directory names: <hash>.0 for certificates, <hash>.r0 for CRLs.
-CRL_IN_CA_DIR = re.compile(r"^[0-9a-f]{8}\.r\d+$")
-CRL_PEM_MARKER = "-----BEGIN X509 CRL-----"
-
 
 class TLSConfigError(Exception):
     """The TLS files cannot be used; the message names the file and the reason."""
-
-
-def crls_present(ca_file: str | None, ca_dir: str | None) -> bool:
-    """True when revocation lists sit beside the CAs (``<hash>.rN`` files, or CRL blocks in the
-    file)."""
-    if ca_dir and any(CRL_IN_CA_DIR.match(entry.name) for entry in Path(ca_dir).iterdir()):
-        return True
-    return bool(ca_file) and CRL_PEM_MARKER in Path(ca_file).read_text(errors="replace")
 
 
 def describe_client_ca(ca_file: str | None, ca_dir: str | None) -> str:

@@ -14,6 +14,7 @@ __all__ = [
     "ChecksumMismatch",
     "FetchFailed",
     "NotInCache",
+    "SizeMismatch",
     "TooLarge",
     "TransferError",
     "UploadInterrupted",
@@ -42,6 +43,12 @@ class TooLarge(TransferError):
     """More bytes than the configured limit."""
 
     code = "too_large"
+
+
+class SizeMismatch(TransferError):
+    """The server announces another size than the one the link came with (a list's hv:size)."""
+
+    code = "size_mismatch"
 
 
 class ChecksumMismatch(TransferError):

@@ -46,7 +46,7 @@ from glint.replication import (
     TargetState,
 )
 from glint.transfers import fetch, formats
-from glint.transfers.errors import ChecksumMismatch, UploadInterrupted
+from glint.transfers.errors import ChecksumMismatch, SizeMismatch, UploadInterrupted
 from glint.transfers.models import Upload, UploadState
 from glint.transfers.parts import UploadPart
 from glint.transfers.sources import (
@@ -96,7 +96,9 @@ class _Recorder(TargetWriter):
 def _open_link(upload: Upload) -> IncomingStream:
     """Open the web link (and its checksum file) before any target image is created, so a refused
     redirect, an HTTP error, an over-size body or a format lie leaves nothing anywhere."""
-    policy = fetch_policy()
+    # A size given with the link (a signed image list's hv:size) is a promise: more bytes are
+    # refused as they come, another Content-Length before any target is touched.
+    policy = fetch_policy(upload.size)
     if upload.checksum_url and not upload.expected_digest:
         algo, digest = fetch.fetch_checksum(
             upload.checksum_url.reveal(), upload.checksum_entry, policy
@@ -104,6 +106,11 @@ def _open_link(upload: Upload) -> IncomingStream:
         Upload.objects.filter(pk=upload.pk).update(expected_algo=algo, expected_digest=digest)
         upload.expected_algo, upload.expected_digest = algo, digest
     response = fetch.open_url(upload.source_url.reveal(), policy)
+    if upload.size is not None and response.size not in (None, upload.size):
+        response.close()
+        raise SizeMismatch(
+            f"{response.url} sends {response.size} bytes, but {upload.size} were expected"
+        )
     head, chunks = read_head(iter(response))
     try:
         disk_format = formats.resolve(upload.disk_format or None, head)
