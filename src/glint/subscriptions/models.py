@@ -18,8 +18,9 @@ from glint.subscriptions.choices import OnRemoval
 
 __all__ = ["SubscribedImage", "Subscription"]
 
-#: The properties Glint sets on the images of a list, all under one prefix.
-PROPERTY_PREFIX = "glint_list_"
+#: The properties Glint sets on the images of a list, all under one prefix (not ``glint_``: those
+#: are Glint's per-copy markers, rewritten for each copy; these travel with the image).
+PROPERTY_PREFIX = "imagelist_"
 
 
 class Subscription(models.Model):

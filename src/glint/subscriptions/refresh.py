@@ -8,7 +8,7 @@
    is the subscription's last error and the last good list stays in force.
 2. Keeping in step works by content, never by name: each wanted image (all, or the chosen
    identifiers) is looked for in every target repo by its listed SHA-512 (Glance's own
-   ``os_hash_value``, or the ``glint_list_sha512`` property Glint sets). The repos that lack it get
+   ``os_hash_value``, or the ``imagelist_sha512`` property Glint sets). The repos that lack it get
    it from one web-link upload (``transfers.services.create_upload``): fetched once, its size and
    SHA-512 checked against the list while streaming (a mismatch fails it and keeps nothing), and
    fanned out to those repos by the copy engine, verified. A repo that already holds the content

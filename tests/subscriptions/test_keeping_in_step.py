@@ -1,0 +1,214 @@
+"""Against devcloud: a subscription brings its list's images into every target repo, verified;
+a new list version adds and updates them (the old copy goes only once the new one is verified);
+an image that leaves the list loses Glint's copies and nothing else; a refused list changes
+nothing; an image whose bytes do not match its list is kept nowhere."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+
+import pytest
+
+from glint.inventory.poller import poll_repos
+from glint.subscriptions.models import SubscribedImage
+from tests.clients import make_user
+from tests.devcloud_repos import add_devcloud_repo
+from tests.jobs.images import driver_for, images_named
+from tests.plans.helpers import add_repo
+from tests.subscriptions.helpers import LIST_PATH, publish, refreshed, run_queued_jobs, subscribe
+from tests.subscriptions.lists import ListedImage, image
+
+pytestmark = [pytest.mark.devcloud, pytest.mark.django_db(transaction=True)]
+
+KiB = 1024
+CLOUDS = ("devcloud-2", "devcloud-3")
+
+
+def by_cloud(devcloud, name: str) -> dict[str, list]:
+    return {
+        cloud: found for cloud, found in images_named(devcloud, name).items() if cloud in CLOUDS
+    }
+
+
+def assert_holds(copy, listed: ListedImage) -> None:
+    """``copy`` is active and holds exactly ``listed``'s bytes, by the cloud's own hash."""
+    algo = copy.hash_algo or "md5"
+    expected = hashlib.new(algo, listed.data).hexdigest()
+    assert copy.status == "active" and copy.hash_value == expected, (copy, listed.title)
+    assert copy.properties["imagelist_sha512"] == listed.sha512
+
+
+def test_a_subscription_keeps_the_repos_in_step_with_its_list(
+    devcloud, group_a, trust, web, prefix
+):
+    _directory, endorser, _revoked, _other = trust
+    name_prefix, names = prefix
+    manager = make_user("List Manager", group=group_a, role="manager")
+    repos = [add_devcloud_repo(devcloud, group_a, cloud) for cloud in CLOUDS]
+    alpha, beta = image("alpha", os.urandom(256 * KiB)), image("beta", os.urandom(192 * KiB))
+    names += [f"{name_prefix}alpha", f"{name_prefix}beta", f"{name_prefix}gamma", "users-own"]
+    # Someone's own image with beta's bytes in devcloud-2: that repo already has the content.
+    upload_bytes(devcloud, "devcloud-2", "users-own", beta.data)
+    poll_repos(repos)
+    publish(web, endorser, [alpha, beta], version="1")
+
+    subscription = subscribe(manager, group_a, repos, web, endorser, name_prefix=name_prefix)
+    result = refreshed(subscription)
+
+    assert result.ok, result.error
+    assert result.fetching == {
+        f"{name_prefix}alpha": ["devcloud-2", "devcloud-3"],
+        f"{name_prefix}beta": ["devcloud-3"],
+    }, "a repo that already holds the content is left alone"
+    ended = run_queued_jobs()
+    assert [job.state for job in ended] == ["done", "done"], [job.error for job in ended]
+    for listed, clouds in ((alpha, CLOUDS), (beta, ("devcloud-3",))):
+        for cloud in clouds:
+            (copy,) = by_cloud(devcloud, f"{name_prefix}{listed.title}")[cloud]
+            assert_holds(copy, listed)
+            assert copy.properties.get("imagelist_image") == listed.identifier, copy.properties
+            assert copy.properties["imagelist_id"] == subscription.list_identifier
+            assert (copy.properties["imagelist_os"], copy.properties["architecture"]) == (
+                "Linux",
+                "x86_64",
+            )
+    poll_repos(repos)
+    again = refreshed(subscription)
+    assert (
+        again.ok
+        and not again.fetching
+        and sorted(again.present) == sorted([f"{name_prefix}alpha", f"{name_prefix}beta"])
+    ), "nothing to do once the repos hold the list"
+    assert SubscribedImage.objects.filter(subscription=subscription).count() == 2
+
+    # Version 2: alpha updated, beta gone, gamma new.
+    alpha2 = ListedImage(alpha.identifier, "alpha", os.urandom(160 * KiB), version="2")
+    gamma = image("gamma", os.urandom(128 * KiB))
+    publish(web, endorser, [alpha2, gamma], version="2")
+    update = refreshed(subscription)
+
+    assert update.ok, update.error
+    assert set(update.fetching) == {f"{name_prefix}alpha", f"{name_prefix}gamma"}
+    assert update.removed == [f"{name_prefix}beta"]
+    ended = run_queued_jobs()
+    assert {job.kind for job in ended} == {"upload", "delete"}
+    assert all(job.state == "done" for job in ended), [(job.kind, job.error) for job in ended]
+    for cloud in CLOUDS:
+        (copy,) = by_cloud(devcloud, f"{name_prefix}alpha")[cloud]
+        assert_holds(copy, alpha2)  # the old copy went once the new one was verified
+        (copy,) = by_cloud(devcloud, f"{name_prefix}gamma")[cloud]
+        assert_holds(copy, gamma)
+        assert not by_cloud(devcloud, f"{name_prefix}beta")[cloud], "Glint's copy of beta is gone"
+    assert [i.status for i in by_cloud(devcloud, "users-own")["devcloud-2"]] == ["active"], (
+        "an image Glint did not make for the list is never touched"
+    )
+
+
+def upload_bytes(devcloud, cloud: str, name: str, data: bytes) -> None:
+    with driver_for(devcloud, cloud) as driver:
+        driver.create_and_write(
+            {"name": name, "disk_format": "raw", "container_format": "bare"},
+            iter([data]),
+            size=len(data),
+        )
+
+
+def test_bytes_that_do_not_match_the_list_are_kept_nowhere(devcloud, group_a, trust, web, prefix):
+    _directory, endorser, _revoked, _other = trust
+    name_prefix, names = prefix
+    manager = make_user("List Manager", group=group_a, role="manager")
+    repos = [add_devcloud_repo(devcloud, group_a, cloud) for cloud in CLOUDS]
+    tampered, resized = image("tampered", os.urandom(64 * KiB)), image("resized", b"r" * 4096)
+    names += [f"{name_prefix}tampered", f"{name_prefix}resized"]
+    publish(web, endorser, [tampered, resized], sizes={resized.identifier: 5000})
+    web.add(f"/images/{tampered.identifier}", os.urandom(64 * KiB))  # not the listed bytes
+
+    subscription = subscribe(manager, group_a, repos, web, endorser, name_prefix=name_prefix)
+    assert refreshed(subscription).ok
+    ended = {job.image_name: job for job in run_queued_jobs()}
+
+    tampered_job = ended[f"{name_prefix}tampered"]
+    assert tampered_job.state == "failed", tampered_job
+    # Glint's own stream, or the cloud that fetched the link itself, found other bytes.
+    assert tampered_job.error_code in ("checksum_mismatch", "target_verification_failed")
+    assert ended[f"{name_prefix}resized"].error_code == "size_mismatch"
+    assert "5000 were expected" in ended[f"{name_prefix}resized"].error
+    for name in names:
+        assert not any(by_cloud(devcloud, name).values()), f"{name} was kept somewhere"
+
+
+@pytest.mark.parametrize(
+    "case", ["lower", "same-version", "expired", "revoked", "other", "tampered", "huge"]
+)
+def test_a_refused_list_changes_nothing_and_says_why(group_a, trust, web, case):
+    _directory, endorser, revoked, other = trust
+    manager = make_user("List Manager", group=group_a, role="manager")
+    target = add_repo(group_a, "never-reached", "p1")
+    images = [image("one", b"1" * 1000)]
+    publish(web, endorser, images, version="5")
+    subscription = subscribe(manager, group_a, [target], web, endorser)
+    assert refreshed(subscription).ok
+    fetched = SubscribedImage.objects.count()
+
+    reasons = {
+        "lower": (
+            "version 4 is lower than the version 5",
+            lambda: publish(web, endorser, images, version="4"),
+        ),
+        "same-version": (
+            "version 5 is the one accepted before, but its content differs",
+            lambda: publish(web, endorser, [*images, image("two", b"2")], version="5"),
+        ),
+        "expired": (
+            "The list expired on",
+            lambda: publish(
+                web,
+                endorser,
+                images,
+                version="6",
+                expires=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1),
+            ),
+        ),
+        "revoked": ("certificate revoked", lambda: publish(web, revoked, images, version="6")),
+        "other": (
+            "not by the endorser this subscription trusts",
+            lambda: publish(web, other, images, version="6"),
+        ),
+        "tampered": (
+            "signature does not verify",
+            lambda: web.add(
+                LIST_PATH, publish(web, endorser, images, version="6").replace(b'"6"', b'"9"')
+            ),
+        ),
+        "huge": ("larger than 4 MiB", lambda: web.add(LIST_PATH, b"x" * (4 * 2**20 + 1))),
+    }
+    reason, change = reasons[case]
+    change()
+    result = refreshed(subscription)
+
+    assert not result.ok and reason in result.error, result.error
+    subscription.refresh_from_db()
+    assert subscription.list_version == "5", "the last good list stays in force"
+    assert (subscription.last_refresh_ok, subscription.last_error) == (False, result.error)
+    assert SubscribedImage.objects.count() == fetched, "nothing new was fetched"
+
+
+def test_a_link_the_fetcher_refuses_is_refused_when_subscribing(group_a, trust, settings):
+    from glint.subscriptions import services
+    from glint.subscriptions.models import Subscription
+
+    _directory, endorser, _revoked, _other = trust
+    settings.GLINT_FETCH_ALLOW_CIDRS = []
+    manager = make_user("List Manager", group=group_a, role="manager")
+    with pytest.raises(services.SubscriptionRefused) as refused:
+        services.save_subscription(
+            manager,
+            Subscription(group=group_a, name="metadata"),
+            targets=[add_repo(group_a, "r", "p1")],
+            url="http://169.254.169.254/latest/list",
+            endorser_dn=endorser.dn,
+            endorser_ca=endorser.ca_dn,
+        )
+    assert refused.value.field == "url" and "169.254.169.254" in refused.value.message
