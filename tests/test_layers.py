@@ -6,8 +6,8 @@ any other: a lazy import that dodges a circle at import time is still a circle i
 The layers, top to bottom:
 
 - faces: ``glint.web``, ``glint.api``, ``glint.cli``, ``glint.server`` (and ``glint.urls``);
-- Django apps: ``accounts``, ``repos``, ``inventory``, ``jobs``, ``plans``, ``audit``, ``transfers``,
-  ``subscriptions``
+- Django apps: ``accounts``, ``repos``, ``inventory``, ``jobs``, ``plans``, ``audit``,
+  ``transfers``, ``subscriptions``
   (an app's own ``api/`` package is its face, and may import what the app imports);
 - the engine: ``glint.replication`` and the pure matrix ``glint.matrix``: no Django, no app;
 - drivers: ``glint.clouds``: nothing of Glint above them.
