@@ -181,6 +181,12 @@ def test_delete_of_an_own_private_copy_is_planned():
             {"overlays": "incoming"},
             "not deleted: a copy to this repo is in progress",
         ),
+        (
+            [copy(10, A), copy(11, B)],
+            {"managed": {11: "egi-basic"}},
+            "not deleted: subscription egi-basic keeps it in repo-2; change the subscription's"
+            " repos or unsubscribe",
+        ),
     ],
 )
 def test_delete_refusals(copies, kwargs, reason):
@@ -200,6 +206,13 @@ def test_an_admin_may_force_the_delete_of_a_published_image_but_not_of_a_protect
     )
     assert public.status == "planned"
     assert protected.reason == "not deleted: it is protected in repo-3"
+
+
+def test_a_subscribed_image_is_deleted_by_hand_where_its_subscription_does_not_keep_it():
+    rows = matrix(copy(10, A), copy(11, B), copy(12, C))
+    row = only_row(rows)
+    (verdict,) = decide(rows, (row.id, C, "delete"), managed={10: "egi", 11: "egi"})
+    assert verdict.status == "planned" and [c.pk for c in verdict.images] == [12]
 
 
 def test_deleting_every_copy_of_a_row_is_refused_as_a_whole():

@@ -12,11 +12,13 @@ import os
 import pytest
 
 from glint.inventory.poller import poll_repos
+from glint.matrix.planning import Change
+from glint.plans import services as plans
 from glint.subscriptions.models import SubscribedImage
-from tests.clients import make_user
+from tests.clients import client_for, make_user
 from tests.devcloud_repos import add_devcloud_repo
 from tests.jobs.images import driver_for, images_named
-from tests.plans.helpers import add_repo
+from tests.plans.helpers import add_repo, row_of, version
 from tests.subscriptions.helpers import LIST_PATH, publish, refreshed, run_queued_jobs, subscribe
 from tests.subscriptions.lists import ListedImage, image
 
@@ -75,6 +77,7 @@ def test_a_subscription_keeps_the_repos_in_step_with_its_list(
                 "x86_64",
             )
     poll_repos(repos)
+    assert_the_matrix_shows_the_list(group_a, manager, subscription, f"{name_prefix}alpha", repos)
     again = refreshed(subscription)
     assert (
         again.ok
@@ -103,6 +106,32 @@ def test_a_subscription_keeps_the_repos_in_step_with_its_list(
         assert not by_cloud(devcloud, f"{name_prefix}beta")[cloud], "Glint's copy of beta is gone"
     assert [i.status for i in by_cloud(devcloud, "users-own")["devcloud-2"]] == ["active"], (
         "an image Glint did not make for the list is never touched"
+    )
+
+
+def assert_the_matrix_shows_the_list(group, manager, subscription, name: str, repos) -> None:
+    """The row names its subscription (list and endorser), and its cells in the subscription's
+    repos are the subscription's: a person's delete there is refused with the reason."""
+    listing = client_for(manager).get("/api/v1/images/", {"group": group.pk, "q": name}).json()
+    (row,) = listing["results"]
+    assert row["subscription"] == {
+        "id": subscription.pk,
+        "name": subscription.name,
+        "list_identifier": subscription.list_identifier,
+        "list_title": "Glint test list",
+        "list_version": "1",
+        "endorser_dn": subscription.endorser_shown,
+        "endorser_ca": subscription.endorser_ca,
+        "targets": sorted(repo.pk for repo in repos),
+    }
+    plan = plans.create_plan(
+        group, manager, [Change(row_of(group, name).id, repos[0].pk, "delete")], version(group)
+    )
+    (item,) = plan.items.all()
+    assert (item.status, item.reason) == (
+        "refused",
+        f"not deleted: subscription {subscription.name} keeps it in {repos[0].name}; change the"
+        " subscription's repos or unsubscribe",
     )
 
 

@@ -13,8 +13,9 @@ copy already on its way there, is a no-op: copies are idempotent, so no stalenes
 Delete (untick). Deleting is the one irreversible act, so it is refused unless everything the
 person saw still holds: the repo's inventory has not changed since their page was loaded, the row
 is shown (not hidden), the repo's project owns the copy, it is not protected, not published to
-others (public, shared, community) unless an admin forces it, and at least one copy of the row
-stays in the group once the whole plan has run.
+others (public, shared, community) unless an admin forces it, not kept there by a subscription
+(its next refresh would fetch it again: the subscription is what to change), and at least one
+copy of the row stays in the group once the whole plan has run.
 """
 
 from __future__ import annotations
@@ -71,6 +72,10 @@ MESSAGES = {
         "not deleted: it is {visibility} and others may use it; only an admin can force this"
     ),
     "last_copy": "not deleted: it is the last copy in the group",
+    "managed": (
+        "not deleted: subscription {subscription} keeps it in {repo}; change the subscription's"
+        " repos or unsubscribe"
+    ),
 }
 
 
@@ -139,12 +144,13 @@ def _message(code: str, **values) -> str:
 
 
 class _Planner:
-    def __init__(self, rows, repos, overlays, shown, protected, may_force):
+    def __init__(self, rows, repos, overlays, shown, protected, managed, may_force):
         self.rows: Mapping[str, Row] = rows
         self.repos: Mapping[int, RepoFacts] = repos
         self.overlays: Mapping[tuple[str, int], Cell] = overlays
         self.shown: Mapping[int, int] = shown
         self.protected: set[int] = protected
+        self.managed: Mapping[int, str] = managed
         self.may_force = may_force
         self.group_projects = {r.project_id for r in repos.values() if r.project_id}
 
@@ -206,6 +212,9 @@ class _Planner:
         if cell is None or not cell.copies:
             return self._refuse(verdict, "absent", NOOP)
         own = tuple(c for c in cell.copies if c.owner == repo.project_id)
+        keeper = next((self.managed[c.pk] for c in cell.copies if c.pk in self.managed), None)
+        if keeper is not None:
+            return self._refuse(verdict, "managed", subscription=keeper, repo=repo.name)
         refusal = next(
             filter(
                 None,
@@ -301,6 +310,7 @@ def plan_changes(
     shown: Mapping[int, int],
     overlays: Mapping[tuple[str, int], Cell] | None = None,
     protected: Iterable[int] = (),
+    managed: Mapping[int, str] | None = None,
     may_force: bool = False,
 ) -> list[Verdict]:
     """Decide every change against the group's current matrix.
@@ -312,12 +322,13 @@ def plan_changes(
         shown: ``{repo_id: version}`` the person's page showed (:func:`parse_version`).
         overlays: Cells of jobs in flight, ``{(row_id, repo_id): Cell}``.
         protected: pks of the copies Glance marks ``protected``.
+        managed: pk → name of the subscription that keeps that copy in its repo.
         may_force: An admin forces deletes of published images.
 
     Returns:
         One verdict per change, in the same order.
     """
-    planner = _Planner(rows, repos, overlays or {}, shown, set(protected), may_force)
+    planner = _Planner(rows, repos, overlays or {}, shown, set(protected), managed or {}, may_force)
     verdicts, seen = [], set()
     for change in changes:
         key = (change.row, change.repo)

@@ -36,6 +36,7 @@ from glint.plans.choices import Action, ItemStatus, PlanState
 from glint.plans.models import KeepEverywhere, Plan, PlanItem
 from glint.replication import CloudError, ImageRecord, copy_fields, rename_image
 from glint.repos.drivers import open_driver
+from glint.subscriptions.services import listed_copies
 
 __all__ = [
     "PlanError",
@@ -97,6 +98,7 @@ def _verdicts(group: Group, changes: list[Change], shown: dict[int, int], may_fo
     protected = Image.objects.filter(repo__in=list(repos), protected=True).values_list(
         "pk", flat=True
     )
+    keepers = listed_copies(group).keepers
     verdicts = plan_changes(
         changes,
         {row.id: row for row in matrix.polled},
@@ -104,6 +106,7 @@ def _verdicts(group: Group, changes: list[Change], shown: dict[int, int], may_fo
         shown=shown,
         overlays=matrix.job_cells,
         protected=protected,
+        managed={pk: subscription.name for pk, subscription in keepers.items()},
         may_force=may_force,
     )
     return matrix, verdicts

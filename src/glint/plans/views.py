@@ -35,6 +35,7 @@ from glint.plans.filtersets import ORDERS, RowFilterForm
 from glint.plans.models import Plan
 from glint.plans.templatetags.matrix_cells import LIVE_STATES
 from glint.replication import FORMAT_LABELS
+from glint.subscriptions.services import listed_copies
 
 #: Rows per matrix page: a page of 20 repos stays a few thousand cells, quick to render and read.
 ROWS_PER_PAGE = 100
@@ -251,6 +252,7 @@ def matrix(request):
     rows = filters.rows(data.rows) if valid else []
     page = Paginator(rows, ROWS_PER_PAGE).get_page(request.GET.get("page"))
     kept = services.kept_rows(group, page.object_list)
+    listed = listed_copies(group)
     return render(
         request,
         "plans/matrix.html",
@@ -259,9 +261,15 @@ def matrix(request):
             "group": group,
             "page": page,
             "lines": [
-                (row, [(repo, row.cells[repo.pk]) for repo in data.repos], kept.get(row.id))
+                (
+                    row,
+                    [(repo, row.cells[repo.pk]) for repo in data.repos],
+                    kept.get(row.id),
+                    listed.subscription_of(row.copies),
+                )
                 for row in page
             ],
+            "keepers": listed.keepers,
             "editable": not hidden_view,  # hidden rows are never changed by an apply
             "watching": any(
                 cell.state.value in LIVE_STATES for row in page for cell in row.cells.values()
@@ -422,6 +430,7 @@ def live_cells(request):
             "watching": True,
             "idle": idle,
             "editable": True,
+            "keepers": listed_copies(group).keepers,
         },
     )
 

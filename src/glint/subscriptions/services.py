@@ -8,6 +8,7 @@ the list's URL credentials or token. A new subscription is refreshed at once by 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
@@ -16,17 +17,20 @@ from glint import audit, validators
 from glint.accounts.choices import Role
 from glint.accounts.dn import DNError, canonical_from_string
 from glint.accounts.models import Group, User
+from glint.inventory.models import Image
 from glint.replication import ConflictPolicy
 from glint.repos.models import Repo
 from glint.subscriptions.choices import OnRemoval
-from glint.subscriptions.models import Subscription
+from glint.subscriptions.models import PROPERTY_PREFIX, Subscription
 from glint.transfers import fetch
 from glint.transfers.errors import TransferError
 from glint.transfers.upload_job import fetch_policy
 
 __all__ = [
     "MIN_REFRESH_SECONDS",
+    "ListedCopies",
     "SubscriptionRefused",
+    "listed_copies",
     "save_subscription",
     "unsubscribe",
     "visible_subscriptions",
@@ -156,3 +160,46 @@ def unsubscribe(user: User, subscription: Subscription) -> None:
         details={"subscription": subscription.pk, "name": subscription.name},
     )
     subscription.delete()
+
+
+# What the matrix and the planner need to know
+
+
+@dataclass(frozen=True)
+class ListedCopies:
+    """The copies in a group's repos that its subscriptions brought in.
+
+    Attributes:
+        by_image: Image pk → the subscription whose list the copy carries (any repo).
+        keepers: Image pk → subscription, for those copies that sit in one of their
+            subscription's target repos: the subscription keeps them there, so a person does not
+            delete them by hand (the next refresh would fetch them again) but changes the
+            subscription instead.
+    """
+
+    by_image: dict[int, Subscription]
+    keepers: dict[int, Subscription]
+
+    def subscription_of(self, copies) -> Subscription | None:
+        """The subscription of the first of ``copies`` (matrix ``Copy`` records) it brought in."""
+        return next((self.by_image[c.pk] for c in copies if c.pk in self.by_image), None)
+
+
+def listed_copies(group: Group) -> ListedCopies:
+    """Which of ``group``'s copies carry one of its subscriptions' lists (one query each for the
+    subscriptions and the copies)."""
+    subscriptions = {
+        s.list_identifier: s
+        for s in group.subscriptions.exclude(list_identifier="").prefetch_related("targets")
+    }
+    if not subscriptions:
+        return ListedCopies({}, {})
+    key = f"properties__{PROPERTY_PREFIX}id"
+    found = Image.objects.filter(repo__group=group, **{f"{key}__in": list(subscriptions)})
+    by_image, keepers = {}, {}
+    for pk, repo_id, list_identifier in found.values_list("pk", "repo_id", key):
+        subscription = subscriptions[list_identifier]
+        by_image[pk] = subscription
+        if any(repo.pk == repo_id for repo in subscription.targets.all()):
+            keepers[pk] = subscription
+    return ListedCopies(by_image, keepers)

@@ -5,6 +5,7 @@ not stored).
 
 from functools import cached_property
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from glint.inventory.api.serializers import ImageSerializer
@@ -102,8 +103,28 @@ class CellSerializer(serializers.Serializer):
     copies = CopySerializer(many=True)
 
 
+class RowSubscriptionSerializer(serializers.Serializer):
+    """The subscription whose signed list brought a row in; its cells in the subscription's repos
+    are the subscription's to change (the planner refuses deleting them by hand)."""
+
+    id = serializers.IntegerField(source="pk")
+    name = serializers.CharField()
+    list_identifier = serializers.CharField()
+    list_title = serializers.CharField()
+    list_version = serializers.CharField()
+    endorser_dn = serializers.CharField(source="endorser_shown")
+    endorser_ca = serializers.CharField()
+    targets = serializers.SerializerMethodField()
+
+    def get_targets(self, subscription) -> list[int]:
+        return sorted(repo.pk for repo in subscription.targets.all())
+
+
 class RowSerializer(serializers.Serializer):
-    """A matrix row: one (name, content key) pair, with a cell for every repo of the group."""
+    """A matrix row: one (name, content key) pair, with a cell for every repo of the group.
+
+    ``context["listed"]`` (``subscriptions.services.ListedCopies``) names the row's subscription.
+    """
 
     id = serializers.CharField()
     name = serializers.CharField()
@@ -115,6 +136,7 @@ class RowSerializer(serializers.Serializer):
     formats = serializers.CharField()
     created_at = serializers.DateTimeField(allow_null=True)
     conflict_types = serializers.ListField(child=serializers.IntegerField())
+    subscription = serializers.SerializerMethodField()
     cells = serializers.SerializerMethodField()
 
     @cached_property
@@ -122,6 +144,12 @@ class RowSerializer(serializers.Serializer):
         # One serializer for every cell of a listing: a serializer built per cell deep-copies its
         # fields each time, which was most of what a page of 50 rows × 20 repos cost.
         return CellSerializer(many=True)
+
+    @extend_schema_field(RowSubscriptionSerializer(allow_null=True))
+    def get_subscription(self, row) -> dict | None:
+        listed = self.context.get("listed")
+        subscription = listed.subscription_of(row.copies) if listed else None
+        return RowSubscriptionSerializer(subscription).data if subscription else None
 
     def get_cells(self, row) -> list[dict]:
         return self._cells.to_representation(

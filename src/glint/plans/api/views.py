@@ -36,6 +36,7 @@ from glint.plans.api.serializers import (
 )
 from glint.plans.filtersets import ORDERS, RowFilterForm
 from glint.plans.models import Plan
+from glint.subscriptions.services import listed_copies
 
 
 class PlanRefused(APIException):
@@ -142,7 +143,10 @@ class ImageRowViewSet(viewsets.ViewSet):
         rows = filters.rows(matrix.rows)
         paginator = Pagination()
         page = paginator.paginate_queryset(rows, request, view=self)
-        response = paginator.get_paginated_response(RowSerializer(page, many=True).data)
+        listed = listed_copies(matrix.group)
+        response = paginator.get_paginated_response(
+            RowSerializer(page, many=True, context={"listed": listed}).data
+        )
         response.data["group"] = matrix.group.pk
         response.data["inventory_version"] = matrix.version
         response.data["repos"] = RepoStatusSerializer(matrix.repos, many=True).data
@@ -150,11 +154,12 @@ class ImageRowViewSet(viewsets.ViewSet):
 
     @extend_schema(responses=RowDetailSerializer)
     def retrieve(self, request, pk=None):
-        _matrix, row = find_row(request.user, pk)
+        matrix, row = find_row(request.user, pk)
         images = Image.objects.filter(pk__in=[c.pk for c in row.copies]).order_by(
             "repo_id", "image_id"
         )
-        return Response(RowDetailSerializer(row, context={"images": images}).data)
+        context = {"images": images, "listed": listed_copies(matrix.group)}
+        return Response(RowDetailSerializer(row, context=context).data)
 
     def _set_hidden(self, request, pk, hidden: bool):
         matrix, row = find_row(request.user, pk)

@@ -34,7 +34,7 @@ def matrix_cell(context, row, repo, cell, live=False, refreshing=False, oob=Fals
     swap = ' hx-swap-oob="true"' if oob else ""
     parts = [f'<td id="cell-{escape(row.id)}-{repo.pk}" class="cell {escape(state)}"{swap}>']
     if context.get("editable"):
-        parts.append(_checkbox(row, repo, cell, where))
+        parts.append(_checkbox(row, repo, cell, where, context.get("keepers", {})))
     parts.append(_content(context, repo, cell, where))
     if refreshing:
         parts.append('<span class="badge warn">updating…</span>')
@@ -44,11 +44,19 @@ def matrix_cell(context, row, repo, cell, live=False, refreshing=False, oob=Fals
     return mark_safe("\n".join(parts))  # noqa: S308 - every value above is escaped
 
 
-def _checkbox(row, repo, cell, where: str) -> str:
+def _checkbox(row, repo, cell, where: str, keepers) -> str:
+    """``keepers``: image pk → the subscription that keeps that copy in its repo (its cell is the
+    subscription's to change, not a person's)."""
     label = escape(f"{row.name} in {repo.name}")
     checked = " checked" if cell.copies else ""
     if cell.state.value in LIVE_STATES:
         return f'<input type="checkbox" disabled{checked} aria-label="{label} (a job is at work)">'
+    keeper = next((keepers[c.pk] for c in cell.copies if c.pk in keepers), None)
+    if keeper is not None:
+        kept = escape(f"kept by subscription {keeper.name}")
+        return (
+            f'<input type="checkbox" disabled checked aria-label="{label} ({kept})" title="{kept}">'
+        )
     box = (
         f'<input type="checkbox" form="apply-form" name="cell" value="{where}"{checked}'
         f' aria-label="{label}">'
