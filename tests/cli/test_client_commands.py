@@ -4,42 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.cli.helpers import login
 from tests.live import LIVE_GROUP
 
 pytestmark = pytest.mark.devcloud
-GLINT = str(Path(sys.executable).parent / "glint")
-
-
-@pytest.fixture
-def cli(tmp_path):
-    """Run ``glint`` as a person would, with its own client config file."""
-    env = dict(os.environ, GLINT_CLIENT_CONFIG=str(tmp_path / "client.json"))
-
-    def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [GLINT, *args], env=env, capture_output=True, text=True, timeout=120, cwd=cwd
-        )
-
-    return run
-
-
-def login(cli, live_glint, pki, *extra):
-    return cli(
-        "login",
-        "--url",
-        live_glint.url,
-        "--cert",
-        str(live_glint.cert_file),
-        "--ca-file",
-        str(pki.ca_file),
-        *extra,
-    )
 
 
 def test_login_then_whoami_repos_images_conflicts(cli, live_glint, pki):

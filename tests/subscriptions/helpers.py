@@ -3,11 +3,14 @@ refresh starts, as the job runner of ``glint serve`` would."""
 
 from __future__ import annotations
 
+import time
+
 from glint.jobs import states
 from glint.jobs.models import Job
 from glint.subscriptions import refresh, services
 from glint.subscriptions.models import Subscription
 from tests.jobs.helpers import run_in_process
+from tests.jobs.images import images_named
 from tests.subscriptions.lists import Endorser, ListedImage, image_list
 
 LIST_PATH = "/lists/test.smime"
@@ -48,3 +51,29 @@ def run_queued_jobs() -> list[Job]:
 def refreshed(subscription: Subscription) -> refresh.RefreshResult:
     subscription.refresh_from_db()
     return refresh.refresh(subscription)
+
+
+def start_subscribing_glint(devcloud, pki, data_dir):
+    """A live ``glint serve`` (``tests.live.start_live_glint``) whose fetcher may reach the
+    loopback list server, as an operator allows a site mirror; its trust store is ``pki``'s CA,
+    so an endorser must be issued by ``pki.ca``."""
+    from tests.live import start_live_glint
+
+    yield from start_live_glint(
+        devcloud, pki, data_dir, GLINT_FETCH_ALLOW_CIDRS="127.0.0.0/8", GLINT_JOB_RETRY_LIMIT="1"
+    )
+
+
+def wait_for_images(devcloud, names: list[str], clouds: tuple[str, ...], timeout: float = 120):
+    """Wait until every image of ``names`` is active in every cloud of ``clouds``; the images."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = {name: images_named(devcloud, name) for name in names}
+        if all(
+            [i.status for i in found[name][cloud]] == ["active"]
+            for name in names
+            for cloud in clouds
+        ):
+            return found
+        assert time.monotonic() < deadline, f"images not in {clouds} in time: {found}"
+        time.sleep(1)

@@ -3,7 +3,7 @@
 Commands that manage the server itself (``serve``, ``worker``, ``user add``, ``group add``,
 ``keys rotate``, ``repo import``, ``migrate``, ``backup``, ``restore``) run against the local
 database with Django set up; client commands (``login``, ``whoami``, ``repos``, ``images``,
-``conflicts``) only speak HTTPS to the REST API.
+``conflicts``, ``copy``, ``upload``, ``subscribe``…) only speak HTTPS to the REST API.
 """
 
 import click
@@ -15,6 +15,7 @@ from glint.cli import (
     repo_commands,
     serve_command,
     server_commands,
+    subscription_commands,
     transfer_commands,
     worker_command,
 )
@@ -34,6 +35,7 @@ client_commands.register(cli)
 repo_commands.register(cli)
 job_commands.register(cli)
 transfer_commands.register(cli)
+subscription_commands.register(cli)
 backup_commands.register(cli)
 
 
