@@ -106,6 +106,9 @@ def _error(err: Exception, action: str) -> errors.CloudError:
         )
     if code == "InvalidAMIName.Duplicate":
         return errors.Conflict(f"{action}: {message}", status=status)
+    # Before the quota test: throttling codes end in "LimitExceeded" too.
+    if status and status >= 500 or code in ("RequestThrottledException", "RequestLimitExceeded"):
+        return errors.ServiceUnavailable(f"{action}: {message or code}", status=status)
     if code.endswith("LimitExceeded") or code == "ServiceQuotaExceededException":
         return errors.QuotaExceeded(
             f"{action}: {message or code}; raise the quota or remove old snapshots and AMIs",
@@ -113,8 +116,6 @@ def _error(err: Exception, action: str) -> errors.CloudError:
         )
     if code.endswith(".NotFound") or code == "ResourceNotFoundException":
         return errors.NotFound(f"{action}: {message or code}", status=status)
-    if status and status >= 500 or code in ("RequestThrottledException", "RequestLimitExceeded"):
-        return errors.ServiceUnavailable(f"{action}: {message or code}", status=status)
     return errors.InvalidRequest(f"{action}: {code}: {message}", status=status)
 
 
