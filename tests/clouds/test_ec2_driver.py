@@ -11,6 +11,8 @@ import pytest
 from glint.clouds import errors, get_driver
 from glint.clouds.ec2 import BLOCK_SIZE, Ec2Connection
 
+pytestmark = pytest.mark.devcloud
+
 
 def _connection(peer, **overrides) -> Ec2Connection:
     keys = peer.users["glint"]
@@ -127,31 +129,3 @@ def _root_snapshot(peer, image_id: str) -> str:
 def test_an_assumed_role_reaches_the_same_account(peer):
     with get_driver(_connection(peer, role_arn=peer.role_arn)) as driver:
         assert driver.check().project_id == peer.account_id
-
-
-@pytest.mark.parametrize(
-    ("code", "status", "expected", "says"),
-    [
-        ("AuthFailure", 401, errors.AuthenticationFailed, "check the key id and secret"),
-        ("UnauthorizedOperation", 403, errors.Forbidden, "does not allow ec2:RegisterImage"),
-        ("AccessDeniedException", 403, errors.Forbidden, "grant it"),
-        ("InvalidAMIName.Duplicate", 400, errors.Conflict, "already in use"),
-        ("SnapshotLimitExceeded", 400, errors.QuotaExceeded, "raise the quota"),
-        ("InvalidAMIID.NotFound", 400, errors.NotFound, "NotFound"),
-        ("RequestLimitExceeded", 503, errors.ServiceUnavailable, "RequestLimitExceeded"),
-    ],
-)
-def test_aws_errors_become_typed_errors_with_an_action(code, status, expected, says):
-    """The answers moto's peer cannot give with its IAM checks off (devcloud/ec2.py)."""
-    from botocore.exceptions import ClientError
-
-    from glint.clouds.ec2 import _error
-
-    message = "AMI name x is already in use by AMI ami-1" if "Duplicate" in code else ""
-    answer = {
-        "Error": {"Code": code, "Message": message},
-        "ResponseMetadata": {"HTTPStatusCode": status},
-    }
-    error = _error(ClientError(answer, "RegisterImage"), "ec2:RegisterImage")
-    assert type(error) is expected
-    assert says in error.message

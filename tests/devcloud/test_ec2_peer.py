@@ -14,6 +14,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+pytestmark = pytest.mark.devcloud
+
 BLOCK = 512 * 1024
 
 
