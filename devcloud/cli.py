@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PORT",
         help="only allow web-download from these loopback ports (default: any)",
     )
+    up.add_argument(
+        "--ec2",
+        action="store_true",
+        help="also start an EC2 (moto, patched like EC2); its endpoint and keys go to ec2.json",
+    )
 
     for name, text in (
         ("stop", "stop one cloud's Glance"),
@@ -85,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                 sha256_clouds=args.sha256_cloud,
                 token_expiration=args.token_expiration,
                 web_download_ports=args.web_download_port,
+                with_ec2=args.ec2,
             )
             print(
                 f"devcloud: up in {time.monotonic() - started:.1f} s; "

@@ -17,7 +17,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import clouds_yaml, glance, identity, keystone, pki, processes
+from . import clouds_yaml, ec2, glance, identity, keystone, pki, processes
 from .errors import DevcloudError
 from .state import STATE_FILE, Service, State
 from .venv import ensure_venv
@@ -44,6 +44,7 @@ def up(
     sha256_clouds=(),
     token_expiration: int | None = None,
     web_download_ports=(),
+    with_ec2: bool = False,
     log=_log,
 ) -> Devcloud:
     """Start a devcloud in ``directory`` and return its handle.
@@ -57,6 +58,8 @@ def up(
         sha256_clouds: indexes of the clouds whose Glance hashes with sha256, not sha512.
         token_expiration: Keystone ``[token] expiration`` in seconds (Keystone's default: 3600).
         web_download_ports: restrict web-download to these ports (default: any port on loopback).
+        with_ec2: also start the EC2 peer (``devcloud/ec2.py``); with ``clouds=0`` and
+            ``keystones=0`` it is the only service.
 
     Raises:
         DevcloudError: bad arguments, a devcloud already running there, or a service that did
@@ -64,7 +67,8 @@ def up(
     """
     directory = Path(directory).resolve()
     sha256_clouds = {int(i) for i in sha256_clouds}
-    if clouds < 1 or keystones < 1 or projects_per_cloud < 1:
+    openstack_only = not (with_ec2 and clouds == 0 and keystones == 0)
+    if openstack_only and (clouds < 1 or keystones < 1 or projects_per_cloud < 1):
         raise DevcloudError("--clouds, --keystones and --projects-per-cloud must be at least 1")
     if keystones > clouds:
         raise DevcloudError(f"{keystones} Keystones for {clouds} clouds: some would serve nobody")
@@ -76,13 +80,13 @@ def up(
 
     state = State(
         dir=str(directory),
-        venv=str(ensure_venv(log)),
+        venv=str(ensure_venv(log)) if clouds else "",
         tls=tls,
         token_expiration=token_expiration,
         projects_per_cloud=projects_per_cloud,
     )
     try:
-        _up(state, clouds, keystones, sha256_clouds, tuple(web_download_ports), log)
+        _up(state, clouds, keystones, sha256_clouds, tuple(web_download_ports), with_ec2, log)
     except BaseException:
         log("devcloud: up failed; stopping what it started")
         _teardown(state)
@@ -102,7 +106,7 @@ def _clear_directory(directory: Path) -> None:
             )
         for svc in old.services:
             shutil.rmtree(svc.home, ignore_errors=True)
-    for name in ("logs", "pki", STATE_FILE, CLOUDS_YAML, ADMIN_CLOUDS_YAML):
+    for name in ("logs", "pki", STATE_FILE, CLOUDS_YAML, ADMIN_CLOUDS_YAML, ec2.EC2_JSON):
         path = directory / name
         if path.is_dir():
             shutil.rmtree(path)
@@ -131,6 +135,7 @@ def _up(
     keystones: int,
     sha256_clouds: set[int],
     web_download_ports: tuple[int, ...],
+    with_ec2: bool,
     log,
 ) -> None:
     directory = Path(state.dir)
@@ -141,7 +146,7 @@ def _up(
             str(files.cert_file),
             str(files.key_file),
         )
-    ports = _free_ports(keystones + clouds)
+    ports = _free_ports(keystones + clouds + int(with_ec2))
     admin_passwords, service_passwords = {}, {}
     for k in range(1, keystones + 1):
         svc = keystone.new_service(state, k, ports.pop(0))
@@ -156,12 +161,17 @@ def _up(
         service_passwords[svc.name] = identity.new_password()
         glance.write_config(state, svc, ks, service_passwords[svc.name], web_download_ports)
         state.services.append(svc)
+    if with_ec2:
+        state.services.append(ec2.new_service(state, ports.pop(0)))
     broken = os.environ.get(BREAK_ENV)
     if broken:
         state.service(broken).argv[-1] = BROKEN_APP
     state.save()
 
-    log(f"devcloud: starting {keystones} Keystone(s) and {clouds} Glance(s) in {directory}")
+    log(
+        f"devcloud: starting {keystones} Keystone(s), {clouds} Glance(s)"
+        f"{' and an EC2' if with_ec2 else ''} in {directory}"
+    )
     abort = threading.Event()
     ready = {svc.name: threading.Event() for svc in state.services}
 
@@ -169,7 +179,7 @@ def _up(
         try:
             if svc.kind == "keystone":
                 keystone.prepare(state, svc, admin_passwords[svc.name], abort)
-            else:
+            elif svc.kind == "glance":
                 glance.prepare(state, svc, abort)
                 if svc.name == broken:  # see BREAK_ENV
                     ks = state.keystone_of(svc)
@@ -185,6 +195,8 @@ def _up(
             raise
 
     _run_all(bring_up, state.services, abort)
+    if with_ec2:
+        ec2.configure(state, state.service(ec2.SERVICE_NAME))
 
     log("devcloud: creating regions, catalog, projects, users and application credentials")
     results = {}
@@ -409,6 +421,11 @@ class Devcloud:
     def glance_database(self, name: str) -> Path:
         """The Glance's SQLite database, for benchmarks that need image records in bulk."""
         return Path(self._glance(name).home) / "glance.sqlite"
+
+    @property
+    def ec2_peer(self) -> ec2.Ec2Peer:
+        """The EC2 peer's endpoint, region and keys (``up(with_ec2=True)``)."""
+        return ec2.Ec2Peer.load(self.dir)
 
     def hash_algo(self, name: str) -> str:
         return self._glance(name).hash_algo

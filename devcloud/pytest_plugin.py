@@ -15,6 +15,7 @@ both run. ``down`` is idempotent, so running it twice is harmless.
 from __future__ import annotations
 
 import atexit
+import os
 import signal
 
 import pytest
@@ -22,6 +23,10 @@ import pytest
 from . import core
 
 TLS_TOKEN_EXPIRATION = 10
+
+# botocore looks for credentials at the EC2 instance metadata service (169.254.169.254) when a
+# client is given none: never from a test, whatever a test forgets to pass.
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
 
 
 def _sigterm_to_exit() -> None:
@@ -80,4 +85,12 @@ def devcloud_tls(tmp_path_factory):
         projects_per_cloud=2,
         tls=True,
         token_expiration=TLS_TOKEN_EXPIRATION,
+    )
+
+
+@pytest.fixture(scope="session")
+def devcloud_ec2(tmp_path_factory):
+    """The EC2 peer alone: moto on 127.0.0.1 with IAM checks on (``devcloud_ec2.ec2_peer``)."""
+    yield from _session_devcloud(
+        tmp_path_factory, "devcloud_ec2", clouds=0, keystones=0, with_ec2=True
     )

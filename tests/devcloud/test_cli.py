@@ -193,3 +193,21 @@ def test_commands_on_a_directory_without_devcloud(tmp_path):
         result = devcloud_cli(*command, "--dir", str(tmp_path))
         assert result.returncode == 1
         assert "no devcloud in" in result.stderr
+
+
+@pytest.mark.devcloud
+def test_up_ec2_alone_writes_its_endpoint_and_keys_and_down_stops_it(tmp_path):
+    """``up --ec2 --clouds 0 --keystones 0``: the EC2 peer alone, on loopback, found by ec2.json."""
+    up = devcloud_cli("up", "--dir", str(tmp_path), "--ec2", "--clouds", "0", "--keystones", "0")
+    try:
+        assert up.returncode == 0, up.stderr
+        peer = json.loads((tmp_path / "ec2.json").read_text())
+        assert peer["endpoint_url"].startswith("http://127.0.0.1:")
+        assert (tmp_path / "ec2.json").stat().st_mode & 0o077 == 0  # keys: owner only
+        [service] = state_of(tmp_path)["services"]
+        assert service["kind"] == "ec2" and processes.alive(service["pid"])
+    finally:
+        down = devcloud_cli("down", "--dir", str(tmp_path))
+    assert down.returncode == 0, down.stderr
+    assert refuses(service["port"])
+    assert not processes.alive(service["pid"])

@@ -9,6 +9,7 @@ Callers use only what this package exports; the apps reach it through the engine
 Importing the package registers every built-in driver. Nothing here imports Django.
 """
 
+from glint.clouds import ec2 as _ec2  # noqa: F401 - registers the "ec2" kind
 from glint.clouds import openstack as _openstack  # noqa: F401 - registers the "openstack" kind
 from glint.clouds.base import (
     CHUNK_SIZE,

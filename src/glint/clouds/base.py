@@ -41,7 +41,10 @@ CHUNK_SIZE = 1024 * 1024
 
 @dataclasses.dataclass(frozen=True)
 class RepoConnection:
-    """Everything needed to reach one cloud project; secrets never appear in ``repr``.
+    """Everything needed to reach one OpenStack project; secrets never appear in ``repr``.
+
+    The connection record is per kind: this is OpenStack's; another kind defines its own beside
+    its driver (``glint.clouds.ec2.Ec2Connection``), with a ``kind`` field that picks the driver.
 
     Exactly one way to authenticate must be given: ``username`` + ``password`` (scoped to
     ``project_name`` or ``project_id``) or ``application_credential_id`` +
@@ -472,8 +475,8 @@ def register_driver(cls: type[CloudDriver]) -> type[CloudDriver]:
     return cls
 
 
-def get_driver(connection: RepoConnection) -> CloudDriver:
-    """Return a driver for the connection's kind.
+def get_driver(connection: Any) -> CloudDriver:
+    """Return a driver for the connection's kind (any kind's connection record).
 
     Raises:
         ValueError: No driver serves ``connection.kind``.

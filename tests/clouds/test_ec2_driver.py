@@ -1,0 +1,131 @@
+"""The ec2 driver against devcloud's EC2 peer (moto on loopback, patched like EC2)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+import boto3
+import pytest
+
+from glint.clouds import errors, get_driver
+from glint.clouds.ec2 import BLOCK_SIZE, Ec2Connection
+
+pytestmark = pytest.mark.devcloud
+
+
+def _connection(peer, **overrides) -> Ec2Connection:
+    keys = peer.users["glint"]
+    values = dict(
+        region=peer.region,
+        access_key_id=keys.access_key_id,
+        secret_access_key=keys.secret_access_key,
+        endpoint_url=peer.endpoint_url,
+    )
+    values.update(overrides)
+    return Ec2Connection(**values)
+
+
+@pytest.fixture(scope="module")
+def peer(devcloud_ec2):
+    return devcloud_ec2.ec2_peer
+
+
+@pytest.fixture
+def cloud(peer):
+    with get_driver(_connection(peer)) as driver:
+        yield driver
+
+
+def _sparse_image() -> bytes:
+    """5 MiB + 100 bytes: data in blocks 0 and 7 and the partial last one, zeros elsewhere."""
+    image = bytearray(5 * 1024 * 1024 + 100)
+    image[:10] = b"bootsector"
+    image[7 * BLOCK_SIZE + 5 : 7 * BLOCK_SIZE + 9] = b"data"
+    image[-3:] = b"end"
+    return bytes(image)
+
+
+def test_the_secret_is_not_in_repr(peer):
+    connection = _connection(peer, session_token="token-secret")
+    assert peer.users["glint"].secret_access_key not in repr(connection)
+    assert "token-secret" not in repr(connection)
+    assert not hasattr(connection, "auth_url")
+
+
+def test_sparse_round_trip_sends_only_data_blocks(cloud, peer):
+    image = _sparse_image()
+    name = f"sparse-{uuid.uuid4().hex[:8]}"
+    record = cloud.create_and_write(
+        {
+            "name": name,
+            "disk_format": "raw",
+            "glint_sha256": hashlib.sha256(image).hexdigest(),
+            "hw_firmware_type": "uefi",
+            "architecture": "x86_64",
+        },
+        [image[i : i + 1_000_000] for i in range(0, len(image), 1_000_000)],
+        size=len(image),
+    )
+    assert record.name == name and record.status == "active" and record.size == len(image)
+    assert record.properties["glint_sha256"] == hashlib.sha256(image).hexdigest()
+    assert record.properties["boot_mode"] == "uefi"
+    snapshot_id = _root_snapshot(peer, record.id)
+    blocks = _ebs(peer).list_snapshot_blocks(SnapshotId=snapshot_id)["Blocks"]
+    assert sorted(b["BlockIndex"] for b in blocks) == [0, 7, 10]  # 8 of 11 blocks were zeros
+    with cloud.open_read(record.id) as reader:
+        assert b"".join(reader) == image
+    with cloud.open_read(record.id, offset=7 * BLOCK_SIZE + 5) as reader:
+        assert b"".join(reader) == image[7 * BLOCK_SIZE + 5 :]
+    assert record.id in {r.id for r in cloud.list_images()}
+
+
+def test_delete_removes_the_ami_and_its_snapshot(cloud, peer):
+    record = cloud.create_and_write({"name": f"del-{uuid.uuid4().hex[:8]}"}, [b"x" * 10], size=10)
+    snapshot_id = _root_snapshot(peer, record.id)
+    cloud.delete(record.id)
+    assert record.id not in {r.id for r in cloud.list_images()}
+    ec2 = _ec2(peer)
+    remaining = [s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]]
+    assert snapshot_id not in remaining
+
+
+def test_a_duplicate_name_is_a_conflict_and_leaves_no_snapshot(cloud, peer):
+    name = f"dup-{uuid.uuid4().hex[:8]}"
+    cloud.create_and_write({"name": name}, [b"a" * 10], size=10)
+    before = len(_ec2(peer).describe_snapshots(OwnerIds=["self"])["Snapshots"])
+    with pytest.raises(errors.Conflict, match="already in use"):
+        cloud.create_and_write({"name": name}, [b"b" * 10], size=10)
+    assert len(_ec2(peer).describe_snapshots(OwnerIds=["self"])["Snapshots"]) == before
+
+
+def test_a_qcow2_is_refused_with_what_to_do(cloud):
+    with pytest.raises(errors.FormatRefused, match="convert"):
+        cloud.create_and_write({"name": "q", "disk_format": "qcow2"}, [b"QFI"], size=3)
+
+
+def _ec2(peer):
+    return _session(peer).client("ec2", endpoint_url=peer.endpoint_url)
+
+
+def _ebs(peer):
+    return _session(peer).client("ebs", endpoint_url=peer.endpoint_url)
+
+
+def _session(peer):
+    keys = peer.users["glint"]
+    return boto3.session.Session(
+        aws_access_key_id=keys.access_key_id,
+        aws_secret_access_key=keys.secret_access_key,
+        region_name=peer.region,
+    )
+
+
+def _root_snapshot(peer, image_id: str) -> str:
+    image = _ec2(peer).describe_images(ImageIds=[image_id])["Images"][0]
+    return image["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+
+
+def test_an_assumed_role_reaches_the_same_account(peer):
+    with get_driver(_connection(peer, role_arn=peer.role_arn)) as driver:
+        assert driver.check().project_id == peer.account_id
