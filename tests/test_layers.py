@@ -13,9 +13,9 @@ The layers, top to bottom:
 - drivers: ``glint.clouds``: nothing of Glint above them.
 
 Shared plumbing that any layer may use: ``glint.errors``, ``glint.config``, ``glint.settings``,
-``glint.current_request``, ``glint.logs``, ``glint.filtersets`` and ``glint.drf`` (what the apps'
-filters and API views share). Within the apps, inventory is polling and storage: it imports
-neither plans nor jobs.
+``glint.current_request``, ``glint.logs``, ``glint.filtersets``, ``glint.rounds`` (the loop of the
+background threads) and ``glint.drf`` (what the apps' filters and API views share). Within the
+apps, inventory is polling and storage: it imports neither plans nor jobs.
 
 Every rule holds for the whole tree: there is no list of exceptions.
 """
@@ -50,6 +50,7 @@ PLUMBING = {
     "current_request",
     "logs",
     "filtersets",
+    "rounds",
     "__main__",
 }
 
@@ -183,7 +184,7 @@ def test_inventory_imports_neither_plans_nor_jobs():
 
 
 def test_plumbing_imports_no_app_and_no_face():
-    shared = {"errors", "drf", "current_request", "filtersets"}
+    shared = {"errors", "drf", "current_request", "filtersets", "rounds"}
     assert _broken(lambda m, t: _part(m) in shared and _part(t) in APPS | FACES) == []
 
 

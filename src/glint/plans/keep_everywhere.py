@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-
-from django.db import close_old_connections, connection
 
 from glint.accounts.models import Group
 from glint.plans.services import enforce_keep_everywhere
+from glint.rounds import RoundThread
 
 __all__ = ["CHECK_SECONDS", "start_keeper"]
 
@@ -24,27 +22,18 @@ log = logging.getLogger(__name__)
 #: Seconds between two checks of every flag.
 CHECK_SECONDS = 30.0
 
-_thread: threading.Thread | None = None
-_lock = threading.Lock()
+
+def _check_every_flag() -> None:
+    for group in Group.objects.filter(keep_everywhere__isnull=False).distinct():
+        try:
+            enforce_keep_everywhere(group)
+        except Exception:  # one group's trouble must not end the round for the others
+            log.exception("keep-on-all-repos check of group %s failed", group.pk)
 
 
-def _run() -> None:
-    while True:
-        time.sleep(CHECK_SECONDS)
-        close_old_connections()
-        for group in Group.objects.filter(keep_everywhere__isnull=False).distinct():
-            try:
-                enforce_keep_everywhere(group)
-            except Exception:  # one group's trouble must not end the loop for the others
-                log.exception("keep-on-all-repos check of group %s failed", group.pk)
-        connection.close()
+_keeper = RoundThread("glint-keeper", _check_every_flag, CHECK_SECONDS)
 
 
 def start_keeper() -> threading.Thread:
     """Start this process's keeper thread (idempotent); ``glint serve`` calls it."""
-    global _thread
-    with _lock:
-        if _thread is None or not _thread.is_alive():
-            _thread = threading.Thread(target=_run, name="glint-keeper", daemon=True)
-            _thread.start()
-        return _thread
+    return _keeper.start()

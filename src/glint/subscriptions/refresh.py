@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -97,20 +98,21 @@ def refresh(subscription: Subscription) -> RefreshResult:
     return result
 
 
-def refresh_due(owner_limit: int = 20) -> int:
-    """Refresh every enabled subscription whose time has come, each in the process that leases
-    it; returns how many this process refreshed."""
-    now = timezone.now()
-    done = 0
-    due = Subscription.objects.filter(enabled=True, next_refresh_at__lte=now).filter(
+def _due(now):
+    """Enabled subscriptions whose time has come and that no live process holds."""
+    return Subscription.objects.filter(enabled=True, next_refresh_at__lte=now).filter(
         Q(refresh_lease_expires__isnull=True) | Q(refresh_lease_expires__lt=now)
     )
-    for pk in list(due.values_list("pk", flat=True)[:owner_limit]):
+
+
+def refresh_due(batch: int = 20) -> int:
+    """Refresh up to ``batch`` due subscriptions, each in the process that leases it; returns
+    how many this process refreshed."""
+    now = timezone.now()
+    done = 0
+    for pk in list(_due(now).values_list("pk", flat=True)[:batch]):
         lease = now + datetime.timedelta(seconds=LEASE_SECONDS)
-        taken = Subscription.objects.filter(pk=pk, next_refresh_at__lte=now).filter(
-            Q(refresh_lease_expires__isnull=True) | Q(refresh_lease_expires__lt=now)
-        )
-        if not taken.update(refresh_lease_expires=lease):
+        if not _due(now).filter(pk=pk).update(refresh_lease_expires=lease):
             continue  # another process took it
         subscription = Subscription.objects.select_related("group").get(pk=pk)
         try:
@@ -184,8 +186,6 @@ def _fetch_and_verify(subscription: Subscription, now) -> imagelist.ImageList | 
 
 
 def _with_token(url: str, token: str) -> str:
-    from urllib.parse import quote, urlsplit, urlunsplit
-
     parts = urlsplit(url)
     user, _, password = token.partition(":")
     netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{parts.hostname}"
@@ -328,20 +328,14 @@ def _keep_in_step(
 
 
 def _under_way(subscription: Subscription, image: imagelist.ListImage) -> bool:
-    return SubscribedImage.objects.filter(
-        subscription=subscription,
-        identifier=image.identifier,
-        sha512=image.sha512,
-        upload__state__in=_UNDER_WAY,
-    ).exists() or any(
-        job.is_live
-        for job in (
-            fetched.upload.job
-            for fetched in SubscribedImage.objects.filter(
-                subscription=subscription, identifier=image.identifier, sha512=image.sha512
-            ).select_related("upload__job")
-            if fetched.upload and fetched.upload.job
-        )
+    """Whether an upload of this very image (identifier and content) is still running."""
+    fetched = SubscribedImage.objects.filter(
+        subscription=subscription, identifier=image.identifier, sha512=image.sha512
+    ).select_related("upload__job")
+    return any(
+        f.upload.state in _UNDER_WAY or (f.upload.job is not None and f.upload.job.is_live)
+        for f in fetched
+        if f.upload is not None
     )
 
 

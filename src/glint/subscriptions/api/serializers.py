@@ -34,6 +34,18 @@ class SubscriptionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Subscription
+        # What the last refresh found: the server writes these, never a client.
+        read_only_fields = [
+            "list_identifier",
+            "list_title",
+            "list_version",
+            "list_expires",
+            "list_accepted_at",
+            "last_refresh_at",
+            "last_refresh_ok",
+            "last_error",
+            "next_refresh_at",
+        ]
         fields = [
             "id",
             "group",
@@ -51,26 +63,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
             "on_removal",
             "conflict_policy",
             "enabled",
-            "list_identifier",
-            "list_title",
-            "list_version",
-            "list_expires",
-            "list_accepted_at",
-            "last_refresh_at",
-            "last_refresh_ok",
-            "last_error",
-            "next_refresh_at",
-        ]
-        read_only_fields = [
-            "list_identifier",
-            "list_title",
-            "list_version",
-            "list_expires",
-            "list_accepted_at",
-            "last_refresh_at",
-            "last_refresh_ok",
-            "last_error",
-            "next_refresh_at",
+            *read_only_fields,
         ]
 
     def __init__(self, *args, **kwargs):
