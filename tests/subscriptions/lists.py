@@ -78,8 +78,10 @@ def image_list(
     expires: dt.datetime | None = None,
     listed_endorser: tuple[str, str] | None = None,
     sizes: dict[str, int] | None = None,
+    uris: dict[str, str] | None = None,
 ) -> bytes:
-    """The list's JSON (not signed yet). Image bytes are served at ``base_url/<identifier>``."""
+    """The list's JSON (not signed yet). Image bytes are served at ``base_url/<identifier>``
+    unless ``uris`` gives an image (by identifier) another link."""
     now = dt.datetime.now(dt.UTC)
     dn, ca_dn = listed_endorser or (endorser.dn, endorser.ca_dn)
     body = {
@@ -94,7 +96,7 @@ def image_list(
                 "hv:image": {
                     "dc:identifier": i.identifier,
                     "dc:title": i.title,
-                    "hv:uri": f"{base_url}/{i.identifier}",
+                    "hv:uri": (uris or {}).get(i.identifier, f"{base_url}/{i.identifier}"),
                     "hv:size": (sizes or {}).get(i.identifier, len(i.data)),
                     "sl:checksum:sha512": i.sha512,
                     "hv:version": i.version,

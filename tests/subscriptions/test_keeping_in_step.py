@@ -241,3 +241,36 @@ def test_a_link_the_fetcher_refuses_is_refused_when_subscribing(group_a, trust, 
             endorser_ca=endorser.ca_dn,
         )
     assert refused.value.field == "url" and "169.254.169.254" in refused.value.message
+
+
+def test_an_image_link_the_fetcher_refuses_is_a_reason_on_the_subscription(group_a, trust, web):
+    _directory, endorser, _revoked, _other = trust
+    manager = make_user("List Manager", group=group_a, role="manager")
+    target = add_repo(group_a, "never-reached", "p1")
+    good, hostile = image("good", b"g" * 1000), image("metadata", b"m" * 1000)
+    publish(
+        web,
+        endorser,
+        [good, hostile],
+        uris={hostile.identifier: "http://169.254.169.254/latest/meta-data"},
+    )
+    subscription = subscribe(manager, group_a, [target], web, endorser)
+    other = subscribe(
+        manager, group_a, [target], web, endorser, name="other", images=[good.identifier]
+    )
+
+    result = refreshed(subscription)
+
+    assert result.ok and list(result.fetching) == ["good"], result
+    assert "169.254.169.254" in result.failed["metadata"]
+    subscription.refresh_from_db()
+    assert subscription.last_refresh_ok and subscription.list_version == "1"
+    assert subscription.last_error.startswith("metadata: ") and "169.254.169.254" in (
+        subscription.last_error
+    )
+    assert list(SubscribedImage.objects.values_list("name", flat=True)) == ["good"], (
+        "nothing was started for the refused link"
+    )
+    page = client_for(manager).get(f"/subscriptions/{subscription.pk}/").content.decode()
+    assert "not started: metadata: " in page
+    assert refreshed(other).problems == "", "another subscription of the list is unaffected"

@@ -78,6 +78,14 @@ class RefreshResult:
     removed: list[str] = dataclasses.field(default_factory=list)
     failed: dict[str, str] = dataclasses.field(default_factory=dict)
 
+    @property
+    def problems(self) -> str:
+        """What the subscription shows: why the list was refused, else why images did not
+        start (the list is still in force), else nothing."""
+        if self.error:
+            return self.error
+        return "; ".join(f"{name}: {reason}" for name, reason in sorted(self.failed.items()))
+
 
 def refresh(subscription: Subscription) -> RefreshResult:
     """Fetch, verify and apply ``subscription``'s list now (see the module's docstring)."""
@@ -224,12 +232,12 @@ def _record(subscription: Subscription, now, result: RefreshResult) -> None:
     Subscription.objects.filter(pk=subscription.pk).update(
         last_refresh_at=now,
         last_refresh_ok=result.ok,
-        last_error=result.error,
+        last_error=result.problems,
         next_refresh_at=now + (interval if result.ok else min(interval, RETRY_AFTER)),
         refresh_lease_expires=None,
     )
     subscription.last_refresh_at, subscription.last_refresh_ok = now, result.ok
-    subscription.last_error = result.error
+    subscription.last_error = result.problems
     if not result.ok:
         audit.record(
             "subscription.list_refused",

@@ -31,6 +31,8 @@ def _say(request, subscription: Subscription, outcome: refresh.RefreshResult) ->
     if outcome.removed:
         parts.append(f"removing {', '.join(outcome.removed)}")
     messages.success(request, "; ".join(parts) + ".")
+    if outcome.failed:
+        messages.error(request, f"{subscription.name}: not started: {outcome.problems}")
 
 
 def _save(request, form, subscription: Subscription, editing: bool) -> bool:
