@@ -12,6 +12,7 @@ import os
 import pytest
 
 from glint.inventory.poller import poll_repos
+from glint.jobs.matrix import group_matrix
 from glint.matrix.planning import Change
 from glint.plans import services as plans
 from glint.subscriptions.models import SubscribedImage
@@ -274,3 +275,54 @@ def test_an_image_link_the_fetcher_refuses_is_a_reason_on_the_subscription(group
     page = client_for(manager).get(f"/subscriptions/{subscription.pk}/").content.decode()
     assert "not started: metadata: " in page
     assert refreshed(other).problems == "", "another subscription of the list is unaffected"
+
+
+@pytest.mark.parametrize("on_removal", ["delete", "hide", "keep"])
+def test_an_image_that_leaves_the_list_gets_the_subscription_s_on_removal(
+    group_a, trust, web, on_removal
+):
+    from glint.jobs.models import Job
+    from tests.plans.helpers import add_image
+
+    _directory, endorser, _revoked, _other = trust
+    manager = make_user("List Manager", group=group_a, role="manager")
+    target = add_repo(group_a, "offline", "p1")
+    leaving, staying = image("leaving", b"l" * 1000), image("staying", b"s" * 1000)
+    publish(web, endorser, [leaving, staying], version="1")
+    subscription = subscribe(manager, group_a, [target], web, endorser, on_removal=on_removal)
+    assert refreshed(subscription).ok  # the list is in force; its uploads are never run here
+    # Glint's copies as a poll then sees them: they carry the list's properties.
+    leaving_copy, _staying_copy = (
+        add_image(
+            target,
+            listed.title,
+            listed.data,
+            properties={
+                "imagelist_id": subscription.list_identifier,
+                "imagelist_image": listed.identifier,
+                "imagelist_sha512": listed.sha512,
+            },
+        )
+        for listed in (leaving, staying)
+    )
+    add_image(target, "leaving-too", leaving.data + b"!")
+    assert refreshed(subscription).present == ["leaving", "staying"]
+    jobs_before = Job.objects.count()
+
+    publish(web, endorser, [staying], version="2")
+    result = refreshed(subscription)
+
+    assert result.ok, result.error
+    assert result.removed == ([] if on_removal == "keep" else ["leaving"])
+    new_jobs = list(Job.objects.order_by("pk")[jobs_before:])
+    rows = {row.name: row for row in group_matrix(group_a).rows}
+    if on_removal == "delete":
+        (job,) = new_jobs
+        assert job.kind == "delete"
+        assert [t.image_id for t in job.targets.all()] == [leaving_copy.image_id], (
+            "only Glint's copy goes, not someone's image of another name"
+        )
+    else:
+        assert new_jobs == [], "nothing is deleted"
+    assert rows["leaving"].hidden is (on_removal == "hide")
+    assert rows["staying"].hidden is False and rows["leaving-too"].hidden is False
