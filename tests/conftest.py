@@ -48,3 +48,13 @@ def live_glint(devcloud, pki, tmp_path_factory):
     from tests.live import start_live_glint
 
     yield from start_live_glint(devcloud, pki, tmp_path_factory.mktemp("live-glint"))
+
+
+@pytest.fixture
+def web():
+    """A web server on 127.0.0.1 (``tests.transfers.helpers.WebServer``) for links and lists."""
+    from tests.transfers.helpers import WebServer
+
+    server = WebServer()
+    yield server
+    server.close()

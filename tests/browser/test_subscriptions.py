@@ -19,7 +19,6 @@ from tests.subscriptions.helpers import (
     wait_for_images,
 )
 from tests.subscriptions.lists import Endorser, image
-from tests.transfers.helpers import WebServer
 
 pytestmark = [pytest.mark.devcloud, pytest.mark.browser]
 CLOUDS = ("devcloud-1", "devcloud-2")
@@ -31,13 +30,6 @@ def live_glint(devcloud, pki, tmp_path_factory):
     yield from start_subscribing_glint(
         devcloud, pki, tmp_path_factory.mktemp("browser-subscriptions")
     )
-
-
-@pytest.fixture
-def web():
-    server = WebServer()
-    yield server
-    server.close()
 
 
 def test_a_manager_subscribes_from_the_page_and_the_rows_appear(

@@ -7,21 +7,20 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 
 import pytest
 
 from tests.cli.helpers import login
-from tests.jobs.images import delete_named, images_named
+from tests.jobs.images import images_named
 from tests.live import LIVE_GROUP
 from tests.subscriptions.helpers import (
     LIST_PATH,
+    fresh_prefix,
     publish,
     start_subscribing_glint,
     wait_for_images,
 )
 from tests.subscriptions.lists import Endorser, image
-from tests.transfers.helpers import WebServer
 
 pytestmark = pytest.mark.devcloud
 CLOUDS = ("devcloud-1", "devcloud-2")
@@ -33,19 +32,8 @@ def live_glint(devcloud, pki, tmp_path_factory):
 
 
 @pytest.fixture
-def web():
-    server = WebServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def prefix(devcloud):
-    value = f"cli-{uuid.uuid4().hex[:6]}-"
-    names: list[str] = []
-    yield value, names
-    for name in names:
-        delete_named(devcloud, name)
+    yield from fresh_prefix(devcloud, "cli")
 
 
 def subscribe_args(web, endorser: Endorser, name: str, *extra: str) -> list[str]:

@@ -5,14 +5,11 @@ are deleted from every cloud afterwards."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
-from tests.jobs.images import delete_named
 from tests.pki import CADirectory, make_ca
+from tests.subscriptions.helpers import fresh_prefix
 from tests.subscriptions.lists import Endorser
-from tests.transfers.helpers import WebServer
 
 
 @pytest.fixture
@@ -31,18 +28,13 @@ def trust(tmp_path, settings, monkeypatch):
 
 
 @pytest.fixture
-def web(settings):
+def web(web, settings):
+    """The loopback web server, which the fetcher may reach."""
     settings.GLINT_FETCH_ALLOW_CIDRS = ["127.0.0.0/8"]
-    server = WebServer()
-    yield server
-    server.close()
+    return web
 
 
 @pytest.fixture
 def prefix(devcloud):
     """A fresh name prefix; the images named with it are deleted from every cloud afterwards."""
-    value = f"sub-{uuid.uuid4().hex[:6]}-"
-    names: list[str] = []
-    yield value, names
-    for name in names:
-        delete_named(devcloud, name)
+    yield from fresh_prefix(devcloud, "sub")

@@ -4,13 +4,14 @@ refresh starts, as the job runner of ``glint serve`` would."""
 from __future__ import annotations
 
 import time
+import uuid
 
 from glint.jobs import states
 from glint.jobs.models import Job
 from glint.subscriptions import refresh, services
 from glint.subscriptions.models import Subscription
 from tests.jobs.helpers import run_in_process
-from tests.jobs.images import images_named
+from tests.jobs.images import delete_named, images_named
 from tests.subscriptions.lists import Endorser, ListedImage, image_list
 
 LIST_PATH = "/lists/test.smime"
@@ -77,3 +78,13 @@ def wait_for_images(devcloud, names: list[str], clouds: tuple[str, ...], timeout
             return found
         assert time.monotonic() < deadline, f"images not in {clouds} in time: {found}"
         time.sleep(1)
+
+
+def fresh_prefix(devcloud, label: str):
+    """Yield a fresh name prefix and a list to put image names in; those images are deleted from
+    every cloud afterwards."""
+    value = f"{label}-{uuid.uuid4().hex[:6]}-"
+    names: list[str] = []
+    yield value, names
+    for name in names:
+        delete_named(devcloud, name)

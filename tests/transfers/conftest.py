@@ -36,14 +36,6 @@ def repos(devcloud, group_a):
 
 
 @pytest.fixture
-def web():
-    """A web server on 127.0.0.1."""
-    server = WebServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def web2():
     """A web server on 127.0.0.2 (another loopback address: allow-list it alone, and 127.0.0.1 stays
     refused, e.g. as a redirect target)."""
