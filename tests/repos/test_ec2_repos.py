@@ -133,6 +133,13 @@ def test_a_refused_key_or_endpoint_is_a_400_with_the_reason(peer, group_a, as_ma
     )
     assert refused.status_code == 400
     assert unreachable in refused.json()["endpoint_url"][0]
+    for address, why in (("169.254.169.254", "metadata"), ("127.0.0.2", "loopback")):
+        refused = post_json(
+            as_manager,
+            "/api/v1/repos/",
+            ec2_fields(peer, group=group_a.pk, endpoint_url=f"http://{address}/"),
+        )
+        assert refused.status_code == 400 and why in refused.json()["endpoint_url"][0]
 
     # The peer checks keys only with moto's IAM checks on (devcloud/ec2.py): on for this test.
     reset_auth = f"{peer.endpoint_url}/moto-api/reset-auth"
@@ -169,7 +176,7 @@ def test_page_adds_and_edits_an_ec2_repo(peer, group_a, as_manager):
 
     wrong_region = dict(ec2_fields(peer), region="not a region", secret_access_key="")
     page = as_manager.post(f"/repos/{repo.pk}/edit/", wrong_region)
-    assert page.status_code == 200 and "AWS region" in page.content.decode()
+    assert page.status_code == 200 and "needs its region" in page.content.decode()
     assert as_manager.get(f"/repos/add/?group={group_a.pk}&kind=gce").status_code == 400
 
 

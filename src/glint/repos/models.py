@@ -52,7 +52,8 @@ KIND_FIELDS = {
     ),
 }  # fmt: skip
 
-_AWS_REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)+")
+#: A region name (AWS's are like eu-west-1; an EC2-compatible cloud may name its own).
+_EC2_REGION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
 
 
@@ -270,8 +271,8 @@ class Repo(models.Model):
                 )
 
     def _clean_ec2(self, errors: dict[str, str]) -> None:
-        if not _AWS_REGION.fullmatch(self.region or ""):
-            errors["region"] = "An EC2 repo needs its AWS region, such as eu-west-1."
+        if not _EC2_REGION.fullmatch(self.region or ""):
+            errors["region"] = "An EC2 repo needs its region, such as eu-west-1."
         if not self.access_key_id:
             errors["access_key_id"] = "An EC2 repo needs the access key id."
         if not self.secret_access_key:
