@@ -216,7 +216,9 @@ def test_cli_imports_by_flags_and_from_a_profile(peer, group_a, tmp_path, monkey
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
     from_profile = runner.invoke(
-        cli, ["repo", "import", "--group", "alpha", "--aws-profile", "ops"]
+        cli,
+        ["repo", "import", "--group", "alpha", "--aws-profile", "ops"],
+        env={"AWS_SECRET_ACCESS_KEY": "another-keys-secret"},  # not the profile's: ignored
     )
     assert from_profile.exit_code == 0, from_profile.output
     repo = Repo.objects.get(name="ops")
@@ -226,6 +228,7 @@ def test_cli_imports_by_flags_and_from_a_profile(peer, group_a, tmp_path, monkey
         keys.access_key_id,
     )
     assert repo.cloud_project == Repo.objects.get(name="flags").cloud_project  # one account
+    assert repo.connection().secret_access_key == keys.secret_access_key
 
     missing = runner.invoke(cli, ["repo", "import", "--group", "alpha", "--aws-profile", "nope"])
     assert missing.exit_code == 1 and "there is no AWS profile named nope" in missing.output

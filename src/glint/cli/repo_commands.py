@@ -48,17 +48,6 @@ def repo():
     """Manage repos on this server."""
 
 
-#: ``glint repo import`` options that describe an EC2 repo → its Repo fields.
-_EC2_OPTIONS = {
-    "region": "region",
-    "access_key_id": "access_key_id",
-    "secret_access_key": "secret_access_key",
-    "session_token": "session_token",
-    "role_arn": "role_arn",
-    "endpoint_url": "endpoint_url",
-}
-
-
 @repo.command("import")
 @click.argument(
     "file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -132,11 +121,18 @@ def _import_clouds_yaml(services, group, site, file: Path, clouds):
 
 
 def _import_ec2(services, group, site, profile: str | None, name: str | None, options: dict):
-    """One EC2 repo from the profile (if any), the options given replacing its settings."""
+    """One EC2 repo from the profile (if any), the options given replacing its settings.
+
+    The options are named as the repo's fields. A secret in the environment goes with a key id
+    given by flag, never with a profile's own key.
+    """
+    context = click.get_current_context()
+    if not options["access_key_id"]:
+        for secret in ("secret_access_key", "session_token"):
+            if context.get_parameter_source(secret) == click.core.ParameterSource.ENVIRONMENT:
+                options[secret] = None
     fields = services.aws_profile_fields(profile) if profile else {}
-    fields.update(
-        {field: options[option] for option, field in _EC2_OPTIONS.items() if options[option]}
-    )
+    fields.update({field: value for field, value in options.items() if value})
     if not fields.get("secret_access_key"):
         fields["secret_access_key"] = click.prompt("Secret access key", hide_input=True)
     name = name or profile
