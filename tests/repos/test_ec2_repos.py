@@ -212,6 +212,7 @@ def test_cli_imports_by_flags_and_from_a_profile(peer, group_a, tmp_path, monkey
     config.write_text(
         f"[profile ops]\nregion = {peer.region}\nsource_profile = base\n"
         f"role_arn = {peer.role_arn}\nendpoint_url = {peer.endpoint_url}\n"
+        "[profile sso]\nsso_start_url = https://example.awsapps.com/start\nregion = eu-west-1\n"
     )
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
@@ -232,6 +233,8 @@ def test_cli_imports_by_flags_and_from_a_profile(peer, group_a, tmp_path, monkey
 
     missing = runner.invoke(cli, ["repo", "import", "--group", "alpha", "--aws-profile", "nope"])
     assert missing.exit_code == 1 and "there is no AWS profile named nope" in missing.output
+    sso = runner.invoke(cli, ["repo", "import", "--group", "alpha", "--aws-profile", "sso"])
+    assert sso.exit_code == 1 and "sso_start_url, which a server cannot use" in sso.output
     both = runner.invoke(
         cli, ["repo", "import", str(config), "--group", "alpha", "--aws-profile", "ops"]
     )
