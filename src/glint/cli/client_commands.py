@@ -129,13 +129,16 @@ def repos(group, as_json):
             ("id", "ID"),
             ("group", "GROUP"),
             ("name", "NAME"),
+            ("kind", "KIND"),
             ("region", "REGION"),
-            ("auth_url", "AUTH URL"),
+            ("endpoint", "ENDPOINT"),
             ("poll", "POLL"),
             ("last_poll_error", "LAST ERROR"),
         ],
         lambda item: {
             **item,
+            # An OpenStack repo's Keystone; an EC2 repo's endpoint, or AWS itself.
+            "endpoint": item.get("auth_url") or item.get("endpoint_url") or "AWS",
             "poll": {True: "ok", False: "FAILED", None: "never"}[item["last_poll_ok"]],
         },
         "No repos yet.",

@@ -23,6 +23,7 @@ from glint.clouds.base import (
     get_driver,
     register_driver,
 )
+from glint.clouds.ec2 import Ec2Connection
 from glint.clouds.errors import *  # noqa: F403 - the typed errors are part of the API
 from glint.clouds.errors import __all__ as _error_names
 
@@ -30,6 +31,7 @@ __all__ = [
     "CHUNK_SIZE",
     "Capabilities",
     "CloudDriver",
+    "Ec2Connection",
     "ImageReader",
     "ImageRecord",
     "ProjectInfo",

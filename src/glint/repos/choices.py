@@ -8,6 +8,7 @@ class CloudKind(models.TextChoices):
     """Which driver serves a repo; the value is a ``glint.clouds`` driver kind."""
 
     OPENSTACK = "openstack", _("OpenStack")
+    EC2 = "ec2", _("Amazon EC2")
 
 
 class Interface(models.TextChoices):

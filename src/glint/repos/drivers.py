@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from glint.replication import CloudDriver, RepoConnection, get_driver
+from glint.replication import CloudDriver, Ec2Connection, RepoConnection, get_driver
 
 if TYPE_CHECKING:
     from glint.repos.models import Repo
@@ -23,6 +23,10 @@ __all__ = ["open_connection", "open_driver"]
 
 def open_driver(repo: Repo, **timeouts: float) -> CloudDriver:
     """A driver for ``repo``'s cloud (use it as a context manager: it closes its session).
+
+    The driver is the one of the repo's kind: ``Repo.connection`` gives an OpenStack repo a
+    ``RepoConnection`` and an EC2 repo an ``Ec2Connection``, and ``get_driver`` picks by the
+    record's ``kind``.
 
     Args:
         repo: The repo (saved or not).
@@ -34,7 +38,7 @@ def open_driver(repo: Repo, **timeouts: float) -> CloudDriver:
     return get_driver(repo.connection(**timeouts))
 
 
-def open_connection(connection: RepoConnection) -> CloudDriver:
+def open_connection(connection: RepoConnection | Ec2Connection) -> CloudDriver:
     """A driver for a connection built beforehand (a repo being checked before it is saved, or
     a poll whose connection was read from the database in another thread)."""
     return get_driver(connection)

@@ -4,7 +4,8 @@ one."""
 from django import forms
 from django.db import models
 
-from glint.repos.models import Repo
+from glint.repos.choices import CloudKind
+from glint.repos.models import KIND_FIELDS, SECRET_FIELDS, Repo
 from glint.validators import validate_site_name
 
 KEEP_SECRET_HELP = "Leave empty to keep the stored one."
@@ -16,50 +17,67 @@ def _formfield(field, **kwargs):
     return field.formfield(**kwargs)
 
 
+def _secret_input() -> forms.CharField:
+    return forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+    )
+
+
+_OPENSTACK_AUTH_URL, *_OPENSTACK_REST = KIND_FIELDS[CloudKind.OPENSTACK]
+
+#: The form's fields for each kind, in order: the shared ones around the kind's own.
+KIND_FORM_FIELDS = {
+    CloudKind.OPENSTACK: [
+        "name",
+        "site",
+        _OPENSTACK_AUTH_URL,
+        "region",
+        *_OPENSTACK_REST,
+        "enabled",
+    ],
+    CloudKind.EC2: ["name", "site", "region", *KIND_FIELDS[CloudKind.EC2], "enabled"],
+}
+
+
 class RepoForm(forms.ModelForm):
-    """Add or edit a repo. The cloud check happens in ``services.save_repo`` after this form."""
+    """Add or edit a repo of one kind, with that kind's fields only (``KIND_FORM_FIELDS``).
 
-    password = forms.CharField(
-        required=False,
-        strip=False,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-    )
-    application_credential_secret = forms.CharField(
-        required=False,
-        strip=False,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-    )
+    The kind is the instance's (chosen when the repo is added, fixed afterwards). The cloud
+    check happens in ``services.save_repo`` after this form.
+    """
 
-    field_order = [
-        "name", "site", "kind", "auth_url", "region", "interface",
-        "auth_type", "username", "password", "application_credential_id",
-        "application_credential_secret",
-        "project_name", "project_id", "project_domain_name", "project_domain_id",
-        "user_domain_name", "user_domain_id", "ca_bundle", "enabled",
-    ]  # fmt: skip
+    password = _secret_input()
+    application_credential_secret = _secret_input()
+    secret_access_key = _secret_input()
+    session_token = _secret_input()
 
     class Meta:
         model = Repo
         # The secret fields are declared above, not taken from the model, so an empty one never
         # overwrites the stored secret; ``clean`` hands typed ones to the instance.
         fields = [
-            "name", "site", "kind", "auth_url", "region", "interface", "auth_type", "username",
+            "name", "site", "auth_url", "region", "interface", "auth_type", "username",
             "application_credential_id", "project_name", "project_id", "project_domain_name",
-            "project_domain_id", "user_domain_name", "user_domain_id", "ca_bundle", "enabled",
+            "project_domain_id", "user_domain_name", "user_domain_id", "ca_bundle",
+            "access_key_id", "role_arn", "endpoint_url", "enabled",
         ]  # fmt: skip
         formfield_callback = _formfield
         widgets = {"ca_bundle": forms.Textarea(attrs={"rows": 6, "spellcheck": "false"})}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        for name in ("password", "application_credential_secret"):
-            if self.instance.pk and getattr(self.instance, name):
+        wanted = KIND_FORM_FIELDS[self.instance.kind]
+        self.fields = {name: self.fields[name] for name in wanted}
+        for name in SECRET_FIELDS:
+            if name in self.fields and self.instance.pk and getattr(self.instance, name):
                 self.fields[name].help_text = KEEP_SECRET_HELP
 
     def clean(self):
         """Hand typed secrets to the instance before the model's own checks see it."""
         cleaned = super().clean()
-        for name in ("password", "application_credential_secret"):
+        for name in SECRET_FIELDS:
             if cleaned.get(name):
                 setattr(self.instance, name, cleaned[name])
         return cleaned

@@ -1,8 +1,12 @@
 """A repo: one cloud project of a group, with its encrypted credentials and its poll status.
 
+The connection record is per kind (``KIND_FIELDS``): an OpenStack repo has an identity endpoint,
+a project and a password or application credential; an EC2 repo an AWS account and region, reached
+with an access key. A repo carries only its own kind's fields; the model refuses a mix.
+
 The same cloud project may serve two groups: that is two Repo rows, tied together by
-``cloud_project`` (the normalized identity endpoint plus the project Keystone confirmed), so pages
-can say "also used by another group".
+``cloud_project`` (where the cloud is, plus the project or account it confirmed), so pages can
+say "also used by another group".
 
 The inventory poller writes the ``last_poll_*`` fields with ``Repo.objects.filter(pk=…).update()``
 so a stale Repo in memory never overwrites what a person just edited (``docs/architecture.md``,
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -22,7 +27,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from glint import validators
-from glint.replication import EndpointPolicy, RepoConnection
+from glint.replication import Ec2Connection, EndpointPolicy, RepoConnection
 from glint.repos.choices import AuthType, CloudKind, Interface
 from glint.repos.fields import EncryptedTextField
 
@@ -31,7 +36,25 @@ __all__ = ["Repo", "endpoint_policy", "normalize_auth_url"]
 log = logging.getLogger(__name__)
 
 #: The model fields that hold secrets: never shown, logged or returned by the API.
-SECRET_FIELDS = ("password", "application_credential_secret")
+SECRET_FIELDS = ("password", "application_credential_secret", "secret_access_key", "session_token")
+
+#: The connection fields of each kind (``region`` and the rest are shared). A repo leaves the
+#: other kinds' fields at their defaults.
+KIND_FIELDS = {
+    CloudKind.OPENSTACK: (
+        "auth_url", "interface", "auth_type", "username", "password",
+        "application_credential_id", "application_credential_secret",
+        "project_name", "project_id", "project_domain_name", "project_domain_id",
+        "user_domain_name", "user_domain_id", "ca_bundle",
+    ),
+    CloudKind.EC2: (
+        "access_key_id", "secret_access_key", "session_token", "role_arn", "endpoint_url",
+    ),
+}  # fmt: skip
+
+#: A region name (AWS's are like eu-west-1; an EC2-compatible cloud may name its own).
+_EC2_REGION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+")
 
 
 def normalize_auth_url(url: str) -> str:
@@ -54,20 +77,35 @@ class Repo(models.Model):
 
     Fields:
         name: Unique within the group; how people and the CLI refer to the repo.
-        kind: The cloud kind, i.e. the ``glint.clouds`` driver.
-        auth_url, region, interface: Where the identity service is, and which catalog entry of
-            the image service to use.
+        kind: The cloud kind, i.e. the ``glint.clouds`` driver; fixed once the repo exists.
+        region: The OpenStack catalog region (optional) or the AWS region (required).
+
+        OpenStack (``KIND_FIELDS``):
+
+        auth_url, interface: Where the identity service is, and which catalog entry of the
+            image service to use.
         project_name / project_id, project_domain_name / project_domain_id,
             user_domain_name / user_domain_id: Keystone scope (password auth).
         auth_type: ``password`` (username + password) or ``application_credential`` (id + secret).
         password, application_credential_secret: Encrypted at rest; see ``glint.repos.crypto``.
         ca_bundle: PEM certificates that verify the cloud's TLS endpoints; empty means the system
             trust store.
+
+        EC2:
+
+        access_key_id, secret_access_key: An IAM access key (the secret encrypted at rest).
+        session_token: Encrypted; for temporary credentials.
+        role_arn: A role to assume with STS before anything else (optional).
+        endpoint_url: For EC2-compatible clouds and devcloud's peer; empty is AWS itself.
+
+        All kinds:
+
         site: Where the cloud is (e.g. the data centre), shown beside the name; with
             ``GLINT_JOB_RUNNER=celery`` its jobs go to the workers of that site
             (``glint worker --site``). Empty: any worker.
         enabled: Disabled repos are not polled and are no copy source or target.
-        cloud_project: Normalized auth URL + confirmed project id, set when validated.
+        cloud_project: Where the cloud is + ``#`` + the project or account it confirmed, set
+            when validated (:meth:`set_cloud_project`).
         last_poll_*: Written by the inventory poller.
     """
 
@@ -76,7 +114,7 @@ class Repo(models.Model):
     kind = models.CharField(
         _("cloud kind"), max_length=20, choices=CloudKind.choices, default=CloudKind.OPENSTACK
     )
-    auth_url = models.URLField(_("auth URL"), max_length=500)
+    auth_url = models.URLField(_("auth URL"), max_length=500, blank=True)
     region = models.CharField(_("region"), max_length=100, blank=True)
     interface = models.CharField(
         _("interface"), max_length=10, choices=Interface.choices, default=Interface.PUBLIC
@@ -99,6 +137,21 @@ class Repo(models.Model):
         _("application credential secret"), blank=True
     )
     ca_bundle = models.TextField(_("CA bundle (PEM)"), blank=True)
+    access_key_id = models.CharField(_("access key id"), max_length=128, blank=True)
+    secret_access_key = EncryptedTextField(_("secret access key"), blank=True)
+    session_token = EncryptedTextField(_("session token"), blank=True)
+    role_arn = models.CharField(
+        _("role to assume (ARN)"),
+        max_length=2048,
+        blank=True,
+        help_text=_("Glint assumes this IAM role with STS first; empty: the key's own rights."),
+    )
+    endpoint_url = models.URLField(
+        _("endpoint URL"),
+        max_length=500,
+        blank=True,
+        help_text=_("For an EC2-compatible cloud; empty for AWS itself."),
+    )
     site = models.CharField(
         _("site"),
         max_length=100,
@@ -143,8 +196,19 @@ class Repo(models.Model):
         return bool(self.application_credential_secret)
 
     @property
+    def secret_access_key_set(self) -> bool:
+        return bool(self.secret_access_key)
+
+    @property
+    def session_token_set(self) -> bool:
+        return bool(self.session_token)
+
+    @property
     def project_label(self) -> str:
-        """The project as a person would name it (``domain/name`` or the id)."""
+        """The project as a person would name it (``domain/name`` or the id; an EC2 account)."""
+        if self.kind == CloudKind.EC2:
+            account = self.cloud_project.rpartition("#")[2]
+            return f"account {account}" if account else ""
         if self.project_name:
             domain = self.project_domain_name or self.project_domain_id
             return f"{domain}/{self.project_name}" if domain else self.project_name
@@ -155,12 +219,30 @@ class Repo(models.Model):
         )
 
     def clean(self) -> None:
-        """Refuse a name with unsafe characters, incomplete credentials, credentials inside the URL,
-        and a CA bundle that isn't PEM."""
+        """Refuse a name with unsafe characters, another kind's fields, and an incomplete or
+        malformed connection of the repo's own kind."""
         errors: dict[str, str] = {}
         problem = validators.text_problem(self.name or "")
         if problem:
             errors["name"] = problem + "."
+        for kind, names in KIND_FIELDS.items():
+            for name in names if kind != self.kind else ():
+                field = self._meta.get_field(name)
+                if getattr(self, name) != field.get_default():
+                    errors[name] = (
+                        f"The {field.verbose_name} is for {kind.label} repos: "
+                        f"leave it empty for this kind ({self.kind})."
+                    )
+        if self.kind == CloudKind.EC2:
+            self._clean_ec2(errors)
+        else:
+            self._clean_openstack(errors)
+        if errors:
+            raise ValidationError(errors)
+
+    def _clean_openstack(self, errors: dict[str, str]) -> None:
+        if not self.auth_url:
+            errors.setdefault("auth_url", "An OpenStack repo needs its auth URL (Keystone).")
         parts = urlsplit(self.auth_url or "")
         if parts.username or parts.password:
             errors["auth_url"] = (
@@ -187,19 +269,58 @@ class Repo(models.Model):
                 errors["ca_bundle"] = (
                     "The CA bundle must be PEM certificates (-----BEGIN CERTIFICATE----- ...)."
                 )
-        if errors:
-            raise ValidationError(errors)
+
+    def _clean_ec2(self, errors: dict[str, str]) -> None:
+        if not _EC2_REGION.fullmatch(self.region or ""):
+            errors["region"] = "An EC2 repo needs its region, such as eu-west-1."
+        if not self.access_key_id:
+            errors["access_key_id"] = "An EC2 repo needs the access key id."
+        if not self.secret_access_key:
+            errors["secret_access_key"] = "An EC2 repo needs the secret access key."
+        if self.role_arn and not _ROLE_ARN.fullmatch(self.role_arn):
+            errors["role_arn"] = (
+                "A role is named by its ARN: arn:aws:iam::<12-digit account>:role/<name>."
+            )
+        parts = urlsplit(self.endpoint_url or "")
+        if parts.username or parts.password:
+            errors["endpoint_url"] = (
+                "Put no credentials in the endpoint URL; use the access key fields."
+            )
 
     def set_cloud_project(self, project_id: str) -> None:
-        """Record the project Keystone confirmed, which ties this repo to other groups' repos."""
-        self.cloud_project = f"{normalize_auth_url(self.auth_url)}#{project_id}"
+        """Record the project (OpenStack) or account (EC2) the cloud confirmed, which ties this
+        repo to other groups' repos: ``<where>#<project or account>``, where an EC2 repo's
+        "where" is ``ec2:<region>`` plus ``@<endpoint>`` when it is not AWS itself."""
+        if self.kind == CloudKind.EC2:
+            where = f"ec2:{self.region}"
+            if self.endpoint_url:
+                where += f"@{normalize_auth_url(self.endpoint_url)}"
+        else:
+            where = normalize_auth_url(self.auth_url)
+        self.cloud_project = f"{where}#{project_id}"
 
-    def connection(self, **overrides) -> RepoConnection:
-        """The ``glint.clouds`` connection for this repo: the only place secrets are decrypted.
+    def connection(self, **overrides) -> RepoConnection | Ec2Connection:
+        """The ``glint.clouds`` connection record of this repo's kind: the only place secrets
+        are decrypted.
 
         Args:
             **overrides: Connection fields to replace, e.g. ``connect_timeout``.
+
+        Raises:
+            ValueError: The connection is incomplete.
         """
+        if self.kind == CloudKind.EC2:
+            return Ec2Connection(
+                **{
+                    "region": self.region,
+                    "access_key_id": self.access_key_id,
+                    "secret_access_key": _reveal(self.secret_access_key) or "",
+                    "session_token": _reveal(self.session_token),
+                    "role_arn": self.role_arn or None,
+                    "endpoint_url": self.endpoint_url or None,
+                    **overrides,
+                }
+            )
         values = {
             "kind": self.kind,
             "auth_url": self.auth_url,

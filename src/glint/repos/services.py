@@ -8,11 +8,13 @@ says exactly what failed, attached to the field a person has to correct.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 from django.core.exceptions import ValidationError
@@ -21,10 +23,10 @@ from django.http import Http404
 
 from glint import audit, validators
 from glint.accounts.models import Group, User
-from glint.replication import CloudError, ProjectInfo, RepoConnection
-from glint.repos.choices import AuthType
+from glint.replication import CloudError, Ec2Connection, ProjectInfo, RepoConnection
+from glint.repos.choices import AuthType, CloudKind
 from glint.repos.drivers import open_connection
-from glint.repos.models import Repo
+from glint.repos.models import Repo, endpoint_policy
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +37,20 @@ CHECK_READ_TIMEOUT = 30.0
 #: Clouds of one clouds.yaml validated at once.
 IMPORT_CHECK_WORKERS = 8
 
-# Which form field a failed check points at, by ``CloudError.code``.
+# Which form field a failed check points at, by cloud kind and ``CloudError.code``.
 _FIELD_OF_ERROR = {
-    "endpoint_unreachable": "auth_url",
-    "endpoint_refused": "auth_url",
-    "catalog_endpoint_refused": "interface",
-    "tls_verification_failed": "ca_bundle",
-    "catalog_error": "region",
-    "project_not_found": "project_name",
+    CloudKind.OPENSTACK: {
+        "endpoint_unreachable": "auth_url",
+        "endpoint_refused": "auth_url",
+        "catalog_endpoint_refused": "interface",
+        "tls_verification_failed": "ca_bundle",
+        "catalog_error": "region",
+        "project_not_found": "project_name",
+    },
+    CloudKind.EC2: {
+        "endpoint_unreachable": "endpoint_url",
+        "endpoint_refused": "endpoint_url",
+    },
 }
 
 
@@ -105,7 +113,7 @@ def shared_with(repos: Iterable[Repo], viewer: User) -> dict[int, list[str]]:
 # Checking against the cloud
 
 
-def check_connection(connection: RepoConnection) -> ProjectInfo:
+def check_connection(connection: RepoConnection | Ec2Connection) -> ProjectInfo:
     """Authenticate and reach the image service once.
 
     Raises:
@@ -115,7 +123,7 @@ def check_connection(connection: RepoConnection) -> ProjectInfo:
         with open_connection(connection) as driver:
             return driver.check()
     except CloudError as exc:
-        field = _FIELD_OF_ERROR.get(exc.code)
+        field = _FIELD_OF_ERROR.get(connection.kind, {}).get(exc.code)
         if field == "project_name" and not connection.project_name and connection.project_id:
             field = "project_id"
         raise RepoValidationError(exc.message, field=field, code=exc.code) from None
@@ -131,11 +139,39 @@ def check_repo(repo: Repo) -> ProjectInfo:
         )
     except ValueError as exc:  # the connection is incomplete
         raise RepoValidationError(str(exc)) from None
+    if isinstance(connection, Ec2Connection) and connection.endpoint_url:
+        _check_ec2_endpoint(connection.endpoint_url)
     return check_connection(connection)
 
 
+def _check_ec2_endpoint(url: str) -> None:
+    """Refuse an EC2 endpoint whose address the endpoint policy refuses (metadata, loopback,
+    private ranges not allowed).
+
+    The EC2 driver does not open its sockets through the policy yet (boto3 connects by itself),
+    so this check, when a repo is saved or validated, is what keeps a repo from pointing Glint
+    at the metadata service or this machine; it cannot see a DNS answer that changes later.
+    """
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        endpoint_policy().resolve(parts.hostname or "", port, url)
+    except CloudError as exc:
+        raise RepoValidationError(exc.message, field="endpoint_url", code=exc.code) from None
+    except OSError:
+        raise RepoValidationError(
+            f"the name {parts.hostname} of {url} does not resolve",
+            field="endpoint_url",
+            code="endpoint_unreachable",
+        ) from None
+
+
 def _drop_unused_secret(repo: Repo) -> None:
-    """Keep only the secret of the chosen way to authenticate: an unused secret is a liability."""
+    """Keep only the secret of the chosen way to authenticate: an unused secret is a liability.
+
+    (Another kind's secret is not dropped but refused by the model: it was sent by mistake.)"""
+    if repo.kind != CloudKind.OPENSTACK:
+        return
     if repo.auth_type == AuthType.APPLICATION_CREDENTIAL:
         repo.password = ""
     else:
@@ -339,15 +375,16 @@ def _already_there(group: Group, name: str) -> ImportResult:
     )
 
 
-def _prepare(group: Group, name: str, entry, read_ca, site: str) -> ImportResult:
-    """Build and model-check one cloud's repo, without asking the cloud yet."""
+def _prepare(group: Group, name: str, build: Callable[[], Repo], site: str) -> ImportResult:
+    """Build (``build()``: an unsaved Repo) and model-check one cloud's repo, without asking the
+    cloud yet."""
     problem = validators.text_problem(name)
     if problem:  # before the name reaches a query: a lone surrogate is no text to the database
         return ImportResult(name, ImportStatus.FAILED, problem)
     if Repo.objects.filter(group=group, name=name).exists():
         return _already_there(group, name)
     try:
-        repo = repo_from_cloud_entry(group, name, entry, read_ca)
+        repo = build()
         repo.site = site
         repo.full_clean()
     except RepoValidationError as exc:
@@ -387,13 +424,24 @@ def import_clouds_yaml(
     clouds = parse_clouds_yaml(text)
     wanted = list(dict.fromkeys(names)) or list(clouds)
     results = [
-        _prepare(group, name, clouds[name], read_ca, site)
+        _prepare(
+            group,
+            name,
+            functools.partial(repo_from_cloud_entry, group, name, clouds[name], read_ca),
+            site,
+        )
         if name in clouds
         else ImportResult(
             name, ImportStatus.FAILED, f"there is no cloud named {name} in this clouds.yaml"
         )
         for name in wanted
     ]
+    return _check_and_save(group, results)
+
+
+def _check_and_save(group: Group, results: list[ImportResult]) -> list[ImportResult]:
+    """Check the prepared repos of ``results`` against their clouds (side by side), save those
+    that work, and say what happened to each."""
     pending = [result for result in results if result.repo is not None]
 
     def check(result: ImportResult) -> RepoValidationError | ProjectInfo:
@@ -426,3 +474,76 @@ def import_clouds_yaml(
         audit.record("repo.import", repo=result.repo)
         log.info("repo %s imported into group %s", result.cloud, group.name)
     return results
+
+
+# Importing an EC2 account
+
+#: AWS profile settings → Repo fields.
+_PROFILE_FIELDS = {
+    "aws_access_key_id": "access_key_id",
+    "aws_secret_access_key": "secret_access_key",
+    "aws_session_token": "session_token",
+    "region": "region",
+    "role_arn": "role_arn",
+    "endpoint_url": "endpoint_url",
+}
+#: Profile settings that get credentials some other way than a stored key: a server cannot use
+#: them (they need a browser, a program of the person's, or this machine's own role).
+_UNUSABLE_PROFILE_SETTINGS = (
+    "credential_process",
+    "credential_source",
+    "sso_session",
+    "sso_start_url",
+)
+
+
+def aws_profile_fields(profile: str) -> dict[str, str]:
+    """The EC2 repo fields of an AWS shared-credentials/config profile.
+
+    botocore reads the files as the AWS CLI does (``~/.aws/credentials`` and ``~/.aws/config``,
+    or ``AWS_SHARED_CREDENTIALS_FILE`` and ``AWS_CONFIG_FILE``), merged per profile. A profile
+    with ``role_arn`` and ``source_profile`` gives the source profile's key and the role to
+    assume. Nothing is sent anywhere.
+
+    Raises:
+        RepoValidationError: No such profile, or one whose credentials are not a stored key.
+    """
+    import botocore.exceptions
+    import botocore.session
+
+    try:
+        profiles = botocore.session.Session(profile=profile).full_config["profiles"]
+    except botocore.exceptions.BotoCoreError as exc:
+        raise RepoValidationError(f"cannot read the AWS configuration: {exc}") from None
+    if profile not in profiles:
+        raise RepoValidationError(f"there is no AWS profile named {profile}")
+    settings = dict(profiles[profile])
+    source = settings.get("source_profile")
+    if source and "role_arn" in settings:
+        if source not in profiles:
+            raise RepoValidationError(
+                f"AWS profile {profile} names source_profile {source}, which does not exist"
+            )
+        keys = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+        settings.update({k: v for k, v in profiles[source].items() if k in keys})
+    unusable = [name for name in _UNUSABLE_PROFILE_SETTINGS if name in settings]
+    if unusable and "aws_secret_access_key" not in settings:
+        raise RepoValidationError(
+            f"AWS profile {profile} gets its credentials through {unusable[0]}, which a server "
+            "cannot use: give a profile with an access key (and a role_arn, if any)"
+        )
+    return {
+        field: str(settings[key]) for key, field in _PROFILE_FIELDS.items() if settings.get(key)
+    }
+
+
+def import_ec2(group: Group, name: str, fields: dict[str, str], *, site: str = "") -> ImportResult:
+    """Add one EC2 repo named ``name`` to ``group`` with ``fields`` (region, access key id and
+    secret, optional session token, role ARN and endpoint URL), checked against AWS first.
+
+    Returns:
+        The result: added, skipped (the group has that name) or failed (with the reason).
+    """
+    build = functools.partial(Repo, group=group, name=name, kind=CloudKind.EC2, **fields)
+    [result] = _check_and_save(group, [_prepare(group, name, build, site)])
+    return result

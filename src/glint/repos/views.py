@@ -5,7 +5,7 @@ Members see their groups' repos; managers and admins change them; another group'
 """
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import BadRequest, ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from glint.accounts.access import current_group, require_manager
 from glint.accounts.choices import Role
 from glint.repos import services
+from glint.repos.choices import CloudKind
 from glint.repos.forms import ImportForm, RepoForm
 from glint.repos.models import Repo
 
@@ -50,6 +51,7 @@ def repo_list(request):
             "group": group,
             "repos": repos,
             "can_manage": group is not None and request.user.role_in(group) == Role.MANAGER,
+            "kinds": CloudKind.choices,
         },
     )
 
@@ -71,16 +73,35 @@ def _save_form(form: RepoForm, group) -> bool:
     return True
 
 
+def _form_page(request, form: RepoForm, group, repo: Repo | None):
+    return render(
+        request,
+        "repos/form.html",
+        {
+            "form": form,
+            "group": group,
+            "repo": repo,
+            "kind": form.instance.kind,
+            "kind_label": CloudKind(form.instance.kind).label,
+            "kinds": CloudKind.choices,
+        },
+    )
+
+
 @require_http_methods(["GET", "POST"])
 def repo_add(request):
+    """The add form of the kind in ``?kind=`` (default OpenStack), with that kind's fields."""
     group = _managed_group(request)
-    form = RepoForm(request.POST or None, instance=Repo(group=group))
+    kind = request.GET.get("kind") or CloudKind.OPENSTACK
+    if kind not in CloudKind.values:
+        raise BadRequest(f"There is no cloud kind {kind!r}.")
+    form = RepoForm(request.POST or None, instance=Repo(group=group, kind=kind))
     if request.method == "POST" and _save_form(form, group):
         messages.success(
             request, f"Repo {form.instance.name} added: the cloud accepted its credentials."
         )
         return redirect(_list_url(group))
-    return render(request, "repos/form.html", {"form": form, "group": group, "repo": None})
+    return _form_page(request, form, group, None)
 
 
 @require_http_methods(["GET", "POST"])
@@ -90,7 +111,7 @@ def repo_edit(request, pk):
     if request.method == "POST" and _save_form(form, repo.group):
         messages.success(request, f"Repo {repo.name} saved: the cloud accepted its settings.")
         return redirect(_list_url(repo.group))
-    return render(request, "repos/form.html", {"form": form, "group": repo.group, "repo": repo})
+    return _form_page(request, form, repo.group, repo)
 
 
 @require_POST
@@ -101,10 +122,12 @@ def repo_validate(request, pk):
     except services.RepoValidationError as exc:
         messages.error(request, f"Repo {repo.name} does not work: {exc.message}")
     else:
-        messages.success(
-            request,
-            f"Repo {repo.name} works: project {project.project_name or ''} ({project.project_id}).",
+        reached = (
+            f"account {project.project_id}"
+            if repo.kind == CloudKind.EC2
+            else f"project {project.project_name or ''} ({project.project_id})"
         )
+        messages.success(request, f"Repo {repo.name} works: {reached}.")
     return redirect(_list_url(repo.group))
 
 

@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from glint.accounts.models import Group
 from glint.repos import services
-from glint.repos.models import SECRET_FIELDS, Repo
+from glint.repos.models import KIND_FIELDS, SECRET_FIELDS, Repo
 from glint.validators import validate_site_name
 
 
@@ -34,8 +34,12 @@ class RepoSerializer(serializers.ModelSerializer):
     group = serializers.PrimaryKeyRelatedField(queryset=Group.objects.all())
     password = _secret_field()
     application_credential_secret = _secret_field()
+    secret_access_key = _secret_field()
+    session_token = _secret_field()
     password_set = serializers.BooleanField(read_only=True)
     application_credential_secret_set = serializers.BooleanField(read_only=True)
+    secret_access_key_set = serializers.BooleanField(read_only=True)
+    session_token_set = serializers.BooleanField(read_only=True)
     shared_with = serializers.SerializerMethodField(
         help_text=(
             "Other groups using the same cloud project; groups you are not in appear as "
@@ -52,7 +56,10 @@ class RepoSerializer(serializers.ModelSerializer):
             "application_credential_id", "application_credential_secret",
             "application_credential_secret_set",
             "project_name", "project_id", "project_domain_name", "project_domain_id",
-            "user_domain_name", "user_domain_id", "ca_bundle", "enabled", "shared_with",
+            "user_domain_name", "user_domain_id", "ca_bundle",
+            "access_key_id", "secret_access_key", "secret_access_key_set",
+            "session_token", "session_token_set", "role_arn", "endpoint_url",
+            "enabled", "shared_with",
             "last_poll_at", "last_poll_ok", "last_poll_error", "last_poll_duration",
             "created", "updated",
         ]  # fmt: skip
@@ -74,7 +81,17 @@ class RepoSerializer(serializers.ModelSerializer):
             and hasattr(self.instance, "pk")
         ):
             fields["group"].read_only = True  # a repo stays in its group
+            fields["kind"].read_only = True  # and its kind: the connection record is per kind
         return fields
+
+    def to_representation(self, repo):
+        """Only the fields of the repo's own kind (``KIND_FIELDS``), with their ``*_set`` flags."""
+        data = super().to_representation(repo)
+        for kind, names in KIND_FIELDS.items():
+            for name in names if kind != repo.kind else ():
+                data.pop(name, None)
+                data.pop(f"{name}_set", None)
+        return data
 
     def get_shared_with(self, repo) -> list[str]:
         shared = self.context.get("shared")
