@@ -84,6 +84,9 @@ def parse(argv):
     parser.add_argument(
         "--small", action="store_true", help="the CI smoke variant: 64 MiB, 2 targets, 1 round"
     )
+    parser.add_argument(
+        "--size", type=int, help="MiB of the fan-out image (default: 1024; --small: 64)"
+    )
     parser.add_argument("--runs", type=int, help="rounds per figure (default: 3; --small: 1)")
     parser.add_argument(
         "--only",
@@ -115,6 +118,8 @@ def main(argv=None) -> None:
     variant = SMALL if args.small else FULL
     if args.runs:
         variant = dataclasses.replace(variant, runs=args.runs)
+    if args.size:
+        variant = dataclasses.replace(variant, size=args.size * MiB)
     figures = args.only.split(",")
     work = args.work or Path(tempfile.mkdtemp(prefix="glint-bench-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -87,6 +87,7 @@ def run_fanout(
 
     what = f"{_size(size)} to {n} targets"
     _cpu_rows(report, cpu, what, extra)
+    _serve_cpu_rows(report, cpu, size, n)
     if "fanout" in figures:
         _fanout_rows(report, times, errors, what, manual_how)
     if "upload" in figures:
@@ -138,6 +139,28 @@ def _cpu_rows(report: Report, cpu: dict[str, list[CpuUse]], what: str, extra: di
     extra.setdefault("cpu", {})["fanout"] = {
         key: [u.as_dict() for u in uses] for key, uses in cpu.items() if uses
     }
+
+
+def _serve_cpu_rows(report: Report, cpu: dict[str, list[CpuUse]], size: int, n: int) -> None:
+    """What ``glint serve`` spends per GiB it fans out (median of the rounds), and that over what
+    the limit's sender (this bench process PUTting the local file) spends for the same bytes."""
+    gib = size / 1024**3
+
+    def per_gib(key: str, process: str) -> float | None:
+        uses = cpu.get(key) or []
+        return median([u.seconds.get(process, 0.0) / gib for u in uses]) if uses else None
+
+    serve, sender = per_gib("glint", "glint serve"), per_gib("write", "bench")
+    upload = per_gib("upload", "glint serve")
+    note = f"to {n} targets; limit's sender " + (f"{sender:.2f}" if sender is not None else "?")
+    if upload is not None:
+        note += f"; upload route {upload:.2f}"
+    if serve is None:
+        report.failed("fan-out: glint serve CPU-s per GiB", "<= 3", "no Glint copy was measured")
+        return
+    report.target("fan-out: glint serve CPU-s per GiB", serve, "<=", 3, unit=" CPU-s", note=note)
+    if sender:
+        report.info("fan-out: glint serve CPU / the limit's sender CPU", serve / sender, unit="x")
 
 
 def _fanout_rows(report: Report, times, errors, what: str, manual_how: str) -> None:

@@ -23,6 +23,8 @@ ROWS = [
     "matrix page: SQL queries at 200 rows minus at 50",
     "matrix API: SQL queries at 200 rows minus at 50",
     "upload / fan-out limit",
+    "fan-out: glint serve CPU-s per GiB",
+    "fan-out: glint serve CPU / the limit's sender CPU",
     "hashing sha256+sha512+md5: a thread each vs one thread",
     "soak realistic pace: errors",
     "soak realistic pace: p95",

@@ -39,10 +39,16 @@ from glint.replication.errors import (
     ReplicationError,
     SourceNotUsable,
     SourceUnsafe,
+    SourceVerificationFailed,
 )
 from glint.replication.events import EventPump, Throttle
 from glint.replication.fanout import FanOut, Feed
-from glint.replication.hashing import algorithms_for, check_source
+from glint.replication.hashing import (
+    MultiHasher,
+    algorithms_for,
+    check_source,
+    clouds_prove,
+)
 from glint.replication.image_safety import HEAD_BYTES, read_head
 from glint.replication.target_run import TargetRun
 
@@ -116,6 +122,12 @@ class Copy:
         self.spool: Spool | None = None
         self.fanout_ready = threading.Event()
         self.start_error: BaseException | None = None
+        #: Whether the targets' own hashes prove the copies (see hashing.clouds_prove).
+        self.clouds_prove = False
+        #: Digests proven to be the source's, by Glint's hashing or by the clouds (the result's).
+        self.digests: dict[str, str] = {}
+        self._spool_digest: dict[str, str] | None = None
+        self._spool_lock = threading.Lock()
 
     def run(self) -> CopyResult:
         try:
@@ -206,7 +218,16 @@ class Copy:
             self.spool = self._new_spool(record)
         for r in writers:
             r.feed = Feed(self.options.lag_limit_bytes, self.spool)
-        algorithms = algorithms_for(record, [r.target_algo for r in writers])
+        target_algos = [r.target_algo for r in writers]
+        # An upload's declared checksum is a person's claim, checked by Glint as it arrives.
+        # Only with a spool: when a target's hash differs, hashing the spool tells whether the
+        # source is corrupt. An upload's declared checksum is a claim Glint checks itself.
+        self.clouds_prove = (
+            self.spool is not None
+            and not self.source.trusted_stream
+            and clouds_prove(record, target_algos)
+        )
+        algorithms = ("sha256",) if self.clouds_prove else algorithms_for(record, target_algos)
         throttle = Throttle()
 
         def on_read(done: int) -> None:
@@ -251,20 +272,55 @@ class Copy:
     def _finish_cache(self) -> None:
         if self.fanout is not None:
             self.fanout.join()
+        self.digests = self._proven_digests()
         spool = self.spool
         if spool is None:
             return
-        fanout = self.fanout
         if spool.writable:
-            if fanout is not None and fanout.error is None and fanout.digests is not None:
-                spool.commit(fanout.digests)
+            if self.digests:
+                spool.commit(self.digests)
             else:
                 spool.discard()
         spool.close()
 
-    def _result(self) -> CopyResult:
+    def _proven_digests(self) -> dict[str, str]:
+        """The digests of the bytes read, once they are proven to be the source's: checked by
+        the fan-out against the source's stored hash or, when the clouds prove the copies, by a
+        target's own hash; with no target proven, by hashing the spool. Empty: not proven,
+        nothing is kept."""
         fanout = self.fanout
-        digests = dict(fanout.digests) if fanout and fanout.digests and not fanout.error else {}
+        if fanout is None or fanout.error is not None or fanout.digests is None:
+            return {}
+        if not self.clouds_prove:
+            return dict(fanout.digests)
+        proven = dict(r.proven for r in self.runs if r.proven is not None)
+        if not proven:
+            try:
+                proven = self.check_spool()
+            except SourceVerificationFailed:
+                return {}
+        return {**fanout.digests, **proven}
+
+    def check_spool(self) -> dict[str, str]:
+        """The spool's digest in the source's algorithm, checked against the source's stored one
+        (hashed once per copy, and only when the clouds' own hashes did not prove a copy).
+
+        Raises:
+            SourceVerificationFailed: The bytes read are not the source's: the source is corrupt.
+        """
+        record, spool = self.record, self.spool
+        assert record is not None and record.hash_algo and spool is not None
+        with self._spool_lock:
+            if self._spool_digest is None:
+                with MultiHasher([record.hash_algo]) as hasher:
+                    for chunk in _spool_chunks(spool):
+                        hasher.update(chunk)
+                self._spool_digest = hasher.hexdigests()
+        check_source(record, self._spool_digest, spool.written)
+        return dict(self._spool_digest)
+
+    def _result(self) -> CopyResult:
+        digests = self.digests
         return CopyResult(
             source=self.record,
             sha256=digests.get("sha256"),

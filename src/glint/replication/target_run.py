@@ -36,10 +36,12 @@ from glint.replication.errors import (
     NameConflict,
     ReplicationError,
     SourceUnsafe,
+    TargetVerificationFailed,
     UnexpectedError,
 )
 from glint.replication.events import Throttle
 from glint.replication.fanout import Feed
+from glint.replication.hashing import stored_digests
 from glint.replication.image_safety import read_head, unsafe_reason
 from glint.replication.policies import ConflictPolicy
 from glint.replication.verify import check_copy, same_content, wait_active
@@ -82,6 +84,8 @@ class TargetRun:
         self.clashes: list[ImageRecord] = []
         self.name: str | None = None
         self.written_record: ImageRecord | None = None
+        #: The algorithm and digest this target's copy was proven by (its bytes are the source's).
+        self.proven: tuple[str, str] | None = None
 
     # Reporting
 
@@ -248,7 +252,7 @@ class TargetRun:
         hash is pulled: the copy can only be verified against it.
         """
         url = self.copy.source.pull_url
-        digests = _stored_digests(source)
+        digests = stored_digests(source)
         if not url or not digests or "web-download" not in self._import_methods():
             return False
         try:
@@ -307,8 +311,8 @@ class TargetRun:
             cancel=self.copy.cancel,
         )
         self._state(TargetState.VERIFYING)
-        digests = _stored_digests(source)
-        check_copy(self.driver, record, source.size, digests)
+        digests = stored_digests(source)
+        check_copy(self.driver, record, source.size, digests, of_source=True)
         # Glint inspected the bytes it fetched, not the ones the cloud fetched: a link may serve
         # each a different file, so the cloud's copy is inspected before it is kept.
         reason = unsafe_reason(read_head(self.driver, self.image_id))
@@ -329,7 +333,20 @@ class TargetRun:
             interval=options.poll_interval,
             cancel=self.copy.cancel,
         )
-        check_copy(self.driver, record, fanout.size, fanout.digests)
+        source = self.copy.record
+        assert source is not None
+        if self.copy.clouds_prove:
+            # The target's own hash against the one the source cloud recorded (see
+            # hashing.clouds_prove); Glint did not hash the stream with that algorithm.
+            proof = stored_digests(source)
+            try:
+                algo = check_copy(self.driver, record, fanout.size, proof, of_source=True)
+            except TargetVerificationFailed:
+                self.copy.check_spool()  # raises if the source itself is corrupt
+                raise
+            self.proven = (algo, proof[algo])
+        else:
+            check_copy(self.driver, record, fanout.size, fanout.digests)
         self._keep(record, fanout.digests, TargetOutcome.COPIED)
 
     def _keep(self, record: ImageRecord, digests: dict[str, str], outcome: TargetOutcome) -> None:
@@ -393,13 +410,3 @@ class TargetRun:
                     self.result.renamed_image_ids.append(old.id)
             except CloudError as exc:
                 self._warn(f"the old image {old.id} named {self.name!r} was kept: {exc}")
-
-
-def _stored_digests(record: ImageRecord) -> dict[str, str]:
-    """The digests a source record says its bytes have (what a pulled copy must match)."""
-    digests = {}
-    if record.hash_algo and record.hash_value:
-        digests[record.hash_algo] = record.hash_value.lower()
-    if record.checksum:
-        digests["md5"] = record.checksum.lower()
-    return digests

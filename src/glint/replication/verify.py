@@ -2,9 +2,10 @@
 content.
 
 A cloud hashes what it received itself; comparing its digest (same algorithm) or its md5
-``checksum`` and its size with the digests computed while streaming proves the bytes landed
-intact without reading them back. Only when the target reports an algorithm that was not
-computed is the copy read back and hashed.
+``checksum`` and its size with the digests computed while streaming -- or with the digests the
+source cloud recorded, when the target hashes with the source's algorithm -- proves the bytes
+landed intact without reading them back. Only when the target reports neither is the copy read
+back and hashed.
 """
 
 from __future__ import annotations
@@ -76,8 +77,13 @@ def wait_active(
 
 
 def check_copy(
-    driver: CloudDriver, record: ImageRecord, size: int | None, digests: dict[str, str]
-) -> None:
+    driver: CloudDriver,
+    record: ImageRecord,
+    size: int | None,
+    digests: dict[str, str],
+    *,
+    of_source: bool = False,
+) -> str:
     """Check an active target image against the stream that was sent.
 
     Args:
@@ -85,6 +91,10 @@ def check_copy(
         record: The target image, active.
         size: Bytes sent (None: not known, as for a link the cloud fetched itself).
         digests: Digests of the bytes sent, by algorithm (at least one).
+        of_source: ``digests`` are what the source cloud recorded, not what Glint computed.
+
+    Returns:
+        The algorithm the copy was proven by.
 
     Raises:
         TargetVerificationFailed: Size or hash differ.
@@ -104,10 +114,17 @@ def check_copy(
         expected = digests[algo]
         stored = _read_back(driver, record.id, algo)
     if stored.lower() != expected:
+        if of_source:
+            raise TargetVerificationFailed(
+                f"{what} stored {algo} {stored} but the source cloud recorded {expected} for "
+                f"its bytes; the source's data or the copy is damaged, and the copy has been "
+                f"deleted"
+            )
         raise TargetVerificationFailed(
             f"{what} stored {algo} {stored} but the bytes sent hash to {expected}; the copy "
             f"was damaged on the way and has been deleted"
         )
+    return algo
 
 
 def _read_back(driver: CloudDriver, image_id: str, algo: str) -> str:
