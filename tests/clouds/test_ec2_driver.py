@@ -9,9 +9,14 @@ import boto3
 import pytest
 
 from glint.clouds import errors, get_driver
+from glint.clouds.addresses import EndpointPolicy
 from glint.clouds.ec2 import BLOCK_SIZE, Ec2Connection
+from tests.clouds.listener import RecordingListener
 
 pytestmark = pytest.mark.devcloud
+
+#: The tests' development allowance: the peer on 127.0.0.1, nothing else on loopback.
+DEV = EndpointPolicy(dev_loopback=("127.0.0.1",))
 
 
 def _connection(peer, **overrides) -> Ec2Connection:
@@ -21,6 +26,7 @@ def _connection(peer, **overrides) -> Ec2Connection:
         access_key_id=keys.access_key_id,
         secret_access_key=keys.secret_access_key,
         endpoint_url=peer.endpoint_url,
+        endpoint_policy=DEV,
     )
     values.update(overrides)
     return Ec2Connection(**values)
@@ -129,3 +135,49 @@ def _root_snapshot(peer, image_id: str) -> str:
 def test_an_assumed_role_reaches_the_same_account(peer):
     with get_driver(_connection(peer, role_arn=peer.role_arn)) as driver:
         assert driver.check().project_id == peer.account_id
+
+
+def test_the_peer_on_loopback_is_refused_unless_the_policy_allows_it(peer):
+    with get_driver(_connection(peer, endpoint_policy=EndpointPolicy())) as driver:
+        with pytest.raises(errors.EndpointRefused, match=r"127\.0\.0\.1 is a loopback address"):
+            driver.check()
+    allowed = EndpointPolicy(dev_loopback=("127.0.0.0/8",))
+    with get_driver(_connection(peer, endpoint_policy=allowed)) as driver:
+        assert driver.check().project_id == peer.account_id
+
+
+def test_assuming_a_role_goes_through_the_policy(peer):
+    """STS is the first endpoint the driver reaches, before EC2 and EBS."""
+    refused = _connection(peer, role_arn=peer.role_arn, endpoint_policy=EndpointPolicy())
+    with pytest.raises(errors.EndpointRefused, match="loopback"):
+        get_driver(refused)
+
+
+def test_the_metadata_address_is_refused_by_the_policy():
+    connection = Ec2Connection(
+        region="us-east-1",
+        access_key_id="AKIDEXAMPLE",
+        secret_access_key="secret",
+        endpoint_url="http://169.254.169.254/",
+        endpoint_policy=DEV,
+    )
+    with get_driver(connection) as driver:
+        with pytest.raises(errors.EndpointRefused) as refused:
+            driver.check()
+    # The policy's words, not the netguard's: nothing was looked up or sent.
+    assert refused.value.reason == (
+        "169.254.169.254 is a cloud metadata address, never allowed for a cloud endpoint"
+    )
+
+
+def test_a_refused_endpoint_receives_nothing(peer):
+    listener = RecordingListener()  # on 127.0.0.2, which DEV leaves refused
+    try:
+        with get_driver(_connection(peer, endpoint_url=listener.url())) as driver:
+            with pytest.raises(errors.EndpointRefused, match="127.0.0.2"):
+                driver.list_images()
+            with pytest.raises(errors.EndpointRefused, match="127.0.0.2"):  # EBS StartSnapshot
+                driver.create_and_write({"name": "never"}, [b"data"], size=4)
+    finally:
+        listener.close()
+    assert listener.received == []

@@ -12,14 +12,15 @@ names, later other cloud kinds' endpoints). Both use the parts here:
   the check and the connect (DNS rebinding) cannot redirect the connection.
 
 The policy for cloud endpoints is :class:`EndpointPolicy`; :func:`checked_session` gives a
-``requests`` session that applies it to every connection it opens (a driver built on another HTTP
-library calls :meth:`EndpointPolicy.resolve` where it opens its sockets). No Django here: the
-caller builds the policy from its settings.
+``requests`` session that applies it to every connection it opens, and
+:class:`CheckedPoolManager` does the same for a library that pools its urllib3 connections
+itself (botocore, for EC2). No Django here: the caller builds the policy from its settings.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import re
 import socket
@@ -41,6 +42,7 @@ from glint.clouds.errors import EndpointRefused
 __all__ = [
     "Address",
     "AddressRefused",
+    "CheckedPoolManager",
     "EndpointPolicy",
     "METADATA_ADDRESSES",
     "NameNotResolved",
@@ -273,12 +275,17 @@ class _CheckedConnection(urllib3.connection.HTTPConnection):
         return sock
 
 
-class _CheckedHTTPSConnection(_CheckedConnection, urllib3.connection.HTTPSConnection):
-    pass
+@functools.cache
+def _checked(connection_cls: type) -> type:
+    """``connection_cls`` (urllib3's, or a library's subclass such as botocore's) with its
+    socket opened through the policy."""
+    return type(f"Checked{connection_cls.__name__}", (_CheckedConnection, connection_cls), {})
 
 
-class _CheckedPoolManager(urllib3.PoolManager):
-    """A pool manager whose pools open :class:`_CheckedConnection` sockets."""
+class CheckedPoolManager(urllib3.PoolManager):
+    """A pool manager whose pools open their sockets through ``endpoint_policy``, keeping
+    the connection class each pool would use otherwise (so a library that sets its own pool
+    classes, like botocore, keeps its connections' behaviour)."""
 
     def __init__(self, endpoint_policy: EndpointPolicy, **kwargs):
         super().__init__(**kwargs)
@@ -286,7 +293,7 @@ class _CheckedPoolManager(urllib3.PoolManager):
 
     def _new_pool(self, scheme, host, port, request_context=None):
         pool = super()._new_pool(scheme, host, port, request_context)
-        pool.ConnectionCls = _CheckedHTTPSConnection if scheme == "https" else _CheckedConnection
+        pool.ConnectionCls = _checked(pool.ConnectionCls)
         pool.conn_kw["endpoint_policy"] = self._policy
         return pool
 
@@ -301,7 +308,7 @@ class _CheckedAdapter(TCPKeepAliveAdapter):
 
     def init_poolmanager(self, *args, **kwargs) -> None:
         super().init_poolmanager(*args, **kwargs)  # computes the keep-alive socket options
-        self.poolmanager = _CheckedPoolManager(
+        self.poolmanager = CheckedPoolManager(
             self._policy, num_pools=self._pool_connections, **self.poolmanager.connection_pool_kw
         )
 

@@ -21,8 +21,11 @@ from typing import Any
 import boto3
 import botocore.config
 import botocore.exceptions
+import botocore.httpsession
+import urllib3.exceptions
 
 from glint.clouds import errors
+from glint.clouds.addresses import CheckedPoolManager, EndpointPolicy
 from glint.clouds.base import (
     Capabilities,
     CloudDriver,
@@ -59,6 +62,8 @@ class Ec2Connection:
         role_arn: A role to assume with STS before anything else, if given.
         endpoint_url: For EC2-compatible clouds and the local peer; None is AWS's own.
         connect_timeout, read_timeout: Seconds.
+        endpoint_policy: The addresses the driver may connect to (EC2, EBS and STS, checked
+            when each connection opens); None checks nothing, as for ``RepoConnection``.
     """
 
     region: str
@@ -69,6 +74,7 @@ class Ec2Connection:
     endpoint_url: str | None = None
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
+    endpoint_policy: EndpointPolicy | None = None
     kind: str = "ec2"
 
     def __post_init__(self) -> None:
@@ -81,8 +87,10 @@ class Ec2Connection:
 def _error(err: Exception, action: str) -> errors.CloudError:
     """The typed error for an AWS failure, with what a person can do about it."""
     if isinstance(err, botocore.exceptions.EndpointConnectionError):
+        unresolved = isinstance(err.kwargs.get("error"), urllib3.exceptions.NameResolutionError)
         return errors.EndpointUnreachable(
             f"{action}: cannot reach {err.kwargs.get('endpoint_url')}"
+            + (": its host name does not resolve" if unresolved else "")
         )
     if not isinstance(err, botocore.exceptions.ClientError):
         return errors.TransferInterrupted(f"{action}: {err}")
@@ -119,6 +127,33 @@ def _error(err: Exception, action: str) -> errors.CloudError:
     return errors.InvalidRequest(f"{action}: {code}: {message}", status=status)
 
 
+def _check_connections(client, policy: EndpointPolicy | None):
+    """``client`` with every connection it opens going through ``policy``, pinned to the
+    checked address like the OpenStack driver's, and never through a proxy (a proxy would
+    resolve the name itself, past the check).
+
+    boto3 has no public way to give a client its HTTP session, so this swaps the pool manager
+    of the one botocore made (``URLLib3Session``) before it has opened anything; botocore's
+    own connection classes stay (:class:`CheckedPoolManager` wraps them).
+    """
+    if policy is None:
+        return client
+    client.meta.events.register_first("needs-retry", _refusal_is_final)
+    http = client._endpoint.http_session
+    http._proxy_config = botocore.httpsession.ProxyConfiguration()
+    http._manager = CheckedPoolManager(policy, **http._get_pool_manager_kwargs())
+    http._manager.pool_classes_by_scheme = http._pool_classes_by_scheme
+    return client
+
+
+def _refusal_is_final(caught_exception=None, **kwargs) -> None:
+    """End the call with the policy's refusal (botocore would retry it as a connection error,
+    looking the name up again each time): an address the policy refuses stays refused."""
+    refused = getattr(caught_exception, "kwargs", {}).get("error")
+    if isinstance(refused, errors.EndpointRefused):
+        raise refused
+
+
 def _checksum(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
@@ -153,8 +188,13 @@ class Ec2Driver(CloudDriver):
             retries={"max_attempts": 3, "mode": "standard"},
             max_pool_connections=BLOCKS_IN_FLIGHT * 2,
         )
-        self.ec2 = self._session.client("ec2", endpoint_url=connection.endpoint_url, config=config)
-        self.ebs = self._session.client("ebs", endpoint_url=connection.endpoint_url, config=config)
+        self.ec2 = self._client(self._session, "ec2", config)
+        self.ebs = self._client(self._session, "ebs", config)
+
+    def _client(self, session: boto3.session.Session, service: str, config=None):
+        """A client of ``service`` at the connection's endpoint, through its endpoint policy."""
+        client = session.client(service, endpoint_url=self.connection.endpoint_url, config=config)
+        return _check_connections(client, self.connection.endpoint_policy)
 
     def _open_session(self) -> boto3.session.Session:
         c = self.connection
@@ -166,7 +206,7 @@ class Ec2Driver(CloudDriver):
         )
         if not c.role_arn:
             return session
-        sts = session.client("sts", endpoint_url=c.endpoint_url)
+        sts = self._client(session, "sts")
         assumed = self._call(
             sts, "assume_role", "sts:AssumeRole", RoleArn=c.role_arn, RoleSessionName="glint"
         )["Credentials"]
@@ -186,7 +226,7 @@ class Ec2Driver(CloudDriver):
     # Reading the account
 
     def check(self) -> ProjectInfo:
-        sts = self._session.client("sts", endpoint_url=self.connection.endpoint_url)
+        sts = self._client(self._session, "sts")
         who = self._call(sts, "get_caller_identity", "sts:GetCallerIdentity")
         self._call(self.ec2, "describe_images", "ec2:DescribeImages", Owners=["self"], MaxResults=5)
         return ProjectInfo(project_id=who["Account"], project_name=None, user_id=who.get("Arn"))
@@ -246,7 +286,7 @@ class Ec2Driver(CloudDriver):
 
     def _account(self) -> str:
         if self._account_id is None:
-            sts = self._session.client("sts", endpoint_url=self.connection.endpoint_url)
+            sts = self._client(self._session, "sts")
             self._account_id = self._call(sts, "get_caller_identity", "sts:GetCallerIdentity")[
                 "Account"
             ]

@@ -318,6 +318,7 @@ class Repo(models.Model):
                     "session_token": _reveal(self.session_token),
                     "role_arn": self.role_arn or None,
                     "endpoint_url": self.endpoint_url or None,
+                    "endpoint_policy": endpoint_policy(),
                     **overrides,
                 }
             )

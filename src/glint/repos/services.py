@@ -14,7 +14,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import yaml
 from django.core.exceptions import ValidationError
@@ -26,7 +25,7 @@ from glint.accounts.models import Group, User
 from glint.replication import CloudError, Ec2Connection, ProjectInfo, RepoConnection
 from glint.repos.choices import AuthType, CloudKind
 from glint.repos.drivers import open_connection
-from glint.repos.models import Repo, endpoint_policy
+from glint.repos.models import Repo
 
 log = logging.getLogger(__name__)
 
@@ -139,31 +138,7 @@ def check_repo(repo: Repo) -> ProjectInfo:
         )
     except ValueError as exc:  # the connection is incomplete
         raise RepoValidationError(str(exc)) from None
-    if isinstance(connection, Ec2Connection) and connection.endpoint_url:
-        _check_ec2_endpoint(connection.endpoint_url)
     return check_connection(connection)
-
-
-def _check_ec2_endpoint(url: str) -> None:
-    """Refuse an EC2 endpoint whose address the endpoint policy refuses (metadata, loopback,
-    private ranges not allowed).
-
-    The EC2 driver does not open its sockets through the policy yet (boto3 connects by itself),
-    so this check, when a repo is saved or validated, is what keeps a repo from pointing Glint
-    at the metadata service or this machine; it cannot see a DNS answer that changes later.
-    """
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        endpoint_policy().resolve(parts.hostname or "", port, url)
-    except CloudError as exc:
-        raise RepoValidationError(exc.message, field="endpoint_url", code=exc.code) from None
-    except OSError:
-        raise RepoValidationError(
-            f"the name {parts.hostname} of {url} does not resolve",
-            field="endpoint_url",
-            code="endpoint_unreachable",
-        ) from None
 
 
 def _drop_unused_secret(repo: Repo) -> None:
