@@ -221,6 +221,8 @@ class Capabilities:
         can_stream_write: Whether data can be written from a stream of unknown length.
         can_range_read: Whether reads can resume at an offset.
         stores: Names of the storage backends, if the cloud has several.
+        writes_in_one_step: Whether an image is created and written in one call
+            (``create_and_write``), as an EC2 AMI needs its snapshot before it exists.
     """
 
     import_methods: tuple[str, ...] = ()
@@ -228,6 +230,7 @@ class Capabilities:
     can_stream_write: bool = True
     can_range_read: bool = True
     stores: tuple[str, ...] = ()
+    writes_in_one_step: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

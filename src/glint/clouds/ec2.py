@@ -490,7 +490,7 @@ class Ec2Driver(CloudDriver):
         return self.get_image(image_id)
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(can_stream_write=False, can_range_read=True)
+        return Capabilities(can_stream_write=False, can_range_read=True, writes_in_one_step=True)
 
     def import_web_download(self, image_id: str, url: str) -> None:
         raise errors.InvalidRequest("EC2 has no web-download import: Glint streams the image")

@@ -81,6 +81,7 @@ class TargetRun:
         self.feed: Feed | None = None
         self.target_algo: str | None = None
         self.image_id: str | None = None
+        self.one_step_fields: dict | None = None
         self.clashes: list[ImageRecord] = []
         self.name: str | None = None
         self.written_record: ImageRecord | None = None
@@ -237,6 +238,10 @@ class TargetRun:
         fields.update(props.provenance(self.copy.source.repo_ref, source.id))
         # Private until verified: Glance 33 makes new images "shared" by default.
         fields["visibility"] = "private"
+        if self._writes_in_one_step():
+            self.one_step_fields = fields  # the image exists only once its data is written
+            self.feed_wanted = True
+            return
         created = self.driver.create_image(fields)
         self.image_id = created.id
         self.copy.pump.call(self.copy.observer.image_created, self.target.key, created.id)
@@ -267,7 +272,8 @@ class TargetRun:
 
     def _write(self) -> None:
         source = self.copy.record
-        assert source is not None and self.feed is not None and self.image_id is not None
+        assert source is not None and self.feed is not None
+        assert self.image_id is not None or self.one_step_fields is not None
         self._state(TargetState.WRITING)
         throttle = Throttle()
         pump, observer, key = self.copy.pump, self.copy.observer, self.target.key
@@ -278,10 +284,23 @@ class TargetRun:
                 if throttle.ready():
                     pump.post(observer.progress, key, "copy.writing", self.feed.sent, source.size)
 
-        self.written_record = self.driver.write_data(self.image_id, body(), size=source.size)
+        if self.one_step_fields is not None:
+            self.written_record = self.driver.create_and_write(
+                self.one_step_fields, body(), size=source.size
+            )
+            self.image_id = self.written_record.id
+            pump.post(observer.image_created, key, self.image_id)
+        else:
+            self.written_record = self.driver.write_data(self.image_id, body(), size=source.size)
         self.result.bytes_written = self.feed.sent
         self.result.spooled = self.feed.detached
         pump.post(observer.progress, key, "copy.writing", self.feed.sent, source.size)
+
+    def _writes_in_one_step(self) -> bool:
+        try:
+            return self.driver.capabilities().writes_in_one_step
+        except CloudError:  # no discovery call: the usual create, then write
+            return False
 
     def _import_methods(self) -> tuple[str, ...]:
         try:
