@@ -12,24 +12,9 @@ from glint.clouds import errors, get_driver
 from glint.clouds.addresses import EndpointPolicy
 from glint.clouds.ec2 import BLOCK_SIZE, Ec2Connection
 from tests.clouds.listener import RecordingListener
+from tests.ec2_peer import DEV, peer_connection
 
 pytestmark = pytest.mark.devcloud
-
-#: The tests' development allowance: the peer on 127.0.0.1, nothing else on loopback.
-DEV = EndpointPolicy(dev_loopback=("127.0.0.1",))
-
-
-def _connection(peer, **overrides) -> Ec2Connection:
-    keys = peer.users["glint"]
-    values = dict(
-        region=peer.region,
-        access_key_id=keys.access_key_id,
-        secret_access_key=keys.secret_access_key,
-        endpoint_url=peer.endpoint_url,
-        endpoint_policy=DEV,
-    )
-    values.update(overrides)
-    return Ec2Connection(**values)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +24,7 @@ def peer(devcloud_ec2):
 
 @pytest.fixture
 def cloud(peer):
-    with get_driver(_connection(peer)) as driver:
+    with get_driver(peer_connection(peer)) as driver:
         yield driver
 
 
@@ -53,7 +38,7 @@ def _sparse_image() -> bytes:
 
 
 def test_the_secret_is_not_in_repr(peer):
-    connection = _connection(peer, session_token="token-secret")
+    connection = peer_connection(peer, session_token="token-secret")
     assert peer.users["glint"].secret_access_key not in repr(connection)
     assert "token-secret" not in repr(connection)
     assert not hasattr(connection, "auth_url")
@@ -133,22 +118,22 @@ def _root_snapshot(peer, image_id: str) -> str:
 
 
 def test_an_assumed_role_reaches_the_same_account(peer):
-    with get_driver(_connection(peer, role_arn=peer.role_arn)) as driver:
+    with get_driver(peer_connection(peer, role_arn=peer.role_arn)) as driver:
         assert driver.check().project_id == peer.account_id
 
 
 def test_the_peer_on_loopback_is_refused_unless_the_policy_allows_it(peer):
-    with get_driver(_connection(peer, endpoint_policy=EndpointPolicy())) as driver:
+    with get_driver(peer_connection(peer, endpoint_policy=EndpointPolicy())) as driver:
         with pytest.raises(errors.EndpointRefused, match=r"127\.0\.0\.1 is a loopback address"):
             driver.check()
     allowed = EndpointPolicy(dev_loopback=("127.0.0.0/8",))
-    with get_driver(_connection(peer, endpoint_policy=allowed)) as driver:
+    with get_driver(peer_connection(peer, endpoint_policy=allowed)) as driver:
         assert driver.check().project_id == peer.account_id
 
 
 def test_assuming_a_role_goes_through_the_policy(peer):
     """STS is the first endpoint the driver reaches, before EC2 and EBS."""
-    refused = _connection(peer, role_arn=peer.role_arn, endpoint_policy=EndpointPolicy())
+    refused = peer_connection(peer, role_arn=peer.role_arn, endpoint_policy=EndpointPolicy())
     with pytest.raises(errors.EndpointRefused, match="loopback"):
         get_driver(refused)
 
@@ -173,7 +158,7 @@ def test_the_metadata_address_is_refused_by_the_policy():
 def test_a_refused_endpoint_receives_nothing(peer):
     listener = RecordingListener()  # on 127.0.0.2, which DEV leaves refused
     try:
-        with get_driver(_connection(peer, endpoint_url=listener.url())) as driver:
+        with get_driver(peer_connection(peer, endpoint_url=listener.url())) as driver:
             with pytest.raises(errors.EndpointRefused, match="127.0.0.2"):
                 driver.list_images()
             with pytest.raises(errors.EndpointRefused, match="127.0.0.2"):  # EBS StartSnapshot

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import boto3
 import pytest
 
 from glint.clouds import CloudError, get_driver
-from glint.clouds.ec2 import Ec2Connection
 from glint.replication import CopySource, CopyTarget, SourceVerificationFailed, copy_image
+from tests.ec2_peer import peer_client, peer_connection
 from tests.replication.helpers import SOURCE, flip_byte
 
 pytestmark = pytest.mark.devcloud
@@ -18,20 +17,8 @@ KIB = 1024
 @pytest.fixture
 def ec2(devcloud_ec2):
     peer = devcloud_ec2.ec2_peer
-    keys = peer.users["glint"]
-    connection = Ec2Connection(
-        region=peer.region,
-        access_key_id=keys.access_key_id,
-        secret_access_key=keys.secret_access_key,
-        endpoint_url=peer.endpoint_url,
-    )
-    client = boto3.client(
-        "ec2",
-        region_name=peer.region,
-        aws_access_key_id=keys.access_key_id,
-        aws_secret_access_key=keys.secret_access_key,
-        endpoint_url=peer.endpoint_url,
-    )
+    connection = peer_connection(peer)
+    client = peer_client(peer)
     made: list[str] = []
     with get_driver(connection) as driver:
         yield driver, client, made
