@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from glint.inventory import models as m
+from glint.matrix.rows import made_from_sha256
 from glint.replication import ImageRecord
 from glint.repos.models import Repo
 
@@ -60,6 +61,7 @@ _UPDATED_FIELDS = [
     "sdk_sha256",
     "glint_source_repo",
     "glint_source_id",
+    "glint_made_from",
     "fingerprint",
 ]
 
@@ -77,6 +79,13 @@ def _timestamp(value: str | None) -> dt.datetime | None:
     if parsed is not None and timezone.is_naive(parsed):
         parsed = timezone.make_aware(parsed, dt.UTC)
     return parsed
+
+
+def _made_from(props: dict) -> str:
+    """The ``glint_made_from`` property in its one valid form, else '' (a malformed value is
+    ignored: it must not pull the copy out of its own row)."""
+    sha256 = made_from_sha256(str(props.get(m.GLINT_MADE_FROM) or ""))
+    return f"sha256:{sha256}" if sha256 else ""
 
 
 def _fields(record: ImageRecord, fingerprint: str) -> dict:
@@ -107,6 +116,7 @@ def _fields(record: ImageRecord, fingerprint: str) -> dict:
         "sdk_sha256": text(m.SDK_SHA256)[:64],
         "glint_source_repo": text(m.GLINT_SOURCE_REPO),
         "glint_source_id": text(m.GLINT_SOURCE_ID),
+        "glint_made_from": _made_from(props),
         "fingerprint": fingerprint,
     }
 

@@ -20,6 +20,7 @@ GLINT_SHA256 = "glint_sha256"
 SDK_SHA256 = "owner_specified.openstack.sha256"
 GLINT_SOURCE_REPO = "glint_source_repo"
 GLINT_SOURCE_ID = "glint_source_id"
+GLINT_MADE_FROM = "glint_made_from"
 
 
 class Image(models.Model):
@@ -31,6 +32,8 @@ class Image(models.Model):
         glint_sha256, sdk_sha256: sha256 claimed by provenance properties (Glint's own, and the
             one openstacksdk uploads set), copied out of ``properties`` for the matrix.
         glint_source_repo, glint_source_id: Where Glint copied this image from.
+        glint_made_from: ``sha256:<hex>`` of the bytes Glint converted this copy from (the
+            content its matrix row stands for), when the property holds that form; else empty.
         fingerprint: Digest of the cloud's record; the poll rewrites only rows whose changed.
         first_seen, last_seen: Polls that first and last listed the image.
     """
@@ -61,6 +64,7 @@ class Image(models.Model):
     sdk_sha256 = models.CharField(max_length=64, blank=True)
     glint_source_repo = models.CharField(max_length=255, blank=True)
     glint_source_id = models.CharField(max_length=255, blank=True)
+    glint_made_from = models.CharField(max_length=71, blank=True)
     fingerprint = models.CharField(max_length=64)
     first_seen = models.DateTimeField(_("first seen"))
     last_seen = models.DateTimeField(_("last seen"))
@@ -85,6 +89,9 @@ class Image(models.Model):
         "member_status",
         "created_at",
         "updated_at",
+        "glint_made_from",
+        "glint_source_repo",
+        "glint_source_id",
     )
 
     class Meta:

@@ -6,9 +6,16 @@ from a fresh inventory and stores the verdicts. ``docs/architecture.md`` ("Ident
 and the matrix") and issue 4 "Delete" are the specification.
 
 Copy (tick). The source is an active copy of a verifiable, shown row in an enabled repo whose last
-poll succeeded, not one being deleted; a copy owned by one of the group's projects is preferred
-(its owner can read it for sure), then the repo order. A target that already holds the row, or a
-copy already on its way there, is a no-op: copies are idempotent, so no staleness rule applies.
+poll succeeded, not one being deleted; an original is preferred to a copy Glint converted (a
+qcow2 in Glance, not its raw copy in EC2: the target then gets the bytes the row stands for, and
+a cloud that stores raw only gets them converted once), then a copy owned by one of the group's
+projects (its owner can read it for sure), then the repo order. A converted copy is the source
+only when the row has no original left. A copy in a cloud that hashes no whole image (an EC2 AMI)
+is in a verifiable row only when Glint wrote its digest on it (``glint.matrix.rows``): then it is
+a source like any other, since the copy can be verified against that digest; an AMI Glint did not
+write is an unverifiable row of its own, and no copy is planned from it. A target that already
+holds the row, or a copy already on its way there, is a no-op: copies are idempotent, so no
+staleness rule applies.
 
 Delete (untick). Deleting is the one irreversible act, so it is refused unless everything the
 person saw still holds: the repo's inventory has not changed since their page was loaded, the row
@@ -280,7 +287,12 @@ class _Planner:
                 continue
             v.source = min(
                 candidates,
-                key=lambda c: (c.owner not in self.group_projects, order[c.repo_id], c.pk),
+                key=lambda c: (
+                    c.converted,
+                    c.owner not in self.group_projects,
+                    order[c.repo_id],
+                    c.pk,
+                ),
             )
 
 

@@ -20,9 +20,26 @@ sha256, else the ``os_hash`` (``sha512:<hex>``), else ``md5:<hex>``. Because the
 stronger when a new copy joins, :attr:`Row.keys` lists every key the cluster answers to; flags
 stored under an older key (hidden rows) are found through them.
 
-A copy the cloud has computed no hash for (``queued``, ``saving``, killed uploads) has no content
-identity: it is a row of its own, unverifiable, never a copy source, and takes part in no content
-conflict.
+Copies across kinds. A cloud that hashes no whole image (EC2: an AMI has per-block checksums
+only) gives its copies no hash of its own; an ``active`` copy there is known by the
+``glint_sha256`` Glint wrote on it once the copy was verified (a valid 64-hex value), and a copy
+without one has no content identity. A copy Glint *converted* (qcow2 in Glance to raw in EC2)
+stores other bytes than the content it stands for: its ``glint_made_from`` (``sha256:<hex>`` of
+the bytes it was converted from, :func:`made_from_sha256`) names that content, and its own hashes
+(of the raw bytes) are never used to cluster it. It joins the cluster whose sha256 is that value,
+or its source's cluster through its provenance (below); converted copies whose source is gone
+form a row keyed ``sha256:<made-from>`` of their own.
+
+Provenance. A copy Glint made names its source (``glint_source_repo``: the repo's primary key,
+``glint_source_id``: the image id there), and Glint verified while copying that the two hold the
+same bytes (or, for a converted copy, that its made-from content is the source's bytes). So a
+copy whose source is among the group's copies is tied to it like a shared hash would tie them,
+and never against a hash both know. This is what teaches the sha256 of a Glance original that
+publishes only md5 and sha512 to its row: Glint's EC2 copy of it knows nothing else.
+
+A copy the cloud has computed no hash for (``queued``, ``saving``, killed uploads) and that has no
+valid ``glint_sha256`` on an ``active`` image has no content identity: it is a row of its own,
+unverifiable, never a copy source, and takes part in no content conflict.
 """
 
 from __future__ import annotations
@@ -30,6 +47,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +61,7 @@ __all__ = [
     "Row",
     "JobCell",
     "content_keys",
+    "made_from_sha256",
     "build_rows",
     "apply_hidden",
     "lay_job_cells",
@@ -55,6 +74,9 @@ __all__ = [
 #: Hash algorithms in the order they are trusted to identify content; others sort after these.
 ALGORITHM_STRENGTH = ("sha256", "sha512", "sha384", "sha3_512", "sha3_256")
 UNVERIFIABLE_PREFIX = "unverifiable:"
+#: The one form of ``glint_made_from`` (docs/architecture.md, "The matrix across kinds").
+MADE_FROM = re.compile(r"sha256:([0-9a-fA-F]{64})")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 class CellState(str, enum.Enum):
@@ -71,7 +93,12 @@ class CellState(str, enum.Enum):
 
 
 class Copy(NamedTuple):
-    """One image in one repo, reduced to what the matrix needs (see ``models.Image``)."""
+    """One image in one repo, reduced to what the matrix needs (see ``models.Image``).
+
+    ``glint_made_from`` is the property as listed (only its valid form counts:
+    :func:`made_from_sha256`); ``glint_source_repo``/``glint_source_id`` are Glint's provenance
+    (the source repo's primary key and the image id there).
+    """
 
     pk: int
     repo_id: int
@@ -91,6 +118,14 @@ class Copy(NamedTuple):
     member_status: str
     created_at: object = None
     updated_at: object = None
+    glint_made_from: str = ""
+    glint_source_repo: str = ""
+    glint_source_id: str = ""
+
+    @property
+    def converted(self) -> bool:
+        """Glint converted this copy from other bytes (its own hashes are not the row's)."""
+        return bool(made_from_sha256(self.glint_made_from))
 
 
 @dataclass(frozen=True)
@@ -119,6 +154,11 @@ class Cell:
     def statuses(self) -> list[str]:
         """Cloud statuses other than ``active``, worth showing beside the cell."""
         return sorted({c.status for c in self.copies if c.status != "active"})
+
+    @property
+    def disk_formats(self) -> str:
+        """What the cell's copies store (``qcow2``; ``raw`` for Glint's EC2 copy of it)."""
+        return ", ".join(sorted({c.disk_format or "?" for c in self.copies}))
 
 
 @dataclass(eq=False)
@@ -163,12 +203,22 @@ class Row:
 
     @property
     def size(self) -> int | None:
-        return next((c.size for c in self.copies if c.size is not None), None)
+        """The size of the content the row stands for: an original's, not a conversion's."""
+        sized = sorted((c for c in self.copies if c.size is not None), key=lambda c: c.converted)
+        return sized[0].size if sized else None
 
     @property
     def formats(self) -> str:
-        first = self.copies[0] if self.copies else None
+        """The stored formats of an original copy (a converted one's only when none is left)."""
+        copies = self.copies
+        first = next((c for c in copies if not c.converted), copies[0] if copies else None)
         return f"{first.disk_format or '?'}/{first.container_format or '?'}" if first else ""
+
+    @property
+    def mixed_formats(self) -> bool:
+        """Copies store different disk formats (a converted copy beside its original), so each
+        cell says what it stores."""
+        return len({c.disk_format for c in self.copies}) > 1
 
     @property
     def short_hash(self) -> str:
@@ -206,15 +256,31 @@ class JobCell:
 # Content identity
 
 
+def made_from_sha256(value: str) -> str:
+    """The sha256 hex (lowercase) a ``glint_made_from`` value names, or '' when it is not of the
+    one valid form ``sha256:<64 hex>`` (anything else is ignored, never half-trusted)."""
+    match = MADE_FROM.fullmatch(value or "")
+    return match.group(1).lower() if match else ""
+
+
 def _claimed_sha256(copy: Copy) -> str:
     return (copy.glint_sha256 or copy.sdk_sha256 or "").lower()
 
 
 def _evidence(copy: Copy) -> dict[str, str]:
-    """Hashes known for a copy, by algorithm. The cloud's own hashes win over claims."""
+    """Hashes known for a copy's own bytes, by algorithm. The cloud's own hashes win over claims.
+
+    A cloud that hashed the data makes a provenance claim count beside its hashes; without any,
+    only Glint's own digest on an ``active`` image does (a cloud that never hashes whole images,
+    where Glint writes ``glint_sha256`` after verifying the copy): a queued image's claim proves
+    nothing.
+    """
     known: dict[str, str] = {}
     if not (copy.checksum or copy.os_hash_value):
-        return known  # no data hashed by the cloud: a claim alone proves nothing
+        glint = (copy.glint_sha256 or "").lower()
+        if copy.status == "active" and _SHA256_HEX.fullmatch(glint):
+            known["sha256"] = glint
+        return known
     claim = _claimed_sha256(copy)
     if claim:
         known["sha256"] = claim
@@ -233,20 +299,25 @@ def _algo_rank(algo: str) -> tuple[int, str]:
     return (len(ALGORITHM_STRENGTH), algo)
 
 
+#: A node of the clustering: a copy's pk, or ``("made from", sha256 hex)``, the content that
+#: converted copies stand for (one node per content, shared by all its converted copies).
+Node = int | tuple[str, str]
+
+
 class _Clusters:
-    """Union-find over copies that keeps, per cluster, one hash value per algorithm."""
+    """Union-find over nodes that keeps, per cluster, one hash value per algorithm."""
 
-    def __init__(self, evidence: dict[int, dict[str, str]]):
-        self.parent = {pk: pk for pk in evidence}
-        self.known = {pk: dict(ev) for pk, ev in evidence.items()}
+    def __init__(self, evidence: dict[Node, dict[str, str]]):
+        self.parent: dict[Node, Node] = {node: node for node in evidence}
+        self.known = {node: dict(ev) for node, ev in evidence.items()}
 
-    def find(self, pk: int) -> int:
-        while self.parent[pk] != pk:
-            self.parent[pk] = self.parent[self.parent[pk]]
-            pk = self.parent[pk]
-        return pk
+    def find(self, node: Node) -> Node:
+        while self.parent[node] != node:
+            self.parent[node] = self.parent[self.parent[node]]
+            node = self.parent[node]
+        return node
 
-    def union(self, a: int, b: int) -> None:
+    def union(self, a: Node, b: Node) -> None:
         ra, rb = self.find(a), self.find(b)
         if ra == rb:
             return
@@ -263,6 +334,38 @@ def _key_of(known: Mapping[str, str]) -> str:
     return f"{algo}:{known[algo]}"
 
 
+def _nodes(copies: list[Copy]) -> tuple[dict[int, Node], dict[Node, dict[str, str]]]:
+    """The node of every copy with a content identity, and what each node knows.
+
+    A converted copy's node is the content it was made from, never its own bytes.
+    """
+    node_of: dict[int, Node] = {}
+    evidence: dict[Node, dict[str, str]] = {}
+    for c in copies:
+        own = _evidence(c)
+        if not own:
+            continue
+        made_from = made_from_sha256(c.glint_made_from)
+        if made_from:
+            node_of[c.pk] = ("made from", made_from)
+            evidence[node_of[c.pk]] = {"sha256": made_from}
+        else:
+            node_of[c.pk] = c.pk
+            evidence[c.pk] = own
+    return node_of, evidence
+
+
+def _provenance_edges(copies: list[Copy], node_of: Mapping[int, Node]) -> list[tuple[Node, Node]]:
+    """(copy, source) node pairs of the copies whose source is one of ``copies``."""
+    by_image = {(str(c.repo_id), c.image_id): c.pk for c in copies if c.pk in node_of}
+    edges = []
+    for c in copies:
+        source = by_image.get((c.glint_source_repo, c.glint_source_id))
+        if c.pk in node_of and source is not None and source != c.pk:
+            edges.append((node_of[c.pk], node_of[source]))
+    return edges
+
+
 def content_keys(copies: Iterable[Copy]) -> dict[int, tuple[str, frozenset[str]]]:
     """The content key of every copy, and all the keys its cluster answers to.
 
@@ -271,24 +374,28 @@ def content_keys(copies: Iterable[Copy]) -> dict[int, tuple[str, frozenset[str]]
         ``unverifiable:<repo_id>:<image_id>`` and only that key.
     """
     copies = list(copies)
-    evidence = {c.pk: _evidence(c) for c in copies}
-    clusters = _Clusters({pk: ev for pk, ev in evidence.items() if ev})
+    node_of, evidence = _nodes(copies)
+    clusters = _Clusters(evidence)
+    # Provenance first: Glint verified each of these ties when it made the copy, which is more
+    # than an md5 says; a tie that contradicts a hash both sides know is still refused.
+    for copy_node, source_node in _provenance_edges(copies, node_of):
+        clusters.union(copy_node, source_node)
     algorithms = sorted({algo for ev in evidence.values() for algo in ev}, key=_algo_rank)
     for algo in algorithms:  # strongest first, so md5 only joins what nothing stronger separates
-        buckets: dict[str, list[int]] = defaultdict(list)
-        for pk, ev in evidence.items():
+        buckets: dict[str, list[Node]] = defaultdict(list)
+        for node, ev in evidence.items():
             if algo in ev:
-                buckets[ev[algo]].append(pk)
+                buckets[ev[algo]].append(node)
         for members in buckets.values():
             for other in members[1:]:
                 clusters.union(members[0], other)
     result: dict[int, tuple[str, frozenset[str]]] = {}
     for c in copies:
-        if not evidence[c.pk]:
+        if c.pk not in node_of:
             key = f"{UNVERIFIABLE_PREFIX}{c.repo_id}:{c.image_id}"
             result[c.pk] = (key, frozenset([key]))
             continue
-        known = clusters.known[clusters.find(c.pk)]
+        known = clusters.known[clusters.find(node_of[c.pk])]
         result[c.pk] = (_key_of(known), frozenset(f"{a}:{v}" for a, v in known.items()))
     return result
 

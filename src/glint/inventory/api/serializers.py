@@ -50,6 +50,7 @@ class ImageSerializer(serializers.ModelSerializer):
             "glint_sha256",
             "glint_source_repo",
             "glint_source_id",
+            "glint_made_from",
             "first_seen",
             "last_seen",
         ]

@@ -85,6 +85,11 @@ class CopySerializer(serializers.Serializer):
     name = serializers.CharField()
     status = serializers.CharField()
     size = serializers.IntegerField(allow_null=True)
+    disk_format = serializers.CharField(help_text="The format this copy stores (EC2: raw).")
+    made_from = serializers.CharField(
+        source="glint_made_from",
+        help_text="For a copy Glint converted: sha256:<hex> of the bytes it was made from.",
+    )
     owner = serializers.CharField()
     visibility = serializers.CharField()
 

@@ -35,7 +35,7 @@ def matrix_cell(context, row, repo, cell, live=False, refreshing=False, oob=Fals
     parts = [f'<td id="cell-{escape(row.id)}-{repo.pk}" class="cell {escape(state)}"{swap}>']
     if context.get("editable"):
         parts.append(_checkbox(row, repo, cell, where, context.get("keepers", {})))
-    parts.append(_content(context, repo, cell, where))
+    parts.append(_content(context, row, repo, cell, where))
     if refreshing:
         parts.append('<span class="badge warn">updating…</span>')
     if live or state in LIVE_STATES:
@@ -66,10 +66,10 @@ def _checkbox(row, repo, cell, where: str, keepers) -> str:
     return box
 
 
-def _content(context, repo, cell, where: str) -> str:
+def _content(context, row, repo, cell, where: str) -> str:
     state = cell.state.value
     if cell.copies:
-        return _copies(cell)
+        return _copies(row, cell)
     if state == "copying":
         if cell.progress is None:
             return '<span class="job-state">copying</span> <progress max="100"></progress>'
@@ -93,7 +93,9 @@ def _content(context, repo, cell, where: str) -> str:
     return ""
 
 
-def _copies(cell) -> str:
+def _copies(row, cell) -> str:
+    """What the repo holds; the stored format too when the row's copies differ in it (a qcow2
+    beside the raw copy Glint converted for EC2)."""
     state, copies = cell.state.value, cell.copies
     if state == "present":
         mark = "✓"
@@ -103,5 +105,7 @@ def _copies(cell) -> str:
         mark = escape(state)
     count = f" ×{len(copies)}" if len(copies) > 1 else ""
     badges = "".join(f' <span class="badge warn">{escape(s)}</span>' for s in cell.statuses)
+    if row.mixed_formats:
+        badges += f' <span class="small format">{escape(cell.disk_formats)}</span>'
     title = escape("".join(f"{c.image_id} ({c.visibility}, {c.status}) " for c in copies))
     return f'<span title="{title}">{mark}{count}{badges}</span>'
