@@ -1,0 +1,115 @@
+"""One matrix across kinds through the inventory (issue #14): a qcow2 image in a real Glance and
+the raw AMI Glint made of it in devcloud's EC2 peer, tagged as the copy engine tags it, are one
+row in both columns once both repos are polled; the API and the page say what each cell stores.
+
+The AMI is written here with the driver and the tags of the contract (``glint_sha256`` of its
+raw bytes, ``glint_made_from`` of the qcow2 it was converted from, the provenance of its
+source), not by a copy job: the conversion is the engine's and tested there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import uuid
+
+import pytest
+
+from glint.clouds import RepoConnection, get_driver
+from glint.inventory.models import Image
+from glint.inventory.poller import poll_repos
+from glint.repos.drivers import open_driver
+from glint.repos.models import Repo
+from tests.devcloud_repos import add_devcloud_repo
+
+pytestmark = pytest.mark.devcloud
+
+NAME = f"glint-kinds-{uuid.uuid4().hex[:8]}"
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def disk(tmp_path_factory) -> tuple[bytes, bytes]:
+    """A small real qcow2 with data in it, and its raw conversion (what EC2 stores)."""
+    directory = tmp_path_factory.mktemp("disk")
+    qcow2, raw = directory / "disk.qcow2", directory / "disk.raw"
+    run = lambda *args: subprocess.run(args, check=True, capture_output=True)  # noqa: E731
+    run("qemu-img", "create", "-q", "-f", "qcow2", str(qcow2), "1M")
+    run("qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 64k 128k", str(qcow2))
+    run("qemu-img", "convert", "-f", "qcow2", "-O", "raw", str(qcow2), str(raw))
+    return qcow2.read_bytes(), raw.read_bytes()
+
+
+@pytest.fixture
+def glance_and_ec2(devcloud, devcloud_ec2, group_a, disk):
+    """The group's two columns, the qcow2 in Glance and Glint's converted copy of it in EC2."""
+    qcow2, raw = disk
+    glance_repo = add_devcloud_repo(devcloud, group_a, "devcloud-1", name="glance")
+    peer, keys = devcloud_ec2.ec2_peer, devcloud_ec2.ec2_peer.users["glint"]
+    ec2_repo = Repo(
+        group=group_a,
+        name="aws",
+        kind="ec2",
+        region=peer.region,
+        access_key_id=keys.access_key_id,
+        secret_access_key=keys.secret_access_key,
+        endpoint_url=peer.endpoint_url,
+    )
+    ec2_repo.full_clean()
+    ec2_repo.set_cloud_project(peer.account_id)
+    ec2_repo.save()
+
+    glance = get_driver(RepoConnection.from_clouds_yaml(devcloud.cloud_config("devcloud-1")))
+    original = glance.create_and_write(
+        {"name": NAME, "disk_format": "qcow2", "container_format": "bare"}, [qcow2], len(qcow2)
+    )
+    with open_driver(ec2_repo) as ec2:
+        ami = ec2.create_and_write(
+            {
+                "name": NAME,
+                "glint_sha256": sha256(raw),
+                "glint_made_from": f"sha256:{sha256(qcow2)}",
+                "glint_source_repo": str(glance_repo.pk),
+                "glint_source_id": original.id,
+            },
+            [raw],
+            size=len(raw),
+        )
+    try:
+        yield glance_repo, ec2_repo, original, ami
+    finally:
+        glance.delete(original.id)
+        glance.close()
+        with open_driver(ec2_repo) as ec2:
+            ec2.delete(ami.id)
+
+
+def test_a_tagged_ami_and_its_glance_original_are_one_row_in_both_columns(
+    glance_and_ec2, group_a, client_a, disk
+):
+    glance_repo, ec2_repo, original, ami = glance_and_ec2
+    qcow2, raw = disk
+    assert all(result.ok for result in poll_repos([glance_repo, ec2_repo]))
+    stored = Image.objects.get(repo=ec2_repo, image_id=ami.id)
+    assert stored.glint_made_from == f"sha256:{sha256(qcow2)}"  # the tag, through the listing
+
+    body = client_a.get(f"/api/v1/images/?group={group_a.pk}&q={NAME}").json()
+    (row,) = [r for r in body["results"] if r["name"] == NAME]
+    assert row["content_key"] == f"sha256:{sha256(qcow2)}" and row["verifiable"]
+    assert row["formats"] == "qcow2/bare" and row["conflict_types"] == []
+    cells = {c["repo"]: c for c in row["cells"]}
+    assert cells[glance_repo.pk]["state"] == cells[ec2_repo.pk]["state"] == "present"
+    [in_glance], [in_ec2] = cells[glance_repo.pk]["copies"], cells[ec2_repo.pk]["copies"]
+    assert (in_glance["image_id"], in_glance["disk_format"]) == (original.id, "qcow2")
+    assert (in_ec2["image_id"], in_ec2["disk_format"]) == (ami.id, "raw")
+    assert in_ec2["made_from"] == f"sha256:{sha256(qcow2)}" and in_glance["made_from"] == ""
+
+    conflicts = client_a.get(f"/api/v1/conflicts/?group={group_a.pk}").json()
+    assert not [c for c in conflicts if any(copy["name"] == NAME for copy in c["copies"])]
+
+    page = client_a.get(f"/images/?group={group_a.pk}&q={NAME}").content.decode()
+    assert '<span class="small format">qcow2</span>' in page
+    assert '<span class="small format">raw</span>' in page
