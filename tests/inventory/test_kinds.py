@@ -4,31 +4,83 @@ row in both columns once both repos are polled; the API and the page say what ea
 
 The AMI is written here with the driver and the tags of the contract (``glint_sha256`` of its
 raw bytes, ``glint_made_from`` of the qcow2 it was converted from, the provenance of its
-source), not by a copy job: the conversion is the engine's and tested there.
+source), not by a copy job: the conversion is the engine's and tested there. The listing's
+validation of the tag and the migration that fills the new column need no cloud.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import subprocess
 import uuid
 
 import pytest
+from django.apps import apps
+from django.utils import timezone
 
 from glint.clouds import RepoConnection, get_driver
+from glint.inventory import listings
 from glint.inventory.models import Image
 from glint.inventory.poller import poll_repos
+from glint.replication import ImageRecord
 from glint.repos.drivers import open_driver
 from glint.repos.models import Repo
 from tests.devcloud_repos import add_devcloud_repo
-
-pytestmark = pytest.mark.devcloud
+from tests.plans.helpers import add_repo
 
 NAME = f"glint-kinds-{uuid.uuid4().hex[:8]}"
 
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+DIGEST = "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("tag", "stored"),
+    [
+        (f"sha256:{DIGEST}", f"sha256:{DIGEST}"),
+        (f"sha256:{DIGEST.upper()}", f"sha256:{DIGEST}"),
+        (DIGEST, ""),
+        (f"md5:{DIGEST[:32]}", ""),
+        (f"sha256:{DIGEST}0", ""),
+        ("sha256:", ""),
+        (None, ""),
+    ],
+)
+def test_the_listing_keeps_only_a_valid_made_from(group_a, tag, stored):
+    repo = add_repo(group_a, "aws", "111122223333")
+    properties = {"glint_made_from": tag} if tag is not None else {}
+    record = ImageRecord(id="ami-1", name="ubuntu", status="active", properties=properties)
+    listings.record_listing(
+        repo.pk, [record], project_id="", duration=0.1, started_at=timezone.now(), interval=300
+    )
+    assert Image.objects.get(repo=repo).glint_made_from == stored
+
+
+def test_the_migration_fills_the_made_from_of_images_polled_before_it(group_a):
+    repo = add_repo(group_a, "aws", "111122223333")
+    now = timezone.now()
+    for image_id, tag in (("ami-1", f"sha256:{DIGEST}"), ("ami-2", "garbage"), ("ami-3", None)):
+        Image.objects.create(
+            repo=repo,
+            image_id=image_id,
+            status="active",
+            properties={"glint_made_from": tag} if tag else {},
+            fingerprint="old",
+            first_seen=now,
+            last_seen=now,
+        )
+    migration = importlib.import_module("glint.inventory.migrations.0003_image_glint_made_from")
+    migration.fill_made_from(apps, None)
+    assert dict(Image.objects.values_list("image_id", "glint_made_from")) == {
+        "ami-1": f"sha256:{DIGEST}",
+        "ami-2": "",
+        "ami-3": "",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +139,7 @@ def glance_and_ec2(devcloud, devcloud_ec2, group_a, disk):
             ec2.delete(ami.id)
 
 
+@pytest.mark.devcloud
 def test_a_tagged_ami_and_its_glance_original_are_one_row_in_both_columns(
     glance_and_ec2, group_a, client_a, disk
 ):
