@@ -2,8 +2,8 @@
 
 Pure rules over the matrix (``glint.matrix.rows``) and a few facts about the repos, so every
 rule is visible here and testable without a database; ``glint.plans.services`` gathers the facts
-from a fresh inventory and stores the verdicts. ``docs/architecture.md`` ("Identity of an image,
-and the matrix") and issue 4 "Delete" are the specification.
+from a fresh inventory and stores the verdicts. ``docs/architecture.md`` ("The matrix, in one
+place") and issue 4 "Delete" are the specification.
 
 Copy (tick). The source is an active copy of a verifiable, shown row in an enabled repo whose last
 poll succeeded, not one being deleted; an original is preferred to a copy Glint converted (a

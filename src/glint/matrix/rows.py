@@ -1,6 +1,6 @@
 """The image matrix's rows and cells, computed from plain records (no Django, no database).
 
-``docs/architecture.md`` ("Identity of an image, and the matrix") is the specification; this
+``docs/architecture.md`` ("The matrix, in one place") is the specification; this
 package is its only implementation (rows here, conflicts in ``glint.matrix.conflicts``, the
 planner's rules in ``glint.matrix.planning``), so the pages, the API and the planner cannot
 disagree. ``glint.jobs.matrix`` feeds it from the database.
