@@ -23,9 +23,11 @@ from glint.clouds import RepoConnection, get_driver
 from glint.inventory import listings
 from glint.inventory.models import Image
 from glint.inventory.poller import poll_repos
+from glint.jobs.matrix import forget_cached_matrices, group_matrix
 from glint.replication import ImageRecord
 from glint.repos.drivers import open_driver
 from glint.repos.models import Repo
+from glint.transfers.services import download_source
 from tests.devcloud_repos import add_devcloud_repo
 from tests.plans.helpers import add_repo
 
@@ -81,6 +83,37 @@ def test_the_migration_fills_the_made_from_of_images_polled_before_it(group_a):
         "ami-2": "",
         "ami-3": "",
     }
+
+
+def test_a_download_of_the_row_reads_the_original_not_the_converted_copy(group_a):
+    # The EC2 repo's name sorts first, so without the rule the raw copy would be served.
+    aws, glance = add_repo(group_a, "aws", "111122223333"), add_repo(group_a, "glance", "p1")
+    now = timezone.now()
+    listed = {"status": "active", "name": "ubuntu", "fingerprint": "f"}
+    listed.update(first_seen=now, last_seen=now)
+    Image.objects.create(
+        repo=glance,
+        image_id="glance-1",
+        disk_format="qcow2",
+        checksum="c" * 32,
+        owner="p1",
+        **listed,
+    )
+    Image.objects.create(
+        repo=aws,
+        image_id="ami-1",
+        disk_format="raw",
+        owner="111122223333",
+        glint_sha256=DIGEST,
+        glint_made_from=f"sha256:{'cd' * 32}",
+        glint_source_repo=str(glance.pk),
+        glint_source_id="glance-1",
+        **listed,
+    )
+    forget_cached_matrices()
+    (row,) = group_matrix(group_a).rows
+    source = download_source(group_a, row)
+    assert (source.repo, source.image_id, source.disk_format) == (glance, "glance-1", "qcow2")
 
 
 @pytest.fixture(scope="module")

@@ -489,8 +489,9 @@ class DownloadSource:
 
 
 def download_source(group: Group, row: Row) -> DownloadSource:
-    """An active copy of a verifiable ``row`` in a healthy repo (its last poll did not fail), a copy
-    the group's own project holds first.
+    """An active copy of a verifiable ``row`` in a healthy repo (its last poll did not fail): an
+    original before a copy Glint converted (the row's bytes, not EC2's raw of them), then a copy
+    the group's own project holds.
 
     Raises:
         UploadRefused: The row cannot be verified, or no healthy repo holds an active copy (409).
@@ -511,12 +512,14 @@ def download_source(group: Group, row: Row) -> DownloadSource:
             continue
         for copy in cell.copies:
             if copy.status == "active":
-                candidates.append((cell.state is not CellState.PRESENT, repo.name, repo, copy))
+                candidates.append(
+                    (copy.converted, cell.state is not CellState.PRESENT, repo.name, repo, copy)
+                )
     if not candidates:
         raise UploadRefused(
             f"No healthy repo holds an active copy of {row.name} right now.", status=409
         )
-    *_, repo, copy = min(candidates, key=lambda c: c[:2])
+    *_, repo, copy = min(candidates, key=lambda c: c[:3])
     algo, _, value = row.content_key.partition(":")
     sha256 = copy.glint_sha256 or (value if algo == "sha256" else "")
     return DownloadSource(
