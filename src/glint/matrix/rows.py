@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import hashlib
 import re
 from collections import defaultdict
@@ -74,7 +75,8 @@ __all__ = [
 #: Hash algorithms in the order they are trusted to identify content; others sort after these.
 ALGORITHM_STRENGTH = ("sha256", "sha512", "sha384", "sha3_512", "sha3_256")
 UNVERIFIABLE_PREFIX = "unverifiable:"
-#: The one form of ``glint_made_from`` (docs/architecture.md, "The matrix across kinds").
+#: The one form of ``glint_made_from`` (docs/architecture.md, "Across kinds: converted copies,
+#: and clouds that hash no image").
 MADE_FROM = re.compile(r"sha256:([0-9a-fA-F]{64})")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
@@ -214,10 +216,11 @@ class Row:
         first = next((c for c in copies if not c.converted), copies[0] if copies else None)
         return f"{first.disk_format or '?'}/{first.container_format or '?'}" if first else ""
 
-    @property
+    @functools.cached_property
     def mixed_formats(self) -> bool:
         """Copies store different disk formats (a converted copy beside its original), so each
-        cell says what it stores."""
+        cell says what it stores. Cached: every cell of the row asks, and a row's copies never
+        change (laying job cells makes a new row)."""
         return len({c.disk_format for c in self.copies}) > 1
 
     @property
