@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -389,7 +389,11 @@ class CloudDriver(abc.ABC):
         """
 
     def create_and_write(
-        self, fields: Mapping[str, Any], chunks: Iterable[bytes], size: int | None = None
+        self,
+        fields: Mapping[str, Any],
+        chunks: Iterable[bytes],
+        size: int | None = None,
+        on_started: Callable[[str], None] | None = None,
     ) -> ImageRecord:
         """Create an image and stream its data; delete the record again if the write fails.
 
@@ -397,6 +401,12 @@ class CloudDriver(abc.ABC):
             fields: As for :meth:`create_image`.
             chunks: As for :meth:`write_data`.
             size: As for :meth:`write_data`.
+            on_started: Called with the id of what the cloud created, before a byte is
+                written, so the caller can record it (a crash then leaves an id to clean up);
+                :meth:`get_image` and :meth:`delete` accept that id. It is the image's id,
+                or, for a cloud that creates the image only once its data is written (EC2),
+                the id of what holds the data meanwhile (the snapshot). Raising from it
+                deletes what was created and ends the write.
 
         Returns:
             The image's record after the upload.
@@ -406,6 +416,8 @@ class CloudDriver(abc.ABC):
         """
         record = self.create_image(fields)
         try:
+            if on_started is not None:
+                on_started(record.id)
             return self.write_data(record.id, chunks, size=size)
         except BaseException:
             try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -46,6 +46,12 @@ ROOT_DEVICE = "/dev/xvda"
 _ZERO_BLOCK = bytes(BLOCK_SIZE)
 # Tag of the snapshots Glint made for an AMI, so delete removes those and no others.
 SNAPSHOT_TAG = "glint_snapshot_of"
+# Tag of a snapshot Glint is still writing (value: the image's name), set by StartSnapshot itself
+# and removed once its AMI is registered and tagged: a write a crash cut off keeps it, so the
+# listing shows it as a stuck image and the job or the reconciler deletes it.
+WRITING_TAG = "glint_writing"
+# Prefix of Glint's provenance fields, which a snapshot carries from StartSnapshot on.
+_GLINT_PREFIX = "glint_"
 # Tag of the image's size in bytes: a snapshot is whole GiB, the image it holds need not be.
 SIZE_TAG = "glint_size"
 
@@ -154,6 +160,10 @@ def _refusal_is_final(caught_exception=None, **kwargs) -> None:
         raise refused
 
 
+def _tag_map(resource: Mapping[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
+
+
 def _checksum(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
@@ -233,14 +243,75 @@ class Ec2Driver(CloudDriver):
 
     def list_images(self, *, page_size: int | None = None) -> list[ImageRecord]:
         """The account's own AMIs and those shared with it, never the public catalogue."""
+        in_flight = self._writes_in_flight()
         seen: dict[str, ImageRecord] = {}
+        roots = set()
         for query in ({"Owners": ["self"]}, {"ExecutableUsers": ["self"]}):
             images = self._call(self.ec2, "describe_images", "ec2:DescribeImages", **query)
             for image in images["Images"]:
-                seen.setdefault(image["ImageId"], self._record(image))
-        return list(seen.values())
+                seen.setdefault(image["ImageId"], self._record(image, in_flight))
+                roots.add((self._root_snapshot(image) or ("",))[0])
+        # A write cut off before its AMI was registered is its snapshot alone.
+        unregistered = [s for i, s in in_flight.items() if i not in roots]
+        return list(seen.values()) + [self._snapshot_record(s) for s in unregistered]
+
+    def _writes_in_flight(self) -> dict[str, Mapping[str, Any]]:
+        """Glint's snapshots whose write has not finished (:data:`WRITING_TAG`), by id."""
+        snapshots = self._call(
+            self.ec2,
+            "describe_snapshots",
+            "ec2:DescribeSnapshots",
+            OwnerIds=["self"],
+            Filters=[{"Name": "tag-key", "Values": [WRITING_TAG]}],
+        )["Snapshots"]
+        return {s["SnapshotId"]: s for s in snapshots}
+
+    def _snapshot(self, snapshot_id: str) -> Mapping[str, Any]:
+        snapshots = self._call(
+            self.ec2, "describe_snapshots", "ec2:DescribeSnapshots", SnapshotIds=[snapshot_id]
+        )["Snapshots"]
+        if not snapshots:
+            raise errors.NotFound(f"no snapshot {snapshot_id}")
+        return snapshots[0]
+
+    def _ami_on(self, snapshot_id: str) -> Mapping[str, Any] | None:
+        """The account's AMI whose root device is ``snapshot_id``, if one was registered."""
+        images = self._call(self.ec2, "describe_images", "ec2:DescribeImages", Owners=["self"])
+        return next(
+            (i for i in images["Images"] if (self._root_snapshot(i) or ("",))[0] == snapshot_id),
+            None,
+        )
+
+    def _snapshot_record(self, snapshot: Mapping[str, Any]) -> ImageRecord:
+        """An unfinished write that has no AMI yet: ``saving``, with the provenance it was
+        tagged with at StartSnapshot, under its snapshot's id."""
+        tags = _tag_map(snapshot)
+        started = snapshot.get("StartTime")
+        return ImageRecord(
+            id=snapshot["SnapshotId"],
+            name=tags.get(WRITING_TAG) or None,
+            status="saving",
+            disk_format="raw",
+            container_format="bare",
+            owner=snapshot.get("OwnerId"),
+            visibility="private",
+            properties=tags,
+            created_at=started.isoformat() if hasattr(started, "isoformat") else started,
+        )
 
     def get_image(self, image_id: str) -> ImageRecord:
+        """The AMI ``image_id``; or, for the snapshot id a one-step write reported when it
+        started (``on_started``), the AMI registered on it, else the unfinished write itself.
+        A snapshot Glint is not writing and no AMI uses is no image: ``NotFound``."""
+        if image_id.startswith("snap-"):
+            snapshot = self._snapshot(image_id)
+            ami = self._ami_on(image_id)
+            writing = {image_id: snapshot} if WRITING_TAG in _tag_map(snapshot) else {}
+            if ami is not None:
+                return self._record(ami, writing)
+            if not writing:
+                raise errors.NotFound(f"snapshot {image_id} holds no image of Glint's")
+            return self._snapshot_record(snapshot)
         images = self._call(self.ec2, "describe_images", "ec2:DescribeImages", ImageIds=[image_id])[
             "Images"
         ]
@@ -248,8 +319,13 @@ class Ec2Driver(CloudDriver):
             raise errors.NotFound(f"no AMI {image_id}")
         return self._record(images[0])
 
-    def _record(self, image: Mapping[str, Any]) -> ImageRecord:
-        tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
+    def _record(
+        self, image: Mapping[str, Any], in_flight: Mapping[str, Any] | None = None
+    ) -> ImageRecord:
+        """``image`` as a record; ``saving`` while its root snapshot is still being written
+        (in ``in_flight``): Glint has not finished it, whatever state EC2 gives."""
+        in_flight = in_flight or {}
+        tags = _tag_map(image)
         owner = image.get("OwnerId")
         mine = owner == self._account()
         if image.get("Public"):
@@ -268,10 +344,11 @@ class Ec2Driver(CloudDriver):
                 properties[key] = (
                     str(image[field]).lower() if field == "EnaSupport" else image[field]
                 )
+        status = "active" if image.get("State") == "available" else image.get("State", "")
         return ImageRecord(
             id=image["ImageId"],
             name=image.get("Name"),
-            status="active" if image.get("State") == "available" else image.get("State", ""),
+            status="saving" if root and root[0] in in_flight else status,
             size=size,
             virtual_size=size,
             disk_format="raw",
@@ -320,12 +397,19 @@ class Ec2Driver(CloudDriver):
         raise errors.InvalidRequest("an EC2 image is written in one step (create_and_write)")
 
     def create_and_write(
-        self, fields: Mapping[str, Any], chunks: Iterable[bytes], size: int | None = None
+        self,
+        fields: Mapping[str, Any],
+        chunks: Iterable[bytes],
+        size: int | None = None,
+        on_started: Callable[[str], None] | None = None,
     ) -> ImageRecord:
         """Write a raw disk to a new snapshot and register an AMI on it, tagged with ``fields``.
 
         ``size`` is required: StartSnapshot takes the volume size up front (rounded up to GiB).
-        A failure deletes the snapshot again.
+        StartSnapshot tags the snapshot with :data:`WRITING_TAG` and Glint's provenance
+        (``glint_*`` fields), and ``on_started`` hears its id before a block is sent, so a
+        crash leaves a snapshot that is both recorded and recognisable; the tag goes once the
+        AMI is registered and tagged. A failure deletes the snapshot (and the AMI) again.
         """
         if fields.get("disk_format", "raw") != "raw":
             raise errors.FormatRefused(
@@ -335,15 +419,21 @@ class Ec2Driver(CloudDriver):
             raise errors.InvalidRequest("an EC2 write needs the image's size up front")
         name = fields.get("name") or ""
         gib = max(1, -(-size // GIB))
+        started = {
+            WRITING_TAG: name,
+            **{k: str(v) for k, v in fields.items() if k.startswith(_GLINT_PREFIX)},
+        }
         snapshot_id = self._call(
             self.ebs,
             "start_snapshot",
             "ebs:StartSnapshot",
             VolumeSize=gib,
             Description=f"glint: {name}"[:255],
-            Tags=[{"Key": SNAPSHOT_TAG, "Value": name}],
+            Tags=[{"Key": k, "Value": v[:255]} for k, v in started.items()],
         )["SnapshotId"]
         try:
+            if on_started is not None:
+                on_started(snapshot_id)
             sent, written = self._put_blocks(snapshot_id, chunks)
             if size is not None and written != size:
                 raise errors.SizeMismatch(f"{written} bytes written, {size} announced")
@@ -360,14 +450,21 @@ class Ec2Driver(CloudDriver):
                 "ec2:RegisterImage",
                 **self._ami_fields(fields, snapshot_id),
             )["ImageId"]
+            tags = {**self._tags(fields), SIZE_TAG: str(written)}
+            self._tag([image_id, snapshot_id], tags, {SNAPSHOT_TAG: image_id})
+            self._call(
+                self.ec2,
+                "delete_tags",
+                "ec2:DeleteTags",
+                Resources=[snapshot_id],
+                Tags=[{"Key": WRITING_TAG}],
+            )
         except BaseException:
             try:
-                self.ec2.delete_snapshot(SnapshotId=snapshot_id)
+                self.delete(snapshot_id)
             except Exception:  # the original failure matters more; a reconciler cleans up
                 pass
             raise
-        tags = {**self._tags(fields), SIZE_TAG: str(written)}
-        self._tag([image_id, snapshot_id], tags, {SNAPSHOT_TAG: image_id})
         return self.get_image(image_id)
 
     def _put_blocks(self, snapshot_id: str, chunks: Iterable[bytes]) -> tuple[int, int]:
@@ -447,7 +544,15 @@ class Ec2Driver(CloudDriver):
         )
 
     def delete(self, image_id: str) -> None:
-        """Deregister the AMI, then delete the snapshots Glint made for it (and only those)."""
+        """Deregister the AMI, then delete the snapshots Glint made for it (and only those).
+
+        ``image_id`` may be the snapshot id of a one-step write (``on_started``): then the AMI
+        registered on it goes first, and the snapshot only if Glint made it (tagged
+        :data:`WRITING_TAG` or :data:`SNAPSHOT_TAG`); any other snapshot is refused.
+        """
+        if image_id.startswith("snap-"):
+            self._delete_write(image_id)
+            return
         images = self._call(self.ec2, "describe_images", "ec2:DescribeImages", ImageIds=[image_id])[
             "Images"
         ]
@@ -461,14 +566,27 @@ class Ec2Driver(CloudDriver):
             self.ec2, "describe_snapshots", "ec2:DescribeSnapshots", SnapshotIds=[root[0]]
         )["Snapshots"]
         for snapshot in snapshots:
-            tags = {t["Key"]: t["Value"] for t in snapshot.get("Tags", [])}
-            if tags.get(SNAPSHOT_TAG) == image_id:
+            tags = _tag_map(snapshot)
+            # An AMI registered on a write that never finished has no SNAPSHOT_TAG yet.
+            if tags.get(SNAPSHOT_TAG) == image_id or WRITING_TAG in tags:
                 self._call(
                     self.ec2,
                     "delete_snapshot",
                     "ec2:DeleteSnapshot",
                     SnapshotId=snapshot["SnapshotId"],
                 )
+
+    def _delete_write(self, snapshot_id: str) -> None:
+        tags = _tag_map(self._snapshot(snapshot_id))
+        if WRITING_TAG not in tags and SNAPSHOT_TAG not in tags:
+            raise errors.InvalidRequest(
+                f"snapshot {snapshot_id} was not made by Glint: not deleted"
+            )
+        ami = self._ami_on(snapshot_id)
+        if ami is not None:
+            self.delete(ami["ImageId"])
+            return
+        self._call(self.ec2, "delete_snapshot", "ec2:DeleteSnapshot", SnapshotId=snapshot_id)
 
     def set_properties(self, image_id, set=None, remove=()):  # noqa: A002
         if set:

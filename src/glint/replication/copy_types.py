@@ -218,6 +218,9 @@ class CopyObserver:
     def image_created(self, target_key: str, image_id: str) -> None:
         """A target image exists and no byte has been written yet: record its id now.
 
+        For a cloud that writes in one step this is first the id of what holds the data while
+        it is written (EC2: the snapshot), then, once written, the image's own id.
+
         Raising here fails the target and deletes the image, so a copy whose id could not be
         recorded never writes.
         """

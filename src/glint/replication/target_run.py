@@ -286,7 +286,7 @@ class TargetRun:
 
         if self.one_step_fields is not None:
             self.written_record = self.driver.create_and_write(
-                self.one_step_fields, body(), size=source.size
+                self.one_step_fields, body(), size=source.size, on_started=self._write_started
             )
             self.image_id = self.written_record.id
             pump.post(observer.image_created, key, self.image_id)
@@ -295,6 +295,12 @@ class TargetRun:
         self.result.bytes_written = self.feed.sent
         self.result.spooled = self.feed.detached
         pump.post(observer.progress, key, "copy.writing", self.feed.sent, source.size)
+
+    def _write_started(self, write_id: str) -> None:
+        """A one-step write exists in the cloud (EC2: its snapshot): record its id before a byte
+        is written, as for a created image, so a crash leaves an id the job cleans up."""
+        self.image_id = write_id
+        self.copy.pump.call(self.copy.observer.image_created, self.target.key, write_id)
 
     def _writes_in_one_step(self) -> bool:
         try:
