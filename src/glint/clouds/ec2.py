@@ -317,13 +317,14 @@ class Ec2Driver(CloudDriver):
         ]
         if not images:
             raise errors.NotFound(f"no AMI {image_id}")
-        return self._record(images[0])
+        return self._record(images[0], self._writes_in_flight())
 
     def _record(
         self, image: Mapping[str, Any], in_flight: Mapping[str, Any] | None = None
     ) -> ImageRecord:
         """``image`` as a record; ``saving`` while its root snapshot is still being written
-        (in ``in_flight``): Glint has not finished it, whatever state EC2 gives."""
+        (in ``in_flight``): Glint has not finished it, whatever state EC2 gives, and until it
+        is tagged its provenance is its snapshot's."""
         in_flight = in_flight or {}
         tags = _tag_map(image)
         owner = image.get("OwnerId")
@@ -335,6 +336,8 @@ class Ec2Driver(CloudDriver):
         root = self._root_snapshot(image)
         size = int(tags[SIZE_TAG]) if SIZE_TAG in tags else (root[1] * GIB if root else None)
         properties = dict(tags)
+        if root and root[0] in in_flight:
+            properties = {**_tag_map(in_flight[root[0]]), **tags}
         for key, field in (
             ("architecture", "Architecture"),
             ("boot_mode", "BootMode"),
