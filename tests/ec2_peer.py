@@ -42,6 +42,16 @@ def peer_client(peer, service: str = "ec2"):
     )
 
 
+def register_ami(ec2, name: str, snapshot_id: str) -> str:
+    """Register an HVM AMI ``name`` whose root device is ``snapshot_id``, behind Glint's back."""
+    return ec2.register_image(
+        Name=name,
+        RootDeviceName="/dev/xvda",
+        BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snapshot_id}}],
+        VirtualizationType="hvm",
+    )["ImageId"]
+
+
 class ThrottledProxy:
     """A TCP proxy on 127.0.0.1 in front of the peer that passes at most ``bytes_per_second``
     towards it, over all connections together: a repo whose ``endpoint_url`` is :attr:`url`

@@ -22,7 +22,7 @@ from glint.jobs.reconcile import remove_orphans
 from glint.repos.models import Repo
 from glint.repos.services import import_ec2
 from tests.devcloud_repos import add_devcloud_repo
-from tests.ec2_peer import peer_client
+from tests.ec2_peer import peer_client, register_ami
 from tests.jobs.helpers import copy_job, run_in_process
 from tests.jobs.images import driver_for, images_named, random_chunks, upload
 from tests.live import glint_env
@@ -91,14 +91,7 @@ def _unfinished_ami(peer, name: str) -> tuple[str, str]:
         "SnapshotId"
     ]
     ebs.complete_snapshot(SnapshotId=snapshot_id, ChangedBlocksCount=0)
-    ami_id = ec2.register_image(
-        Name=name,
-        RootDeviceName="/dev/xvda",
-        BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snapshot_id}}],
-        VirtualizationType="hvm",
-        Architecture="x86_64",
-    )["ImageId"]
-    return ami_id, snapshot_id
+    return register_ami(ec2, name, snapshot_id), snapshot_id
 
 
 def _foreign(peer, name: str) -> tuple[str, str]:
@@ -107,12 +100,7 @@ def _foreign(peer, name: str) -> tuple[str, str]:
     writing = ebs.start_snapshot(VolumeSize=1, Description=f"theirs: {name}")["SnapshotId"]
     done = ebs.start_snapshot(VolumeSize=1, Description=f"theirs: {name}")["SnapshotId"]
     ebs.complete_snapshot(SnapshotId=done, ChangedBlocksCount=0)
-    ami_id = ec2.register_image(
-        Name=f"{name}-theirs",
-        RootDeviceName="/dev/xvda",
-        BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": done}}],
-    )["ImageId"]
-    return writing, ami_id
+    return writing, register_ami(ec2, f"{name}-theirs", done)
 
 
 def test_a_copy_into_ec2_killed_mid_snapshot_leaves_nothing_after_the_reconciler_and_a_retry_makes_one_ami(  # noqa: E501
