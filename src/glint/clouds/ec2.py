@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -50,6 +51,12 @@ SNAPSHOT_TAG = "glint_snapshot_of"
 # and removed once its AMI is registered and tagged: a write a crash cut off keeps it, so the
 # listing shows it as a stuck image and the job or the reconciler deletes it.
 WRITING_TAG = "glint_writing"
+# Tag CopyImage puts on the new AMI and on the snapshot EC2 makes for it (one random value per
+# copy), so delete removes that snapshot too: its id is not known when the copy is asked for.
+COPY_TAG = "glint_copy"
+# EC2 AMI states as the engine's statuses: a copy under way is being written, a failed one is
+# refused data (anything else, e.g. "available", is mapped below or kept).
+_AMI_STATES = {"available": "active", "pending": "saving", "failed": "killed", "error": "killed"}
 # Prefix of Glint's provenance fields, which a snapshot carries from StartSnapshot on.
 _GLINT_PREFIX = "glint_"
 # Tag of the image's size in bytes: a snapshot is whole GiB, the image it holds need not be.
@@ -347,7 +354,7 @@ class Ec2Driver(CloudDriver):
                 properties[key] = (
                     str(image[field]).lower() if field == "EnaSupport" else image[field]
                 )
-        status = "active" if image.get("State") == "available" else image.get("State", "")
+        status = _AMI_STATES.get(image.get("State", ""), image.get("State", ""))
         return ImageRecord(
             id=image["ImageId"],
             name=image.get("Name"),
@@ -570,8 +577,14 @@ class Ec2Driver(CloudDriver):
         )["Snapshots"]
         for snapshot in snapshots:
             tags = _tag_map(snapshot)
-            # An AMI registered on a write that never finished has no SNAPSHOT_TAG yet.
-            if tags.get(SNAPSHOT_TAG) == image_id or WRITING_TAG in tags:
+            # An AMI registered on a write that never finished has no SNAPSHOT_TAG yet; a copy's
+            # snapshot shares its AMI's COPY_TAG.
+            copy = _tag_map(images[0]).get(COPY_TAG)
+            if (
+                tags.get(SNAPSHOT_TAG) == image_id
+                or WRITING_TAG in tags
+                or (copy and tags.get(COPY_TAG) == copy)
+            ):
                 self._call(
                     self.ec2,
                     "delete_snapshot",
@@ -610,8 +623,56 @@ class Ec2Driver(CloudDriver):
             )
         return self.get_image(image_id)
 
+    def can_copy_from(self, source: Any) -> bool:
+        """An EC2 repo at the same endpoint and in the same partition (another region or
+        account, or this one): CopyImage reaches it. Whether the AMI may be read is AWS's
+        answer to :meth:`copy_from`."""
+        if (
+            not isinstance(source, Ec2Connection)
+            or source.endpoint_url != self.connection.endpoint_url
+        ):
+            return False
+        partition = self._session.get_partition_for_region
+        return partition(source.region) == partition(self.connection.region)
+
+    def copy_from(
+        self, source: Any, image_id: str, fields: Mapping[str, Any], size: int | None
+    ) -> ImageRecord:
+        """CopyImage of AMI ``image_id`` from the source's region, called with this repo's
+        credentials (so across accounts the AMI and its snapshot must be shared with this
+        account). The new AMI and the snapshot EC2 makes for it are tagged at once: the AMI
+        with ``fields`` (provenance included, so a copy a crash cut off is known as Glint's)
+        and ``glint_size``, both with one :data:`COPY_TAG`."""
+        if not self.can_copy_from(source):
+            raise errors.InvalidRequest("CopyImage reaches only EC2 repos of this endpoint")
+        name = fields.get("name") or image_id
+        token = uuid.uuid4().hex
+        tags = {**self._tags(fields), COPY_TAG: token}
+        if size is not None:
+            tags[SIZE_TAG] = str(size)
+        snapshot_tags = {COPY_TAG: token}
+        new_id = self._call(
+            self.ec2,
+            "copy_image",
+            "ec2:CopyImage",
+            SourceImageId=image_id,
+            SourceRegion=source.region,
+            Name=name,
+            Description=f"glint: {name}"[:255],
+            TagSpecifications=[
+                {"ResourceType": kind, "Tags": [{"Key": k, "Value": v} for k, v in t.items()]}
+                for kind, t in (("image", tags), ("snapshot", snapshot_tags))
+            ],
+        )["ImageId"]
+        return self.get_image(new_id)
+
     def capabilities(self) -> Capabilities:
-        return Capabilities(can_stream_write=False, can_range_read=True, writes_in_one_step=True)
+        return Capabilities(
+            can_stream_write=False,
+            can_range_read=True,
+            writes_in_one_step=True,
+            verified_reads=True,
+        )
 
     def import_web_download(self, image_id: str, url: str) -> None:
         raise errors.InvalidRequest("EC2 has no web-download import: Glint streams the image")

@@ -139,8 +139,9 @@ class TargetOutcome(str, enum.Enum):
 
     Members:
         COPIED: Bytes written and verified (state done).
-        PULLED: The target cloud fetched the bytes from :attr:`CopySource.pull_url` itself;
-            verified against the source's hash (state done).
+        PULLED: The target cloud fetched the bytes from :attr:`CopySource.pull_url` itself,
+            or copied the source image server-side (EC2 ``CopyImage``); verified against the
+            source's hash (state done).
         EXISTS: The target already held a verified copy; nothing written (state done).
         SKIPPED: A name clash and policy "skip"; nothing written (state done).
         FAILED: See :attr:`TargetResult.error` (state failed).
