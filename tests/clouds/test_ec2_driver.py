@@ -135,6 +135,23 @@ def test_a_snapshot_glint_did_not_make_is_no_image_and_is_never_deleted(cloud, p
     assert theirs in _snapshot_ids(peer) and theirs not in {r.id for r in cloud.list_images()}
 
 
+def test_copy_image_is_offered_only_between_ec2_repos_one_endpoint_reaches(peer):
+    """CopyImage works across regions of one AWS partition, or of one EC2-compatible endpoint;
+    nothing is asked of a cloud to decide it."""
+
+    def aws(region: str) -> Ec2Connection:
+        return Ec2Connection(region=region, access_key_id="AKIAEXAMPLE", secret_access_key="s")
+
+    with get_driver(aws("eu-west-1")) as driver:
+        assert driver.can_copy_from(aws("us-east-1"))
+        assert not driver.can_copy_from(aws("cn-north-1")), "another partition"
+        assert not driver.can_copy_from(aws("RegionOne")), "no partition AWS knows"
+        assert not driver.can_copy_from(peer_connection(peer)), "another endpoint"
+        assert not driver.can_copy_from(None), "not an EC2 repo"
+    with get_driver(peer_connection(peer)) as driver:
+        assert driver.can_copy_from(peer_connection(peer, region="RegionTwo"))
+
+
 def _tags(resource: dict) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
 

@@ -624,16 +624,21 @@ class Ec2Driver(CloudDriver):
         return self.get_image(image_id)
 
     def can_copy_from(self, source: Any) -> bool:
-        """An EC2 repo at the same endpoint and in the same partition (another region or
-        account, or this one): CopyImage reaches it. Whether the AMI may be read is AWS's
+        """An EC2 repo at the same endpoint and, on AWS, in the same partition (another region
+        or account, or this one): CopyImage reaches it. Whether the AMI may be read is AWS's
         answer to :meth:`copy_from`."""
         if (
             not isinstance(source, Ec2Connection)
             or source.endpoint_url != self.connection.endpoint_url
         ):
             return False
+        if self.connection.endpoint_url is not None:
+            return True  # an EC2-compatible cloud's regions are those its one endpoint serves
         partition = self._session.get_partition_for_region
-        return partition(source.region) == partition(self.connection.region)
+        try:
+            return partition(source.region) == partition(self.connection.region)
+        except botocore.exceptions.UnknownRegionError:  # no partition AWS knows of
+            return False
 
     def copy_from(
         self, source: Any, image_id: str, fields: Mapping[str, Any], size: int | None
