@@ -14,6 +14,13 @@ references) and replaces one moto function whose 5.2.5 code it was written again
 3. ``PutSnapshotBlock`` checks the block against its ``Checksum`` (base64 of its SHA-256,
    ``ChecksumAlgorithm=SHA256``) and its ``DataLength``, and refuses a mismatch with a
    ``ValidationException``, storing nothing.
+4. ``CopyImage`` copies the backing snapshot ("Amazon EC2 copies the AMI's backing snapshots",
+   EC2 User Guide, "Copy an AMI"): the new AMI's root device is a new snapshot in the
+   destination region, as big as the source's and holding the source's blocks (so the EBS
+   direct APIs read the copy's bytes), described as EC2 describes it; the root device name,
+   boot mode and ENA support come along; and its ``TagSpecifications`` tag the new AMI
+   (``ResourceType=image``) and the new snapshot (``snapshot``). moto 5.2.5 makes an empty
+   15 GiB snapshot of its own and drops the tags.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from typing import Any
 
 from moto.core.exceptions import ServiceException
 from moto.core.responses import ActionResult
-from moto.ebs.models import EBSBackend
+from moto.ebs.models import EBSBackend, EBSSnapshot, ebs_backends
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.amis import Ami, AmiBackend
 from moto.ec2.responses.amis import AmisResponse
@@ -174,6 +181,63 @@ def _put_snapshot_block(
     )
 
 
+# 4: CopyImage
+
+
+def _copy_image_response(self: AmisResponse) -> ActionResult:
+    """moto's handler drops ``TagSpecifications``; EC2 applies them to the new AMI and its new
+    snapshots (API reference, CopyImage)."""
+    self.error_on_dryrun()
+    image = self.ec2_backend.copy_image(
+        self._get_param("SourceImageId"),
+        self._get_param("SourceRegion"),
+        self._get_param("Name"),
+        self._get_param("Description"),
+    )
+    tags = self._parse_tag_specification()
+    image.add_tags(tags.get("image", {}))
+    image.ebs_snapshot.add_tags(tags.get("snapshot", {}))
+    return ActionResult({"ImageId": image.id})
+
+
+_moto_copy_image = AmiBackend.copy_image
+
+
+def _copy_image(
+    self: AmiBackend,
+    source_image_id: str,
+    source_region: str,
+    name: str | None = None,
+    description: str | None = None,
+) -> Ami:
+    from moto.ec2.models import ec2_backends
+
+    source_backend = ec2_backends[self.account_id][source_region]
+    source = source_backend.describe_images(ami_ids=[source_image_id])[0]
+    ami = _moto_copy_image(self, source_image_id, source_region, name, description)
+    self.snapshots.pop(ami.ebs_snapshot.id, None)  # the placeholder moto made for the AMI
+    original = source.ebs_snapshot
+    volume = self.create_volume(size=original.volume.size, zone_name=f"{self.region_name}a")
+    snapshot = self.create_snapshot(
+        volume.id,
+        f"Copied for DestinationAmi {ami.id} from SourceAmi {source.id} for SourceSnapshot "
+        f"{original.id}",
+        from_ami=ami.id,
+    )
+    self.delete_volume(volume.id)
+    written = ebs_backends[self.account_id][source_region].snapshots.get(original.id)
+    copy = EBSSnapshot(self.account_id, snapshot)
+    copy.status = "completed"
+    copy.blocks = dict(written.blocks) if written is not None else {}
+    ebs_backends[self.account_id][self.region_name].snapshots[snapshot.id] = copy
+    ami.ebs_snapshot = snapshot
+    ami.root_device_name = source.root_device_name
+    ami.root_device_type = source.root_device_type
+    ami.boot_mode = source.boot_mode
+    ami.ena_support = source.ena_support
+    return ami
+
+
 def apply() -> None:
     """Install every patch (idempotent)."""
     AmisResponse.register_image = _register_image_response
@@ -181,3 +245,5 @@ def apply() -> None:
     Ami.block_device_mappings = property(_block_device_mappings)
     Ami.ena_support = False  # moto's own AMIs (CopyImage, CreateImage) describe as EC2's do
     EBSBackend.put_snapshot_block = _put_snapshot_block
+    AmisResponse.copy_image = _copy_image_response
+    AmiBackend.copy_image = _copy_image

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+import urllib.parse
+
 import boto3
 
 from glint.clouds.addresses import EndpointPolicy
@@ -35,3 +40,66 @@ def peer_client(peer, service: str = "ec2"):
         aws_secret_access_key=keys.secret_access_key,
         endpoint_url=peer.endpoint_url,
     )
+
+
+def register_ami(ec2, name: str, snapshot_id: str) -> str:
+    """Register an HVM AMI ``name`` whose root device is ``snapshot_id``, behind Glint's back."""
+    return ec2.register_image(
+        Name=name,
+        RootDeviceName="/dev/xvda",
+        BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snapshot_id}}],
+        VirtualizationType="hvm",
+    )["ImageId"]
+
+
+class ThrottledProxy:
+    """A TCP proxy on 127.0.0.1 in front of the peer that passes at most ``bytes_per_second``
+    towards it, over all connections together: a repo whose ``endpoint_url`` is :attr:`url`
+    writes snapshots slowly enough that a test can act mid-snapshot, in any process. The peer
+    behind it is the real one; only the rate at which it is fed is limited.
+    """
+
+    def __init__(self, upstream_url: str, bytes_per_second: float):
+        upstream = urllib.parse.urlsplit(upstream_url)
+        self.upstream = (upstream.hostname, upstream.port)
+        self.rate = bytes_per_second
+        self._lock = threading.Lock()
+        self._next_free = time.monotonic()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:  # closed
+                return
+            server = socket.create_connection(self.upstream)
+            threading.Thread(target=self._pipe, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, False), daemon=True).start()
+
+    def _pace(self, size: int) -> None:
+        with self._lock:
+            start = max(self._next_free, time.monotonic())
+            self._next_free = start + size / self.rate
+        time.sleep(max(0.0, start - time.monotonic()))
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, paced: bool) -> None:
+        try:
+            while data := source.recv(16384):
+                if paced:
+                    self._pace(len(data))
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                end.close()

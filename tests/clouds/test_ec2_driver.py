@@ -10,7 +10,7 @@ import pytest
 
 from glint.clouds import errors, get_driver
 from glint.clouds.addresses import EndpointPolicy
-from glint.clouds.ec2 import BLOCK_SIZE, Ec2Connection
+from glint.clouds.ec2 import BLOCK_SIZE, WRITING_TAG, Ec2Connection
 from tests.clouds.listener import RecordingListener
 from tests.ec2_peer import DEV, peer_connection
 
@@ -88,6 +88,76 @@ def test_a_duplicate_name_is_a_conflict_and_leaves_no_snapshot(cloud, peer):
     with pytest.raises(errors.Conflict, match="already in use"):
         cloud.create_and_write({"name": name}, [b"b" * 10], size=10)
     assert len(_ec2(peer).describe_snapshots(OwnerIds=["self"])["Snapshots"]) == before
+
+
+def test_the_snapshot_is_reported_before_its_first_block_and_stands_for_the_write(cloud, peer):
+    """on_started names the snapshot while it is empty; until the write ends that id reads as an
+    unfinished image of Glint's (saving, with its provenance), then as the AMI; delete takes it."""
+    name = f"started-{uuid.uuid4().hex[:8]}"
+    seen = []
+
+    def on_started(snapshot_id: str) -> None:
+        assert _ebs(peer).list_snapshot_blocks(SnapshotId=snapshot_id)["Blocks"] == []
+        record = cloud.get_image(snapshot_id)
+        assert (record.status, record.name) == ("saving", name)
+        assert record.properties["glint_source_id"] == "src-1"
+        assert snapshot_id in {r.id for r in cloud.list_images() if r.status == "saving"}
+        seen.append(snapshot_id)
+
+    record = cloud.create_and_write(
+        {"name": name, "glint_source_id": "src-1"}, [b"x" * 10], size=10, on_started=on_started
+    )
+    assert seen == [_root_snapshot(peer, record.id)]
+    assert cloud.get_image(seen[0]).id == record.id and record.status == "active"
+    assert WRITING_TAG not in _tags(_ec2(peer).describe_snapshots(SnapshotIds=seen)["Snapshots"][0])
+    cloud.delete(seen[0])
+    assert record.id not in {r.id for r in cloud.list_images()}
+    assert seen[0] not in _snapshot_ids(peer)
+
+
+def test_a_failing_on_started_leaves_no_snapshot(cloud, peer):
+    before = _snapshot_ids(peer)
+
+    def refuse(snapshot_id: str) -> None:
+        raise RuntimeError("could not record it")
+
+    with pytest.raises(RuntimeError):
+        cloud.create_and_write({"name": "never"}, [b"x" * 10], size=10, on_started=refuse)
+    assert _snapshot_ids(peer) == before
+
+
+def test_a_snapshot_glint_did_not_make_is_no_image_and_is_never_deleted(cloud, peer):
+    theirs = _ebs(peer).start_snapshot(VolumeSize=1, Description="someone else's")["SnapshotId"]
+    with pytest.raises(errors.NotFound):
+        cloud.get_image(theirs)
+    with pytest.raises(errors.InvalidRequest, match="not made by Glint"):
+        cloud.delete(theirs)
+    assert theirs in _snapshot_ids(peer) and theirs not in {r.id for r in cloud.list_images()}
+
+
+def test_copy_image_is_offered_only_between_ec2_repos_one_endpoint_reaches(peer):
+    """CopyImage works across regions of one AWS partition, or of one EC2-compatible endpoint;
+    nothing is asked of a cloud to decide it."""
+
+    def aws(region: str) -> Ec2Connection:
+        return Ec2Connection(region=region, access_key_id="AKIAEXAMPLE", secret_access_key="s")
+
+    with get_driver(aws("eu-west-1")) as driver:
+        assert driver.can_copy_from(aws("us-east-1"))
+        assert not driver.can_copy_from(aws("cn-north-1")), "another partition"
+        assert not driver.can_copy_from(aws("RegionOne")), "no partition AWS knows"
+        assert not driver.can_copy_from(peer_connection(peer)), "another endpoint"
+        assert not driver.can_copy_from(None), "not an EC2 repo"
+    with get_driver(peer_connection(peer)) as driver:
+        assert driver.can_copy_from(peer_connection(peer, region="RegionTwo"))
+
+
+def _tags(resource: dict) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
+
+
+def _snapshot_ids(peer) -> set[str]:
+    return {s["SnapshotId"] for s in _ec2(peer).describe_snapshots(OwnerIds=["self"])["Snapshots"]}
 
 
 def test_a_qcow2_is_refused_with_what_to_do(cloud):

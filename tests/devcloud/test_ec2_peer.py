@@ -128,3 +128,47 @@ def test_blocks_read_back_with_their_checksums(clients):
     )
     assert got["BlockData"].read() == data
     assert got["Checksum"] == _checksum(data)
+
+
+def test_copy_image_copies_the_backing_snapshot_and_applies_its_tag_specifications(
+    clients, session, devcloud_ec2
+):
+    """EC2 copies an AMI's backing snapshots (User Guide, "Copy an AMI"): the copy in another
+    region reads the source's blocks from a snapshot of its own, tagged as CopyImage's
+    TagSpecifications say, with the source's root device and boot mode."""
+    ec2, ebs = clients
+    source_snapshot = _snapshot(ebs, {0: b"\x01" * BLOCK, 3: b"\x03" * BLOCK}, gib=2)
+    source_id = ec2.register_image(
+        Name=f"peer-{uuid.uuid4().hex[:8]}",
+        RootDeviceName="/dev/xvda",
+        BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": source_snapshot}}],
+        VirtualizationType="hvm",
+        BootMode="uefi",
+    )["ImageId"]
+    url = devcloud_ec2.ec2_peer.endpoint_url
+    away = session.client("ec2", endpoint_url=url, region_name="eu-central-1")
+    away_ebs = session.client("ebs", endpoint_url=url, region_name="eu-central-1")
+    copy_id = away.copy_image(
+        SourceImageId=source_id,
+        SourceRegion=session.region_name,
+        Name="copied",
+        TagSpecifications=[
+            {"ResourceType": "image", "Tags": [{"Key": "which", "Value": "ami"}]},
+            {"ResourceType": "snapshot", "Tags": [{"Key": "which", "Value": "snapshot"}]},
+        ],
+    )["ImageId"]
+    copy = away.describe_images(ImageIds=[copy_id])["Images"][0]
+    assert (copy["RootDeviceName"], copy["BootMode"]) == ("/dev/xvda", "uefi")
+    [mapping] = copy["BlockDeviceMappings"]
+    snapshot_id = mapping["Ebs"]["SnapshotId"]
+    assert snapshot_id != source_snapshot and mapping["Ebs"]["VolumeSize"] == 2
+    assert copy["Tags"] == [{"Key": "which", "Value": "ami"}]
+    [snapshot] = away.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"]
+    assert snapshot["Tags"] == [{"Key": "which", "Value": "snapshot"}]
+    assert f"from SourceAmi {source_id}" in snapshot["Description"]
+    blocks = away_ebs.list_snapshot_blocks(SnapshotId=snapshot_id)["Blocks"]
+    assert [b["BlockIndex"] for b in blocks] == [0, 3]
+    got = away_ebs.get_snapshot_block(
+        SnapshotId=snapshot_id, BlockIndex=3, BlockToken=blocks[1]["BlockToken"]
+    )
+    assert got["BlockData"].read() == b"\x03" * BLOCK

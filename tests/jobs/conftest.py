@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.devcloud_repos import add_devcloud_repo
+from tests.ec2_peer import ThrottledProxy
 from tests.jobs.helpers import CLOUDS, JOB_SETTINGS, LiveAPI, fresh_image_name
 from tests.jobs.workers import Workers
 from tests.live import start_live_glint
@@ -40,3 +41,17 @@ def workers(live):
     manager = Workers(live)
     yield manager
     manager.stop_all()
+
+
+#: Bytes per second the throttled EC2 endpoint passes to the peer: a few MiB take seconds.
+EC2_RATE = 2 * 2**20
+
+
+@pytest.fixture(scope="module")
+def slow_ec2(devcloud_ec2):
+    """A throttling proxy in front of devcloud's EC2 peer (:class:`tests.ec2_peer.ThrottledProxy`),
+    so a copy into an EC2 repo whose endpoint is ``slow_ec2.url`` is still writing its snapshot
+    when a test acts."""
+    proxy = ThrottledProxy(devcloud_ec2.ec2_peer.endpoint_url, EC2_RATE)
+    yield proxy
+    proxy.close()

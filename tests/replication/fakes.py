@@ -41,6 +41,8 @@ class FakeCloud:
         self.write_delay = 0.0  # seconds an upload waits before taking its first chunk
         self.write_started = threading.Event()
         self.failing_updates = 0  # the next property updates that answer a 5xx
+        self.copies_from: FakeCloud | None = None  # copies this cloud's images itself (CopyImage)
+        self.damages_copies = False  # such a copy gets one byte wrong
 
     def driver(self) -> FakeDriver:
         return FakeDriver(self)
@@ -190,3 +192,16 @@ class FakeDriver(CloudDriver):
 
     def import_web_download(self, image_id: str, url: str) -> None:
         raise NotImplementedError
+
+    def can_copy_from(self, source: Any) -> bool:
+        return self.cloud.copies_from is not None
+
+    def copy_from(
+        self, source: Any, image_id: str, fields: Mapping[str, Any], size: int | None
+    ) -> ImageRecord:
+        data = bytearray(self.cloud.copies_from.data[image_id])
+        if self.cloud.damages_copies:
+            data[len(data) // 2] ^= 0xFF
+        created = self.create_image(fields)
+        self.cloud._store(created.id, bytes(data))
+        return self.cloud.record(created.id)

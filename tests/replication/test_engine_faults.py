@@ -23,6 +23,7 @@ from glint.replication import (
     CopyTarget,
     TargetOutcome,
     TargetState,
+    TargetVerificationFailed,
     copy_image,
 )
 from tests.replication.fakes import FakeCloud, FakeDriver
@@ -257,3 +258,26 @@ def test_a_passing_5xx_after_verification_does_not_throw_the_copy_away(failures,
     else:
         assert outcome.state is TargetState.FAILED and outcome.error.retryable
         assert target.images == {}, "nothing half-finished is left"
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+def test_a_copy_the_target_cloud_made_itself_is_checked_against_the_source_sha256(damaged):
+    """A server-side copy (EC2 CopyImage) is read back and compared with the source's
+    ``glint_sha256``; a damaged one is refused and deleted. The fake: no real cloud can be made
+    to damage its own copy."""
+    data = os.urandom(3 * MIB)
+    source = FakeCloud()
+    image_id = source.add(data, name="img", glint_sha256=hashlib.sha256(data).hexdigest())
+    target = FakeCloud()
+    target.copies_from, target.damages_copies = source, damaged
+    result = copy_image(
+        CopySource(source.driver(), image_id, "r1"), [CopyTarget("t", target.driver())]
+    )
+    outcome = result.targets["t"]
+    if damaged:
+        assert isinstance(outcome.error, TargetVerificationFailed), outcome.error
+        assert target.images == {}, "the damaged copy was deleted"
+    else:
+        assert (outcome.outcome, outcome.bytes_written) == (TargetOutcome.PULLED, 0)
+        assert target.data[outcome.image_id] == data
+        assert target.images[outcome.image_id]["glint_sha256"] == hashlib.sha256(data).hexdigest()

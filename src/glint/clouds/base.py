@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from glint.clouds.addresses import EndpointPolicy
+from glint.clouds.errors import InvalidRequest
 
 __all__ = [
     "RepoConnection",
@@ -223,6 +224,9 @@ class Capabilities:
         stores: Names of the storage backends, if the cloud has several.
         writes_in_one_step: Whether an image is created and written in one call
             (``create_and_write``), as an EC2 AMI needs its snapshot before it exists.
+        verified_reads: Whether every read is checked against checksums the cloud keeps per
+            block (EC2's snapshots), so an image with no whole-image hash (an AMI) can still
+            be copied: a damaged block fails the read.
     """
 
     import_methods: tuple[str, ...] = ()
@@ -231,6 +235,7 @@ class Capabilities:
     can_range_read: bool = True
     stores: tuple[str, ...] = ()
     writes_in_one_step: bool = False
+    verified_reads: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -389,7 +394,11 @@ class CloudDriver(abc.ABC):
         """
 
     def create_and_write(
-        self, fields: Mapping[str, Any], chunks: Iterable[bytes], size: int | None = None
+        self,
+        fields: Mapping[str, Any],
+        chunks: Iterable[bytes],
+        size: int | None = None,
+        on_started: Callable[[str], None] | None = None,
     ) -> ImageRecord:
         """Create an image and stream its data; delete the record again if the write fails.
 
@@ -397,6 +406,12 @@ class CloudDriver(abc.ABC):
             fields: As for :meth:`create_image`.
             chunks: As for :meth:`write_data`.
             size: As for :meth:`write_data`.
+            on_started: Called with the id of what the cloud created, before a byte is
+                written, so the caller can record it (a crash then leaves an id to clean up);
+                :meth:`get_image` and :meth:`delete` accept that id. It is the image's id,
+                or, for a cloud that creates the image only once its data is written (EC2),
+                the id of what holds the data meanwhile (the snapshot). Raising from it
+                deletes what was created and ends the write.
 
         Returns:
             The image's record after the upload.
@@ -406,6 +421,8 @@ class CloudDriver(abc.ABC):
         """
         record = self.create_image(fields)
         try:
+            if on_started is not None:
+                on_started(record.id)
             return self.write_data(record.id, chunks, size=size)
         except BaseException:
             try:
@@ -454,6 +471,37 @@ class CloudDriver(abc.ABC):
         Raises:
             InvalidRequest: The method is not enabled or the URL is refused.
         """
+
+    def can_copy_from(self, source: Any) -> bool:
+        """Whether this cloud can copy an image of the repo ``source`` (its connection record)
+        itself, server-side (:meth:`copy_from`). Asks nothing of the cloud; the default: no."""
+        return False
+
+    def copy_from(
+        self, source: Any, image_id: str, fields: Mapping[str, Any], size: int | None
+    ) -> ImageRecord:
+        """Have the cloud copy image ``image_id`` of the repo ``source`` (its connection
+        record) into a new image with ``fields``, server-side (asynchronous, like
+        :meth:`import_web_download`: poll :meth:`get_image` until ``active``).
+
+        The source is named by its connection only, never its driver: a driver belongs to one
+        thread. The target's own credentials must be allowed to read the source image.
+
+        Args:
+            source: The source repo's connection record.
+            image_id: The image there.
+            fields: As for :meth:`create_image`.
+            size: The source image's size in bytes, if known.
+
+        Returns:
+            The new image, usually not ``active`` yet.
+
+        Raises:
+            InvalidRequest: This cloud cannot copy from that source (see :meth:`can_copy_from`).
+            Forbidden, NotFound: The cloud refused: the source image is not shared with this
+                account, or the credentials may not copy.
+        """
+        raise InvalidRequest(f"{self.label} does not copy images server-side")
 
     # An optional hook, not abstract: drivers with nothing to release keep this no-op.
     def close(self) -> None:  # noqa: B027

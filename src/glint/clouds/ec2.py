@@ -14,7 +14,8 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -46,6 +47,18 @@ ROOT_DEVICE = "/dev/xvda"
 _ZERO_BLOCK = bytes(BLOCK_SIZE)
 # Tag of the snapshots Glint made for an AMI, so delete removes those and no others.
 SNAPSHOT_TAG = "glint_snapshot_of"
+# Tag of a snapshot Glint is still writing (value: the image's name), set by StartSnapshot itself
+# and removed once its AMI is registered and tagged: a write a crash cut off keeps it, so the
+# listing shows it as a stuck image and the job or the reconciler deletes it.
+WRITING_TAG = "glint_writing"
+# Tag CopyImage puts on the new AMI and on the snapshot EC2 makes for it (one random value per
+# copy), so delete removes that snapshot too: its id is not known when the copy is asked for.
+COPY_TAG = "glint_copy"
+# EC2 AMI states as the engine's statuses: a copy under way is being written, a failed one is
+# refused data (anything else, e.g. "available", is mapped below or kept).
+_AMI_STATES = {"available": "active", "pending": "saving", "failed": "killed", "error": "killed"}
+# Prefix of Glint's provenance fields, which a snapshot carries from StartSnapshot on.
+_GLINT_PREFIX = "glint_"
 # Tag of the image's size in bytes: a snapshot is whole GiB, the image it holds need not be.
 SIZE_TAG = "glint_size"
 
@@ -154,6 +167,10 @@ def _refusal_is_final(caught_exception=None, **kwargs) -> None:
         raise refused
 
 
+def _tag_map(resource: Mapping[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
+
+
 def _checksum(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
@@ -233,23 +250,90 @@ class Ec2Driver(CloudDriver):
 
     def list_images(self, *, page_size: int | None = None) -> list[ImageRecord]:
         """The account's own AMIs and those shared with it, never the public catalogue."""
+        in_flight = self._writes_in_flight()
         seen: dict[str, ImageRecord] = {}
+        roots = set()
         for query in ({"Owners": ["self"]}, {"ExecutableUsers": ["self"]}):
             images = self._call(self.ec2, "describe_images", "ec2:DescribeImages", **query)
             for image in images["Images"]:
-                seen.setdefault(image["ImageId"], self._record(image))
-        return list(seen.values())
+                seen.setdefault(image["ImageId"], self._record(image, in_flight))
+                roots.add((self._root_snapshot(image) or ("",))[0])
+        # A write cut off before its AMI was registered is its snapshot alone.
+        unregistered = [s for i, s in in_flight.items() if i not in roots]
+        return list(seen.values()) + [self._snapshot_record(s) for s in unregistered]
+
+    def _writes_in_flight(self) -> dict[str, Mapping[str, Any]]:
+        """Glint's snapshots whose write has not finished (:data:`WRITING_TAG`), by id."""
+        snapshots = self._call(
+            self.ec2,
+            "describe_snapshots",
+            "ec2:DescribeSnapshots",
+            OwnerIds=["self"],
+            Filters=[{"Name": "tag-key", "Values": [WRITING_TAG]}],
+        )["Snapshots"]
+        return {s["SnapshotId"]: s for s in snapshots}
+
+    def _snapshot(self, snapshot_id: str) -> Mapping[str, Any]:
+        snapshots = self._call(
+            self.ec2, "describe_snapshots", "ec2:DescribeSnapshots", SnapshotIds=[snapshot_id]
+        )["Snapshots"]
+        if not snapshots:
+            raise errors.NotFound(f"no snapshot {snapshot_id}")
+        return snapshots[0]
+
+    def _ami_on(self, snapshot_id: str) -> Mapping[str, Any] | None:
+        """The account's AMI whose root device is ``snapshot_id``, if one was registered."""
+        images = self._call(self.ec2, "describe_images", "ec2:DescribeImages", Owners=["self"])
+        return next(
+            (i for i in images["Images"] if (self._root_snapshot(i) or ("",))[0] == snapshot_id),
+            None,
+        )
+
+    def _snapshot_record(self, snapshot: Mapping[str, Any]) -> ImageRecord:
+        """An unfinished write that has no AMI yet: ``saving``, with the provenance it was
+        tagged with at StartSnapshot, under its snapshot's id."""
+        tags = _tag_map(snapshot)
+        started = snapshot.get("StartTime")
+        return ImageRecord(
+            id=snapshot["SnapshotId"],
+            name=tags.get(WRITING_TAG) or None,
+            status="saving",
+            disk_format="raw",
+            container_format="bare",
+            owner=snapshot.get("OwnerId"),
+            visibility="private",
+            properties=tags,
+            created_at=started.isoformat() if hasattr(started, "isoformat") else started,
+        )
 
     def get_image(self, image_id: str) -> ImageRecord:
+        """The AMI ``image_id``; or, for the snapshot id a one-step write reported when it
+        started (``on_started``), the AMI registered on it, else the unfinished write itself.
+        A snapshot Glint is not writing and no AMI uses is no image: ``NotFound``."""
+        if image_id.startswith("snap-"):
+            snapshot = self._snapshot(image_id)
+            ami = self._ami_on(image_id)
+            writing = {image_id: snapshot} if WRITING_TAG in _tag_map(snapshot) else {}
+            if ami is not None:
+                return self._record(ami, writing)
+            if not writing:
+                raise errors.NotFound(f"snapshot {image_id} holds no image of Glint's")
+            return self._snapshot_record(snapshot)
         images = self._call(self.ec2, "describe_images", "ec2:DescribeImages", ImageIds=[image_id])[
             "Images"
         ]
         if not images:
             raise errors.NotFound(f"no AMI {image_id}")
-        return self._record(images[0])
+        return self._record(images[0], self._writes_in_flight())
 
-    def _record(self, image: Mapping[str, Any]) -> ImageRecord:
-        tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
+    def _record(
+        self, image: Mapping[str, Any], in_flight: Mapping[str, Any] | None = None
+    ) -> ImageRecord:
+        """``image`` as a record; ``saving`` while its root snapshot is still being written
+        (in ``in_flight``): Glint has not finished it, whatever state EC2 gives, and until it
+        is tagged its provenance is its snapshot's."""
+        in_flight = in_flight or {}
+        tags = _tag_map(image)
         owner = image.get("OwnerId")
         mine = owner == self._account()
         if image.get("Public"):
@@ -259,6 +343,8 @@ class Ec2Driver(CloudDriver):
         root = self._root_snapshot(image)
         size = int(tags[SIZE_TAG]) if SIZE_TAG in tags else (root[1] * GIB if root else None)
         properties = dict(tags)
+        if root and root[0] in in_flight:
+            properties = {**_tag_map(in_flight[root[0]]), **tags}
         for key, field in (
             ("architecture", "Architecture"),
             ("boot_mode", "BootMode"),
@@ -268,10 +354,11 @@ class Ec2Driver(CloudDriver):
                 properties[key] = (
                     str(image[field]).lower() if field == "EnaSupport" else image[field]
                 )
+        status = _AMI_STATES.get(image.get("State", ""), image.get("State", ""))
         return ImageRecord(
             id=image["ImageId"],
             name=image.get("Name"),
-            status="active" if image.get("State") == "available" else image.get("State", ""),
+            status="saving" if root and root[0] in in_flight else status,
             size=size,
             virtual_size=size,
             disk_format="raw",
@@ -320,12 +407,19 @@ class Ec2Driver(CloudDriver):
         raise errors.InvalidRequest("an EC2 image is written in one step (create_and_write)")
 
     def create_and_write(
-        self, fields: Mapping[str, Any], chunks: Iterable[bytes], size: int | None = None
+        self,
+        fields: Mapping[str, Any],
+        chunks: Iterable[bytes],
+        size: int | None = None,
+        on_started: Callable[[str], None] | None = None,
     ) -> ImageRecord:
         """Write a raw disk to a new snapshot and register an AMI on it, tagged with ``fields``.
 
         ``size`` is required: StartSnapshot takes the volume size up front (rounded up to GiB).
-        A failure deletes the snapshot again.
+        StartSnapshot tags the snapshot with :data:`WRITING_TAG` and Glint's provenance
+        (``glint_*`` fields), and ``on_started`` hears its id before a block is sent, so a
+        crash leaves a snapshot that is both recorded and recognisable; the tag goes once the
+        AMI is registered and tagged. A failure deletes the snapshot (and the AMI) again.
         """
         if fields.get("disk_format", "raw") != "raw":
             raise errors.FormatRefused(
@@ -335,15 +429,21 @@ class Ec2Driver(CloudDriver):
             raise errors.InvalidRequest("an EC2 write needs the image's size up front")
         name = fields.get("name") or ""
         gib = max(1, -(-size // GIB))
+        started = {
+            WRITING_TAG: name,
+            **{k: str(v) for k, v in fields.items() if k.startswith(_GLINT_PREFIX)},
+        }
         snapshot_id = self._call(
             self.ebs,
             "start_snapshot",
             "ebs:StartSnapshot",
             VolumeSize=gib,
             Description=f"glint: {name}"[:255],
-            Tags=[{"Key": SNAPSHOT_TAG, "Value": name}],
+            Tags=[{"Key": k, "Value": v[:255]} for k, v in started.items()],
         )["SnapshotId"]
         try:
+            if on_started is not None:
+                on_started(snapshot_id)
             sent, written = self._put_blocks(snapshot_id, chunks)
             if size is not None and written != size:
                 raise errors.SizeMismatch(f"{written} bytes written, {size} announced")
@@ -360,14 +460,21 @@ class Ec2Driver(CloudDriver):
                 "ec2:RegisterImage",
                 **self._ami_fields(fields, snapshot_id),
             )["ImageId"]
+            tags = {**self._tags(fields), SIZE_TAG: str(written)}
+            self._tag([image_id, snapshot_id], tags, {SNAPSHOT_TAG: image_id})
+            self._call(
+                self.ec2,
+                "delete_tags",
+                "ec2:DeleteTags",
+                Resources=[snapshot_id],
+                Tags=[{"Key": WRITING_TAG}],
+            )
         except BaseException:
             try:
-                self.ec2.delete_snapshot(SnapshotId=snapshot_id)
+                self.delete(snapshot_id)
             except Exception:  # the original failure matters more; a reconciler cleans up
                 pass
             raise
-        tags = {**self._tags(fields), SIZE_TAG: str(written)}
-        self._tag([image_id, snapshot_id], tags, {SNAPSHOT_TAG: image_id})
         return self.get_image(image_id)
 
     def _put_blocks(self, snapshot_id: str, chunks: Iterable[bytes]) -> tuple[int, int]:
@@ -447,7 +554,15 @@ class Ec2Driver(CloudDriver):
         )
 
     def delete(self, image_id: str) -> None:
-        """Deregister the AMI, then delete the snapshots Glint made for it (and only those)."""
+        """Deregister the AMI, then delete the snapshots Glint made for it (and only those).
+
+        ``image_id`` may be the snapshot id of a one-step write (``on_started``): then the AMI
+        registered on it goes first, and the snapshot only if Glint made it (tagged
+        :data:`WRITING_TAG` or :data:`SNAPSHOT_TAG`); any other snapshot is refused.
+        """
+        if image_id.startswith("snap-"):
+            self._delete_write(image_id)
+            return
         images = self._call(self.ec2, "describe_images", "ec2:DescribeImages", ImageIds=[image_id])[
             "Images"
         ]
@@ -461,14 +576,33 @@ class Ec2Driver(CloudDriver):
             self.ec2, "describe_snapshots", "ec2:DescribeSnapshots", SnapshotIds=[root[0]]
         )["Snapshots"]
         for snapshot in snapshots:
-            tags = {t["Key"]: t["Value"] for t in snapshot.get("Tags", [])}
-            if tags.get(SNAPSHOT_TAG) == image_id:
+            tags = _tag_map(snapshot)
+            # An AMI registered on a write that never finished has no SNAPSHOT_TAG yet; a copy's
+            # snapshot shares its AMI's COPY_TAG.
+            copy = _tag_map(images[0]).get(COPY_TAG)
+            if (
+                tags.get(SNAPSHOT_TAG) == image_id
+                or WRITING_TAG in tags
+                or (copy and tags.get(COPY_TAG) == copy)
+            ):
                 self._call(
                     self.ec2,
                     "delete_snapshot",
                     "ec2:DeleteSnapshot",
                     SnapshotId=snapshot["SnapshotId"],
                 )
+
+    def _delete_write(self, snapshot_id: str) -> None:
+        tags = _tag_map(self._snapshot(snapshot_id))
+        if WRITING_TAG not in tags and SNAPSHOT_TAG not in tags:
+            raise errors.InvalidRequest(
+                f"snapshot {snapshot_id} was not made by Glint: not deleted"
+            )
+        ami = self._ami_on(snapshot_id)
+        if ami is not None:
+            self.delete(ami["ImageId"])
+            return
+        self._call(self.ec2, "delete_snapshot", "ec2:DeleteSnapshot", SnapshotId=snapshot_id)
 
     def set_properties(self, image_id, set=None, remove=()):  # noqa: A002
         if set:
@@ -489,8 +623,61 @@ class Ec2Driver(CloudDriver):
             )
         return self.get_image(image_id)
 
+    def can_copy_from(self, source: Any) -> bool:
+        """An EC2 repo at the same endpoint and, on AWS, in the same partition (another region
+        or account, or this one): CopyImage reaches it. Whether the AMI may be read is AWS's
+        answer to :meth:`copy_from`."""
+        if (
+            not isinstance(source, Ec2Connection)
+            or source.endpoint_url != self.connection.endpoint_url
+        ):
+            return False
+        if self.connection.endpoint_url is not None:
+            return True  # an EC2-compatible cloud's regions are those its one endpoint serves
+        partition = self._session.get_partition_for_region
+        try:
+            return partition(source.region) == partition(self.connection.region)
+        except botocore.exceptions.UnknownRegionError:  # no partition AWS knows of
+            return False
+
+    def copy_from(
+        self, source: Any, image_id: str, fields: Mapping[str, Any], size: int | None
+    ) -> ImageRecord:
+        """CopyImage of AMI ``image_id`` from the source's region, called with this repo's
+        credentials (so across accounts the AMI and its snapshot must be shared with this
+        account). The new AMI and the snapshot EC2 makes for it are tagged at once: the AMI
+        with ``fields`` (provenance included, so a copy a crash cut off is known as Glint's)
+        and ``glint_size``, both with one :data:`COPY_TAG`."""
+        if not self.can_copy_from(source):
+            raise errors.InvalidRequest("CopyImage reaches only EC2 repos of this endpoint")
+        name = fields.get("name") or image_id
+        token = uuid.uuid4().hex
+        tags = {**self._tags(fields), COPY_TAG: token}
+        if size is not None:
+            tags[SIZE_TAG] = str(size)
+        snapshot_tags = {COPY_TAG: token}
+        new_id = self._call(
+            self.ec2,
+            "copy_image",
+            "ec2:CopyImage",
+            SourceImageId=image_id,
+            SourceRegion=source.region,
+            Name=name,
+            Description=f"glint: {name}"[:255],
+            TagSpecifications=[
+                {"ResourceType": kind, "Tags": [{"Key": k, "Value": v} for k, v in t.items()]}
+                for kind, t in (("image", tags), ("snapshot", snapshot_tags))
+            ],
+        )["ImageId"]
+        return self.get_image(new_id)
+
     def capabilities(self) -> Capabilities:
-        return Capabilities(can_stream_write=False, can_range_read=True, writes_in_one_step=True)
+        return Capabilities(
+            can_stream_write=False,
+            can_range_read=True,
+            writes_in_one_step=True,
+            verified_reads=True,
+        )
 
     def import_web_download(self, image_id: str, url: str) -> None:
         raise errors.InvalidRequest("EC2 has no web-download import: Glint streams the image")

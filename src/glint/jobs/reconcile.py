@@ -2,11 +2,14 @@
 
 - A worker that dies (kill -9, a power cut) stops renewing its job's lease; once it expires the
   sweeper puts the job back to queued, and the next claim redoes its unfinished targets. The
-  half-written images of the dead run are known (each target's image id was recorded before a
-  byte was written), so the engine deletes or reuses them.
+  half-written images of the dead run are known (each target's image id, or for EC2 the
+  snapshot being written, was recorded before a byte was written), so the engine deletes or
+  reuses them.
 - The only gap is a crash between a cloud creating an image and the job recording its id. Such an
-  image is Glint-marked (``glint_source_id``), stuck in ``queued``/``saving``, and no live job
-  names it: the orphan reconciler deletes it, after a grace period that covers the recording.
+  image is Glint-marked (``glint_source_id``; StartSnapshot tags an EC2 snapshot so), stuck in
+  ``queued``/``saving`` (the EC2 driver lists an unfinished write so), and no live job names it:
+  the orphan reconciler deletes it, after a grace period that covers the recording. A job that
+  came to rest with such an image recorded (its clean-up failed) no longer owns it either.
   The delete itself, with its re-check against the cloud, is the engine's
   (``glint.replication.remove_orphan``, through ``glint.jobs.runners``).
 """
@@ -85,5 +88,10 @@ def remove_orphans() -> list[tuple[int, str]]:
         if outcome is not DeleteOutcome.KEPT:
             removed.append((image.repo_id, image.image_id))
     if removed:
+        # A job at rest that recorded one no longer points at what is gone.
+        for repo_id, image_id in removed:
+            JobTarget.objects.filter(repo_id=repo_id, image_id=image_id).exclude(
+                job__in=Job.objects.live()
+            ).update(image_id="")
         request_refresh({repo_id for repo_id, _ in removed})
     return removed

@@ -169,6 +169,7 @@ class Copy:
             (record.hash_algo and record.hash_value)
             or record.checksum
             or self.source.trusted_stream
+            or _reads_verified(driver)
         ):
             raise SourceNotUsable(
                 f"source image {record.id} ({record.name!r}) has no stored hash, so its bytes "
@@ -393,6 +394,15 @@ def cache_image(
             spool.discard()
         spool.close()
     return record, entry
+
+
+def _reads_verified(driver: CloudDriver) -> bool:
+    """Whether the cloud checks every block Glint reads against its own checksums (EC2): such
+    a source needs no whole-image hash, as a damaged block fails the read itself."""
+    try:
+        return driver.capabilities().verified_reads
+    except CloudError:
+        return False
 
 
 def _resuming_read(driver: CloudDriver, image_id: str, attempts: int) -> Iterator[bytes]:

@@ -139,8 +139,9 @@ class TargetOutcome(str, enum.Enum):
 
     Members:
         COPIED: Bytes written and verified (state done).
-        PULLED: The target cloud fetched the bytes from :attr:`CopySource.pull_url` itself;
-            verified against the source's hash (state done).
+        PULLED: The target cloud fetched the bytes from :attr:`CopySource.pull_url` itself,
+            or copied the source image server-side (EC2 ``CopyImage``); verified against the
+            source's hash (state done).
         EXISTS: The target already held a verified copy; nothing written (state done).
         SKIPPED: A name clash and policy "skip"; nothing written (state done).
         FAILED: See :attr:`TargetResult.error` (state failed).
@@ -217,6 +218,9 @@ class CopyObserver:
 
     def image_created(self, target_key: str, image_id: str) -> None:
         """A target image exists and no byte has been written yet: record its id now.
+
+        For a cloud that writes in one step this is first the id of what holds the data while
+        it is written (EC2: the snapshot), then, once written, the image's own id.
 
         Raising here fails the target and deletes the image, so a copy whose id could not be
         recorded never writes.
