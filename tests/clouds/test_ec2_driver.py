@@ -10,7 +10,7 @@ import pytest
 
 from glint.clouds import errors, get_driver
 from glint.clouds.addresses import EndpointPolicy
-from glint.clouds.ec2 import BLOCK_SIZE, WRITING_TAG, Ec2Connection
+from glint.clouds.ec2 import BLOCK_SIZE, WRITING_TAG, Ec2Connection, _ami_name
 from tests.clouds.listener import RecordingListener
 from tests.ec2_peer import DEV, peer_connection
 
@@ -81,13 +81,38 @@ def test_delete_removes_the_ami_and_its_snapshot(cloud, peer):
     assert snapshot_id not in remaining
 
 
-def test_a_duplicate_name_is_a_conflict_and_leaves_no_snapshot(cloud, peer):
+def test_a_second_image_of_a_name_is_registered_under_a_name_of_its_own(cloud, peer):
+    """EC2 keeps registered AMI names unique (the peer too: a moto patch); the replace and
+    rename-old policies write a second image of the name before the first one goes."""
     name = f"dup-{uuid.uuid4().hex[:8]}"
-    cloud.create_and_write({"name": name}, [b"a" * 10], size=10)
-    before = len(_ec2(peer).describe_snapshots(OwnerIds=["self"])["Snapshots"])
-    with pytest.raises(errors.Conflict, match="already in use"):
-        cloud.create_and_write({"name": name}, [b"b" * 10], size=10)
-    assert len(_ec2(peer).describe_snapshots(OwnerIds=["self"])["Snapshots"]) == before
+    first = cloud.create_and_write({"name": name}, [b"a" * 10], size=10)
+    second = cloud.create_and_write({"name": name}, [b"b" * 10], size=10)
+    assert first.name == second.name == name
+    assert {first.id, second.id} <= {r.id for r in cloud.list_images() if r.name == name}
+    registered = {
+        i["ImageId"]: i["Name"]
+        for i in _ec2(peer).describe_images(ImageIds=[first.id, second.id])["Images"]
+    }
+    assert registered == {
+        first.id: name,
+        second.id: f"{name} ({_root_snapshot(peer, second.id)})",
+    }
+
+
+def test_a_rename_changes_the_name_tag_and_keeps_the_registered_name(cloud, peer):
+    name = f"ren-{uuid.uuid4().hex[:8]}"
+    record = cloud.create_and_write({"name": name}, [b"r" * 10], size=10)
+    renamed = cloud.set_properties(record.id, set={"name": f"{name}.old-2026 ü"})
+    assert renamed.name == f"{name}.old-2026 ü"
+    assert "Name" not in renamed.properties
+    assert next(r for r in cloud.list_images() if r.id == record.id).name == renamed.name
+    assert _ec2(peer).describe_images(ImageIds=[record.id])["Images"][0]["Name"] == name
+
+
+def test_a_name_ec2_would_refuse_is_registered_in_a_form_it_accepts():
+    assert _ami_name("Ubuntu 24.04: cloud/ü") == "Ubuntu 24.04- cloud/-"
+    assert _ami_name("x") == "x--"
+    assert _ami_name("n" * 200, suffix=" (snap-1)") == "n" * 119 + " (snap-1)"
 
 
 def test_the_snapshot_is_reported_before_its_first_block_and_stands_for_the_write(cloud, peer):

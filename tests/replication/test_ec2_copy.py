@@ -10,6 +10,7 @@ import pytest
 
 from glint.clouds import CloudError, get_driver
 from glint.replication import (
+    ConflictPolicy,
     CopySource,
     CopyTarget,
     SourceVerificationFailed,
@@ -65,6 +66,30 @@ def test_a_glance_image_copied_to_ec2_is_verified(clouds, ec2):
         want = b"".join(reader)
     with driver.open_read(target.image_id) as reader:
         assert b"".join(reader)[: len(want)] == want
+
+
+def test_replace_writes_the_new_ami_beside_the_old_one_then_removes_the_old(clouds, ec2):
+    """An AMI's registered name is unique and fixed: the new copy is registered under a name of
+    its own, named by its Name tag, and the old AMI goes only once the new one is verified."""
+    driver, client, made = ec2
+    name = clouds.name("replace-ec2")
+    old_bytes = b"old content" * 100
+    old = driver.create_and_write(
+        {"name": name, "glint_sha256": hashlib.sha256(old_bytes).hexdigest()},
+        [old_bytes],
+        size=len(old_bytes),
+    )
+    made.append(old.id)
+    source_id = clouds.make_image(SOURCE, 300 * KIB, name=name)
+    result = copy_image(
+        CopySource(clouds.driver(SOURCE), source_id, repo_ref="r1"),
+        [CopyTarget("ec2", driver, policy=ConflictPolicy.REPLACE)],
+    )
+    target = result.targets["ec2"]
+    assert result.ok, target.error
+    made.append(target.image_id)
+    assert [r.id for r in driver.list_images() if r.name == name] == [target.image_id]
+    assert client.describe_images(ImageIds=[old.id])["Images"] == []
 
 
 def test_a_corrupt_source_leaves_no_ami_and_no_snapshot(clouds, ec2):

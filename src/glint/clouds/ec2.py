@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -61,6 +62,14 @@ _AMI_STATES = {"available": "active", "pending": "saving", "failed": "killed", "
 _GLINT_PREFIX = "glint_"
 # Tag of the image's size in bytes: a snapshot is whole GiB, the image it holds need not be.
 SIZE_TAG = "glint_size"
+# EC2's display name (the tag consoles show as an AMI's Name) is the image's name in Glint. An
+# AMI's registered name can never change and is unique in its account and region, so it cannot
+# carry a rename, nor a second image of one name (the replace and rename-old policies write the
+# new copy before the old one goes): those get a registered name of their own (_ami_name).
+NAME_TAG = "Name"
+# What EC2 allows in a registered AMI name, and its length bounds.
+_AMI_NAME_REFUSED = re.compile(r"[^A-Za-z0-9()\[\] ./\-'@_]")
+_AMI_NAME_LENGTH = (3, 128)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +104,14 @@ class Ec2Connection:
             raise ValueError("region is required")
         if not (self.access_key_id and self.secret_access_key):
             raise ValueError("access_key_id and secret_access_key are required")
+
+
+def _ami_name(name: str, suffix: str = "") -> str:
+    """``name`` as EC2 accepts an AMI's registered name: its characters outside EC2's set as
+    ``-``, cut to leave room for ``suffix``, at least 3 characters."""
+    shortest, longest = _AMI_NAME_LENGTH
+    fitted = _AMI_NAME_REFUSED.sub("-", name)[: longest - len(suffix)] + suffix
+    return fitted.ljust(shortest, "-")
 
 
 def _error(err: Exception, action: str) -> errors.CloudError:
@@ -355,9 +372,10 @@ class Ec2Driver(CloudDriver):
                     str(image[field]).lower() if field == "EnaSupport" else image[field]
                 )
         status = _AMI_STATES.get(image.get("State", ""), image.get("State", ""))
+        properties.pop(NAME_TAG, None)
         return ImageRecord(
             id=image["ImageId"],
-            name=image.get("Name"),
+            name=tags.get(NAME_TAG) or image.get("Name"),
             status="saving" if root and root[0] in in_flight else status,
             size=size,
             virtual_size=size,
@@ -454,12 +472,14 @@ class Ec2Driver(CloudDriver):
                 SnapshotId=snapshot_id,
                 ChangedBlocksCount=sent,
             )
-            image_id = self._call(
-                self.ec2,
-                "register_image",
-                "ec2:RegisterImage",
-                **self._ami_fields(fields, snapshot_id),
-            )["ImageId"]
+            ami = self._ami_fields(fields, snapshot_id)
+            image_id = self._under_a_free_name(
+                ami["Name"],
+                snapshot_id,
+                lambda name: self._call(
+                    self.ec2, "register_image", "ec2:RegisterImage", **{**ami, "Name": name}
+                )["ImageId"],
+            )
             tags = {**self._tags(fields), SIZE_TAG: str(written)}
             self._tag([image_id, snapshot_id], tags, {SNAPSHOT_TAG: image_id})
             self._call(
@@ -518,7 +538,7 @@ class Ec2Driver(CloudDriver):
     def _ami_fields(fields: Mapping[str, Any], snapshot_id: str) -> dict[str, Any]:
         firmware = fields.get("hw_firmware_type")
         return {
-            "Name": fields.get("name") or snapshot_id,
+            "Name": str(fields.get("name") or snapshot_id),
             "RootDeviceName": ROOT_DEVICE,
             "BlockDeviceMappings": [
                 {"DeviceName": ROOT_DEVICE, "Ebs": {"SnapshotId": snapshot_id}}
@@ -534,7 +554,20 @@ class Ec2Driver(CloudDriver):
     def _tags(fields: Mapping[str, Any]) -> dict[str, str]:
         """Glint's provenance and the image's own properties, as tags (values are strings)."""
         skip = {"name", "disk_format", "container_format", "visibility", "tags"}
-        return {k: str(v) for k, v in fields.items() if k not in skip and v is not None}
+        tags = {k: str(v) for k, v in fields.items() if k not in skip and v is not None}
+        if fields.get("name"):
+            tags[NAME_TAG] = str(fields["name"])
+        return tags
+
+    @staticmethod
+    def _under_a_free_name(name: str, snapshot_id: str, register: Callable[[str], str]) -> str:
+        """``register(ami_name)`` under the image's name made fit for EC2, or, when another AMI
+        of this account and region holds it, under that name with the snapshot's id (unique):
+        the Name tag still names the image."""
+        try:
+            return register(_ami_name(name))
+        except errors.Conflict:
+            return register(_ami_name(name, suffix=f" ({snapshot_id})"))
 
     def _tag(self, ids: list[str], tags: Mapping[str, str], snapshot_tags: Mapping[str, str]):
         if tags:
@@ -605,21 +638,24 @@ class Ec2Driver(CloudDriver):
         self._call(self.ec2, "delete_snapshot", "ec2:DeleteSnapshot", SnapshotId=snapshot_id)
 
     def set_properties(self, image_id, set=None, remove=()):  # noqa: A002
-        if set:
+        """Tags; a new ``name`` is the Name tag (a registered AMI name cannot change)."""
+        tags = {NAME_TAG if k == "name" else k: str(v) for k, v in (set or {}).items()}
+        untags = [k for k in remove if k != "name"]
+        if tags:
             self._call(
                 self.ec2,
                 "create_tags",
                 "ec2:CreateTags",
                 Resources=[image_id],
-                Tags=[{"Key": k, "Value": str(v)} for k, v in set.items()],
+                Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
             )
-        if remove:
+        if untags:
             self._call(
                 self.ec2,
                 "delete_tags",
                 "ec2:DeleteTags",
                 Resources=[image_id],
-                Tags=[{"Key": k} for k in remove],
+                Tags=[{"Key": k} for k in untags],
             )
         return self.get_image(image_id)
 
@@ -656,19 +692,23 @@ class Ec2Driver(CloudDriver):
         if size is not None:
             tags[SIZE_TAG] = str(size)
         snapshot_tags = {COPY_TAG: token}
-        new_id = self._call(
-            self.ec2,
-            "copy_image",
-            "ec2:CopyImage",
-            SourceImageId=image_id,
-            SourceRegion=source.region,
-            Name=name,
-            Description=f"glint: {name}"[:255],
-            TagSpecifications=[
-                {"ResourceType": kind, "Tags": [{"Key": k, "Value": v} for k, v in t.items()]}
-                for kind, t in (("image", tags), ("snapshot", snapshot_tags))
-            ],
-        )["ImageId"]
+        new_id = self._under_a_free_name(
+            name,
+            image_id,
+            lambda ami_name: self._call(
+                self.ec2,
+                "copy_image",
+                "ec2:CopyImage",
+                SourceImageId=image_id,
+                SourceRegion=source.region,
+                Name=ami_name,
+                Description=f"glint: {name}"[:255],
+                TagSpecifications=[
+                    {"ResourceType": kind, "Tags": [{"Key": k, "Value": v} for k, v in t.items()]}
+                    for kind, t in (("image", tags), ("snapshot", snapshot_tags))
+                ],
+            )["ImageId"],
+        )
         return self.get_image(new_id)
 
     def capabilities(self) -> Capabilities:
@@ -722,6 +762,8 @@ class SnapshotReader(ImageReader):
         return data
 
     def __iter__(self) -> Iterator[bytes]:
+        if self.offset >= self.size:
+            return  # nothing left: no chunk at all, not an empty one
         tokens = self._tokens()
         first = self.offset // BLOCK_SIZE
         for index in range(first, -(-self.size // BLOCK_SIZE)):
