@@ -223,6 +223,12 @@ class Capabilities:
         stores: Names of the storage backends, if the cloud has several.
         writes_in_one_step: Whether an image is created and written in one call
             (``create_and_write``), as an EC2 AMI needs its snapshot before it exists.
+        disk_formats: The only disk formats the cloud stores, the first one preferred (EC2:
+            ``raw``); empty: whatever format the image declares. The engine converts an image
+            of another format to the first one on the way.
+        reads_verified: Whether every byte read is checked against a checksum the cloud
+            stored with it (EBS direct's per-block SHA-256), so a read is verified even for
+            an image the cloud keeps no whole-image hash of.
     """
 
     import_methods: tuple[str, ...] = ()
@@ -231,6 +237,8 @@ class Capabilities:
     can_range_read: bool = True
     stores: tuple[str, ...] = ()
     writes_in_one_step: bool = False
+    disk_formats: tuple[str, ...] = ()
+    reads_verified: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

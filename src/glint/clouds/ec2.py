@@ -154,6 +154,14 @@ def _refusal_is_final(caught_exception=None, **kwargs) -> None:
         raise refused
 
 
+def _whole(tag: str | None) -> int:
+    """A tag's whole number; 0 for none or one that is not a number (someone else's tag)."""
+    try:
+        return max(0, int(tag or 0))
+    except ValueError:
+        return 0
+
+
 def _checksum(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
@@ -259,6 +267,9 @@ class Ec2Driver(CloudDriver):
         root = self._root_snapshot(image)
         size = int(tags[SIZE_TAG]) if SIZE_TAG in tags else (root[1] * GIB if root else None)
         properties = dict(tags)
+        # Glance's boot requirements travel as tags (EC2 has no such fields): back to fields.
+        minimums = {key: _whole(properties.pop(key, None)) for key in ("min_disk", "min_ram")}
+        os_hidden = str(properties.pop("os_hidden", "")).lower() == "true"
         for key, field in (
             ("architecture", "Architecture"),
             ("boot_mode", "BootMode"),
@@ -278,8 +289,10 @@ class Ec2Driver(CloudDriver):
             container_format="bare",
             owner=owner,
             visibility=visibility,
+            os_hidden=os_hidden,
             properties=properties,
             created_at=image.get("CreationDate"),
+            **minimums,
         )
 
     _account_id: str | None = None
@@ -490,7 +503,13 @@ class Ec2Driver(CloudDriver):
         return self.get_image(image_id)
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(can_stream_write=False, can_range_read=True, writes_in_one_step=True)
+        return Capabilities(
+            can_stream_write=False,
+            can_range_read=True,
+            writes_in_one_step=True,
+            disk_formats=("raw",),
+            reads_verified=True,
+        )
 
     def import_web_download(self, image_id: str, url: str) -> None:
         raise errors.InvalidRequest("EC2 has no web-download import: Glint streams the image")
