@@ -163,6 +163,33 @@ def test_a_qcow2_image_reaches_ec2_as_raw_and_other_targets_as_it_is(clouds, ec2
     assert "copy.converting" not in progress.codes("glance")
     # Converted once, through the cache: a retry or another copy of the same bytes reuses it.
     assert cache.converted(_sha256(image), "raw").hashes["sha256"] == _sha256(raw)
+    # Copied again, the AMI made from these bytes counts as the copy: nothing is written.
+    again = copy_image(
+        CopySource(clouds.driver(SOURCE), result.source.id, repo_ref="r1"),
+        [CopyTarget("ec2", driver)],
+        cache=cache,
+    )
+    assert (again.targets["ec2"].outcome.value, again.targets["ec2"].image_id) == (
+        "exists",
+        ami.id,
+    )
+
+
+def test_a_format_glint_cannot_convert_is_refused_before_anything_is_read(clouds, ec2, tmp_path):
+    driver, client, _made = ec2
+    name = clouds.name("ami")
+    source_id = clouds.make_image(SOURCE, 600 * KIB, name=name, disk_format="ami")
+    cache = ContentCache(tmp_path / "cache")
+    result = copy_image(
+        CopySource(clouds.driver(SOURCE), source_id, repo_ref="r1"),
+        [CopyTarget("ec2", driver)],
+        cache=cache,
+    )
+    error = result.targets["ec2"].error
+    assert isinstance(error, ConversionFailed) and "ami" in error.message, error
+    assert result.sha256 is None and cache.entries() == []  # the source was not read
+    assert [i for i in driver.list_images() if i.name == name] == []
+    assert _snapshots_named(client, name) == []
 
 
 def test_a_conversion_that_fails_is_a_typed_error_leaving_nothing_behind(

@@ -28,7 +28,7 @@ from glint.clouds import (
 from glint.errors import internal_error_message
 from glint.replication import properties as props
 from glint.replication.cache import CacheEntry
-from glint.replication.conversion import convert
+from glint.replication.conversion import convert, qemu_input_format
 from glint.replication.copy_types import (
     CopyTarget,
     Failure,
@@ -268,9 +268,11 @@ class TargetRun:
         fields.update(props.provenance(self.copy.source.repo_ref, source.id))
         # Private until verified: Glance 33 makes new images "shared" by default.
         fields["visibility"] = "private"
-        self.convert_to = self._conversion_for(source)
-        if self.convert_to:
-            fields["disk_format"] = self.convert_to
+        convert_to = self._conversion_for(source)
+        if convert_to:
+            qemu_input_format(source.disk_format or "")  # refused before a byte is read
+            fields["disk_format"] = convert_to
+        self.convert_to = convert_to
         if self._writes_in_one_step():
             self.one_step_fields = fields  # the image exists only once its data is written
             self.feed_wanted = not self.convert_to
