@@ -260,3 +260,13 @@ def test_an_ami_glint_did_not_make_is_copied_by_its_block_checksums(clouds, ec2,
         copy = glance.get_image(result.targets["glance"].image_id)
         assert _bytes(glance, copy.id) == raw
         assert copy.properties["glint_sha256"] == _sha256(raw)
+
+
+def test_without_a_cache_to_convert_in_only_the_raw_only_target_fails(clouds, ec2, qcow2):
+    driver, _client, _made = ec2
+    name = clouds.name("no-cache")
+    result = _to_ec2(clouds, ec2, None, qcow2[0], name)
+    error = result.targets["ec2"].error
+    assert isinstance(error, ConversionFailed) and "content cache" in error.message, error
+    assert [i for i in driver.list_images() if i.name == name] == []
+    assert result.targets["glance"].error is None
