@@ -6,6 +6,9 @@ and properties) and in the matrix the API shows.
 Group ``browser`` holds Glance A (devcloud-1), Glance B (devcloud-2) and the EC2 peer. The copy
 back from EC2 is planned in group ``browser-other``, which holds only the EC2 repo and Glance B,
 so that the EC2 copy is the one source the planner can pick.
+
+The one-row assertions, and the planned copy out of EC2, depend on the matrix keying EC2 copies
+by ``glint_sha256`` / ``glint_made_from`` (the contract shared with the matrix-kinds work).
 """
 
 from __future__ import annotations
@@ -142,6 +145,8 @@ def test_a_qcow2_image_goes_to_ec2_as_raw_and_back_to_another_glance(
     assert ami.properties["glint_made_from"] == made_from
 
     # EC2 -> Glance B, planned where the EC2 copy is the only source: raw, the same content.
+    # (The planner copies only a verifiable row: an AMI, which has no cloud hash, is one only
+    # by the cross-kind matrix keys, glint_sha256 / glint_made_from, of the matrix-kinds work.)
     other = LiveAPI(live, pki, LIVE_OTHER_GROUP)
     job = _done(other, other.copy(image_name, (GLANCE_B,), holders=(EC2,)))
     assert target(job, GLANCE_B)["outcome"] == "copied"
