@@ -26,10 +26,10 @@ CLOUDS = ("devcloud-1", "devcloud-2", "devcloud-3")
 class LiveAPI:
     """The REST API of ``live`` as the admin of its group (follows the server across restarts)."""
 
-    def __init__(self, live, pki):
+    def __init__(self, live, pki, group_name: str = LIVE_GROUP):
         self.live, self.pki = live, pki
         self.group = next(
-            g["id"] for g in self.get("groups/")["results"] if g["name"] == LIVE_GROUP
+            g["id"] for g in self.get("groups/")["results"] if g["name"] == group_name
         )
         self.repos = {r["name"]: r["id"] for r in self.get("repos/", group=self.group)["results"]}
 
@@ -74,15 +74,20 @@ class LiveAPI:
             time.sleep(0.5)
         raise AssertionError(f"{name} never appeared in {holders}")
 
-    def copy(self, name: str, targets: tuple[str, ...]) -> int:
-        """Plan and apply a copy of row ``name`` to ``targets``; returns the job id."""
-        (job_id,) = self.copy_jobs(name, targets)
+    def copy(
+        self, name: str, targets: tuple[str, ...], holders: tuple[str, ...] = ("devcloud-1",)
+    ) -> int:
+        """Plan and apply a copy of row ``name`` (once ``holders`` list it) to ``targets``;
+        returns the job id."""
+        (job_id,) = self.copy_jobs(name, targets, holders)
         return job_id
 
-    def copy_jobs(self, name: str, targets: tuple[str, ...]) -> list[int]:
+    def copy_jobs(
+        self, name: str, targets: tuple[str, ...], holders: tuple[str, ...] = ("devcloud-1",)
+    ) -> list[int]:
         """Plan and apply a copy of row ``name`` to ``targets``; returns the jobs' ids (one per
         site of the targets)."""
-        row, version = self.row(name)
+        row, version = self.row(name, holders)
         plan = self.post(
             "plans/",
             {

@@ -4,9 +4,12 @@ fly, a damaged store file, drivers that clean up after a test, and a clock of wh
 from __future__ import annotations
 
 import os
+import struct
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 from glint.clouds import CHUNK_SIZE, CloudDriver, CloudError, RepoConnection, get_driver
 from glint.replication import CopyObserver, TargetState
@@ -40,6 +43,32 @@ def generated(size: int, seed: int = 0) -> Iterator[bytes]:
         n = min(CHUNK_SIZE, size - sent)
         yield block[:n] if n < CHUNK_SIZE else block
         sent += n
+
+
+MiB = 1024 * 1024
+
+
+def small_disk(directory: Path, disk_format: str = "qcow2") -> tuple[bytes, bytes]:
+    """A 4 MiB disk with data in a few places and holes elsewhere, as ``disk_format`` (made by
+    qemu-img from a raw file), and its raw bytes: what a conversion to raw must give back."""
+    raw = bytearray(4 * MiB)
+    raw[: MiB + 12345] = os.urandom(MiB + 12345)
+    raw[3 * MiB : 3 * MiB + 700_000] = os.urandom(700_000)
+    raw_path, image_path = directory / "disk.raw", directory / f"disk.{disk_format}"
+    raw_path.write_bytes(raw)
+    subprocess.run(
+        ["qemu-img", "convert", "-f", "raw", "-O", disk_format, str(raw_path), str(image_path)],
+        check=True,
+    )
+    return image_path.read_bytes(), bytes(raw)
+
+
+def unreadable_qcow2(image: bytes) -> bytes:
+    """``image`` (a qcow2) with its L1 table offset off a cluster boundary: its header names no
+    other file (nothing refuses it up front), but qemu-img cannot open it."""
+    damaged = bytearray(image)
+    struct.pack_into(">Q", damaged, 40, 0x30001)  # l1_table_offset
+    return bytes(damaged)
 
 
 def flip_byte(path, offset: int) -> None:
@@ -85,6 +114,21 @@ class Clouds:
                 },
                 generated(size, seed),
                 size=size,
+            )
+        return record.id
+
+    def put_image(self, cloud: str, data: bytes, *, name: str, disk_format: str) -> str:
+        """Create an active image holding ``data`` as ``disk_format``; returns its id."""
+        with self.driver(cloud) as driver:
+            record = driver.create_and_write(
+                {
+                    "name": name,
+                    "disk_format": disk_format,
+                    "container_format": "bare",
+                    "visibility": "private",
+                },
+                iter([data]),
+                size=len(data),
             )
         return record.id
 

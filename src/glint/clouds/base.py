@@ -227,6 +227,9 @@ class Capabilities:
         verified_reads: Whether every read is checked against checksums the cloud keeps per
             block (EC2's snapshots), so an image with no whole-image hash (an AMI) can still
             be copied: a damaged block fails the read.
+        disk_formats: The only disk formats the cloud stores, the first one preferred (EC2:
+            ``raw``); empty: whatever format the image declares. The engine converts an image
+            of another format to the first one on the way.
     """
 
     import_methods: tuple[str, ...] = ()
@@ -236,6 +239,7 @@ class Capabilities:
     stores: tuple[str, ...] = ()
     writes_in_one_step: bool = False
     verified_reads: bool = False
+    disk_formats: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -188,6 +188,14 @@ def _tag_map(resource: Mapping[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
 
 
+def _whole(tag: str | None) -> int:
+    """A tag's whole number; 0 for none or one that is not a number (someone else's tag)."""
+    try:
+        return max(0, int(tag or 0))
+    except ValueError:
+        return 0
+
+
 def _checksum(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
@@ -362,6 +370,9 @@ class Ec2Driver(CloudDriver):
         properties = dict(tags)
         if root and root[0] in in_flight:
             properties = {**_tag_map(in_flight[root[0]]), **tags}
+        # Glance's boot requirements travel as tags (EC2 has no such fields): back to fields.
+        minimums = {key: _whole(properties.pop(key, None)) for key in ("min_disk", "min_ram")}
+        os_hidden = str(properties.pop("os_hidden", "")).lower() == "true"
         for key, field in (
             ("architecture", "Architecture"),
             ("boot_mode", "BootMode"),
@@ -383,8 +394,10 @@ class Ec2Driver(CloudDriver):
             container_format="bare",
             owner=owner,
             visibility=visibility,
+            os_hidden=os_hidden,
             properties=properties,
             created_at=image.get("CreationDate"),
+            **minimums,
         )
 
     _account_id: str | None = None
@@ -717,6 +730,7 @@ class Ec2Driver(CloudDriver):
             can_range_read=True,
             writes_in_one_step=True,
             verified_reads=True,
+            disk_formats=("raw",),
         )
 
     def import_web_download(self, image_id: str, url: str) -> None:

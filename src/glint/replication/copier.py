@@ -19,6 +19,7 @@ Order matters for crash safety (``docs/architecture.md``, jobs):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -26,6 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from glint.clouds import CHUNK_SIZE, CloudDriver, CloudError, ImageRecord
 from glint.replication import properties as props
 from glint.replication.cache import CacheEntry, ContentCache, Spool
+from glint.replication.conversion import ConversionFailed
 from glint.replication.copy_types import (
     CopyObserver,
     CopyOptions,
@@ -120,6 +122,10 @@ class Copy:
         self.runs = [TargetRun(self, t) for t in targets]
         self.fanout: FanOut | None = None
         self.spool: Spool | None = None
+        #: The source's bytes in the cache: found there, or the spool once read and verified.
+        self.entry: CacheEntry | None = None
+        #: ``sha256:<hex>`` of the content the source stands for, if known before it is read.
+        self.content_key: str | None = None
         self.fanout_ready = threading.Event()
         self.start_error: BaseException | None = None
         #: Whether the targets' own hashes prove the copies (see hashing.clouds_prove).
@@ -165,16 +171,8 @@ class Copy:
                 f"source image {record.id} ({record.name!r}) is {record.status}, not active: "
                 f"it has no data to copy yet"
             )
-        if not (
-            (record.hash_algo and record.hash_value)
-            or record.checksum
-            or self.source.trusted_stream
-            or _reads_verified(driver)
-        ):
-            raise SourceNotUsable(
-                f"source image {record.id} ({record.name!r}) has no stored hash, so its bytes "
-                f"cannot be verified; Glint does not copy unverifiable images"
-            )
+        record = verifiable(driver, record, trusted=self.source.trusted_stream)
+        self.content_key = self._content_key(record)
         self._inspect_head(record)
         for key in props.IMAGE_REFERENCES:
             ref = record.properties.get(key)
@@ -183,12 +181,27 @@ class Copy:
                     self.references.append(driver.get_image(ref))
         return record
 
+    def _content_key(self, record: ImageRecord) -> str | None:
+        """What a conversion of the source names in ``glint_made_from``: the source's own
+        ``glint_made_from`` (it is a conversion itself), else the sha256 of its bytes as far as
+        it is known before they are read (Glint's marker, or the cache's entry)."""
+        made_from = record.properties.get(props.GLINT_MADE_FROM)
+        if made_from:
+            return str(made_from)
+        sha256 = record.properties.get(props.GLINT_SHA256) or (
+            record.hash_value if record.hash_algo == "sha256" else None
+        )
+        if not sha256 and self.cache is not None:
+            entry = _cached_entry(self.cache, record)
+            sha256 = entry.sha256 if entry is not None else None
+        return f"sha256:{str(sha256).lower()}" if sha256 else None
+
     def _inspect_head(self, record: ImageRecord) -> None:
         """Let :attr:`CopySource.inspect_head` judge the source's first bytes, before any target
         is prepared (so a refused image is never created anywhere)."""
         if self.source.inspect_head is None:
             return
-        spool = self._cached_spool(record)
+        spool = self._cached_spool(self._cached(record))
         if spool is not None:
             try:
                 head = spool.read_at(0, HEAD_BYTES)
@@ -206,11 +219,13 @@ class Copy:
 
     def _start_fanout(self) -> None:
         writers = [r for r in self.runs if r.feed_wanted]
-        if not writers or self.cancel.is_set():
+        converting = any(r.convert_to for r in self.runs)
+        if not (writers or converting) or self.cancel.is_set():
             return
         record = self.record
         assert record is not None
-        self.spool = self._cached_spool(record)
+        self.entry = self._cached(record)
+        self.spool = self._cached_spool(self.entry)
         from_cache = self.spool is not None
         if from_cache:
             chunks: Iterator[bytes] = _spool_chunks(self.spool)
@@ -223,9 +238,12 @@ class Copy:
         # An upload's declared checksum is a person's claim, checked by Glint as it arrives.
         # Only with a spool: when a target's hash differs, hashing the spool tells whether the
         # source is corrupt. An upload's declared checksum is a claim Glint checks itself.
+        # Not when a target converts: it works from the cache entry, so the source's bytes
+        # must be proven by the time the read ends, not by another target's hash later.
         self.clouds_prove = (
             self.spool is not None
             and not self.source.trusted_stream
+            and not converting
             and clouds_prove(record, target_algos)
         )
         algorithms = ("sha256",) if self.clouds_prove else algorithms_for(record, target_algos)
@@ -246,16 +264,46 @@ class Copy:
         )
         self.fanout.start()
 
-    def _cached_spool(self, record: ImageRecord) -> Spool | None:
-        """The source's bytes from the cache, if a verified copy is there: a retry then reads
+    def _cached(self, record: ImageRecord) -> CacheEntry | None:
+        """The source's bytes in the cache, if a verified copy is there: a retry then reads
         no byte from the source cloud (the bytes are still checked against its hash)."""
-        entry = _cached_entry(self.cache, record) if self.cache is not None else None
+        return _cached_entry(self.cache, record) if self.cache is not None else None
+
+    @staticmethod
+    def _cached_spool(entry: CacheEntry | None) -> Spool | None:
         if entry is None:
             return None
         try:
             return Spool.of_file(entry.path, entry.size)
         except FileNotFoundError:  # evicted just now
             return None
+
+    def source_entry(self) -> CacheEntry:
+        """The source's bytes as a cache entry, once the fan-out has read and verified them
+        all: what a target that converts works from (called from its thread).
+
+        Raises:
+            The fan-out's error (the read failed, the source is corrupt, a cancel).
+            ConversionFailed: There is no cache, or no room in it, to convert in.
+        """
+        self.fanout_ready.wait()
+        fanout = self.fanout
+        if fanout is None:
+            raise self.start_error or CopyCancelled("the copy was cancelled")
+        fanout.join()
+        if fanout.error is not None:
+            raise fanout.error
+        assert fanout.digests is not None
+        with self._spool_lock:
+            if self.entry is None:
+                if self.spool is None:
+                    raise ConversionFailed(
+                        "the image must be converted for this cloud, which Glint does in its "
+                        "content cache, and the cache had no room for it; free space or raise "
+                        "cache_quota_bytes, then retry"
+                    )
+                self.entry = self.spool.commit(dict(fanout.digests))
+        return self.entry
 
     def _new_spool(self, record: ImageRecord) -> Spool | None:
         if self.cache is None:
@@ -277,7 +325,7 @@ class Copy:
         spool = self.spool
         if spool is None:
             return
-        if spool.writable:
+        if spool.writable and self.entry is None:  # not kept already for a conversion
             if self.digests:
                 spool.commit(self.digests)
             else:
@@ -330,6 +378,36 @@ class Copy:
         )
 
 
+def verifiable(driver: CloudDriver, record: ImageRecord, *, trusted: bool) -> ImageRecord:
+    """``record`` with the hash its bytes are checked against while they are read.
+
+    The cloud's own hash when it keeps one (Glance). A cloud that keeps none (EC2) still
+    carries the ``glint_sha256`` Glint gave the copy once it was verified: the whole stream is
+    checked against it, as against a cloud's hash. With neither, the image is copied only if
+    the cloud checks every byte read against a checksum it stored (``verified_reads``: EBS
+    direct's per-block SHA-256; an AMI Glint did not make) or the bytes are the person's own
+    (``trusted``, an upload); the targets are then verified against what was read.
+
+    Raises:
+        SourceNotUsable: Nothing vouches for the bytes read.
+    """
+    if (record.hash_algo and record.hash_value) or record.checksum or trusted:
+        return record
+    tagged = str(record.properties.get(props.GLINT_SHA256) or "").lower()
+    if tagged:
+        return dataclasses.replace(record, hash_algo="sha256", hash_value=tagged)
+    try:
+        verified_reads = driver.capabilities().verified_reads
+    except CloudError:
+        verified_reads = False
+    if verified_reads:
+        return record
+    raise SourceNotUsable(
+        f"source image {record.id} ({record.name!r}) has no stored hash, so its bytes "
+        f"cannot be verified; Glint does not copy unverifiable images"
+    )
+
+
 def _cached_entry(cache: ContentCache, record: ImageRecord) -> CacheEntry | None:
     """The cache's entry holding ``record``'s bytes, found by the cloud's own hash and size."""
     for algo, value in ((record.hash_algo, record.hash_value), ("md5", record.checksum)):
@@ -365,8 +443,7 @@ def cache_image(
     record = driver.get_image(image_id)
     if record.status != "active":
         raise SourceNotUsable(f"image {image_id} is {record.status}, not active")
-    if not ((record.hash_algo and record.hash_value) or record.checksum):
-        raise SourceNotUsable(f"image {image_id} has no hash to check its bytes by")
+    record = verifiable(driver, record, trusted=False)
     entry = _cached_entry(cache, record)
     if entry is not None:
         return record, entry
@@ -394,15 +471,6 @@ def cache_image(
             spool.discard()
         spool.close()
     return record, entry
-
-
-def _reads_verified(driver: CloudDriver) -> bool:
-    """Whether the cloud checks every block Glint reads against its own checksums (EC2): such
-    a source needs no whole-image hash, as a damaged block fails the read itself."""
-    try:
-        return driver.capabilities().verified_reads
-    except CloudError:
-        return False
 
 
 def _resuming_read(driver: CloudDriver, image_id: str, attempts: int) -> Iterator[bytes]:

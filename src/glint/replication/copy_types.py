@@ -234,7 +234,9 @@ class CopyObserver:
 
         Args:
             target_key: The target, or None for the source read.
-            code: ``copy.reading`` (the source), ``copy.writing`` (a target) or
+            code: ``copy.reading`` (the source), ``copy.writing`` (a target),
+                ``copy.converting`` (a target that stores another disk format: the source's
+                bytes converted so far, before its ``copy.writing`` of the conversion) or
                 ``copy.pulling`` (a target cloud fetching the pull link; ``done`` stays 0,
                 as the cloud does not say how far it got).
             done: Bytes done.

@@ -31,6 +31,7 @@ __all__ = [
     "provenance",
     "rename_image",
     "sync_properties",
+    "GLINT_MADE_FROM",
     "GLINT_SHA256",
     "GLINT_SOURCE_REPO",
     "GLINT_SOURCE_ID",
@@ -38,6 +39,9 @@ __all__ = [
 ]
 
 GLINT_SHA256 = "glint_sha256"
+#: ``sha256:<hex>`` of the bytes a copy was converted from (docs/architecture.md "Conversions"):
+#: the content the copy stands for when it stores other bytes (a qcow2 made raw for EC2).
+GLINT_MADE_FROM = "glint_made_from"
 GLINT_SOURCE_REPO = "glint_source_repo"
 GLINT_SOURCE_ID = "glint_source_id"
 SDK_SHA256 = "owner_specified.openstack.sha256"
@@ -172,12 +176,17 @@ def provenance(source_repo: str, source_id: str) -> dict[str, str]:
     return {GLINT_SOURCE_REPO: source_repo, GLINT_SOURCE_ID: source_id}
 
 
-def content_markers(name: str | None, sha256: str, md5: str | None) -> dict[str, str]:
-    """The markers set once a copy is verified: Glint's sha256, and openstacksdk's
+def content_markers(
+    name: str | None, sha256: str, md5: str | None, made_from: str | None = None
+) -> dict[str, str]:
+    """The markers set once a copy is verified: Glint's sha256 of the bytes the copy stores,
+    what they were converted from (``made_from``, if they were), and openstacksdk's
     ``owner_specified.openstack.*`` so SDK tools see the copy as current."""
     markers = {GLINT_SHA256: sha256, SDK_SHA256: sha256, SDK_OBJECT: f"images/{name or ''}"}
     if md5:
         markers[SDK_MD5] = md5
+    if made_from:
+        markers[GLINT_MADE_FROM] = made_from
     return markers
 
 

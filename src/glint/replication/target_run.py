@@ -11,10 +11,13 @@ import datetime
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from glint.clouds import (
+    CHUNK_SIZE,
+    Capabilities,
     CloudError,
     Conflict,
     Forbidden,
@@ -24,6 +27,8 @@ from glint.clouds import (
 )
 from glint.errors import internal_error_message
 from glint.replication import properties as props
+from glint.replication.cache import CacheEntry
+from glint.replication.conversion import convert, qemu_input_format
 from glint.replication.copy_types import (
     CopyTarget,
     Failure,
@@ -86,6 +91,15 @@ class TargetRun:
         self.clashes: list[ImageRecord] = []
         self.name: str | None = None
         self.written_record: ImageRecord | None = None
+        #: The disk format this target stores the source as, when it stores only others (EC2).
+        self.convert_to: str | None = None
+        #: The fields of a converting target's image, created once the conversion is made.
+        self.convert_fields: dict | None = None
+        #: The conversion this target was written from (its bytes, size and sha256).
+        self.converted: CacheEntry | None = None
+        #: ``sha256:<hex>`` of the source's bytes, once this target stores a conversion of them.
+        self.made_from: str | None = None
+        self._capabilities_of: Capabilities | CloudError | None = None
         #: The algorithm and digest this target's copy was proven by (its bytes are the source's).
         self.proven: tuple[str, str] | None = None
 
@@ -122,7 +136,7 @@ class TargetRun:
             return
         finally:
             self.prepared.set()
-        if not (self.feed_wanted or self.pulling or self.server_copy):
+        if not (self.feed_wanted or self.pulling or self.server_copy or self.convert_to):
             return
         try:
             if self.pulling:
@@ -131,10 +145,16 @@ class TargetRun:
             if self.server_copy:
                 self._await_server_copy()
                 return
-            self.copy.fanout_ready.wait()
-            if self.feed is None:  # the fan-out never started
-                raise self.copy.start_error or CopyCancelled("the copy was cancelled")
-            self._write()
+            if self.convert_to:
+                self._convert()
+                assert self.converted is not None
+                self._write(_file_chunks(self.converted.path), self.converted.size)
+            else:
+                self.copy.fanout_ready.wait()
+                if self.feed is None:  # the fan-out never started
+                    raise self.copy.start_error or CopyCancelled("the copy was cancelled")
+                self._write(self.feed, self.copy.record.size)
+                self.result.spooled = self.feed.detached
             self._verify_and_finish()
         except BaseException as exc:  # noqa: BLE001 - recorded in the result
             if self.feed is not None:
@@ -181,7 +201,7 @@ class TargetRun:
         )
         self.name = self.target.name if self.target.name is not None else source.name
         same_name = [i for i in listing if i.name == self.name and i.status == "active"]
-        existing = next((i for i in same_name if same_content(source, i)), None)
+        existing = next((i for i in same_name if self._holds_source(i)), None)
         if existing is not None:
             self._done(TargetOutcome.EXISTS, existing.id)
             return
@@ -217,7 +237,7 @@ class TargetRun:
         except NotFound:
             return False
         ours = previous.properties.get(props.GLINT_SOURCE_ID) == source.id
-        if previous.status == "active" and same_content(source, previous):
+        if previous.status == "active" and self._holds_source(previous):
             if ours:
                 self._finish(previous, {})
             self._done(TargetOutcome.EXISTS, previous.id)
@@ -226,6 +246,16 @@ class TargetRun:
             self.image_id = previous.id
             self._cleanup()
         return False
+
+    def _holds_source(self, image: ImageRecord) -> bool:
+        """Whether ``image`` holds the source's content: the same bytes, or a conversion of
+        them (its ``glint_made_from`` is the source's content, see :meth:`Copy.content_key`)."""
+        source = self.copy.record
+        assert source is not None
+        if same_content(source, image):
+            return True
+        made_from = image.properties.get(props.GLINT_MADE_FROM)
+        return bool(made_from) and made_from == self.copy.content_key
 
     def _create(self, source: ImageRecord, listing: list[ImageRecord]) -> None:
         image_map = {
@@ -244,9 +274,17 @@ class TargetRun:
         fields["visibility"] = "private"
         if self._start_server_copy(source, fields):
             return
+        convert_to = self._conversion_for(source)
+        if convert_to:
+            qemu_input_format(source.disk_format or "")  # refused before a byte is read
+            fields["disk_format"] = convert_to
+        self.convert_to = convert_to
         if self._writes_in_one_step():
             self.one_step_fields = fields  # the image exists only once its data is written
-            self.feed_wanted = True
+            self.feed_wanted = not self.convert_to
+            return
+        if self.convert_to:
+            self.convert_fields = fields  # created once the conversion is made
             return
         created = self.driver.create_image(fields)
         self.image_id = created.id
@@ -324,31 +362,72 @@ class TargetRun:
         check_copy(self.driver, record, source.size, digests, of_source=True)
         self._keep(record, digests, TargetOutcome.PULLED)
 
-    def _write(self) -> None:
+    def _convert(self) -> None:
+        """Make the bytes this target stores from the source's, which the fan-out read once and
+        verified into the cache: converted there (once per format, so a retry reuses it), the
+        conversion's progress reported like a write's. The target image is created only after,
+        so a conversion that fails leaves nothing in the cloud (nor in the cache)."""
         source = self.copy.record
-        assert source is not None and self.feed is not None
-        assert self.image_id is not None or self.one_step_fields is not None
+        assert source is not None and self.convert_to is not None
         self._state(TargetState.WRITING)
+        entry = self.copy.source_entry()
+        assert self.copy.cache is not None  # an entry exists only in a cache
+        pump, observer, key = self.copy.pump, self.copy.observer, self.target.key
+        size = source.size or entry.size
+        throttle = Throttle()
+
+        def progress(done: int, total: int) -> None:
+            if throttle.ready() or done == total:
+                pump.post(observer.progress, key, "copy.converting", size * done // total, size)
+
+        self.converted = convert(
+            self.copy.cache, entry, source.disk_format or "", self.convert_to, progress=progress
+        )
+        self.made_from = f"sha256:{entry.sha256}"
+        if self.copy.cancel.is_set():
+            raise CopyCancelled("the copy was cancelled")
+        if self.convert_fields is not None:  # a cloud that creates the image first
+            created = self.driver.create_image(self.convert_fields)
+            self.image_id = created.id
+            pump.call(observer.image_created, key, created.id)
+
+    def _write(self, chunks: Iterable[bytes], size: int | None) -> None:
+        """Send ``chunks`` (``size`` bytes, if known) to the target image."""
+        assert self.image_id is not None or self.one_step_fields is not None
+        if self.result.state is not TargetState.WRITING:
+            self._state(TargetState.WRITING)
         throttle = Throttle()
         pump, observer, key = self.copy.pump, self.copy.observer, self.target.key
+        sent = 0
 
         def body() -> Iterator[bytes]:
-            for chunk in self.feed:
+            nonlocal sent
+            for chunk in chunks:
+                sent += len(chunk)
                 yield chunk
                 if throttle.ready():
-                    pump.post(observer.progress, key, "copy.writing", self.feed.sent, source.size)
+                    pump.post(observer.progress, key, "copy.writing", sent, size)
 
         if self.one_step_fields is not None:
             self.written_record = self.driver.create_and_write(
-                self.one_step_fields, body(), size=source.size, on_started=self._write_started
+                self.one_step_fields, body(), size=size, on_started=self._write_started
             )
             self.image_id = self.written_record.id
             pump.post(observer.image_created, key, self.image_id)
         else:
-            self.written_record = self.driver.write_data(self.image_id, body(), size=source.size)
-        self.result.bytes_written = self.feed.sent
-        self.result.spooled = self.feed.detached
-        pump.post(observer.progress, key, "copy.writing", self.feed.sent, source.size)
+            self.written_record = self.driver.write_data(self.image_id, body(), size=size)
+        self.result.bytes_written = sent
+        pump.post(observer.progress, key, "copy.writing", sent, size)
+
+    def _capabilities(self) -> Capabilities | CloudError:
+        """The target cloud's capabilities, asked once per copy (Glance: a discovery call), or
+        why they could not be had."""
+        if self._capabilities_of is None:
+            try:
+                self._capabilities_of = self.driver.capabilities()
+            except CloudError as exc:
+                self._capabilities_of = exc
+        return self._capabilities_of
 
     def _write_started(self, write_id: str) -> None:
         """A one-step write exists in the cloud (EC2: its snapshot): record its id before a byte
@@ -357,20 +436,30 @@ class TargetRun:
         self.copy.pump.call(self.copy.observer.image_created, self.target.key, write_id)
 
     def _writes_in_one_step(self) -> bool:
-        try:
-            return self.driver.capabilities().writes_in_one_step
-        except CloudError:  # no discovery call: the usual create, then write
-            return False
+        capabilities = self._capabilities()
+        # no discovery call: the usual create, then write
+        return not isinstance(capabilities, CloudError) and capabilities.writes_in_one_step
+
+    def _conversion_for(self, source: ImageRecord) -> str | None:
+        """The disk format the target stores the source as, when it stores only formats other
+        than the source's (EC2: raw only); None: the source's bytes as they are."""
+        capabilities = self._capabilities()
+        if isinstance(capabilities, CloudError) or not capabilities.disk_formats:
+            return None
+        if source.disk_format in capabilities.disk_formats:
+            return None
+        return capabilities.disk_formats[0]
 
     def _import_methods(self) -> tuple[str, ...]:
-        try:
-            return self.driver.capabilities().import_methods
-        except CloudError as exc:  # a cloud without the discovery call, or it failed: stream to it
+        capabilities = self._capabilities()
+        if isinstance(capabilities, CloudError):
+            # a cloud without the discovery call, or it failed: stream to it
             self._warn(
-                f"could not ask the target cloud whether it fetches links itself ({exc.message}); "
-                f"Glint streams the image to it"
+                f"could not ask the target cloud whether it fetches links itself "
+                f"({capabilities.message}); Glint streams the image to it"
             )
             return ()
+        return capabilities.import_methods
 
     def _await_pull(self) -> None:
         """Wait while the target cloud fetches the link, then verify its copy against the
@@ -414,6 +503,11 @@ class TargetRun:
         )
         source = self.copy.record
         assert source is not None
+        if self.converted is not None:
+            # It holds the conversion's bytes, not the source's: checked against their digest.
+            check_copy(self.driver, record, self.converted.size, self.converted.hashes)
+            self._keep(record, self.converted.hashes, TargetOutcome.COPIED)
+            return
         if self.copy.clouds_prove:
             # The target's own hash against the one the source cloud recorded (see
             # hashing.clouds_prove); Glint did not hash the stream with that algorithm.
@@ -444,7 +538,12 @@ class TargetRun:
             or record.properties.get(props.GLINT_SHA256)
             or (source.properties.get(props.GLINT_SHA256))
         )
-        markers = props.content_markers(record.name, sha256, record.checksum) if sha256 else {}
+        # A conversion names the bytes it was made from; a copy of the same bytes keeps the
+        # source's (docs/architecture.md "Conversions").
+        made_from = self.made_from or source.properties.get(props.GLINT_MADE_FROM)
+        markers = (
+            props.content_markers(record.name, sha256, record.checksum, made_from) if sha256 else {}
+        )
         visibility = self.target.visibility or source.visibility or "private"
         if visibility == "shared" and source.visibility == "shared" and not self.target.visibility:
             visibility = "private"  # the source's members are projects of another cloud
@@ -489,3 +588,10 @@ class TargetRun:
                     self.result.renamed_image_ids.append(old.id)
             except CloudError as exc:
                 self._warn(f"the old image {old.id} named {self.name!r} was kept: {exc}")
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    """A cache file's bytes, in chunks."""
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_SIZE):
+            yield chunk
