@@ -233,15 +233,9 @@ class Glint:
             result = run_glint(data_dir, *args)
             if result.returncode:
                 raise RuntimeError(f"glint {' '.join(args[:2])} failed: {result.stderr}")
-        if ec2_peer is not None:  # repo "ec2"; the secret from the environment, as people give it
-            keys = ec2_peer.users["glint"]
-            result = run_glint(
-                data_dir,
-                *("repo", "import", "--group", GROUP, "--name", "ec2"),
-                *("--region", ec2_peer.region, "--access-key-id", keys.access_key_id),
-                *("--endpoint-url", ec2_peer.endpoint_url),
-                AWS_SECRET_ACCESS_KEY=keys.secret_access_key,
-            )
+        if ec2_peer is not None:
+            args, secret = ec2_peer.glint_repo_import(GROUP, "ec2")
+            result = run_glint(data_dir, *args, **secret)
             if result.returncode:
                 raise RuntimeError(f"glint {' '.join(args[:2])} failed: {result.stderr}")
         _cert, _key, self.cert_file = self.pki.person(LIVE_ADMIN_CN)

@@ -75,6 +75,15 @@ class Ec2Peer:
         data["users"] = {name: Ec2Keys(**keys) for name, keys in data["users"].items()}
         return cls(**data)
 
+    def glint_repo_import(self, group: str, name: str = "ec2") -> tuple[list[str], dict[str, str]]:
+        """The ``glint repo import`` arguments that add this peer as EC2 repo ``name`` of
+        ``group`` (user ``glint``'s key), and the environment that carries its secret: a secret
+        goes in the environment, never on a command line."""
+        keys = self.users["glint"]
+        args = ["repo", "import", "--group", group, "--name", name, "--region", self.region]
+        args += ["--access-key-id", keys.access_key_id, "--endpoint-url", self.endpoint_url]
+        return args, {"AWS_SECRET_ACCESS_KEY": keys.secret_access_key}
+
     def save(self, directory: Path) -> None:
         path = directory / EC2_JSON
         path.write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")

@@ -104,23 +104,9 @@ def upload_sample_image(clouds: devcloud.Devcloud) -> None:
 
 def add_ec2_repo(peer, env: dict) -> None:
     """The EC2 peer as repo ``ec2`` of the demo group, added as a manager adds an AWS account
-    (``glint repo import`` with flags; the secret from the environment, never an argument)."""
-    keys = peer.users["glint"]
-    glint(
-        "repo",
-        "import",
-        "--group",
-        "demo",
-        "--name",
-        EC2_REPO,
-        "--region",
-        peer.region,
-        "--access-key-id",
-        keys.access_key_id,
-        "--endpoint-url",
-        peer.endpoint_url,
-        env=dict(env, AWS_SECRET_ACCESS_KEY=keys.secret_access_key),
-    )
+    (``glint repo import`` with flags; the secret from the environment)."""
+    args, secret = peer.glint_repo_import("demo", EC2_REPO)
+    glint(*args, env=dict(env, **secret))
 
 
 def instructions(pki: Path, url: str) -> str:

@@ -352,21 +352,4 @@ def _live_setup(devcloud, clouds, ec2_peer):
     ):
         yield args, {}
     if ec2_peer is not None:
-        keys = ec2_peer.users["glint"]
-        yield (
-            (
-                "repo",
-                "import",
-                "--group",
-                LIVE_GROUP,
-                "--name",
-                "ec2",
-                "--region",
-                ec2_peer.region,
-                "--access-key-id",
-                keys.access_key_id,
-                "--endpoint-url",
-                ec2_peer.endpoint_url,
-            ),
-            {"AWS_SECRET_ACCESS_KEY": keys.secret_access_key},  # never on a command line
-        )
+        yield ec2_peer.glint_repo_import(LIVE_GROUP, "ec2")
