@@ -14,6 +14,10 @@ references) and replaces one moto function whose 5.2.5 code it was written again
 3. ``PutSnapshotBlock`` checks the block against its ``Checksum`` (base64 of its SHA-256,
    ``ChecksumAlgorithm=SHA256``) and its ``DataLength``, and refuses a mismatch with a
    ``ValidationException``, storing nothing.
+4. With IAM checks on, an EBS direct request that the policy denies is answered as the EBS
+   direct APIs answer it: ``AccessDeniedException`` (HTTP 403) in their JSON error form (EBS
+   API reference, Errors). moto answers in EC2's XML form, which a client of the JSON protocol
+   reads as no error code at all.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ import base64
 import hashlib
 from typing import Any
 
-from moto.core.exceptions import ServiceException
+from moto.core.exceptions import AccessDeniedError, JsonRESTError, ServiceException
 from moto.core.responses import ActionResult
 from moto.ebs.models import EBSBackend
+from moto.ebs.responses import EBSResponse
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.amis import Ami, AmiBackend
 from moto.ec2.responses.amis import AmisResponse
@@ -174,6 +179,28 @@ def _put_snapshot_block(
     )
 
 
+# 4: EBS direct's AccessDeniedException
+
+
+class EbsAccessDenied(JsonRESTError):
+    """The EBS direct APIs' AccessDeniedException, in their JSON error form."""
+
+    code = 403
+
+    def __init__(self, message: str):
+        super().__init__("AccessDeniedException", message)
+
+
+_moto_authorize = EBSResponse._authenticate_and_authorize_normal_action
+
+
+def _ebs_authorize(self: EBSResponse, resource: str = "*") -> None:
+    try:
+        _moto_authorize(self, resource)
+    except AccessDeniedError as denied:
+        raise EbsAccessDenied(denied.message) from None
+
+
 def apply() -> None:
     """Install every patch (idempotent)."""
     AmisResponse.register_image = _register_image_response
@@ -181,3 +208,4 @@ def apply() -> None:
     Ami.block_device_mappings = property(_block_device_mappings)
     Ami.ena_support = False  # moto's own AMIs (CopyImage, CreateImage) describe as EC2's do
     EBSBackend.put_snapshot_block = _put_snapshot_block
+    EBSResponse._authenticate_and_authorize_normal_action = _ebs_authorize

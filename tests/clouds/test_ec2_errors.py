@@ -43,6 +43,8 @@ def test_a_denied_action_is_named(devcloud_ec2_iam):
         assert "does not allow ec2:DescribeImages; grant it" in denied.value.message
         with pytest.raises(errors.Forbidden, match="ec2:DescribeImages"):
             driver.list_images()
+        with pytest.raises(errors.Forbidden, match="does not allow ebs:StartSnapshot"):
+            driver.create_and_write({"name": "denied"}, [b"data"], size=4)
 
 
 @pytest.mark.parametrize(
