@@ -71,7 +71,7 @@ SMALL = Variant(
     5,
     SoakSettings(people=2, clients_per_person=3, seconds=3, rows=50, repos=5),
 )
-FIGURES = ("hashing", "fanout", "memory", "inventory", "matrix", "upload", "soak")
+FIGURES = ("hashing", "fanout", "memory", "inventory", "matrix", "upload", "soak", "ec2")
 CLOUD_FIGURES = {"fanout", "memory", "upload", "inventory"}  # the others need no devcloud
 
 
@@ -138,6 +138,8 @@ def main(argv=None) -> None:
         _cloud_figures(report, variant, figures, work, args, extra)
     if {"matrix", "soak"} & set(figures):
         _django_figures(report, variant, figures, work)
+    if "ec2" in figures:
+        _guard(report, "ec2", lambda: _ec2_figure(report, variant, work))
     report.info("bench: total time", time.perf_counter() - started, unit="s")
     path = report.write(args.results, extra)
     say(f"bench: report written to {path}")
@@ -201,6 +203,20 @@ def _cloud_figures(report: Report, variant: Variant, figures, work: Path, args, 
     finally:
         if glint is not None:
             glint.stop()
+        dc.down()
+
+
+def _ec2_figure(report: Report, variant: Variant, work: Path) -> None:
+    """Glance -> EC2 against the EBS direct limit, on a devcloud of its own: one Glance and the
+    EC2 peer (moto, patched like EC2)."""
+    import devcloud
+    from bench.ec2 import ec2_figures
+
+    report.printer(f"bench: booting a devcloud of 1 Glance and the EC2 peer in {work}")
+    dc = devcloud.up(work / "devcloud-ec2", clouds=1, keystones=1, with_ec2=True)
+    try:
+        ec2_figures(report, dc, work, variant.size, variant.runs)
+    finally:
         dc.down()
 
 

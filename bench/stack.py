@@ -195,7 +195,14 @@ class Glint:
     ``api_*`` calls go through the REST API with the admin's certificate, like any script would.
     """
 
-    def __init__(self, dc: devcloud.Devcloud, directory: Path, clouds: list[str], **settings: str):
+    def __init__(
+        self,
+        dc: devcloud.Devcloud,
+        directory: Path,
+        clouds: list[str],
+        ec2_peer=None,
+        **settings: str,
+    ):
         self.directory = directory
         self.pki = make_pki(_fresh(directory / "pki"))
         data_dir = directory / "data"
@@ -224,6 +231,11 @@ class Glint:
             ),
         ):
             result = run_glint(data_dir, *args)
+            if result.returncode:
+                raise RuntimeError(f"glint {' '.join(args[:2])} failed: {result.stderr}")
+        if ec2_peer is not None:
+            args, secret = ec2_peer.glint_repo_import(GROUP, "ec2")
+            result = run_glint(data_dir, *args, **secret)
             if result.returncode:
                 raise RuntimeError(f"glint {' '.join(args[:2])} failed: {result.stderr}")
         _cert, _key, self.cert_file = self.pki.person(LIVE_ADMIN_CN)

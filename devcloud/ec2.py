@@ -9,9 +9,10 @@ After it answers, :func:`configure` creates Glint's IAM user (with an access key
 allowing what Glint calls) and a role it may assume, and writes the endpoint, region and keys to
 ``DIR/ec2.json`` for the tests, the demo and the bench (:class:`Ec2Peer`).
 
-moto's IAM checks stay off: with them on (``/moto-api/reset-auth``), moto 5.2.5 refuses its own
-EBS direct requests signed by boto3 (``SignatureDoesNotMatch`` on CompleteSnapshot and
-ListSnapshotBlocks), so a bad key or a denied action cannot be shown by this peer yet.
+moto's IAM checks are off in this peer: with them on, moto 5.2.5 refuses its own EBS direct
+requests signed by boto3 (``SignatureDoesNotMatch`` on CompleteSnapshot and ListSnapshotBlocks).
+:func:`enforce_iam` turns them on for a peer of its own that a test needs only for EC2 and STS
+calls (a bad key, a denied action): those moto checks as AWS does.
 """
 
 from __future__ import annotations
@@ -74,6 +75,15 @@ class Ec2Peer:
             raise DevcloudError(f"no EC2 in this devcloud (missing {path}): use --ec2") from None
         data["users"] = {name: Ec2Keys(**keys) for name, keys in data["users"].items()}
         return cls(**data)
+
+    def glint_repo_import(self, group: str, name: str = "ec2") -> tuple[list[str], dict[str, str]]:
+        """The ``glint repo import`` arguments that add this peer as EC2 repo ``name`` of
+        ``group`` (user ``glint``'s key), and the environment that carries its secret: a secret
+        goes in the environment, never on a command line."""
+        keys = self.users["glint"]
+        args = ["repo", "import", "--group", group, "--name", name, "--region", self.region]
+        args += ["--access-key-id", keys.access_key_id, "--endpoint-url", self.endpoint_url]
+        return args, {"AWS_SECRET_ACCESS_KEY": keys.secret_access_key}
 
     def save(self, directory: Path) -> None:
         path = directory / EC2_JSON
@@ -152,6 +162,39 @@ def configure(state: State, svc: Service) -> Ec2Peer:
     )
     peer.save(Path(state.dir))
     return peer
+
+
+def add_user(peer: Ec2Peer, name: str, actions: list[str]) -> Ec2Keys:
+    """An IAM user of the peer's account allowed only ``actions``, with an access key (before
+    :func:`enforce_iam`: afterwards IAM itself asks for a permitted key)."""
+    import boto3
+
+    iam = boto3.client(
+        "iam",
+        endpoint_url=peer.endpoint_url,
+        region_name=peer.region,
+        aws_access_key_id="devcloud-setup",
+        aws_secret_access_key="devcloud-setup",
+    )
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName=f"{name}-policy", PolicyDocument=_policy(actions))
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return Ec2Keys(key["AccessKeyId"], key["SecretAccessKey"])
+
+
+def enforce_iam(peer: Ec2Peer) -> None:
+    """From now on the peer checks every request's key and the user's IAM policy, as AWS does
+    (moto's ``/moto-api/reset-auth``: no more requests let through unchecked)."""
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{peer.endpoint_url}/moto-api/reset-auth",
+        data=b"0",
+        method="POST",
+        headers={"Content-Type": "text/plain"},  # moto reads the count from the raw body
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        answer.read()
 
 
 def _policy(actions: list[str]) -> str:

@@ -21,6 +21,10 @@ references) and replaces one moto function whose 5.2.5 code it was written again
    boot mode and ENA support come along; and its ``TagSpecifications`` tag the new AMI
    (``ResourceType=image``) and the new snapshot (``snapshot``). moto 5.2.5 makes an empty
    15 GiB snapshot of its own and drops the tags.
+5. With IAM checks on, an EBS direct request that the policy denies is answered as the EBS
+   direct APIs answer it: ``AccessDeniedException`` (HTTP 403) in their JSON error form (EBS
+   API reference, Errors). moto answers in EC2's XML form, which a client of the JSON protocol
+   reads as no error code at all.
 """
 
 from __future__ import annotations
@@ -29,9 +33,10 @@ import base64
 import hashlib
 from typing import Any
 
-from moto.core.exceptions import ServiceException
+from moto.core.exceptions import AccessDeniedError, JsonRESTError, ServiceException
 from moto.core.responses import ActionResult
 from moto.ebs.models import EBSBackend, EBSSnapshot, ebs_backends
+from moto.ebs.responses import EBSResponse
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.amis import Ami, AmiBackend
 from moto.ec2.responses.amis import AmisResponse
@@ -238,6 +243,28 @@ def _copy_image(
     return ami
 
 
+# 5: EBS direct's AccessDeniedException
+
+
+class EbsAccessDenied(JsonRESTError):
+    """The EBS direct APIs' AccessDeniedException, in their JSON error form."""
+
+    code = 403
+
+    def __init__(self, message: str):
+        super().__init__("AccessDeniedException", message)
+
+
+_moto_authorize = EBSResponse._authenticate_and_authorize_normal_action
+
+
+def _ebs_authorize(self: EBSResponse, resource: str = "*") -> None:
+    try:
+        _moto_authorize(self, resource)
+    except AccessDeniedError as denied:
+        raise EbsAccessDenied(denied.message) from None
+
+
 def apply() -> None:
     """Install every patch (idempotent)."""
     AmisResponse.register_image = _register_image_response
@@ -247,3 +274,4 @@ def apply() -> None:
     EBSBackend.put_snapshot_block = _put_snapshot_block
     AmisResponse.copy_image = _copy_image_response
     AmiBackend.copy_image = _copy_image
+    EBSResponse._authenticate_and_authorize_normal_action = _ebs_authorize

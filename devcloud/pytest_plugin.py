@@ -10,17 +10,21 @@ both run. ``down`` is idempotent, so running it twice is harmless.
 - ``devcloud_tls``: 1 cloud on 1 Keystone, 2 projects, HTTPS with devcloud's own CA, and tokens that
   live ``TLS_TOKEN_EXPIRATION`` seconds (Keystone has no minimum; it truncates ``issued_at`` to the
   second, so a token can live up to a second less), for token-refresh tests.
+- ``devcloud_ec2``: the EC2 peer alone (moto, patched like EC2), its IAM checks off.
+- ``devcloud_ec2_iam``: another EC2 peer whose IAM checks are on, with user ``reader`` allowed
+  only ``sts:GetCallerIdentity``: a bad key and a denied action answer as in AWS.
 """
 
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import os
 import signal
 
 import pytest
 
-from . import core
+from . import core, ec2
 
 TLS_TOKEN_EXPIRATION = 10
 
@@ -90,7 +94,27 @@ def devcloud_tls(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def devcloud_ec2(tmp_path_factory):
-    """The EC2 peer alone: moto on 127.0.0.1 with IAM checks on (``devcloud_ec2.ec2_peer``)."""
+    """The EC2 peer alone: moto on 127.0.0.1 (``devcloud_ec2.ec2_peer``), IAM checks off."""
     yield from _session_devcloud(
         tmp_path_factory, "devcloud_ec2", clouds=0, keystones=0, with_ec2=True
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class IamPeer:
+    """An EC2 peer that checks keys and IAM policies, and the keys of its user ``reader``."""
+
+    peer: ec2.Ec2Peer
+    reader: ec2.Ec2Keys
+
+
+@pytest.fixture(scope="session")
+def devcloud_ec2_iam(tmp_path_factory):
+    """An EC2 peer that checks keys and IAM policies (EC2 and STS calls only: see
+    ``devcloud/ec2.py``), with user ``reader`` allowed only ``sts:GetCallerIdentity``."""
+    for dc in _session_devcloud(
+        tmp_path_factory, "devcloud_ec2_iam", clouds=0, keystones=0, with_ec2=True
+    ):
+        reader = ec2.add_user(dc.ec2_peer, "reader", ["sts:GetCallerIdentity"])
+        ec2.enforce_iam(dc.ec2_peer)
+        yield IamPeer(dc.ec2_peer, reader)

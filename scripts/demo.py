@@ -1,4 +1,5 @@
-"""The Glint demo: two loopback OpenStack clouds, a sample image, and Glint serving them over TLS.
+"""The Glint demo: two loopback OpenStack clouds and an EC2 (devcloud's moto peer), a sample image,
+and Glint serving them over TLS.
 
 Run through ``scripts/demo`` (which installs what is missing first). Everything lives under
 ``var/demo/`` and runs on 127.0.0.1 only; Ctrl-C stops Glint and the clouds.
@@ -28,6 +29,7 @@ from devcloud.pki import create_pki  # noqa: E402
 ADMIN_DN_CN = "Demo Admin"
 P12_PASSWORD = "glint-demo"
 SAMPLE_IMAGE = "demo-cirros-like"
+EC2_REPO = "ec2"
 
 
 def glint(*args: str, env: dict) -> None:
@@ -100,6 +102,13 @@ def upload_sample_image(clouds: devcloud.Devcloud) -> None:
             )
 
 
+def add_ec2_repo(peer, env: dict) -> None:
+    """The EC2 peer as repo ``ec2`` of the demo group, added as a manager adds an AWS account
+    (``glint repo import`` with flags; the secret from the environment)."""
+    args, secret = peer.glint_repo_import("demo", EC2_REPO)
+    glint(*args, env=dict(env, **secret))
+
+
 def instructions(pki: Path, url: str) -> str:
     p12, ca, cert, key = pki / "admin.p12", pki / "ca.pem", pki / "admin.pem", pki / "admin-key.pem"
     return "\n".join(
@@ -159,10 +168,11 @@ def main() -> int:
     admin_dn = make_admin_certificate(pki_dir)
 
     print(
-        "Starting two loopback OpenStack clouds (the first run builds their virtualenv)...",
+        "Starting two loopback OpenStack clouds and an EC2 (the first run builds their "
+        "virtualenv)...",
         flush=True,
     )
-    clouds = devcloud.up(args.dir / "devcloud", clouds=2, keystones=1)
+    clouds = devcloud.up(args.dir / "devcloud", clouds=2, keystones=1, with_ec2=True)
     try:
         upload_sample_image(clouds)
         # The demo's clouds are on this machine: allowed by a development-only setting.
@@ -171,7 +181,12 @@ def main() -> int:
         )
         glint("migrate", env=env)
         glint(
-            "group", "add", "demo", "--description", "Demo group with two loopback clouds", env=env
+            "group",
+            "add",
+            "demo",
+            "--description",
+            "Demo group: two loopback OpenStack clouds and an EC2",
+            env=env,
         )
         glint(
             "user",
@@ -197,6 +212,7 @@ def main() -> int:
             "devcloud-2",
             env=env,
         )
+        add_ec2_repo(clouds.ec2_peer, env)
         url = f"https://127.0.0.1:{args.port}/"
         print(instructions(pki_dir, url), flush=True)
         if args.setup_only:

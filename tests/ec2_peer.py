@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
 import urllib.parse
+import urllib.request
 
 import boto3
 
@@ -103,3 +105,37 @@ class ThrottledProxy:
                 except OSError:
                     pass
                 end.close()
+
+
+class Recording:
+    """The requests the peer receives while the block runs, from moto's own request recorder
+    (``/moto-api/recorder/``): what reached the peer, not what a client meant to send.
+
+    ``block_puts()`` lists the block index of each PutSnapshotBlock received, in arrival order.
+    """
+
+    def __init__(self, peer):
+        self.url = peer.endpoint_url.rstrip("/") + "/moto-api/recorder/"
+        self.text = ""
+
+    def _call(self, verb: str) -> str:
+        with urllib.request.urlopen(urllib.request.Request(self.url + verb, method="POST")) as r:
+            return r.read().decode()
+
+    def __enter__(self) -> Recording:
+        self._call("reset-recording")
+        self._call("start-recording")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._call("stop-recording")
+        self.text = self._call("download-recording")
+        self._call("reset-recording")
+
+    def block_puts(self) -> list[int]:
+        # Matched in the raw text: the recorder appends requests of concurrent threads, and
+        # each entry has these two keys side by side.
+        return [int(i) for i in _BLOCK_PUT.findall(self.text)]
+
+
+_BLOCK_PUT = re.compile(r'"method": "PUT", "url": "[^"]*/snapshots/[^/"]+/blocks/(\d+)')

@@ -299,12 +299,33 @@ class LiveGlint:
 
 
 def start_live_glint(
-    devcloud, pki, data_dir: Path, clouds=("devcloud-1", "devcloud-2"), **settings: str
+    devcloud,
+    pki,
+    data_dir: Path,
+    clouds=("devcloud-1", "devcloud-2"),
+    ec2_peer=None,
+    **settings: str,
 ):
-    """Yield a running ``glint serve`` over TLS whose group ``browser`` holds ``clouds`` as repos.
+    """Yield a running ``glint serve`` over TLS whose group ``browser`` holds ``clouds`` as repos,
+    and devcloud's EC2 peer as repo ``ec2`` when given (``devcloud_ec2.ec2_peer``).
 
     ``settings`` are ``GLINT_*`` environment values for the server (e.g. fewer job retries).
     """
+    for args, env in _live_setup(devcloud, clouds, ec2_peer):
+        result = run_glint(data_dir, *args, **settings, **env)
+        assert result.returncode == 0, result.stderr
+    _cert, _key, cert_file = pki.person(LIVE_ADMIN_CN)
+    serve_args = pki.serve_args
+    server = start_server(data_dir, *serve_args, **settings)
+    live = LiveGlint(server, f"https://127.0.0.1:{server.port}", cert_file, serve_args, settings)
+    try:
+        yield live
+    finally:
+        live.server.stop()
+
+
+def _live_setup(devcloud, clouds, ec2_peer):
+    """The ``glint`` commands (and their extra environment) that set a live server up."""
     for args in (
         ("migrate",),
         ("group", "add", LIVE_GROUP),
@@ -329,13 +350,6 @@ def start_live_glint(
             *[a for c in clouds for a in ("--cloud", c)],
         ),
     ):
-        result = run_glint(data_dir, *args, **settings)
-        assert result.returncode == 0, result.stderr
-    _cert, _key, cert_file = pki.person(LIVE_ADMIN_CN)
-    serve_args = pki.serve_args
-    server = start_server(data_dir, *serve_args, **settings)
-    live = LiveGlint(server, f"https://127.0.0.1:{server.port}", cert_file, serve_args, settings)
-    try:
-        yield live
-    finally:
-        live.server.stop()
+        yield args, {}
+    if ec2_peer is not None:
+        yield ec2_peer.glint_repo_import(LIVE_GROUP, "ec2")

@@ -31,6 +31,7 @@ ROWS = [
     "soak overload pace: longest wait",
     "soak overload pace: answers other than 2xx, 429, 503",
     "soak capacity: every core / 1 worker",
+    "ec2: Glance -> EC2 Glint / EBS direct limit",
 ]
 
 

@@ -1,4 +1,5 @@
-"""The README's demo command, as a new user runs it: two clouds and the sample image in a browser.
+"""The README's demo command, as a new user runs it: two OpenStack clouds, the EC2 peer and the
+sample image in a browser.
 
 ``scripts/demo`` first installs what is missing, then runs ``scripts/demo.py``; the installing
 part is what ``scripts/test`` (this very run) has just done, so the test runs ``demo.py`` itself.
@@ -35,7 +36,7 @@ def wait_for_line(log: Path, text: str, process: subprocess.Popen, seconds: int 
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
-def test_demo_shows_two_clouds_and_the_sample_image(browser, tmp_path, stop):
+def test_demo_shows_its_clouds_and_the_sample_image(browser, tmp_path, stop):
     port, work = free_port(), tmp_path / "demo"
     log = tmp_path / "demo.log"
     env = glint_env(work / "data")
@@ -77,6 +78,7 @@ def test_demo_shows_two_clouds_and_the_sample_image(browser, tmp_path, stop):
         page.goto(f"https://127.0.0.1:{port}/")
         expect(page.locator("table.matrix thead")).to_contain_text("devcloud-1")
         expect(page.locator("table.matrix thead")).to_contain_text("devcloud-2")
+        expect(page.locator("table.matrix thead")).to_contain_text("ec2")
         expect(page.locator("table.matrix tbody")).to_contain_text(
             "demo-cirros-like", timeout=30_000
         )

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import uuid
 
 import boto3
+import botocore.response
 import pytest
 
 from glint.clouds import errors, get_driver
 from glint.clouds.addresses import EndpointPolicy
 from glint.clouds.ec2 import BLOCK_SIZE, WRITING_TAG, Ec2Connection, _ami_name
 from tests.clouds.listener import RecordingListener
-from tests.ec2_peer import DEV, peer_connection
+from tests.ec2_peer import DEV, Recording, peer_connection
 
 pytestmark = pytest.mark.devcloud
 
@@ -45,30 +47,61 @@ def test_the_secret_is_not_in_repr(peer):
 
 
 def test_sparse_round_trip_sends_only_data_blocks(cloud, peer):
+    """Only the blocks with data reach the peer (counted as it received them), and the read-back
+    fills the rest with zeros: equal to the bytes written, also from an offset."""
     image = _sparse_image()
     name = f"sparse-{uuid.uuid4().hex[:8]}"
-    record = cloud.create_and_write(
-        {
-            "name": name,
-            "disk_format": "raw",
-            "glint_sha256": hashlib.sha256(image).hexdigest(),
-            "hw_firmware_type": "uefi",
-            "architecture": "x86_64",
-        },
-        [image[i : i + 1_000_000] for i in range(0, len(image), 1_000_000)],
-        size=len(image),
-    )
+    with Recording(peer) as received:
+        record = cloud.create_and_write(
+            {
+                "name": name,
+                "disk_format": "raw",
+                "glint_sha256": hashlib.sha256(image).hexdigest(),
+                "hw_firmware_type": "uefi",
+                "architecture": "x86_64",
+            },
+            [image[i : i + 1_000_000] for i in range(0, len(image), 1_000_000)],
+            size=len(image),
+        )
+    assert sorted(received.block_puts()) == [0, 7, 10]  # 8 of 11 blocks were zeros
     assert record.name == name and record.status == "active" and record.size == len(image)
     assert record.properties["glint_sha256"] == hashlib.sha256(image).hexdigest()
     assert record.properties["boot_mode"] == "uefi"
     snapshot_id = _root_snapshot(peer, record.id)
     blocks = _ebs(peer).list_snapshot_blocks(SnapshotId=snapshot_id)["Blocks"]
-    assert sorted(b["BlockIndex"] for b in blocks) == [0, 7, 10]  # 8 of 11 blocks were zeros
+    assert sorted(b["BlockIndex"] for b in blocks) == [0, 7, 10]
     with cloud.open_read(record.id) as reader:
         assert b"".join(reader) == image
     with cloud.open_read(record.id, offset=7 * BLOCK_SIZE + 5) as reader:
         assert b"".join(reader) == image[7 * BLOCK_SIZE + 5 :]
     assert record.id in {r.id for r in cloud.list_images()}
+
+
+def test_a_corrupted_block_is_detected_on_read(cloud):
+    """A block whose bytes do not match the checksum EBS gives with it fails the read, naming
+    the block. The peer keeps what it was given intact, so the corruption (on the wire or at
+    rest) is made in the driver's EBS client as each answer arrives: a mock of the one fault a
+    real peer cannot show."""
+    image = bytes(BLOCK_SIZE) + b"second block" + bytes(BLOCK_SIZE - 12)
+    record = cloud.create_and_write(
+        {"name": f"corrupt-{uuid.uuid4().hex[:8]}"}, [image], size=len(image)
+    )
+
+    def flip_a_byte(parsed, **kwargs):
+        data = bytearray(parsed["BlockData"].read())
+        data[3] ^= 0xFF
+        parsed["BlockData"] = botocore.response.StreamingBody(io.BytesIO(data), len(data))
+
+    cloud.ebs.meta.events.register("after-call.ebs.GetSnapshotBlock", flip_a_byte)
+    try:
+        with pytest.raises(errors.TransferInterrupted, match="block 1 .* does not match"):
+            with cloud.open_read(record.id) as reader:
+                b"".join(reader)
+    finally:
+        cloud.ebs.meta.events.unregister("after-call.ebs.GetSnapshotBlock", flip_a_byte)
+    with cloud.open_read(record.id) as reader:
+        assert b"".join(reader) == image
+    cloud.delete(record.id)
 
 
 def test_delete_removes_the_ami_and_its_snapshot(cloud, peer):

@@ -55,11 +55,12 @@ def image_server():
         server.server_close()
 
 
-def test_web_download_import(target, new_image, image_server):
+@pytest.mark.kinds("openstack", why="EC2 has no server-side import from a URL: Glint streams")
+def test_web_download_import(target, new_record, image_server):
     url, md5, size = image_server
     if "web-download" not in target.driver.capabilities().import_methods:
         pytest.fail("web-download is not enabled on this cloud")
-    record = new_image("webdl")
+    record = new_record("webdl")
     target.driver.import_web_download(record.id, url)
 
     deadline = time.monotonic() + IMPORT_TIMEOUT

@@ -1,11 +1,11 @@
 """Forms of the repo pages. Secrets are typed, never shown: an empty secret field keeps the stored
-one."""
+one, and an optional one (``CLEARABLE_SECRETS``) is removed with its "remove" box."""
 
 from django import forms
 from django.db import models
 
 from glint.repos.choices import CloudKind
-from glint.repos.models import KIND_FIELDS, SECRET_FIELDS, Repo
+from glint.repos.models import CLEARABLE_SECRETS, KIND_FIELDS, SECRET_FIELDS, Repo
 from glint.validators import validate_site_name
 
 KEEP_SECRET_HELP = "Leave empty to keep the stored one."
@@ -68,19 +68,46 @@ class RepoForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        wanted = KIND_FORM_FIELDS[self.instance.kind]
-        self.fields = {name: self.fields[name] for name in wanted}
-        for name in SECRET_FIELDS:
-            if name in self.fields and self.instance.pk and getattr(self.instance, name):
-                self.fields[name].help_text = KEEP_SECRET_HELP
+        #: The stored secrets this change removes (for the audit record), once clean.
+        self.cleared: list[str] = []
+        fields = {}
+        for name in KIND_FORM_FIELDS[self.instance.kind]:
+            fields[name] = self.fields[name]
+            stored = self.instance.pk and name in SECRET_FIELDS and getattr(self.instance, name)
+            if stored:
+                fields[name].help_text = KEEP_SECRET_HELP
+            if stored and name in CLEARABLE_SECRETS:
+                fields[_clear(name)] = forms.BooleanField(
+                    required=False,
+                    label=f"Remove the stored {_label(name)}",
+                )
+        self.fields = fields
 
     def clean(self):
-        """Hand typed secrets to the instance before the model's own checks see it."""
+        """Hand typed secrets to the instance before the model's own checks see it, and remove
+        those whose "remove" box is ticked."""
         cleaned = super().clean()
         for name in SECRET_FIELDS:
-            if cleaned.get(name):
+            if cleaned.get(_clear(name)):
+                if cleaned.get(name):
+                    self.add_error(
+                        _clear(name),
+                        f"Type a new {_label(name)} or remove the stored one, not both.",
+                    )
+                    continue
+                setattr(self.instance, name, "")
+                self.cleared.append(name)
+            elif cleaned.get(name):
                 setattr(self.instance, name, cleaned[name])
         return cleaned
+
+
+def _clear(name: str) -> str:
+    return f"clear_{name}"
+
+
+def _label(name: str) -> str:
+    return str(Repo._meta.get_field(name).verbose_name)
 
 
 class ImportForm(forms.Form):

@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 
 #: The model fields that hold secrets: never shown, logged or returned by the API.
 SECRET_FIELDS = ("password", "application_credential_secret", "secret_access_key", "session_token")
+#: The secrets a repo may be left without: a manager removes one explicitly (a blank one keeps
+#: the stored value), and the removal is audited.
+CLEARABLE_SECRETS = ("session_token",)
 
 #: The connection fields of each kind (``region`` and the rest are shared). A repo leaves the
 #: other kinds' fields at their defaults.

@@ -153,8 +153,13 @@ def _drop_unused_secret(repo: Repo) -> None:
         repo.application_credential_secret = ""
 
 
-def save_repo(repo: Repo) -> ProjectInfo:
+def save_repo(repo: Repo, cleared: Iterable[str] = ()) -> ProjectInfo:
     """Validate ``repo`` (model rules, then the cloud) and save it.
+
+    Args:
+        repo: The repo, with its changes.
+        cleared: The stored secrets the change removes (``CLEARABLE_SECRETS``), named in the
+            audit record.
 
     Raises:
         django.core.exceptions.ValidationError: A field is invalid.
@@ -175,7 +180,10 @@ def save_repo(repo: Repo) -> ProjectInfo:
         raise
     repo.set_cloud_project(project.project_id)
     repo.save()
-    audit.record(action, repo=repo, details={"project": project.project_id})
+    details = {"project": project.project_id}
+    if cleared:
+        details["removed"] = sorted(cleared)
+    audit.record(action, repo=repo, details=details)
     log.info(
         "repo %s of group %s saved (project %s)", repo.name, repo.group.name, project.project_id
     )

@@ -63,7 +63,7 @@ def _save_form(form: RepoForm, group) -> bool:
     repo = form.save(commit=False)
     repo.group = group
     try:
-        services.save_repo(repo)
+        services.save_repo(repo, cleared=form.cleared)
     except services.RepoValidationError as exc:
         form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         return False

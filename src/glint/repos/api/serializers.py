@@ -1,23 +1,26 @@
 """Repo API serializers. Secrets are write-only: reads say only whether one is set (Pulp's
-pattern)."""
+pattern); on update, blank or absent keeps the stored one and ``null`` removes an optional one
+(``CLEARABLE_SECRETS``)."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from glint.accounts.models import Group
 from glint.repos import services
-from glint.repos.models import KIND_FIELDS, SECRET_FIELDS, Repo
+from glint.repos.models import CLEARABLE_SECRETS, KIND_FIELDS, SECRET_FIELDS, Repo
 from glint.validators import validate_site_name
 
 
-def _secret_field() -> serializers.CharField:
+def _secret_field(clearable: bool = False) -> serializers.CharField:
     return serializers.CharField(
         write_only=True,
         required=False,
         allow_blank=True,
+        allow_null=clearable,
         trim_whitespace=False,
         style={"input_type": "password"},
-        help_text="Write-only. Empty or absent on update keeps the stored value.",
+        help_text="Write-only. Empty or absent on update keeps the stored value"
+        + ("; null removes it." if clearable else "."),
     )
 
 
@@ -35,7 +38,7 @@ class RepoSerializer(serializers.ModelSerializer):
     password = _secret_field()
     application_credential_secret = _secret_field()
     secret_access_key = _secret_field()
-    session_token = _secret_field()
+    session_token = _secret_field(clearable=True)
     password_set = serializers.BooleanField(read_only=True)
     application_credential_secret_set = serializers.BooleanField(read_only=True)
     secret_access_key_set = serializers.BooleanField(read_only=True)
@@ -100,12 +103,18 @@ class RepoSerializer(serializers.ModelSerializer):
         return shared.get(repo.pk, [])
 
     def _save(self, repo: Repo, attrs: dict) -> Repo:
+        cleared = []
         for name, value in attrs.items():
-            if name in SECRET_FIELDS and not value:
+            if name in CLEARABLE_SECRETS and value is None:
+                if getattr(repo, name):
+                    cleared.append(name)
+                setattr(repo, name, "")
+            elif name in SECRET_FIELDS and not value:
                 continue  # keep the stored secret
-            setattr(repo, name, value)
+            else:
+                setattr(repo, name, value)
         try:
-            services.save_repo(repo)
+            services.save_repo(repo, cleared=cleared)
         except services.RepoValidationError as exc:
             raise serializers.ValidationError(exc.as_dict(), code=exc.code) from None
         except DjangoValidationError as exc:
