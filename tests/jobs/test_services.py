@@ -6,11 +6,12 @@ import hashlib
 import uuid
 
 import pytest
+from django.utils import timezone
 
 from glint.accounts.choices import CopiesRunAt
 from glint.inventory.models import Image
-from glint.inventory.poller import poll_repos
-from glint.jobs import services
+from glint.inventory.poller import poll_repos, request_refresh
+from glint.jobs import services, states
 from glint.jobs.matrix import group_matrix
 from glint.jobs.models import Job
 from glint.matrix.rows import CellState
@@ -163,3 +164,26 @@ def test_a_group_may_run_its_copies_at_the_source_s_site(devcloud, group_a, repo
     (job,) = services.submit_copy(group_a, source=source, targets=[two, three]).new_jobs
 
     assert job.site == "here" and {t.repo_id for t in job.targets.all()} == {two.pk, three.pk}
+
+
+def test_a_done_copy_keeps_its_cell_until_the_repo_is_polled(devcloud, group_a, repos, image_name):
+    """Between a job's end and the poll it asks for, the listing does not hold the new copy yet:
+    the cell must not flash back to absent, and must speak for itself again once polled."""
+    one, two, _three = repos
+    image_id = upload(devcloud, "devcloud-1", image_name, 4096)
+    poll_repos(repos)
+    (job,) = services.submit_copy(
+        group_a, source=Image.objects.get(repo=one, image_id=image_id), targets=[two]
+    ).new_jobs
+    job.targets.update(state=states.TargetState.DONE.value)
+    Job.objects.filter(pk=job.pk).update(state=states.DONE, finished=timezone.now())
+    request_refresh([two.pk])
+
+    def cell():
+        overlays = services.cell_overlays(group_a)
+        row = next(r for r in group_matrix(group_a, overlays=overlays).rows if r.name == image_name)
+        return row.cells[two.pk]
+
+    assert cell().state == CellState.VERIFYING and "waiting for the repo" in cell().reason
+    poll_repos([two])
+    assert cell().state == CellState.ABSENT  # the listing speaks (no copy was really made here)

@@ -25,7 +25,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import Q
+from django.db.models import BooleanField, ExpressionWrapper, F, Q
 from django.utils import timezone
 
 from glint.accounts.access import visible_group
@@ -243,14 +243,24 @@ _COPY_CELLS = {
 }
 
 
+# A done target whose repo's poll, asked for by the job's end, has not run yet: its result is not
+# in the listing. (A refresh asked for later by someone else no longer counts as the job's.)
+_LISTING_PENDING = Q(
+    state=states.TargetState.DONE.value,
+    repo__inventory__refresh_requested_at__gte=F("job__finished"),
+    repo__inventory__refresh_requested_at__lte=F("job__finished") + datetime.timedelta(minutes=1),
+)
+
+
 def cell_overlays(group: Group) -> list[JobCell]:
     """What jobs say of the group's cells now, newest job first, in one query.
 
     A cell's most recent copy or delete job speaks for it: queued / copying n% / verifying for a
     copy under way, deleting for a delete under way, and failed (with the reason) for a target
     that failed within the last :data:`FAILED_CELL_DAYS` days and is not being retried
-    automatically right now (then it shows queued). Cells of finished, cancelled or done targets
-    are the inventory's (``cell`` None).
+    automatically right now (then it shows queued). A done target whose repo has not been polled
+    since keeps showing verifying (deleting) until the poll lists the result. Cells of other
+    finished, cancelled or done targets are the inventory's (``cell`` None).
 
     Returns:
         One :class:`~glint.matrix.rows.JobCell` per job target, named by the job's row as it was
@@ -267,7 +277,9 @@ def cell_overlays(group: Group) -> list[JobCell]:
             Q(job__state__in=states.JOB_ACTIVE_STATES)
             | Q(job__next_attempt_at__isnull=False)
             | Q(state=states.TargetState.FAILED.value, job__finished__gte=since)
+            | _LISTING_PENDING
         )
+        .annotate(listing_pending=ExpressionWrapper(_LISTING_PENDING, BooleanField()))
         .order_by("-job__created", "-job_id")
         .values_list(
             "repo_id",
@@ -280,12 +292,30 @@ def cell_overlays(group: Group) -> list[JobCell]:
             "job__image_name",
             "job__content_key",
             "job__state",
+            "listing_pending",
         )
     )
     found = []
-    for repo_id, state, done, total, error, next_at, kind, name, content_key, job_state in targets:
+    for (
+        repo_id,
+        state,
+        done,
+        total,
+        error,
+        next_at,
+        kind,
+        name,
+        content_key,
+        job_state,
+        listing_pending,
+    ) in targets:
         progress = min(100, int(done * 100 / total)) if total else None
-        if state == states.TargetState.FAILED.value:
+        if listing_pending and job_state not in states.JOB_ACTIVE_STATES:
+            # Done, but the repo's poll that will list the result has not run yet: the cell
+            # keeps what the job was doing rather than flash back to what the listing showed.
+            shown = CellState.DELETING if kind == states.DELETE else CellState.VERIFYING
+            cell = Cell(shown, reason="done; waiting for the repo's listing")
+        elif state == states.TargetState.FAILED.value:
             if next_at is not None:
                 cell = Cell(CellState.QUEUED, reason=f"retrying: {error}")
             else:
