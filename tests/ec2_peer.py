@@ -132,10 +132,15 @@ class Recording:
         self.text = self._call("download-recording")
         self._call("reset-recording")
 
+    def block_reads(self) -> int:
+        """How many ListSnapshotBlocks and GetSnapshotBlock requests were received."""
+        return len(_BLOCK_READ.findall(self.text))
+
     def block_puts(self) -> list[int]:
         # Matched in the raw text: the recorder appends requests of concurrent threads, and
         # each entry has these two keys side by side.
         return [int(i) for i in _BLOCK_PUT.findall(self.text)]
 
 
+_BLOCK_READ = re.compile(r'"method": "GET", "url": "[^"]*/snapshots/[^/"]+/(changed)?blocks')
 _BLOCK_PUT = re.compile(r'"method": "PUT", "url": "[^"]*/snapshots/[^/"]+/blocks/(\d+)')

@@ -19,9 +19,10 @@ from glint.replication import (
     CopyTarget,
     SourceVerificationFailed,
     TargetOutcome,
+    TargetVerificationFailed,
     copy_image,
 )
-from tests.ec2_peer import peer_client, peer_connection
+from tests.ec2_peer import Recording, peer_client, peer_connection
 from tests.replication.helpers import (
     SOURCE,
     TARGETS,
@@ -59,19 +60,26 @@ def _snapshots_named(client, name: str) -> list[dict]:
     ]
 
 
-def test_a_glance_image_copied_to_ec2_is_verified(clouds, ec2):
+def test_a_glance_image_copied_to_ec2_is_verified_without_reading_it_back(
+    clouds, ec2, devcloud_ec2
+):
     driver, client, made = ec2
     name = clouds.name("to-ec2")
     source_id = clouds.make_image(SOURCE, 700 * KIB + 3, name=name)
-    result = copy_image(
-        CopySource(clouds.driver(SOURCE), source_id, repo_ref="r1"),
-        [CopyTarget("ec2", driver)],
-    )
+    with Recording(devcloud_ec2.ec2_peer) as received:
+        result = copy_image(
+            CopySource(clouds.driver(SOURCE), source_id, repo_ref="r1"),
+            [CopyTarget("ec2", driver)],
+        )
     target = result.targets["ec2"]
     assert result.ok, target.error
     made.append(target.image_id)
+    # Proven by what EBS checked on the way in (each block against the checksum of the verified
+    # bytes sent, Capabilities.checked_writes): the copy is not read back.
+    assert received.block_puts() and received.block_reads() == 0
     copy = driver.get_image(target.image_id)
     assert copy.name == name and copy.size == 700 * KIB + 3
+    assert copy.properties["glint_sha256"] == result.sha256
     with clouds.driver(SOURCE) as glance, glance.open_read(source_id) as reader:
         want = b"".join(reader)
     with driver.open_read(target.image_id) as reader:
@@ -158,7 +166,9 @@ def _to_ec2(clouds, ec2, cache, image: bytes, name: str, observer=None):
     return result
 
 
-def test_a_qcow2_image_reaches_ec2_as_raw_and_other_targets_as_it_is(clouds, ec2, qcow2, tmp_path):
+def test_a_qcow2_image_reaches_ec2_as_raw_and_other_targets_as_it_is(
+    clouds, ec2, qcow2, tmp_path, devcloud_ec2
+):
     driver, _client, _made = ec2
     image, raw = qcow2
     cache = ContentCache(tmp_path / "cache")
@@ -363,3 +373,18 @@ def test_a_copy_image_refused_for_an_ami_of_another_account_streams_the_image(de
     assert target.outcome is TargetOutcome.COPIED and target.bytes_written == len(data)
     assert any("would not copy the image itself" in w for w in target.warnings), target.warnings
     assert _bytes(driver, target.image_id) == data
+
+
+def test_a_conversion_changed_in_the_cache_is_never_sent_as_complete(tmp_path):
+    """The last chunk of a conversion sent to a cloud that checks writes waits for its hash."""
+    from glint.replication.target_run import _file_chunks
+
+    path = tmp_path / "converted"
+    path.write_bytes(os.urandom(3 * 1024 * KIB + 5))
+    good = _sha256(path.read_bytes())
+    assert b"".join(_file_chunks(path, good)) == path.read_bytes()
+    sent: list[bytes] = []
+    with pytest.raises(TargetVerificationFailed, match="no longer hashes"):
+        for chunk in _file_chunks(path, "0" * 64):
+            sent.append(chunk)
+    assert sum(map(len, sent)) == 3 * 1024 * KIB  # the last chunk (5 bytes) was held back

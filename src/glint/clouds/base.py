@@ -230,6 +230,10 @@ class Capabilities:
         disk_formats: The only disk formats the cloud stores, the first one preferred (EC2:
             ``raw``); empty: whatever format the image declares. The engine converts an image
             of another format to the first one on the way.
+        checked_writes: Whether the cloud checks every part it stores against a checksum the
+            driver computed from the bytes it was given, and refuses a mismatch (EBS direct's
+            per-block SHA-256): a write that succeeded holds exactly those bytes, so a copy of
+            proven bytes needs no read-back.
     """
 
     import_methods: tuple[str, ...] = ()
@@ -240,6 +244,7 @@ class Capabilities:
     writes_in_one_step: bool = False
     verified_reads: bool = False
     disk_formats: tuple[str, ...] = ()
+    checked_writes: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -731,6 +731,7 @@ class Ec2Driver(CloudDriver):
             writes_in_one_step=True,
             verified_reads=True,
             disk_formats=("raw",),
+            checked_writes=True,
         )
 
     def import_web_download(self, image_id: str, url: str) -> None:

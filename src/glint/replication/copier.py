@@ -239,11 +239,14 @@ class Copy:
         # Only with a spool: when a target's hash differs, hashing the spool tells whether the
         # source is corrupt. An upload's declared checksum is a claim Glint checks itself.
         # Not when a target converts: it works from the cache entry, so the source's bytes
-        # must be proven by the time the read ends, not by another target's hash later.
+        # must be proven by the time the read ends, not by another target's hash later. Nor
+        # when a target's cloud checks writes instead of hashing the whole image (EC2): its
+        # copy is proven by the bytes sent, so those must be proven against the source.
         self.clouds_prove = (
             self.spool is not None
             and not self.source.trusted_stream
             and not converting
+            and not any(r.checked_writes() for r in writers)
             and clouds_prove(record, target_algos)
         )
         algorithms = ("sha256",) if self.clouds_prove else algorithms_for(record, target_algos)

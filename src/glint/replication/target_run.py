@@ -8,6 +8,7 @@ image (a failure after the image was created always deletes it).
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 import threading
 import time
@@ -49,7 +50,7 @@ from glint.replication.fanout import Feed
 from glint.replication.hashing import stored_digests
 from glint.replication.image_safety import read_head, unsafe_reason
 from glint.replication.policies import ConflictPolicy
-from glint.replication.verify import check_copy, same_content, wait_active
+from glint.replication.verify import check_copy, check_size, same_content, wait_active
 
 if TYPE_CHECKING:
     from glint.replication.copier import Copy
@@ -148,7 +149,8 @@ class TargetRun:
             if self.convert_to:
                 self._convert()
                 assert self.converted is not None
-                self._write(_file_chunks(self.converted.path), self.converted.size)
+                proven = self.converted.sha256 if self.checked_writes() else None
+                self._write(_file_chunks(self.converted.path, proven), self.converted.size)
             else:
                 self.copy.fanout_ready.wait()
                 if self.feed is None:  # the fan-out never started
@@ -435,6 +437,11 @@ class TargetRun:
         self.image_id = write_id
         self.copy.pump.call(self.copy.observer.image_created, self.target.key, write_id)
 
+    def checked_writes(self) -> bool:
+        """Whether the target cloud checks what it stores against what it was given."""
+        capabilities = self._capabilities()
+        return not isinstance(capabilities, CloudError) and capabilities.checked_writes
+
     def _writes_in_one_step(self) -> bool:
         capabilities = self._capabilities()
         # no discovery call: the usual create, then write
@@ -503,6 +510,18 @@ class TargetRun:
         )
         source = self.copy.record
         assert source is not None
+        if self.checked_writes() and not self.result.spooled:
+            # The cloud checked every part it stored against checksums of the bytes it was given
+            # (see Capabilities.checked_writes), and those bytes were proven as they were sent:
+            # the fan-out's stream against the source, or the conversion re-hashed on its way
+            # (_file_chunks). Bytes re-read from the spool were not, so they are read back.
+            if self.converted is not None:
+                size, digests = self.converted.size, self.converted.hashes
+            else:
+                size, digests = fanout.size, fanout.digests
+            check_size(record, size)
+            self._keep(record, digests, TargetOutcome.COPIED)
+            return
         if self.converted is not None:
             # It holds the conversion's bytes, not the source's: checked against their digest.
             check_copy(self.driver, record, self.converted.size, self.converted.hashes)
@@ -590,8 +609,21 @@ class TargetRun:
                 self._warn(f"the old image {old.id} named {self.name!r} was kept: {exc}")
 
 
-def _file_chunks(path: Path) -> Iterator[bytes]:
-    """A cache file's bytes, in chunks."""
+def _file_chunks(path: Path, sha256: str | None = None) -> Iterator[bytes]:
+    """A cache file's bytes, in chunks. With ``sha256``, they are hashed as they are read and the
+    last chunk is held back until they hash to it, so a cloud that checks what it is given
+    (``Capabilities.checked_writes``) never completes a write of other bytes."""
+    hasher = hashlib.sha256() if sha256 else None
     with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK_SIZE):
-            yield chunk
+        held = handle.read(CHUNK_SIZE)
+        while held:
+            following = handle.read(CHUNK_SIZE)
+            if hasher is not None:
+                hasher.update(held)
+                if not following and hasher.hexdigest() != sha256:
+                    raise TargetVerificationFailed(
+                        f"the converted image in the cache ({path.name}) no longer hashes to "
+                        f"{sha256}; nothing was kept"
+                    )
+            yield held
+            held = following

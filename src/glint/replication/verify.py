@@ -22,7 +22,7 @@ from glint.replication.errors import (
 )
 from glint.replication.hashing import MultiHasher
 
-__all__ = ["wait_active", "check_copy", "same_content"]
+__all__ = ["wait_active", "check_copy", "check_size", "same_content"]
 
 _MAX_POLL_INTERVAL = 5.0
 
@@ -100,8 +100,7 @@ def check_copy(
         TargetVerificationFailed: Size or hash differ.
     """
     what = f"target image {record.id}"
-    if record.size is not None and size is not None and record.size != size:
-        raise TargetVerificationFailed(f"{what} holds {record.size} bytes but {size} were sent")
+    check_size(record, size)
     algo, stored = record.hash_algo, record.hash_value
     if algo and stored and algo in digests:
         expected = digests[algo]
@@ -125,6 +124,14 @@ def check_copy(
             f"was damaged on the way and has been deleted"
         )
     return algo
+
+
+def check_size(record: ImageRecord, size: int | None) -> None:
+    """Raise TargetVerificationFailed when the target holds another number of bytes than sent."""
+    if record.size is not None and size is not None and record.size != size:
+        raise TargetVerificationFailed(
+            f"target image {record.id} holds {record.size} bytes but {size} were sent"
+        )
 
 
 def _read_back(driver: CloudDriver, image_id: str, algo: str) -> str:
