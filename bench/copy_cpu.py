@@ -32,6 +32,7 @@ from pathlib import Path
 import devcloud
 from glint.clouds import CHUNK_SIZE, RepoConnection, get_driver
 from glint.replication import ContentCache, CopySource, CopyTarget, TargetOutcome, copy_image
+from glint.replication.chunk_memory import map_chunks_separately
 
 MIB = 1024 * 1024
 SOURCE = "devcloud-1"
@@ -85,11 +86,10 @@ def copy_once(dc: devcloud.Devcloud, image_id: str, targets: list[str]) -> tuple
             )
             spent = _cpu() - before
             cached = _spool_bytes(cache_dir)
-            spooled = [k for k, t in result.targets.items() if t.spooled]
-            print(
-                f"  spooled {result.spooled_bytes // MIB} MiB (targets that lagged: {spooled})",
-                flush=True,
-            )
+            lagged = [k for k, t in result.targets.items() if t.spooled]
+            # spooled_bytes: None for the engine before issue 13 (run against an older tree).
+            spooled = getattr(result, "spooled_bytes", None)
+            print(f"  spooled {spooled} bytes; targets that lagged: {lagged}", flush=True)
             errors = {k: t.error for k, t in result.targets.items() if t.error is not None}
             outcomes = {t.outcome for t in result.targets.values()}
             if not result.ok or outcomes != {TargetOutcome.COPIED}:
@@ -139,6 +139,7 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, help="write a cProfile of one more copy here")
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
+    map_chunks_separately()  # as glint serve does (glint.cli.main)
     dc = devcloud.Devcloud.load(args.devcloud)
     targets = [name for name in dc.cloud_names() if name != SOURCE and "-" in name]
     targets = [name for name in targets if name.count("-") == 1]  # one project per cloud

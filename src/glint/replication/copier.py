@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from glint.clouds import CHUNK_SIZE, CloudDriver, CloudError, ImageRecord
 from glint.replication import properties as props
 from glint.replication.cache import CacheEntry, ContentCache, Spool
+from glint.replication.chunk_memory import ChunkPool
 from glint.replication.copy_types import (
     CopyObserver,
     CopyOptions,
@@ -425,13 +426,15 @@ def cache_image(
 
 
 def _resuming_read(driver: CloudDriver, image_id: str, attempts: int) -> Iterator[bytes]:
-    """The source's bytes, resumed at the byte where a broken stream stopped."""
+    """The source's bytes, resumed at the byte where a broken stream stopped, read into a
+    pool of reused buffers where the driver can (see chunk_memory.ChunkPool)."""
     offset = 0
     failures = 0
+    pool = ChunkPool()
     while True:
         try:
             with driver.open_read(image_id, offset) as reader:
-                for chunk in reader:
+                for chunk in reader.chunks_into(pool.take):
                     offset += len(chunk)
                     yield chunk
             return

@@ -6,27 +6,28 @@ Threads and buffers::
        ├──chunk──► feed B ──► writer B: driver.write_data(id, feed B)
        └──chunk──► sink (hash; spool to disk)       bounded queue: the reader waits
 
-The reader hands the *same* bytes object to the sink and to every feed (no copy per target).
-Each feed holds at most ``lag_limit_bytes`` in memory. The reader keeps pace with the fastest
-target: it waits while every target is more than half that far behind it. A target that falls
-behind the reader by the limit (so at least half of it behind the fastest one) is *detached*:
-the reader stops giving it chunks and it continues reading the spool file, which the sink writes
-as fast as the disk takes it, so neither the source nor the other targets wait for it (issue 4:
-"a slow target never stalls the others").
+The reader hands the *same* chunk to the sink and to every feed (no copy per target); it reads
+the source into a pool of reused buffers where the driver can (``chunk_memory.ChunkPool``).
+Each feed holds at most ``lag_limit_bytes`` in memory. The reader keeps the pace of the
+*slowest* target taking chunks from memory: it waits while one is more than half that limit
+behind. A target the others have waited for, with nothing left to send, for ``PATIENCE``
+seconds in all is *detached*: the reader stops giving it chunks and it reads what it skipped
+from the spool file, which the sink writes as fast as the disk takes it, so neither the source
+nor the other targets wait for it any longer (issue 4: "a slow target never stalls the
+others"); a feed that fills its whole limit detaches at once. While every target is behind,
+detached or not, the reader waits for the fastest. A detached target that has read the spool to
+within a quarter of its limit of the reader takes chunks from memory again.
 
 The sink writes into the spool only the chunks some detached target skipped (the reader offers
-each chunk to the feeds before it hands it to the sink, saying whether one skipped it), and a
-detached target that has read the spool to within half its limit of the reader takes chunks from
-memory again: a copy where every target keeps up writes nothing to disk, and one where a target
-lags for a while writes only that while (issue 13: the spool's writes were the largest part of
-the engine's CPU). Only a caller that must keep the whole stream (the cache entry of a source that
-cannot be read again, an image read into the cache) spools it from the first byte. Pages of a
-file that is kept are dropped from the page cache once every reader is past them
-(:meth:`Spool.release`); a spool that is thrown away at the end is left alone, so the kernel
-never writes its pages back for nothing. Pacing to the fastest
-rather than reading the source as fast as it comes keeps targets of about the same speed on the
-chunks in memory: each spool read is one more copy of every byte, and CPU (the bench's copy
-profile had 8% of ``glint serve`` in spool reads when every target detached within a second).
+each chunk to the feeds before it hands it to the sink, saying whether one skipped it): a copy
+where every target keeps up writes nothing to disk, and one where a target lags for a while
+writes only that while (issue 13: the spool's writes and reads, ~4 CPU-s per GiB spooled here,
+were the largest part of the engine's CPU). Pacing to the slowest costs a copy no time, which
+ends with its slowest target anyway, and keeps targets of about the same speed on the chunks in
+memory. Only a caller that must keep the whole stream (the cache entry of a source that cannot
+be read again, an image read into the cache) spools all of it. Pages of a file that is kept are
+dropped from the page cache once every reader is past them (:meth:`Spool.release`); a spool that
+is thrown away at the end is left alone, so the kernel never writes its pages back for nothing.
 Without a spool, a full feed makes the reader wait instead, which is plain back-pressure.
 
 Each feed withholds the end of its stream until the sink has checked the bytes against the
@@ -53,11 +54,11 @@ __all__ = ["Feed", "FanOut"]
 #: so this only smooths bursts.
 SINK_QUEUE_CHUNKS = 4
 
-#: Seconds a target may hold the reader back without a break (the reader waited for it at
-#: every chunk) before it is detached to the spool. The reader keeps the pace of the slowest
-#: target until then: a target that hiccups, or is a few percent slower than the others, costs
-#: a short wait and no spooled byte, while one that is really slower lets the others go on
-#: after this long.
+#: Seconds in all the other targets may wait for one target, with nothing left to send, before
+#: it is detached to the spool. The reader keeps the pace of the slowest target until then: a
+#: target that hiccups, or is a few percent slower than the others, costs them short waits and
+#: no spooled byte (a copy's time is its slowest target's anyway), while one that is really
+#: slower lets the others go on after about this long.
 PATIENCE = 1.0
 
 _END = object()
@@ -79,8 +80,8 @@ class Feed:
 
     The queue holds chunks in memory and, where the target fell behind, :class:`_SpoolRun` s:
     a detached feed skips chunks (the sink spools them for it) until it has read the spool to
-    within half its limit of the reader, then it takes chunks from memory again, so the spool
-    is written only while some target lags.
+    within a quarter of its limit of the reader, then it takes chunks from memory again, so the
+    spool is written only while some target lags.
 
     Args:
         limit_bytes: Most bytes buffered in memory for this target.
@@ -90,7 +91,7 @@ class Feed:
     def __init__(self, limit_bytes: int, spool: Spool | None):
         self._limit = limit_bytes
         self._spool = spool
-        self._queue: collections.deque[bytes | _SpoolRun] = collections.deque()
+        self._queue: collections.deque[bytes | memoryview | _SpoolRun] = collections.deque()
         self._buffered = 0
         self._cond = threading.Condition()
         self._offered = 0
@@ -136,6 +137,16 @@ class Feed:
         """Whether this target skips the chunks offered now (it is detached)."""
         return self._run is not None
 
+    @property
+    def detaching(self) -> bool:
+        """Whether this target skips chunks from the next one offered (see :meth:`detach`)."""
+        return self._detach_next
+
+    @property
+    def starved(self) -> bool:
+        """Whether this target is being written and has nothing left to send."""
+        return self.open and self._offered <= self.sent
+
     def detach(self) -> None:
         """Skip chunks from the next one offered, reading them from the spool (the reader gave
         up waiting for this target)."""
@@ -156,7 +167,9 @@ class Feed:
             if self._closed:
                 return False
             if self._run is not None:
-                if offset - self.sent > self._limit // 2:
+                # Back to memory only well inside the distance it detached at, so a target at
+                # about the reader's pace does not flip between the two at every chunk.
+                if offset - self.sent > self._limit // 4:
                     self._cond.notify_all()
                     return True
                 self._run.end = offset  # caught up: back to chunks from memory
@@ -228,7 +241,7 @@ class Feed:
                 if not self._queue:
                     return
                 item = self._queue.popleft()
-                if isinstance(item, bytes):
+                if not isinstance(item, _SpoolRun):
                     self._buffered -= len(item)
                     self._cond.notify_all()
             if isinstance(item, _SpoolRun):
@@ -304,8 +317,8 @@ class FanOut:
         self._verdict = verdict
         self._sink_queue: queue.Queue = queue.Queue(SINK_QUEUE_CHUNKS)
         self._room = threading.Condition()
-        #: When each target that keeps holding the reader back first did (see _keep_pace).
-        self._held_since: dict[Feed, float] = {}
+        #: Seconds the other targets waited, with nothing to send, for each (see _keep_pace).
+        self._cost: dict[Feed, float] = {}
         for feed in feeds:
             feed.pace(self._room, self._release_spool)
         self._stop = threading.Event()
@@ -357,38 +370,36 @@ class FanOut:
             self._put_sink(_END)
 
     def _keep_pace(self, size: int) -> None:
-        """Wait while a target taking chunks from memory is over half its lag limit behind, up
-        to :data:`PATIENCE` without a break; then detach it (it reads the spool) and go on. So
-        the slowest target sets the pace unless it is really slower, and nothing is spooled
-        while the targets keep about the same pace. However long it takes, wait while *every*
-        target being written is that far behind, whether it takes chunks from memory or from the
-        spool: the fastest one sets the pace then (a target that detached early, at a slow
-        start, must not be held to the pace of the slower ones still attached). Full feeds
-        detach when the chunk is offered. Without a spool ``offer`` itself waits."""
+        """Wait while a target taking chunks from memory is over half its lag limit behind:
+        the slowest target sets the pace, and nothing is spooled while the targets keep about
+        the same pace. A target the others have waited for, with nothing left to send, for
+        :data:`PATIENCE` seconds in all is detached (it reads the spool) and the reader goes on
+        without it. However long it takes, wait while *every* target being written is that far
+        behind, whether it takes chunks from memory or from the spool: the fastest one sets the
+        pace then (a target that detached early, at a slow start, must not be held to the pace
+        of the slower ones still attached). Full feeds detach when the chunk is offered.
+        Without a spool ``offer`` itself waits."""
         if self._spool is None:
             return
-        held: set[Feed] = set()
         with self._room:
             while not self._stop.is_set():
                 open_feeds = [feed for feed in self._feeds if feed.open]
                 behind = [feed for feed in open_feeds if not feed.has_room(size)]
-                holding = [feed for feed in behind if not feed.lagging]
+                holding = [feed for feed in behind if not (feed.lagging or feed.detaching)]
                 if len(behind) < len(open_feeds) and not holding:
-                    break
-                now = time.monotonic()
-                held.update(holding)
-                if len(behind) < len(open_feeds):
-                    for feed in holding:
-                        since = self._held_since.setdefault(feed, now)
-                        if now - since >= PATIENCE:
-                            feed.detach()
-                            held.discard(feed)
-                    if all(feed.lagging or feed not in held for feed in holding):
-                        break
+                    return
+                # Others starve while the reader waits for ``holding``: that wait is its cost.
+                starved = any(feed.starved for feed in open_feeds if feed not in behind)
+                waited_at = time.monotonic()
                 self._room.wait(0.05)
-        for feed in self._feeds:
-            if feed not in held:
-                self._held_since.pop(feed, None)
+                if not starved:
+                    continue
+                waited = time.monotonic() - waited_at
+                for feed in holding:
+                    self._cost[feed] = self._cost.get(feed, 0.0) + waited
+                    if self._cost[feed] >= PATIENCE:
+                        self._cost[feed] = 0.0  # a fresh allowance if it catches up
+                        feed.detach()
 
     def _release_spool(self) -> None:
         """Drop the pages of a kept spool file that every reader has passed: the reader (when it
