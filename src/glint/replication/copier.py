@@ -334,8 +334,8 @@ class Copy:
                     assert spool is not None
                     chunks = _spool_chunks(spool)
                 else:
-                    # Every target's upload has ended, so the reader thread is done with the
-                    # source's driver.
+                    # Called once a target's upload ended, so the reader thread has read the
+                    # source to its end and is done with the source's driver.
                     chunks = _resuming_read(
                         self.source.driver, record.id, self.options.read_attempts
                     )
