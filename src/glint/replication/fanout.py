@@ -11,12 +11,13 @@ the source into a pool of reused buffers where the driver can (``chunk_memory.Ch
 Each feed holds at most ``lag_limit_bytes`` in memory. The reader keeps the pace of the
 *slowest* target taking chunks from memory: it waits while one is more than half that limit
 behind. A target the others have waited for, with nothing left to send, for ``PATIENCE``
-seconds in all is *detached*: the reader stops giving it chunks and it reads what it skipped
-from the spool file, which the sink writes as fast as the disk takes it, so neither the source
-nor the other targets wait for it any longer (issue 4: "a slow target never stalls the
-others"); a feed that fills its whole limit detaches at once. While every target is behind,
-detached or not, the reader waits for the fastest. A detached target that has read the spool to
-within a quarter of its limit of the reader takes chunks from memory again.
+seconds (of late: older waits count less) is *detached*: the reader stops giving it chunks
+and it reads what it skipped from the spool file, which the sink writes as fast as the disk
+takes it, so neither the source nor the other targets wait for it any longer (issue 4: "a slow
+target never stalls the others"); a feed that fills its whole limit detaches at once. While
+every target is behind, detached or not, the reader waits for the fastest. A detached target
+that has read the spool to within a quarter of its limit of the reader takes chunks from memory
+again.
 
 The sink writes into the spool only the chunks some detached target skipped (the reader offers
 each chunk to the feeds before it hands it to the sink, saying whether one skipped it): a copy
@@ -38,6 +39,7 @@ off before the cloud can accept them, and no target keeps a corrupt copy.
 from __future__ import annotations
 
 import collections
+import math
 import queue
 import threading
 import time
@@ -54,12 +56,15 @@ __all__ = ["Feed", "FanOut"]
 #: so this only smooths bursts.
 SINK_QUEUE_CHUNKS = 4
 
-#: Seconds in all the other targets may wait for one target, with nothing left to send, before
-#: it is detached to the spool. The reader keeps the pace of the slowest target until then: a
-#: target that hiccups, or is a few percent slower than the others, costs them short waits and
-#: no spooled byte (a copy's time is its slowest target's anyway), while one that is really
-#: slower lets the others go on after about this long.
+#: Seconds the other targets may wait for one target, with nothing left to send, before it is
+#: detached to the spool, counted with a memory of :data:`PATIENCE_MEMORY` seconds (an older
+#: wait counts less, by e^(-age / memory)). The reader keeps the pace of the slowest target until
+#: then: a target that hiccups, or keeps the others waiting less than about a quarter of the
+#: time, costs them short waits and no spooled byte (a copy's time is its slowest target's
+#: anyway, and on a machine whose cores are busy every spooled byte slows all of them), while
+#: one that stalls, or is really slower, lets the others go on after a second or two.
 PATIENCE = 1.0
+PATIENCE_MEMORY = 4.0
 
 _END = object()
 
@@ -317,8 +322,9 @@ class FanOut:
         self._verdict = verdict
         self._sink_queue: queue.Queue = queue.Queue(SINK_QUEUE_CHUNKS)
         self._room = threading.Condition()
-        #: Seconds the other targets waited, with nothing to send, for each (see _keep_pace).
-        self._cost: dict[Feed, float] = {}
+        #: For each target: how long the others waited for it, with nothing to send, as of
+        #: when (see _keep_pace and PATIENCE).
+        self._cost: dict[Feed, tuple[float, float]] = {}
         for feed in feeds:
             feed.pace(self._room, self._release_spool)
         self._stop = threading.Event()
@@ -373,12 +379,12 @@ class FanOut:
         """Wait while a target taking chunks from memory is over half its lag limit behind:
         the slowest target sets the pace, and nothing is spooled while the targets keep about
         the same pace. A target the others have waited for, with nothing left to send, for
-        :data:`PATIENCE` seconds in all is detached (it reads the spool) and the reader goes on
-        without it. However long it takes, wait while *every* target being written is that far
-        behind, whether it takes chunks from memory or from the spool: the fastest one sets the
-        pace then (a target that detached early, at a slow start, must not be held to the pace
-        of the slower ones still attached). Full feeds detach when the chunk is offered.
-        Without a spool ``offer`` itself waits."""
+        :data:`PATIENCE` seconds (of late: see there) is detached (it reads the spool) and the
+        reader goes on without it. However long it takes, wait while *every* target being
+        written is that far behind, whether it takes chunks from memory or from the spool: the
+        fastest one sets the pace then (a target that detached early, at a slow start, must not
+        be held to the pace of the slower ones still attached). Full feeds detach when the
+        chunk is offered. Without a spool ``offer`` itself waits."""
         if self._spool is None:
             return
         with self._room:
@@ -394,11 +400,13 @@ class FanOut:
                 self._room.wait(0.05)
                 if not starved:
                     continue
-                waited = time.monotonic() - waited_at
+                now = time.monotonic()
                 for feed in holding:
-                    self._cost[feed] = self._cost.get(feed, 0.0) + waited
-                    if self._cost[feed] >= PATIENCE:
-                        self._cost[feed] = 0.0  # a fresh allowance if it catches up
+                    cost, then = self._cost.get(feed, (0.0, now))
+                    cost = cost * math.exp((then - now) / PATIENCE_MEMORY) + now - waited_at
+                    self._cost[feed] = (cost, now)
+                    if cost >= PATIENCE:
+                        del self._cost[feed]  # a fresh allowance if it catches up
                         feed.detach()
 
     def _release_spool(self) -> None:
