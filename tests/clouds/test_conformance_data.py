@@ -23,6 +23,7 @@ from glint.clouds import (
     NotFound,
     SizeMismatch,
 )
+from glint.replication.chunk_memory import ChunkPool
 from tests.clouds.helpers import unique_name
 
 from .streams import Hashes, MiB, same_bytes, seeded_chunks
@@ -96,6 +97,23 @@ def test_read_from_the_end_yields_nothing(target, new_image):
     record = new_image("end").write(seeded_chunks(2, size), size=size)
     with target.driver.open_read(record.id, offset=size) as reader:
         assert list(reader) == []
+
+
+def test_read_into_reused_buffers_is_byte_identical_and_resumes(target, new_image):
+    """``chunks_into``: the same bytes as iterating, from the start and from an offset, into
+    buffers the caller reuses (the engine's ChunkPool): a driver that reads straight into them
+    (Glance) never writes a buffer the caller still holds, and needs only a few of them."""
+    size = 5 * MiB + 4321
+    record = new_image("into").write(seeded_chunks(3, size), size=size)
+    for offset in (0, 2 * MiB + 5):
+        pool, got = ChunkPool(), Hashes()
+        with target.driver.open_read(record.id, offset=offset) as reader:
+            list(got.tee(bytes(chunk) for chunk in reader.chunks_into(pool.take)))
+        want = Hashes()
+        list(want.tee([_slice(seeded_chunks(3, size), offset, size)]))
+        assert got.size == size - offset
+        assert got.hexdigest("sha256") == want.hexdigest("sha256")
+        assert len(pool) <= 2
 
 
 def _slice(chunks, start, stop):

@@ -37,6 +37,7 @@ class FakeCloud:
         self.data: dict[str, bytes] = {}
         self.lock = threading.Lock()
         self.break_read_at: int | None = None  # the next read breaks after this many bytes
+        self.read_rate: float | None = None  # bytes per second read, None: no limit
         self.write_rate: float | None = None  # bytes per second written, None: no limit
         self.write_delay = 0.0  # seconds an upload waits before taking its first chunk
         self.write_started = threading.Event()
@@ -117,6 +118,8 @@ class _Reader(ImageReader):
                 raise TransferInterrupted(f"broke at byte {position}")
             chunk = self._data[position : position + 65536]
             position += len(chunk)
+            if self._cloud.read_rate:
+                time.sleep(len(chunk) / self._cloud.read_rate)
             yield chunk
 
     def close(self) -> None:

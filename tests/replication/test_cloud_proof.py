@@ -77,19 +77,23 @@ def hashless(driver):
     return driver
 
 
-def copy(clouds, source_id, targets, tmp_path):
+def copy(clouds, source_id, targets, tmp_path, *, read_once=False):
     return copy_image(
-        CopySource(clouds.driver(SOURCE), source_id, repo_ref="r1"),
+        CopySource(clouds.driver(SOURCE), source_id, repo_ref="r1", read_once=read_once),
         targets,
         cache=ContentCache(tmp_path / "cache", min_free_bytes=0),
     )
 
 
+@pytest.mark.parametrize("read_once", [False, True])
 def test_the_targets_hash_proves_the_copy_and_glint_hashes_only_sha256(
-    clouds, tmp_path, stream_algorithms
+    clouds, tmp_path, stream_algorithms, read_once
 ):
+    """Also for a source that can be read only once: its whole stream is spooled, and kept in
+    the cache once the target's hash proved it."""
     source_id = clouds.make_image(SOURCE, 700 * KIB + 3)
-    result = copy(clouds, source_id, [CopyTarget("t", clouds.driver(SHA512_TARGET))], tmp_path)
+    target = CopyTarget("t", clouds.driver(SHA512_TARGET))
+    result = copy(clouds, source_id, [target], tmp_path, read_once=read_once)
 
     assert result.ok, result.targets["t"].error
     assert stream_algorithms == [("sha256",)]
@@ -99,9 +103,11 @@ def test_the_targets_hash_proves_the_copy_and_glint_hashes_only_sha256(
         copy_record = driver.get_image(result.targets["t"].image_id)
     assert copy_record.hash_value == source.hash_value
     assert copy_record.properties["glint_sha256"] == result.sha256
-    # The proven bytes stay in the cache, findable by the source's own hash.
     entry = ContentCache(tmp_path / "cache").find("sha512", source.hash_value)
-    assert entry is not None and entry.sha256 == result.sha256
+    if read_once:  # the proven bytes stay in the cache, findable by the source's own hash
+        assert entry is not None and entry.sha256 == result.sha256
+    else:  # nothing was spooled (the target kept up), so nothing is kept
+        assert result.spooled_bytes == 0 and entry is None
 
 
 def test_a_copy_whose_hash_differs_from_the_sources_is_refused(clouds, tmp_path):
@@ -123,12 +129,16 @@ def test_a_copy_whose_hash_differs_from_the_sources_is_refused(clouds, tmp_path)
     assert result.hashes["sha512"] == result.source.hash_value
 
 
-def test_a_corrupt_source_is_named_when_every_targets_hash_differs(clouds, tmp_path):
+@pytest.mark.parametrize("read_once", [False, True])
+def test_a_corrupt_source_is_named_when_every_targets_hash_differs(clouds, tmp_path, read_once):
     """The source's store file is damaged: the target's hash differs from the source's record,
-    and hashing the spool shows the source, not the transfer, is at fault."""
+    and hashing the source's bytes again shows the source, not the transfer, is at fault: a
+    second read of the source (nothing was spooled), or the whole spool of a source that can be
+    read only once."""
     source_id = clouds.make_image(SOURCE, 2 * 1024 * KIB + 5)
     flip_byte(clouds.devcloud.store_dir(SOURCE) / source_id, 1_000_000)
-    result = copy(clouds, source_id, [CopyTarget("t", clouds.driver(SHA512_TARGET))], tmp_path)
+    target = CopyTarget("t", clouds.driver(SHA512_TARGET))
+    result = copy(clouds, source_id, [target], tmp_path, read_once=read_once)
 
     error = result.targets["t"].error
     assert isinstance(error, SourceVerificationFailed) and "corrupt" in str(error)

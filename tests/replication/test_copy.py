@@ -116,9 +116,10 @@ def test_copy_to_two_clouds_verified_with_properties_and_provenance(clouds, tmp_
         "two": result.targets["two"].image_id,
         "three": result.targets["three"].image_id,
     }
-    # The verified bytes stay in the cache, findable by the source's own hash.
-    entry = ContentCache(tmp_path / "cache").find(source.hash_algo, source.hash_value)
-    assert entry is not None and entry.sha256 == result.sha256
+    # Neither target fell behind, so not a byte went to the spool and the cache keeps nothing
+    # (issue 13): a retry reads the source again.
+    assert result.spooled_bytes == 0
+    assert ContentCache(tmp_path / "cache").entries() == []
 
 
 def test_second_copy_finds_the_first_and_writes_nothing(clouds):
@@ -149,17 +150,18 @@ def test_corrupt_source_fails_every_target_and_leaves_no_copy(clouds):
 
 
 def test_retry_reads_the_cache_not_the_source(clouds, tmp_path):
-    """A target retried after the first copy reads the verified bytes from the cache: the
-    source driver's reads are made to fail, and the copy still succeeds (real clouds; only the
-    source read is instrumented)."""
+    """A target retried after the first copy of a source that can be read only once (as an
+    upload's stream) reads the verified bytes from the cache: the source driver's reads are
+    made to fail, and the copy still succeeds (real clouds; only the source read is
+    instrumented)."""
     cache = ContentCache(tmp_path, min_free_bytes=0)
     source_id = clouds.make_image(SOURCE, 1024 * KIB + 3)
     first = copy_image(
-        CopySource(clouds.driver(SOURCE), source_id, "r1"),
+        CopySource(clouds.driver(SOURCE), source_id, "r1", read_once=True),
         [CopyTarget("a", clouds.driver(TARGETS[0]))],
         cache=cache,
     )
-    assert first.ok
+    assert first.ok and first.spooled_bytes == first.source.size
     source = clouds.driver(SOURCE)
 
     def no_reads(*args, **kwargs):

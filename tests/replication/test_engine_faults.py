@@ -77,24 +77,55 @@ def test_stalled_target_continues_from_the_spool_and_does_not_hold_back_the_othe
     assert result.targets["slow"].spooled and not result.targets["fast"].spooled
     assert clock.ended["slow"] - clock.ended["fast"] > 1.0
     assert slow.data[result.targets["slow"].image_id] == data
+    # Only what the slow one skipped was spooled, and a spool of part of a stream is not kept.
+    assert 0 < result.spooled_bytes < len(data)
+    assert ContentCache(tmp_path, min_free_bytes=0).entries() == []
+
+
+def test_a_target_that_catches_up_takes_chunks_from_memory_again(tmp_path):
+    """Fake: a source that gives 8 MiB/s, one target that writes as fast as it can and one that
+    stalls for 2.5 s at its start, then does the same. The stalled one is detached once it has
+    held the reader back for a second, reads what it skipped from the spool, and once it has
+    caught up takes chunks from memory again: the spool holds only the stretch it missed, not
+    the rest of the stream, and both copies are right."""
+    cloud, image_id, data = _source(24 * MIB)
+    cloud.read_rate = 8 * MIB
+    steady, late = FakeCloud(), FakeCloud()
+    late.write_delay = 2.5
+    result = copy_image(
+        CopySource(cloud.driver(), image_id, "r"),
+        [CopyTarget("steady", steady.driver()), CopyTarget("late", late.driver())],
+        cache=ContentCache(tmp_path, min_free_bytes=0),
+    )  # the default lag limit
+    assert result.ok
+    assert result.targets["late"].spooled and not result.targets["steady"].spooled
+    assert 0 < result.spooled_bytes <= len(data) // 2, result.spooled_bytes
+    assert late.data[result.targets["late"].image_id] == data
+    assert steady.data[result.targets["steady"].image_id] == data
 
 
 def test_targets_of_one_speed_stay_off_the_spool(tmp_path):
     """Fake: two targets that write at the same fixed rate, far slower than the source reads.
-    The reader keeps their pace instead of racing ahead, so both take every chunk from memory
-    and neither reads the spool (each spool read is one more copy of every byte)."""
+    The reader keeps their pace instead of racing ahead, so both take every chunk from memory,
+    neither reads the spool (each spool read is one more copy of every byte) and the spool is
+    never written."""
     cloud, image_id, data = _source(16 * MIB)
     targets = {key: FakeCloud() for key in ("a", "b")}
     for target in targets.values():
         target.write_rate = 32 * MIB
+    cache = ContentCache(tmp_path, min_free_bytes=0)
     result = copy_image(
         CopySource(cloud.driver(), image_id, "r"),
         [CopyTarget(key, target.driver()) for key, target in targets.items()],
-        cache=ContentCache(tmp_path, min_free_bytes=0),
+        cache=cache,
     )  # the default lag limit
     assert result.ok
     assert not any(t.spooled for t in result.targets.values()), result.targets
     assert all(targets[key].data[t.image_id] == data for key, t in result.targets.items())
+    # Nobody fell behind, so not a byte went to disk (issue 13), and nothing is kept: a retry
+    # reads the source again.
+    assert result.spooled_bytes == 0
+    assert cache.usage() == 0 and cache.entries() == []
 
 
 def test_a_target_that_starts_late_is_not_held_to_a_slow_ones_pace(tmp_path):

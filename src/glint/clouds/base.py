@@ -277,6 +277,12 @@ class ImageReader(abc.ABC):
     def __iter__(self) -> Iterator[bytes]:
         """Yield the image's bytes in chunks."""
 
+    def chunks_into(self, buffer: Callable[[], bytearray]) -> Iterator[bytes | memoryview]:
+        """Yield the image's bytes as iterating does, but read into the buffers ``buffer()``
+        gives (a view of each, never written again by the reader), where the driver can read
+        that way: the caller then allocates nothing per chunk. This default iterates."""
+        return iter(self)
+
     @abc.abstractmethod
     def close(self) -> None:
         """Release the underlying connection."""

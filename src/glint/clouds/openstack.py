@@ -15,12 +15,13 @@ in one place, the "Error translation" section below.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
 import tempfile
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -756,7 +757,8 @@ class _UploadBody:
             ):
                 self._refuse(f"the stream gave more than the {self._size} bytes announced")
             self.sent = total
-            yield chunk if isinstance(chunk, bytes) else bytes(chunk)
+            # With a size the chunk is sent as it is; chunked framing needs bytes to join.
+            yield chunk if self._size is not None or isinstance(chunk, bytes) else bytes(chunk)
         if self._size is not None and self.sent != self._size:
             self._refuse(f"the stream ended after {self.sent} bytes, {self._size} announced")
 
@@ -806,8 +808,26 @@ class _GlanceReader(ImageReader):
     def __iter__(self) -> Iterator[bytes]:
         if self._resp is None:
             return
+        yield from self._counted(self._resp.iter_content(CHUNK_SIZE))
+
+    def chunks_into(self, buffer: Callable[[], bytearray]) -> Iterator[bytes | memoryview]:
+        raw = self._resp.raw if self._resp is not None else None
+        body = getattr(raw, "_fp", None)  # the http.client response under urllib3's
+        plain = raw is not None and raw.headers.get("Content-Encoding", "identity") == "identity"
+        if not (plain and isinstance(body, http.client.HTTPResponse)) or self._skip:
+            yield from self
+            return
+
+        def read() -> Iterator[memoryview]:
+            # Straight from the socket into the caller's buffer: no chunk allocated, no copy.
+            while n := body.readinto(into := buffer()):
+                yield memoryview(into)[:n]
+
+        yield from self._counted(read())
+
+    def _counted(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
         try:
-            for chunk in self._resp.iter_content(CHUNK_SIZE):
+            for chunk in chunks:
                 if self._skip:
                     dropped = min(self._skip, len(chunk))
                     self._skip -= dropped
@@ -816,7 +836,12 @@ class _GlanceReader(ImageReader):
                         continue
                 self.position += len(chunk)
                 yield chunk
-        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        except (
+            requests.exceptions.RequestException,
+            urllib3.exceptions.HTTPError,
+            http.client.HTTPException,
+            OSError,
+        ) as exc:
             raise errors.TransferInterrupted(
                 f"download of image {self.image_id} broke off at byte {self.position}: "
                 f"{_reason(exc)}; resume with offset={self.position}"

@@ -298,12 +298,21 @@ class ContentCache:
         return CacheEntry(sha256, size, path, dict(hashes), time.time())
 
 
+#: Pages are dropped from the page cache in steps of at least this many bytes (one
+#: ``posix_fadvise`` call per step, not per chunk).
+RELEASE_STEP = 8 * 1024 * 1024
+
+
 class Spool:
     """A stream being written into the cache, readable while it grows.
 
     One thread writes (:meth:`write`), any number read behind it (:meth:`read_at`, which waits
     for bytes not written yet). Reads use ``pread`` on their own descriptor, so they see every
     byte written through the unbuffered write descriptor at once, from the page cache.
+
+    A spool may hold only parts of a stream (:meth:`write` at an offset; the file is sparse
+    elsewhere): the fan-out spools only the chunks a lagging target skipped. Such a spool is
+    never kept as an entry (:attr:`whole`), and a read outside the parts written is refused.
 
     A writable spool is new (``O_EXCL``), or, with ``resume_at``, an upload's part file that
     keeps its first ``resume_at`` bytes; either way this process holds its ``flock`` until
@@ -345,6 +354,9 @@ class Spool:
         self._done = not self.writable
         self._error: BaseException | None = None
         self._cond = threading.Condition()
+        #: The byte ranges written, [start, end) each, in order (see :meth:`write`).
+        self._parts: list[list[int]] = [[0, self.written]] if self.written else []
+        self._released = 0
 
     @classmethod
     def of_file(cls, path: Path, size: int) -> Spool:
@@ -357,12 +369,26 @@ class Spool:
         process inherits it, so the spool is not abandoned while that program runs."""
         return self._fd
 
-    def write(self, chunk: bytes) -> None:
-        view = memoryview(chunk)
+    @property
+    def whole(self) -> bool:
+        """Whether the file holds every byte from the first to :attr:`written`."""
+        return not self._parts or (len(self._parts) == 1 and self._parts[0][0] == 0)
+
+    def write(self, chunk: bytes, offset: int | None = None) -> None:
+        """Append ``chunk``, or write it at ``offset`` (at or past the end: the bytes between
+        are never written)."""
+        start = self.written if offset is None else offset
+        assert start >= self.written
+        view, at = memoryview(chunk), start
         while view:
-            view = view[os.write(self._fd, view) :]
+            done = os.pwrite(self._fd, view, at)
+            view, at = view[done:], at + done
         with self._cond:
-            self.written += len(chunk)
+            if self._parts and self._parts[-1][1] == start:
+                self._parts[-1][1] = at
+            else:
+                self._parts.append([start, at])
+            self.written = at
             self._cond.notify_all()
 
     def sync(self) -> None:
@@ -396,8 +422,25 @@ class Spool:
                 self._cond.wait()
             if self._error is not None:
                 raise self._error
+            if self.writable and offset < self.written:
+                part = next((p for p in reversed(self._parts) if p[0] <= offset), None)
+                if part is None or offset >= part[1]:
+                    raise ValueError(f"{self.path} holds no bytes at {offset}: never written")
+                length = min(length, part[1] - offset)
             available = self.written - offset
         return os.pread(self._fd, min(length, available), offset) if available > 0 else b""
+
+    def release(self, upto: int) -> None:
+        """Every reader is past byte ``upto``: drop the pages before it from the page cache
+        (``POSIX_FADV_DONTNEED``), so a copy of any size keeps only what is still to be read
+        there, and the Glances' own stores keep the memory. The bytes stay in the file."""
+        with self._cond:
+            upto -= upto % RELEASE_STEP
+            if upto <= self._released or self._fd < 0:
+                return
+            start, self._released = self._released, upto
+            fd = self._fd
+        os.posix_fadvise(fd, start, upto - start, os.POSIX_FADV_DONTNEED)
 
     def commit(self, hashes: dict[str, str]) -> CacheEntry:
         """Keep the finished, verified stream as a cache entry keyed by ``hashes["sha256"]``."""

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from glint.clouds import CHUNK_SIZE, CloudDriver, CloudError, ImageRecord
 from glint.replication import properties as props
 from glint.replication.cache import CacheEntry, ContentCache, Spool
+from glint.replication.chunk_memory import ChunkPool
 from glint.replication.conversion import ConversionFailed
 from glint.replication.copy_types import (
     CopyObserver,
@@ -133,6 +134,7 @@ class Copy:
         #: Digests proven to be the source's, by Glint's hashing or by the clouds (the result's).
         self.digests: dict[str, str] = {}
         self._spool_digest: dict[str, str] | None = None
+        self._spool_size = 0
         self._spool_lock = threading.Lock()
 
     def run(self) -> CopyResult:
@@ -235,15 +237,16 @@ class Copy:
         for r in writers:
             r.feed = Feed(self.options.lag_limit_bytes, self.spool)
         target_algos = [r.target_algo for r in writers]
-        # An upload's declared checksum is a person's claim, checked by Glint as it arrives.
-        # Only with a spool: when a target's hash differs, hashing the spool tells whether the
-        # source is corrupt. An upload's declared checksum is a claim Glint checks itself.
+        # When a target's hash differs, hashing the source's bytes again (the whole spool, or
+        # a second read of the source) tells whether the source is corrupt: a stream that can
+        # be read only once needs the spool. An upload's declared checksum is a claim Glint
+        # checks itself.
         # Not when a target converts: it works from the cache entry, so the source's bytes
         # must be proven by the time the read ends, not by another target's hash later. Nor
         # when a target's cloud checks writes instead of hashing the whole image (EC2): its
         # copy is proven by the bytes sent, so those must be proven against the source.
         self.clouds_prove = (
-            self.spool is not None
+            (self.spool is not None or not self.source.read_once)
             and not self.source.trusted_stream
             and not converting
             and not any(r.checked_writes() for r in writers)
@@ -262,6 +265,10 @@ class Copy:
             [r.feed for r in writers],
             self.spool,
             write_spool=not from_cache,
+            # The cache keeps the whole stream only of a source that cannot be read again, or
+            # that a target converts from the cache: a retry of any other copy reads its source
+            # again (issue 13).
+            spool_whole=self.source.read_once or converting,
             on_read=on_read,
             verdict=lambda digests, size: check_source(record, digests, size),
         )
@@ -329,7 +336,7 @@ class Copy:
         if spool is None:
             return
         if spool.writable and self.entry is None:  # not kept already for a conversion
-            if self.digests:
+            if self.digests and self._spool_whole():
                 spool.commit(self.digests)
             else:
                 spool.discard()
@@ -346,6 +353,8 @@ class Copy:
         if not self.clouds_prove:
             return dict(fanout.digests)
         proven = dict(r.proven for r in self.runs if r.proven is not None)
+        if not proven and not self._spool_whole():
+            return {}  # nothing to keep: proving the bytes would take a second read
         if not proven:
             try:
                 proven = self.check_spool()
@@ -353,22 +362,42 @@ class Copy:
                 return {}
         return {**fanout.digests, **proven}
 
+    def _spool_whole(self) -> bool:
+        return (
+            self.spool is not None
+            and self.fanout is not None
+            and self.spool.whole
+            and self.spool.written == self.fanout.size
+        )
+
     def check_spool(self) -> dict[str, str]:
-        """The spool's digest in the source's algorithm, checked against the source's stored one
-        (hashed once per copy, and only when the clouds' own hashes did not prove a copy).
+        """The digest of the source's bytes in the source's algorithm, checked against the
+        source's stored one (hashed once per copy, and only when the clouds' own hashes did
+        not prove a copy): from the spool when it holds the whole stream, else from a second
+        read of the source (the spool holds at most the tail a lagging target read).
 
         Raises:
             SourceVerificationFailed: The bytes read are not the source's: the source is corrupt.
         """
         record, spool = self.record, self.spool
-        assert record is not None and record.hash_algo and spool is not None
+        assert record is not None and record.hash_algo
         with self._spool_lock:
             if self._spool_digest is None:
+                if self._spool_whole():
+                    assert spool is not None
+                    chunks = _spool_chunks(spool)
+                else:
+                    # Called once a target's upload ended, so the reader thread has read the
+                    # source to its end and is done with the source's driver.
+                    chunks = _resuming_read(
+                        self.source.driver, record.id, self.options.read_attempts
+                    )
                 with MultiHasher([record.hash_algo]) as hasher:
-                    for chunk in _spool_chunks(spool):
+                    for chunk in chunks:
                         hasher.update(chunk)
                 self._spool_digest = hasher.hexdigests()
-        check_source(record, self._spool_digest, spool.written)
+                self._spool_size = hasher.size
+        check_source(record, self._spool_digest, self._spool_size)
         return dict(self._spool_digest)
 
     def _result(self) -> CopyResult:
@@ -378,6 +407,7 @@ class Copy:
             sha256=digests.get("sha256"),
             hashes=digests,
             targets={r.target.key: r.result for r in self.runs},
+            spooled_bytes=self.fanout.spooled_bytes if self.fanout is not None else 0,
         )
 
 
@@ -458,6 +488,7 @@ def cache_image(
         [],
         spool,
         write_spool=True,
+        spool_whole=True,
         on_read=lambda done: report(done, record.size or 0),
         verdict=lambda digests, size: check_source(record, digests, size),
     )
@@ -477,13 +508,15 @@ def cache_image(
 
 
 def _resuming_read(driver: CloudDriver, image_id: str, attempts: int) -> Iterator[bytes]:
-    """The source's bytes, resumed at the byte where a broken stream stopped."""
+    """The source's bytes, resumed at the byte where a broken stream stopped, read into a
+    pool of reused buffers where the driver can (see chunk_memory.ChunkPool)."""
     offset = 0
     failures = 0
+    pool = ChunkPool()
     while True:
         try:
             with driver.open_read(image_id, offset) as reader:
-                for chunk in reader:
+                for chunk in reader.chunks_into(pool.take):
                     offset += len(chunk)
                     yield chunk
             return

@@ -62,6 +62,10 @@ class CopySource:
             backing file), or None. The bytes come from the cache when it holds the image,
             else from one short read of the source. Leave it None for a source that can be
             read only once (an upload's stream: its caller inspected the head already).
+        read_once: The source's bytes cannot be read again (an upload's stream): the whole
+            stream is spooled into the cache, where a retry finds it. Any other source is
+            spooled only from where a target falls behind, so a copy where every target keeps
+            up writes nothing to disk and leaves no cache entry (a retry reads it again).
     """
 
     driver: CloudDriver
@@ -70,6 +74,7 @@ class CopySource:
     pull_url: str | None = None
     trusted_stream: bool = False
     inspect_head: Callable[[bytes], str | None] | None = None
+    read_once: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,12 +200,15 @@ class CopyResult:
         sha256: The sha256 of the bytes read (None if the read did not complete).
         hashes: Every digest computed while streaming, by algorithm name.
         targets: One result per target key, in the order the targets were given.
+        spooled_bytes: Bytes written into the cache spool (0 when every target kept up with
+            a source that can be read again).
     """
 
     source: ImageRecord | None
     sha256: str | None
     hashes: Mapping[str, str]
     targets: dict[str, TargetResult]
+    spooled_bytes: int = 0
 
     @property
     def ok(self) -> bool:

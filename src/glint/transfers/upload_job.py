@@ -212,6 +212,7 @@ def _fan_out(
         repo_ref="upload",
         pull_url=_pull_url(upload, todo, stream),
         trusted_stream=True,
+        read_once=True,  # the retries read the cache, never the person's stream again
     )
     observer = _Recorder(by_key, upload, stream.part if stream is not None else None)
     result = copy_to_targets(
