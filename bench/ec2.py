@@ -104,6 +104,9 @@ def _glint_copy(glint: Glint, peer, source: str, name: str, meter: CpuMeter) -> 
     row, version = glint.row(name, {source})
     with meter:
         glint.wait_job(glint.start_copy(row, version, [EC2_REPO]))
+    # The poll the job asked for lists the AMI first: deleting it before that poll ends would let
+    # it land after the next round read the matrix, which then refuses the plan as stale.
+    glint.row(name, {source, EC2_REPO})
     with get_driver(peer_connection(peer)) as driver:
         for record in driver.list_images():
             if record.name == name:
