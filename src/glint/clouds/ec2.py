@@ -200,18 +200,38 @@ def _checksum(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
-def _blocks(chunks: Iterable[bytes]) -> Iterator[tuple[int, bytes]]:
-    """(index, data) of each 512 KiB block; the last is padded with zeros."""
+def _blocks(chunks: Iterable[bytes]) -> Iterator[tuple[int, bytes | None]]:
+    """(index, data) of each 512 KiB block, data None for an all-zero block; the last block is
+    padded with zeros.
+
+    A block that lies whole inside a chunk (the usual case: chunks are whole MiB) is tested for
+    zeros in place and copied out once if it has data; only a block that straddles chunks is
+    assembled. (A copy of every block, or comparing a memoryview with the zero block by ``==``,
+    costs 10 to 100 times what the ``startswith`` test does.)
+    """
     pending = bytearray()
     index = 0
     for chunk in chunks:
-        pending += chunk
-        while len(pending) >= BLOCK_SIZE:
-            yield index, bytes(pending[:BLOCK_SIZE])
-            del pending[:BLOCK_SIZE]
+        view = memoryview(chunk)
+        start = 0
+        if pending:
+            start = min(BLOCK_SIZE - len(pending), len(view))
+            pending += view[:start]
+            if len(pending) < BLOCK_SIZE:
+                continue
+            yield index, None if pending == _ZERO_BLOCK else bytes(pending)
+            pending.clear()
             index += 1
+        while len(view) - start >= BLOCK_SIZE:
+            block = view[start : start + BLOCK_SIZE]
+            # bytes.startswith compares buffers with memcmp; == on a memoryview goes item by item.
+            yield index, None if _ZERO_BLOCK.startswith(block) else block.tobytes()
+            start += BLOCK_SIZE
+            index += 1
+        pending += view[start:]
     if pending:
-        yield index, bytes(pending) + bytes(BLOCK_SIZE - len(pending))
+        last = bytes(pending) + bytes(BLOCK_SIZE - len(pending))
+        yield index, None if last == _ZERO_BLOCK else last
 
 
 @register_driver
@@ -537,7 +557,7 @@ class Ec2Driver(CloudDriver):
         with ThreadPoolExecutor(BLOCKS_IN_FLIGHT) as pool:
             pending = []
             for index, data in _blocks(counted(chunks)):
-                if data == _ZERO_BLOCK:
+                if data is None:
                     continue  # unwritten blocks read as zeros
                 pending.append(pool.submit(put, index, data))
                 sent += 1
