@@ -392,8 +392,8 @@ class FanOut:
                 open_feeds = [feed for feed in self._feeds if feed.open]
                 behind = [feed for feed in open_feeds if not feed.has_room(size)]
                 holding = [feed for feed in behind if not (feed.lagging or feed.detaching)]
-                if len(behind) < len(open_feeds) and not holding:
-                    return
+                if not open_feeds or (len(behind) < len(open_feeds) and not holding):
+                    return  # no target to wait for (a read into the cache alone), or one is ahead
                 # Others starve while the reader waits for ``holding``: that wait is its cost.
                 starved = any(feed.starved for feed in open_feeds if feed not in behind)
                 waited_at = time.monotonic()
