@@ -24,6 +24,7 @@ from glint.replication import (
     TargetOutcome,
     TargetState,
     TargetVerificationFailed,
+    cache_image,
     copy_image,
 )
 from tests.replication.fakes import FakeCloud, FakeDriver
@@ -312,3 +313,22 @@ def test_a_copy_the_target_cloud_made_itself_is_checked_against_the_source_sha25
         assert (outcome.outcome, outcome.bytes_written) == (TargetOutcome.PULLED, 0)
         assert target.data[outcome.image_id] == data
         assert target.images[outcome.image_id]["glint_sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_reading_an_image_into_the_cache_alone_ends(tmp_path):
+    """A read with no target to keep pace with (a download's conversion reads into the cache
+    only) runs to its end and keeps the verified bytes."""
+    cloud, image_id, data = _source(3 * 1024 * 1024 + 17)
+    outcome: list = []
+    reader = threading.Thread(
+        target=lambda: outcome.append(
+            cache_image(cloud.driver(), image_id, ContentCache(tmp_path, min_free_bytes=0))
+        ),
+        daemon=True,
+    )
+    reader.start()
+    reader.join(timeout=30)
+    assert outcome, "the read into the cache never ended"
+    _record, entry = outcome[0]
+    assert entry.path.read_bytes() == data
+    assert entry.sha256 == hashlib.sha256(data).hexdigest()
