@@ -1,6 +1,7 @@
 """One matrix across kinds through the inventory (issue #14): a qcow2 image in a real Glance and
 the raw AMI Glint made of it in devcloud's EC2 peer, tagged as the copy engine tags it, are one
 row in both columns once both repos are polled; the API and the page say what each cell stores.
+So are an AMI and the qcow2 copy a copy job made of it in Glance for a group that asks for qcow2.
 
 The AMI is written here with the driver and the tags of the contract (``glint_sha256`` of its
 raw bytes, ``glint_made_from`` of the qcow2 it was converted from, the provenance of its
@@ -24,11 +25,13 @@ from glint.inventory import listings
 from glint.inventory.models import Image
 from glint.inventory.poller import poll_repos
 from glint.jobs.matrix import forget_cached_matrices, group_matrix
+from glint.jobs.models import Job
 from glint.replication import ImageRecord
 from glint.repos.drivers import open_driver
 from glint.repos.models import Repo
 from glint.transfers.services import download_source
 from tests.devcloud_repos import add_devcloud_repo
+from tests.jobs.helpers import copy_job, run_in_process
 from tests.plans.helpers import add_repo
 
 NAME = f"glint-kinds-{uuid.uuid4().hex[:8]}"
@@ -128,14 +131,11 @@ def disk(tmp_path_factory) -> tuple[bytes, bytes]:
     return qcow2.read_bytes(), raw.read_bytes()
 
 
-@pytest.fixture
-def glance_and_ec2(devcloud, devcloud_ec2, group_a, disk):
-    """The group's two columns, the qcow2 in Glance and Glint's converted copy of it in EC2."""
-    qcow2, raw = disk
-    glance_repo = add_devcloud_repo(devcloud, group_a, "devcloud-1", name="glance")
+def _ec2_repo(devcloud_ec2, group) -> Repo:
+    """The group's repo of devcloud's EC2 peer."""
     peer, keys = devcloud_ec2.ec2_peer, devcloud_ec2.ec2_peer.users["glint"]
     ec2_repo = Repo(
-        group=group_a,
+        group=group,
         name="aws",
         kind="ec2",
         region=peer.region,
@@ -146,6 +146,15 @@ def glance_and_ec2(devcloud, devcloud_ec2, group_a, disk):
     ec2_repo.full_clean()
     ec2_repo.set_cloud_project(peer.account_id)
     ec2_repo.save()
+    return ec2_repo
+
+
+@pytest.fixture
+def glance_and_ec2(devcloud, devcloud_ec2, group_a, disk):
+    """The group's two columns, the qcow2 in Glance and Glint's converted copy of it in EC2."""
+    qcow2, raw = disk
+    glance_repo = add_devcloud_repo(devcloud, group_a, "devcloud-1", name="glance")
+    ec2_repo = _ec2_repo(devcloud_ec2, group_a)
 
     glance = get_driver(RepoConnection.from_clouds_yaml(devcloud.cloud_config("devcloud-1")))
     original = glance.create_and_write(
@@ -199,3 +208,43 @@ def test_a_tagged_ami_and_its_glance_original_are_one_row_in_both_columns(
     page = client_a.get(f"/images/?group={group_a.pk}&q={NAME}").content.decode()
     assert '<span class="small format">qcow2</span>' in page
     assert '<span class="small format">raw</span>' in page
+
+
+@pytest.mark.devcloud
+@pytest.mark.django_db(transaction=True)  # the job's lease thread has its own connection
+def test_an_ami_copied_to_glance_as_qcow2_by_the_group_s_setting_is_in_the_ami_s_row(
+    devcloud, devcloud_ec2, group_a, client_a, disk
+):
+    _qcow2, raw = disk
+    glance_repo = add_devcloud_repo(devcloud, group_a, "devcloud-1", name="glance")
+    ec2_repo = _ec2_repo(devcloud_ec2, group_a)
+    name = f"{NAME}-ami"
+    with open_driver(ec2_repo) as ec2:
+        ami = ec2.create_and_write({"name": name, "glint_sha256": sha256(raw)}, [raw], len(raw))
+    group_a.raw_copies_format = "qcow2"
+    group_a.save()
+    job = copy_job(group_a, ec2_repo, glance_repo)
+    Job.objects.filter(pk=job.pk).update(source_image_id=ami.id, image_name=name, row_key=name)
+    try:
+        assert run_in_process(job.pk) == "done", job.targets.get().error
+        copy_id = job.targets.get().image_id
+        with open_driver(glance_repo) as glance:
+            assert glance.get_image(copy_id).disk_format == "qcow2"
+
+        assert all(result.ok for result in poll_repos([glance_repo, ec2_repo]))
+        body = client_a.get(f"/api/v1/images/?group={group_a.pk}&q={name}").json()
+        (row,) = [r for r in body["results"] if r["name"] == name]
+        assert row["content_key"] == f"sha256:{sha256(raw)}" and row["conflict_types"] == []
+        cells = {c["repo"]: c for c in row["cells"]}
+        assert cells[glance_repo.pk]["state"] == cells[ec2_repo.pk]["state"] == "present"
+        [in_glance], [in_ec2] = cells[glance_repo.pk]["copies"], cells[ec2_repo.pk]["copies"]
+        assert (in_glance["image_id"], in_glance["disk_format"]) == (copy_id, "qcow2")
+        assert in_glance["made_from"] == f"sha256:{sha256(raw)}"
+        assert (in_ec2["image_id"], in_ec2["disk_format"]) == (ami.id, "raw")
+    finally:
+        with open_driver(glance_repo) as glance:
+            for image in glance.list_images():
+                if image.name == name:
+                    glance.delete(image.id)
+        with open_driver(ec2_repo) as ec2:
+            ec2.delete(ami.id)

@@ -3,6 +3,7 @@ fly, a damaged store file, drivers that clean up after a test, and a clock of wh
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import subprocess
@@ -61,6 +62,22 @@ def small_disk(directory: Path, disk_format: str = "qcow2") -> tuple[bytes, byte
         check=True,
     )
     return image_path.read_bytes(), bytes(raw)
+
+
+def read_disk(directory: Path, image: bytes) -> tuple[str, bytes]:
+    """What ``qemu-img info`` says ``image`` is (probing its bytes, as a person checking a
+    download would), and its raw bytes converted from that format."""
+    path, raw_path = directory / "read-back", directory / "read-back.raw"
+    path.write_bytes(image)
+    info = subprocess.run(
+        ["qemu-img", "info", "--output=json", str(path)], check=True, capture_output=True
+    )
+    disk_format = json.loads(info.stdout)["format"]
+    subprocess.run(
+        ["qemu-img", "convert", "-f", disk_format, "-O", "raw", str(path), str(raw_path)],
+        check=True,
+    )
+    return disk_format, raw_path.read_bytes()
 
 
 def unreadable_qcow2(image: bytes) -> bytes:

@@ -27,6 +27,7 @@ from tests.replication.helpers import (
     SOURCE,
     TARGETS,
     flip_byte,
+    read_disk,
     small_disk,
     unreadable_qcow2,
 )
@@ -281,6 +282,66 @@ def test_an_ami_glint_made_goes_to_glance_raw_checked_against_its_sha256_tag(
     assert clouds.images(TARGETS[1], f"{name}-bad") == []
 
 
+# Group.raw_copies_format: an AMI copied to Glance as qcow2 (issue #14)
+
+
+def test_an_ami_copied_to_glance_as_qcow2_is_a_conversion_naming_the_ami_s_content(
+    clouds, ec2, tmp_path
+):
+    driver, _client, made = ec2
+    # A whole number of sectors, as every real disk is: qcow2 sizes are.
+    ami_id, data = _glint_ami(driver, clouds.name("as-qcow2"), tail=300 * KIB)
+    made.append(ami_id)
+    result = copy_image(
+        CopySource(driver, ami_id, repo_ref="ec2"),
+        [
+            CopyTarget("qcow2", clouds.driver(TARGETS[0]), disk_format="qcow2"),
+            CopyTarget("raw", clouds.driver(TARGETS[1])),
+        ],
+        cache=ContentCache(tmp_path / "cache"),
+    )
+    assert result.ok, {k: t.error for k, t in result.targets.items()}
+
+    with clouds.driver(TARGETS[0]) as glance:
+        copy = glance.get_image(result.targets["qcow2"].image_id)
+        stored = _bytes(glance, copy.id)
+    assert (copy.disk_format, copy.size) == ("qcow2", len(stored))
+    assert read_disk(tmp_path, stored) == ("qcow2", data)
+    assert copy.properties["glint_sha256"] == _sha256(stored)
+    assert copy.properties["glint_made_from"] == f"sha256:{_sha256(data)}"
+    # The default: the AMI's bytes as they are.
+    with clouds.driver(TARGETS[1]) as glance:
+        copy = glance.get_image(result.targets["raw"].image_id)
+        assert copy.disk_format == "raw" and _bytes(glance, copy.id) == data
+        assert copy.properties["glint_sha256"] == _sha256(data)
+        assert "glint_made_from" not in copy.properties
+
+
+def test_an_ami_that_is_a_conversion_goes_to_glance_as_qcow2_naming_the_original(
+    clouds, ec2, qcow2, tmp_path
+):
+    driver, _client, _made = ec2
+    image, raw = qcow2
+    made = _to_ec2(clouds, ec2, ContentCache(tmp_path / "cache"), image, clouds.name("round"))
+    ami_id = made.targets["ec2"].image_id
+    assert made.ok and ami_id
+
+    back = copy_image(
+        CopySource(driver, ami_id, repo_ref="ec2"),
+        [CopyTarget("glance", clouds.driver(TARGETS[1]), disk_format="qcow2")],
+        cache=ContentCache(tmp_path / "cache-2"),
+    )
+    assert back.ok, back.targets["glance"].error
+    with clouds.driver(TARGETS[1]) as glance:
+        copy = glance.get_image(back.targets["glance"].image_id)
+        stored = _bytes(glance, copy.id)
+    assert copy.disk_format == "qcow2" and read_disk(tmp_path, stored) == ("qcow2", raw)
+    # Made from the AMI's bytes, which were made from the qcow2 in devcloud-1: the copy names
+    # that content, the row's, not the AMI's raw bytes.
+    assert copy.properties["glint_made_from"] == f"sha256:{_sha256(image)}"
+    assert copy.properties["glint_sha256"] == _sha256(stored)
+
+
 def test_an_ami_glint_did_not_make_is_copied_by_its_block_checksums(clouds, ec2, qcow2):
     driver, _client, made = ec2
     _image, raw = qcow2
@@ -316,9 +377,10 @@ AWAY = "eu-central-1"  # the second region of the peer
 OTHER_ACCOUNT_ROLE = "arn:aws:iam::210987654321:role/other-account"
 
 
-def _glint_ami(driver, name: str) -> tuple[str, bytes]:
-    """An AMI as Glint leaves a verified copy (with ``glint_sha256``): data, a zero block, data."""
-    data = os.urandom(600 * KIB) + bytes(512 * KIB) + os.urandom(300 * KIB + 7)
+def _glint_ami(driver, name: str, tail: int = 300 * KIB + 7) -> tuple[str, bytes]:
+    """An AMI as Glint leaves a verified copy (with ``glint_sha256``): data, a zero block, data
+    (``tail`` bytes of it)."""
+    data = os.urandom(600 * KIB) + bytes(512 * KIB) + os.urandom(tail)
     fields = {"name": name, "glint_sha256": hashlib.sha256(data).hexdigest()}
     return driver.create_and_write(fields, [data], size=len(data)).id, data
 

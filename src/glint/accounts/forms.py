@@ -6,7 +6,7 @@ from cryptography import x509
 from django import forms
 
 from glint.accounts.certificates import IdentityError, identity_from_chain
-from glint.accounts.choices import CopiesRunAt, Role
+from glint.accounts.choices import CopiesRunAt, RawCopiesFormat, Role
 from glint.accounts.dn import DNError, canonical_from_string
 from glint.accounts.models import Group
 
@@ -81,22 +81,35 @@ class UserFlagsForm(forms.Form):
     )
 
 
-class GroupForm(forms.Form):
-    name = forms.CharField(max_length=100)
-    description = forms.CharField(max_length=200, required=False)
-    copies_run_at = forms.ChoiceField(
-        label="Copies run at",
-        choices=CopiesRunAt.choices,
+def _group_setting(name: str, label: str, choices) -> forms.ChoiceField:
+    """The field of one of a group's settings, explained by the model's help text."""
+    field = Group._meta.get_field(name)
+    return forms.ChoiceField(
+        label=label,
+        choices=choices,
         required=False,
-        initial=CopiesRunAt.TARGET,
-        help_text=Group._meta.get_field("copies_run_at").help_text,
+        initial=field.default,
+        help_text=field.help_text,
     )
 
-    def clean_copies_run_at(self) -> str:
-        """Not sent: as it was (a new group: each target's site)."""
-        return self.cleaned_data["copies_run_at"] or self.initial.get(
-            "copies_run_at", CopiesRunAt.TARGET
-        )
+
+class GroupForm(forms.Form):
+    #: The settings a form that leaves them out keeps as they were (a new group: the defaults).
+    SETTINGS = ("copies_run_at", "raw_copies_format")
+
+    name = forms.CharField(max_length=100)
+    description = forms.CharField(max_length=200, required=False)
+    copies_run_at = _group_setting("copies_run_at", "Copies run at", CopiesRunAt.choices)
+    raw_copies_format = _group_setting(
+        "raw_copies_format", "Copies from raw-only clouds", RawCopiesFormat.choices
+    )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        for name in self.SETTINGS:
+            if name in data and not data[name]:
+                data[name] = self.initial.get(name, Group._meta.get_field(name).default)
+        return data
 
 
 class ApproveForm(forms.Form):

@@ -10,7 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser, BaseUserManager
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from glint.accounts.choices import CopiesRunAt, Role
+from glint.accounts.choices import CopiesRunAt, RawCopiesFormat, Role
 from glint.accounts.dn import MAX_DN_LENGTH, canonical_from_string, display_from_canonical
 
 __all__ = ["AccessRequest", "Group", "Membership", "TokenIdentity", "User"]
@@ -83,6 +83,16 @@ class Group(models.Model):
         help_text=_(
             "Which site's workers run a copy: each target's (a copy to two sites is split, one "
             "job per site) or the source's. Only matters with separate workers per site."
+        ),
+    )
+    raw_copies_format = models.CharField(
+        _("format of copies from raw-only clouds"),
+        max_length=10,
+        choices=RawCopiesFormat.choices,
+        default=RawCopiesFormat.RAW,
+        help_text=_(
+            "The disk format a copy from a cloud that stores raw disks only (EC2) is stored in, "
+            "where the target stores any format (Glance): raw as it is, or converted to qcow2."
         ),
     )
     created = models.DateTimeField(auto_now_add=True)

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models.deletion import Collector, ProtectedError
 
 from glint import audit, validators
-from glint.accounts.choices import CopiesRunAt, Role
+from glint.accounts.choices import CopiesRunAt, RawCopiesFormat, Role
 from glint.accounts.dn import canonical_from_string
 from glint.accounts.models import AccessRequest, Group, Membership, TokenIdentity, User
 
@@ -90,9 +90,14 @@ def add_user(
     return user, created
 
 
-def add_group(name: str, description: str = "", copies_run_at: str = CopiesRunAt.TARGET) -> Group:
+def add_group(
+    name: str,
+    description: str = "",
+    copies_run_at: str = CopiesRunAt.TARGET,
+    raw_copies_format: str = RawCopiesFormat.RAW,
+) -> Group:
     """``glint group add``."""
-    group = _new_group(name, description, copies_run_at)
+    group = _new_group(name, description, copies_run_at, raw_copies_format)
     audit.record("group.add", user=None, group=group)
     return group
 
@@ -176,13 +181,16 @@ def _check_group_name(name: str) -> None:
         raise AccountError(problem)
 
 
-def _new_group(name: str, description: str, copies_run_at: str) -> Group:
+def _new_group(name: str, description: str, copies_run_at: str, raw_copies_format: str) -> Group:
     name = name.strip()
     _check_group_name(name)
     if Group.objects.filter(name=name).exists():
         raise AccountError(f"a group named {name!r} already exists")
     return Group.objects.create(
-        name=name, description=description, copies_run_at=_copies_run_at(copies_run_at)
+        name=name,
+        description=description,
+        copies_run_at=_copies_run_at(copies_run_at),
+        raw_copies_format=_raw_copies_format(raw_copies_format),
     )
 
 
@@ -192,19 +200,39 @@ def _copies_run_at(value: str) -> str:
     return value
 
 
+def _raw_copies_format(value: str) -> str:
+    if value not in RawCopiesFormat.values:
+        raise AccountError(
+            f"copies from raw-only clouds are stored as {' or '.join(RawCopiesFormat.values)}, "
+            f"not {value!r}"
+        )
+    return value
+
+
 def create_group(
-    actor: User, name: str, description: str = "", copies_run_at: str = CopiesRunAt.TARGET
+    actor: User,
+    name: str,
+    description: str = "",
+    copies_run_at: str = CopiesRunAt.TARGET,
+    raw_copies_format: str = RawCopiesFormat.RAW,
 ) -> Group:
     _require_admin(actor, "group.add")
-    group = _new_group(name, description, copies_run_at)
+    group = _new_group(name, description, copies_run_at, raw_copies_format)
     audit.record("group.add", group=group)
     return group
 
 
 def update_group(
-    actor: User, group: Group, *, name: str, description: str, copies_run_at: str
+    actor: User,
+    group: Group,
+    *,
+    name: str,
+    description: str,
+    copies_run_at: str,
+    raw_copies_format: str,
 ) -> Group:
-    """Rename a group, change its description, or where its copies run (admins)."""
+    """Rename a group, change its description, where its copies run, or the format its copies
+    from raw-only clouds are stored in (admins)."""
     _require_admin(actor, "group.update", group=group)
     name = name.strip()
     _check_group_name(name)
@@ -213,11 +241,17 @@ def update_group(
     old_name = group.name
     group.name, group.description = name, description
     group.copies_run_at = _copies_run_at(copies_run_at)
-    group.save(update_fields=["name", "description", "copies_run_at"])
+    group.raw_copies_format = _raw_copies_format(raw_copies_format)
+    group.save(update_fields=["name", "description", "copies_run_at", "raw_copies_format"])
     audit.record(
         "group.update",
         group=group,
-        details={"old_name": old_name, "name": name, "copies_run_at": group.copies_run_at},
+        details={
+            "old_name": old_name,
+            "name": name,
+            "copies_run_at": group.copies_run_at,
+            "raw_copies_format": group.raw_copies_format,
+        },
     )
     return group
 

@@ -241,6 +241,7 @@ def group_edit(request, pk):
             "name": group.name,
             "description": group.description,
             "copies_run_at": group.copies_run_at,
+            "raw_copies_format": group.raw_copies_format,
         },
     )
     if request.method == "POST" and form.is_valid():

@@ -87,13 +87,20 @@ def group():
     show_default=True,
     help="Which site's workers run the group's copies: each target's, or the source's.",
 )
-def group_add(name, description, copies_run_at):
+@click.option(
+    "--raw-copies-format",
+    type=click.Choice(["raw", "qcow2"]),
+    default="raw",
+    show_default=True,
+    help="The format copies from raw-only clouds (EC2) are stored in where any is taken (Glance).",
+)
+def group_add(name, description, copies_run_at, raw_copies_format):
     """Create a group."""
     setup_django()
     from glint.accounts import services
 
     try:
-        created = services.add_group(name, description, copies_run_at)
+        created = services.add_group(name, description, copies_run_at, raw_copies_format)
     except services.AccountError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"added group {created.name}")

@@ -153,9 +153,16 @@ class TargetWriter(CopyObserver):
 
 
 def open_copy_targets(
-    todo: list[JobTarget], stack: contextlib.ExitStack, *, visibility: str | None, options: dict
+    todo: list[JobTarget],
+    stack: contextlib.ExitStack,
+    *,
+    visibility: str | None,
+    options: dict,
+    disk_format: str | None = None,
 ) -> list[CopyTarget]:
-    """The engine's targets for ``todo``, each with a driver of its own closed by ``stack``.
+    """The engine's targets for ``todo``, each with a driver of its own closed by ``stack``,
+    each storing the copy as ``disk_format`` (None: the source's; see
+    :attr:`CopyTarget.disk_format`).
 
     A target whose repo was removed fails here; the others go on.
     """
@@ -172,6 +179,7 @@ def open_copy_targets(
                 visibility=visibility,
                 policy=policy,
                 previous_image_id=target.image_id or None,
+                disk_format=disk_format,
             )
         )
     return targets
@@ -186,6 +194,7 @@ def copy_to_targets(
     observer: CopyObserver,
     cancel: threading.Event,
     read_without_targets: bool = False,
+    disk_format: str | None = None,
 ) -> CopyResult | None:
     """The skeleton every kind that writes an image's bytes shares (copy, upload): each target
     gets a driver of its own, ``source_of`` opens the source on the same stack, the engine copies
@@ -193,10 +202,13 @@ def copy_to_targets(
 
     A target whose repo was removed fails here and the others go on. When none is left, the
     source is read only if ``read_without_targets`` (an upload's bytes must still land in the
-    cache for the retry); otherwise nothing is opened and None is returned.
+    cache for the retry); otherwise nothing is opened and None is returned. ``disk_format``: what
+    the targets store the copy as (None: the source's format).
     """
     with contextlib.ExitStack() as stack:
-        targets = open_copy_targets(todo, stack, visibility=visibility, options=options)
+        targets = open_copy_targets(
+            todo, stack, visibility=visibility, options=options, disk_format=disk_format
+        )
         if not targets and not read_without_targets:
             return None
         return copy_image(

@@ -93,6 +93,9 @@ class CopyTarget:
             records it before a byte is written). If it is an active, verified copy of the
             source, the target is done without writing; otherwise the engine deletes it first,
             so a retry never leaves a duplicate or a half-written image behind.
+        disk_format: The disk format the copy is stored in; None: the source's. Another one is
+            converted to on the way, if the target cloud stores it (a cloud that stores only
+            some formats gets its preferred one instead, as with None).
     """
 
     key: str
@@ -101,6 +104,7 @@ class CopyTarget:
     name: str | None = None
     policy: ConflictPolicy = ConflictPolicy.REPORT
     previous_image_id: str | None = None
+    disk_format: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

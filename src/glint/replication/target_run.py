@@ -98,7 +98,8 @@ class TargetRun:
         self.convert_fields: dict | None = None
         #: The conversion this target was written from (its bytes, size and sha256).
         self.converted: CacheEntry | None = None
-        #: ``sha256:<hex>`` of the source's bytes, once this target stores a conversion of them.
+        #: What this target's conversion was made from, once it stores one: the source's
+        #: ``glint_made_from``, else ``sha256:<hex>`` of the source's bytes.
         self.made_from: str | None = None
         self._capabilities_of: Capabilities | CloudError | None = None
         #: The algorithm and digest this target's copy was proven by (its bytes are the source's).
@@ -385,7 +386,9 @@ class TargetRun:
         self.converted = convert(
             self.copy.cache, entry, source.disk_format or "", self.convert_to, progress=progress
         )
-        self.made_from = f"sha256:{entry.sha256}"
+        # A source that is itself a conversion names the content it was made from: the copy
+        # names that too, so every copy of the row carries the row's content key.
+        self.made_from = source.properties.get(props.GLINT_MADE_FROM) or f"sha256:{entry.sha256}"
         if self.copy.cancel.is_set():
             raise CopyCancelled("the copy was cancelled")
         if self.convert_fields is not None:  # a cloud that creates the image first
@@ -448,14 +451,19 @@ class TargetRun:
         return not isinstance(capabilities, CloudError) and capabilities.writes_in_one_step
 
     def _conversion_for(self, source: ImageRecord) -> str | None:
-        """The disk format the target stores the source as, when it stores only formats other
-        than the source's (EC2: raw only); None: the source's bytes as they are."""
+        """The disk format the target stores the source as, when not the source's: the one
+        the target asks for (:attr:`CopyTarget.disk_format`) if the cloud stores it, else the
+        cloud's preferred one when it stores only formats other than the source's (EC2: raw
+        only); None: the source's bytes as they are."""
         capabilities = self._capabilities()
-        if isinstance(capabilities, CloudError) or not capabilities.disk_formats:
+        # A cloud without the discovery call is taken to store any format, as Glance does.
+        stored = () if isinstance(capabilities, CloudError) else capabilities.disk_formats
+        wanted = self.target.disk_format
+        if wanted and wanted != source.disk_format and (not stored or wanted in stored):
+            return wanted
+        if not stored or source.disk_format in stored:
             return None
-        if source.disk_format in capabilities.disk_formats:
-            return None
-        return capabilities.disk_formats[0]
+        return stored[0]
 
     def _import_methods(self) -> tuple[str, ...]:
         capabilities = self._capabilities()

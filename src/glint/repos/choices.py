@@ -10,6 +10,13 @@ class CloudKind(models.TextChoices):
     OPENSTACK = "openstack", _("OpenStack")
     EC2 = "ec2", _("Amazon EC2")
 
+    @property
+    def stores_raw_only(self) -> bool:
+        """Whether the kind's clouds store raw disks only (its driver's
+        ``Capabilities.disk_formats``): a group's ``raw_copies_format`` is for copies from
+        them."""
+        return self is CloudKind.EC2
+
 
 class Interface(models.TextChoices):
     """The Keystone catalog interface whose image endpoint is used."""

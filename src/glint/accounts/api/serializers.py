@@ -11,7 +11,7 @@ class GroupSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Group
-        fields = ["id", "name", "description", "copies_run_at", "role"]
+        fields = ["id", "name", "description", "copies_run_at", "raw_copies_format", "role"]
 
     def get_role(self, group) -> str | None:
         return self.context["request"].user.role_in(group)
@@ -72,7 +72,7 @@ class UserUpdateSerializer(serializers.Serializer):
 class GroupWriteSerializer(serializers.ModelSerializer):
     class Meta:
         model = Group
-        fields = ["id", "name", "description", "copies_run_at"]
+        fields = ["id", "name", "description", "copies_run_at", "raw_copies_format"]
 
 
 class MembershipSerializer(serializers.ModelSerializer):

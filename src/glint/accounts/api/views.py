@@ -60,6 +60,7 @@ class GroupViewSet(viewsets.ModelViewSet):
             "name": group.name,
             "description": group.description,
             "copies_run_at": group.copies_run_at,
+            "raw_copies_format": group.raw_copies_format,
             **serializer.validated_data,
         }
         try:

@@ -14,6 +14,7 @@ from glint.jobs.runners import (
     record_outcomes,
 )
 from glint.replication import CloudError, CopySource, unsafe_reason
+from glint.repos.choices import CloudKind
 
 __all__ = ["run"]
 
@@ -42,9 +43,19 @@ def run(job: Job, todo: list[JobTarget], cancel: threading.Event) -> None:
         options=options,
         observer=TargetWriter(by_key),
         cancel=cancel,
+        disk_format=_stored_format(job),
     )
     if result is None:
         return
     if result.sha256 and not job.sha256:
         Job.objects.filter(pk=job.pk).update(sha256=result.sha256)
     record_outcomes(by_key, result)
+
+
+def _stored_format(job: Job) -> str | None:
+    """The format the copy is stored in: the group's for copies from a cloud that stores raw
+    disks only (``Group.raw_copies_format``; a target that takes any format converts to it),
+    else the source's (None)."""
+    if CloudKind(job.source_repo.kind).stores_raw_only:
+        return job.group.raw_copies_format
+    return None
