@@ -326,6 +326,14 @@ class Ec2Driver(CloudDriver):
             raise errors.NotFound(f"no snapshot {snapshot_id}")
         return snapshots[0]
 
+    def _ami(self, image_id: str) -> Mapping[str, Any]:
+        images = self._call(self.ec2, "describe_images", "ec2:DescribeImages", ImageIds=[image_id])[
+            "Images"
+        ]
+        if not images:
+            raise errors.NotFound(f"no AMI {image_id}")
+        return images[0]
+
     def _ami_on(self, snapshot_id: str) -> Mapping[str, Any] | None:
         """The account's AMI whose root device is ``snapshot_id``, if one was registered."""
         images = self._call(self.ec2, "describe_images", "ec2:DescribeImages", Owners=["self"])
@@ -364,12 +372,7 @@ class Ec2Driver(CloudDriver):
             if not writing:
                 raise errors.NotFound(f"snapshot {image_id} holds no image of Glint's")
             return self._snapshot_record(snapshot)
-        images = self._call(self.ec2, "describe_images", "ec2:DescribeImages", ImageIds=[image_id])[
-            "Images"
-        ]
-        if not images:
-            raise errors.NotFound(f"no AMI {image_id}")
-        return self._record(images[0], self._writes_in_flight())
+        return self._record(self._ami(image_id), self._writes_in_flight())
 
     def _record(
         self, image: Mapping[str, Any], in_flight: Mapping[str, Any] | None = None
@@ -629,12 +632,8 @@ class Ec2Driver(CloudDriver):
         if image_id.startswith("snap-"):
             self._delete_write(image_id)
             return
-        images = self._call(self.ec2, "describe_images", "ec2:DescribeImages", ImageIds=[image_id])[
-            "Images"
-        ]
-        if not images:
-            raise errors.NotFound(f"no AMI {image_id}")
-        root = self._root_snapshot(images[0])
+        ami = self._ami(image_id)
+        root = self._root_snapshot(ami)
         self._call(self.ec2, "deregister_image", "ec2:DeregisterImage", ImageId=image_id)
         if root is None:
             return
@@ -645,7 +644,7 @@ class Ec2Driver(CloudDriver):
             tags = _tag_map(snapshot)
             # An AMI registered on a write that never finished has no SNAPSHOT_TAG yet; a copy's
             # snapshot shares its AMI's COPY_TAG.
-            copy = _tag_map(images[0]).get(COPY_TAG)
+            copy = _tag_map(ami).get(COPY_TAG)
             if (
                 tags.get(SNAPSHOT_TAG) == image_id
                 or WRITING_TAG in tags
