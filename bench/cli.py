@@ -139,7 +139,7 @@ def main(argv=None) -> None:
     if {"matrix", "soak"} & set(figures):
         _django_figures(report, variant, figures, work)
     if "ec2" in figures:
-        _guard(report, "ec2", lambda: _ec2_figure(report, variant, work))
+        _guard(report, "ec2", lambda: _ec2_figure(report, variant, work, args, extra))
     report.info("bench: total time", time.perf_counter() - started, unit="s")
     path = report.write(args.results, extra)
     say(f"bench: report written to {path}")
@@ -206,16 +206,26 @@ def _cloud_figures(report: Report, variant: Variant, figures, work: Path, args, 
         dc.down()
 
 
-def _ec2_figure(report: Report, variant: Variant, work: Path) -> None:
+def _ec2_figure(report: Report, variant: Variant, work: Path, args, extra: dict) -> None:
     """Glance -> EC2 against the EBS direct limit, on a devcloud of its own: one Glance and the
     EC2 peer (moto, patched like EC2)."""
     import devcloud
+    from bench import tools
     from bench.ec2 import ec2_figures
 
+    tools.tools_venv(install=not args.no_install, log=report.printer)
     report.printer(f"bench: booting a devcloud of 1 Glance and the EC2 peer in {work}")
     dc = devcloud.up(work / "devcloud-ec2", clouds=1, keystones=1, with_ec2=True)
     try:
-        ec2_figures(report, dc, work, variant.size, variant.runs)
+        ec2_figures(
+            report,
+            dc,
+            work,
+            variant.size,
+            variant.runs,
+            profile_dir=None if args.no_profile else args.results,
+            extra=extra,
+        )
     finally:
         dc.down()
 

@@ -27,6 +27,7 @@ import boto3
 import botocore.config
 
 from bench.cpu import CpuMeter, CpuUse, median_use, stack_processes
+from bench.profiling import profile_copy
 from bench.report import Report, median
 from bench.stack import Glint, Stack, file_chunks
 from glint.clouds import get_driver
@@ -53,8 +54,17 @@ def write_half_zeros(path: Path, size: int) -> Path:
     return path
 
 
-def ec2_figures(report: Report, dc, work: Path, size: int, runs: int) -> None:
-    """Time both routes in ``runs`` interleaved rounds and add the ratio row."""
+def ec2_figures(
+    report: Report,
+    dc,
+    work: Path,
+    size: int,
+    runs: int,
+    profile_dir: Path | None = None,
+    extra: dict | None = None,
+) -> None:
+    """Time both routes in ``runs`` interleaved rounds and add the ratio row; with
+    ``profile_dir``, one more Glint copy under py-spy (``profile-glint-ec2-copy.txt``)."""
     say = report.printer
     peer = dc.ec2_peer
     source = dc.glance_names()[0]
@@ -79,6 +89,15 @@ def ec2_figures(report: Report, dc, work: Path, size: int, runs: int) -> None:
                 times[key].append(meter.use.wall)
                 cpu[key].append(meter.use)
                 say(f"  {key}: {meter.use.wall:.2f}s ({meter.use.note(per_process=True)})")
+        if profile_dir is not None:
+            profile_copy(
+                report,
+                glint.pid,
+                profile_dir / "profile-glint-ec2-copy.txt",
+                lambda: _glint_copy(glint, peer, source, name, CpuMeter(processes)),
+                extra if extra is not None else {},
+                "profile_ec2",
+            )
     finally:
         glint.stop()
     glint_s, limit_s = median(times["glint"]), median(times["limit"])

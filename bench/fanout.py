@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bench import routes
 from bench.cpu import CpuMeter, CpuUse, median_use, stack_processes
-from bench.profiling import py_spy, summarize
+from bench.profiling import profile_copy
 from bench.report import Report, median
 from bench.stack import write_random_file
 
@@ -110,7 +110,14 @@ def run_fanout(
     if "memory" in figures:
         _memory(report, stack, glint, variant, source, targets, growth, errors)
     if profile_dir is not None and "fanout" in figures and "glint" not in errors:
-        _profile(report, stack, glint, source, source_name, targets, profile_dir, extra)
+        profile_copy(
+            report,
+            glint.pid,
+            profile_dir / "profile-glint-copy.txt",
+            lambda: routes.glint_copy(glint, stack, source, source_name, targets),
+            extra,
+            "profile",
+        )
     stack.delete_quietly(source, [source_id])
 
 
@@ -251,26 +258,3 @@ def _memory(report: Report, stack, glint, variant, source, targets, growth, erro
             "<= 1.1x",
             "a size was not measured",
         )
-
-
-def _profile(
-    report: Report, stack, glint, source, source_name, targets, out_dir: Path, extra: dict
-) -> None:
-    """One more copy (not timed) under py-spy; the hottest leaf functions go into the report."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    collapsed = out_dir / "profile-glint-copy.txt"
-    with py_spy(glint.pid, collapsed, fmt="raw") as recording:
-        if recording is None:
-            return
-        routes.glint_copy(glint, stack, source, source_name, targets)
-    if collapsed.exists():
-        top = summarize(collapsed)
-        extra["profile"] = {
-            "file": collapsed.name,
-            "top_leaf_frames": [[f, round(s, 3)] for f, s in top],
-        }
-        report.printer(
-            "bench: where glint serve spent its CPU during a copy (py-spy, leaf frames):"
-        )
-        for frame, share in top[:10]:
-            report.printer(f"  {share:6.1%}  {frame}")

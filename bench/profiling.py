@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.tools import tool
 
-__all__ = ["py_spy", "summarize"]
+__all__ = ["profile_copy", "py_spy", "summarize"]
 
 
 @contextlib.contextmanager
@@ -62,3 +63,25 @@ def summarize(collapsed: Path, top: int = 15) -> list[tuple[str, float]]:
         total += int(count)
     ranked = sorted(leaves.items(), key=lambda item: -item[1])[:top]
     return [(frame, count / total) for frame, count in ranked] if total else []
+
+
+def profile_copy(
+    report, pid: int, collapsed: Path, copy: Callable[[], None], extra: dict, key: str
+) -> None:
+    """``copy()`` once more (not timed) with ``pid`` (``glint serve``) under py-spy: the collapsed
+    stacks go to ``collapsed``, the hottest leaf functions into the report's ``extra[key]`` and
+    its printout."""
+    collapsed.parent.mkdir(parents=True, exist_ok=True)
+    with py_spy(pid, collapsed, fmt="raw") as recording:
+        if recording is None:
+            return
+        copy()
+    if collapsed.exists():
+        top = summarize(collapsed)
+        extra[key] = {
+            "file": collapsed.name,
+            "top_leaf_frames": [[f, round(s, 3)] for f, s in top],
+        }
+        report.printer(f"bench: where glint serve spent its CPU ({key}; py-spy, leaf frames):")
+        for frame, share in top[:10]:
+            report.printer(f"  {share:6.1%}  {frame}")
