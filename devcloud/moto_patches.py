@@ -25,6 +25,11 @@ references) and replaces one moto function whose 5.2.5 code it was written again
    direct APIs answer it: ``AccessDeniedException`` (HTTP 403) in their JSON error form (EBS
    API reference, Errors). moto answers in EC2's XML form, which a client of the JSON protocol
    reads as no error code at all.
+6. ``DeleteSnapshot`` deletes the snapshot's blocks, and the EBS direct APIs answer for a
+   snapshot they do not know with ``ResourceNotFoundException`` (HTTP 404). moto 5.2.5 keeps
+   the EBS side of a deleted snapshot, every block of it in memory (so a test session's peer,
+   and the bench's at a GiB a copy, grew by each image ever written), and answers an unknown
+   snapshot with an internal error.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from moto.ebs.models import EBSBackend, EBSSnapshot, ebs_backends
 from moto.ebs.responses import EBSResponse
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.amis import Ami, AmiBackend
+from moto.ec2.models.elastic_block_store import EBSBackend as Ec2VolumeBackend
 from moto.ec2.responses.amis import AmisResponse
 
 # EC2's defaults for RegisterImage when a field is not given (API reference, RegisterImage).
@@ -265,6 +271,41 @@ def _ebs_authorize(self: EBSResponse, resource: str = "*") -> None:
         raise EbsAccessDenied(denied.message) from None
 
 
+# 6: DeleteSnapshot
+
+_moto_delete_snapshot = Ec2VolumeBackend.delete_snapshot
+
+
+class EbsNotFound(JsonRESTError):
+    """The EBS direct APIs' ResourceNotFoundException, in their JSON error form."""
+
+    code = 404
+
+    def __init__(self, message: str):
+        super().__init__("ResourceNotFoundException", message)
+
+
+class _EbsSnapshots(dict):
+    """The EBS backend's snapshots by id; looking up an unknown one is EBS's not-found error."""
+
+    def __missing__(self, snapshot_id: str):
+        raise EbsNotFound(f"The snapshot '{snapshot_id}' does not exist.")
+
+
+_moto_ebs_init = EBSBackend.__init__
+
+
+def _ebs_init(self: EBSBackend, region_name: str, account_id: str) -> None:
+    _moto_ebs_init(self, region_name, account_id)
+    self.snapshots = _EbsSnapshots()
+
+
+def _delete_snapshot(self: Ec2VolumeBackend, snapshot_id: str):
+    deleted = _moto_delete_snapshot(self, snapshot_id)
+    ebs_backends[self.account_id][self.region_name].snapshots.pop(snapshot_id, None)
+    return deleted
+
+
 def apply() -> None:
     """Install every patch (idempotent)."""
     AmisResponse.register_image = _register_image_response
@@ -275,3 +316,5 @@ def apply() -> None:
     AmisResponse.copy_image = _copy_image_response
     AmiBackend.copy_image = _copy_image
     EBSResponse._authenticate_and_authorize_normal_action = _ebs_authorize
+    Ec2VolumeBackend.delete_snapshot = _delete_snapshot
+    EBSBackend.__init__ = _ebs_init

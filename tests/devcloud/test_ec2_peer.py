@@ -130,6 +130,17 @@ def test_blocks_read_back_with_their_checksums(clients):
     assert got["Checksum"] == _checksum(data)
 
 
+def test_a_deleted_snapshot_has_no_blocks_left(clients):
+    """DeleteSnapshot deletes the blocks too: the EBS direct APIs no longer know the snapshot
+    (moto kept them, in memory, for ever)."""
+    ec2, ebs = clients
+    snapshot_id = _snapshot(ebs, {0: b"\x01" * BLOCK})
+    ec2.delete_snapshot(SnapshotId=snapshot_id)
+    with pytest.raises(ClientError) as refused:
+        ebs.list_snapshot_blocks(SnapshotId=snapshot_id)
+    assert refused.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
 def test_copy_image_copies_the_backing_snapshot_and_applies_its_tag_specifications(
     clients, session, devcloud_ec2
 ):
