@@ -234,7 +234,7 @@ def _blocks(chunks: Iterable[bytes]) -> Iterator[tuple[int, memoryview | None]]:
             if len(pending) < BLOCK_SIZE:
                 continue
             yield index, None if pending == _ZERO_BLOCK else memoryview(pending)
-            pending = bytearray()  # the view given out may still be read
+            pending = bytearray()  # not clear(): a bytearray with a live view cannot resize
             index += 1
         while len(view) - start >= BLOCK_SIZE:
             block = view[start : start + BLOCK_SIZE]
