@@ -223,8 +223,8 @@ def _ec2_figure(report: Report, variant: Variant, work: Path, args, extra: dict)
             work,
             variant.size,
             variant.runs,
+            extra,
             profile_dir=None if args.no_profile else args.results,
-            extra=extra,
         )
     finally:
         dc.down()

@@ -60,8 +60,8 @@ def ec2_figures(
     work: Path,
     size: int,
     runs: int,
+    extra: dict,
     profile_dir: Path | None = None,
-    extra: dict | None = None,
 ) -> None:
     """Time both routes in ``runs`` interleaved rounds and add the ratio row; with
     ``profile_dir``, one more Glint copy under py-spy (``profile-glint-ec2-copy.txt``)."""
@@ -95,7 +95,7 @@ def ec2_figures(
                 glint.pid,
                 profile_dir / "profile-glint-ec2-copy.txt",
                 lambda: _glint_copy(glint, peer, source, name, CpuMeter(processes)),
-                extra if extra is not None else {},
+                extra,
                 "profile_ec2",
             )
     finally:
