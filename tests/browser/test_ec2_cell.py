@@ -59,7 +59,7 @@ def test_tick_an_ec2_cell_and_see_the_copy_done(page, live_glint, devcloud_ec2, 
 
     page.get_by_role("checkbox", name=f"{raw_image} in {EC2}", exact=True).check()
     page.get_by_role("button", name="Apply changes").click()
-    copies = page.locator("table.plan tr.item.copy")
+    copies = page.locator("table.plan tr.item.planned.copy")
     expect(copies).to_have_count(1)
     expect(copies).to_contain_text(EC2)
     page.get_by_role("button", name="Apply: 1 copy, 0 deletes").click()

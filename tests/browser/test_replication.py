@@ -47,16 +47,21 @@ def target_cell(page, name: str):
 
 
 def open_matrix_with(page, live_glint, name: str):
+    """The matrix, once it shows ``name`` held in :data:`SOURCE`: a background poll may have
+    listed the image while it was still being uploaded (no hash yet, so nothing could copy it),
+    and the row is ready only once the refresh has seen it finished."""
     page.goto(f"{live_glint.url}/images/")
     page.get_by_role("button", name="Refresh all").click()
     expect(page.locator("table.matrix")).to_contain_text(name, timeout=30_000)
+    held = page.locator("td.cell", has=page.locator(f'input[aria-label="{name} in {SOURCE}"]'))
+    expect(held).to_have_class(re.compile(r"\bpresent\b"), timeout=30_000)
 
 
 def tick_and_apply(page, name: str):
     page.get_by_role("checkbox", name=f"{name} in {TARGET}", exact=True).check()
     page.get_by_role("button", name="Apply changes").click()
     expect(page.locator("h1")).to_contain_text("Plan")
-    copies = page.locator("table.plan tr.item.copy")
+    copies = page.locator("table.plan tr.item.planned.copy")
     expect(copies).to_have_count(1)
     expect(copies).to_contain_text(TARGET)
     expect(copies).to_contain_text(SOURCE)  # read from the copy the group owns

@@ -187,6 +187,8 @@ def test_delete(target):
         target.driver.get_image(record.id)
     with pytest.raises(NotFound):
         target.driver.delete(record.id)
+    with pytest.raises(NotFound), target.driver.open_read(record.id) as reader:
+        b"".join(reader)
 
 
 @pytest.fixture(scope="session")

@@ -82,10 +82,11 @@ def test_copies_to_two_targets_keep_memory_bounded_whatever_the_size(clouds, tmp
     and an 800 MiB copy by no more. Each copy runs in a fresh process (rss_copy.py), so every
     measurement starts from the same state whatever ran before in this one. One copy's peak comes
     in steps of ~6 MiB, with how many 1 MiB chunks happen to be in flight at once (measured here:
-    6.2, 11.3 or 12.3 MiB at either size; a short copy may end before it reaches the top step), so
-    each size is copied three times, interleaved, and the large copies' median is compared with
-    the highest small one, with 6 MiB of slack: memory that grew with the image would add hundreds
-    of MiB. Sources are uploaded from a generator, never held in memory. (The large copies of this
+    6.2, 11.3 or 12.3 MiB at either size; a short copy often ends before it reaches the top step,
+    and three small copies in a row have all stopped at 6.2), so each size is copied three times,
+    interleaved, and the large copies' median is compared with the highest small one, with two
+    steps (12 MiB) of slack: memory that grew with the image by even 2% of the bytes copied would
+    add more (16 MiB more over the 600 MiB between the sizes), and a leak adds hundreds of MiB. Sources are uploaded from a generator, never held in memory. (The large copies of this
     package.)"""
     sizes_mib = (200, 800)
     sources = {
@@ -110,4 +111,4 @@ def test_copies_to_two_targets_keep_memory_bounded_whatever_the_size(clouds, tmp
                 with clouds.driver(cloud) as driver:
                     driver.delete(image_id)
     assert max(growth_mib[200]) < 32 and max(growth_mib[800]) < 32, growth_mib
-    assert statistics.median(growth_mib[800]) <= max(growth_mib[200]) + 6, growth_mib
+    assert statistics.median(growth_mib[800]) <= max(growth_mib[200]) + 12, growth_mib

@@ -177,7 +177,9 @@ def _check_connections(client, policy: EndpointPolicy | None):
     client.meta.events.register_first("needs-retry", _refusal_is_final)
     http = client._endpoint.http_session
     http._proxy_config = botocore.httpsession.ProxyConfiguration()
-    http._manager = CheckedPoolManager(policy, **http._get_pool_manager_kwargs())
+    # The settings of the manager botocore made, its SSL context included (a new one would
+    # load the CA bundle again: milliseconds for each of a job's clients).
+    http._manager = CheckedPoolManager(policy, **http._manager.connection_pool_kw)
     http._manager.pool_classes_by_scheme = http._pool_classes_by_scheme
     return client
 
@@ -304,9 +306,16 @@ class Ec2Driver(CloudDriver):
 
     # Reading the account
 
+    _sts_client = None
+
+    def _sts(self):
+        """The STS client, made on first use and kept (a client costs milliseconds to make)."""
+        if self._sts_client is None:
+            self._sts_client = self._client(self._session, "sts")
+        return self._sts_client
+
     def check(self) -> ProjectInfo:
-        sts = self._client(self._session, "sts")
-        who = self._call(sts, "get_caller_identity", "sts:GetCallerIdentity")
+        who = self._call(self._sts(), "get_caller_identity", "sts:GetCallerIdentity")
         self._call(self.ec2, "describe_images", "ec2:DescribeImages", Owners=["self"], MaxResults=5)
         return ProjectInfo(project_id=who["Account"], project_name=None, user_id=who.get("Arn"))
 
@@ -444,10 +453,9 @@ class Ec2Driver(CloudDriver):
 
     def _account(self) -> str:
         if self._account_id is None:
-            sts = self._client(self._session, "sts")
-            self._account_id = self._call(sts, "get_caller_identity", "sts:GetCallerIdentity")[
-                "Account"
-            ]
+            self._account_id = self._call(
+                self._sts(), "get_caller_identity", "sts:GetCallerIdentity"
+            )["Account"]
         return self._account_id
 
     @staticmethod
@@ -459,13 +467,11 @@ class Ec2Driver(CloudDriver):
         return None
 
     def open_read(self, image_id: str, offset: int = 0) -> ImageReader:
-        image = self._call(self.ec2, "describe_images", "ec2:DescribeImages", ImageIds=[image_id])[
-            "Images"
-        ]
-        root = self._root_snapshot(image[0]) if image else None
+        image = self._ami(image_id)
+        root = self._root_snapshot(image)
         if root is None:
             raise errors.ImageNotReady(f"AMI {image_id} has no root snapshot to read")
-        return SnapshotReader(self, root[0], self._record(image[0]).size, offset)
+        return SnapshotReader(self, root[0], self._record(image).size, offset)
 
     # Writing
 
@@ -786,8 +792,9 @@ class Ec2Driver(CloudDriver):
         raise errors.InvalidRequest("EC2 has no web-download import: Glint streams the image")
 
     def close(self) -> None:
-        for client in (self.ec2, self.ebs):
-            client.close()
+        for client in (self.ec2, self.ebs, self._sts_client):
+            if client is not None:
+                client.close()
 
 
 class SnapshotReader(ImageReader):

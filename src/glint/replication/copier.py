@@ -144,9 +144,15 @@ class Copy:
             for target_run in self.runs:
                 target_run.fail(exc)
             return self._result()
+        ended = [threading.Event() for _ in self.runs]
         threads = [
-            threading.Thread(target=r.main, name=f"glint-copy-{r.target.key}", daemon=True)
-            for r in self.runs
+            threading.Thread(
+                target=self._run_target,
+                args=(r, done),
+                name=f"glint-copy-{r.target.key}",
+                daemon=True,
+            )
+            for r, done in zip(self.runs, ended, strict=True)
         ]
         for thread in threads:
             thread.start()
@@ -157,9 +163,17 @@ class Copy:
             self.start_error = exc
         finally:
             self.fanout_ready.set()
-        self.pump.run_until(lambda: not any(t.is_alive() for t in threads), self._check_cancel)
+        self.pump.run_until(lambda: all(e.is_set() for e in ended), self._check_cancel)
         self._finish_cache()
         return self._result()
+
+    def _run_target(self, target_run: TargetRun, ended: threading.Event) -> None:
+        """A target's thread: its whole run, then a word to the pump, which waits for it."""
+        try:
+            target_run.main()
+        finally:
+            ended.set()
+            self.pump.wake()
 
     def _check_cancel(self) -> None:
         if self.cancel.is_set() and self.fanout is not None:

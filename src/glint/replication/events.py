@@ -40,6 +40,11 @@ class EventPump:
         self._queue.put((func, args, future))
         return future.result()
 
+    def wake(self) -> None:
+        """Have :meth:`run_until` look at ``done()`` now: another thread changed what it
+        waits for without posting a call (otherwise it would notice only at the next tick)."""
+        self._queue.put((_nothing, (), None))
+
     def run_until(
         self, done: Callable[[], bool], on_tick: Callable[[], None] | None = None, tick: float = 0.1
     ) -> None:
@@ -68,6 +73,10 @@ class EventPump:
                     future.set_result(func(*args))
                 except BaseException as exc:  # noqa: BLE001 - handed back to the caller
                     future.set_exception(exc)
+
+
+def _nothing() -> None:
+    pass
 
 
 def _quietly(func: Callable[..., Any], args: tuple) -> None:

@@ -138,6 +138,7 @@ class TargetRun:
             return
         finally:
             self.prepared.set()
+            self.copy.pump.wake()
         if not (self.feed_wanted or self.pulling or self.server_copy or self.convert_to):
             return
         try:
