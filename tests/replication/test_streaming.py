@@ -86,7 +86,8 @@ def test_copies_to_two_targets_keep_memory_bounded_whatever_the_size(clouds, tmp
     and three small copies in a row have all stopped at 6.2), so each size is copied three times,
     interleaved, and the large copies' median is compared with the highest small one, with two
     steps (12 MiB) of slack: memory that grew with the image by even 2% of the bytes copied would
-    add more (16 MiB more over the 600 MiB between the sizes), and a leak adds hundreds of MiB. Sources are uploaded from a generator, never held in memory. (The large copies of this
+    add more (16 MiB more over the 600 MiB between the sizes), and a leak adds hundreds of MiB.
+    Sources are uploaded from a generator, never held in memory. (The large copies of this
     package.)"""
     sizes_mib = (200, 800)
     sources = {
