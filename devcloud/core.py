@@ -8,12 +8,15 @@ stops everything started so far before the error propagates, so a failed ``up`` 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import shutil
+import signal
 import socket
 import sys
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -444,6 +447,18 @@ class Devcloud:
         processes.stop_group(g.pid)
         g.pid = None
         state.save()
+
+    @contextlib.contextmanager
+    def frozen(self, name: str) -> Iterator[None]:
+        """Freeze the cloud's Glance (SIGSTOP to its process group) for the block: its sockets
+        stay open but nothing is read or sent, as a cloud that hangs mid-transfer. SIGCONT
+        after, whatever happens in the block."""
+        pgid = self._glance(name).pid
+        os.killpg(pgid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.killpg(pgid, signal.SIGCONT)
 
     def start(self, name: str) -> None:
         """Start the cloud's Glance again on the same port; return once it answers."""

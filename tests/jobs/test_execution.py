@@ -7,6 +7,8 @@ import pytest
 
 from glint.audit.models import AuditRecord
 from glint.inventory.poller import poll_repos
+from glint.jobs import execution
+from glint.jobs import services as job_services
 from glint.jobs.models import Job
 from glint.matrix.planning import Change
 from glint.plans import services as plans
@@ -82,3 +84,26 @@ def test_applying_a_plan_leaves_audit_records_with_the_requesters_dn(
     )
     assert records["job.copy"].details["job"] == job_id and records["job.copy"].image == image_name
     assert (records["job.end"].outcome, records["job.end"].details["state"]) == ("ok", "done")
+
+
+def test_a_cancel_that_lands_after_every_target_is_done_leaves_the_job_done(
+    devcloud, group_a, repos, image_name, monkeypatch
+):
+    upload(devcloud, "devcloud-1", image_name, 64 * 1024)
+    poll_repos(repos)
+    member = make_user("Late Canceller", group=group_a)
+    job_id = plan_and_apply(group_a, member, image_name, repos[1], Action.COPY)
+    run_kind = execution.run_kind
+
+    def copy_then_cancel(job, *args, **kwargs):
+        # The person's cancel arrives between the last verified byte and the job's end: a
+        # moment no real part can be made to hit on purpose, so the test puts it there.
+        run_kind(job, *args, **kwargs)
+        job_services.cancel(Job.objects.get(pk=job.pk), member)
+
+    monkeypatch.setattr(execution, "run_kind", copy_then_cancel)
+    assert run_in_process(job_id) == "done"
+    job = Job.objects.get(pk=job_id)
+    assert (job.error_code, job.error) == ("", "")
+    assert [t.state for t in job.targets.all()] == ["done"]
+    assert len(images_named(devcloud, image_name)["devcloud-2"]) == 1, "the copy is kept"

@@ -78,8 +78,11 @@ def test_cancel_stops_promptly_and_leaves_nothing_then_retry_copies(
     job_id = api.copy(image_name, ("devcloud-2", "devcloud-3"))
     api.wait(job_id, writing, what="writing")
 
-    api.post(f"jobs/{job_id}/cancel/")
-    job = api.wait(job_id, lambda j: j["state"] == "cancelled", timeout=15, what="cancelled")
+    # The source hangs mid-read (frozen, its connection open): the copy cannot end before the
+    # cancel reaches it, and the cancel must not wait for the read timeout either.
+    with devcloud.frozen("devcloud-1"):
+        api.post(f"jobs/{job_id}/cancel/")
+        job = api.wait(job_id, lambda j: j["state"] == "cancelled", timeout=15, what="cancelled")
     assert {t["state"] for t in job["targets"]} == {"cancelled"}
     found = images_named(devcloud, image_name)
     assert (len(found["devcloud-1"]), found["devcloud-2"], found["devcloud-3"]) == (1, [], []), (

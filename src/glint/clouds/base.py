@@ -287,6 +287,11 @@ class ImageReader(abc.ABC):
     def close(self) -> None:
         """Release the underlying connection."""
 
+    def interrupt(self) -> None:  # noqa: B027 - a reader of short requests needs nothing
+        """Make a read blocked in another thread end now, with an error (a cancel while the
+        cloud hangs). A reader that reads in short requests ends its next one at the read
+        timeout: this default does nothing."""
+
     def __enter__(self) -> ImageReader:
         return self
 

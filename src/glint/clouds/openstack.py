@@ -15,10 +15,12 @@ in one place, the "Error translation" section below.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
 import re
+import socket
 import tempfile
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -855,3 +857,11 @@ class _GlanceReader(ImageReader):
     def close(self) -> None:
         if self._resp is not None:
             self._resp.close()
+
+    def interrupt(self) -> None:
+        # Shutting the socket down (not closing it) wakes a recv blocked in another thread.
+        connection = self._resp.raw.connection if self._resp is not None else None
+        sock = getattr(connection, "sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)

@@ -100,10 +100,11 @@ class LeaseKeeper(threading.Thread):
 
 
 def _job_state(targets: list[JobTarget], cancelled: bool) -> str:
-    if cancelled:
-        return states.CANCELLED
+    # A cancel that lands after every target is done has nothing left to stop: the job is done.
     if all(t.state == _DONE for t in targets):
         return states.DONE
+    if cancelled:
+        return states.CANCELLED
     return states.PARTIAL if any(t.state == _DONE for t in targets) else states.FAILED
 
 
@@ -171,6 +172,7 @@ def run_claimed(job_id: int, owner: str, stream=None) -> str | None:
 
 def _finish(job: Job, owner: str, targets: list[JobTarget], cancelled: bool) -> str | None:
     state = _job_state(targets, cancelled)
+    cancelled = state == states.CANCELLED
     failed = [t for t in targets if t.state == _FAILED]
     retry_at = (
         None

@@ -476,8 +476,8 @@ def cancel(job: Job, user: User | None) -> Job:
 
     The worker stops the engine (which deletes what it was writing) and deletes the images
     recorded for targets that are not done, so nothing half-made stays in any cloud. Targets
-    already done keep their verified copies. A job waiting for an automatic retry is cancelled
-    the same way.
+    already done keep their verified copies, and a job whose every target was done before the
+    cancel reached it ends done. A job waiting for an automatic retry is cancelled the same way.
 
     Returns:
         The job, reloaded.

@@ -24,7 +24,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 
-from glint.clouds import CHUNK_SIZE, CloudDriver, CloudError, ImageRecord
+from glint.clouds import CHUNK_SIZE, CloudDriver, CloudError, ImageReader, ImageRecord
 from glint.replication import properties as props
 from glint.replication.cache import CacheEntry, ContentCache, Spool
 from glint.replication.chunk_memory import ChunkPool
@@ -246,7 +246,7 @@ class Copy:
         if from_cache:
             chunks: Iterator[bytes] = _spool_chunks(self.spool)
         else:
-            chunks = _resuming_read(self.source.driver, record.id, self.options.read_attempts)
+            chunks = SourceRead(self.source.driver, record.id, self.options.read_attempts)
             self.spool = self._new_spool(record)
         for r in writers:
             r.feed = Feed(self.options.lag_limit_bytes, self.spool)
@@ -285,6 +285,7 @@ class Copy:
             spool_whole=self.source.read_once or converting,
             on_read=on_read,
             verdict=lambda digests, size: check_source(record, digests, size),
+            interrupt=chunks.interrupt if isinstance(chunks, SourceRead) else None,
         )
         self.fanout.start()
 
@@ -403,9 +404,7 @@ class Copy:
                 else:
                     # Called once a target's upload ended, so the reader thread has read the
                     # source to its end and is done with the source's driver.
-                    chunks = _resuming_read(
-                        self.source.driver, record.id, self.options.read_attempts
-                    )
+                    chunks = SourceRead(self.source.driver, record.id, self.options.read_attempts)
                 with MultiHasher([record.hash_algo]) as hasher:
                     for chunk in chunks:
                         hasher.update(chunk)
@@ -497,7 +496,7 @@ def cache_image(
     spool = cache.spool(record.size)
     report = progress or (lambda done, total: None)
     fanout = FanOut(
-        _resuming_read(driver, image_id, read_attempts),
+        SourceRead(driver, image_id, read_attempts),
         algorithms_for(record, []),
         [],
         spool,
@@ -521,24 +520,46 @@ def cache_image(
     return record, entry
 
 
-def _resuming_read(driver: CloudDriver, image_id: str, attempts: int) -> Iterator[bytes]:
-    """The source's bytes, resumed at the byte where a broken stream stopped, read into a
-    pool of reused buffers where the driver can (see chunk_memory.ChunkPool)."""
-    offset = 0
-    failures = 0
-    pool = ChunkPool()
-    while True:
-        try:
-            with driver.open_read(image_id, offset) as reader:
-                for chunk in reader.chunks_into(pool.take):
-                    offset += len(chunk)
-                    yield chunk
-            return
-        except CloudError as exc:
-            failures += 1
-            if not exc.retryable or failures >= attempts:
-                raise
-            log.warning("source read of %s broke at byte %d, resuming: %s", image_id, offset, exc)
+class SourceRead:
+    """The source's bytes, resumed at the byte where a broken stream stopped, read into a pool
+    of reused buffers where the driver can (see chunk_memory.ChunkPool).
+
+    :meth:`interrupt` (from another thread: a cancel) ends a read that is blocked on a cloud
+    that hangs, rather than leave the copy waiting for the driver's read timeout.
+    """
+
+    def __init__(self, driver: CloudDriver, image_id: str, attempts: int):
+        self.driver, self.image_id, self.attempts = driver, image_id, attempts
+        self._reader: ImageReader | None = None
+        self._interrupted = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        offset = 0
+        failures = 0
+        pool = ChunkPool()
+        while not self._interrupted:
+            try:
+                with self.driver.open_read(self.image_id, offset) as self._reader:
+                    if self._interrupted:  # interrupted while the stream was being opened
+                        break
+                    for chunk in self._reader.chunks_into(pool.take):
+                        offset += len(chunk)
+                        yield chunk
+                return
+            except CloudError as exc:
+                failures += 1
+                if self._interrupted or not exc.retryable or failures >= self.attempts:
+                    raise
+                log.warning(
+                    "source read of %s broke at byte %d, resuming: %s", self.image_id, offset, exc
+                )
+        raise CopyCancelled("the source read was interrupted")
+
+    def interrupt(self) -> None:
+        self._interrupted = True
+        reader = self._reader
+        if reader is not None:
+            reader.interrupt()
 
 
 def _spool_chunks(spool: Spool) -> Iterator[bytes]:

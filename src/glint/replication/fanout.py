@@ -295,6 +295,7 @@ class FanOut:
         on_read: Called in the reader thread with the bytes read so far.
         verdict: Called in the sink thread with (digests, size) after the last chunk; raises to
             reject the stream. Its outcome ends every feed.
+        interrupt: Called by :meth:`abort` to end a read of ``chunks`` that is blocked now.
     """
 
     def __init__(
@@ -308,8 +309,10 @@ class FanOut:
         spool_whole: bool,
         on_read: Callable[[int], None],
         verdict: Callable[[dict[str, str], int], None],
+        interrupt: Callable[[], None] | None = None,
     ):
         self._chunks = chunks
+        self._interrupt = interrupt
         self._hasher = MultiHasher(algorithms)
         self._feeds = feeds
         self._spool = spool
@@ -354,6 +357,8 @@ class FanOut:
         if self.error is None:
             self.error = error
         self._stop.set()
+        if self._interrupt is not None:
+            self._interrupt()  # the reader may be blocked on a cloud that hangs
         for feed in self._feeds:
             feed.finish(error)
         if self._write_spool:

@@ -143,6 +143,8 @@ class IncomingStream:
                     self._on_progress(self.received)
                 yield chunk
             formats.check_tail(self.disk_format, tail)
+        except GeneratorExit:  # the reader stopped reading (a cancel): not the stream's fault
+            raise
         except BaseException as exc:
             self.error = exc
             raise
