@@ -14,9 +14,13 @@ from glint.inventory.poller import poll_repos, request_refresh
 from glint.jobs import services, states
 from glint.jobs.matrix import group_matrix
 from glint.jobs.models import Job
+from glint.matrix.planning import COPY, Change
 from glint.matrix.rows import CellState
+from glint.plans import services as plans
+from tests.clients import make_user
 from tests.devcloud_repos import add_devcloud_repo
 from tests.jobs.images import delete_named, driver_for, random_chunks, upload
+from tests.plans.helpers import row_of, version
 
 pytestmark = [pytest.mark.devcloud, pytest.mark.django_db]
 
@@ -187,3 +191,34 @@ def test_a_done_copy_keeps_its_cell_until_the_repo_is_polled(devcloud, group_a, 
     assert cell().state == CellState.VERIFYING and "waiting for the repo" in cell().reason
     poll_repos([two])
     assert cell().state == CellState.ABSENT  # the listing speaks (no copy was really made here)
+
+
+def test_a_later_jobs_poll_request_does_not_make_a_listed_copy_pending_again(
+    devcloud, group_a, repos, image_name
+):
+    """A second job's end asks for a poll of the same repo within the minute: the first job's
+    result was listed already, so its cell is the listing's (here absent: the copy was deleted
+    in the cloud meanwhile), and the planner may copy there again."""
+    one, two, _three = repos
+    image_id = upload(devcloud, "devcloud-1", image_name, 4096)
+    poll_repos(repos)
+    (job,) = services.submit_copy(
+        group_a, source=Image.objects.get(repo=one, image_id=image_id), targets=[two]
+    ).new_jobs
+    job.targets.update(state=states.TargetState.DONE.value)
+    Job.objects.filter(pk=job.pk).update(state=states.DONE, finished=timezone.now())
+    request_refresh([two.pk])
+    poll_repos([two])  # the poll the job's end asked for
+    request_refresh([two.pk])  # another job's end, seconds later
+
+    overlays = services.cell_overlays(group_a)
+    row = next(r for r in group_matrix(group_a, overlays=overlays).rows if r.name == image_name)
+    assert row.cells[two.pk].state == CellState.ABSENT
+    plan = plans.create_plan(
+        group_a,
+        make_user("Copier Again", group=group_a),
+        [Change(row_of(group_a, image_name).id, two.pk, COPY)],
+        version(group_a),
+    )
+    (item,) = plan.items.all()
+    assert (item.status, item.reason) == ("planned", ""), "planned again, not 'already queued'"

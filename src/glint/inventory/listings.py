@@ -214,6 +214,7 @@ def record_listing(
             failures=0,
             polls_total=F("polls_total") + 1,
             next_poll_at=now + dt.timedelta(seconds=interval),
+            listed_from=started_at,
             **_RELEASED,
         )
         m.RepoInventory.objects.filter(pk=repo_id, refresh_requested_at__lte=started_at).update(

@@ -126,6 +126,8 @@ class RepoInventory(models.Model):
         errors_total, polls_total: Counters for ``/metrics``.
         next_poll_at: When the interval or the back-off lets the repo be polled again.
         refresh_requested_at: A person or a job asked for a poll now; cleared when it ran.
+        listed_from: When the poll whose listing is stored began: what was in the cloud by then
+            is in the listing (a job's result, for instance).
         poll_lease_owner, poll_lease_expires: The process polling the repo now: with several
             Glint processes on one database, the one that took the lease polls it, once.
     """
@@ -141,6 +143,7 @@ class RepoInventory(models.Model):
     polls_total = models.PositiveBigIntegerField(default=0)
     next_poll_at = models.DateTimeField(null=True, blank=True)
     refresh_requested_at = models.DateTimeField(null=True, blank=True)
+    listed_from = models.DateTimeField(null=True, blank=True)
     poll_lease_owner = models.CharField(max_length=200, blank=True)
     poll_lease_expires = models.DateTimeField(null=True, blank=True)
 

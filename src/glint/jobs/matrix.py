@@ -244,8 +244,13 @@ _COPY_CELLS = {
 
 
 # A done target whose repo's poll, asked for by the job's end, has not run yet: its result is not
-# in the listing. (A refresh asked for later by someone else no longer counts as the job's.)
+# in the listing. The stored listing must have begun before the job ended: a later job's end
+# asks for a poll too, and the first job's result, listed since, must not look pending again
+# (nor one whose copy was deleted meanwhile look queued to the planner). A refresh asked for
+# more than a minute after the job's end is someone else's.
 _LISTING_PENDING = Q(
+    Q(repo__inventory__listed_from__isnull=True)
+    | Q(repo__inventory__listed_from__lt=F("job__finished")),
     state=states.TargetState.DONE.value,
     repo__inventory__refresh_requested_at__gte=F("job__finished"),
     repo__inventory__refresh_requested_at__lte=F("job__finished") + datetime.timedelta(minutes=1),
