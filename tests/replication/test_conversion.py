@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import subprocess
+import threading
 
 import pytest
 
-from glint.replication import ContentCache, ConversionFailed, convert
+from glint.replication import ContentCache, ConversionFailed, CopyCancelled, convert
 
 MiB = 1024 * 1024
 #: Not a whole MiB: the vhd must be rounded up.
@@ -123,3 +125,22 @@ def test_a_backing_file_is_refused_before_qemu_img_reads_it(tmp_path):
         convert(cache, _store(cache, overlay.read_bytes()), "qcow2", "raw")
     with pytest.raises(ConversionFailed, match="unknown format"):
         convert(cache, _store(cache, b"x"), "raw", "ova")
+
+
+def test_a_cancel_stops_qemu_img_at_once_and_leaves_nothing(tmp_path):
+    data = random.Random(7).randbytes(96 * MiB)  # takes qemu-img a second or two to compress
+    cache = ContentCache(tmp_path / "cache", min_free_bytes=0)
+    entry = _store(cache, data)
+    before = sorted(p.name for p in (tmp_path / "cache").rglob("*"))
+    cancel = threading.Event()
+    reported = []
+
+    def progress(done: int, total: int) -> None:
+        reported.append(done / total)
+        cancel.set()  # a person cancels as soon as the conversion shows progress
+
+    with pytest.raises(CopyCancelled):
+        convert(cache, entry, "raw", "vmdk", progress=progress, cancel=cancel)
+
+    assert max(reported) < 1, "qemu-img was stopped before it finished"
+    assert sorted(p.name for p in (tmp_path / "cache").rglob("*")) == before

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from glint.replication import (
     ContentCache,
+    CopyCancelled,
     CopyObserver,
     CopySource,
     CopyTarget,
     SourceVerificationFailed,
     TargetOutcome,
     TargetState,
+    cache_image,
     copy_image,
 )
 from tests.replication.helpers import SOURCE, TARGETS, flip_byte
@@ -212,3 +216,38 @@ def test_retry_after_a_crash_deletes_the_half_written_image_and_never_duplicates
     )
     assert again.targets["t"].outcome is TargetOutcome.EXISTS
     assert len(clouds.images(TARGETS[0])) == 1
+
+
+def test_a_cancel_ends_a_read_into_the_cache_from_a_source_that_hangs(clouds, devcloud, tmp_path):
+    """A conversion job reads its source into the cache first; a cancel while the source cloud
+    hangs (frozen mid-stream, its connection open) ends the read now, not at the read timeout,
+    and keeps nothing."""
+    image_id = clouds.make_image(SOURCE, 48 * 1024 * KIB)
+    cache = ContentCache(tmp_path / "cache", min_free_bytes=0)
+    reading, frozen, cancel = threading.Event(), threading.Event(), threading.Event()
+    outcome: list[BaseException | tuple] = []
+
+    def progress(done: int, total: int) -> None:
+        reading.set()
+        frozen.wait(30)  # the next read of the socket finds the source frozen
+
+    def read() -> None:
+        try:
+            outcome.append(
+                cache_image(
+                    clouds.driver(SOURCE), image_id, cache, progress=progress, cancel=cancel
+                )
+            )
+        except BaseException as exc:  # noqa: BLE001 - the test looks at it
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    assert reading.wait(60), "the read began"
+    with devcloud.frozen(SOURCE):
+        frozen.set()
+        cancel.set()
+        reader.join(15)
+        assert not reader.is_alive(), "the cancel ended the blocked read"
+    assert len(outcome) == 1 and isinstance(outcome[0], CopyCancelled), outcome
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and p.stat().st_size]

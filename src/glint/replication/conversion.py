@@ -21,11 +21,13 @@ import hashlib
 import json
 import re
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from glint.replication.cache import CacheEntry, ContentCache, Spool
-from glint.replication.errors import ReplicationError
+from glint.replication.errors import CopyCancelled, ReplicationError
+from glint.replication.events import stopped_on
 from glint.replication.image_safety import HEAD_BYTES, unsafe_reason
 
 __all__ = [
@@ -98,9 +100,11 @@ def convert(
     target: str,
     *,
     progress: Progress | None = None,
+    cancel: threading.Event | None = None,
 ) -> CacheEntry:
     """The bytes of ``entry`` (whose disk format is ``disk_format``) as ``target``, from the
-    cache when converted before.
+    cache when converted before. Setting ``cancel`` (from any thread) stops the converting
+    process at once.
 
     Returns:
         ``entry`` itself when it already is ``target`` (raw or qcow2), else the conversion's
@@ -109,6 +113,7 @@ def convert(
     Raises:
         ConversionFailed: Unknown target or input format, an input that names other files, or
             qemu-img (or tar) failed; nothing is left in the cache.
+        CopyCancelled: ``cancel`` was set; nothing is left in the cache.
         CacheFull: No room for the result.
     """
     if target not in CONVERSION_FORMATS:
@@ -125,14 +130,18 @@ def convert(
     virtual_size = _virtual_size(entry.path, qemu_format)
     report = progress or (lambda done, total: None)
     if target == "gce":
-        raw = convert(cache, entry, disk_format, "raw", progress=progress)
-        return _produce(cache, entry, target, virtual_size, lambda out: _pack(raw, out, report))
+        raw = convert(cache, entry, disk_format, "raw", progress=progress, cancel=cancel)
+        return _produce(
+            cache, entry, target, virtual_size, lambda out: _pack(raw, out, report, cancel)
+        )
     return _produce(
         cache,
         entry,
         target,
         _aligned(virtual_size) + MiB if target == "vhd" else virtual_size,
-        lambda out: _qemu_convert(entry.path, qemu_format, target, virtual_size, out, report),
+        lambda out: _qemu_convert(
+            entry.path, qemu_format, target, virtual_size, out, report, cancel
+        ),
     )
 
 
@@ -181,7 +190,13 @@ def _produce(
 
 
 def _qemu_convert(
-    source: Path, qemu_format: str, target: str, virtual_size: int, out: Spool, report: Progress
+    source: Path,
+    qemu_format: str,
+    target: str,
+    virtual_size: int,
+    out: Spool,
+    report: Progress,
+    cancel: threading.Event | None,
 ) -> None:
     if target == "vhd":
         # A fixed VHD of exactly the aligned size, filled by convert -n (no re-creation).
@@ -194,19 +209,27 @@ def _qemu_convert(
     else:
         options = _OUTPUT_OPTIONS[target]
     command = ["qemu-img", "convert", "-p", "-f", qemu_format, *options, str(source), str(out.path)]
-    _run_with_progress(command, out, lambda percent: report(int(percent * 100), 10000))
+    _run_with_progress(command, out, lambda percent: report(int(percent * 100), 10000), cancel)
 
 
-def _pack(raw: CacheEntry, out: Spool, report: Progress) -> None:
+def _pack(raw: CacheEntry, out: Spool, report: Progress, cancel: threading.Event | None) -> None:
     """``disk.raw`` (the raw conversion, holes kept) in a gzip-compressed tar into ``out``."""
     command = ["tar", "--format=oldgnu", "-Sczf", str(out.path), "--transform=s|.*|disk.raw|"]
     report(0, 1)
-    _run_with_progress([*command, "-C", str(raw.path.parent), raw.path.name], out, lambda p: None)
+    _run_with_progress(
+        [*command, "-C", str(raw.path.parent), raw.path.name], out, lambda p: None, cancel
+    )
     report(1, 1)
 
 
-def _run_with_progress(command: list[str], out: Spool, on_percent: Callable[[float], None]) -> None:
-    """Run ``command`` with the spool's lock inherited, reporting qemu-img's ``-p`` percents."""
+def _run_with_progress(
+    command: list[str],
+    out: Spool,
+    on_percent: Callable[[float], None],
+    cancel: threading.Event | None,
+) -> None:
+    """Run ``command`` with the spool's lock inherited, reporting qemu-img's ``-p`` percents;
+    killed when ``cancel`` is set."""
     process = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
@@ -216,11 +239,15 @@ def _run_with_progress(command: list[str], out: Spool, on_percent: Callable[[flo
     )
     try:
         assert process.stdout is not None
-        while chunk := process.stdout.read1(4096):
-            for match in _PROGRESS.finditer(chunk):
-                on_percent(float(match.group(1)))
-        stderr = process.stderr.read() if process.stderr else b""
-        if process.wait() != 0:
+        with stopped_on(cancel, process.kill):
+            while chunk := process.stdout.read1(4096):
+                for match in _PROGRESS.finditer(chunk):
+                    on_percent(float(match.group(1)))
+            stderr = process.stderr.read() if process.stderr else b""
+            returncode = process.wait()
+        if cancel is not None and cancel.is_set():
+            raise CopyCancelled("the conversion was cancelled")
+        if returncode != 0:
             raise ConversionFailed(_failure(command, stderr))
     finally:
         if process.poll() is None:

@@ -44,7 +44,7 @@ from glint.replication.errors import (
     SourceUnsafe,
     SourceVerificationFailed,
 )
-from glint.replication.events import EventPump, Throttle
+from glint.replication.events import EventPump, Throttle, stopped_on
 from glint.replication.fanout import FanOut, Feed
 from glint.replication.hashing import (
     MultiHasher,
@@ -470,6 +470,7 @@ def cache_image(
     *,
     progress: Callable[[int, int], None] | None = None,
     read_attempts: int = CopyOptions.read_attempts,
+    cancel: threading.Event | None = None,
 ) -> tuple[ImageRecord, CacheEntry]:
     """The cloud image ``image_id`` and its bytes in ``cache``, verified against the cloud's hash.
 
@@ -479,6 +480,7 @@ def cache_image(
 
     Args:
         progress: ``progress(bytes_read, size)`` while reading, from the reading thread.
+        cancel: Set it (from any thread) to stop the read; nothing is kept.
 
     Raises:
         CloudError: The cloud failed (after ``read_attempts`` resumed reads).
@@ -495,8 +497,9 @@ def cache_image(
         return record, entry
     spool = cache.spool(record.size)
     report = progress or (lambda done, total: None)
+    read = SourceRead(driver, image_id, read_attempts)
     fanout = FanOut(
-        SourceRead(driver, image_id, read_attempts),
+        read,
         algorithms_for(record, []),
         [],
         spool,
@@ -504,11 +507,13 @@ def cache_image(
         spool_whole=True,
         on_read=lambda done: report(done, record.size or 0),
         verdict=lambda digests, size: check_source(record, digests, size),
+        interrupt=read.interrupt,
     )
     entry = None
     try:
         fanout.start()
-        fanout.join()
+        with stopped_on(cancel, lambda: fanout.abort(CopyCancelled("cancelled while reading"))):
+            fanout.join()
         if fanout.error is not None:
             raise fanout.error
         assert fanout.digests is not None

@@ -7,14 +7,15 @@ calls here, and the thread that called :func:`~glint.replication.copy_image` run
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
-__all__ = ["EventPump", "Throttle"]
+__all__ = ["EventPump", "Throttle", "stopped_on"]
 
 
 class EventPump:
@@ -99,3 +100,31 @@ class Throttle:
             self._next = now + self._interval
             return True
         return False
+
+
+#: Seconds between a cancel and the call that stops the work it watches (at most).
+CANCEL_WATCH_SECONDS = 0.2
+
+
+@contextlib.contextmanager
+def stopped_on(cancel: threading.Event | None, stop: Callable[[], None]) -> Iterator[None]:
+    """Call ``stop()`` (once, from a watcher thread) if ``cancel`` is set while the block runs:
+    for work that blocks its thread and has no cancel check of its own (a child process, a
+    read). The watcher ends with the block, within :data:`CANCEL_WATCH_SECONDS`."""
+    if cancel is None:
+        yield
+        return
+    finished = threading.Event()
+
+    def watch() -> None:
+        while not finished.is_set():
+            if cancel.wait(CANCEL_WATCH_SECONDS):
+                if not finished.is_set():
+                    stop()
+                return
+
+    threading.Thread(target=watch, name="glint-cancel-watch", daemon=True).start()
+    try:
+        yield
+    finally:
+        finished.set()

@@ -385,7 +385,12 @@ class TargetRun:
                 pump.post(observer.progress, key, "copy.converting", size * done // total, size)
 
         self.converted = convert(
-            self.copy.cache, entry, source.disk_format or "", self.convert_to, progress=progress
+            self.copy.cache,
+            entry,
+            source.disk_format or "",
+            self.convert_to,
+            progress=progress,
+            cancel=self.copy.cancel,
         )
         # A source that is itself a conversion names the content it was made from: the copy
         # names that too, so every copy of the row carries the row's content key.

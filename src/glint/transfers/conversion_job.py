@@ -47,6 +47,7 @@ def run_conversion(job: Job, todo: list[JobTarget], cancel: threading.Event) -> 
                 job.source_image_id,
                 cache,
                 progress=lambda done, total: progress.at(0, done, total),
+                cancel=cancel,
             )
         progress.size = record.size or entry.size
         if not job.sha256:
@@ -57,6 +58,7 @@ def run_conversion(job: Job, todo: list[JobTarget], cancel: threading.Event) -> 
             record.disk_format,
             target_format,
             progress=lambda done, total: progress.at(1, done, total),
+            cancel=cancel,
         )
     except (CloudError, ReplicationError) as exc:
         fail_targets(todo, exc)
