@@ -45,14 +45,14 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture
-def page(browser, live_glint):
-    """A fresh browser tab signed in as the admin of the ``browser`` group."""
+def signed_in_context(browser, live_glint, origin: str | None = None):
+    """A fresh browser context that presents the admin's certificate to ``origin`` (by default
+    the live server's own)."""
     context = browser.new_context(
         ignore_https_errors=True,  # the test CA is not in Chromium's trust store
         client_certificates=[
             {
-                "origin": live_glint.url,
+                "origin": origin or live_glint.url,
                 "certPath": str(live_glint.cert_file),
                 "keyPath": str(live_glint.cert_file),
             }
@@ -60,6 +60,12 @@ def page(browser, live_glint):
         viewport={"width": 1280, "height": 720},
     )
     context.set_default_timeout(20_000)
-    tab = context.new_page()
-    yield tab
+    return context
+
+
+@pytest.fixture
+def page(browser, live_glint):
+    """A fresh browser tab signed in as the admin of the ``browser`` group."""
+    context = signed_in_context(browser, live_glint)
+    yield context.new_page()
     context.close()

@@ -170,18 +170,25 @@ def test_a_group_may_run_its_copies_at_the_source_s_site(devcloud, group_a, repo
     assert job.site == "here" and {t.repo_id for t in job.targets.all()} == {two.pk, three.pk}
 
 
-def test_a_done_copy_keeps_its_cell_until_the_repo_is_polled(devcloud, group_a, repos, image_name):
-    """Between a job's end and the poll it asks for, the listing does not hold the new copy yet:
-    the cell must not flash back to absent, and must speak for itself again once polled."""
+def _a_copy_that_ended_done(devcloud, group, repos, image_name):
+    """A copy job from repo one to repo two, marked done (no copy was really made) and asking
+    for repo two's poll as a job's end does; repo two."""
     one, two, _three = repos
     image_id = upload(devcloud, "devcloud-1", image_name, 4096)
     poll_repos(repos)
     (job,) = services.submit_copy(
-        group_a, source=Image.objects.get(repo=one, image_id=image_id), targets=[two]
+        group, source=Image.objects.get(repo=one, image_id=image_id), targets=[two]
     ).new_jobs
     job.targets.update(state=states.TargetState.DONE.value)
     Job.objects.filter(pk=job.pk).update(state=states.DONE, finished=timezone.now())
     request_refresh([two.pk])
+    return two
+
+
+def test_a_done_copy_keeps_its_cell_until_the_repo_is_polled(devcloud, group_a, repos, image_name):
+    """Between a job's end and the poll it asks for, the listing does not hold the new copy yet:
+    the cell must not flash back to absent, and must speak for itself again once polled."""
+    two = _a_copy_that_ended_done(devcloud, group_a, repos, image_name)
 
     def cell():
         overlays = services.cell_overlays(group_a)
@@ -199,15 +206,7 @@ def test_a_later_jobs_poll_request_does_not_make_a_listed_copy_pending_again(
     """A second job's end asks for a poll of the same repo within the minute: the first job's
     result was listed already, so its cell is the listing's (here absent: the copy was deleted
     in the cloud meanwhile), and the planner may copy there again."""
-    one, two, _three = repos
-    image_id = upload(devcloud, "devcloud-1", image_name, 4096)
-    poll_repos(repos)
-    (job,) = services.submit_copy(
-        group_a, source=Image.objects.get(repo=one, image_id=image_id), targets=[two]
-    ).new_jobs
-    job.targets.update(state=states.TargetState.DONE.value)
-    Job.objects.filter(pk=job.pk).update(state=states.DONE, finished=timezone.now())
-    request_refresh([two.pk])
+    two = _a_copy_that_ended_done(devcloud, group_a, repos, image_name)
     poll_repos([two])  # the poll the job's end asked for
     request_refresh([two.pk])  # another job's end, seconds later
 

@@ -110,6 +110,28 @@ def test_the_targets_hash_proves_the_copy_and_glint_hashes_only_sha256(
         assert result.spooled_bytes == 0 and entry is None
 
 
+def test_a_stream_its_caller_keeps_is_not_spooled_again_and_glint_hashes_it_itself(
+    clouds, tmp_path, stream_algorithms
+):
+    """An upload's stream is written into its part file as it arrives: the engine writes none of
+    it to disk again, and since nothing can read the stream a second time, Glint hashes it with
+    the target's algorithm itself instead of leaving the proof to the target's hash."""
+    source_id = clouds.make_image(SOURCE, 700 * KIB + 3)
+    cache = ContentCache(tmp_path / "cache", min_free_bytes=0)
+    result = copy_image(
+        CopySource(
+            clouds.driver(SOURCE), source_id, repo_ref="r1", read_once=True, kept_by_caller=True
+        ),
+        [CopyTarget("t", clouds.driver(SHA512_TARGET))],
+        cache=cache,
+    )
+
+    assert result.ok, result.targets["t"].error
+    assert (result.spooled_bytes, cache.entries()) == (0, [])
+    assert [set(algorithms) for algorithms in stream_algorithms] == [{"sha256", "sha512"}]
+    assert result.hashes["sha512"] == result.source.hash_value
+
+
 def test_a_copy_whose_hash_differs_from_the_sources_is_refused(clouds, tmp_path):
     """One target's upload is damaged on the way: its Glance reports another sha512, and that
     copy is deleted; the other target's copy is proven and kept."""

@@ -251,17 +251,22 @@ class Copy:
         for r in writers:
             r.feed = Feed(self.options.lag_limit_bytes, self.spool)
         target_algos = [r.target_algo for r in writers]
+        # The cache keeps the whole stream only of a source that cannot be read again (unless
+        # its caller keeps it), or that a target converts from the cache: a retry of any other
+        # copy reads its source again (issue 13).
+        source = self.source
+        spool_whole = (source.read_once and not source.kept_by_caller) or converting
         # When a target's hash differs, hashing the source's bytes again (the whole spool, or
         # a second read of the source) tells whether the source is corrupt: a stream that can
-        # be read only once needs the spool. An upload's declared checksum is a claim Glint
-        # checks itself.
+        # be read only once needs the whole spool. An upload's declared checksum is a claim
+        # Glint checks itself.
         # Not when a target converts: it works from the cache entry, so the source's bytes
         # must be proven by the time the read ends, not by another target's hash later. Nor
         # when a target's cloud checks writes instead of hashing the whole image (EC2): its
         # copy is proven by the bytes sent, so those must be proven against the source.
         self.clouds_prove = (
-            (self.spool is not None or not self.source.read_once)
-            and not self.source.trusted_stream
+            ((spool_whole and self.spool is not None) or not source.read_once)
+            and not source.trusted_stream
             and not converting
             and not any(r.checked_writes() for r in writers)
             and clouds_prove(record, target_algos)
@@ -279,10 +284,7 @@ class Copy:
             [r.feed for r in writers],
             self.spool,
             write_spool=not from_cache,
-            # The cache keeps the whole stream only of a source that cannot be read again, or
-            # that a target converts from the cache: a retry of any other copy reads its source
-            # again (issue 13).
-            spool_whole=self.source.read_once or converting,
+            spool_whole=spool_whole,
             on_read=on_read,
             verdict=lambda digests, size: check_source(record, digests, size),
             interrupt=chunks.interrupt if isinstance(chunks, SourceRead) else None,

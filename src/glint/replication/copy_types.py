@@ -66,6 +66,10 @@ class CopySource:
             stream is spooled into the cache, where a retry finds it. Any other source is
             spooled only from where a target falls behind, so a copy where every target keeps
             up writes nothing to disk and leaves no cache entry (a retry reads it again).
+        kept_by_caller: With ``read_once``: the caller writes the whole stream into the cache
+            itself (an upload's part), so the engine spools only from where a target falls
+            behind, and the disk is not written twice. Such a stream is never read again
+            during the copy: the clouds' hashes cannot stand in for Glint's own.
     """
 
     driver: CloudDriver
@@ -75,6 +79,7 @@ class CopySource:
     trusted_stream: bool = False
     inspect_head: Callable[[bytes], str | None] | None = None
     read_once: bool = False
+    kept_by_caller: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

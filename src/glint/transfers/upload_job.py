@@ -10,11 +10,12 @@ leased, cancelled, retried and finished like every other job. It runs in two pla
   from the link (first pass) or from the content cache (retry: never a second upload).
 
 Every incoming stream is written to the upload's part file as it passes
-(``glint.transfers.parts``). The engine's fan-out lands the bytes in the cache (its spool); when
-every target failed before the fan-out began, the stream is read to its end here, so the retry
-still has the bytes. A file upload whose stream broke (the connection, or the server: a job
-re-run without its stream) becomes ``interrupted``: its part keeps the bytes that arrived and a
-later request resumes it.
+(``glint.transfers.parts``), and the verified part becomes the cache entry a retry reads (the
+engine spools only for a target that falls behind, or whole for one that converts: then its
+spool is the entry). When every target failed before the fan-out began, the stream is read to
+its end here, so the retry still has the bytes. A file upload whose stream broke (the
+connection, or the server: a job re-run without its stream) becomes ``interrupted``: its part
+keeps the bytes that arrived and a later request resumes it.
 """
 
 from __future__ import annotations
@@ -144,8 +145,8 @@ def _land(stream: IncomingStream, upload: Upload) -> dict[str, str]:
 
 
 def _keep_in_cache(stream: IncomingStream, upload: Upload, hashes: dict[str, str]) -> None:
-    """The verified bytes stay in the cache for retries: the engine's spool already holds them,
-    or the part becomes the entry; either way the part is no longer needed."""
+    """The verified bytes stay in the cache for retries: the part becomes the entry, unless the
+    engine's spool holds them already (a target converted from it); then the part goes."""
     cache = content_cache()
     part = stream.part
     if part is None:
@@ -213,6 +214,7 @@ def _fan_out(
         pull_url=_pull_url(upload, todo, stream),
         trusted_stream=True,
         read_once=True,  # the retries read the cache, never the person's stream again
+        kept_by_caller=stream is not None and stream.part is not None,  # its part (see below)
     )
     observer = _Recorder(by_key, upload, stream.part if stream is not None else None)
     result = copy_to_targets(

@@ -1,8 +1,14 @@
 // The upload page: metadata to POST /api/v1/uploads/, then the file as the raw body of a PUT, so the
 // browser streams it exactly like `curl -T`. XMLHttpRequest (not fetch) because only it reports
-// upload progress. While the bytes travel and afterwards, the job's targets are polled and shown.
+// upload progress. A connection that breaks mid-file is resumed as `glint upload` does: HEAD tells
+// the byte Glint holds (Upload-Offset) and a PATCH sends the file from there. While the bytes
+// travel and afterwards, the job's targets are polled and shown.
 (function () {
   "use strict";
+
+  var BREAKS_ALLOWED = 5; // broken connections before the page gives up
+  var RESUME_WAIT_MS = 2000; // between a break and the next try
+  var RESUME_PATIENCE_MS = 120000; // how long Glint may take to let the upload go on (a restart)
 
   function csrfToken(form) {
     var input = form.querySelector("input[name=csrfmiddlewaretoken]");
@@ -45,19 +51,20 @@
     return data;
   }
 
-  function request(method, url, token, body, onProgress) {
+  function request(method, url, token, body, onProgress, headers) {
     return new Promise(function (resolve, reject) {
       var xhr = new XMLHttpRequest();
       xhr.open(method, url);
       xhr.setRequestHeader("X-CSRFToken", token);
       xhr.setRequestHeader("Accept", "application/json");
+      Object.keys(headers || {}).forEach(function (name) { xhr.setRequestHeader(name, headers[name]); });
       if (onProgress) {
         xhr.upload.addEventListener("progress", onProgress);
       }
       xhr.addEventListener("load", function () {
         var data = null;
         try { data = JSON.parse(xhr.responseText); } catch (e) { data = {detail: xhr.responseText}; }
-        resolve({status: xhr.status, data: data});
+        resolve({status: xhr.status, data: data, offset: xhr.getResponseHeader("Upload-Offset")});
       });
       xhr.addEventListener("error", function () { reject(new Error("the connection to Glint broke")); });
       xhr.addEventListener("abort", function () { reject(new Error("cancelled")); });
@@ -84,6 +91,64 @@
     if (!data) { return "no reason given"; }
     if (data.detail) { return data.detail; }
     return Object.keys(data).map(function (key) { return key + ": " + data[key]; }).join("; ");
+  }
+
+  function later(ms) {
+    return new Promise(function (resolve) { window.setTimeout(resolve, ms); });
+  }
+
+  // PUT the file to `url`; after a broken connection, PATCH the rest from the byte Glint holds.
+  // onProgress(bytes sent of the whole file); onResume(offset) before each resumed send.
+  function sendResuming(url, token, file, onProgress, onResume) {
+    var breaks = 0;
+    var waitingSince = null;
+
+    function send(offset) {
+      return request(
+        offset ? "PATCH" : "PUT",
+        url,
+        token,
+        offset ? file.slice(offset) : file,
+        function (event) { onProgress(offset + event.loaded); },
+        offset ? {"Upload-Offset": String(offset)} : null
+      ).then(function (reply) {
+        var code = reply.data && reply.data.code;
+        if (reply.status === 409 && (code === "busy" || code === "offset_mismatch")) {
+          return resume(); // Glint has not noticed the break yet, or holds other bytes
+        }
+        return reply;
+      }, function (error) {
+        breaks += 1;
+        if (breaks >= BREAKS_ALLOWED) {
+          throw new Error("the upload broke off " + breaks + " times (" + error.message +
+            "); Glint keeps what arrived for a while: cancel the upload, or resume it with glint upload --resume");
+        }
+        return resume();
+      });
+    }
+
+    function resume() {
+      waitingSince = waitingSince || Date.now();
+      return later(RESUME_WAIT_MS).then(heldOffset).then(function (offset) {
+        onResume(offset);
+        return send(offset);
+      });
+    }
+
+    // The byte Glint holds the upload up to, asked until it answers (it may be restarting).
+    function heldOffset() {
+      var tooLate = function () { return Date.now() - waitingSince > RESUME_PATIENCE_MS; };
+      return request("HEAD", url, token).then(function (reply) {
+        if (reply.status === 204 && reply.offset !== null) { return Number(reply.offset); }
+        if (tooLate()) { throw new Error("Glint did not let the upload resume: HTTP " + reply.status); }
+        return later(RESUME_WAIT_MS).then(heldOffset);
+      }, function () {
+        if (tooLate()) { throw new Error("Glint did not answer again in time to resume the upload"); }
+        return later(RESUME_WAIT_MS).then(heldOffset);
+      });
+    }
+
+    return send(0);
   }
 
   function show(id, text) {
@@ -178,14 +243,16 @@
         document.getElementById("upload-phase").textContent = "Glint fetches the link";
         return;
       }
-      return request("PUT", reply.data.upload_url, token, file, function (event) {
-        if (event.lengthComputable) {
-          progress.value = Math.floor(100 * event.loaded / event.total);
-          percent.textContent = progress.value + "%";
-          if (event.loaded === event.total) {
-            document.getElementById("upload-phase").textContent = "Sent; the repos verify their copies";
-          }
-        }
+      return sendResuming(reply.data.upload_url, token, file, function (sent) {
+        progress.value = file.size ? Math.floor(100 * sent / file.size) : 100;
+        percent.textContent = progress.value + "%";
+        document.getElementById("upload-phase").textContent =
+          sent === file.size ? "Sent; the repos verify their copies" : "Sending";
+      }, function (offset) {
+        state.resumed = (state.resumed || 0) + 1;
+        status.dataset.resumed = String(state.resumed);
+        document.getElementById("upload-phase").textContent =
+          "The connection broke; resuming at byte " + offset;
       }).then(function (put) {
         state.sent = true;
         if (put.status !== 200) { throw refusal(put); }
