@@ -118,6 +118,15 @@ def run_fanout(
             extra,
             "profile",
         )
+    if profile_dir is not None and "upload" in figures and "upload" not in errors:
+        profile_copy(
+            report,
+            glint.pid,
+            profile_dir / "profile-glint-upload.txt",
+            lambda: routes.glint_upload(glint, stack, data, targets, CpuMeter({})),
+            extra,
+            "profile-upload",
+        )
     stack.delete_quietly(source, [source_id])
 
 
