@@ -3,19 +3,23 @@ before a delete, and every step from plan to job end leaves an audit record with
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
+from django.db import connection
 
 from glint.audit.models import AuditRecord
 from glint.inventory.poller import poll_repos
 from glint.jobs import execution
 from glint.jobs import services as job_services
-from glint.jobs.models import Job
+from glint.jobs.models import Job, JobTarget
 from glint.matrix.planning import Change
 from glint.plans import services as plans
 from glint.plans.choices import Action
 from tests.clients import make_user
 from tests.jobs.helpers import run_in_process
-from tests.jobs.images import driver_for, images_named, upload
+from tests.jobs.images import MOVING, driver_for, images_named, upload
 from tests.plans.helpers import row_of, version
 
 pytestmark = [pytest.mark.devcloud, pytest.mark.django_db(transaction=True)]
@@ -107,3 +111,36 @@ def test_a_cancel_that_lands_after_every_target_is_done_leaves_the_job_done(
     assert (job.error_code, job.error) == ("", "")
     assert [t.state for t in job.targets.all()] == ["done"]
     assert len(images_named(devcloud, image_name)["devcloud-2"]) == 1, "the copy is kept"
+
+
+def test_a_cancel_made_in_the_process_that_runs_the_job_stops_it_at_once(
+    devcloud, group_a, repos, image_name, monkeypatch
+):
+    """The worker looks at the job row for a cancel only now and then (here: never, within the
+    test); a cancel made in the process that runs the job reaches it directly. The source hangs
+    (frozen) so the copy cannot end by itself meanwhile."""
+    monkeypatch.setattr(execution, "CANCEL_POLL_SECONDS", 600.0)
+    upload(devcloud, "devcloud-1", image_name, MOVING)
+    poll_repos(repos)
+    member = make_user("Quick Canceller", group=group_a)
+    job_id = plan_and_apply(group_a, member, image_name, repos[1], Action.COPY)
+    ended: list[str] = []
+
+    def run() -> None:
+        try:
+            ended.append(run_in_process(job_id))
+        finally:
+            connection.close()
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 60
+    while not JobTarget.objects.filter(job_id=job_id, bytes_done__gt=0).exists():
+        assert time.monotonic() < deadline and runner.is_alive(), "the copy began writing"
+        time.sleep(0.02)
+    with devcloud.frozen("devcloud-1"):
+        job_services.cancel(Job.objects.get(pk=job_id), member)
+        runner.join(15)
+        assert not runner.is_alive(), "the cancel stopped the job without waiting for a poll"
+    assert ended == ["cancelled"]
+    assert images_named(devcloud, image_name)["devcloud-2"] == [], "nothing is left behind"

@@ -37,7 +37,7 @@ from glint.jobs.runners import discard_unfinished, fail_target
 from glint.logs import job_context
 from glint.replication import TargetState, UnexpectedError
 
-__all__ = ["LeaseKeeper", "run_claimed"]
+__all__ = ["LeaseKeeper", "cancel_here", "run_claimed"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,22 @@ _DONE, _FAILED = TargetState.DONE.value, TargetState.FAILED.value
 
 
 # The lease
+
+#: The lease keepers of the jobs this process runs now, by job id (see :func:`cancel_here`).
+_keepers: dict[int, LeaseKeeper] = {}
+_keepers_lock = threading.Lock()
+
+
+def cancel_here(job_id: int) -> bool:
+    """Stop job ``job_id`` now if this process runs it (a cancel made in this process, after
+    commit); whether it does. A job running elsewhere sees the cancel at its next look at the
+    row, within :data:`CANCEL_POLL_SECONDS`."""
+    with _keepers_lock:
+        keeper = _keepers.get(job_id)
+    if keeper is None:
+        return False
+    keeper.cancel.set()
+    return True
 
 
 class LeaseKeeper(threading.Thread):
@@ -129,6 +145,8 @@ def run_claimed(job_id: int, owner: str, stream=None) -> str | None:
     ]
     keeper = LeaseKeeper(job.pk, owner)
     keeper.start()
+    with _keepers_lock:
+        _keepers[job.pk] = keeper
     try:
         if job.cancel_requested is None and todo:
             now = timezone.now()
@@ -160,6 +178,8 @@ def run_claimed(job_id: int, owner: str, stream=None) -> str | None:
                     if target.state not in states.TARGET_FINAL_STATES:
                         fail_target(target, error)
     finally:
+        with _keepers_lock:
+            _keepers.pop(job.pk, None)
         keeper.stop()
     if keeper.lost.is_set():
         log.warning("job %s: lease lost to another worker; leaving the job to it", job.pk)

@@ -215,6 +215,14 @@ def _notify(job_id: int) -> None:
     notify(job_id)
 
 
+def _cancel_here(job_id: int) -> None:
+    """Stop the job at once if this process runs it (the worker otherwise sees the cancel in the
+    row within a second)."""
+    from glint.jobs.execution import cancel_here
+
+    cancel_here(job_id)
+
+
 def _lock_group(group: Group) -> None:
     """Serialize submissions per group, so two identical requests cannot both create a job."""
     Group.objects.select_for_update().filter(pk=group.pk).first()
@@ -512,6 +520,7 @@ def cancel(job: Job, user: User | None) -> Job:
         transaction.on_commit(lambda: _notify(job.pk))
     else:
         transaction.on_commit(lambda: _notify(job.pk))
+        transaction.on_commit(lambda: _cancel_here(job.pk))
     audit.record(
         "job.cancel", user=user, group=job.group, image=job.image_name, details={"job": job.pk}
     )
