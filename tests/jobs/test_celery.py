@@ -114,7 +114,8 @@ def test_kill_9_of_the_worker_mid_copy_then_a_new_worker_finishes_with_one_copy_
     job_id = api.copy(image_name, ("devcloud-2", "devcloud-3"))
     api.wait(job_id, writing, timeout=60, what="writing")
 
-    workers.kill(first)
+    with devcloud.frozen("devcloud-1"):  # the source hangs: the copy cannot end meanwhile
+        workers.kill(first)
     job = api.job(job_id)
     assert job["state"] == "running" and any(
         target(job, c)["state"] != "done" for c in ("devcloud-2", "devcloud-3")

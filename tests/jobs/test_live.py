@@ -24,8 +24,9 @@ def test_kill_9_mid_copy_then_restart_ends_done_with_one_copy_each(devcloud, liv
     job_id = api.copy(image_name, ("devcloud-2", "devcloud-3"))
     api.wait(job_id, writing, what="writing")
 
-    live.server.process.kill()  # SIGKILL: no clean-up code runs
-    live.server.process.wait()
+    with devcloud.frozen("devcloud-1"):  # the source hangs: the copy cannot end meanwhile
+        live.server.process.kill()  # SIGKILL: no clean-up code runs
+        live.server.process.wait()
     assert {t[0] for t in live.server.query("SELECT state FROM jobs_job WHERE id = ?", job_id)} == {
         "running"
     }
@@ -42,8 +43,9 @@ def test_kill_9_mid_copy_then_restart_ends_done_with_one_copy_each(devcloud, liv
 def test_a_stopped_target_retries_and_succeeds_after_it_is_started(devcloud, live, api, image_name):
     upload(devcloud, "devcloud-1", image_name, MOVING)
     job_id = api.copy(image_name, ("devcloud-2", "devcloud-3"))
-    api.wait(job_id, lambda j: target(j, "devcloud-3")["image_id"], what="writing to devcloud-3")
-    devcloud.stop("devcloud-3")
+    api.wait(job_id, lambda j: writing(j, "devcloud-3"), what="writing to devcloud-3")
+    with devcloud.frozen("devcloud-1"):  # the source hangs: devcloud-3's copy cannot end first
+        devcloud.stop("devcloud-3")
     try:
         job = api.wait(job_id, lambda j: j["state"] == "partial", timeout=120, what="partial")
         assert target(job, "devcloud-2")["state"] == "done", "the other target finished meanwhile"
