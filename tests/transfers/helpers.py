@@ -74,6 +74,7 @@ class WebServer:
         self.files: dict[str, bytes] = {}
         self.unsized: set[str] = set()  # sent without Content-Length (the end is the close)
         self.stalled: set[str] = set()  # headers, then silence
+        self.stall_after: dict[str, int] = {}  # a file's first bytes, then silence
         self.redirects: dict[str, str] = {}
         self.for_clouds: dict[str, bytes | None] = {}
         self.requests: list[dict] = []
@@ -113,6 +114,11 @@ class WebServer:
                     if self.path not in server.unsized:
                         self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
+                    if self.path in server.stall_after:
+                        self.wfile.write(body[: server.stall_after[self.path]])
+                        self.wfile.flush()
+                        server.stop.wait(60)
+                        return
                     self.wfile.write(body)
                 else:
                     self.send_error(404)

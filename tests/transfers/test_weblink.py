@@ -9,9 +9,14 @@ default Glint refuses loopback like any other internal address.
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 
 import pytest
+from django.db import connection
 
+from glint.jobs import services as job_services
+from glint.jobs.models import Job, JobTarget
 from glint.transfers.models import Upload
 from tests.jobs.images import images_named, random_chunks
 from tests.transfers.helpers import link_upload, run_job
@@ -85,4 +90,40 @@ def test_what_only_the_fetch_tells_fails_the_job_and_leaves_nothing(
     assert job.state == "failed" and job.error_code == code, (job.error_code, job.error)
     assert Upload.objects.get(job=job).state == "failed"
     assert len(web2.requests) == 1, "fetched once; a redirect's target was never reached"
+    assert images_named(devcloud, image_name) == NOTHING
+
+
+def test_a_cancel_while_the_link_stalls_mid_image_ends_the_upload_at_once_and_leaves_nothing(
+    devcloud, client, group_a, repos, web, settings, image_name
+):
+    """The web server sends part of the image and then nothing, its connection open (a mirror
+    that hangs): a cancel ends the read now, not after the fetch's idle timeout of a minute."""
+    settings.GLINT_FETCH_ALLOW_CIDRS = ["127.0.0.0/8"]
+    data = b"".join(random_chunks(image_name, 8 * 2**20))
+    web.add(f"/images/{image_name}", data)
+    web.stall_after[f"/images/{image_name}"] = 3 * 2**20
+    response = link_upload(client, group_a, repos, web.url(f"/images/{image_name}"))
+    assert response.status_code == 201, response.content
+    created = response.json()
+    ended: list[Job] = []
+
+    def run() -> None:
+        try:
+            ended.append(run_job(created["job"]))
+        finally:
+            connection.close()
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    deadline = time.monotonic() + 60
+    while not JobTarget.objects.filter(job_id=created["job"], bytes_done__gt=0).exists():
+        assert time.monotonic() < deadline and runner.is_alive(), "the targets got bytes"
+        time.sleep(0.05)
+    time.sleep(0.5)  # the rest of what the server sent is taken; the read now waits on it
+    job_services.cancel(Job.objects.get(pk=created["job"]), None)
+    runner.join(15)
+
+    assert not runner.is_alive(), "the cancel ended the stalled read"
+    assert ended[0].state == "cancelled", ended[0].error
+    assert Upload.objects.get(pk=created["id"]).state == "cancelled"
     assert images_named(devcloud, image_name) == NOTHING

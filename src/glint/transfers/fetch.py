@@ -27,6 +27,7 @@ No Django here: the caller passes the limits and the allow-list.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import http.client
 import ipaddress
@@ -229,8 +230,9 @@ class FetchStream:
         response: http.client.HTTPResponse,
         url: str,
         max_bytes: int | None,
+        sock: socket.socket | None = None,
     ):
-        self._conn, self._response = conn, response
+        self._conn, self._response, self._sock = conn, response, sock
         self.url = url
         length = response.getheader("Content-Length")
         self.size = int(length) if length and length.isdigit() else None
@@ -266,7 +268,15 @@ class FetchStream:
         return b"".join(self)
 
     def close(self) -> None:
+        self._response.close()
         self._conn.close()
+
+    def interrupt(self) -> None:
+        """End a read blocked in another thread now (a cancel while the server stalls): shutting
+        the socket down, unlike closing it, wakes that thread."""
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> FetchStream:
         return self
@@ -306,6 +316,7 @@ def open_url(url: str, policy: FetchPolicy) -> FetchStream:
             headers["Authorization"] = auth  # never sent on to another host
         try:
             conn.request("GET", target, headers=headers)
+            sock = conn.sock  # the response takes it over: http.client may let go of it
             response = conn.getresponse()
         except ssl.SSLError as exc:
             conn.close()
@@ -323,7 +334,7 @@ def open_url(url: str, policy: FetchPolicy) -> FetchStream:
         if response.status != 200:
             conn.close()
             raise FetchFailed(f"{shown} answered HTTP {response.status} {response.reason}")
-        stream = FetchStream(conn, response, shown, policy.max_bytes)
+        stream = FetchStream(conn, response, shown, policy.max_bytes, sock)
         if (
             policy.max_bytes is not None
             and stream.size is not None

@@ -87,6 +87,8 @@ class IncomingStream:
         on_progress: Called with the bytes received so far (in the thread that reads).
         on_close: Releases the source of ``chunks`` (a web link's connection) when the stream
             is closed without being read to its end.
+        on_interrupt: Ends a read of ``chunks`` blocked in another thread (a web link's), for
+            :meth:`interrupt`.
         source_url: The URL the bytes come from after redirects (a web link's), redacted.
         part: The upload's part file that ``chunks`` are written to as they pass
             (``glint.transfers.parts``).
@@ -106,11 +108,13 @@ class IncomingStream:
         on_close: Callable[[], None] | None = None,
         source_url: str | None = None,
         part: UploadPart | None = None,
+        on_interrupt: Callable[[], None] | None = None,
     ):
         self._chunks = iter(chunks)
         self.source_url = source_url
         self.part = part
         self._on_close = on_close
+        self._on_interrupt = on_interrupt
         self.disk_format = disk_format
         self.max_bytes = max_bytes
         self._on_progress = on_progress
@@ -155,6 +159,12 @@ class IncomingStream:
         if self._on_close is not None:
             self._on_close()
 
+    def interrupt(self) -> None:
+        """End a read blocked in another thread on a web link that stalls (a cancel). A request
+        body has no such hook: its read ends when the client sends or the server's timeout."""
+        if self._on_interrupt is not None:
+            self._on_interrupt()
+
 
 class _StreamReader(ImageReader):
     def __init__(self, stream: IncomingStream, size: int | None):
@@ -165,6 +175,9 @@ class _StreamReader(ImageReader):
 
     def close(self) -> None:
         pass
+
+    def interrupt(self) -> None:
+        self._stream.interrupt()
 
 
 def upload_record(upload, disk_format: str) -> ImageRecord:

@@ -128,6 +128,7 @@ def _open_link(upload: Upload) -> IncomingStream:
         part=part,
         on_close=response.close,
         source_url=response.url,
+        on_interrupt=response.interrupt,
     )
 
 
@@ -308,6 +309,11 @@ def _settle_incoming(
         return
     if stream.error is not None or (cancel.is_set() and not sha256):
         content_cache().remove_upload_part(upload.part_key)
+    if cancel.is_set() and (stream.error is not None or not sha256):
+        # Cancelled before the bytes were all in: whatever broke the stream (a cancel ends a
+        # stalled read itself) is the cancel's doing.
+        Upload.objects.filter(pk=upload.pk).update(state=UploadState.CANCELLED)
+        return
     if stream.error is not None:
         error = stream.error
         Upload.objects.filter(pk=upload.pk).update(
@@ -316,9 +322,6 @@ def _settle_incoming(
             error_code=getattr(error, "code", "error"),
             error=getattr(error, "message", str(error)),
         )
-        return
-    if cancel.is_set() and not sha256:
-        Upload.objects.filter(pk=upload.pk).update(state=UploadState.CANCELLED)
         return
     _keep_in_cache(stream, upload, hashes)
     size = stream.received
