@@ -190,9 +190,9 @@ def run_claimed(job_id: int, owner: str, stream=None) -> str | None:
     return _finish(job, owner, targets, cancelled)
 
 
-def _finish(job: Job, owner: str, targets: list[JobTarget], cancelled: bool) -> str | None:
-    state = _job_state(targets, cancelled)
-    cancelled = state == states.CANCELLED
+def _finish(job: Job, owner: str, targets: list[JobTarget], cancel_requested: bool) -> str | None:
+    state = _job_state(targets, cancel_requested)
+    cancelled = state == states.CANCELLED  # not when the cancel came after every target's end
     failed = [t for t in targets if t.state == _FAILED]
     retry_at = (
         None

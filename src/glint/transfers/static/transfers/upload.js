@@ -114,7 +114,7 @@
       ).then(function (reply) {
         var code = reply.data && reply.data.code;
         if (reply.status === 409 && (code === "busy" || code === "offset_mismatch")) {
-          return resume(); // Glint has not noticed the break yet, or holds other bytes
+          return resume(code); // Glint has not noticed the break yet, or holds other bytes
         }
         return reply;
       }, function (error) {
@@ -123,13 +123,22 @@
           throw new Error("the upload broke off " + breaks + " times (" + error.message +
             "); Glint keeps what arrived for a while: cancel the upload, or resume it with glint upload --resume");
         }
-        return resume();
+        return resume(error.message);
       });
     }
 
-    function resume() {
+    // The patience counts from the first break, for every kind of wait (as glint upload's).
+    function waitOrGiveUp(reason) {
       waitingSince = waitingSince || Date.now();
-      return later(RESUME_WAIT_MS).then(heldOffset).then(function (offset) {
+      if (Date.now() - waitingSince > RESUME_PATIENCE_MS) {
+        throw new Error("Glint did not let the upload resume in time (" + reason + ")");
+      }
+      return later(RESUME_WAIT_MS);
+    }
+
+    // Glint has not noticed the break yet (409 busy) or answers again only after a restart.
+    function resume(reason) {
+      return waitOrGiveUp(reason).then(heldOffset).then(function (offset) {
         onResume(offset);
         return send(offset);
       });
@@ -137,14 +146,11 @@
 
     // The byte Glint holds the upload up to, asked until it answers (it may be restarting).
     function heldOffset() {
-      var tooLate = function () { return Date.now() - waitingSince > RESUME_PATIENCE_MS; };
       return request("HEAD", url, token).then(function (reply) {
         if (reply.status === 204 && reply.offset !== null) { return Number(reply.offset); }
-        if (tooLate()) { throw new Error("Glint did not let the upload resume: HTTP " + reply.status); }
-        return later(RESUME_WAIT_MS).then(heldOffset);
-      }, function () {
-        if (tooLate()) { throw new Error("Glint did not answer again in time to resume the upload"); }
-        return later(RESUME_WAIT_MS).then(heldOffset);
+        return waitOrGiveUp("HTTP " + reply.status).then(heldOffset);
+      }, function (error) {
+        return waitOrGiveUp(error.message).then(heldOffset);
       });
     }
 
