@@ -47,14 +47,17 @@ def target_cell(page, name: str):
 
 
 def open_matrix_with(page, live_glint, name: str):
-    """The matrix, once it shows ``name`` held in :data:`SOURCE`: a background poll may have
-    listed the image while it was still being uploaded (no hash yet, so nothing could copy it),
-    and the row is ready only once the refresh has seen it finished."""
+    """The matrix, once it shows ``name`` held in :data:`SOURCE` and verifiable: a background
+    poll may have listed the image while it was still being uploaded (a cell present, but no
+    hash yet, so nothing could copy it), and the row is ready only once the refresh has seen it
+    finished (a verifiable row offers its download)."""
     page.goto(f"{live_glint.url}/images/")
     page.get_by_role("button", name="Refresh all").click()
     expect(page.locator("table.matrix")).to_contain_text(name, timeout=30_000)
     held = page.locator("td.cell", has=page.locator(f'input[aria-label="{name} in {SOURCE}"]'))
     expect(held).to_have_class(re.compile(r"\bpresent\b"), timeout=30_000)
+    row = page.locator("table.matrix tr", has=held)
+    expect(row.get_by_role("link", name="download")).to_be_visible(timeout=30_000)
 
 
 def tick_and_apply(page, name: str):
