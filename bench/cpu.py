@@ -15,9 +15,14 @@ from pathlib import Path
 
 from devcloud.processes import group_members
 
-__all__ = ["CpuMeter", "CpuUse", "median_use", "stack_processes"]
+__all__ = ["TICKS", "CpuMeter", "CpuUse", "median_use", "stack_processes", "stat_fields"]
 
 TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def stat_fields(stat: str) -> list[str]:
+    """The fields of a ``/proc/.../stat`` line after the command name, which may hold spaces."""
+    return stat[stat.rindex(")") + 2 :].split()
 
 
 def _process_seconds(pid: int) -> float:
@@ -26,7 +31,7 @@ def _process_seconds(pid: int) -> float:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return 0.0
-    fields = stat[stat.rindex(")") + 2 :].split()  # after the command name, which may hold spaces
+    fields = stat_fields(stat)
     utime, stime, cutime, cstime = (int(v) for v in fields[11:15])
     return (utime + stime + cutime + cstime) / TICKS
 

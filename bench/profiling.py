@@ -14,11 +14,10 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.cpu import TICKS, stat_fields
 from bench.tools import tool
 
 __all__ = ["ThreadCpu", "cpu_by_part", "profile_copy", "py_spy", "summarize"]
-
-TICKS = os.sysconf("SC_CLK_TCK")
 
 #: The engine's threads by name (``glint.replication``), and the part of a copy each does.
 PARTS = (
@@ -94,7 +93,7 @@ class ThreadCpu:
                 stat = Path(f"/proc/{self._pid}/task/{name}/stat").read_text()
             except OSError:
                 continue  # ended between the listing and the read
-            fields = stat[stat.rindex(")") + 2 :].split()
+            fields = stat_fields(stat)
             seconds = (int(fields[11]) + int(fields[12])) / TICKS
             tid = int(name)
             # A thread started during the block spent nothing before it.
