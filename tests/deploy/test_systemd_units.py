@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -40,11 +41,56 @@ def test_a_unit_verifies_and_is_hardened(unit, tmp_path):
 
 
 def test_the_checklist_names_every_file_the_units_use():
-    readme = (ROOT / "README.md").read_text()
-    checklist = readme.partition("### Production checklist")[2].partition("\n## ")[0]
+    checklist = _checklist()
     assert checklist, "the README has a production checklist"
     for unit in UNITS:
         paths = set(re.findall(r"(?<![\w$])(/(?:etc|opt|var)/[\w./-]+)", unit.read_text()))
         assert paths, unit.name
         for path in paths:
             assert path.rstrip("/") in checklist, f"{unit.name} uses {path}: not in the checklist"
+
+
+def _checklist():
+    readme = (ROOT / "README.md").read_text()
+    return readme.partition("### Production checklist")[2].partition("\n## ")[0]
+
+
+def _checklist_blocks(language):
+    """The code blocks of one language in the README's production checklist."""
+    blocks = re.findall(rf"```{language}\n(.*?)```", _checklist(), re.S)
+    return [textwrap.dedent(b) for b in blocks]
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=lambda u: u.name)
+def test_the_checklists_cache_drop_in_still_verifies(unit, tmp_path):
+    """A cache on shared storage must be writable under ProtectSystem=strict: the README's drop-in
+    says so, and a unit with it appended (what systemd merges) still verifies."""
+    (drop_in,) = _checklist_blocks("ini")
+    assert re.search(r"^ReadWritePaths=/\S+$", drop_in, re.M), drop_in
+    local = tmp_path / unit.name
+    text = unit.read_text().replace(INSTALLED, str(Path(sys.executable).parent / "glint"))
+    local.write_text(text + "\n" + drop_in)  # a second [Service] section merges, as a drop-in does
+    result = subprocess.run(
+        [shutil.which("systemd-analyze") or "systemd-analyze", "verify", str(local)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+
+
+def test_commands_by_hand_get_the_units_settings():
+    """`glint migrate` or `glint restore` run without glint.env would quietly use an empty SQLite
+    database: the checklist's wrapper must give them every setting the units have."""
+    (wrapper,) = [b for b in _checklist_blocks("sh") if "glint-admin()" in b]
+    properties = dict(p.split("=", 1) for p in re.findall(r"-p (\S+=\S+)", wrapper))
+    for unit in UNITS:
+        settings = dict(
+            line.split("=", 1)
+            for line in unit.read_text().splitlines()
+            if line.startswith(("User=", "Group=", "EnvironmentFile=", "Environment="))
+        )
+        assert settings and settings.items() <= properties.items(), (unit.name, properties)
+    assert INSTALLED + ' "$@"' in wrapper
+    bare = re.findall(r"`[^`]*(?<![-\w])glint (?:migrate|backup|restore)\b", _checklist())
+    assert not bare, f"commands in the checklist without glint-admin: {bare}"
