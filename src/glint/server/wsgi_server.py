@@ -103,11 +103,43 @@ class GlintHTTPConnection(cheroot_server.HTTPConnection):
     RequestHandlerClass = GlintHTTPRequest
 
 
+class KnownLengthBody:
+    """cheroot's body of a request with a ``Content-Length``, which can also ``readinto``.
+
+    cheroot's ``read(n)`` goes through the pure-Python ``_pyio`` buffered reader, which allocates
+    an n-byte buffer for every TLS record it receives and then joins them: for an upload read a
+    1 MiB chunk at a time, that is about 64 fresh megabyte buffers a chunk (``request_chunks``).
+    ``readinto`` reads the socket straight into the caller's buffer. The byte count stays
+    cheroot's own (``remaining``), so the rest of a body an application did not read is still
+    drained before the next request on the connection.
+    """
+
+    def __init__(self, body: cheroot_server.KnownLengthRFile):
+        self._body = body
+
+    def readinto(self, buffer) -> int:
+        remaining = self._body.remaining
+        if not remaining:
+            return 0
+        view = memoryview(buffer)
+        done = self._body.rfile.readinto(view[: min(len(view), remaining)])
+        self._body.remaining -= done
+        return done
+
+    def __getattr__(self, name):  # read, readline, ... as cheroot has them
+        return getattr(self._body, name)
+
+    def __iter__(self):
+        return iter(self._body)
+
+
 class GlintGateway(wsgi.Gateway_10):
     """Builds the environ of the module docstring on top of cheroot's WSGI 1.0 one."""
 
     def get_environ(self) -> dict:
         environ = super().get_environ()
+        if isinstance(environ["wsgi.input"], cheroot_server.KnownLengthRFile):
+            environ["wsgi.input"] = KnownLengthBody(environ["wsgi.input"])
         server: GlintWSGIServer = self.req.server
         if server.direct_tls:
             for key in [key for key in environ if key.startswith(PROXY_IDENTITY_PREFIX)]:

@@ -30,6 +30,7 @@ from glint.clouds import (
     InvalidRequest,
     ProjectInfo,
 )
+from glint.replication.chunk_memory import ChunkPool
 from glint.transfers import formats
 from glint.transfers.errors import NotInCache, TooLarge, UploadInterrupted
 from glint.transfers.parts import UploadPart
@@ -37,17 +38,28 @@ from glint.transfers.parts import UploadPart
 __all__ = ["IncomingStream", "UploadSource", "read_head", "request_chunks", "upload_record"]
 
 
-def request_chunks(body, length: int | None, chunk_size: int) -> Iterator[bytes]:
+def request_chunks(body, length: int | None, chunk_size: int) -> Iterator[bytes | memoryview]:
     """The raw request body, ``chunk_size`` bytes at a time, never more than ``length``.
+
+    A body that has ``readinto`` (``glint serve``'s) is read straight into a pool of reused
+    chunk buffers and yielded as views of them: no chunk is allocated per read. cheroot's own
+    ``read(n)`` (pure-Python ``_pyio``) allocates an n-byte buffer for each TLS record it
+    receives and joins them, three times the CPU of reading into a buffer here.
 
     Raises:
         UploadInterrupted: The client sent fewer bytes than it announced, or the connection broke.
     """
+    readinto = getattr(body, "readinto", None)
+    pool = ChunkPool(chunk_size)
     received = 0
     while length is None or received < length:
         want = chunk_size if length is None else min(chunk_size, length - received)
         try:
-            chunk = body.read(want)
+            if readinto is None:
+                chunk = body.read(want)
+            else:
+                buffer = pool.take()
+                chunk = memoryview(buffer)[: readinto(memoryview(buffer)[:want])]
         except (OSError, ValueError) as exc:  # cheroot: ValueError for a malformed chunked body
             raise UploadInterrupted(f"the upload broke off after {received} bytes: {exc}") from None
         if not chunk:
@@ -56,6 +68,7 @@ def request_chunks(body, length: int | None, chunk_size: int) -> Iterator[bytes]
             return
         received += len(chunk)
         yield chunk
+        del chunk  # no view of the buffer left here: the pool may give it out again
 
 
 def read_head(chunks: Iterator[bytes]) -> tuple[bytes, Iterator[bytes]]:
@@ -138,11 +151,11 @@ class IncomingStream:
                         f"the upload is larger than the limit of {self.max_bytes} bytes "
                         f"(upload_max_bytes)"
                     )
-                tail = (
+                tail = bytes(
                     (tail + chunk)[-formats.TAIL_BYTES :]
                     if len(chunk) < formats.TAIL_BYTES
                     else chunk[-formats.TAIL_BYTES :]
-                )
+                )  # a copy: a chunk may be a view of a buffer that is read into again
                 if self._on_progress is not None:
                     self._on_progress(self.received)
                 yield chunk
