@@ -65,3 +65,18 @@ def test_small_bench_prints_every_row_and_writes_the_report(tmp_path):
         assert isinstance(row["value"], (int, float)), row
         assert row["status"] in ("PASS", "FAIL", "INFO"), row
         assert f"{row['name']}: " in result.stdout
+
+
+def test_the_request_body_bench_prints_both_routes_and_their_ratio():
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.request_body", "--size", "8", "--rounds", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    for route in ("readinto", "read"):
+        assert f"request body via {route}: " in result.stdout
+    assert "request body: read / readinto: " in result.stdout
