@@ -113,3 +113,42 @@ def test_restore_refuses_what_is_not_a_backup(tmp_path):
     (tmp_path / "junk").mkdir()
     result = _run(tmp_path / "data", None, "restore", str(tmp_path / "junk"))
     assert result.returncode == 1 and "is not a Glint backup" in result.stderr
+
+
+def _truncated(objects: list) -> str:
+    return json.dumps(objects)[: len(json.dumps(objects)) // 2]
+
+
+def _bad_last_row(objects: list) -> str:
+    # Every row before it loads: only the transaction keeps them from staying, half a backup.
+    return json.dumps([*objects, {"model": "accounts.nosuchmodel", "pk": 1, "fields": {}}])
+
+
+def _missing_row(objects: list) -> str:
+    # Loads without an error; only the manifest's row counts tell.
+    return json.dumps(objects[:-1])
+
+
+@pytest.mark.parametrize("corrupt", [_truncated, _bad_last_row, _missing_row])
+def test_a_restore_that_fails_leaves_the_database_as_it_was(tmp_path, database_urls, corrupt):
+    data, (database, _unused) = tmp_path / "data", database_urls
+    for args in (
+        ("migrate",),
+        ("group", "add", "kept"),
+        ("user", "add", "--dn", "/C=CA/O=Glint Test Grid/CN=Kept Person", "--group", "kept"),
+        ("backup", str(tmp_path / "backup")),
+        ("group", "add", "added-after-the-backup"),
+    ):
+        _ok(_run(data, database, *args))
+    _ok(
+        _run(data, database, "shell", "-c", ADD_JOB.replace("backed", "kept"), program=DJANGO_ADMIN)
+    )
+    before = _snapshot(data, database)
+    dump = tmp_path / "backup" / "database.json"
+    dump.write_text(corrupt(json.loads(dump.read_text())))
+
+    failed = _run(data, database, "restore", "--force", str(tmp_path / "backup"))
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "restore failed, the database is as it was" in failed.stderr, failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert _snapshot(data, database) == before, "every row is still there, nothing half-loaded"

@@ -39,6 +39,16 @@ def test_a_line_carries_the_request_the_person_and_the_job():
     assert "job" not in _line() and "request_id" not in _line(), "nothing outside the context"
 
 
+def test_a_job_line_carries_its_requester_and_its_repos_outside_a_request():
+    with job_context(9, "/C=CA/O=Glint Test Grid/CN=Asker", [4, None, 2, 4]):
+        line = _line()
+    assert (line["job"], line["dn"], line["repos"]) == (
+        9,
+        "/C=CA/O=Glint Test Grid/CN=Asker",
+        [2, 4],
+    )
+
+
 def test_the_command_line_logs_json_and_refuses_an_unknown_format(tmp_path):
     assert run_glint(tmp_path, "migrate").returncode == 0
     result = run_glint(tmp_path, "group", "add", "logged", GLINT_LOG_FORMAT="json")

@@ -12,7 +12,9 @@ A backup is a directory (mode 0700) of three kinds of file:
   each table, checked again after a restore.
 
 A restore refuses a database that already holds people, groups or repos unless told
-(``--force``): restoring over a live Glint would lose what it holds. Stop ``glint serve`` and the
+(``--force``): restoring over a live Glint would lose what it holds. It empties the database and
+loads the backup in one transaction, so a backup that fails to load (a corrupted or truncated
+dump) leaves the database as it was. Stop ``glint serve`` and the
 workers first; they read the key files when they start.
 """
 
@@ -85,17 +87,14 @@ def restore(directory: Path, force: bool):
             f"this database already holds {held}: restore refuses to overwrite a live Glint; "
             "stop it, and use --force to replace everything in it with the backup"
         )
-    _load(directory / DATABASE, flush=bool(held))
+    try:
+        counts = _load(directory / DATABASE, manifest["rows"])
+    except Exception as exc:  # whatever loaddata or the database raised: nothing was changed
+        raise click.ClickException(
+            f"restore failed, the database is as it was: {type(exc).__name__}: {exc}"
+        ) from None
     for name in (SECRET_KEY_FILE, CREDENTIAL_KEYS_FILE):
         _copy_private(directory / name, settings.DATA_DIR / name)
-    counts = _counts()
-    wrong = {
-        table: (rows, counts.get(table, 0))
-        for table, rows in manifest["rows"].items()
-        if counts.get(table, 0) != rows
-    }
-    if wrong:
-        raise click.ClickException(f"rows differ from the backup's (backup, now): {wrong}")
     click.echo(
         f"restored {sum(counts.values())} rows and the keys from {directory} "
         f"(made {manifest['created']} from {manifest['database']}); start Glint again"
@@ -135,22 +134,52 @@ def _dump(path: Path) -> tuple[str, dict[str, int]]:
         return connection.vendor, _counts()
 
 
-def _load(path: Path, *, flush: bool) -> None:
-    """The backup's rows into this database, in one transaction, with its id sequences moved
-    past them (PostgreSQL would otherwise hand out ids the backup already uses)."""
+def _load(path: Path, rows: dict[str, int]) -> dict[str, int]:
+    """Empty this database (a forced restore's rows, or those its migrations made) and load the
+    backup's rows into it, with its id sequences moved past them (PostgreSQL would otherwise
+    hand out ids the backup already uses), all in one transaction: a dump that fails to load,
+    or loads other row counts than ``rows`` (the manifest's), leaves the database as it was.
+    Returns the row counts.
+
+    Raises:
+        ValueError: the row counts differ from the manifest's.
+    """
     from django.apps import apps
     from django.core.management import call_command
     from django.core.management.color import no_style
     from django.db import connection, transaction
 
-    if flush:
-        call_command("flush", interactive=False, verbosity=0)
     with transaction.atomic():
+        _empty(connection)
         call_command("loaddata", str(path), verbosity=0)
         statements = connection.ops.sequence_reset_sql(no_style(), apps.get_models())
         with connection.cursor() as cursor:
             for statement in statements:
                 cursor.execute(statement)
+        counts = _counts()
+        wrong = {
+            table: (n, counts.get(table, 0))
+            for table, n in rows.items()
+            if counts.get(table, 0) != n
+        }
+        if wrong:
+            raise ValueError(f"rows differ from the backup's (backup, loaded): {wrong}")
+    return counts
+
+
+def _empty(connection) -> None:
+    """Delete every row but Django's own (content types and permissions, which migrate made and
+    the backup names by natural key), inside the caller's transaction: Django's ``flush``
+    command would commit on its own and recreate those rows."""
+    from django.core.management.color import no_style
+
+    kept = {"django_content_type", "auth_permission"}
+    tables = [
+        t for t in connection.introspection.django_table_names(only_existing=True) if t not in kept
+    ]
+    with connection.cursor() as cursor:
+        for statement in connection.ops.sql_flush(no_style(), tables):
+            cursor.execute(statement)
 
 
 def _backed_up_models():

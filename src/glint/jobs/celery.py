@@ -18,6 +18,8 @@ costs nothing:
   queue, which every worker consumes.
 - Messages are acknowledged late (``task_acks_late``), when the task returns, and a worker
   prefetches one at a time, since a job may take an hour.
+- Logging stays Glint's (:func:`keep_glint_logging`): a worker's lines are JSON too with
+  ``GLINT_LOG_FORMAT=json``, and carry the job they are about.
 - Beat (embedded in ``glint worker`` unless ``--no-beat``) runs the repairs that ``glint serve``
   runs itself in embedded mode: :func:`sweep` re-queues jobs whose worker died (lease expired)
   and sends them again; :func:`resend` sends every claimable job now and then, which covers a
@@ -33,6 +35,7 @@ import datetime
 import logging
 
 from celery import Celery
+from celery.signals import setup_logging
 from django.conf import settings
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
@@ -103,6 +106,16 @@ app.conf.update(
         "remove-orphan-images": _every("glint.jobs.remove_orphans", reconcile.ORPHAN_INTERVAL),
     },
 )
+
+
+@setup_logging.connect
+def keep_glint_logging(loglevel=None, **_kwargs) -> None:
+    """Left alone, Celery replaces the root logger's handlers with its own plain-text ones, and
+    ``glint worker`` would lose ``GLINT_LOG_FORMAT=json``; with a receiver here it configures
+    nothing (nor redirects stdout), so the ``LOGGING`` that ``django.setup()`` applied stays, at
+    the worker's ``--loglevel``."""
+    if loglevel:
+        logging.getLogger().setLevel(loglevel)
 
 
 #: The queue of the jobs of no site; every worker consumes it.

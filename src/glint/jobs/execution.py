@@ -135,6 +135,12 @@ def run_claimed(job_id: int, owner: str, stream=None) -> str | None:
     close_old_connections()
     job = Job.objects.select_related("source_repo", "group", "requester").get(pk=job_id)
     targets = list(job.targets.select_related("repo", "repo__inventory"))
+    repos = [job.source_repo_id, *(t.repo_id for t in targets)]
+    with job_context(job.pk, job.requester_dn, repos):
+        return _run(job, targets, owner, stream)
+
+
+def _run(job: Job, targets: list[JobTarget], owner: str, stream) -> str | None:
     # Redo what is not done: pending or interrupted targets, and failed ones whose automatic
     # retry is due (a person's Retry turned failed targets back into pending ones).
     todo = [
@@ -169,8 +175,7 @@ def run_claimed(job_id: int, owner: str, stream=None) -> str | None:
                     None,
                 )
             try:
-                with job_context(job.pk):
-                    run_kind(job, todo, keeper.cancel, stream=stream)
+                run_kind(job, todo, keeper.cancel, stream=stream)
             except Exception as exc:
                 log.exception("job %s failed unexpectedly", job.pk)
                 error = UnexpectedError(internal_error_message(exc))

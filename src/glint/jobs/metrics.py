@@ -3,27 +3,22 @@ bytes copied, copy throughput, and verification failures.
 
 Sites are the operator's names of places (validated like queue names), so they may be labels.
 
+Bytes copied, the throughput histogram and verification failures are counters kept in their own
+table (``glint.jobs.counters``), so deleting or pruning jobs never makes them go down.
+
 Like the inventory's part it names nothing (no image names, repos by id only, no DNs or error
 texts), and costs a few aggregate queries whatever the number of jobs.
 """
 
 from __future__ import annotations
 
-from django.db.models import Count, Sum
+from django.db.models import Count
 
-from glint.jobs import states
-from glint.jobs.models import Job, JobTarget
+from glint.jobs import counters, states
+from glint.jobs.models import Job
 from glint.repos.models import Repo
 
-__all__ = ["THROUGHPUT_BUCKETS", "render_job_metrics"]
-
-MiB = 2**20
-#: Upper bounds (bytes/s) of the copy-throughput histogram's buckets.
-THROUGHPUT_BUCKETS = tuple(n * MiB for n in (1, 10, 50, 100, 200, 500, 1000))
-#: Error codes of a copy whose bytes were checked and found wrong.
-VERIFICATION_CODES = ("source_verification_failed", "target_verification_failed")
-#: Kinds whose targets receive an image's bytes.
-WRITING_KINDS = (states.COPY, states.UPLOAD)
+__all__ = ["render_job_metrics"]
 
 
 def render_job_metrics() -> list[str]:
@@ -46,39 +41,38 @@ def render_job_metrics() -> list[str]:
             for state in states.JOB_STATES:
                 n = counts.get((kind, state, site), 0)
                 lines.append(f'glint_jobs{{kind="{kind}",state="{state}",site="{site}"}} {n}')
-    copied = JobTarget.objects.filter(
-        job__kind__in=WRITING_KINDS, state=states.TargetState.DONE.value, outcome="copied"
-    )
-    total = copied.aggregate(total=Sum("bytes_done"))["total"] or 0
+    totals = counters.values()
     lines += [
         "# HELP glint_copied_bytes_total Bytes of copies and uploads verified at their targets.",
         "# TYPE glint_copied_bytes_total counter",
-        f"glint_copied_bytes_total {total}",
+        f"glint_copied_bytes_total {_number(totals, counters.COPIED_BYTES)}",
     ]
-    lines += _throughput(copied)
-    failures = JobTarget.objects.filter(error_code__in=VERIFICATION_CODES).count()
+    lines += _throughput(totals)
     lines += [
         "# HELP glint_verification_failures_total Copies whose bytes did not match their source.",
         "# TYPE glint_verification_failures_total counter",
-        f"glint_verification_failures_total {failures}",
+        f"glint_verification_failures_total {_number(totals, counters.VERIFICATION_FAILURES)}",
     ]
     return lines
 
 
-def _throughput(copied) -> list[str]:
+def _throughput(totals: dict[str, float]) -> list[str]:
     """A histogram of the verified copies' rates (bytes/s), cumulative as Prometheus wants."""
-    rates = copied.exclude(rate__isnull=True)
-    name = "glint_copy_throughput_bytes_per_second"
+    name = counters.THROUGHPUT
     lines = [
         f"# HELP {name} Rate of each verified copy to its target.",
         f"# TYPE {name} histogram",
     ]
-    for bound in THROUGHPUT_BUCKETS:
-        lines.append(f'{name}_bucket{{le="{bound}"}} {rates.filter(rate__lte=bound).count()}')
-    summary = rates.aggregate(n=Count("pk"), total=Sum("rate"))
+    for bound in (*counters.THROUGHPUT_BUCKETS, None):
+        lines.append(f"{counters.bucket(bound)} {_number(totals, counters.bucket(bound))}")
     lines += [
-        f'{name}_bucket{{le="+Inf"}} {summary["n"]}',
-        f"{name}_sum {summary['total'] or 0:g}",
-        f"{name}_count {summary['n']}",
+        f"{name}_sum {_number(totals, f'{name}_sum')}",
+        f"{name}_count {_number(totals, f'{name}_count')}",
     ]
     return lines
+
+
+def _number(totals: dict[str, float], name: str) -> str:
+    """A counter's value as Prometheus reads it (whole numbers without a fraction or exponent)."""
+    value = totals.get(name, 0.0)
+    return str(int(value)) if float(value).is_integer() else repr(value)

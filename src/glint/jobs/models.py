@@ -22,7 +22,7 @@ from django.utils.translation import gettext_lazy as _
 from glint.jobs import states
 from glint.jobs.choices import JobKind, JobState, TargetStateChoices
 
-__all__ = ["Job", "JobTarget", "Worker"]
+__all__ = ["Counter", "Job", "JobTarget", "Worker"]
 
 
 class JobQuerySet(models.QuerySet):
@@ -191,3 +191,21 @@ class Worker(models.Model):
 
     def running_jobs(self):
         return Job.objects.filter(state=states.RUNNING, lease_owner__startswith=f"{self.name}:")
+
+
+class Counter(models.Model):
+    """A Prometheus counter of ``/metrics`` that must never go down (``glint.jobs.counters``).
+
+    Counting current job rows would lose what deleted or pruned jobs did, so the count is kept
+    here and raised in the transaction that records what it counts.
+
+    Fields:
+        name: The series, with its labels (e.g. ``glint_copied_bytes_total``).
+        value: Its total since the table was made.
+    """
+
+    name = models.CharField(_("name"), max_length=200, primary_key=True)
+    value = models.FloatField(_("value"), default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.value:g}"

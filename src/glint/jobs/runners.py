@@ -22,10 +22,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from glint.errors import GlintError
-from glint.jobs import states
+from glint.jobs import counters, states
 from glint.jobs.models import Job, JobTarget
 from glint.replication import (
     CloudDriver,
@@ -78,10 +79,13 @@ def retry_delay(attempts: int) -> float:
 
 
 def save_target(target: JobTarget, **values) -> None:
-    """Set ``values`` on the row and on the in-memory object the job run keeps using."""
+    """Set ``values`` on the row and on the in-memory object the job run keeps using, and raise
+    ``/metrics``' counters for a target's end in the same transaction."""
+    with transaction.atomic():
+        counters.count_target_end(target, values)
+        JobTarget.objects.filter(pk=target.pk).update(**values)
     for name, value in values.items():
         setattr(target, name, value)
-    JobTarget.objects.filter(pk=target.pk).update(**values)
 
 
 def failure_values(target: JobTarget, error: BaseException) -> dict:
