@@ -19,7 +19,13 @@ from tests.clients import client_for, make_user
 from tests.devcloud_repos import add_devcloud_repo
 from tests.jobs.images import driver_for, images_named
 from tests.plans.helpers import add_repo, row_of, version
-from tests.subscriptions.helpers import publish, refreshed, run_queued_jobs, subscribe
+from tests.subscriptions.helpers import (
+    glint_copy,
+    publish,
+    refreshed,
+    run_queued_jobs,
+    subscribe,
+)
 from tests.subscriptions.lists import ListedImage, image
 
 pytestmark = [pytest.mark.devcloud, pytest.mark.django_db(transaction=True)]
@@ -236,17 +242,7 @@ def test_an_image_that_leaves_the_list_gets_the_subscription_s_on_removal(
     assert refreshed(subscription).ok  # the list is in force; its uploads are never run here
     # Glint's copies as a poll then sees them: they carry the list's properties.
     leaving_copy, _staying_copy = (
-        add_image(
-            target,
-            listed.title,
-            listed.data,
-            properties={
-                "imagelist_id": subscription.list_identifier,
-                "imagelist_image": listed.identifier,
-                "imagelist_sha512": listed.sha512,
-            },
-        )
-        for listed in (leaving, staying)
+        glint_copy(target, subscription, listed) for listed in (leaving, staying)
     )
     add_image(target, "leaving-too", leaving.data + b"!")
     assert refreshed(subscription).present == ["leaving", "staying"]

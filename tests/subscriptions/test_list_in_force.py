@@ -23,33 +23,25 @@ from glint.transfers.models import Upload
 from tests.clients import client_for, make_user
 from tests.pki import make_user_cert
 from tests.plans.helpers import add_image, add_repo, row_of
-from tests.subscriptions.helpers import LIST_PATH, publish, refreshed, subscribe
+from tests.subscriptions.helpers import LIST_PATH, glint_copy, publish, refreshed, subscribe
 from tests.subscriptions.lists import Endorser, image
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def glint_copy(target, subscription, listed):
-    """Glint's copy of ``listed`` in ``target``, as a poll sees it once the upload is done."""
-    return add_image(
-        target,
-        listed.title,
-        listed.data,
-        properties={
-            "imagelist_id": subscription.list_identifier,
-            "imagelist_image": listed.identifier,
-            "imagelist_sha512": listed.sha512,
-        },
-    )
+@pytest.fixture
+def offline(group_a, trust):
+    """(the trusted endorser, a manager of the group, an offline repo of the group)."""
+    _directory, endorser, _revoked, _other = trust
+    manager = make_user("List Manager", group=group_a, role="manager")
+    return endorser, manager, add_repo(group_a, "offline", "p1")
 
 
 @pytest.mark.parametrize("on_removal", ["delete", "hide", "keep"])
 def test_an_expired_list_in_force_says_so_and_its_images_get_on_removal(
-    group_a, trust, web, on_removal
+    group_a, offline, web, on_removal
 ):
-    _directory, endorser, _revoked, _other = trust
-    manager = make_user("List Manager", group=group_a, role="manager")
-    target = add_repo(group_a, "offline", "p1")
+    endorser, manager, target = offline
     listed = image("short-lived", b"s" * 1000)
     expires = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=2)
     publish(web, endorser, [listed], version="1", expires=expires)
@@ -90,10 +82,8 @@ def test_an_expired_list_in_force_says_so_and_its_images_get_on_removal(
     assert Upload.objects.count() == uploads, "nothing is fetched for an expired list"
 
 
-def test_a_signed_list_that_is_not_json_is_refused_and_changes_nothing(group_a, trust, web):
-    _directory, endorser, _revoked, _other = trust
-    manager = make_user("List Manager", group=group_a, role="manager")
-    target = add_repo(group_a, "offline", "p1")
+def test_a_signed_list_that_is_not_json_is_refused_and_changes_nothing(group_a, offline, web):
+    endorser, manager, target = offline
     listed = image("one", b"1" * 1000)
     publish(web, endorser, [listed], version="3")
     subscription = subscribe(manager, group_a, [target], web, endorser)
@@ -176,10 +166,8 @@ def test_the_endorser_may_be_given_in_another_dn_spelling(group_a, trust, web, s
     assert subscription.list_version == "1"
 
 
-def test_a_list_naming_its_endorser_in_rfc4514_form_is_accepted(group_a, trust, web):
-    _directory, endorser, _revoked, _other = trust
-    manager = make_user("List Manager", group=group_a, role="manager")
-    target = add_repo(group_a, "offline", "p1")
+def test_a_list_naming_its_endorser_in_rfc4514_form_is_accepted(group_a, offline, web):
+    endorser, manager, target = offline
     listed_endorser = (
         endorser.cert.subject.rfc4514_string(),
         endorser.cert.issuer.rfc4514_string(),
@@ -192,10 +180,8 @@ def test_a_list_naming_its_endorser_in_rfc4514_form_is_accepted(group_a, trust, 
     assert result.ok, result.error
 
 
-def test_a_row_a_person_hid_stays_hidden_across_refreshes(group_a, trust, web):
-    _directory, endorser, _revoked, _other = trust
-    manager = make_user("List Manager", group=group_a, role="manager")
-    target = add_repo(group_a, "offline", "p1")
+def test_a_row_a_person_hid_stays_hidden_across_refreshes(group_a, offline, web):
+    endorser, manager, target = offline
     hidden, shown = image("hidden", b"h" * 1000), image("shown", b"w" * 1000)
     publish(web, endorser, [hidden, shown], version="1")
     subscription = subscribe(manager, group_a, [target], web, endorser)

@@ -41,16 +41,21 @@ def in_glint(repos) -> list:
     return sorted(Image.objects.filter(repo__in=repos).values_list("repo_id", "name", "checksum"))
 
 
+@pytest.fixture
+def in_two_clouds(devcloud, group_a, prefix):
+    """(manager, the group's repos in ``CLOUDS``, the name prefix, the image names to clean up)."""
+    name_prefix, names = prefix
+    names += [f"{name_prefix}one", f"{name_prefix}two"]
+    repos = [add_devcloud_repo(devcloud, group_a, cloud) for cloud in CLOUDS]
+    return make_user("List Manager", group=group_a, role="manager"), repos, name_prefix, names
+
+
 def test_a_refused_list_creates_no_job_upload_or_image_and_keeps_the_list_in_force(
-    devcloud, group_a, trust, web, prefix
+    devcloud, group_a, trust, web, in_two_clouds
 ):
     _directory, endorser, revoked, other = trust
-    name_prefix, names = prefix
-    manager = make_user("List Manager", group=group_a, role="manager")
-    repos = [add_devcloud_repo(devcloud, group_a, cloud) for cloud in CLOUDS]
-    images = [image("one", os.urandom(64 * 1024))]
-    two = image("two", os.urandom(32 * 1024))
-    names += [f"{name_prefix}one", f"{name_prefix}two"]
+    manager, repos, name_prefix, names = in_two_clouds
+    images, two = [image("one", os.urandom(64 * 1024))], image("two", os.urandom(32 * 1024))
     publish(web, endorser, images, version="5")
     subscription = subscribe(manager, group_a, repos, web, endorser, name_prefix=name_prefix)
     assert refreshed(subscription).ok
