@@ -1,7 +1,7 @@
 """Against devcloud: a subscription brings its list's images into every target repo, verified;
 a new list version adds and updates them (the old copy goes only once the new one is verified);
-an image that leaves the list loses Glint's copies and nothing else; a refused list changes
-nothing; an image whose bytes do not match its list is kept nowhere."""
+an image that leaves the list loses Glint's copies and nothing else; an image whose bytes do not
+match its list is kept nowhere. (A refused list changing nothing: ``test_refusals``.)"""
 
 from __future__ import annotations
 
