@@ -149,3 +149,38 @@ def test_only_managers_subscribe_and_bad_input_is_refused(cli, live_glint, pki, 
         LIVE_GROUP,
     )
     assert not_a_dn.returncode == 1 and "endorser_dn" in not_a_dn.stderr, not_a_dn.stderr
+
+
+def test_subscribe_sets_the_conflict_policy_and_subscriptions_shows_it(
+    cli, live_glint, pki, web, prefix
+):
+    name_prefix, _names = prefix
+    endorser = Endorser.of(pki.ca, "Policy Publisher")
+    publish(web, endorser, [image("gamma", os.urandom(8 * 1024))])
+    assert login(cli, live_glint, pki).returncode == 0
+    # Only an identifier the list does not have: the list verifies, nothing is fetched.
+    args = subscribe_args(web, endorser, "policy list", "--prefix", name_prefix, "--image", "none")
+
+    bad = cli(*args, "--conflict-policy", "delete-first")
+    assert bad.returncode == 2 and "Invalid value for '--conflict-policy'" in bad.stderr
+    assert "'replace', 'rename-old', 'skip', 'report'" in bad.stderr, bad.stderr
+    done = cli(*args, "--conflict-policy", "rename-old")
+
+    assert done.returncode == 0, done.stderr
+    table = cli("subscriptions", "--group", LIVE_GROUP)
+    assert "ON UPDATE" in table.stdout.splitlines()[0], table.stdout
+    (line,) = [line for line in table.stdout.splitlines() if "policy list" in line]
+    assert "rename-old" in line, line
+    listed = cli("subscriptions", "--group", LIVE_GROUP, "--json")
+    (item,) = [i for i in json.loads(listed.stdout) if i["name"] == "policy list"]
+    assert item["conflict_policy"] == "rename-old"
+    assert cli("unsubscribe", "policy list", "--group", LIVE_GROUP).returncode == 0
+    default = cli(*subscribe_args(web, endorser, "default policy", "--image", "none"))
+    assert default.returncode == 0, default.stderr
+    (item,) = [
+        i
+        for i in json.loads(cli("subscriptions", "--group", LIVE_GROUP, "--json").stdout)
+        if i["name"] == "default policy"
+    ]
+    assert item["conflict_policy"] == "replace", "replace is the default, as on the page"
+    assert cli("unsubscribe", "default policy", "--group", LIVE_GROUP).returncode == 0

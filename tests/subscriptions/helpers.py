@@ -38,6 +38,23 @@ def subscribe(manager, group, targets, web, endorser: Endorser, **fields) -> Sub
     )
 
 
+def glint_copy(target, subscription: Subscription, listed: ListedImage):
+    """Glint's copy of ``listed`` in the offline repo ``target``, as a poll sees it once the
+    subscription's upload is done: it carries the list's properties."""
+    from tests.plans.helpers import add_image
+
+    return add_image(
+        target,
+        listed.title,
+        listed.data,
+        properties={
+            "imagelist_id": subscription.list_identifier,
+            "imagelist_image": listed.identifier,
+            "imagelist_sha512": listed.sha512,
+        },
+    )
+
+
 def run_queued_jobs() -> list[Job]:
     """Run every queued job here, oldest first, until none is left; the jobs, ended."""
     ran = []

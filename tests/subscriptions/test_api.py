@@ -12,8 +12,10 @@ import json
 import os
 
 import pytest
+from django.db import connection
 
 from glint.audit.models import AuditRecord
+from glint.repos.crypto import SealedSecret
 from glint.subscriptions.models import Subscription
 from tests.clients import client_for, make_user
 from tests.repos.helpers import make_repo, post_json
@@ -31,6 +33,14 @@ def setting(group_a, trust, web):
     publish(web, endorser, [image("alpha", os.urandom(16 * 1024))], version="4")
     manager = make_user("Api List Manager", group=group_a, role="manager")
     return manager, make_repo(group_a), endorser, other
+
+
+def raw_tokens() -> list[str]:
+    """The token column as the database holds it, past the model field that seals it."""
+    table = connection.ops.quote_name(Subscription._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT token FROM {table}")
+        return [row[0] for row in cursor.fetchall()]
 
 
 def body_for(group, repo, web, endorser, **changes) -> dict:
@@ -62,8 +72,9 @@ def test_a_manager_subscribes_and_the_answer_says_the_list_verified(group_a, set
     trail = AuditRecord.objects.filter(action="subscription.add").get()
     everything = json.dumps(trail.details) + answer.content.decode() + listed.content.decode()
     assert "s3cret" not in everything, "the token is never shown back or audited"
-    sealed = Subscription.objects.get().token
-    assert TOKEN not in str(sealed) and sealed.reveal() == TOKEN, "kept sealed at rest"
+    (stored,) = raw_tokens()
+    assert stored and "s3cret" not in stored, "the column holds the token encrypted"
+    assert SealedSecret(stored).reveal() == TOKEN, "and it is the token, sealed"
 
 
 def test_a_list_by_another_signer_is_saved_with_its_reason_and_fetches_nothing(
@@ -162,3 +173,53 @@ def test_members_read_managers_change_and_other_groups_see_nothing(group_a, grou
         "subscription.update",
         "subscription.delete",
     ]
+
+
+def test_the_token_is_never_shown_in_the_api_the_pages_the_edit_form_or_the_audit_log(
+    group_a, setting, web, caplog
+):
+    manager, repo, endorser, _other = setting
+    client = client_for(manager)
+    created = post_json(client, "/api/v1/subscriptions/", body_for(group_a, repo, web, endorser))
+    assert created.status_code == 201, created.content
+    pk = created.json()["id"]
+    edit_url = f"/subscriptions/{pk}/edit/"
+    edit_page = client.get(edit_url).content.decode()
+    assert (
+        'name="token"' in edit_page
+        and "(with a token)" in client.get(f"/subscriptions/{pk}/").content.decode()
+    )
+    # Saving the edit form with the token field left empty keeps the stored token.
+    form = {
+        "name": "api list",
+        "endorser_dn": endorser.dn,
+        "endorser_ca": endorser.ca_dn,
+        "targets": [repo.pk],
+        "refresh_seconds": 3600,
+        "on_removal": "delete",
+        "conflict_policy": "replace",
+        "enabled": "on",
+    }
+    saved = client.post(edit_url, form)
+    assert saved.status_code == 302, saved.content.decode()
+    assert Subscription.objects.get().token.reveal() == TOKEN
+    refreshed_by_page = client.post(f"/subscriptions/{pk}/refresh/", follow=True)
+
+    shown = [
+        created.content.decode(),
+        client.get(f"/api/v1/subscriptions/{pk}/").content.decode(),
+        client.get(f"/api/v1/subscriptions/?group={group_a.pk}").content.decode(),
+        client.get(f"/subscriptions/?group={group_a.pk}").content.decode(),
+        client.get(f"/subscriptions/{pk}/").content.decode(),
+        edit_page,
+        client.get(edit_url).content.decode(),
+        refreshed_by_page.content.decode(),
+        client.get(f"/audit/?group={group_a.pk}").content.decode(),
+        json.dumps(list(AuditRecord.objects.values_list("action", "details"))),
+        caplog.text,
+    ]
+    for where, text in enumerate(shown):
+        assert "s3cret" not in text and "reader:" not in text, f"the token shows in #{where}"
+    assert AuditRecord.objects.filter(action="subscription.update").exists()
+    (stored,) = raw_tokens()
+    assert "s3cret" not in stored

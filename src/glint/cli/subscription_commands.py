@@ -25,7 +25,7 @@ from glint.cli.client_commands import (
 )
 from glint.cli.job_commands import resolve_repos
 from glint.cli.output import shown
-from glint.subscriptions.choices import OnRemoval
+from glint.subscriptions.choices import CONFLICT_POLICIES, OnRemoval
 
 #: Where ``subscribe`` reads a list's token from when no ``--token-file`` is given.
 TOKEN_ENV = "GLINT_LIST_TOKEN"
@@ -98,6 +98,14 @@ def _report(refresh: dict) -> None:
     help="What happens to Glint's copies of an image that leaves the list or expires.",
 )
 @click.option(
+    "--conflict-policy",
+    type=click.Choice([value for value, _label in CONFLICT_POLICIES]),
+    default="replace",
+    show_default=True,
+    help="What a repo that has the image's name with other content does (an updated image): "
+    "replace copies and verifies the new one before it deletes the old.",
+)
+@click.option(
     "--token-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help=f"File holding user:password for the list's host (or set ${TOKEN_ENV}).",
@@ -114,6 +122,7 @@ def subscribe(
     prefix,
     refresh_seconds,
     on_removal,
+    conflict_policy,
     token_file,
     group,
     as_json,
@@ -133,6 +142,7 @@ def subscribe(
         "name_prefix": prefix,
         "refresh_seconds": refresh_seconds,
         "on_removal": on_removal,
+        "conflict_policy": conflict_policy,
     }
     token = _token(token_file)
     if token:
@@ -183,6 +193,7 @@ def subscriptions(group, as_json):
             ("name", "NAME"),
             ("list", "LIST IN FORCE"),
             ("endorser_dn", "ENDORSER"),
+            ("conflict_policy", "ON UPDATE"),
             ("refresh", "LAST REFRESH"),
             ("last_error", "WHY"),
         ],

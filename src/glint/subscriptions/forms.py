@@ -3,7 +3,7 @@
 from django import forms
 
 from glint.repos.models import Repo
-from glint.subscriptions.choices import OnRemoval
+from glint.subscriptions.choices import CONFLICT_POLICIES, OnRemoval
 
 KEEP_TOKEN_HELP = "Leave empty to keep the stored one; type a single '-' to remove it."
 
@@ -44,6 +44,11 @@ class SubscriptionForm(forms.Form):
     refresh_seconds = forms.IntegerField(label="Refresh every (seconds)", initial=3600)
     on_removal = forms.ChoiceField(
         label="When an image leaves the list", choices=OnRemoval.choices, initial=OnRemoval.DELETE
+    )
+    conflict_policy = forms.ChoiceField(
+        label="When a target has the image's name (an updated image)",
+        choices=CONFLICT_POLICIES,
+        initial="replace",
     )
     enabled = forms.BooleanField(required=False, initial=True)
 

@@ -106,6 +106,12 @@ class Subscription(models.Model):
         return display_from_canonical(self.endorser_dn)
 
     @property
+    def list_expired(self) -> bool:
+        """The list in force has passed its ``dc:date:expires``: its images got ``on_removal``
+        and stay so until the publisher signs a newer list."""
+        return self.list_expires is not None and self.list_expires <= timezone.now()
+
+    @property
     def token_set(self) -> bool:
         return bool(self.token)
 

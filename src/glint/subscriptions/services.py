@@ -111,8 +111,13 @@ def save_subscription(
         )
     if subscription.on_removal not in OnRemoval.values:
         raise SubscriptionRefused(f"Use one of {', '.join(OnRemoval.values)}.", "on_removal")
-    if subscription.conflict_policy not in [p.value for p in ConflictPolicy]:
-        raise SubscriptionRefused("Unknown conflict policy.", "conflict_policy")
+    policies = [p.value for p in ConflictPolicy]
+    if subscription.conflict_policy not in policies:
+        raise SubscriptionRefused(
+            f"Unknown conflict policy {subscription.conflict_policy!r}: use one of "
+            f"{', '.join(policies)}.",
+            "conflict_policy",
+        )
     if not isinstance(subscription.images, list) or not all(
         isinstance(i, str) and i.strip() for i in subscription.images
     ):
@@ -145,6 +150,7 @@ def save_subscription(
             "endorser": subscription.endorser_dn,
             "targets": sorted(repo.name for repo in targets),
             "on_removal": subscription.on_removal,
+            "conflict_policy": subscription.conflict_policy,
         },
     )
     return subscription

@@ -39,7 +39,8 @@ def _save(request, form, subscription: Subscription, editing: bool) -> bool:
     if not form.is_valid():
         return False
     data = form.cleaned_data
-    for field in ("name", "images", "name_prefix", "refresh_seconds", "on_removal", "enabled"):
+    fields = ("name", "images", "name_prefix", "refresh_seconds", "on_removal", "conflict_policy")
+    for field in (*fields, "enabled"):
         setattr(subscription, field, data[field])
     token = data["token"] or None
     if editing and token == "-":
@@ -112,6 +113,7 @@ def subscription_edit(request, pk):
         "name_prefix": subscription.name_prefix,
         "refresh_seconds": subscription.refresh_seconds,
         "on_removal": subscription.on_removal,
+        "conflict_policy": subscription.conflict_policy,
         "enabled": subscription.enabled,
     }
     form = SubscriptionForm(
