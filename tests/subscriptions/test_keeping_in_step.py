@@ -304,7 +304,7 @@ def test_an_image_link_the_fetcher_refuses_is_a_reason_on_the_subscription(group
         "nothing was started for the refused link"
     )
     page = client_for(manager).get(f"/subscriptions/{subscription.pk}/").content.decode()
-    assert "not started: metadata: " in page
+    assert "images not in step: metadata: " in page
     assert refreshed(other).problems == "", "another subscription of the list is unaffected"
 
 
