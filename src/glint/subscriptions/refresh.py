@@ -42,6 +42,7 @@ from glint.inventory.models import Image
 from glint.jobs import services as jobs
 from glint.jobs.matrix import group_matrix
 from glint.jobs.models import JobTarget
+from glint.repos.models import Repo
 from glint.subscriptions import imagelist
 from glint.subscriptions.choices import OnRemoval
 from glint.subscriptions.models import PROPERTY_PREFIX, SubscribedImage, Subscription
@@ -327,7 +328,6 @@ def _holds(repo_images: list[Image], sha512: str) -> bool:
 def _keep_in_step(
     subscription: Subscription, wanted: list[imagelist.ListImage], result: RefreshResult
 ) -> None:
-    group = subscription.group
     targets = [repo for repo in subscription.targets.all() if repo.enabled]
     held = {repo.pk: list(Image.objects.filter(repo=repo)) for repo in targets}
     made = _made_copies(subscription)
@@ -340,49 +340,68 @@ def _keep_in_step(
         failure = _last_fetch_failure(subscription, image)
         if failure:
             result.failed[name] = failure  # and it is fetched again below
-        coming = _under_way(image, missing)
-        if coming:
-            result.fetching[name] = [repo.name for repo in missing if repo.pk in coming]
-        missing = [repo for repo in missing if repo.pk not in coming]
-        if not missing:
-            continue
-        try:
-            upload = transfers.create_upload(
-                group,
-                requester=None,
-                targets=missing,
-                name=name,
-                disk_format=image.disk_format
-                if image.disk_format in ("qcow2", "raw", "vmdk", "vdi", "vhd", "iso")
-                else "",
-                properties=image_properties(subscription, image),
-                conflict_policy=subscription.conflict_policy,
-                size=image.size,
-                checksum_algo="sha512",
-                checksum=image.sha512,
-                url=image.uri,
-                cloud_pull=False,  # fetched once and checked by Glint (see the module)
-                replace_only={
-                    repo.pk: [
-                        image_id
-                        for (repo_pk, image_id), earlier in made.items()
-                        if repo_pk == repo.pk and earlier.identifier == image.identifier
-                    ]
-                    for repo in missing
-                },
-            )
-        except transfers.UploadRefused as exc:
-            result.failed[name] = exc.message
-            continue
-        SubscribedImage.objects.create(
-            subscription=subscription,
-            identifier=image.identifier,
-            sha512=image.sha512,
-            name=name,
-            upload=upload,
-        )
-        result.fetching[name] = sorted(result.fetching.get(name, []) + [r.name for r in missing])
+        with transaction.atomic():
+            _start_fetch(subscription, image, name, missing, made, result)
     _remove_left_over(subscription, wanted, targets, held, made, result)
+
+
+def _start_fetch(
+    subscription: Subscription,
+    image: imagelist.ListImage,
+    name: str,
+    missing: list[Repo],
+    made: dict[tuple[int, str], SubscribedImage],
+    result: RefreshResult,
+) -> None:
+    """One upload of ``image`` to the repos of ``missing`` that no upload of it is coming to.
+
+    Runs in a transaction holding those repos' rows, so two refreshes of subscriptions that share
+    a repo decide one after the other (the second sees the first's upload under way), and an
+    upload never stands without its row here.
+    """
+    list(Repo.objects.select_for_update().filter(pk__in=[r.pk for r in missing]).order_by("pk"))
+    coming = _under_way(image, missing)
+    if coming:
+        result.fetching[name] = [repo.name for repo in missing if repo.pk in coming]
+    missing = [repo for repo in missing if repo.pk not in coming]
+    if not missing:
+        return
+    try:
+        upload = transfers.create_upload(
+            subscription.group,
+            requester=None,
+            targets=missing,
+            name=name,
+            disk_format=image.disk_format
+            if image.disk_format in ("qcow2", "raw", "vmdk", "vdi", "vhd", "iso")
+            else "",
+            properties=image_properties(subscription, image),
+            conflict_policy=subscription.conflict_policy,
+            size=image.size,
+            checksum_algo="sha512",
+            checksum=image.sha512,
+            url=image.uri,
+            cloud_pull=False,  # fetched once and checked by Glint (see the module)
+            replace_only={
+                repo.pk: [
+                    image_id
+                    for (repo_pk, image_id), earlier in made.items()
+                    if repo_pk == repo.pk and earlier.identifier == image.identifier
+                ]
+                for repo in missing
+            },
+        )
+    except transfers.UploadRefused as exc:
+        result.failed[name] = exc.message
+        return
+    SubscribedImage.objects.create(
+        subscription=subscription,
+        identifier=image.identifier,
+        sha512=image.sha512,
+        name=name,
+        upload=upload,
+    )
+    result.fetching[name] = sorted(result.fetching.get(name, []) + [r.name for r in missing])
 
 
 def _under_way(image: imagelist.ListImage, repos) -> set[int]:
