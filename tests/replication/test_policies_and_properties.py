@@ -62,6 +62,27 @@ def test_replace_policy_deletes_the_old_image_after_the_new_one_is_verified(clou
     assert [(i.id, i.name, i.status) for i in images] == [(target.image_id, name, "active")]
 
 
+def test_replace_only_touches_the_old_images_it_is_given(clouds, clash):
+    """A subscription's copy may replace only Glint's earlier copy: someone's image of the same
+    name stays, and the target says so."""
+    name, source_id, someones_id = clash
+    glints_id = clouds.make_image(TARGET, 30 * KIB, name=name, seed=3)
+    target = copy_image(
+        CopySource(clouds.driver(SOURCE), source_id, "r1"),
+        [
+            CopyTarget(
+                "t",
+                clouds.driver(TARGET),
+                policy=ConflictPolicy.REPLACE,
+                replace_only=frozenset({glints_id}),
+            )
+        ],
+    ).targets["t"]
+    assert target.outcome is TargetOutcome.COPIED and target.replaced_image_ids == [glints_id]
+    assert sorted(i.id for i in clouds.images(TARGET)) == sorted([target.image_id, someones_id])
+    assert any(someones_id in warning and "was kept" in warning for warning in target.warnings)
+
+
 def test_rename_old_policy_keeps_the_old_image_private_under_a_dated_name(clouds, clash):
     name, source_id, old_id = clash
     target = _copy(clouds, source_id, ConflictPolicy.RENAME_OLD).targets["t"]

@@ -39,11 +39,15 @@ def subscribe(manager, group, targets, web, endorser: Endorser, **fields) -> Sub
 
 
 def glint_copy(target, subscription: Subscription, listed: ListedImage):
-    """Glint's copy of ``listed`` in the offline repo ``target``, as a poll sees it once the
-    subscription's upload is done: it carries the list's properties."""
+    """Glint's copy of ``listed`` in the offline repo ``target`` once the subscription's upload
+    is done: the image as a poll sees it (with the list's properties), and the upload job's
+    target recording that it created it (the repo is offline: recorded here as the runner
+    would), which is how Glint knows its copies."""
+    from glint.jobs.models import JobTarget
+    from glint.subscriptions.models import SubscribedImage
     from tests.plans.helpers import add_image
 
-    return add_image(
+    copy = add_image(
         target,
         listed.title,
         listed.data,
@@ -53,6 +57,13 @@ def glint_copy(target, subscription: Subscription, listed: ListedImage):
             "imagelist_sha512": listed.sha512,
         },
     )
+    (fetched,) = SubscribedImage.objects.filter(
+        subscription=subscription, identifier=listed.identifier
+    )
+    JobTarget.objects.filter(job=fetched.upload.job, repo=copy.repo).update(
+        state="done", outcome="copied", image_id=copy.image_id
+    )
+    return copy
 
 
 def run_queued_jobs() -> list[Job]:

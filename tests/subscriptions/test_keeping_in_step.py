@@ -150,8 +150,11 @@ def upload_bytes(devcloud, cloud: str, name: str, data: bytes) -> None:
         )
 
 
-def test_bytes_that_do_not_match_the_list_are_kept_nowhere(devcloud, group_a, trust, web, prefix):
+def test_bytes_that_do_not_match_the_list_are_kept_nowhere(
+    devcloud, group_a, trust, web, prefix, settings
+):
     _directory, endorser, _revoked, _other = trust
+    settings.GLINT_CLOUD_PULL = True  # the clouds may fetch links; a list's image is Glint's
     name_prefix, names = prefix
     manager = make_user("List Manager", group=group_a, role="manager")
     repos = [add_devcloud_repo(devcloud, group_a, cloud) for cloud in CLOUDS]
@@ -166,12 +169,40 @@ def test_bytes_that_do_not_match_the_list_are_kept_nowhere(devcloud, group_a, tr
 
     tampered_job = ended[f"{name_prefix}tampered"]
     assert tampered_job.state == "failed", tampered_job
-    # Glint's own stream, or the cloud that fetched the link itself, found other bytes.
-    assert tampered_job.error_code in ("checksum_mismatch", "target_verification_failed")
+    # Glint streamed it once (no cloud fetched the link itself) and found other bytes.
+    assert (tampered_job.error_code, web.agents(f"/images/{tampered.identifier}")) == (
+        "checksum_mismatch",
+        ["Glint"],
+    ), tampered_job.error
+    assert f"declared sha512:{tampered.sha512}" in tampered_job.error
     assert ended[f"{name_prefix}resized"].error_code == "size_mismatch"
     assert "5000 were expected" in ended[f"{name_prefix}resized"].error
     for name in names:
         assert not any(by_cloud(devcloud, name).values()), f"{name} was kept somewhere"
+    assert_the_subscription_says_why(manager, subscription, tampered_job)
+
+
+def assert_the_subscription_says_why(manager, subscription, tampered_job) -> None:
+    """Why each fetch failed is the subscription's last error (its page and API) as soon as the
+    uploads ended (the refresher's round), and still after the next refresh."""
+    from glint.subscriptions.refresh import record_failed_fetches
+
+    uploads = {f.name: f.upload for f in SubscribedImage.objects.filter(subscription=subscription)}
+    assert "the checksum does not match" in uploads[tampered_job.image_name].error
+    assert "5000 were expected" in uploads[f"{subscription.name_prefix}resized"].error
+    reasons = [f"{name}: its fetch failed: {uploads[name].error}" for name in sorted(uploads)]
+    subscription.refresh_from_db()
+    assert subscription.last_error == ""
+    assert record_failed_fetches() == 1
+    subscription.refresh_from_db()
+    assert subscription.last_error == "; ".join(reasons)
+    assert record_failed_fetches() == 0, "said once"
+    shown = client_for(manager).get(f"/api/v1/subscriptions/{subscription.pk}/").json()
+    assert shown["last_error"] == subscription.last_error
+    page = client_for(manager).get(f"/subscriptions/{subscription.pk}/").content.decode()
+    assert "tampered: its fetch failed: the checksum does not match" in page
+    again = refreshed(subscription)
+    assert again.problems == "; ".join(reasons), "the next refresh says it too (and tries again)"
 
 
 def test_a_link_the_fetcher_refuses_is_refused_when_subscribing(group_a, trust, settings):
@@ -222,7 +253,7 @@ def test_an_image_link_the_fetcher_refuses_is_a_reason_on_the_subscription(group
         "nothing was started for the refused link"
     )
     page = client_for(manager).get(f"/subscriptions/{subscription.pk}/").content.decode()
-    assert "not started: metadata: " in page
+    assert "images not in step: metadata: " in page
     assert refreshed(other).problems == "", "another subscription of the list is unaffected"
 
 
@@ -240,7 +271,8 @@ def test_an_image_that_leaves_the_list_gets_the_subscription_s_on_removal(
     publish(web, endorser, [leaving, staying], version="1")
     subscription = subscribe(manager, group_a, [target], web, endorser, on_removal=on_removal)
     assert refreshed(subscription).ok  # the list is in force; its uploads are never run here
-    # Glint's copies as a poll then sees them: they carry the list's properties.
+    # Glint's copies as a poll then sees them, with the list's properties, and what their upload
+    # jobs record once they ran (the repo is offline: recorded here as the runner would).
     leaving_copy, _staying_copy = (
         glint_copy(target, subscription, listed) for listed in (leaving, staying)
     )

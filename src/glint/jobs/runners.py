@@ -171,6 +171,7 @@ def open_copy_targets(
     A target whose repo was removed fails here; the others go on.
     """
     policy = ConflictPolicy(options.get("conflict_policy") or ConflictPolicy.REPORT.value)
+    replaceable = options.get("replace_only")  # {repo pk: image ids}; see CopyTarget
     targets = []
     for target in todo:
         if target.repo is None:
@@ -184,6 +185,9 @@ def open_copy_targets(
                 policy=policy,
                 previous_image_id=target.image_id or None,
                 disk_format=disk_format,
+                replace_only=None
+                if replaceable is None
+                else frozenset(replaceable.get(str(target.repo_id), ())),
             )
         )
     return targets

@@ -101,6 +101,9 @@ class CopyTarget:
         disk_format: The disk format the copy is stored in; None: the source's. Another one is
             converted to on the way, if the target cloud stores it (a cloud that stores only
             some formats gets its preferred one instead, as with None).
+        replace_only: The only old images of the name that ``policy`` may replace or rename;
+            None: any of the target's project. A subscription gives the copies it made, so a
+            same-name image someone else made is never deleted.
     """
 
     key: str
@@ -110,6 +113,7 @@ class CopyTarget:
     policy: ConflictPolicy = ConflictPolicy.REPORT
     previous_image_id: str | None = None
     disk_format: str | None = None
+    replace_only: frozenset[str] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

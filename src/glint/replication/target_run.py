@@ -610,6 +610,12 @@ class TargetRun:
         """Replace or rename the old images of the same name, now that the copy is verified."""
         stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
         for old in self.clashes:
+            if self.target.replace_only is not None and old.id not in self.target.replace_only:
+                self._warn(
+                    f"the old image {old.id} named {self.name!r} was kept: it is not one this "
+                    f"copy may replace"
+                )
+                continue
             try:
                 if self.target.policy is ConflictPolicy.REPLACE:
                     self.driver.delete(old.id)

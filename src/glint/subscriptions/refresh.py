@@ -9,15 +9,19 @@
 2. Keeping in step works by content, never by name: each wanted image (all, or the chosen
    identifiers) is looked for in every target repo by its listed SHA-512 (Glance's own
    ``os_hash_value``, or the ``imagelist_sha512`` property Glint sets). The repos that lack it get
-   it from one web-link upload (``transfers.services.create_upload``): fetched once, its size and
+   it from one web-link upload (``transfers.services.create_upload``) that Glint always streams
+   itself, never handing the link to the clouds' own web-download: fetched once, its size and
    SHA-512 checked against the list while streaming (a mismatch fails it and keeps nothing), and
    fanned out to those repos by the copy engine, verified. A repo that already holds the content
-   is left alone; an upload still running is not started again.
-3. An updated image (same identifier, new SHA-512) has the same name: the subscription's conflict
-   policy, ``replace`` by default, copies and verifies the new image before it removes the old.
-   Copies of an image that left the list (or of a list that expired) get ``on_removal``: Glint's
-   copies are deleted (only images carrying this list's properties, which Glint set), the row is
-   hidden, or nothing happens.
+   is left alone, and so is a repo an upload of that content (by any subscription) is still
+   bringing it to. Why the last fetch of an image failed is the subscription's last error.
+3. Glint's copies are known by provenance, never by their properties (anyone can set those): the
+   images the targets of this subscription's own upload jobs created. An updated image (same
+   identifier, new SHA-512) has the same name: the subscription's conflict policy, ``replace`` by
+   default, copies and verifies the new image before it removes the old, and it may remove only
+   Glint's earlier copies of that image, never a same-name image someone else made. Copies of an
+   image that left the list (or of a list that expired) get ``on_removal``: Glint's copies are
+   deleted, the row is hidden, or nothing happens.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from glint import audit
@@ -37,6 +41,8 @@ from glint.inventory import services as inventory
 from glint.inventory.models import Image
 from glint.jobs import services as jobs
 from glint.jobs.matrix import group_matrix
+from glint.jobs.models import JobTarget
+from glint.repos.models import Repo
 from glint.subscriptions import imagelist
 from glint.subscriptions.choices import OnRemoval
 from glint.subscriptions.models import PROPERTY_PREFIX, SubscribedImage, Subscription
@@ -46,7 +52,7 @@ from glint.transfers.errors import TooLarge, TransferError
 from glint.transfers.models import UploadState
 from glint.transfers.upload_job import fetch_policy
 
-__all__ = ["RefreshResult", "refresh", "refresh_due"]
+__all__ = ["RefreshResult", "record_failed_fetches", "refresh", "refresh_due"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +62,8 @@ LEASE_SECONDS = 300
 RETRY_AFTER = datetime.timedelta(minutes=5)
 #: Upload states that mean the image is on its way.
 _UNDER_WAY = (UploadState.WAITING, UploadState.RECEIVING, UploadState.INTERRUPTED)
+#: Target outcomes of an upload job that mean the target created the image (Glint's copy).
+_CREATED = ("copied", "pulled")
 
 
 @dataclasses.dataclass
@@ -131,7 +139,34 @@ def refresh_due(batch: int = 20) -> int:
                 next_refresh_at=now + RETRY_AFTER, refresh_lease_expires=None
             )
         done += 1
+    record_failed_fetches()
     return done
+
+
+def _fetch_failure(fetched: SubscribedImage) -> str:
+    return f"{fetched.name}: its fetch failed: {fetched.upload.error}"
+
+
+def record_failed_fetches() -> int:
+    """Put why an image's fetch failed (its bytes did not match the list, its link was refused)
+    into its subscription's last error as soon as its upload ended, not only at the next refresh
+    (which may be hours away); returns how many subscriptions changed."""
+    failed = SubscribedImage.objects.filter(
+        upload__state=UploadState.FAILED,
+        upload__job__finished__gt=F("subscription__last_refresh_at"),
+    ).select_related("upload")
+    reasons: dict[int, list[str]] = {}
+    for fetched in failed.order_by("name", "pk"):
+        reasons.setdefault(fetched.subscription_id, []).append(_fetch_failure(fetched))
+    changed = 0
+    for pk, new in reasons.items():
+        last_error = Subscription.objects.get(pk=pk).last_error
+        new = [reason for reason in new if reason not in last_error]
+        if new:
+            last_error = "; ".join(filter(None, (last_error, *new)))
+            Subscription.objects.filter(pk=pk).update(last_error=last_error)
+            changed += 1
+    return changed
 
 
 # The list
@@ -293,66 +328,132 @@ def _holds(repo_images: list[Image], sha512: str) -> bool:
 def _keep_in_step(
     subscription: Subscription, wanted: list[imagelist.ListImage], result: RefreshResult
 ) -> None:
-    group = subscription.group
     targets = [repo for repo in subscription.targets.all() if repo.enabled]
     held = {repo.pk: list(Image.objects.filter(repo=repo)) for repo in targets}
+    made = _made_copies(subscription)
     for image in wanted:
         missing = [repo for repo in targets if not _holds(held[repo.pk], image.sha512)]
         name = image_name(subscription, image)
         if not missing:
             result.present.append(name)
             continue
-        if _under_way(subscription, image):
-            result.fetching[name] = [repo.name for repo in missing]
-            continue
-        try:
-            upload = transfers.create_upload(
-                group,
-                requester=None,
-                targets=missing,
-                name=name,
-                disk_format=image.disk_format
-                if image.disk_format in ("qcow2", "raw", "vmdk", "vdi", "vhd", "iso")
-                else "",
-                properties=image_properties(subscription, image),
-                conflict_policy=subscription.conflict_policy,
-                size=image.size,
-                checksum_algo="sha512",
-                checksum=image.sha512,
-                url=image.uri,
-            )
-        except transfers.UploadRefused as exc:
-            result.failed[name] = exc.message
-            continue
-        SubscribedImage.objects.create(
-            subscription=subscription,
-            identifier=image.identifier,
-            sha512=image.sha512,
+        failure = _last_fetch_failure(subscription, image)
+        if failure:
+            result.failed[name] = failure  # and it is fetched again below
+        with transaction.atomic():
+            _start_fetch(subscription, image, name, missing, made, result)
+    _remove_left_over(subscription, wanted, targets, held, made, result)
+
+
+def _start_fetch(
+    subscription: Subscription,
+    image: imagelist.ListImage,
+    name: str,
+    missing: list[Repo],
+    made: dict[tuple[int, str], SubscribedImage],
+    result: RefreshResult,
+) -> None:
+    """One upload of ``image`` to the repos of ``missing`` that no upload of it is coming to.
+
+    Runs in a transaction holding those repos' rows, so two refreshes of subscriptions that share
+    a repo decide one after the other (the second sees the first's upload under way), and an
+    upload never stands without its row here.
+    """
+    list(Repo.objects.select_for_update().filter(pk__in=[r.pk for r in missing]).order_by("pk"))
+    coming = _under_way(image, missing)
+    if coming:
+        result.fetching[name] = [repo.name for repo in missing if repo.pk in coming]
+    missing = [repo for repo in missing if repo.pk not in coming]
+    if not missing:
+        return
+    try:
+        upload = transfers.create_upload(
+            subscription.group,
+            requester=None,
+            targets=missing,
             name=name,
-            upload=upload,
+            disk_format=image.disk_format
+            if image.disk_format in ("qcow2", "raw", "vmdk", "vdi", "vhd", "iso")
+            else "",
+            properties=image_properties(subscription, image),
+            conflict_policy=subscription.conflict_policy,
+            size=image.size,
+            checksum_algo="sha512",
+            checksum=image.sha512,
+            url=image.uri,
+            cloud_pull=False,  # fetched once and checked by Glint (see the module)
+            replace_only={
+                repo.pk: [
+                    image_id
+                    for (repo_pk, image_id), earlier in made.items()
+                    if repo_pk == repo.pk and earlier.identifier == image.identifier
+                ]
+                for repo in missing
+            },
         )
-        result.fetching[name] = [repo.name for repo in missing]
-    _remove_left_over(subscription, wanted, targets, held, result)
-
-
-def _under_way(subscription: Subscription, image: imagelist.ListImage) -> bool:
-    """Whether an upload of this very image (identifier and content) is still running."""
-    fetched = SubscribedImage.objects.filter(
-        subscription=subscription, identifier=image.identifier, sha512=image.sha512
-    ).select_related("upload__job")
-    return any(
-        f.upload.state in _UNDER_WAY or (f.upload.job is not None and f.upload.job.is_live)
-        for f in fetched
-        if f.upload is not None
+    except transfers.UploadRefused as exc:
+        result.failed[name] = exc.message
+        return
+    SubscribedImage.objects.create(
+        subscription=subscription,
+        identifier=image.identifier,
+        sha512=image.sha512,
+        name=name,
+        upload=upload,
     )
+    result.fetching[name] = sorted(result.fetching.get(name, []) + [r.name for r in missing])
 
 
-def _remove_left_over(subscription, wanted, targets, held, result: RefreshResult) -> None:
-    """Copies of this list's images that are no longer wanted: ``on_removal``.
+def _under_way(image: imagelist.ListImage, repos) -> set[int]:
+    """The repos of ``repos`` that an upload of this content (by any subscription, of any
+    group) is still bringing it to: two subscriptions of one list never fetch it twice."""
+    fetched = SubscribedImage.objects.filter(
+        sha512=image.sha512, upload__targets__in=repos
+    ).select_related("upload__job")
+    coming: set[int] = set()
+    for f in fetched.distinct():
+        if f.upload.state in _UNDER_WAY or (f.upload.job is not None and f.upload.job.is_live):
+            coming.update(f.upload.targets.values_list("pk", flat=True))
+    return coming
 
-    A copy is this list's when it carries the list's identifier in Glint's property; it is left
-    over when its image left the list, or when a newer copy of the same image (its listed
-    SHA-512) is already verified in that repo, so the old one goes only after the new one is in.
+
+def _last_fetch_failure(subscription: Subscription, image: imagelist.ListImage) -> str:
+    """Why this subscription's last fetch of this very image failed, or ''."""
+    last = (
+        SubscribedImage.objects.filter(
+            subscription=subscription, identifier=image.identifier, sha512=image.sha512
+        )
+        .select_related("upload")
+        .order_by("-created", "-pk")
+        .first()
+    )
+    if last is None or last.upload is None or last.upload.state != UploadState.FAILED:
+        return ""
+    return f"its fetch failed: {last.upload.error}"
+
+
+def _made_copies(subscription: Subscription) -> dict[tuple[int, str], SubscribedImage]:
+    """Glint's copies for this subscription, by provenance: ``(repo pk, cloud image id)`` of each
+    image a target of one of its upload jobs created, and the listed image it is a copy of."""
+    by_job = {
+        fetched.upload.job_id: fetched
+        for fetched in SubscribedImage.objects.filter(
+            subscription=subscription, upload__job__isnull=False
+        ).select_related("upload")
+    }
+    created = JobTarget.objects.filter(
+        job_id__in=by_job, state="done", outcome__in=_CREATED, repo__isnull=False
+    ).exclude(image_id="")
+    return {(t.repo_id, t.image_id): by_job[t.job_id] for t in created}
+
+
+def _remove_left_over(subscription, wanted, targets, held, made, result: RefreshResult) -> None:
+    """Glint's copies of this list's images that are no longer wanted: ``on_removal``.
+
+    A copy is Glint's when this subscription's upload created it (``made``; a property says
+    nothing, anyone can set one); it is left over when its image left the list, or when a newer
+    copy of the same image (its listed SHA-512) is already verified in that repo, so the old one
+    goes only after the new one is in.
     """
     if subscription.on_removal == OnRemoval.KEEP or not subscription.list_identifier:
         return
@@ -360,11 +461,10 @@ def _remove_left_over(subscription, wanted, targets, held, result: RefreshResult
     left_over: list[Image] = []
     for repo in targets:
         for copy in held[repo.pk]:
-            properties = copy.properties
-            if properties.get(f"{PROPERTY_PREFIX}id") != subscription.list_identifier:
+            earlier = made.get((repo.pk, copy.image_id))
+            if earlier is None:
                 continue
-            identifier = properties.get(f"{PROPERTY_PREFIX}image")
-            sha512 = properties.get(f"{PROPERTY_PREFIX}sha512")
+            identifier, sha512 = earlier.identifier, earlier.sha512
             if identifier not in wanted_sha:
                 left_over.append(copy)
             elif sha512 != wanted_sha[identifier] and _holds(held[repo.pk], wanted_sha[identifier]):

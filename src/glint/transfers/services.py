@@ -137,8 +137,16 @@ def create_upload(
     url: str = "",
     checksum_url: str = "",
     checksum_entry: str = "",
+    cloud_pull: bool = True,
+    replace_only: dict[int, list[str]] | None = None,
 ) -> Upload:
     """Store a new upload; a web-link upload's job is queued at once.
+
+    Args:
+        cloud_pull: False: Glint streams the link itself even where the setting ``cloud_pull``
+            would let the clouds fetch it, so it is fetched once and checked while it streams.
+        replace_only: ``{repo pk: image ids}``: the only old images of the name that the conflict
+            policy may replace or rename in each repo (None: any of the target's project).
 
     Raises:
         UploadRefused: Bad metadata, a repo not of the group, a size over the limit (413), or a
@@ -216,7 +224,7 @@ def create_upload(
             },
         )
         if url:
-            _create_job(upload, claimed_by=None)
+            _create_job(upload, claimed_by=None, cloud_pull=cloud_pull, replace_only=replace_only)
     return upload
 
 
@@ -234,9 +242,19 @@ def _claim(owner: str) -> dict:
     }
 
 
-def _create_job(upload: Upload, claimed_by: str | None) -> Job:
+def _create_job(
+    upload: Upload,
+    claimed_by: str | None,
+    cloud_pull: bool = True,
+    replace_only: dict[int, list[str]] | None = None,
+) -> Job:
     """The upload's fan-out job: queued for a worker, or already claimed by ``claimed_by``."""
     claim = {**_claim(claimed_by), "attempts": 1} if claimed_by else {}
+    options = {"visibility": upload.visibility, "conflict_policy": upload.conflict_policy}
+    if not cloud_pull:
+        options["cloud_pull"] = False
+    if replace_only is not None:
+        options["replace_only"] = {str(repo): ids for repo, ids in replace_only.items()}
     job = Job.objects.create(
         kind=states.UPLOAD,
         group=upload.group,
@@ -246,7 +264,7 @@ def _create_job(upload: Upload, claimed_by: str | None) -> Job:
         row_key=job_services.row_key(
             upload.group, states.UPLOAD, upload.name, f"upload:{upload.pk}"
         ),
-        options={"visibility": upload.visibility, "conflict_policy": upload.conflict_policy},
+        options=options,
         **claim,
     )
     JobTarget.objects.bulk_create(

@@ -212,7 +212,7 @@ def _fan_out(
         uploaded,
         record.id,
         repo_ref="upload",
-        pull_url=_pull_url(upload, todo, stream),
+        pull_url=_pull_url(upload, todo, stream, options),
         trusted_stream=True,
         read_once=True,  # the retries read the cache, never the person's stream again
         kept_by_caller=stream is not None and stream.part is not None,  # its part (see below)
@@ -246,7 +246,9 @@ def _blame_declared_checksum(upload: Upload, result) -> None:
             target.error = ChecksumMismatch.of(error.algo, error.stored, error.computed)
 
 
-def _pull_url(upload: Upload, todo: list[JobTarget], stream: IncomingStream | None) -> str | None:
+def _pull_url(
+    upload: Upload, todo: list[JobTarget], stream: IncomingStream | None, options: dict
+) -> str | None:
     """The web link the target clouds may fetch themselves (``web-download``), or None.
 
     Only on a link's first pass (a retry streams through Glint: that is the fallback when a
@@ -258,10 +260,12 @@ def _pull_url(upload: Upload, todo: list[JobTarget], stream: IncomingStream | No
     resolves the link's host itself, so only a host that cannot become an address Glint refuses
     is handed over (:func:`fetch.cloud_may_fetch`: an IP literal, or a name an admin listed in
     ``cloud_pull_hosts``), and only a link that did not redirect Glint (the cloud would follow
-    the redirect on its own).
+    the redirect on its own). Never for a job created with ``cloud_pull`` off (a subscription's:
+    its image is fetched once and its size and SHA-512 checked by Glint while it streams).
     """
     if (
         not (settings.GLINT_CLOUD_PULL and upload.from_url and upload.expected_digest)
+        or options.get("cloud_pull") is False
         or upload.sha256
     ):
         return None
