@@ -32,7 +32,7 @@ def _say(request, subscription: Subscription, outcome: refresh.RefreshResult) ->
         parts.append(f"removing {', '.join(outcome.removed)}")
     messages.success(request, "; ".join(parts) + ".")
     if outcome.failed:
-        messages.error(request, f"{subscription.name}: not started: {outcome.problems}")
+        messages.error(request, f"{subscription.name}: images not in step: {outcome.problems}")
 
 
 def _save(request, form, subscription: Subscription, editing: bool) -> bool:
