@@ -58,3 +58,40 @@ def test_the_command_line_logs_json_and_refuses_an_unknown_format(tmp_path):
     assert all(set(line) >= {"time", "level", "logger", "message"} for line in lines)
     bad = run_glint(tmp_path, "group", "add", "other", GLINT_LOG_FORMAT="xml")
     assert bad.returncode != 0 and "GLINT_LOG_FORMAT" in bad.stderr
+
+
+class _Lines(logging.Handler):
+    """Formats each record as it is logged, in the logging thread, as a real handler does."""
+
+    def __init__(self):
+        super().__init__()
+        self.setFormatter(JsonFormatter())
+        self.lines: list[tuple[str, dict]] = []
+
+    def emit(self, record):
+        self.lines.append((record.threadName, json.loads(self.format(record))))
+
+
+def test_a_copy_s_own_threads_log_with_the_job():
+    """The warning of a source read resumed mid-copy comes from the copy's reader thread, not
+    the job's: it still names the job. Fake cloud: a download cut at a given byte on demand (the
+    fault test of tests/replication/test_engine_faults.py)."""
+    from glint.replication import CopySource, CopyTarget, copy_image
+    from tests.replication.fakes import FakeCloud
+
+    source, target = FakeCloud(), FakeCloud()
+    image_id = source.add(b"x" * 300_000, name="img")
+    source.break_read_at = 100_000
+    handler, logger = _Lines(), logging.getLogger("glint")
+    logger.addHandler(handler)
+    try:
+        with job_context(11, "/CN=Asker", [5]):
+            result = copy_image(
+                CopySource(source.driver(), image_id, "r"), [CopyTarget("t", target.driver())]
+            )
+    finally:
+        logger.removeHandler(handler)
+    assert result.ok
+    (resumed,) = [(t, line) for t, line in handler.lines if "resuming" in line["message"]]
+    assert resumed[0] == "glint-copy-read"
+    assert (resumed[1]["job"], resumed[1]["dn"], resumed[1]["repos"]) == (11, "/CN=Asker", [5])

@@ -54,6 +54,7 @@ from glint.replication.hashing import (
 )
 from glint.replication.image_safety import HEAD_BYTES, read_head
 from glint.replication.target_run import TargetRun
+from glint.replication.threads import engine_thread
 
 __all__ = ["cache_image", "copy_image"]
 
@@ -146,12 +147,7 @@ class Copy:
             return self._result()
         ended = [threading.Event() for _ in self.runs]
         threads = [
-            threading.Thread(
-                target=self._run_target,
-                args=(r, done),
-                name=f"glint-copy-{r.target.key}",
-                daemon=True,
-            )
+            engine_thread(self._run_target, r, done, name=f"glint-copy-{r.target.key}")
             for r, done in zip(self.runs, ended, strict=True)
         ]
         for thread in threads:

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
+from glint.replication.threads import engine_thread
+
 __all__ = ["EventPump", "Throttle", "stopped_on"]
 
 
@@ -123,7 +125,7 @@ def stopped_on(cancel: threading.Event | None, stop: Callable[[], None]) -> Iter
                     stop()
                 return
 
-    threading.Thread(target=watch, name="glint-cancel-watch", daemon=True).start()
+    engine_thread(watch, name="glint-cancel-watch").start()
     try:
         yield
     finally:

@@ -49,6 +49,7 @@ from glint.clouds import CHUNK_SIZE
 from glint.replication.cache import Spool
 from glint.replication.errors import CacheFull
 from glint.replication.hashing import MultiHasher
+from glint.replication.threads import engine_thread
 
 __all__ = ["Feed", "FanOut"]
 
@@ -337,8 +338,8 @@ class FanOut:
         self.spooled_bytes = 0
         self.error: BaseException | None = None
         self._threads = [
-            threading.Thread(target=self._read, name="glint-copy-read", daemon=True),
-            threading.Thread(target=self._sink, name="glint-copy-hash", daemon=True),
+            engine_thread(self._read, name="glint-copy-read"),
+            engine_thread(self._sink, name="glint-copy-hash"),
         ]
 
     def start(self) -> None:
