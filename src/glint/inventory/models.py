@@ -128,8 +128,8 @@ class RepoInventory(models.Model):
         refresh_requested_at: A person or a job asked for a poll now; cleared when it ran.
         listed_from: When the poll whose listing is stored began: what was in the cloud by then
             is in the listing (a job's result, for instance).
-        poll_lease_owner, poll_lease_expires: The process polling the repo now: with several
-            Glint processes on one database, the one that took the lease polls it, once.
+        poll_lease_owner, poll_lease_expires: The process polling the repo now, taken while
+            it holds the repo's project (:class:`ProjectPollLease`) and the repo is still due.
     """
 
     repo = models.OneToOneField(
