@@ -417,6 +417,18 @@ class Devcloud:
         state = self.state
         return keystone.auth_url(state.keystone_of(self._glance(name, state)))
 
+    def glance_requests(self, name: str) -> list[str]:
+        """The request lines (``GET /v2/images?…``) Glance ``name`` has received so far, oldest
+        first, from its access log."""
+        path = glance.access_log(self._glance(name))
+        if not path.exists():
+            return []
+        return [
+            line.split('"')[1]
+            for line in path.read_text(errors="replace").splitlines()
+            if '"' in line
+        ]
+
     def store_dir(self, name: str) -> Path:
         """The Glance file store: image files are named by image id."""
         return Path(self._glance(name).store_dir)

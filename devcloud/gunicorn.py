@@ -25,8 +25,10 @@ def gunicorn_argv(
     cert_file: str | None = None,
     key_file: str | None = None,
     pythonpath: str | None = None,
+    access_log: str | None = None,
 ) -> list[str]:
-    """argv that serves the WSGI ``app`` (``module:attribute``) on 127.0.0.1:``port``."""
+    """argv that serves the WSGI ``app`` (``module:attribute``) on 127.0.0.1:``port``, writing
+    a line per request to ``access_log`` when given (what the service really received)."""
     argv = [
         str(venv / "bin" / "python"),
         "-m",
@@ -51,6 +53,8 @@ def gunicorn_argv(
     ]
     if pythonpath:
         argv += ["--pythonpath", pythonpath]
+    if access_log:
+        argv += ["--access-logfile", access_log]
     if cert_file:
         argv += ["--certfile", cert_file, "--keyfile", key_file]
     return argv + [app]

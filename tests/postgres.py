@@ -33,6 +33,18 @@ def fresh_databases(count: int) -> Iterator[list[str]]:
                 _drop(admin, name)
 
 
+@contextlib.contextmanager
+def live_database() -> Iterator[dict[str, str]]:
+    """The ``GLINT_*`` settings that put live Glint processes (``tests.live``) on a fresh
+    PostgreSQL database of the run's server when it has one (CI: ``scripts/test``), dropped
+    afterwards; ``{}`` otherwise, and they keep SQLite in their data directory."""
+    if not os.environ.get("GLINT_DATABASE_URL", "").startswith("postgresql"):
+        yield {}
+        return
+    with fresh_databases(1) as (url,):
+        yield {"GLINT_DATABASE_URL": url}
+
+
 def _drop(admin, name: str) -> None:
     """Drop a test database once the Glint processes' connections to it have gone (the test's
     role may not end other sessions itself)."""

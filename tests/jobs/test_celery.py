@@ -24,6 +24,7 @@ from tests.jobs.images import (
 )
 from tests.live import GLINT, free_port, glint_env, run_glint, start_live_glint
 from tests.plans.helpers import add_repo
+from tests.postgres import live_database
 from tests.redis_server import running_redis_server
 
 pytestmark = pytest.mark.timeout(300)
@@ -48,16 +49,19 @@ def broker_url(broker):
 
 @pytest.fixture(scope="module")
 def live(devcloud, pki, tmp_path_factory, broker_url):
-    """``glint serve`` that sends its jobs to the broker and runs none itself."""
-    yield from start_live_glint(
-        devcloud,
-        pki,
-        tmp_path_factory.mktemp("celery-glint"),
-        clouds=CLOUDS,
-        GLINT_JOB_RUNNER="celery",
-        GLINT_BROKER_URL=broker_url,
-        **JOB_SETTINGS,
-    )
+    """``glint serve`` that sends its jobs to the broker and runs none itself (on PostgreSQL when
+    the run has one, as a site would)."""
+    with live_database() as database:
+        yield from start_live_glint(
+            devcloud,
+            pki,
+            tmp_path_factory.mktemp("celery-glint"),
+            clouds=CLOUDS,
+            GLINT_JOB_RUNNER="celery",
+            GLINT_BROKER_URL=broker_url,
+            **JOB_SETTINGS,
+            **database,
+        )
 
 
 def queued_messages(broker: str) -> list[str]:

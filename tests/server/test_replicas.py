@@ -20,7 +20,9 @@ pytestmark = pytest.mark.devcloud
 def replicas(devcloud, pki, tmp_path):
     """``(api_1, api_2)``: the admin's API on each replica."""
     with fresh_databases(1) as (url,):
+        # No broker: what one replica commits must reach the other through the database alone.
         settings = {"GLINT_DATABASE_URL": url, **JOB_SETTINGS}
+        assert "GLINT_BROKER_URL" not in settings
         lives = start_live_glint(devcloud, pki, tmp_path, **settings)
         first = next(lives)
         server = start_server(tmp_path, *first.serve_args, log_name="serve-2.log", **settings)
@@ -48,7 +50,16 @@ def test_a_hide_and_a_copy_on_one_replica_are_seen_on_the_other(devcloud, replic
         one.post(f"images/{row['id']}/show/", expect=200)
         job = one.wait(one.copy(name, ("devcloud-2",)), lambda j: j["state"] == "done")
         assert_one_verified_copy_each(devcloud, name, clouds=("devcloud-1", "devcloud-2"))
-        two.row(name, ("devcloud-1", "devcloud-2"))  # replica two shows the copy
+        one.row(name, ("devcloud-1", "devcloud-2"))  # the poll after the job has recorded it
+        # Replica two cached its matrix before the copy: its very next read must show the copy
+        # in devcloud-2, with no retry.
+        assert holders(two, name) == {two.repos["devcloud-1"], two.repos["devcloud-2"]}
         assert two.job(job["id"])["state"] == "done"
     finally:
         next(names, None)  # deletes every image of that name
+
+
+def holders(api: LiveAPI, name: str) -> set[int]:
+    """The repos whose cells hold a copy in row ``name``, from one API read."""
+    (row,) = [r for r in api.get("images/", group=api.group, q=name, hidden="all")["results"]]
+    return {cell["repo"] for cell in row["cells"] if cell["copies"]}

@@ -27,7 +27,15 @@ from glint.matrix.rows import made_from_sha256
 from glint.replication import ImageRecord
 from glint.repos.models import Repo
 
-__all__ = ["record_failure", "record_listing", "image_fingerprint", "retry_delay"]
+__all__ = [
+    "claim_project_poll",
+    "record_failure",
+    "record_listing",
+    "image_fingerprint",
+    "project_key",
+    "release_project_poll",
+    "retry_delay",
+]
 
 #: First retry of a failing repo comes after this many seconds, doubling with each failure ...
 BACKOFF_BASE = 15
@@ -175,6 +183,55 @@ def claim_poll(repo_id: int, owner: str, seconds: float, *, due_only: bool = Tru
     return bool(
         free.update(poll_lease_owner=owner, poll_lease_expires=now + dt.timedelta(seconds=seconds))
     )
+
+
+def project_key(repo: Repo) -> str:
+    """The cloud project ``repo`` reaches, as the poll lease names it: its ``cloud_project``
+    (auth URL or EC2 region + the project), or the repo alone while that is not confirmed."""
+    return repo.cloud_project or f"repo {repo.pk}"
+
+
+def claim_project_poll(
+    repo: Repo, owner: str, seconds: float, *, busy: Iterable[int] = ()
+) -> tuple[int, ...]:
+    """Take the poll of ``repo``'s cloud project for ``seconds`` if ``repo`` is still due and no
+    other process holds the project; the ids of the repos the one listing is then recorded for
+    (``repo`` first, then every other enabled repo of the project but ``busy``), or () when this
+    process must not poll it.
+
+    The project's lease is one compare-and-set, so of several Glint processes on one database
+    that each see a different due repo of the project (two groups' repos), exactly one lists it.
+    """
+    key = project_key(repo)
+    now = timezone.now()
+    m.ProjectPollLease.objects.bulk_create(
+        [m.ProjectPollLease(cloud_project=key)], ignore_conflicts=True
+    )
+    taken = (
+        m.ProjectPollLease.objects.filter(cloud_project=key)
+        .filter(Q(expires__isnull=True) | Q(expires__lt=now))
+        .update(owner=owner, expires=now + dt.timedelta(seconds=seconds))
+    )
+    if not taken:
+        return ()
+    # Due is checked after the project is ours: a process that just recorded the project's poll
+    # released the lease, and its listing must not be repeated by one that saw the repo due.
+    if not claim_poll(repo.pk, owner, seconds):
+        release_project_poll(key, owner)
+        return ()
+    alike = (
+        Repo.objects.filter(enabled=True, cloud_project=repo.cloud_project)
+        .exclude(pk__in=[repo.pk, *busy])
+        .values_list("pk", flat=True)
+        if repo.cloud_project
+        else []
+    )
+    return (repo.pk, *(pk for pk in alike if claim_poll(pk, owner, seconds, due_only=False)))
+
+
+def release_project_poll(key: str, owner: str) -> None:
+    """Give up ``owner``'s lease of the project ``key`` (its poll is recorded)."""
+    m.ProjectPollLease.objects.filter(cloud_project=key, owner=owner).update(owner="", expires=None)
 
 
 def record_listing(

@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from glint.matrix.rows import Copy
 
-__all__ = ["ConflictAcknowledgement", "HiddenRow", "Image", "RepoInventory"]
+__all__ = ["ConflictAcknowledgement", "HiddenRow", "Image", "ProjectPollLease", "RepoInventory"]
 
 #: The properties that record where a copy came from (``docs/architecture.md``, "Provenance").
 GLINT_SHA256 = "glint_sha256"
@@ -128,8 +128,8 @@ class RepoInventory(models.Model):
         refresh_requested_at: A person or a job asked for a poll now; cleared when it ran.
         listed_from: When the poll whose listing is stored began: what was in the cloud by then
             is in the listing (a job's result, for instance).
-        poll_lease_owner, poll_lease_expires: The process polling the repo now: with several
-            Glint processes on one database, the one that took the lease polls it, once.
+        poll_lease_owner, poll_lease_expires: The process polling the repo now, taken while
+            it holds the repo's project (:class:`ProjectPollLease`) and the repo is still due.
     """
 
     repo = models.OneToOneField(
@@ -149,6 +149,28 @@ class RepoInventory(models.Model):
 
     def __str__(self) -> str:
         return f"inventory of repo {self.repo_id} v{self.version}"
+
+
+class ProjectPollLease(models.Model):
+    """Who polls one cloud project now, across every Glint process on the database.
+
+    Repos of several groups (or of one) can reach the same project; one listing serves them all,
+    so the lease is the project's, not a repo's: two processes that each see a different due repo
+    of the project would otherwise both list it (``listings.claim_project_poll``).
+
+    Fields:
+        cloud_project: ``Repo.cloud_project`` (where the cloud is + ``#`` + the project), or
+            ``repo <id>`` for a repo whose project is not confirmed yet.
+        owner, expires: The process holding it and until when; released when its poll is recorded,
+            and a dead holder's runs out.
+    """
+
+    cloud_project = models.CharField(max_length=700, primary_key=True)
+    owner = models.CharField(max_length=200, blank=True)
+    expires = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"poll lease of {self.cloud_project}"
 
 
 class HiddenRow(models.Model):

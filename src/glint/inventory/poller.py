@@ -91,6 +91,8 @@ class _Running:
     deadline: float
     #: Other repos of the same cloud project: the one listing is recorded for them too.
     sharing: tuple[int, ...] = ()
+    #: The project lease (``listings.project_key``) this process holds for the poll, if any.
+    lease: str = ""
 
 
 class _Coordinator:
@@ -111,9 +113,12 @@ class _Coordinator:
         self.abandoned = {f for f in self.abandoned if not f.done()}
         return self.workers - len(self.running) - len(self.abandoned)
 
-    def start(self, repo: Repo, sharing: tuple[int, ...] = ()) -> PollResult | None:
+    def start(
+        self, repo: Repo, sharing: tuple[int, ...] = (), lease: str = ""
+    ) -> PollResult | None:
         """Begin polling ``repo`` (the caller checked :meth:`free_slots` and ``running``), for
-        the repos ``sharing`` its cloud project as well.
+        the repos ``sharing`` its cloud project as well; the project ``lease`` taken for it is
+        released once the poll is recorded.
 
         Returns a failed result at once when the repo's configuration cannot even be turned
         into a connection, else None.
@@ -125,15 +130,20 @@ class _Coordinator:
             )
         except Exception as exc:  # an unusable configuration fails like a cloud error, not the loop
             error = f"repo configuration cannot be used: {exc}"
-            listings.record_failure(
-                repo.pk, error, duration=0.0, started_at=started_at, interval=self.interval
-            )
+            for each in (repo.pk, *sharing):
+                listings.record_failure(
+                    each, error, duration=0.0, started_at=started_at, interval=self.interval
+                )
+            if lease:
+                listings.release_project_poll(lease, _owner())
             return PollResult(repo.pk, False, 0.0, error)
         future = self.pool.submit(_list_images, conn, _known_project(repo))
         if self.wake is not None:
             future.add_done_callback(lambda _f: self.wake.set())
         now = time.monotonic()
-        self.running[repo.pk] = _Running(future, now, started_at, now + self.timeout, sharing)
+        self.running[repo.pk] = _Running(
+            future, now, started_at, now + self.timeout, sharing, lease
+        )
         return None
 
     def collect(self) -> list[PollResult]:
@@ -149,6 +159,10 @@ class _Coordinator:
                 self.abandoned.add(run.future)
                 error = f"the cloud did not finish listing images within {self.timeout:g} s"
                 results += self._fail(repo_id, run, error, now - run.started)
+            else:
+                continue
+            if run.lease:  # recorded: the project's next poll is due an interval from now
+                listings.release_project_poll(run.lease, _owner())
         return results
 
     def _record(self, repo_id: int, run: _Running) -> list[PollResult]:
@@ -327,22 +341,13 @@ class _BackgroundPoller(threading.Thread):
         lease = coordinator.timeout + LEASE_MARGIN
         due = due_repos().exclude(pk__in=list(coordinator.running))[:free]
         for repo, _due_alike in _by_cloud_project(due):
-            # Another Glint process on this database may be polling it, or just has.
-            if not listings.claim_poll(repo.pk, _owner(), lease):
-                continue
-            # Every other repo of its cloud project takes this listing too, due or not, so from
-            # now on they come due together and the project is listed once an interval.
-            alike = (
-                Repo.objects.filter(enabled=True, cloud_project=repo.cloud_project)
-                .exclude(pk__in=[repo.pk, *coordinator.running])
-                .values_list("pk", flat=True)
-                if repo.cloud_project
-                else []
-            )
-            sharing = tuple(
-                pk for pk in alike if listings.claim_poll(pk, _owner(), lease, due_only=False)
-            )
-            coordinator.start(repo, sharing)
+            # Another Glint process on this database may be polling its project (through this
+            # repo or another group's), or just has. Every other repo of the project takes this
+            # listing too, due or not, so from now on they come due together and the project is
+            # listed once an interval, cluster-wide.
+            claimed = listings.claim_project_poll(repo, _owner(), lease, busy=coordinator.running)
+            if claimed:
+                coordinator.start(repo, claimed[1:], listings.project_key(repo))
 
 
 def _owner() -> str:
