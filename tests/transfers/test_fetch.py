@@ -69,6 +69,27 @@ def test_an_allow_listed_range_is_fetched_with_the_name_in_the_host_header(web, 
     assert web.requests[0]["host"] == f"localhost:{web.port}"
 
 
+@pytest.mark.parametrize("sized", [True, False], ids=["content-length", "until-close"])
+def test_a_body_comes_in_whole_chunks_read_into_reused_buffers(web, sized):
+    """A web link's body is read straight into a pool of chunk buffers: whole chunks (not one
+    per socket read), each a view of one of a few buffers, however long the image."""
+    from glint.clouds import CHUNK_SIZE
+
+    data = bytes(range(256)) * (CHUNK_SIZE * 5 // 256) + b"tail"
+    digest = web.add("/disk.img", data)
+    if not sized:
+        web.unsized.add("/disk.img")
+    lengths, buffers, hashed = [], set(), hashlib.sha256()
+    with fetch.open_url(web.url("/disk.img"), LOCAL) as stream:
+        for chunk in stream:
+            lengths.append(len(chunk))
+            buffers.add(id(chunk.obj))
+            hashed.update(chunk)
+    assert hashed.hexdigest() == digest
+    assert lengths == [CHUNK_SIZE] * 5 + [4]
+    assert len(buffers) <= 2
+
+
 def test_the_address_is_resolved_once_and_pinned(web, connects, monkeypatch):
     """DNS rebinding: the name answers with an allowed address when checked and with the metadata
     service afterwards; the connection still goes to the address that was checked."""

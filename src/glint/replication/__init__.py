@@ -42,6 +42,7 @@ from glint.clouds import (
 )
 from glint.clouds.addresses import EndpointPolicy
 from glint.replication.cache import CacheEntry, ContentCache
+from glint.replication.chunk_memory import ChunkPool
 from glint.replication.conversion import (
     CONVERSION_FORMATS,
     FORMAT_LABELS,
@@ -102,6 +103,7 @@ __all__ = [
     "STUCK_STATUSES",
     "CacheEntry",
     "CacheFull",
+    "ChunkPool",
     "CloudDriver",
     "CloudError",
     "ConflictPolicy",

@@ -37,8 +37,9 @@ import ssl
 from collections.abc import Iterable, Iterator
 from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
 
-from glint.clouds import CHUNK_SIZE, addresses
+from glint.clouds import addresses
 from glint.clouds.addresses import METADATA_ADDRESSES, Address, why_not_public
+from glint.replication import ChunkPool
 from glint.transfers.errors import FetchFailed, TooLarge, UrlRefused
 
 __all__ = [
@@ -239,15 +240,15 @@ class FetchStream:
         self.received = 0
         self._max = max_bytes
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __iter__(self) -> Iterator[bytes | memoryview]:
+        """The body in whole chunks (the last may be shorter), each a view of a buffer of a pool
+        that is read into again once nobody holds the view: no chunk is allocated per read."""
+        pool = ChunkPool()
         try:
             while True:
                 try:
-                    chunk = (
-                        self._response.read1(CHUNK_SIZE)
-                        if hasattr(self._response, "read1")
-                        else self._response.read(CHUNK_SIZE)
-                    )
+                    buffer = pool.take()
+                    chunk = memoryview(buffer)[: self._response.readinto(buffer)]
                 except (OSError, http.client.HTTPException) as exc:
                     raise FetchFailed(
                         f"reading {self.url} failed after {self.received} bytes: "
@@ -259,6 +260,7 @@ class FetchStream:
                 if self._max is not None and self.received > self._max:
                     raise TooLarge(f"{self.url} sent more than the limit of {self._max} bytes")
                 yield chunk
+                del chunk, buffer  # no view left here: the pool may give the buffer out again
         finally:
             self.close()
         if self.size is not None and self.received != self.size:

@@ -30,7 +30,7 @@ from glint.clouds import (
     InvalidRequest,
     ProjectInfo,
 )
-from glint.replication.chunk_memory import ChunkPool
+from glint.replication import ChunkPool
 from glint.transfers import formats
 from glint.transfers.errors import NotInCache, TooLarge, UploadInterrupted
 from glint.transfers.parts import UploadPart
