@@ -14,7 +14,6 @@ buffer for every TLS record it receives). Prints the reading thread's CPU-second
 from __future__ import annotations
 
 import argparse
-import datetime
 import http.client
 import os
 import ssl
@@ -25,11 +24,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
+from devcloud.pki import create_pki
 from glint.clouds import CHUNK_SIZE
 from glint.replication.chunk_memory import map_chunks_separately
 from glint.server.wsgi_server import ClientChainTLSAdapter, GlintWSGIServer
@@ -40,31 +35,10 @@ ROUTES = ("readinto", "read")
 
 
 def _server_context(directory: Path) -> ssl.SSLContext:
-    """A TLS context with a throw-away self-signed certificate for 127.0.0.1."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=1))
-        .sign(key, hashes.SHA256())
-    )
-    pem = directory / "server.pem"
-    pem.write_bytes(
-        cert.public_bytes(serialization.Encoding.PEM)
-        + key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    """A TLS context with a throw-away certificate (devcloud's PKI) for the server."""
+    pki = create_pki(directory)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(pem)
+    context.load_cert_chain(pki.cert_file, pki.key_file)
     return context
 
 
