@@ -11,7 +11,8 @@ import requests
 
 from glint.jobs import states
 from tests.jobs.images import delete_named
-from tests.live import LIVE_GROUP
+from tests.live import LIVE_GROUP, run_glint, start_live_glint
+from tests.postgres import live_database
 
 #: Short back-offs and leases, so retries and crash recovery happen within a test's patience.
 JOB_SETTINGS = {
@@ -163,3 +164,28 @@ def copy_job(group, source, target_repo, state=states.QUEUED):
     )
     JobTarget.objects.create(job=job, repo=target_repo, repo_name=target_repo.name)
     return job
+
+
+def celery_glint(devcloud, pki, data_dir, broker_url: str, repos: dict[str, str], **settings):
+    """A live ``glint serve`` (``tests.live.start_live_glint``, source devcloud-1) whose jobs go
+    to Celery on ``broker_url``, on a fresh PostgreSQL database when the run has one (as a site
+    would run it), with the devcloud clouds in ``repos`` imported into the live group at their
+    site ("": none), as an operator does it: ``glint repo import --site``."""
+    with live_database() as database:
+        env = {
+            "GLINT_JOB_RUNNER": "celery",
+            "GLINT_BROKER_URL": broker_url,
+            **JOB_SETTINGS,
+            **settings,
+            **database,
+        }
+        for live in start_live_glint(devcloud, pki, data_dir, clouds=("devcloud-1",), **env):
+            for cloud, site in repos.items():
+                result = run_glint(
+                    live.server.data_dir,
+                    *("repo", "import", str(devcloud.clouds_yaml), "--group", LIVE_GROUP),
+                    *("--cloud", cloud, *(("--site", site) if site else ())),
+                    **env,
+                )
+                assert result.returncode == 0, result.stderr
+            yield live

@@ -13,10 +13,8 @@ import time
 import pytest
 import redis
 
-from tests.jobs.helpers import JOB_SETTINGS, target, writing
+from tests.jobs.helpers import JOB_SETTINGS, celery_glint, target, writing
 from tests.jobs.images import MOVING, images_named, upload
-from tests.live import LIVE_GROUP, run_glint, start_live_glint
-from tests.postgres import live_database
 from tests.redis_server import running_redis
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.devcloud]
@@ -33,24 +31,8 @@ def broker_url(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def live(devcloud, pki, tmp_path_factory, broker_url):
-    with live_database() as database:  # PostgreSQL when the run has one, as a site would
-        settings = {
-            "GLINT_JOB_RUNNER": "celery",
-            "GLINT_BROKER_URL": broker_url,
-            **JOB_SETTINGS,
-            **database,
-        }
-        data_dir = tmp_path_factory.mktemp("sites-glint")
-        for live in start_live_glint(devcloud, pki, data_dir, clouds=("devcloud-1",), **settings):
-            for cloud, site in SITES.items():
-                result = run_glint(
-                    live.server.data_dir,
-                    *("repo", "import", str(devcloud.clouds_yaml), "--group", LIVE_GROUP),
-                    *("--cloud", cloud, "--site", site),
-                    **settings,
-                )
-                assert result.returncode == 0, result.stderr
-            yield live
+    data_dir = tmp_path_factory.mktemp("sites-glint")
+    yield from celery_glint(devcloud, pki, data_dir, broker_url, SITES)
 
 
 def site_queues(broker: str) -> dict[str, list[str]]:

@@ -14,9 +14,9 @@ import pytest
 import redis
 import requests
 
-from tests.jobs.helpers import JOB_SETTINGS
+from tests.jobs.helpers import celery_glint
 from tests.jobs.images import driver_for, upload
-from tests.live import DN_PREFIX, LIVE_ADMIN_CN, LIVE_GROUP, free_port, run_glint, start_live_glint
+from tests.live import DN_PREFIX, LIVE_ADMIN_CN, free_port
 from tests.redis_server import running_redis
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.devcloud]
@@ -38,24 +38,16 @@ def broker_url(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def live(devcloud, pki, tmp_path_factory, broker_url):
-    settings = {
-        "GLINT_JOB_RUNNER": "celery",
-        "GLINT_BROKER_URL": broker_url,
-        "GLINT_LOG_FORMAT": "json",
-        "GLINT_FETCH_ALLOW_CIDRS": "127.0.0.0/8",  # the list URL of the subscription test
-        **JOB_SETTINGS,
-    }
     data_dir = tmp_path_factory.mktemp("ops-glint")
-    for live in start_live_glint(devcloud, pki, data_dir, clouds=("devcloud-1",), **settings):
-        for cloud, site in TARGETS.items():
-            result = run_glint(
-                live.server.data_dir,
-                *("repo", "import", str(devcloud.clouds_yaml), "--group", LIVE_GROUP),
-                *("--cloud", cloud, *(("--site", site) if site else ())),
-                **settings,
-            )
-            assert result.returncode == 0, result.stderr
-        yield live
+    yield from celery_glint(
+        devcloud,
+        pki,
+        data_dir,
+        broker_url,
+        TARGETS,
+        GLINT_LOG_FORMAT="json",
+        GLINT_FETCH_ALLOW_CIDRS="127.0.0.0/8",  # the list URL of the subscription test
+    )
 
 
 @pytest.fixture
