@@ -35,26 +35,25 @@ ROWS = [
 ]
 
 
-@pytest.mark.timeout(420)
-def test_small_bench_prints_every_row_and_writes_the_report(tmp_path):
+def run_bench(module: str, *args: str, timeout: int) -> subprocess.CompletedProcess:
+    """``python -m module args`` from the checkout; it must succeed."""
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "--small",
-            "--no-install",
-            "--no-profile",
-            "--results",
-            str(tmp_path),
-        ],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=400,
+        timeout=timeout,
         check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.timeout(420)
+def test_small_bench_prints_every_row_and_writes_the_report(tmp_path):
+    result = run_bench(
+        "bench", "--small", "--no-install", "--no-profile", "--results", str(tmp_path), timeout=400
+    )
     (path,) = tmp_path.glob("bench-small-*.json")
     report = json.loads(path.read_text())
     assert report["machine"]["cores"] >= 1 and report["machine"]["memory_bytes"] > 0
@@ -68,15 +67,7 @@ def test_small_bench_prints_every_row_and_writes_the_report(tmp_path):
 
 
 def test_the_request_body_bench_prints_both_routes_and_their_ratio():
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.request_body", "--size", "8", "--rounds", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    result = run_bench("bench.request_body", "--size", "8", "--rounds", "1", timeout=120)
     for route in ("readinto", "read"):
         assert f"request body via {route}: " in result.stdout
     assert "request body: read / readinto: " in result.stdout
