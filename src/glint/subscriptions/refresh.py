@@ -143,8 +143,10 @@ def refresh_due(batch: int = 20) -> int:
     return done
 
 
-def _fetch_failure(fetched: SubscribedImage) -> str:
-    return f"{fetched.name}: its fetch failed: {fetched.upload.error}"
+def _fetch_failure(upload) -> str:
+    """How a failed fetch reads in the subscription's last error (after the image's name): the
+    same words whether the refresh or :func:`record_failed_fetches` writes them."""
+    return f"its fetch failed: {upload.error}"
 
 
 def record_failed_fetches() -> int:
@@ -157,7 +159,9 @@ def record_failed_fetches() -> int:
     ).select_related("upload")
     reasons: dict[int, list[str]] = {}
     for fetched in failed.order_by("name", "pk"):
-        reasons.setdefault(fetched.subscription_id, []).append(_fetch_failure(fetched))
+        reasons.setdefault(fetched.subscription_id, []).append(
+            f"{fetched.name}: {_fetch_failure(fetched.upload)}"
+        )
     changed = 0
     for pk, new in reasons.items():
         last_error = Subscription.objects.get(pk=pk).last_error
@@ -429,7 +433,7 @@ def _last_fetch_failure(subscription: Subscription, image: imagelist.ListImage) 
     )
     if last is None or last.upload is None or last.upload.state != UploadState.FAILED:
         return ""
-    return f"its fetch failed: {last.upload.error}"
+    return _fetch_failure(last.upload)
 
 
 def _made_copies(subscription: Subscription) -> dict[tuple[int, str], SubscribedImage]:
