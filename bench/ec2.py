@@ -85,10 +85,10 @@ def ec2_figures(
             say(f"bench: ec2 round {round_no + 1}/{runs} ({size // MiB} MiB, half zeros)")
             for key, route in routes[round_no % 2 :] + routes[: round_no % 2]:
                 meter = CpuMeter(processes)
-                route(meter)
-                times[key].append(meter.use.wall)
+                seconds = route(meter)
+                times[key].append(seconds)
                 cpu[key].append(meter.use)
-                say(f"  {key}: {meter.use.wall:.2f}s ({meter.use.note(per_process=True)})")
+                say(f"  {key}: {seconds:.2f}s ({meter.use.note(per_process=True)})")
         if profile_dir is not None:
             profile_copy(
                 report,
@@ -118,11 +118,12 @@ def _note(uses: list[CpuUse]) -> str:
     return median_use(uses).note(per_process=True)
 
 
-def _glint_copy(glint: Glint, peer, source: str, name: str, meter: CpuMeter) -> None:
+def _glint_copy(glint: Glint, peer, source: str, name: str, meter: CpuMeter) -> float:
+    """Seconds of a copy job to the EC2 repo (``Glint.timed_copy``)."""
     glint.clear_cache()
     row, version = glint.row(name, {source})
     with meter:
-        glint.wait_job(glint.start_copy(row, version, [EC2_REPO]))
+        seconds = glint.timed_copy(row, version, [EC2_REPO])
     # The poll the job asked for lists the AMI first: deleting it before that poll ends would let
     # it land after the next round read the matrix, which then refuses the plan as stale.
     glint.row(name, {source, EC2_REPO})
@@ -130,10 +131,11 @@ def _glint_copy(glint: Glint, peer, source: str, name: str, meter: CpuMeter) -> 
         for record in driver.list_images():
             if record.name == name:
                 driver.delete(record.id)
+    return seconds
 
 
-def _ebs_direct(peer, data: Path, meter: CpuMeter) -> None:
-    """The blocks with data PUT into a new snapshot, ``BLOCKS_IN_FLIGHT`` at once."""
+def _ebs_direct(peer, data: Path, meter: CpuMeter) -> float:
+    """Seconds to PUT the blocks with data into a new snapshot, ``BLOCKS_IN_FLIGHT`` at once."""
     keys = peer.users["glint"]
     session = boto3.session.Session(
         aws_access_key_id=keys.access_key_id,
@@ -175,3 +177,4 @@ def _ebs_direct(peer, data: Path, meter: CpuMeter) -> None:
         ec2.delete_snapshot(SnapshotId=snapshot_id)
     ebs.close()
     ec2.close()
+    return meter.use.wall

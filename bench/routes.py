@@ -1,7 +1,8 @@
 """The four ways to get one image from a source cloud into N target clouds, each timed.
 
 - ``glint``: a copy job through the real ``glint serve``, planned and applied through the REST
-  API like the matrix does, timed until the job is ``done`` (every target verified).
+  API like the matrix does, timed until the job is ``done`` (every target verified): until
+  the job's own end, which a poll every second then reads (``Glint.timed_copy``).
 - the limit: reading the source alone, and PUTting the same bytes from a local file into the N
   targets at once through the driver's ``write_data`` (raw keystoneauth requests; the image
   records are created before the clock starts). The limit is the slower of the two.
@@ -48,11 +49,10 @@ def glint_copy(
     glint.clear_cache()
     row, version = glint.row(source_name, {source})
     with RssSampler(glint.pid) as rss, meter:
-        job_id = glint.start_copy(row, version, targets)
-        glint.wait_job(job_id)
+        seconds = glint.timed_copy(row, version, targets)
     for cloud in targets:
         stack.delete_named(cloud, source_name)
-    return meter.use.wall, rss.growth
+    return seconds, rss.growth
 
 
 def read_source(stack: Stack, source: str, image_id: str, meter: CpuMeter) -> float:

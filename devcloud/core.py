@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import clouds_yaml, ec2, glance, identity, keystone, pki, processes
+from . import clouds_yaml, ec2, glance, gunicorn, identity, keystone, pki, processes
 from .errors import DevcloudError
 from .state import STATE_FILE, Service, State
 from .venv import ensure_venv
@@ -420,14 +420,12 @@ class Devcloud:
     def glance_requests(self, name: str) -> list[str]:
         """The request lines (``GET /v2/images?…``) Glance ``name`` has received so far, oldest
         first, from its access log."""
-        path = glance.access_log(self._glance(name))
-        if not path.exists():
-            return []
-        return [
-            line.split('"')[1]
-            for line in path.read_text(errors="replace").splitlines()
-            if '"' in line
-        ]
+        return gunicorn.requests_received(self._glance(name))
+
+    def keystone_requests(self, name: str) -> list[str]:
+        """The request lines (``POST /v3/auth/tokens``…) the Keystone of cloud ``name`` has
+        received so far, oldest first: its own clients' and its Glances' token checks."""
+        return gunicorn.requests_received(self.state.keystone_of(self._glance(name)))
 
     def store_dir(self, name: str) -> Path:
         """The Glance file store: image files are named by image id."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import processes, sqlite
-from .gunicorn import gunicorn_argv
+from .gunicorn import access_log, gunicorn_argv
 from .state import Service, State
 
 WSGI_MODULE = "devcloud_glance_wsgi"
@@ -56,12 +56,6 @@ def new_service(
         staging_dir=str(home / "staging"),
         tasks_dir=str(home / "tasks"),
     )
-
-
-def access_log(svc: Service) -> Path:
-    """The Glance's request log (gunicorn's access log: method, path and query, status; no
-    headers, so no token), for tests that count what a cloud received."""
-    return Path(svc.home) / "access.log"
 
 
 def service_user(svc: Service) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .state import Service
+
 WORKERS = 1
 THREADS = 8
 # A 512 MiB upload takes ~8 s on loopback; a slow test reader may hold a download much longer.
@@ -58,3 +60,19 @@ def gunicorn_argv(
     if cert_file:
         argv += ["--certfile", cert_file, "--keyfile", key_file]
     return argv + [app]
+
+
+def access_log(svc: Service) -> Path:
+    """The service's request log (gunicorn's access log: method, path and query, status; no
+    headers, so no token), for tests that count what a cloud received."""
+    return Path(svc.home) / "access.log"
+
+
+def requests_received(svc: Service) -> list[str]:
+    """The request lines (``GET /v2/images?…``) ``svc`` has received so far, oldest first."""
+    path = access_log(svc)
+    if not path.exists():
+        return []
+    return [
+        line.split('"')[1] for line in path.read_text(errors="replace").splitlines() if '"' in line
+    ]

@@ -20,7 +20,7 @@ import pwd
 from pathlib import Path
 
 from . import processes, sqlite
-from .gunicorn import gunicorn_argv
+from .gunicorn import access_log, gunicorn_argv
 from .state import Service, State
 
 WSGI_MODULE = "devcloud_keystone_wsgi"
@@ -99,6 +99,7 @@ key_repository = {home}/credential-keys
         cert_file=state.cert_file,
         key_file=state.key_file,
         pythonpath=str(home),
+        access_log=str(access_log(svc)),
     )
     svc.env = {"OS_KEYSTONE_CONFIG_FILES": str(conf)}
     svc.cwd = str(home)

@@ -138,6 +138,38 @@ def test_second_copy_finds_the_first_and_writes_nothing(clouds):
     assert len(clouds.images(TARGETS[0])) == 1
 
 
+def test_a_copy_costs_keystone_no_new_token(clouds):
+    """Every job opens fresh drivers; once one has authenticated, the shared tokens serve the
+    next copies, and telling the target's own images from others' (its project id) needs no
+    new token. It used to authenticate once per target of every job (issue 13)."""
+    first, second = (
+        clouds.make_image(SOURCE, 64 * KIB, name=clouds.name(f"token-{seed}"), seed=seed)
+        for seed in (1, 2)
+    )
+
+    def copy(source_id: str):
+        result = copy_image(
+            CopySource(clouds.driver(SOURCE), source_id, repo_ref="r1"),
+            [CopyTarget(cloud, clouds.driver(cloud)) for cloud in TARGETS],
+        )
+        assert result.ok, {k: t.error for k, t in result.targets.items()}
+        assert {t.outcome for t in result.targets.values()} == {TargetOutcome.COPIED}
+
+    keystones = {clouds.devcloud.keystone_url(c): c for c in (SOURCE, *TARGETS)}.values()
+
+    def tokens_issued() -> int:
+        return sum(
+            line.startswith("POST /v3/auth/tokens")
+            for cloud in keystones
+            for line in clouds.devcloud.keystone_requests(cloud)
+        )
+
+    copy(first)  # the first drivers of this process may have to authenticate
+    before = tokens_issued()
+    copy(second)
+    assert tokens_issued() == before
+
+
 def test_corrupt_source_fails_every_target_and_leaves_no_copy(clouds):
     """Flip one byte of the source's file in the Glance store: the bytes no longer match the
     source's stored hash, every target fails with a verification error, none keeps a copy."""

@@ -335,6 +335,16 @@ class CloudDriver(abc.ABC):
             CatalogError: The repo cannot be used as configured.
         """
 
+    def project_id(self) -> str:
+        """The project (account) the credentials act in, as owner ids name it.
+
+        Unlike :meth:`check` this needs no fresh authentication: a copy asks it for every target
+        to tell its own images from others', and a new Keystone token per target and job would
+        cost the cloud's identity service far more than the copy's other calls. Drivers that can
+        tell from what they already hold override this default.
+        """
+        return self.check().project_id
+
     @abc.abstractmethod
     def list_images(self, *, page_size: int | None = None) -> list[ImageRecord]:
         """List every image the project can see, each once (docs/architecture.md "Listing").

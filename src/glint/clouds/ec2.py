@@ -319,6 +319,9 @@ class Ec2Driver(CloudDriver):
         self._call(self.ec2, "describe_images", "ec2:DescribeImages", Owners=["self"], MaxResults=5)
         return ProjectInfo(project_id=who["Account"], project_name=None, user_id=who.get("Arn"))
 
+    def project_id(self) -> str:
+        return self._account()
+
     def list_images(self, *, page_size: int | None = None) -> list[ImageRecord]:
         """The account's own AMIs and those shared with it, never the public catalogue."""
         in_flight = self._writes_in_flight()

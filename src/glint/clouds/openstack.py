@@ -554,6 +554,9 @@ class OpenStackDriver(CloudDriver):
             project_id=access.project_id, project_name=access.project_name, user_id=access.user_id
         )
 
+    def project_id(self) -> str:
+        return self._project_id() or self.check().project_id
+
     def list_images(self, *, page_size: int | None = None) -> list[ImageRecord]:
         seen: dict[str, ImageRecord] = {}
         for query, member_status in _LIST_QUERIES:

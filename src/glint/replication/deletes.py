@@ -62,7 +62,7 @@ def delete_image(
         return DeleteOutcome.GONE
     if record.protected:
         raise ImageProtected(f"image {record.id} is protected in {repo_name}: not deleted")
-    if record.owner != (project_id or driver.check().project_id):
+    if record.owner != (project_id or driver.project_id()):
         raise NotOwned(
             f"image {record.id} belongs to another project, not {repo_name}'s: not deleted"
         )

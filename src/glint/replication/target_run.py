@@ -209,7 +209,7 @@ class TargetRun:
         if existing is not None:
             self._done(TargetOutcome.EXISTS, existing.id)
             return
-        owner = self.driver.check().project_id
+        owner = self.driver.project_id()
         self.clashes = [i for i in same_name if i.owner == owner]
         for other in same_name:
             if other.owner != owner:
