@@ -24,7 +24,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 
-from glint.clouds import CHUNK_SIZE, CloudDriver, CloudError, ImageReader, ImageRecord
+from glint.clouds import CloudDriver, CloudError, ImageReader, ImageRecord
 from glint.replication import properties as props
 from glint.replication.cache import CacheEntry, ContentCache, Spool
 from glint.replication.chunk_memory import ChunkPool
@@ -240,7 +240,7 @@ class Copy:
         self.spool = self._cached_spool(self.entry)
         from_cache = self.spool is not None
         if from_cache:
-            chunks: Iterator[bytes] = _spool_chunks(self.spool)
+            chunks: Iterator[bytes] = self.spool.chunks()
         else:
             chunks = SourceRead(self.source.driver, record.id, self.options.read_attempts)
             self.spool = self._new_spool(record)
@@ -398,7 +398,7 @@ class Copy:
             if self._spool_digest is None:
                 if self._spool_whole():
                     assert spool is not None
-                    chunks = _spool_chunks(spool)
+                    chunks = spool.chunks()
                 else:
                     # Called once a target's upload ended, so the reader thread has read the
                     # source to its end and is done with the source's driver.
@@ -563,11 +563,3 @@ class SourceRead:
         reader = self._reader
         if reader is not None:
             reader.interrupt()
-
-
-def _spool_chunks(spool: Spool) -> Iterator[bytes]:
-    """A finished spool's bytes, in chunks."""
-    offset = 0
-    while chunk := spool.read_at(offset, CHUNK_SIZE):
-        offset += len(chunk)
-        yield chunk

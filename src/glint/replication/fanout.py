@@ -47,6 +47,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from glint.clouds import CHUNK_SIZE
 from glint.replication.cache import Spool
+from glint.replication.chunk_memory import ChunkPool
 from glint.replication.errors import CacheFull
 from glint.replication.hashing import MultiHasher
 from glint.replication.threads import engine_thread
@@ -257,8 +258,9 @@ class Feed:
             self.sent += len(item)
             yield item
 
-    def _from_spool(self, run: _SpoolRun) -> Iterator[bytes]:
+    def _from_spool(self, run: _SpoolRun) -> Iterator[memoryview]:
         assert self._spool is not None and self.sent == run.start
+        pool = ChunkPool()
         while True:
             with self._cond:
                 while run.end is None and self._offered <= self.sent and self._verdict is None:
@@ -270,13 +272,17 @@ class Feed:
                 skipped_to = run.end if run.end is not None else self._offered
             if self.sent >= skipped_to:
                 break  # the run is read (or the stream ended with it open, verified)
-            chunk = self._spool.read_at(self.sent, min(CHUNK_SIZE, skipped_to - self.sent))
-            if not chunk:
+            view = memoryview(pool.take())[: min(CHUNK_SIZE, skipped_to - self.sent)]
+            done = self._spool.read_into(self.sent, view)
+            if not done:
                 raise RuntimeError(f"the spool ended at byte {self.sent}, before {skipped_to}")
-            self.sent += len(chunk)
+            chunk = view[:done]
+            del view
+            self.sent += done
             self._tell_room()
             self._on_spool_read()
             yield chunk
+            del chunk  # no view of the buffer left here: the pool may give it out again
         with self._cond:
             self._runs = max(0, self._runs - 1)
 
