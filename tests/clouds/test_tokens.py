@@ -1,4 +1,5 @@
-"""Tokens shared by drivers with the same credentials (glint.clouds.tokens), against devcloud.
+"""Tokens shared by drivers with the same credentials (glint.clouds.tokens), and what else a
+driver does not ask the cloud again, against devcloud.
 
 The stale-token tests plant a damaged token state in the cache: a Keystone revocation is hidden
 from Glance by its own token cache for minutes, and a Glance cannot be moved while a token
@@ -11,7 +12,7 @@ import json
 
 import pytest
 
-from glint.clouds import get_driver
+from glint.clouds import get_driver, openstack
 from glint.clouds.tokens import TOKENS
 from tests.clouds.helpers import connection_for, unique_name
 from tests.live import free_port
@@ -53,6 +54,44 @@ def test_drivers_with_the_same_credentials_share_one_token_but_a_check_gets_its_
         assert _token(other) not in (token, checked)  # other credentials, other token
     with get_driver(connection_for(devcloud, "devcloud-1")) as third:
         assert _token(third) == checked  # the newest token is the one kept
+
+
+def test_the_project_id_comes_from_the_shared_token(devcloud):
+    """The engine asks every target for its project id (its own images from others'): that
+    takes no new token, where a check (which tests the credentials) takes one."""
+    with get_driver(connection_for(devcloud, "devcloud-1")) as first:
+        project = first.check().project_id
+        token = _token(first)
+    before = len(devcloud.keystone_requests("devcloud-1"))
+    with get_driver(connection_for(devcloud, "devcloud-1")) as second:
+        assert second.project_id() == project
+        assert _token(second) == token
+    asked = devcloud.keystone_requests("devcloud-1")[before:]
+    assert not [line for line in asked if line.startswith("POST /v3/auth/tokens")]
+
+
+def test_an_endpoints_import_methods_and_stores_are_asked_once_in_a_while(devcloud, monkeypatch):
+    """A copy asks every target's capabilities; what an endpoint said of its import methods and
+    stores serves the drivers after it for DISCOVERY_SECONDS, then it is asked again."""
+    monkeypatch.setattr(openstack, "_DISCOVERED", {})
+
+    def discovery_requests() -> int:
+        return sum(
+            line.startswith(("GET /v2/info/import", "GET /v2/info/stores"))
+            for line in devcloud.glance_requests("devcloud-1")
+        )
+
+    with get_driver(connection_for(devcloud, "devcloud-1")) as first:
+        caps = first.capabilities()
+    asked = discovery_requests()
+    with get_driver(connection_for(devcloud, "devcloud-1")) as second:
+        again = second.capabilities()
+    assert again.import_methods == caps.import_methods and again.stores == caps.stores
+    assert discovery_requests() == asked
+    monkeypatch.setattr(openstack, "DISCOVERY_SECONDS", 0.0)
+    with get_driver(connection_for(devcloud, "devcloud-1")) as third:
+        assert third.capabilities().import_methods == caps.import_methods
+    assert discovery_requests() == asked + 2
 
 
 def test_a_reused_token_the_cloud_rejects_is_replaced(devcloud):

@@ -22,6 +22,7 @@ import os
 import re
 import socket
 import tempfile
+import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -51,6 +52,14 @@ __all__ = ["OpenStackDriver", "normalise_auth_url", "translate_error", "error_fo
 
 #: Glance's images per page when the caller gives no hint (Glance caps it at api_limit_max).
 DEFAULT_PAGE_SIZE = 200
+
+#: Seconds what an image endpoint said of its import methods and stores serves the later drivers
+#: of this process (:data:`_DISCOVERED`): a copy asks for every target, and those change only when
+#: an operator reconfigures the cloud (two round trips a target and job saved).
+DISCOVERY_SECONDS = 300.0
+
+#: Image endpoint URL -> (monotonic time asked, import methods, stores).
+_DISCOVERED: dict[str, tuple[float, tuple[str, ...], tuple[str, ...]]] = {}
 
 #: Glance image attributes that are not properties (the schema's base attributes).
 CORE_FIELDS = frozenset(
@@ -679,11 +688,7 @@ class OpenStackDriver(CloudDriver):
         return self._record(resp.json())
 
     def capabilities(self) -> Capabilities:
-        info = self._request("GET", "/v2/info/import", "read import methods").json()
-        methods = tuple(info.get("import-methods", {}).get("value") or ())
-        resp = self._request("GET", "/v2/info/stores", "read stores", expect=(200, 404, 410))
-        stores = tuple(s["id"] for s in resp.json().get("stores", [])) if resp.ok else ()
-        resp.close()
+        methods, stores = self._discover()
         return Capabilities(
             import_methods=methods,
             hash_algo=self._seen_hash_algo,
@@ -691,6 +696,21 @@ class OpenStackDriver(CloudDriver):
             can_range_read=True,
             stores=stores,
         )
+
+    def _discover(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The endpoint's import methods and stores, asked at most every
+        :data:`DISCOVERY_SECONDS` in this process."""
+        base, now = self._base(), time.monotonic()
+        seen = _DISCOVERED.get(base)
+        if seen is not None and now - seen[0] < DISCOVERY_SECONDS:
+            return seen[1], seen[2]
+        info = self._request("GET", "/v2/info/import", "read import methods").json()
+        methods = tuple(info.get("import-methods", {}).get("value") or ())
+        resp = self._request("GET", "/v2/info/stores", "read stores", expect=(200, 404, 410))
+        stores = tuple(s["id"] for s in resp.json().get("stores", [])) if resp.ok else ()
+        resp.close()
+        _DISCOVERED[base] = (now, methods, stores)
+        return methods, stores
 
     def import_web_download(self, image_id: str, url: str) -> None:
         body = {"method": {"name": "web-download", "uri": url}}
