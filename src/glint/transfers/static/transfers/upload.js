@@ -116,15 +116,24 @@
         if (reply.status === 409 && (code === "busy" || code === "offset_mismatch")) {
           return resume(code); // Glint has not noticed the break yet, or holds other bytes
         }
+        if (reply.data && reply.data.state === "interrupted") {
+          // Glint saw the body break off before this browser did (the browser may even have
+          // sent the request again on a new connection, which then found it interrupted).
+          return broke("Glint saw the upload break off");
+        }
         return reply;
       }, function (error) {
-        breaks += 1;
-        if (breaks >= BREAKS_ALLOWED) {
-          throw new Error("the upload broke off " + breaks + " times (" + error.message +
-            "); Glint keeps what arrived for a while: cancel the upload, or resume it with glint upload --resume");
-        }
-        return resume(error.message);
+        return broke(error.message);
       });
+    }
+
+    function broke(why) {
+      breaks += 1;
+      if (breaks >= BREAKS_ALLOWED) {
+        throw new Error("the upload broke off " + breaks + " times (" + why +
+          "); Glint keeps what arrived for a while: cancel the upload, or resume it with glint upload --resume");
+      }
+      return resume(why);
     }
 
     // The patience counts from the first break, for every kind of wait (as glint upload's).
