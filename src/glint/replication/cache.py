@@ -39,6 +39,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from glint.clouds import CHUNK_SIZE
 from glint.replication.chunk_memory import ChunkPool
 from glint.replication.errors import CacheFull
 
@@ -422,30 +423,26 @@ class Spool:
         available = self._readable(offset, length)
         return os.pread(self._fd, available, offset) if available > 0 else b""
 
-    def read_into(self, offset: int, buffer: memoryview) -> int:
-        """:meth:`read_at` into ``buffer`` (up to its length), for a reader that reuses its
-        buffers (``chunk_memory.ChunkPool``): a fresh chunk per read would cost a page fault
-        per 4 KiB of it, more than the read itself.
+    def read_pooled(self, offset: int, length: int, pool: ChunkPool) -> memoryview:
+        """:meth:`read_at` into a buffer of ``pool`` (``length`` at most its size), as a view of
+        it: a fresh chunk per read would cost a page fault per 4 KiB of it, more than the read
+        itself. The pool gives the buffer out again once nobody holds the view.
 
         Returns:
-            The bytes read: 0 when ``offset`` is the end of a finished stream.
+            An empty view when ``offset`` is the end of a finished stream.
         """
-        available = self._readable(offset, len(buffer))
-        return os.preadv(self._fd, [buffer[:available]], offset) if available > 0 else 0
+        view = memoryview(pool.take())[:length]
+        available = self._readable(offset, len(view))
+        done = os.preadv(self._fd, [view[:available]], offset) if available > 0 else 0
+        return view[:done]
 
     def chunks(self) -> Iterator[memoryview]:
-        """The bytes from the first, in chunks read into reused buffers (:meth:`read_into`),
+        """The bytes from the first, in chunks read into reused buffers (:meth:`read_pooled`),
         until the end of a finished stream."""
         offset = 0
         pool = ChunkPool()
-        while True:
-            view = memoryview(pool.take())
-            done = self.read_into(offset, view)
-            if not done:
-                return
-            chunk = view[:done]
-            del view
-            offset += done
+        while chunk := self.read_pooled(offset, CHUNK_SIZE, pool):
+            offset += len(chunk)
             yield chunk
             del chunk  # no view of the buffer left here: the pool may give it out again
 

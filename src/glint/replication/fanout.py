@@ -272,13 +272,12 @@ class Feed:
                 skipped_to = run.end if run.end is not None else self._offered
             if self.sent >= skipped_to:
                 break  # the run is read (or the stream ended with it open, verified)
-            view = memoryview(pool.take())[: min(CHUNK_SIZE, skipped_to - self.sent)]
-            done = self._spool.read_into(self.sent, view)
-            if not done:
+            chunk = self._spool.read_pooled(
+                self.sent, min(CHUNK_SIZE, skipped_to - self.sent), pool
+            )
+            if not chunk:
                 raise RuntimeError(f"the spool ended at byte {self.sent}, before {skipped_to}")
-            chunk = view[:done]
-            del view
-            self.sent += done
+            self.sent += len(chunk)
             self._tell_room()
             self._on_spool_read()
             yield chunk

@@ -117,8 +117,7 @@
           return resume(code); // Glint has not noticed the break yet, or holds other bytes
         }
         if (reply.data && reply.data.state === "interrupted") {
-          // Glint saw the body break off before this browser did (the browser may even have
-          // sent the request again on a new connection, which then found it interrupted).
+          // Glint saw the body break off before this browser did, and its answer got through.
           return broke("Glint saw the upload break off");
         }
         return reply;
